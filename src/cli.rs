@@ -1,0 +1,135 @@
+//! The command line, as clap derive types only. `config` turns these into validated options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::parse_buffer_size;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    unexpected failure
+  2    usage error, or a --method that cannot serve this input
+  3    connection failed, broke or timed out
+  4    peer is not zcp, or sent a malformed or truncated stream
+  5    receiver refused the file (exists, unsafe name, not writable)
+  6    checksum mismatch: nothing was put in place
+  7    local file error (not found, permission, disk full)
+  130  interrupted (Ctrl-C)";
+
+/// Move files between hosts over TCP with sendfile(2) and splice(2), and show which syscall path
+/// did the work.
+#[derive(Debug, Parser)]
+#[command(name = "zcp", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a file to a listening `zcp recv`
+    #[command(after_help = SEND_EXAMPLES)]
+    Send(SendArgs),
+    /// Listen for one sender and write what it sends to disk
+    #[command(after_help = RECV_EXAMPLES)]
+    Recv(RecvArgs),
+}
+
+const SEND_EXAMPLES: &str = "\
+Examples:
+  zcp send ./big.iso 10.0.0.2:7878                 zero-copy with sendfile(2)
+  zcp send ./big.iso 10.0.0.2:7878 --method buffered --buffer-size 1M
+  mkfifo f; (make-data > f &); zcp send f host:7878 a pipe: spliced, length unknown
+  zcp send ./big.iso [::1]:7878 --json             the report as JSON on stdout";
+
+const RECV_EXAMPLES: &str = "\
+Examples:
+  zcp recv                                         listen on 0.0.0.0:7878, write into .
+  zcp recv --listen 127.0.0.1:0 --output ./incoming
+  zcp recv --output ./copy.iso --force             write to this path, replacing it";
+
+/// The data paths a sender can be asked to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SendMethod {
+    /// sendfile, falling back to splice, then buffered, saying why
+    Auto,
+    /// sendfile(2) only: page cache to socket
+    Sendfile,
+    /// splice(2) through a pipe only
+    Splice,
+    /// an explicit read/write loop through a buffer of --buffer-size
+    Buffered,
+}
+
+/// The data paths a receiver can be asked to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecvMethod {
+    /// splice, falling back to buffered, saying why
+    Auto,
+    /// splice(2) socket to pipe to file only
+    Splice,
+    /// an explicit read/write loop through a buffer of --buffer-size
+    Buffered,
+}
+
+/// Options shared by both ends for what is printed.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print the report as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress bar and no summary line on stderr (errors are still printed)
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The file to send: a regular file, a FIFO, or a pseudo file such as /proc/cpuinfo
+    pub file: PathBuf,
+
+    /// The receiver's address: HOST:PORT, IP:PORT or [IPv6]:PORT
+    #[arg(value_name = "HOST:PORT")]
+    pub dest: String,
+
+    /// Which data path moves the bytes
+    #[arg(long, value_enum, default_value_t = SendMethod::Auto)]
+    pub method: SendMethod,
+
+    /// Buffer of the buffered path, e.g. 32K, 1M (at most 16M)
+    #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_buffer_size)]
+    pub buffer_size: u64,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecvArgs {
+    /// Address to listen on; port 0 picks a free port. The first line on stderr is always
+    /// `listening on IP:PORT`, printed before the first connection is accepted
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7878")]
+    pub listen: String,
+
+    /// Where to write: an existing directory (files keep their names), or the path of the file
+    #[arg(long, short, value_name = "PATH", default_value = ".")]
+    pub output: PathBuf,
+
+    /// Which data path writes the bytes
+    #[arg(long, value_enum, default_value_t = RecvMethod::Auto)]
+    pub method: RecvMethod,
+
+    /// Buffer of the buffered path, e.g. 32K, 1M (at most 16M)
+    #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_buffer_size)]
+    pub buffer_size: u64,
+
+    /// Replace a file that already exists (without it, an existing file is refused)
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub output_args: OutputArgs,
+}

@@ -1,0 +1,131 @@
+//! The buffered path: an explicit `read(2)`/`write(2)` loop through one user-space buffer of the
+//! configured size. Never `std::io::copy`, which on Linux quietly switches to
+//! `copy_file_range`/`sendfile`/`splice` for some descriptor pairs and would make reports lie.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::{Attempt, Counted, DataPath, Framing, Incoming, Moved, Outgoing, Tick, hash_prefix};
+use crate::error::SessionError;
+use crate::protocol;
+
+/// Sends the source through a buffer, hashing what passes.
+pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
+    let mut file = &out.source.file;
+    let mut moved = Moved { path: DataPath::Buffered, ..Moved::default() };
+    let mut hasher = Xxh3::new();
+    if out.offset > 0 {
+        moved.checksum_calls += hash_prefix(file, out.offset, &mut hasher)?;
+        file.seek(SeekFrom::Start(out.offset))?;
+        moved.calls += 1;
+    }
+    let mut socket = Counted::new(out.socket);
+    match out.source.size {
+        Some(size) => {
+            let mut buf = vec![0u8; out.buffer_size];
+            let mut pos = out.offset;
+            while pos < size {
+                let want = (size - pos).min(buf.len() as u64) as usize;
+                let n = read_some(&mut file, &mut buf[..want], &mut moved.calls)?;
+                if n == 0 {
+                    return Err(super::source_shrank(out.source, pos, size));
+                }
+                hasher.update(&buf[..n]);
+                socket.write_all(&buf[..n])?;
+                pos += n as u64;
+                tick(pos - out.offset)?;
+            }
+            moved.bytes = size - out.offset;
+        }
+        None => {
+            // Room for the chunk header in front, so each chunk leaves in one write.
+            let mut buf = vec![0u8; 4 + out.buffer_size];
+            loop {
+                let n = read_some(&mut file, &mut buf[4..], &mut moved.calls)?;
+                if n == 0 {
+                    break;
+                }
+                buf[..4].copy_from_slice(&protocol::chunk_header(n as u32));
+                hasher.update(&buf[4..4 + n]);
+                socket.write_all(&buf[..4 + n])?;
+                moved.bytes += n as u64;
+                tick(moved.bytes)?;
+            }
+            socket.write_all(&protocol::chunk_header(0))?;
+        }
+    }
+    moved.calls += socket.calls;
+    moved.xxh3 = hasher.digest128();
+    Ok(moved)
+}
+
+/// Receives a file's bytes through a buffer into `inc.file`, hashing what passes.
+pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
+    let mut sink = Sink {
+        socket: Counted::new(inc.socket),
+        file: Counted::new(inc.file),
+        hasher: Xxh3::new(),
+        buf: vec![0u8; inc.buffer_size],
+        moved: Moved { path: DataPath::Buffered, ..Moved::default() },
+    };
+    if inc.offset > 0 {
+        sink.moved.checksum_calls += hash_prefix(inc.file, inc.offset, &mut sink.hasher)?;
+        sink.file.seek(SeekFrom::Start(inc.offset))?;
+    }
+    match inc.framing {
+        Framing::Sized(len) => sink.run(len, Some(len), tick)?,
+        Framing::Chunked => loop {
+            let len = protocol::read_chunk_header(&mut sink.socket).map_err(anyhow::Error::from)?;
+            if len == 0 {
+                break;
+            }
+            sink.run(len as u64, None, tick)?;
+        },
+    }
+    let mut moved = sink.moved;
+    moved.calls += sink.socket.calls + sink.file.calls;
+    moved.xxh3 = sink.hasher.digest128();
+    Ok(moved)
+}
+
+/// The receiving end of the buffered path: socket, buffer, hasher and file.
+struct Sink<'a> {
+    socket: Counted<&'a std::net::TcpStream>,
+    file: Counted<&'a std::fs::File>,
+    hasher: Xxh3,
+    buf: Vec<u8>,
+    moved: Moved,
+}
+
+impl Sink<'_> {
+    /// Moves exactly `len` bytes from the socket to the file.
+    fn run(&mut self, len: u64, expected: Option<u64>, tick: Tick<'_>) -> Result<(), Attempt> {
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            let n = self.socket.read(&mut self.buf[..want])?;
+            if n == 0 {
+                let received = self.moved.bytes;
+                return Err(SessionError::ConnectionLost { received, expected }.into());
+            }
+            self.hasher.update(&self.buf[..n]);
+            self.file.write_all(&self.buf[..n])?;
+            left -= n as u64;
+            self.moved.bytes += n as u64;
+            tick(self.moved.bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// One `read(2)`, retried on EINTR, counted.
+fn read_some(r: &mut impl Read, buf: &mut [u8], calls: &mut u64) -> io::Result<usize> {
+    loop {
+        *calls += 1;
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Linux zero-copy paths: `sendfile(2)` file→socket, `splice(2)` file→pipe→socket and
+//! socket→pipe→file, with the pipe they share. Each reports `Attempt::Unsupported` only when the
+//! kernel refuses before the first byte moved, so a fallback never resends anything.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice, tee};
+use nix::sys::sendfile::sendfile64;
+use nix::unistd::pipe2;
+use xxhash_rust::xxh3::Xxh3;
+
+use super::{
+    Attempt, BackgroundHash, Counted, DataPath, Framing, Incoming, Moved, Outgoing, Tick,
+    source_shrank,
+};
+use crate::error::SessionError;
+use crate::protocol;
+use crate::source::{Source, SourceKind};
+
+/// Largest `sendfile` call: small enough that progress moves, large enough to cost few calls.
+const SENDFILE_CHUNK: usize = 64 << 20;
+/// The pipe capacity we ask for; the kernel may grant less (`/proc/sys/fs/pipe-max-size`).
+const PIPE_WANTED: usize = 1 << 20;
+
+/// Errnos that mean "this path cannot serve here" rather than "something broke".
+fn refuses(e: Errno) -> bool {
+    matches!(e, Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP)
+}
+
+fn unsupported(e: Option<Errno>, reason: String) -> Attempt {
+    Attempt::Unsupported { errno: e.map(|e| e as i32), reason }
+}
+
+/// Pushes the whole source with `sendfile`, in calls of at most 64 MiB at explicit offsets.
+pub(super) fn send_sendfile(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
+    let src = out.source;
+    let Some(size) = src.size else {
+        // Ask the kernel anyway (0 bytes, nothing moves) so the report carries its own answer.
+        let errno = sendfile64(out.socket, &src.file, None, 0).err();
+        return Err(unsupported(errno, format!("{} has no length known up front", describe(src))));
+    };
+    let mut moved = Moved { path: DataPath::Sendfile, ..Moved::default() };
+    let mut hash = None;
+    let mut offset = out.offset as i64;
+    while (offset as u64) < size {
+        let want = ((size - offset as u64) as usize).min(SENDFILE_CHUNK);
+        moved.calls += 1;
+        match sendfile64(out.socket, &src.file, Some(&mut offset), want) {
+            Ok(0) => return Err(source_shrank(src, offset as u64, size)),
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) if hash.is_none() && refuses(e) => {
+                return Err(unsupported(
+                    Some(e),
+                    format!("the kernel cannot sendfile from {}", describe(src)),
+                ));
+            }
+            Err(e) => return Err(Attempt::Failed(anyhow::Error::from(e).context("sendfile"))),
+        }
+        // Hash only once the path is known to work: a fallback would hash on its own.
+        if hash.is_none() {
+            hash = Some(BackgroundHash::spawn(&src.file, size)?);
+        }
+        tick(offset as u64 - out.offset)?;
+    }
+    let hash = match hash {
+        Some(hash) => hash,
+        None => BackgroundHash::spawn(&src.file, size)?,
+    };
+    (moved.xxh3, moved.checksum_calls) = hash.finish(size)?;
+    moved.bytes = size - out.offset;
+    Ok(moved)
+}
+
+/// Pushes the source through a pipe with `splice`: raw when its size is known, else chunked.
+pub(super) fn send_splice(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
+    let pipe = Pipe::new()?;
+    let moved =
+        Moved { path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
+    match out.source.size {
+        Some(size) => splice_sized(out, &pipe, size, moved, tick),
+        None => splice_chunked(out, &pipe, moved, tick),
+    }
+}
+
+fn splice_sized(
+    out: &Outgoing<'_>,
+    pipe: &Pipe,
+    size: u64,
+    mut moved: Moved,
+    tick: Tick<'_>,
+) -> Result<Moved, Attempt> {
+    let src = out.source;
+    let mut hash = None;
+    let mut offset = out.offset as i64;
+    while (offset as u64) < size {
+        let want = ((size - offset as u64) as usize).min(pipe.capacity);
+        moved.calls += 1;
+        let n = match splice(
+            &src.file,
+            Some(&mut offset),
+            &pipe.write,
+            None,
+            want,
+            SpliceFFlags::SPLICE_F_MOVE,
+        ) {
+            Ok(0) => return Err(source_shrank(src, offset as u64, size)),
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) if hash.is_none() && refuses(e) => {
+                return Err(unsupported(
+                    Some(e),
+                    format!("{} does not support splice", describe(src)),
+                ));
+            }
+            Err(e) => {
+                return Err(Attempt::Failed(anyhow::Error::from(e).context("splice from file")));
+            }
+        };
+        if hash.is_none() {
+            hash = Some(BackgroundHash::spawn(&src.file, size)?);
+        }
+        let more = (offset as u64) < size;
+        pipe.drain_to(out.socket, n, more, &mut moved.calls)?;
+        tick(offset as u64 - out.offset)?;
+    }
+    let hash = match hash {
+        Some(hash) => hash,
+        None => BackgroundHash::spawn(&src.file, size)?,
+    };
+    (moved.xxh3, moved.checksum_calls) = hash.finish(size)?;
+    moved.bytes = size - out.offset;
+    Ok(moved)
+}
+
+/// A source of unknown length, in chunks of whatever one splice into the pipe brought. The bytes
+/// are duplicated with `tee` into a second pipe and read from there for the checksum, since they
+/// can be read only once from the source.
+fn splice_chunked(
+    out: &Outgoing<'_>,
+    pipe: &Pipe,
+    mut moved: Moved,
+    tick: Tick<'_>,
+) -> Result<Moved, Attempt> {
+    let src = out.source;
+    let mirror = Pipe::new()?;
+    let mut hasher = Xxh3::new();
+    let mut buf = vec![0u8; mirror.capacity];
+    let mut socket = Counted::new(out.socket);
+    loop {
+        moved.calls += 1;
+        let n = match splice(
+            &src.file,
+            None,
+            &pipe.write,
+            None,
+            pipe.capacity,
+            SpliceFFlags::SPLICE_F_MOVE,
+        ) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) if moved.bytes == 0 && refuses(e) => {
+                return Err(unsupported(
+                    Some(e),
+                    format!("{} does not support splice", describe(src)),
+                ));
+            }
+            Err(e) => {
+                return Err(Attempt::Failed(anyhow::Error::from(e).context("splice from source")));
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        mirror.hash_copy_of(pipe, n, &mut buf, &mut hasher, &mut moved.checksum_calls)?;
+        socket.write_all(&protocol::chunk_header(n as u32))?;
+        pipe.drain_to(out.socket, n, true, &mut moved.calls)?;
+        moved.bytes += n as u64;
+        tick(moved.bytes)?;
+    }
+    socket.write_all(&protocol::chunk_header(0))?;
+    moved.calls += socket.calls;
+    moved.xxh3 = hasher.digest128();
+    Ok(moved)
+}
+
+/// Writes incoming bytes with `splice` socket→pipe→file at explicit file offsets, while a
+/// thread hashes what has landed.
+pub(super) fn recv_splice(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
+    let pipe = Pipe::new()?;
+    let mut moved =
+        Moved { path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
+    // Probe before taking bytes off the socket: from an empty pipe, a file that takes splice
+    // writes answers EAGAIN; one that does not answers EINVAL, and the buffered path takes over.
+    let mut probe_offset = inc.offset as i64;
+    moved.calls += 1;
+    match splice(
+        &pipe.read,
+        None,
+        inc.file,
+        Some(&mut probe_offset),
+        1,
+        SpliceFFlags::SPLICE_F_NONBLOCK,
+    ) {
+        Ok(_) | Err(Errno::EAGAIN) => {}
+        Err(e) if refuses(e) => {
+            return Err(unsupported(
+                Some(e),
+                "the destination file does not take splice writes".into(),
+            ));
+        }
+        Err(e) => return Err(Attempt::Failed(anyhow::Error::from(e).context("splice probe"))),
+    }
+    let mut writer = SpliceWriter {
+        inc,
+        pipe: &pipe,
+        position: inc.offset as i64,
+        moved,
+        hash: BackgroundHash::spawn(inc.file, inc.offset)?,
+    };
+    match inc.framing {
+        Framing::Sized(len) => writer.run(len, Some(len), tick)?,
+        Framing::Chunked => {
+            let mut socket = Counted::new(inc.socket);
+            loop {
+                let len = protocol::read_chunk_header(&mut socket).map_err(anyhow::Error::from)?;
+                if len == 0 {
+                    break;
+                }
+                writer.run(len as u64, None, tick)?;
+            }
+            writer.moved.calls += socket.calls;
+        }
+    }
+    let mut moved = writer.moved;
+    (moved.xxh3, moved.checksum_calls) = writer.hash.finish(writer.position as u64)?;
+    Ok(moved)
+}
+
+/// The receiving end of the splice path.
+struct SpliceWriter<'a> {
+    inc: &'a Incoming<'a>,
+    pipe: &'a Pipe,
+    position: i64,
+    moved: Moved,
+    hash: BackgroundHash,
+}
+
+impl SpliceWriter<'_> {
+    /// Moves exactly `len` bytes from the socket into the file.
+    fn run(&mut self, len: u64, expected: Option<u64>, tick: Tick<'_>) -> Result<(), Attempt> {
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(self.pipe.capacity as u64) as usize;
+            self.moved.calls += 1;
+            let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
+            let n = match splice(self.inc.socket, None, &self.pipe.write, None, want, flags) {
+                Ok(0) => {
+                    let received = self.moved.bytes;
+                    return Err(SessionError::ConnectionLost { received, expected }.into());
+                }
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(Attempt::Failed(anyhow::Error::from(std::io::Error::from(e))));
+                }
+            };
+            let mut pending = n;
+            while pending > 0 {
+                self.moved.calls += 1;
+                match splice(
+                    &self.pipe.read,
+                    None,
+                    self.inc.file,
+                    Some(&mut self.position),
+                    pending,
+                    SpliceFFlags::SPLICE_F_MOVE,
+                ) {
+                    Ok(k) => pending -= k,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(Attempt::Failed(std::io::Error::from(e).into())),
+                }
+            }
+            left -= n as u64;
+            self.moved.bytes += n as u64;
+            self.hash.advance(self.position as u64);
+            tick(self.moved.bytes)?;
+        }
+        Ok(())
+    }
+}
+
+fn describe(src: &Source) -> String {
+    match src.kind {
+        SourceKind::Regular => src.display.clone(),
+        kind => format!("{} ({})", src.display, kind.describe()),
+    }
+}
+
+/// A pipe for splice, grown to the capacity the kernel grants.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    fn new() -> std::io::Result<Pipe> {
+        let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
+        let capacity = grow(&write);
+        Ok(Pipe { read, write, capacity })
+    }
+
+    /// Splices exactly `n` bytes from this pipe into the socket.
+    fn drain_to(
+        &self,
+        socket: &TcpStream,
+        mut n: usize,
+        more: bool,
+        calls: &mut u64,
+    ) -> Result<(), Attempt> {
+        let flags = if more {
+            SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE
+        } else {
+            SpliceFFlags::SPLICE_F_MOVE
+        };
+        while n > 0 {
+            *calls += 1;
+            match splice(&self.read, None, socket, None, n, flags) {
+                Ok(0) => {
+                    return Err(Attempt::Failed(anyhow::anyhow!("splice to socket moved nothing")));
+                }
+                Ok(k) => n -= k,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Attempt::Failed(std::io::Error::from(e).into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Duplicates the `n` bytes waiting in `source` into this pipe with `tee`, reads the copy
+    /// and hashes it. The bytes in `source` stay for the socket.
+    fn hash_copy_of(
+        &self,
+        source: &Pipe,
+        n: usize,
+        buf: &mut [u8],
+        hasher: &mut Xxh3,
+        calls: &mut u64,
+    ) -> Result<(), Attempt> {
+        let copied = loop {
+            *calls += 1;
+            match tee(&source.read, &self.write, n, SpliceFFlags::empty()) {
+                Ok(k) => break k,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Attempt::Failed(anyhow::Error::from(e).context("tee"))),
+            }
+        };
+        if copied != n {
+            return Err(Attempt::Failed(anyhow::anyhow!("tee duplicated {copied} of {n} bytes")));
+        }
+        let mut left = n;
+        while left > 0 {
+            *calls += 1;
+            let want = left.min(buf.len());
+            match nix::unistd::read(&self.read, &mut buf[..want]) {
+                Ok(0) => return Err(Attempt::Failed(anyhow::anyhow!("tee copy ended early"))),
+                Ok(k) => {
+                    hasher.update(&buf[..k]);
+                    left -= k;
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(Attempt::Failed(anyhow::Error::from(e).context("reading tee copy")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Asks for a 1 MiB pipe, then for the system maximum, and keeps whatever the kernel grants.
+fn grow(fd: &OwnedFd) -> usize {
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(PIPE_WANTED);
+    for want in [PIPE_WANTED, max.min(PIPE_WANTED)] {
+        if let Ok(granted) = fcntl(fd.as_fd(), FcntlArg::F_SETPIPE_SZ(want as i32)) {
+            return granted as usize;
+        }
+    }
+    fcntl(fd.as_fd(), FcntlArg::F_GETPIPE_SZ).map_or(64 << 10, |n| n as usize)
+}

@@ -1,0 +1,263 @@
+//! The data paths that move one file's bytes between a file and a socket, and the chooser that
+//! tries them in order (sendfile, splice, buffered), records why each one gave way, and returns
+//! what actually moved the bytes. Framing of the surrounding session lives in `protocol`.
+
+mod buffered;
+mod hash;
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(not(target_os = "linux"))]
+mod portable;
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::net::TcpStream;
+
+use crate::error::SessionError;
+use crate::source::Source;
+
+pub use hash::{BackgroundHash, hash_prefix};
+#[cfg(target_os = "linux")]
+use linux as platform;
+#[cfg(not(target_os = "linux"))]
+use portable as platform;
+
+/// How bytes cross between a file and a socket. The names are the tokens used in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataPath {
+    /// `sendfile(2)`: page-cache pages straight to the socket.
+    #[default]
+    Sendfile,
+    /// `splice(2)` through a pipe: no copy through user space.
+    Splice,
+    /// An explicit `read(2)`/`write(2)` loop through a user-space buffer.
+    Buffered,
+}
+
+impl DataPath {
+    /// The report token: `sendfile`, `splice` or `buffered`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataPath::Sendfile => "sendfile",
+            DataPath::Splice => "splice",
+            DataPath::Buffered => "buffered",
+        }
+    }
+
+    pub(crate) fn to_wire(self) -> u8 {
+        match self {
+            DataPath::Sendfile => 1,
+            DataPath::Splice => 2,
+            DataPath::Buffered => 3,
+        }
+    }
+
+    pub(crate) fn from_wire(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => DataPath::Sendfile,
+            2 => DataPath::Splice,
+            3 => DataPath::Buffered,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for DataPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the user asked for: try every path in order, or exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Auto,
+    Only(DataPath),
+}
+
+impl Method {
+    fn candidates(self, order: &'static [DataPath]) -> Vec<DataPath> {
+        match self {
+            Method::Auto => order.to_vec(),
+            Method::Only(path) => vec![path],
+        }
+    }
+}
+
+/// A path that was tried and gave way to the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    pub from: DataPath,
+    /// The errno the kernel answered, when the kernel refused; `None` when zcp knew beforehand.
+    pub errno: Option<i32>,
+    pub reason: String,
+}
+
+/// What moving one file's bytes took.
+#[derive(Debug, Clone, Default)]
+pub struct Moved {
+    pub path: DataPath,
+    /// Bytes of the file that crossed the socket.
+    pub bytes: u64,
+    /// Data-path system calls, as strace counts them.
+    pub calls: u64,
+    /// System calls that read data back for the checksum.
+    pub checksum_calls: u64,
+    /// Capacity of the splice pipe, 0 when none was used.
+    pub pipe_bytes: u32,
+    pub fallbacks: Vec<Fallback>,
+    /// xxh3-128 of the whole file, from byte 0.
+    pub xxh3: u128,
+}
+
+/// How the receiver learns where a file's bytes end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many raw bytes follow.
+    Sized(u64),
+    /// Length-prefixed chunks follow, ended by an empty one.
+    Chunked,
+}
+
+/// Called after every data-path call with the bytes moved so far. An error aborts the copy:
+/// the session uses it to stop when the peer has something to say.
+pub type Tick<'a> = &'a mut dyn FnMut(u64) -> io::Result<()>;
+
+/// Why one path could not serve.
+pub(crate) enum Attempt {
+    /// The path cannot serve this source or destination; nothing was moved, the next may.
+    Unsupported { errno: Option<i32>, reason: String },
+    /// A real failure: stop.
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Attempt {
+    fn from(e: E) -> Self {
+        Attempt::Failed(e.into())
+    }
+}
+
+/// Sender side: what to push, from where, in which form.
+pub struct Outgoing<'a> {
+    pub source: &'a Source,
+    pub socket: &'a TcpStream,
+    /// First byte to send; bytes before it are only hashed.
+    pub offset: u64,
+    pub buffer_size: usize,
+}
+
+/// Receiver side: where incoming bytes go.
+pub struct Incoming<'a> {
+    pub socket: &'a TcpStream,
+    pub file: &'a File,
+    pub framing: Framing,
+    /// File offset of the first incoming byte; bytes before it are already in the file.
+    pub offset: u64,
+    pub buffer_size: usize,
+}
+
+const SEND_ORDER: &[DataPath] = &[DataPath::Sendfile, DataPath::Splice, DataPath::Buffered];
+const RECV_ORDER: &[DataPath] = &[DataPath::Splice, DataPath::Buffered];
+
+/// Pushes a source's bytes into the socket by the first path of `method` that can serve.
+pub fn send(out: &Outgoing<'_>, method: Method, tick: Tick<'_>) -> anyhow::Result<Moved> {
+    choose(
+        method,
+        SEND_ORDER,
+        |path, tick| match path {
+            DataPath::Sendfile => platform::send_sendfile(out, tick),
+            DataPath::Splice => platform::send_splice(out, tick),
+            DataPath::Buffered => buffered::send(out, tick),
+        },
+        tick,
+    )
+}
+
+/// Writes a file's incoming bytes by the first path of `method` that can serve.
+pub fn recv(inc: &Incoming<'_>, method: Method, tick: Tick<'_>) -> anyhow::Result<Moved> {
+    choose(
+        method,
+        RECV_ORDER,
+        |path, tick| match path {
+            DataPath::Splice => platform::recv_splice(inc, tick),
+            DataPath::Buffered => buffered::recv(inc, tick),
+            DataPath::Sendfile => Err(Attempt::Unsupported {
+                errno: None,
+                reason: "sendfile cannot write to a file from a socket".into(),
+            }),
+        },
+        tick,
+    )
+}
+
+fn choose(
+    method: Method,
+    order: &'static [DataPath],
+    mut attempt: impl FnMut(DataPath, Tick<'_>) -> Result<Moved, Attempt>,
+    tick: Tick<'_>,
+) -> anyhow::Result<Moved> {
+    let mut fallbacks = Vec::new();
+    for path in method.candidates(order) {
+        match attempt(path, tick) {
+            Ok(mut moved) => {
+                moved.fallbacks = fallbacks;
+                return Ok(moved);
+            }
+            Err(Attempt::Unsupported { errno, reason }) if method == Method::Auto => {
+                fallbacks.push(Fallback { from: path, errno, reason });
+            }
+            Err(Attempt::Unsupported { errno, reason }) => {
+                return Err(SessionError::MethodUnavailable { path, errno, reason }.into());
+            }
+            Err(Attempt::Failed(e)) => return Err(e),
+        }
+    }
+    // The last path of every order (buffered) never answers Unsupported.
+    Err(anyhow::anyhow!("no data path could serve"))
+}
+
+/// A reader or writer that counts its `read`/`write`/`lseek` calls, as strace would.
+pub(crate) struct Counted<T> {
+    inner: T,
+    pub calls: u64,
+}
+
+impl<T> Counted<T> {
+    pub fn new(inner: T) -> Self {
+        Self { inner, calls: 0 }
+    }
+}
+
+impl<T: io::Read> io::Read for Counted<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.calls += 1;
+        self.inner.read(buf)
+    }
+}
+
+impl<T: io::Write> io::Write for Counted<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.calls += 1;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<T: io::Seek> io::Seek for Counted<T> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.calls += 1;
+        self.inner.seek(pos)
+    }
+}
+
+/// The error for a regular file that ended before the size it had when offered.
+pub(crate) fn source_shrank(source: &Source, at: u64, size: u64) -> Attempt {
+    Attempt::Failed(anyhow::anyhow!(
+        "{} shrank while being sent: it ended at byte {at} of {size}",
+        source.display
+    ))
+}

@@ -1,0 +1,143 @@
+//! Failure classes and their exit codes, kept in one place, and the typed errors that sessions
+//! branch on. Every other failure is an `anyhow` chain, classified here by its root cause.
+
+use std::fmt;
+use std::io;
+
+use crate::copy::DataPath;
+use crate::protocol::{ErrorCode, ProtocolError};
+
+/// The exit codes of `zcp`, one per failure class. Stable: scripts rely on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Success = 0,
+    /// Anything not classified below.
+    Failure = 1,
+    /// Bad command line, or a `--method` that cannot serve this input.
+    Usage = 2,
+    /// Could not connect or listen, or the connection broke or timed out.
+    Connection = 3,
+    /// The peer is not zcp, speaks another version, or sent something malformed or truncated.
+    Protocol = 4,
+    /// The receiver refused the file (it exists, its name is unsafe, it cannot be written).
+    Refused = 5,
+    /// The data arrived but its checksum did not match: nothing was put in place.
+    Checksum = 6,
+    /// A local file could not be read or written (not found, permission, disk full).
+    Io = 7,
+    /// Interrupted by a signal.
+    Interrupted = 130,
+}
+
+impl ExitCode {
+    /// Every code with a one-line meaning, for `--help` and the README.
+    pub const TABLE: &[(ExitCode, &str)] = &[
+        (ExitCode::Success, "success"),
+        (ExitCode::Failure, "unexpected failure"),
+        (ExitCode::Usage, "usage error, or a --method that cannot serve this input"),
+        (ExitCode::Connection, "connection failed, broke or timed out"),
+        (ExitCode::Protocol, "peer is not zcp, or sent a malformed or truncated stream"),
+        (ExitCode::Refused, "receiver refused the file (exists, unsafe name, not writable)"),
+        (ExitCode::Checksum, "checksum mismatch: nothing was put in place"),
+        (ExitCode::Io, "local file error (not found, permission, disk full)"),
+        (ExitCode::Interrupted, "interrupted (Ctrl-C)"),
+    ];
+
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Failures that sessions and the exit code need to tell apart.
+#[derive(Debug)]
+pub enum SessionError {
+    /// `--method` named a path that cannot serve this source or destination.
+    MethodUnavailable { path: DataPath, errno: Option<i32>, reason: String },
+    /// The source is a directory.
+    IsADirectory(String),
+    /// The receiver refused an entry.
+    Refused { name: String, reason: String },
+    /// The file's checksum did not match.
+    ChecksumMismatch { name: String },
+    /// The peer closed the connection before all of a file's bytes arrived.
+    ConnectionLost { received: u64, expected: Option<u64> },
+    /// The peer sent an ERROR frame.
+    Peer { code: ErrorCode, message: String },
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::MethodUnavailable { path, errno, reason } => {
+                write!(f, "--method {path} cannot be used: {reason}")?;
+                match errno {
+                    Some(e) => write!(f, " ({})", errno_name(*e)),
+                    None => Ok(()),
+                }
+            }
+            SessionError::IsADirectory(p) => {
+                write!(f, "{p} is a directory (sending directories is not supported yet)")
+            }
+            SessionError::Refused { name, reason } => {
+                write!(f, "receiver refused {name}: {reason}")
+            }
+            SessionError::ChecksumMismatch { name } => {
+                write!(
+                    f,
+                    "checksum mismatch for {name}: the data was damaged on the way, nothing was saved"
+                )
+            }
+            SessionError::ConnectionLost { received, expected: Some(total) } => {
+                write!(f, "connection lost after {received} of {total} bytes")
+            }
+            SessionError::ConnectionLost { received, expected: None } => {
+                write!(f, "connection lost after {received} bytes")
+            }
+            SessionError::Peer { message, .. } => write!(f, "peer reported: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// `EINVAL`-style name of an errno value.
+pub fn errno_name(errno: i32) -> String {
+    format!("{:?}", nix::errno::Errno::from_raw(errno))
+}
+
+/// The exit code for an error chain: the first link that has a class decides.
+pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    err.chain().find_map(classify).unwrap_or(ExitCode::Failure)
+}
+
+fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
+    if let Some(e) = cause.downcast_ref::<SessionError>() {
+        return Some(match e {
+            SessionError::MethodUnavailable { .. } => ExitCode::Usage,
+            SessionError::IsADirectory(_) => ExitCode::Io,
+            SessionError::Refused { .. } => ExitCode::Refused,
+            SessionError::ChecksumMismatch { .. } => ExitCode::Checksum,
+            SessionError::ConnectionLost { .. } => ExitCode::Connection,
+            SessionError::Peer { code: ErrorCode::Io, .. } => ExitCode::Io,
+            SessionError::Peer { code: ErrorCode::Interrupted, .. } => ExitCode::Connection,
+            SessionError::Peer { .. } => ExitCode::Protocol,
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<ProtocolError>() {
+        return Some(match e {
+            ProtocolError::Closed => ExitCode::Connection,
+            _ => ExitCode::Protocol,
+        });
+    }
+    cause.downcast_ref::<io::Error>().map(classify_io)
+}
+
+fn classify_io(e: &io::Error) -> ExitCode {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected
+        | TimedOut | WouldBlock | HostUnreachable | NetworkUnreachable | AddrInUse
+        | AddrNotAvailable => ExitCode::Connection,
+        _ => ExitCode::Io,
+    }
+}

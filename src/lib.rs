@@ -1,0 +1,19 @@
+//! zcp moves files between hosts over TCP as fast as the kernel allows — `sendfile(2)` and
+//! `splice(2)` where they serve, an explicit buffered loop where they do not — and reports the
+//! syscall path it actually took. `main.rs` only parses the command line and maps errors to
+//! exit codes; everything else lives here so tests and benchmarks reuse it.
+
+pub mod cli;
+pub mod config;
+pub mod copy;
+pub mod dest;
+pub mod error;
+pub mod net;
+pub mod progress;
+pub mod protocol;
+pub mod recv;
+pub mod report;
+pub mod send;
+pub mod session;
+pub mod source;
+pub mod usage;

@@ -1,0 +1,427 @@
+//! The framed messages of protocol version 1 and their payload layouts (documented in the module
+//! above).
+
+use super::wire::{Decoder, Encoder};
+use super::{MAX_ENTRIES, MAX_NAME, ProtocolError};
+use crate::copy::{DataPath, Fallback};
+
+const OFFER: u8 = 0x01;
+const PLAN: u8 = 0x02;
+const FILE_END: u8 = 0x03;
+const FINISH: u8 = 0x04;
+const SUMMARY: u8 = 0x05;
+const ERROR: u8 = 0x7F;
+
+const SMALL_LIMIT: u64 = 1 << 20;
+const LIST_LIMIT: u64 = 16 << 20;
+/// Longest reason or message text we send.
+const MAX_TEXT: usize = 1024;
+/// Smallest encoded entry: fixed fields plus a one-byte name.
+const MIN_ENTRY: usize = 1 + 1 + 8 + 4 + 8 + 4 + 2 + 1;
+const XXH3_128: u8 = 1;
+
+/// One message of the framed part of a session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Offer(Offer),
+    Plan(Plan),
+    FileEnd(FileEnd),
+    Finish(SideStats),
+    Summary(Summary),
+    Error { code: ErrorCode, message: String },
+}
+
+/// The sender's manifest: every entry of the session, announced at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    pub entries: Vec<Entry>,
+}
+
+/// One offered file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub kind: EntryKind,
+    /// Relative path as raw bytes, `/`-separated.
+    pub name: Vec<u8>,
+    /// `None` when the source cannot tell its length (a pipe): its bytes come chunked.
+    pub size: Option<u64>,
+    pub mode: u32,
+    pub mtime_sec: i64,
+    pub mtime_nsec: u32,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+}
+
+/// The receiver's answer to an offer, one per entry, in offer order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub answers: Vec<Answer>,
+}
+
+/// What the receiver wants for one entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Send the bytes from this offset on.
+    Send { offset: u64 },
+    /// Send nothing; the receiver already has it.
+    Skip,
+    /// The entry will not be written.
+    Refuse { code: RefuseCode, reason: String },
+}
+
+/// Why a receiver refused an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseCode {
+    Exists,
+    InvalidName,
+    NotWritable,
+    NoSpace,
+    Unsupported,
+    Other,
+}
+
+/// Sent after each file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileEnd {
+    /// xxh3-128 of the whole file, from byte 0.
+    pub xxh3: u128,
+}
+
+/// The receiver's closing word: one verdict per file that was sent, and its statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub verdicts: Vec<Verdict>,
+    pub stats: SideStats,
+}
+
+/// The outcome of one received file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub status: VerdictStatus,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictStatus {
+    Ok,
+    ChecksumMismatch,
+    Failed,
+}
+
+/// Why an end gave up, sent in an ERROR frame before it closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Protocol,
+    UnsupportedVersion,
+    Io,
+    Interrupted,
+}
+
+/// What one end measured over the data phase of a session.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SideStats {
+    /// The data path that moved the bytes.
+    pub path: DataPath,
+    /// File bytes this end moved.
+    pub bytes: u64,
+    /// Data-path system calls (sendfile, splice, read, write).
+    pub calls: u64,
+    /// System calls spent reading data back for the checksum (pread, tee, read).
+    pub checksum_calls: u64,
+    /// Capacity of the pipe used by splice, 0 when none.
+    pub pipe_bytes: u32,
+    pub elapsed_us: u64,
+    pub user_us: u64,
+    pub sys_us: u64,
+    pub peak_rss_kib: u64,
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    /// Paths tried before `path`, in order, and why each gave way.
+    pub fallbacks: Vec<Fallback>,
+}
+
+impl Message {
+    /// The name and payload limit of a frame type, or `None` when the type is unknown.
+    pub(super) fn limits(kind: u8) -> Option<(&'static str, u64)> {
+        Some(match kind {
+            OFFER => ("OFFER", LIST_LIMIT),
+            PLAN => ("PLAN", LIST_LIMIT),
+            FILE_END => ("FILE_END", SMALL_LIMIT),
+            FINISH => ("FINISH", SMALL_LIMIT),
+            SUMMARY => ("SUMMARY", LIST_LIMIT),
+            ERROR => ("ERROR", SMALL_LIMIT),
+            _ => return None,
+        })
+    }
+
+    /// The frame name of this message, for errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Offer(_) => "OFFER",
+            Message::Plan(_) => "PLAN",
+            Message::FileEnd(_) => "FILE_END",
+            Message::Finish(_) => "FINISH",
+            Message::Summary(_) => "SUMMARY",
+            Message::Error { .. } => "ERROR",
+        }
+    }
+
+    pub(super) fn encode(&self) -> (u8, Vec<u8>) {
+        let mut e = Encoder::new();
+        let kind = match self {
+            Message::Offer(offer) => {
+                e.u32(offer.entries.len() as u32);
+                offer.entries.iter().for_each(|entry| encode_entry(&mut e, entry));
+                OFFER
+            }
+            Message::Plan(plan) => {
+                e.u32(plan.answers.len() as u32);
+                plan.answers.iter().for_each(|answer| encode_answer(&mut e, answer));
+                PLAN
+            }
+            Message::FileEnd(end) => {
+                e.u8(XXH3_128).raw(&end.xxh3.to_be_bytes());
+                FILE_END
+            }
+            Message::Finish(stats) => {
+                encode_stats(&mut e, stats);
+                FINISH
+            }
+            Message::Summary(summary) => {
+                e.u32(summary.verdicts.len() as u32);
+                for v in &summary.verdicts {
+                    e.u8(v.status.to_wire()).text(&v.detail, MAX_TEXT);
+                }
+                encode_stats(&mut e, &summary.stats);
+                SUMMARY
+            }
+            Message::Error { code, message } => {
+                e.u16(code.to_wire()).text(message, MAX_TEXT);
+                ERROR
+            }
+        };
+        (kind, e.into_inner())
+    }
+
+    pub(super) fn decode(kind: u8, payload: &[u8]) -> Result<Message, ProtocolError> {
+        let (name, _) = Self::limits(kind).ok_or(ProtocolError::UnknownFrame(kind))?;
+        let mut d = Decoder::new(payload, name);
+        let msg = match kind {
+            OFFER => {
+                Message::Offer(Offer { entries: decode_list(&mut d, MIN_ENTRY, decode_entry)? })
+            }
+            PLAN => {
+                Message::Plan(Plan { answers: decode_list(&mut d, 1 + 8 + 2 + 2, decode_answer)? })
+            }
+            FILE_END => {
+                let algorithm = d.u8()?;
+                if algorithm != XXH3_128 {
+                    return Err(malformed(format!("unknown checksum algorithm {algorithm}")));
+                }
+                Message::FileEnd(FileEnd { xxh3: d.u128()? })
+            }
+            FINISH => Message::Finish(decode_stats(&mut d)?),
+            SUMMARY => {
+                let verdicts = decode_list(&mut d, 1 + 2, |d| {
+                    Ok(Verdict { status: VerdictStatus::from_wire(d.u8()?)?, detail: d.text()? })
+                })?;
+                Message::Summary(Summary { verdicts, stats: decode_stats(&mut d)? })
+            }
+            _ => Message::Error { code: ErrorCode::from_wire(d.u16()?), message: d.text()? },
+        };
+        d.finish()?;
+        Ok(msg)
+    }
+}
+
+fn malformed(why: String) -> ProtocolError {
+    ProtocolError::Malformed(why)
+}
+
+/// A `u32` count then that many items, refusing counts the payload cannot hold before allocating.
+fn decode_list<'a, T>(
+    d: &mut Decoder<'a>,
+    min_item: usize,
+    item: impl Fn(&mut Decoder<'a>) -> Result<T, ProtocolError>,
+) -> Result<Vec<T>, ProtocolError> {
+    let count = d.u32()?;
+    if count > MAX_ENTRIES {
+        return Err(ProtocolError::TooLarge {
+            what: "entry count",
+            len: count as u64,
+            max: MAX_ENTRIES as u64,
+        });
+    }
+    if (count as usize).saturating_mul(min_item) > d.remaining() {
+        return Err(malformed(format!("{count} items cannot fit in {} bytes", d.remaining())));
+    }
+    (0..count).map(|_| item(d)).collect()
+}
+
+fn encode_entry(e: &mut Encoder, entry: &Entry) {
+    let EntryKind::File = entry.kind;
+    e.u8(1)
+        .u8(u8::from(entry.size.is_some()))
+        .u64(entry.size.unwrap_or(0))
+        .u32(entry.mode)
+        .i64(entry.mtime_sec)
+        .u32(entry.mtime_nsec)
+        .bytes16(&entry.name);
+}
+
+fn decode_entry(d: &mut Decoder<'_>) -> Result<Entry, ProtocolError> {
+    let kind = match d.u8()? {
+        1 => EntryKind::File,
+        k => return Err(malformed(format!("unknown entry kind {k}"))),
+    };
+    let flags = d.u8()?;
+    if flags & !1 != 0 {
+        return Err(malformed(format!("unknown entry flags 0x{flags:02x}")));
+    }
+    let size = d.u64()?;
+    let (mode, mtime_sec, mtime_nsec) = (d.u32()?, d.i64()?, d.u32()?);
+    if mtime_nsec >= 1_000_000_000 {
+        return Err(malformed(format!("mtime nanoseconds {mtime_nsec} out of range")));
+    }
+    let name = d.bytes16()?;
+    if name.len() > MAX_NAME {
+        return Err(ProtocolError::TooLarge {
+            what: "entry name",
+            len: name.len() as u64,
+            max: MAX_NAME as u64,
+        });
+    }
+    let size = (flags & 1 == 1).then_some(size);
+    Ok(Entry { kind, name: name.to_vec(), size, mode, mtime_sec, mtime_nsec })
+}
+
+fn encode_answer(e: &mut Encoder, answer: &Answer) {
+    match answer {
+        Answer::Send { offset } => e.u8(1).u64(*offset).u16(0).text("", 0),
+        Answer::Skip => e.u8(2).u64(0).u16(0).text("", 0),
+        Answer::Refuse { code, reason } => {
+            e.u8(3).u64(0).u16(code.to_wire()).text(reason, MAX_TEXT)
+        }
+    };
+}
+
+fn decode_answer(d: &mut Decoder<'_>) -> Result<Answer, ProtocolError> {
+    let (action, offset, code, reason) = (d.u8()?, d.u64()?, d.u16()?, d.text()?);
+    Ok(match action {
+        1 => Answer::Send { offset },
+        2 => Answer::Skip,
+        3 => Answer::Refuse { code: RefuseCode::from_wire(code), reason },
+        a => return Err(malformed(format!("unknown plan action {a}"))),
+    })
+}
+
+fn encode_stats(e: &mut Encoder, s: &SideStats) {
+    e.u8(s.path.to_wire())
+        .u64(s.bytes)
+        .u64(s.calls)
+        .u64(s.checksum_calls)
+        .u32(s.pipe_bytes)
+        .u64(s.elapsed_us)
+        .u64(s.user_us)
+        .u64(s.sys_us)
+        .u64(s.peak_rss_kib)
+        .u64(s.voluntary_switches)
+        .u64(s.involuntary_switches)
+        .u16(s.fallbacks.len().min(u16::MAX as usize) as u16);
+    for f in s.fallbacks.iter().take(u16::MAX as usize) {
+        e.u8(f.from.to_wire()).i32(f.errno.unwrap_or(0)).text(&f.reason, MAX_TEXT);
+    }
+}
+
+fn decode_stats(d: &mut Decoder<'_>) -> Result<SideStats, ProtocolError> {
+    let path = DataPath::from_wire(d.u8()?).ok_or_else(|| malformed("unknown data path".into()))?;
+    let mut s = SideStats {
+        path,
+        bytes: d.u64()?,
+        calls: d.u64()?,
+        checksum_calls: d.u64()?,
+        pipe_bytes: d.u32()?,
+        elapsed_us: d.u64()?,
+        user_us: d.u64()?,
+        sys_us: d.u64()?,
+        peak_rss_kib: d.u64()?,
+        voluntary_switches: d.u64()?,
+        involuntary_switches: d.u64()?,
+        fallbacks: Vec::new(),
+    };
+    for _ in 0..d.u16()? {
+        let from =
+            DataPath::from_wire(d.u8()?).ok_or_else(|| malformed("unknown data path".into()))?;
+        let errno = Some(d.i32()?).filter(|&e| e != 0);
+        s.fallbacks.push(Fallback { from, errno, reason: d.text()? });
+    }
+    Ok(s)
+}
+
+impl RefuseCode {
+    fn to_wire(self) -> u16 {
+        match self {
+            RefuseCode::Exists => 1,
+            RefuseCode::InvalidName => 2,
+            RefuseCode::NotWritable => 3,
+            RefuseCode::NoSpace => 4,
+            RefuseCode::Unsupported => 5,
+            RefuseCode::Other => 6,
+        }
+    }
+
+    fn from_wire(v: u16) -> Self {
+        match v {
+            1 => RefuseCode::Exists,
+            2 => RefuseCode::InvalidName,
+            3 => RefuseCode::NotWritable,
+            4 => RefuseCode::NoSpace,
+            5 => RefuseCode::Unsupported,
+            _ => RefuseCode::Other,
+        }
+    }
+}
+
+impl VerdictStatus {
+    fn to_wire(self) -> u8 {
+        match self {
+            VerdictStatus::Ok => 1,
+            VerdictStatus::ChecksumMismatch => 2,
+            VerdictStatus::Failed => 3,
+        }
+    }
+
+    fn from_wire(v: u8) -> Result<Self, ProtocolError> {
+        Ok(match v {
+            1 => VerdictStatus::Ok,
+            2 => VerdictStatus::ChecksumMismatch,
+            3 => VerdictStatus::Failed,
+            _ => return Err(malformed(format!("unknown verdict status {v}"))),
+        })
+    }
+}
+
+impl ErrorCode {
+    fn to_wire(self) -> u16 {
+        match self {
+            ErrorCode::Protocol => 1,
+            ErrorCode::UnsupportedVersion => 2,
+            ErrorCode::Io => 3,
+            ErrorCode::Interrupted => 4,
+        }
+    }
+
+    /// Unknown codes read as protocol errors: the message text still says what happened.
+    fn from_wire(v: u16) -> Self {
+        match v {
+            2 => ErrorCode::UnsupportedVersion,
+            3 => ErrorCode::Io,
+            4 => ErrorCode::Interrupted,
+            _ => ErrorCode::Protocol,
+        }
+    }
+}

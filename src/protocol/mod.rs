@@ -1,0 +1,306 @@
+//! The zcp wire protocol, version 1: pure encoding and decoding over `Read`/`Write`. It owns the
+//! byte layout and its limits; it does not choose data paths or touch files (see `copy`, `send`,
+//! `recv`).
+//!
+//! # Overview
+//!
+//! One TCP connection carries one session. The sender connects and speaks first:
+//!
+//! ```text
+//! sender                                   receiver
+//!   HELLO ───────────────────────────────────▶
+//!   ◀─────────────────────────────────── HELLO
+//!   OFFER (manifest of every entry) ─────────▶
+//!   ◀──────────── PLAN (one answer per entry)
+//!   for each entry answered "send from N", in manifest order:
+//!     file bytes N..size, raw (or chunked) ─▶
+//!     FILE_END (xxh3-128 of the whole file) ▶
+//!   FINISH (sender's statistics) ────────────▶
+//!   ◀──── SUMMARY (per-file verdicts, receiver's statistics)
+//! ```
+//!
+//! So a session costs one round trip before data flows however many entries the offer holds, and
+//! the file bytes travel as one raw run that `sendfile(2)` can push in a single call.
+//!
+//! # Encoding
+//!
+//! All integers are big-endian and unsigned unless marked `i`. `str16` is a `u16` byte length
+//! followed by that many bytes (UTF-8 for text; raw bytes for names, which are Unix paths).
+//!
+//! ## HELLO (14 bytes, not framed)
+//!
+//! | bytes | field                                                       |
+//! |-------|-------------------------------------------------------------|
+//! | 8     | magic `89 5A 43 50 0D 0A 1A 0A` (`\x89ZCP\r\n\x1a\n`)        |
+//! | 2     | protocol version, `1`                                       |
+//! | 4     | capability flags, `0` in version 1; unknown bits are ignored |
+//!
+//! The magic's first byte is not ASCII, so a line of text (`hello` from netcat, an HTTP request)
+//! is told apart at its first byte and answered with "not a zcp peer". A receiver that sees
+//! another version answers with an ERROR frame (code 2) and closes.
+//!
+//! ## Frames
+//!
+//! Every later message is a frame: `u8 type`, `u32 payload length`, payload. A payload longer
+//! than its type's limit is refused before anything is allocated, and a payload must be exactly
+//! as long as its fields.
+//!
+//! | type | name     | direction | limit   | payload                                        |
+//! |------|----------|-----------|---------|------------------------------------------------|
+//! | 0x01 | OFFER    | → recv    | 16 MiB  | `u32 count`, then `count` entries              |
+//! | 0x02 | PLAN     | → send    | 16 MiB  | `u32 count`, then one answer per offered entry |
+//! | 0x03 | FILE_END | → recv    | 1 MiB   | `u8 algorithm` (1 = xxh3-128), 16-byte digest  |
+//! | 0x04 | FINISH   | → recv    | 1 MiB   | statistics                                     |
+//! | 0x05 | SUMMARY  | → send    | 16 MiB  | `u32 count`, verdicts, statistics              |
+//! | 0x7F | ERROR    | either    | 1 MiB   | `u16 code`, `str16 message`                    |
+//!
+//! **Entry**: `u8 kind` (1 = regular file), `u8 flags` (bit 0: size known), `u64 size`,
+//! `u32 mode` (permission bits), `i64 mtime seconds`, `u32 mtime nanoseconds`, `str16 name`.
+//! An offer holds at most 1,000,000 entries; a name is 1 to 4096 bytes. Version 1 receivers
+//! accept a plain base name only: no `/`, no NUL, not empty, not `.` or `..`.
+//!
+//! **Answer**: `u8 action` (1 = send from offset, 2 = skip, 3 = refuse), `u64 offset`,
+//! `u16 refusal code`, `str16 reason`. Refusal codes: 1 exists, 2 invalid name, 3 not writable,
+//! 4 no space, 5 unsupported entry, 6 other.
+//!
+//! **Verdict**: `u8 status` (1 = ok, 2 = checksum mismatch, 3 = failed), `str16 detail`.
+//!
+//! **Statistics** (what one end measured): `u8 path` (1 = sendfile, 2 = splice, 3 = buffered),
+//! `u64 bytes`, `u64 data syscalls`, `u64 checksum syscalls`, `u32 pipe bytes`,
+//! `u64 elapsed µs`, `u64 user CPU µs`, `u64 system CPU µs`, `u64 peak RSS KiB`,
+//! `u64 voluntary context switches`, `u64 involuntary context switches`, `u16 count`, then
+//! per fallback `u8 from path`, `i32 errno` (0 = none), `str16 reason`.
+//!
+//! **ERROR codes**: 1 protocol violation, 2 unsupported version, 3 I/O failure on that end,
+//! 4 interrupted.
+//!
+//! ## File data
+//!
+//! After the PLAN, each entry answered "send" is followed by its bytes from the answered offset.
+//! When the entry's size is known the bytes are one raw run of exactly `size - offset` bytes,
+//! no framing. When it is not (a pipe, a procfs file), the bytes come as chunks: `u32 length`
+//! (at most 16 MiB) and that many bytes, ended by a chunk of length 0. FILE_END follows either
+//! form; its digest covers the whole file from byte 0.
+
+mod message;
+mod wire;
+
+pub use message::{
+    Answer, Entry, EntryKind, ErrorCode, FileEnd, Message, Offer, Plan, RefuseCode, SideStats,
+    Summary, Verdict, VerdictStatus,
+};
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+/// First bytes of every zcp connection, from the sender and answered by the receiver.
+pub const MAGIC: [u8; 8] = *b"\x89ZCP\r\n\x1a\n";
+/// The protocol version this build speaks.
+pub const VERSION: u16 = 1;
+/// Largest chunk in the chunked data form.
+pub const MAX_CHUNK: u32 = 16 << 20;
+/// Largest number of entries in one offer.
+pub const MAX_ENTRIES: u32 = 1_000_000;
+/// Longest entry name, in bytes.
+pub const MAX_NAME: usize = 4096;
+
+/// The opening greeting of either end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    pub version: u16,
+    pub flags: u32,
+}
+
+impl Hello {
+    /// The greeting this build sends.
+    pub fn ours() -> Self {
+        Hello { version: VERSION, flags: 0 }
+    }
+}
+
+/// Why bytes from the peer could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// The first bytes were not the zcp magic.
+    NotZcpPeer,
+    /// The peer speaks another protocol version.
+    UnsupportedVersion(u16),
+    /// The connection ended cleanly where a message should start.
+    Closed,
+    /// The connection ended inside a message.
+    Truncated(&'static str),
+    /// A length field is larger than this end accepts.
+    TooLarge { what: &'static str, len: u64, max: u64 },
+    /// A frame type this version does not know.
+    UnknownFrame(u8),
+    /// A well-formed frame that does not belong here.
+    Unexpected { expected: &'static str, got: &'static str },
+    /// A field holds a value the protocol does not allow.
+    Malformed(String),
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::NotZcpPeer => write!(f, "not a zcp peer (unexpected greeting)"),
+            ProtocolError::UnsupportedVersion(v) => {
+                write!(f, "peer speaks zcp protocol version {v}, this build speaks {VERSION}")
+            }
+            ProtocolError::Closed => write!(f, "connection closed by peer"),
+            ProtocolError::Truncated(what) => write!(f, "stream truncated inside {what}"),
+            ProtocolError::TooLarge { what, len, max } => {
+                write!(f, "{what} of {len} bytes exceeds the limit of {max}")
+            }
+            ProtocolError::UnknownFrame(t) => write!(f, "unknown frame type 0x{t:02x}"),
+            ProtocolError::Unexpected { expected, got } => {
+                write!(f, "expected {expected}, got {got}")
+            }
+            ProtocolError::Malformed(why) => write!(f, "malformed message: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// An I/O failure or a protocol violation while reading from the peer.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(io::Error),
+    Protocol(ProtocolError),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+impl From<ProtocolError> for ReadError {
+    fn from(e: ProtocolError) -> Self {
+        ReadError::Protocol(e)
+    }
+}
+
+impl From<ReadError> for anyhow::Error {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Io(e) => e.into(),
+            ReadError::Protocol(e) => e.into(),
+        }
+    }
+}
+
+/// Writes our greeting.
+pub fn write_hello(w: &mut impl Write, hello: Hello) -> io::Result<()> {
+    let mut buf = [0u8; 14];
+    buf[..8].copy_from_slice(&MAGIC);
+    buf[8..10].copy_from_slice(&hello.version.to_be_bytes());
+    buf[10..].copy_from_slice(&hello.flags.to_be_bytes());
+    w.write_all(&buf)
+}
+
+/// Reads the peer's greeting, failing with `NotZcpPeer` at the first byte that differs from the
+/// magic, without waiting for the rest (a netcat user may never send more).
+pub fn read_hello(r: &mut impl Read) -> Result<Hello, ReadError> {
+    let mut buf = [0u8; 14];
+    let mut got = 0;
+    while got < buf.len() {
+        let n = match r.read(&mut buf[got..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let magic_seen = (got + n).min(MAGIC.len());
+        if buf[..magic_seen] != MAGIC[..magic_seen] {
+            return Err(ProtocolError::NotZcpPeer.into());
+        }
+        if n == 0 {
+            return Err(if got == 0 {
+                ProtocolError::Closed
+            } else if got < MAGIC.len() {
+                ProtocolError::NotZcpPeer
+            } else {
+                ProtocolError::Truncated("greeting")
+            }
+            .into());
+        }
+        got += n;
+    }
+    Ok(Hello {
+        version: u16::from_be_bytes([buf[8], buf[9]]),
+        flags: u32::from_be_bytes([buf[10], buf[11], buf[12], buf[13]]),
+    })
+}
+
+/// Writes one framed message in a single `write_all`.
+pub fn write_message(w: &mut impl Write, msg: &Message) -> io::Result<()> {
+    let (kind, payload) = msg.encode();
+    let mut frame = Vec::with_capacity(5 + payload.len());
+    frame.push(kind);
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    w.write_all(&frame)
+}
+
+/// Reads one framed message. The payload buffer grows only as bytes arrive, and never past the
+/// frame type's limit.
+pub fn read_message(r: &mut impl Read) -> Result<Message, ReadError> {
+    let mut header = [0u8; 5];
+    read_full(r, &mut header, "frame header", true)?;
+    let kind = header[0];
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as u64;
+    let (name, max) = Message::limits(kind).ok_or(ProtocolError::UnknownFrame(kind))?;
+    if len > max {
+        return Err(ProtocolError::TooLarge { what: name, len, max }.into());
+    }
+    let mut payload = Vec::new();
+    r.take(len).read_to_end(&mut payload)?;
+    if payload.len() as u64 != len {
+        return Err(ProtocolError::Truncated(name).into());
+    }
+    Ok(Message::decode(kind, &payload)?)
+}
+
+/// Writes the header of one chunk of the chunked data form.
+pub fn chunk_header(len: u32) -> [u8; 4] {
+    len.to_be_bytes()
+}
+
+/// Reads the header of one chunk of the chunked data form; 0 ends the file.
+pub fn read_chunk_header(r: &mut impl Read) -> Result<u32, ReadError> {
+    let mut buf = [0u8; 4];
+    read_full(r, &mut buf, "chunk header", false)?;
+    let len = u32::from_be_bytes(buf);
+    if len > MAX_CHUNK {
+        return Err(ProtocolError::TooLarge {
+            what: "chunk",
+            len: len as u64,
+            max: MAX_CHUNK as u64,
+        }
+        .into());
+    }
+    Ok(len)
+}
+
+/// `read_exact` that tells a clean close (nothing read, when `boundary`) from a truncation.
+fn read_full(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    what: &'static str,
+    boundary: bool,
+) -> Result<(), ReadError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) if got == 0 && boundary => return Err(ProtocolError::Closed.into()),
+            Ok(0) => return Err(ProtocolError::Truncated(what).into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+//! Big-endian primitives for frame payloads: an `Encoder` that appends to a buffer and a `Decoder`
+//! that reads from a received payload and fails (never panics) on truncation.
+
+use super::ProtocolError;
+
+/// Appends big-endian integers and length-prefixed byte strings to a payload buffer.
+#[derive(Default)]
+pub struct Encoder {
+    buf: Vec<u8>,
+}
+
+impl Encoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn into_inner(self) -> Vec<u8> {
+        self.buf
+    }
+
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+
+    pub fn u16(&mut self, v: u16) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    pub fn i32(&mut self, v: i32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+
+    pub fn raw(&mut self, v: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(v);
+        self
+    }
+
+    /// A byte string of at most `u16::MAX` bytes behind its `u16` length; longer input is cut
+    /// at a UTF-8 boundary by the callers that pass text (see `text`).
+    pub fn bytes16(&mut self, v: &[u8]) -> &mut Self {
+        let len = v.len().min(u16::MAX as usize);
+        self.u16(len as u16).raw(&v[..len])
+    }
+
+    /// UTF-8 text behind its `u16` length, cut to `max` bytes at a character boundary.
+    pub fn text(&mut self, v: &str, max: usize) -> &mut Self {
+        let mut end = v.len().min(max).min(u16::MAX as usize);
+        while !v.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.bytes16(&v.as_bytes()[..end])
+    }
+}
+
+/// Reads big-endian fields from a payload; every getter fails with `Malformed` when the payload
+/// is shorter than the field.
+pub struct Decoder<'a> {
+    buf: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(buf: &'a [u8], what: &'static str) -> Self {
+        Self { buf, what }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
+        if self.buf.len() < n {
+            return Err(ProtocolError::Malformed(format!("{} frame ends early", self.what)));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub fn u8(&mut self) -> Result<u8, ProtocolError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub fn u16(&mut self) -> Result<u16, ProtocolError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    pub fn u32(&mut self) -> Result<u32, ProtocolError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    pub fn i32(&mut self) -> Result<i32, ProtocolError> {
+        Ok(i32::from_be_bytes(self.array()?))
+    }
+
+    pub fn u64(&mut self) -> Result<u64, ProtocolError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    pub fn i64(&mut self) -> Result<i64, ProtocolError> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    pub fn u128(&mut self) -> Result<u128, ProtocolError> {
+        Ok(u128::from_be_bytes(self.array()?))
+    }
+
+    pub fn bytes16(&mut self) -> Result<&'a [u8], ProtocolError> {
+        let len = self.u16()? as usize;
+        self.take(len)
+    }
+
+    /// Text from the peer; invalid UTF-8 is replaced rather than refused, since it is only shown.
+    pub fn text(&mut self) -> Result<String, ProtocolError> {
+        Ok(String::from_utf8_lossy(self.bytes16()?).into_owned())
+    }
+
+    /// Fails when bytes are left over: a frame must be exactly as long as its fields.
+    pub fn finish(self) -> Result<(), ProtocolError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(ProtocolError::Malformed(format!(
+                "{} frame has {} trailing bytes",
+                self.what,
+                self.buf.len()
+            )))
+        }
+    }
+}

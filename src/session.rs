@@ -1,0 +1,83 @@
+//! What both ends of a session share: reading the next message the protocol calls for (an ERROR
+//! frame from the peer becomes a typed error), the handshake timeout, and ending a session with
+//! an ERROR frame the peer can actually read.
+
+use std::io::{self, Read};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::error::SessionError;
+use crate::protocol::{self, ErrorCode, Message, ProtocolError, ReadError};
+
+/// How long a peer may take to greet and to answer before the data flows.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a failing end keeps reading after its ERROR frame, so that closing does not reset
+/// the connection before the peer has read it.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads the next message, turning an ERROR frame into `SessionError::Peer`.
+pub fn next_message(socket: &mut TcpStream, waiting_for: &str) -> anyhow::Result<Message> {
+    match protocol::read_message(socket) {
+        Ok(Message::Error { code, message }) => Err(SessionError::Peer { code, message }.into()),
+        Ok(msg) => Ok(msg),
+        Err(e) => Err(read_failure(e, waiting_for)),
+    }
+}
+
+/// The error for a failed read while `waiting_for` something, naming a timeout as such.
+pub fn read_failure(e: ReadError, waiting_for: &str) -> anyhow::Error {
+    match e {
+        ReadError::Io(e)
+            if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+        {
+            anyhow::Error::from(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+            ))
+            .context(format!("waiting for {waiting_for}"))
+        }
+        e => anyhow::Error::from(e).context(format!("waiting for {waiting_for}")),
+    }
+}
+
+/// The error for a message that is not the one the protocol calls for here.
+pub fn unexpected(expected: &'static str, got: &Message) -> anyhow::Error {
+    ProtocolError::Unexpected { expected, got: got.name() }.into()
+}
+
+/// Sets or clears the read timeout.
+pub fn set_timeout(socket: &TcpStream, timeout: Option<Duration>) -> anyhow::Result<()> {
+    socket.set_read_timeout(timeout).context("setting the socket read timeout")
+}
+
+/// Tells the peer why this end gives up, then reads and discards for a moment so the peer gets
+/// to read the frame before the connection closes. Best effort: the peer may be gone already.
+pub fn fail_with(socket: &mut TcpStream, code: ErrorCode, message: &str) {
+    let msg = Message::Error { code, message: message.to_string() };
+    if protocol::write_message(socket, &msg).is_err() {
+        return;
+    }
+    let _ = socket.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 64 << 10];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match socket.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Whether the peer has sent something (while it should be silent): a sign it is giving up.
+#[cfg(unix)]
+pub fn peer_has_spoken(socket: &TcpStream) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}

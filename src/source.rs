@@ -1,0 +1,120 @@
+//! What the sender reads: opens a path, tells a regular file from a pipe or a pseudo file, and
+//! decides whether its length is known up front (it is not for pipes and procfs/sysfs files,
+//! which report a size of 0 or a page).
+
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+use crate::error::SessionError;
+
+/// What kind of thing a source is, as far as the data paths care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A regular file whose size is its length.
+    Regular,
+    /// A file on a pseudo file system (procfs, sysfs, …) whose size says nothing.
+    Pseudo(&'static str),
+    /// A FIFO or pipe.
+    Pipe,
+    CharDevice,
+    Socket,
+}
+
+impl SourceKind {
+    /// A phrase for reasons and errors: "a pipe", "a procfs file".
+    pub fn describe(self) -> String {
+        match self {
+            SourceKind::Regular => "a regular file".into(),
+            SourceKind::Pseudo(fs) => format!("a {fs} file"),
+            SourceKind::Pipe => "a pipe".into(),
+            SourceKind::CharDevice => "a character device".into(),
+            SourceKind::Socket => "a socket".into(),
+        }
+    }
+}
+
+/// An opened source, ready to be offered.
+pub struct Source {
+    pub file: File,
+    /// The name offered to the receiver: the path's last component.
+    pub name: Vec<u8>,
+    /// The path as the user gave it, for messages.
+    pub display: String,
+    pub kind: SourceKind,
+    /// `None` when the length cannot be known before reading to the end.
+    pub size: Option<u64>,
+    pub mode: u32,
+    pub mtime_sec: i64,
+    pub mtime_nsec: u32,
+}
+
+impl Source {
+    /// Opens `path` for sending. Directories are refused (they come with manifests of many files).
+    pub fn open(path: &Path) -> anyhow::Result<Source> {
+        let display = path.display().to_string();
+        let file = File::open(path).with_context(|| format!("opening {display}"))?;
+        let meta = file.metadata().with_context(|| format!("reading metadata of {display}"))?;
+        let ft = meta.file_type();
+        let kind = if ft.is_dir() {
+            return Err(SessionError::IsADirectory(display).into());
+        } else if ft.is_file() {
+            pseudo_fs(&file).map_or(SourceKind::Regular, SourceKind::Pseudo)
+        } else if ft.is_fifo() {
+            SourceKind::Pipe
+        } else if ft.is_char_device() {
+            SourceKind::CharDevice
+        } else if ft.is_socket() {
+            SourceKind::Socket
+        } else {
+            bail!("{display}: unsupported file type");
+        };
+        let name = base_name(path).with_context(|| format!("{display}: no file name to offer"))?;
+        Ok(Source {
+            file,
+            name,
+            display,
+            kind,
+            size: (kind == SourceKind::Regular).then_some(meta.len()),
+            mode: meta.mode() & 0o7777,
+            mtime_sec: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+        })
+    }
+}
+
+/// The last normal component of `path`, resolving `.`/`..` against the current directory.
+fn base_name(path: &Path) -> Option<Vec<u8>> {
+    if let Some(name) = path.file_name() {
+        return Some(name.as_bytes().to_vec());
+    }
+    let absolute = std::fs::canonicalize(path).ok()?;
+    absolute.file_name().map(|n| n.as_bytes().to_vec())
+}
+
+/// The name of the pseudo file system `file` lives on, if any.
+#[cfg(target_os = "linux")]
+fn pseudo_fs(file: &File) -> Option<&'static str> {
+    use nix::sys::statfs::{self, fstatfs};
+    let fs = fstatfs(file).ok()?.filesystem_type();
+    [
+        (statfs::PROC_SUPER_MAGIC, "procfs"),
+        (statfs::SYSFS_MAGIC, "sysfs"),
+        (statfs::DEBUGFS_MAGIC, "debugfs"),
+        (statfs::TRACEFS_MAGIC, "tracefs"),
+        (statfs::SECURITYFS_MAGIC, "securityfs"),
+        (statfs::CGROUP2_SUPER_MAGIC, "cgroup2"),
+        (statfs::CGROUP_SUPER_MAGIC, "cgroup"),
+    ]
+    .into_iter()
+    .find(|(magic, _)| *magic == fs)
+    .map(|(_, name)| name)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pseudo_fs(_file: &File) -> Option<&'static str> {
+    None
+}
