@@ -1,6 +1,7 @@
 //! The end-to-end checksum for the zero-copy paths, whose bytes never pass through user space:
-//! a thread reads the file back with `pread` (from the page cache) and hashes it with xxh3-128,
-//! trailing behind the bytes the data path has already moved.
+//! a thread maps the file's pages (already in the page cache) window by window and hashes them
+//! in place with xxh3-128, trailing behind the bytes the data path has already moved. Mapping
+//! instead of `pread` spares a copy of every byte; where mapping fails, `pread` does the job.
 
 use std::fs::File;
 use std::io;
@@ -12,7 +13,10 @@ use std::time::Duration;
 
 use xxhash_rust::xxh3::Xxh3;
 
-/// Read size of the hashing thread: large enough to amortise the call, small enough for L2.
+/// Bytes hashed per mapping: few enough map/unmap calls (each unmap flushes TLBs), little
+/// enough resident memory.
+const WINDOW: u64 = 4 << 20;
+/// Read size of the `pread` fallback.
 const HASH_BUFFER: usize = 256 << 10;
 
 struct Shared {
@@ -58,24 +62,68 @@ impl BackgroundHash {
 
 fn hash_as_ready(file: &File, shared: &Shared) -> io::Result<(u128, u64)> {
     let mut hasher = Xxh3::new();
-    let mut buf = vec![0u8; HASH_BUFFER];
     let (mut pos, mut calls) = (0u64, 0u64);
     loop {
         // Read `done` before `ready`: once done is seen, ready holds the final length.
         let done = shared.done.load(Ordering::Acquire);
         let ready = shared.ready.load(Ordering::Acquire);
-        if pos < ready {
-            let want = (ready - pos).min(HASH_BUFFER as u64) as usize;
-            let n = read_at(file, &mut buf[..want], pos)?;
-            calls += 1;
-            hasher.update(&buf[..n]);
-            pos += n as u64;
+        if ready >= pos + WINDOW || (done && pos < ready) {
+            let end = ready.min(pos + WINDOW);
+            calls += hash_span(file, pos, end, &mut hasher)?;
+            pos = end;
         } else if done {
             return Ok((hasher.digest128(), calls));
         } else {
             thread::park_timeout(Duration::from_millis(10));
         }
     }
+}
+
+/// Feeds bytes `from..to` of `file` to `hasher`, returning the system calls it took.
+#[cfg(target_os = "linux")]
+fn hash_span(file: &File, from: u64, to: u64, hasher: &mut Xxh3) -> io::Result<u64> {
+    use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+    use std::num::NonZeroUsize;
+
+    // SAFETY: sysconf reads a constant of the system.
+    let page = match unsafe { nix::libc::sysconf(nix::libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as u64,
+        _ => 4096,
+    };
+    let start = from - from % page;
+    let Some(len) = NonZeroUsize::new((to - start) as usize) else { return Ok(0) };
+    let flags = MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE;
+    // SAFETY: a fresh read-only mapping of bytes the file holds (`to` never passes what was
+    // written or stat'ed); it is unmapped below and no reference to it outlives this block.
+    // A file truncated by someone else meanwhile would raise SIGBUS, as for any reader that maps.
+    unsafe {
+        let Ok(ptr) = mmap(None, len, ProtFlags::PROT_READ, flags, file, start as i64) else {
+            return hash_span_read(file, from, to, hasher).map(|calls| calls + 1);
+        };
+        let bytes = std::slice::from_raw_parts(ptr.as_ptr() as *const u8, len.get());
+        hasher.update(&bytes[(from - start) as usize..]);
+        munmap(ptr, len.get()).map_err(io::Error::from)?;
+    }
+    Ok(2)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn hash_span(file: &File, from: u64, to: u64, hasher: &mut Xxh3) -> io::Result<u64> {
+    hash_span_read(file, from, to, hasher)
+}
+
+/// `hash_span` with `pread` into a buffer.
+fn hash_span_read(file: &File, from: u64, to: u64, hasher: &mut Xxh3) -> io::Result<u64> {
+    let mut buf = vec![0u8; HASH_BUFFER.min((to - from) as usize)];
+    let (mut pos, mut calls) = (from, 0u64);
+    while pos < to {
+        let want = (to - pos).min(buf.len() as u64) as usize;
+        let n = read_at(file, &mut buf[..want], pos)?;
+        hasher.update(&buf[..n]);
+        pos += n as u64;
+        calls += 1;
+    }
+    Ok(calls)
 }
 
 fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
@@ -96,14 +144,12 @@ fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
 
 /// Hashes the first `len` bytes of `file` into `hasher` (the part a resumed transfer skips).
 pub fn hash_prefix(file: &File, len: u64, hasher: &mut Xxh3) -> io::Result<u64> {
-    let mut buf = vec![0u8; HASH_BUFFER.min(len as usize)];
-    let (mut pos, mut calls) = (0u64, 0u64);
+    let mut calls = 0;
+    let mut pos = 0;
     while pos < len {
-        let want = (len - pos).min(buf.len() as u64) as usize;
-        let n = read_at(file, &mut buf[..want], pos)?;
-        hasher.update(&buf[..n]);
-        pos += n as u64;
-        calls += 1;
+        let end = len.min(pos + WINDOW);
+        calls += hash_span(file, pos, end, hasher)?;
+        pos = end;
     }
     Ok(calls)
 }
