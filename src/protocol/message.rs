@@ -288,6 +288,9 @@ fn decode_entry(d: &mut Decoder<'_>) -> Result<Entry, ProtocolError> {
         return Err(malformed(format!("mtime nanoseconds {mtime_nsec} out of range")));
     }
     let name = d.bytes16()?;
+    if name.is_empty() {
+        return Err(malformed("empty entry name".into()));
+    }
     if name.len() > MAX_NAME {
         return Err(ProtocolError::TooLarge {
             what: "entry name",
