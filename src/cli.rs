@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::parse_buffer_size;
+use crate::config::{parse_buffer_size, parse_bytes};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -35,7 +35,36 @@ pub enum Command {
     /// Listen for one sender and write what it sends to disk
     #[command(after_help = RECV_EXAMPLES)]
     Recv(RecvArgs),
+    /// Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(BenchArgs),
+    /// Tell which data path zcp will take for these paths, and why
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = COMPLETION_INSTALL)]
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout
+    #[command(after_help = "Install: zcp man > /usr/local/share/man/man1/zcp.1  (then: man zcp)")]
+    Man,
 }
+
+const COMPLETION_INSTALL: &str = "\
+Install:
+  bash        zcp completions bash > /etc/bash_completion.d/zcp
+  zsh         zcp completions zsh > \"${fpath[1]}/_zcp\"
+  fish        zcp completions fish > ~/.config/fish/completions/zcp.fish
+  elvish      zcp completions elvish >> ~/.config/elvish/rc.elv
+  powershell  zcp completions powershell >> $PROFILE";
+
+const BENCH_EXAMPLES: &str = "\
+Examples:
+  zcp bench                                        1 GiB temp file, loopback, 5 rounds
+  zcp bench --size 4G --rounds 9 --dir /dev/shm
+  zcp bench --file ./video.mkv --methods sendfile:splice,buffered:buffered
+  zcp bench --compare --export-markdown results.md also netcat, socat and iperf3";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
@@ -132,4 +161,57 @@ pub struct RecvArgs {
 
     #[command(flatten)]
     pub output_args: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_bytes)]
+    pub size: u64,
+
+    /// Rounds; each round runs every pair once, interleaved (A B C A B C …)
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: u32,
+
+    /// Directory for the test file and the received copies (default: the system temp dir)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Send this existing file instead of a temporary one (it is never modified)
+    #[arg(long, value_name = "FILE", conflicts_with = "size")]
+    pub file: Option<PathBuf>,
+
+    /// Sender:receiver method pairs to compare, comma-separated
+    #[arg(
+        long,
+        value_name = "SEND:RECV,...",
+        default_value = "sendfile:splice,splice:splice,buffered:buffered"
+    )]
+    pub methods: String,
+
+    /// Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed
+    #[arg(long)]
+    pub compare: bool,
+
+    /// Buffer of the buffered path, e.g. 32K, 1M
+    #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_buffer_size)]
+    pub buffer_size: u64,
+
+    /// Also write the results as a Markdown table to FILE
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Files or directories to check: sendfile from their file system, splice into it
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Print the findings as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
 }

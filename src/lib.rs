@@ -3,10 +3,12 @@
 //! syscall path it actually took. `main.rs` only parses the command line and maps errors to
 //! exit codes; everything else lives here so tests and benchmarks reuse it.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod copy;
 pub mod dest;
+pub mod doctor;
 pub mod error;
 pub mod net;
 pub mod progress;
@@ -15,5 +17,6 @@ pub mod recv;
 pub mod report;
 pub mod send;
 pub mod session;
+pub mod shell;
 pub mod source;
 pub mod usage;

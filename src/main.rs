@@ -10,7 +10,7 @@ use zcp::config::{Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
 use zcp::recv::Receiver;
 use zcp::report::Report;
-use zcp::send;
+use zcp::{send, shell};
 
 fn main() {
     ignore_sigxfsz();
@@ -34,6 +34,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             // Scripts read the port from this line: it is printed even with --quiet.
             eprintln!("listening on {}", receiver.local_addr()?);
             finish(receiver.serve_one(&cfg)?, cfg.print)
+        }
+        Command::Bench(args) => zcp::bench::run(args),
+        Command::Doctor(args) => zcp::doctor::run(args),
+        Command::Completions { shell } => {
+            shell::print(&shell::completions(shell))?;
+            Ok(ExitCode::Success)
+        }
+        Command::Man => {
+            shell::print(&shell::man_page()?)?;
+            Ok(ExitCode::Success)
         }
     }
 }

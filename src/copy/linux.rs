@@ -374,7 +374,9 @@ impl Pipe {
                 }
                 Err(Errno::EINTR) => {}
                 Err(e) => {
-                    return Err(Attempt::Failed(anyhow::Error::from(e).context("reading tee copy")));
+                    return Err(Attempt::Failed(
+                        anyhow::Error::from(e).context("reading tee copy"),
+                    ));
                 }
             }
         }

@@ -1,0 +1,108 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[zcp] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'zcp'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'zcp'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand send 'Send a file to a listening `zcp recv`'
+            cand recv 'Listen for one sender and write what it sends to disk'
+            cand bench 'Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine'
+            cand doctor 'Tell which data path zcp will take for these paths, and why'
+            cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+            cand man 'Print the man page (roff) on stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'zcp;send'= {
+            cand --method 'Which data path moves the bytes'
+            cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)'
+            cand --json 'Print the report as one JSON object on stdout'
+            cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
+            cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'zcp;recv'= {
+            cand --listen 'Address to listen on; port 0 picks a free port. The first line on stderr is always `listening on IP:PORT`, printed before the first connection is accepted'
+            cand -o 'Where to write: an existing directory (files keep their names), or the path of the file'
+            cand --output 'Where to write: an existing directory (files keep their names), or the path of the file'
+            cand --method 'Which data path writes the bytes'
+            cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)'
+            cand --force 'Replace a file that already exists (without it, an existing file is refused)'
+            cand --json 'Print the report as one JSON object on stdout'
+            cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
+            cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'zcp;bench'= {
+            cand --size 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G'
+            cand --rounds 'Rounds; each round runs every pair once, interleaved (A B C A B C …)'
+            cand --dir 'Directory for the test file and the received copies (default: the system temp dir)'
+            cand --file 'Send this existing file instead of a temporary one (it is never modified)'
+            cand --methods 'Sender:receiver method pairs to compare, comma-separated'
+            cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M'
+            cand --export-markdown 'Also write the results as a Markdown table to FILE'
+            cand --compare 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed'
+            cand --json 'Print the report as one JSON object on stdout'
+            cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
+            cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'zcp;doctor'= {
+            cand --json 'Print the findings as one JSON object on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'zcp;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'zcp;man'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'zcp;help'= {
+            cand send 'Send a file to a listening `zcp recv`'
+            cand recv 'Listen for one sender and write what it sends to disk'
+            cand bench 'Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine'
+            cand doctor 'Tell which data path zcp will take for these paths, and why'
+            cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+            cand man 'Print the man page (roff) on stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'zcp;help;send'= {
+        }
+        &'zcp;help;recv'= {
+        }
+        &'zcp;help;bench'= {
+        }
+        &'zcp;help;doctor'= {
+        }
+        &'zcp;help;completions'= {
+        }
+        &'zcp;help;man'= {
+        }
+        &'zcp;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

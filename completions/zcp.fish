@@ -1,0 +1,75 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_zcp_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_zcp_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_zcp_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_zcp_using_subcommand
+    set -l cmd (__fish_zcp_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c zcp -n "__fish_zcp_needs_command" -s h -l help -d 'Print help'
+complete -c zcp -n "__fish_zcp_needs_command" -s V -l version -d 'Print version'
+complete -c zcp -n "__fish_zcp_needs_command" -f -a "send" -d 'Send a file to a listening `zcp recv`'
+complete -c zcp -n "__fish_zcp_needs_command" -f -a "recv" -d 'Listen for one sender and write what it sends to disk'
+complete -c zcp -n "__fish_zcp_needs_command" -f -a "bench" -d 'Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine'
+complete -c zcp -n "__fish_zcp_needs_command" -f -a "doctor" -d 'Tell which data path zcp will take for these paths, and why'
+complete -c zcp -n "__fish_zcp_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c zcp -n "__fish_zcp_needs_command" -f -a "man" -d 'Print the man page (roff) on stdout'
+complete -c zcp -n "__fish_zcp_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l method -d 'Which data path moves the bytes' -r -f -a "auto\t'sendfile, falling back to splice, then buffered, saying why'
+sendfile\t'sendfile(2) only: page cache to socket'
+splice\t'splice(2) through a pipe only'
+buffered\t'an explicit read/write loop through a buffer of --buffer-size'"
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l json -d 'Print the report as one JSON object on stdout'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l listen -d 'Address to listen on; port 0 picks a free port. The first line on stderr is always `listening on IP:PORT`, printed before the first connection is accepted' -r
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -s o -l output -d 'Where to write: an existing directory (files keep their names), or the path of the file' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l method -d 'Which data path writes the bytes' -r -f -a "auto\t'splice, falling back to buffered, saying why'
+splice\t'splice(2) socket to pipe to file only'
+buffered\t'an explicit read/write loop through a buffer of --buffer-size'"
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l force -d 'Replace a file that already exists (without it, an existing file is refused)'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l json -d 'Print the report as one JSON object on stdout'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l size -d 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G' -r
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l rounds -d 'Rounds; each round runs every pair once, interleaved (A B C A B C …)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l dir -d 'Directory for the test file and the received copies (default: the system temp dir)' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l file -d 'Send this existing file instead of a temporary one (it is never modified)' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l methods -d 'Sender:receiver method pairs to compare, comma-separated' -r
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M' -r
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-markdown -d 'Also write the results as a Markdown table to FILE' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l compare -d 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l json -d 'Print the report as one JSON object on stdout'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -s h -l help -d 'Print help'
+complete -c zcp -n "__fish_zcp_using_subcommand doctor" -l json -d 'Print the findings as one JSON object on stdout'
+complete -c zcp -n "__fish_zcp_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c zcp -n "__fish_zcp_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c zcp -n "__fish_zcp_using_subcommand man" -s h -l help -d 'Print help'
+complete -c zcp -n "__fish_zcp_using_subcommand help; and not __fish_seen_subcommand_from send recv bench doctor completions man help" -f -a "send" -d 'Send a file to a listening `zcp recv`'
+complete -c zcp -n "__fish_zcp_using_subcommand help; and not __fish_seen_subcommand_from send recv bench doctor completions man help" -f -a "recv" -d 'Listen for one sender and write what it sends to disk'
+complete -c zcp -n "__fish_zcp_using_subcommand help; and not __fish_seen_subcommand_from send recv bench doctor completions man help" -f -a "bench" -d 'Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine'
+complete -c zcp -n "__fish_zcp_using_subcommand help; and not __fish_seen_subcommand_from send recv bench doctor completions man help" -f -a "doctor" -d 'Tell which data path zcp will take for these paths, and why'
+complete -c zcp -n "__fish_zcp_using_subcommand help; and not __fish_seen_subcommand_from send recv bench doctor completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c zcp -n "__fish_zcp_using_subcommand help; and not __fish_seen_subcommand_from send recv bench doctor completions man help" -f -a "man" -d 'Print the man page (roff) on stdout'
+complete -c zcp -n "__fish_zcp_using_subcommand help; and not __fish_seen_subcommand_from send recv bench doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

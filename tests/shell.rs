@@ -1,0 +1,91 @@
+//! Shell integration stays true: completions in `completions/` are what the binary generates
+//! today, and the man page covers every subcommand.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use clap::CommandFactory;
+use clap_complete::Shell;
+use zcp::cli::Cli;
+use zcp::shell::{completion_file, completions};
+
+const SHELLS: [Shell; 5] = [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell];
+
+/// Regenerates every shell's script and fails when the checked-in one differs. Set
+/// `ZCP_BLESS=1` to rewrite them after a CLI change.
+#[test]
+fn completions_are_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let bless = std::env::var_os("ZCP_BLESS").is_some();
+    let mut stale = Vec::new();
+    for shell in SHELLS {
+        let path = dir.join(completion_file(shell));
+        let fresh = completions(shell);
+        if bless {
+            std::fs::write(&path, &fresh).unwrap();
+        } else if std::fs::read(&path).ok().as_deref() != Some(&fresh[..]) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale completions (run `ZCP_BLESS=1 cargo test --test shell`): {stale:?}"
+    );
+}
+
+#[test]
+fn completions_subcommand_prints_the_same_script() {
+    for shell in SHELLS {
+        let out = Command::cargo_bin("zcp")
+            .unwrap()
+            .args(["completions", &shell.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        assert_eq!(out.stdout, completions(shell), "{shell}");
+    }
+}
+
+#[test]
+fn man_page_covers_every_subcommand() {
+    let out = Command::cargo_bin("zcp").unwrap().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH zcp"), "not roff: {}", &page[..80]);
+    for sub in Cli::command().get_subcommands() {
+        let name = sub.get_name();
+        if name != "help" {
+            assert!(page.contains(&format!("zcp {name}")), "man page lacks `zcp {name}`");
+        }
+    }
+    for code in ["130", "checksum mismatch"] {
+        assert!(page.contains(code), "man page lacks the exit code table ({code})");
+    }
+}
+
+#[test]
+fn man_page_renders_with_man() {
+    if std::process::Command::new("man").arg("--version").output().is_err() {
+        eprintln!("skipped: man is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("zcp.1");
+    let page = Command::cargo_bin("zcp").unwrap().arg("man").output().unwrap().stdout;
+    std::fs::write(&file, page).unwrap();
+    let out = std::process::Command::new("man")
+        .arg("-l")
+        .arg(&file)
+        .env("MANWIDTH", "100")
+        .env("MANPAGER", "cat")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "man -l failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("zcp send") && text.contains("SYNOPSIS"), "{text}");
+}
+
+#[test]
+fn cli_is_consistent() {
+    Cli::command().debug_assert();
+}
