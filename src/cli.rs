@@ -16,7 +16,8 @@ Exit codes:
   5    receiver refused the file (exists, unsafe name, not writable)
   6    checksum mismatch: nothing was put in place
   7    local file error (not found, permission, disk full)
-  130  interrupted (Ctrl-C)";
+  8    authentication failed: wrong or missing token
+  130  interrupted (Ctrl-C); 143 for SIGTERM";
 
 /// Move files between hosts over TCP with sendfile(2) and splice(2), and show which syscall path
 /// did the work.
@@ -115,14 +116,67 @@ pub struct OutputArgs {
     pub quiet: bool,
 }
 
+/// Who may write: the shared token, from one of three places, or none at all.
 #[derive(Debug, Args)]
-pub struct SendArgs {
-    /// The file to send: a regular file, a FIFO, or a pseudo file such as /proc/cpuinfo
-    pub file: PathBuf,
+pub struct AuthArgs {
+    /// The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)
+    #[arg(long, env = "ZCP_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
 
-    /// The receiver's address: HOST:PORT, IP:PORT or [IPv6]:PORT
-    #[arg(value_name = "HOST:PORT")]
-    pub dest: String,
+    /// Read the token from the first line of FILE
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+
+    /// Turn authentication off on this end (anyone who can connect may write)
+    #[arg(long, conflicts_with_all = ["token", "token_file"])]
+    pub no_auth: bool,
+}
+
+/// Options of the connection itself, shared by both ends.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Give up connecting after SECS seconds per attempt
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+
+    /// Retry a refused or timed-out connection N times, a second apart (for CI jobs where the
+    /// other end starts a moment later)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry: u32,
+
+    /// Abort when no bytes move for SECS seconds (0: never)
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub idle_timeout: f64,
+
+    /// Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(override_usage = "zcp send [OPTIONS] <PATH>... <HOST:PORT>\n       \
+                            zcp send [OPTIONS] --listen <ADDR> <PATH>...")]
+pub struct SendArgs {
+    /// Files and directories to send (directories recursively; `-` reads standard input), then
+    /// the receiver's address HOST:PORT, IP:PORT or `[IPv6]:PORT` (not with --listen)
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
+    pub args: Vec<PathBuf>,
+
+    /// Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Name to offer for standard input (`-`)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Send what symlinks point to (by default they are skipped with a warning)
+    #[arg(long, short = 'L')]
+    pub follow_symlinks: bool,
+
+    /// Send every file whole, even where the receiver holds a matching partial copy
+    #[arg(long)]
+    pub no_resume: bool,
 
     /// Which data path moves the bytes
     #[arg(long, value_enum, default_value_t = SendMethod::Auto)]
@@ -131,6 +185,16 @@ pub struct SendArgs {
     /// Buffer of the buffered path, e.g. 32K, 1M (at most 16M)
     #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_buffer_size)]
     pub buffer_size: u64,
+
+    /// Cap the sending rate, in bytes per second (e.g. 100M); stays zero-copy
+    #[arg(long, value_name = "RATE", value_parser = parse_bytes)]
+    pub limit_rate: Option<u64>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub net: NetArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -143,7 +207,12 @@ pub struct RecvArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7878")]
     pub listen: String,
 
-    /// Where to write: an existing directory (files keep their names), or the path of the file
+    /// Fetch from a sender that waits with `zcp send --listen` instead of listening
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["listen", "keep_open"])]
+    pub connect: Option<String>,
+
+    /// Where to write: an existing directory (entries keep their relative paths), the path of
+    /// the one file to write, or `-` for standard output
     #[arg(long, short, value_name = "PATH", default_value = ".")]
     pub output: PathBuf,
 
@@ -155,9 +224,31 @@ pub struct RecvArgs {
     #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_buffer_size)]
     pub buffer_size: u64,
 
-    /// Replace a file that already exists (without it, an existing file is refused)
+    /// Replace files that already exist (without it, an existing file is refused)
     #[arg(long)]
     pub force: bool,
+
+    /// Skip files whose size and mtime already match
+    #[arg(long)]
+    pub skip_existing: bool,
+
+    /// Keep serving after the first session, several at once
+    #[arg(long)]
+    pub keep_open: bool,
+
+    /// With --keep-open: sessions served at once; the next sender is told "busy"
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_conns: u32,
+
+    /// Refuse a session whose files add up to more than SIZE (e.g. 10G)
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_size: Option<u64>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub net: NetArgs,
 
     #[command(flatten)]
     pub output_args: OutputArgs,

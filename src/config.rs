@@ -6,8 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use crate::cli::{OutputArgs, RecvArgs, RecvMethod, SendArgs, SendMethod};
+use std::time::Duration;
+
+use crate::auth::Token;
+use crate::cli::{AuthArgs, NetArgs, OutputArgs, RecvArgs, RecvMethod, SendArgs, SendMethod};
 use crate::copy::{DataPath, Method};
+use crate::dest::Policy;
 
 /// Largest buffer of the buffered path (and so of one chunk it sends).
 pub const MAX_BUFFER: u64 = 16 << 20;
@@ -33,22 +37,113 @@ impl Output {
     }
 }
 
+/// How the ends find each other.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    /// Connect to this `HOST:PORT`.
+    Connect(String),
+    /// Listen here and take the first peer.
+    Listen(String),
+}
+
+/// Connection options shared by both ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetConfig {
+    pub link: Link,
+    /// Limit of one connection attempt.
+    pub connect_timeout: Duration,
+    /// Further attempts after a refused or timed-out connection, a second apart.
+    pub retries: u32,
+    /// Abort when no bytes move for this long; `None` waits forever.
+    pub idle_timeout: Option<Duration>,
+    /// Plain bytes, no protocol.
+    pub raw: bool,
+}
+
+impl NetConfig {
+    fn from_args(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
+        Ok(NetConfig {
+            link,
+            connect_timeout: seconds("--connect-timeout", args.connect_timeout)?
+                .unwrap_or(Duration::from_secs(10)),
+            retries: args.retry,
+            idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
+            raw: args.raw,
+        })
+    }
+}
+
+/// A positive number of seconds, `None` for 0.
+fn seconds(flag: &str, secs: f64) -> anyhow::Result<Option<Duration>> {
+    if !(0.0..=1e9).contains(&secs) {
+        return Err(usage(format!("{flag} takes a number of seconds, got {secs}")));
+    }
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
+}
+
+fn usage(message: String) -> anyhow::Error {
+    crate::error::SessionError::Usage(message).into()
+}
+
+/// The token to prove or require, if any.
+fn token(args: &AuthArgs) -> anyhow::Result<Option<Token>> {
+    if args.no_auth {
+        return Ok(None);
+    }
+    match (&args.token, &args.token_file) {
+        (Some(t), _) => Token::new(t).map(Some),
+        (None, Some(path)) => Token::from_file(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Options of `zcp send`.
 #[derive(Debug, Clone)]
 pub struct SendConfig {
-    /// The file to send.
-    pub file: PathBuf,
-    /// The receiver, `HOST:PORT`.
-    pub dest: String,
+    /// Files and directories to send; `-` is standard input.
+    pub paths: Vec<PathBuf>,
+    /// Name offered for standard input.
+    pub stdin_name: Option<String>,
+    /// Send what symlinks point to instead of skipping them.
+    pub follow_symlinks: bool,
+    /// Ignore the receiver's partial copies and send every file whole.
+    pub resume: bool,
     /// Which data path to use.
     pub method: Method,
     /// Buffer size of the buffered path, in bytes.
     pub buffer_size: usize,
+    /// Cap on the sending rate, bytes per second.
+    pub limit_rate: Option<u64>,
+    /// The token to prove; `None` with `no_auth`, or when the user gave none (the receiver
+    /// then refuses unless it runs with `--no-auth`).
+    pub token: Option<Token>,
+    pub no_auth: bool,
+    pub net: NetConfig,
     pub output: Output,
 }
 
 impl SendConfig {
     pub fn from_args(args: SendArgs) -> anyhow::Result<SendConfig> {
+        let mut paths = args.args;
+        let link = match args.listen {
+            Some(addr) => Link::Listen(addr),
+            None if paths.len() >= 2 => {
+                let dest = paths.pop().unwrap_or_default();
+                Link::Connect(dest.to_string_lossy().into_owned())
+            }
+            None => {
+                return Err(usage(
+                    "give the receiver's HOST:PORT after the paths, or --listen ADDR".into(),
+                ));
+            }
+        };
+        let stdin = paths.iter().filter(|p| p.as_os_str() == "-").count();
+        if stdin > 1 || (stdin == 1 && args.name.is_none()) {
+            return Err(usage("standard input (-) can be sent once, with --name NAME".into()));
+        }
+        if args.net.raw && paths.len() != 1 {
+            return Err(usage("--raw sends exactly one file".into()));
+        }
         Ok(SendConfig {
             method: match args.method {
                 SendMethod::Auto => Method::Auto,
@@ -56,10 +151,16 @@ impl SendConfig {
                 SendMethod::Splice => Method::Only(DataPath::Splice),
                 SendMethod::Buffered => Method::Only(DataPath::Buffered),
             },
+            stdin_name: args.name,
+            follow_symlinks: args.follow_symlinks,
+            resume: !args.no_resume,
             buffer_size: args.buffer_size as usize,
+            limit_rate: args.limit_rate.filter(|&r| r > 0),
+            token: token(&args.auth)?,
+            no_auth: args.auth.no_auth,
+            net: NetConfig::from_args(&args.net, link)?,
             output: Output::from_args(&args.output),
-            file: args.file,
-            dest: args.dest,
+            paths,
         })
     }
 }
@@ -67,21 +168,44 @@ impl SendConfig {
 /// Options of `zcp recv`.
 #[derive(Debug, Clone)]
 pub struct RecvConfig {
-    /// Address to listen on.
-    pub listen: String,
-    /// A directory to write into, or the path of the one file to write.
+    /// A directory to write into, the path of the one file to write, or `-` for stdout.
     pub output: PathBuf,
     /// Which data path to use.
     pub method: Method,
     /// Buffer size of the buffered path, in bytes.
     pub buffer_size: usize,
-    /// Replace existing files.
-    pub force: bool,
+    /// What to do with existing targets.
+    pub policy: Policy,
+    /// Serve sessions until interrupted, up to `max_conns` at once.
+    pub keep_open: bool,
+    pub max_conns: u32,
+    /// Refuse sessions whose files add up to more.
+    pub max_size: Option<u64>,
+    /// The token senders must prove; `None` only with `--no-auth`.
+    pub token: Option<Token>,
+    /// Whether the token was generated here (and must be shown to the user).
+    pub token_generated: bool,
+    pub net: NetConfig,
     pub print: Output,
 }
 
 impl RecvConfig {
     pub fn from_args(args: RecvArgs) -> anyhow::Result<RecvConfig> {
+        let (token, token_generated) = match token(&args.auth)? {
+            Some(t) => (Some(t), false),
+            None if args.auth.no_auth => (None, false),
+            None => (Some(Token::generate()?), true),
+        };
+        let link = match args.connect {
+            Some(dest) => Link::Connect(dest),
+            None => Link::Listen(args.listen),
+        };
+        let stdout = args.output.as_os_str() == "-";
+        if stdout && (args.keep_open || args.output_args.json) {
+            return Err(usage(
+                "--output - writes the file to standard output: no --keep-open, no --json".into(),
+            ));
+        }
         Ok(RecvConfig {
             method: match args.method {
                 RecvMethod::Auto => Method::Auto,
@@ -89,10 +213,15 @@ impl RecvConfig {
                 RecvMethod::Buffered => Method::Only(DataPath::Buffered),
             },
             buffer_size: args.buffer_size as usize,
+            policy: Policy { force: args.force, skip_existing: args.skip_existing },
+            keep_open: args.keep_open,
+            max_conns: args.max_conns,
+            max_size: args.max_size,
+            token,
+            token_generated,
+            net: NetConfig::from_args(&args.net, link)?,
             print: Output::from_args(&args.output_args),
-            listen: args.listen,
             output: args.output,
-            force: args.force,
         })
     }
 }

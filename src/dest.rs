@@ -1,28 +1,46 @@
-//! Where received files go: checks each offered name, resolves it under `--output`, and writes
-//! it through a part file beside its target (`.NAME.zcp-part`) that is renamed into place only
-//! after its checksum matched. It does not move bytes (see `copy`).
+//! Where received entries go, safely. Every offered name is checked to be a relative path of
+//! normal components, then resolved from the held-open `--output` directory one component at a
+//! time with `O_NOFOLLOW`, so neither `..` nor a symlink already inside the destination can lead
+//! outside it. Files are written through `.NAME.zcp-part` beside their target and renamed into
+//! place only after their checksum matched. It does not move bytes (see `copy`).
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, FileTimes, OpenOptions};
+use std::fs::{File, FileTimes};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, openat};
+use nix::sys::stat::{Mode, mkdirat};
 
-use crate::protocol::{Entry, RefuseCode};
+use crate::protocol::{Entry, EntryKind, MAX_NAME, RefuseCode};
 
-/// Longest file name most file systems take (NAME_MAX).
-const NAME_MAX: usize = 255;
+/// Longest path component most file systems take (NAME_MAX), less the part-file decoration.
+const COMPONENT_MAX: usize = 255 - ".".len() - ".zcp-part".len();
 
-/// What `--output` names: a directory that receives files under their offered names, or the
-/// path of the one file to write.
-#[derive(Debug, Clone)]
+/// What `--output` names.
+#[derive(Debug)]
 pub enum Destination {
-    Directory(PathBuf),
-    File { dir: PathBuf, name: OsString },
+    /// Entries land under this directory, held open by descriptor.
+    Directory { path: PathBuf, dir: OwnedFd },
+    /// The one file to write: `name` in `dir`.
+    File { path: PathBuf, dir: OwnedFd, name: OsString },
+    /// `-`: the one file goes to standard output.
+    Stdout,
+}
+
+/// How the receiver treats targets that already exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Replace existing files.
+    pub force: bool,
+    /// Skip files whose size and mtime already match.
+    pub skip_existing: bool,
 }
 
 /// Why an entry will not be written.
@@ -33,155 +51,325 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(code: RefuseCode, reason: impl Into<String>) -> Self {
+    pub fn new(code: RefuseCode, reason: impl Into<String>) -> Self {
         Refusal { code, reason: reason.into() }
     }
 }
 
+/// What the receiver decided for one entry.
+#[derive(Debug)]
+pub enum Decision {
+    /// A directory, now present.
+    Dir,
+    /// An existing file that matches: nothing to send.
+    Skip,
+    /// Receive into this target, from `offset` (a part file of that length exists).
+    Receive { target: Target, offset: u64, prefix_xxh3: u128 },
+    /// Receive onto standard output.
+    Stdout,
+}
+
 impl Destination {
-    /// Reads `--output`: an existing directory, else a file path whose directory exists.
+    /// Reads `--output`: `-`, an existing directory, or a file path whose directory exists.
     pub fn resolve(output: &Path) -> anyhow::Result<Destination> {
+        if output.as_os_str() == "-" {
+            return Ok(Destination::Stdout);
+        }
         if output.is_dir() {
-            return Ok(Destination::Directory(output.to_path_buf()));
+            let dir = open_dir(AT_FDCWD, output.as_os_str(), true)
+                .with_context(|| format!("opening output directory {}", output.display()))?;
+            return Ok(Destination::Directory { path: output.to_path_buf(), dir });
         }
         let Some(name) = output.file_name() else {
             bail!("output {} is neither a directory nor a file path", output.display());
         };
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+        let parent = match output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
         };
-        let meta =
-            fs::metadata(&dir).with_context(|| format!("output directory {}", dir.display()))?;
-        if !meta.is_dir() {
-            bail!("output directory {} is not a directory", dir.display());
-        }
-        Ok(Destination::File { dir, name: name.to_os_string() })
+        let dir = open_dir(AT_FDCWD, parent.as_os_str(), true)
+            .with_context(|| format!("output directory {}", parent.display()))?;
+        Ok(Destination::File { path: output.to_path_buf(), dir, name: name.to_os_string() })
     }
 
-    /// Where an offered entry would be written, or why it will not be.
-    pub fn target(&self, entry: &Entry) -> Result<Target, Refusal> {
-        let name =
-            check_name(&entry.name).map_err(|why| Refusal::new(RefuseCode::InvalidName, why))?;
-        Ok(match self {
-            Destination::Directory(dir) => Target { dir: dir.clone(), name: name.to_os_string() },
-            Destination::File { dir, name } => Target { dir: dir.clone(), name: name.clone() },
-        })
+    /// Whether this destination takes one file only.
+    pub fn single(&self) -> bool {
+        !matches!(self, Destination::Directory { .. })
+    }
+
+    /// Decides one entry: checks its name, creates directories, finds an existing target or a
+    /// part file to resume, and proves the part file can be created.
+    pub fn decide(&self, entry: &Entry, policy: Policy) -> Result<Decision, Refusal> {
+        let parts =
+            check_path(&entry.name).map_err(|why| Refusal::new(RefuseCode::InvalidName, why))?;
+        let (root, shown_root) = match self {
+            Destination::Stdout => return self.decide_stdout(entry),
+            Destination::Directory { path, dir } => (dir, path.clone()),
+            Destination::File { path, dir, name } => {
+                if entry.kind == EntryKind::Dir {
+                    return Err(Refusal::new(
+                        RefuseCode::Unsupported,
+                        "--output names a file, not a directory",
+                    ));
+                }
+                let target = Target { dir: dup(dir)?, name: name.clone(), shown: path.clone() };
+                return decide_file(target, entry, policy);
+            }
+        };
+        let shown = shown_root.join(OsStr::from_bytes(&entry.name));
+        let (last, dirs) = parts
+            .split_last()
+            .ok_or_else(|| Refusal::new(RefuseCode::InvalidName, "empty path"))?;
+        let parent = walk(root, dirs, &shown)?;
+        match entry.kind {
+            EntryKind::Dir => {
+                open_dir(&parent, last, true).map_err(|e| walk_refusal(&shown, e))?;
+                Ok(Decision::Dir)
+            }
+            EntryKind::File => {
+                let target = Target { dir: parent, name: last.to_os_string(), shown };
+                decide_file(target, entry, policy)
+            }
+        }
+    }
+
+    fn decide_stdout(&self, entry: &Entry) -> Result<Decision, Refusal> {
+        match entry.kind {
+            EntryKind::File => Ok(Decision::Stdout),
+            EntryKind::Dir => Err(Refusal::new(
+                RefuseCode::Unsupported,
+                "--output - takes one file, not a directory",
+            )),
+        }
+    }
+
+    /// Re-opens the directory of a received entry and applies its mode and mtime; done after all
+    /// files, so a read-only directory mode does not stop its own contents from landing.
+    pub fn finish_dir(&self, entry: &Entry) -> io::Result<()> {
+        let Destination::Directory { dir, .. } = self else { return Ok(()) };
+        let parts = check_path(&entry.name).map_err(io::Error::other)?;
+        let mut fd = dup(dir).map_err(|r| io::Error::other(r.reason))?;
+        for part in &parts {
+            fd = open_dir(&fd, part, false)?;
+        }
+        let file = File::from(fd);
+        file.set_permissions(std::fs::Permissions::from_mode(entry.mode & 0o777))?;
+        file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
     }
 }
 
-/// Accepts a plain base name: not empty, not `.` or `..`, no `/`, no NUL, at most 255 bytes.
-pub fn check_name(name: &[u8]) -> Result<&OsStr, String> {
+fn decide_file(target: Target, entry: &Entry, policy: Policy) -> Result<Decision, Refusal> {
+    if let Some(existing) = target.existing()? {
+        if existing.is_dir {
+            return Err(Refusal::new(
+                RefuseCode::Exists,
+                format!("{} exists and is a directory", target.shown.display()),
+            ));
+        }
+        if policy.skip_existing && same_file(&existing, entry) {
+            return Ok(Decision::Skip);
+        }
+        if !policy.force {
+            let hint = if policy.skip_existing {
+                "differs; use --force to overwrite"
+            } else {
+                "use --force to overwrite"
+            };
+            return Err(Refusal::new(
+                RefuseCode::Exists,
+                format!("{} exists ({hint})", target.shown.display()),
+            ));
+        }
+    }
+    let part = target.open_part(false)?;
+    let len = part.metadata().map_err(|e| target.refusal(e))?.len();
+    // A part file longer than the offered file cannot be its prefix: start over.
+    let offset = match entry.size {
+        Some(size) if len <= size => len,
+        _ => 0,
+    };
+    let prefix_xxh3 = if offset > 0 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        crate::copy::hash_prefix(&part, offset, &mut hasher).map_err(|e| target.refusal(e))?;
+        hasher.digest128()
+    } else {
+        0
+    };
+    Ok(Decision::Receive { target, offset, prefix_xxh3 })
+}
+
+/// What stands under a target name already.
+#[derive(Debug)]
+struct Existing {
+    is_dir: bool,
+    is_file: bool,
+    size: u64,
+    mtime_sec: i64,
+    mtime_nsec: i64,
+}
+
+fn same_file(existing: &Existing, entry: &Entry) -> bool {
+    existing.is_file
+        && Some(existing.size) == entry.size
+        && existing.mtime_sec == entry.mtime_sec
+        && existing.mtime_nsec == entry.mtime_nsec as i64
+}
+
+/// Checks an offered name: a relative path of 1 to 4096 bytes whose `/`-separated components
+/// are all normal (not empty, not `.` or `..`), without NUL, each short enough for a part name.
+pub fn check_path(name: &[u8]) -> Result<Vec<&OsStr>, String> {
     let shown = String::from_utf8_lossy(name);
     if name.is_empty() {
-        Err("empty file name".into())
-    } else if name.contains(&0) {
-        Err(format!("file name {shown:?} contains a NUL byte"))
-    } else if name.contains(&b'/') {
-        Err(format!("file name {shown:?} contains '/' (only plain file names are accepted)"))
-    } else if name == b"." || name == b".." {
-        Err(format!("file name {shown:?} is not a file name"))
-    } else if name.len() > NAME_MAX {
-        Err(format!("file name is {} bytes long, more than {NAME_MAX}", name.len()))
-    } else {
-        Ok(OsStr::from_bytes(name))
+        return Err("empty file name".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("name is {} bytes long, more than {MAX_NAME}", name.len()));
+    }
+    if name.contains(&0) {
+        return Err(format!("name {shown:?} contains a NUL byte"));
+    }
+    if name.starts_with(b"/") {
+        return Err(format!("name {shown:?} is an absolute path"));
+    }
+    name.split(|&b| b == b'/')
+        .map(|c| match c {
+            b"" => Err(format!("name {shown:?} has an empty component")),
+            b"." | b".." => {
+                Err(format!("name {shown:?} has a {:?} component", OsStr::from_bytes(c)))
+            }
+            c if c.len() > COMPONENT_MAX => {
+                Err(format!("name {shown:?} has a component longer than {COMPONENT_MAX} bytes"))
+            }
+            c => Ok(OsStr::from_bytes(c)),
+        })
+        .collect()
+}
+
+/// Opens (creating when missing) each directory in `dirs` below `root`, never following a
+/// symlink: a link planted in the destination is refused, not followed.
+fn walk(root: &OwnedFd, dirs: &[&OsStr], shown: &Path) -> Result<OwnedFd, Refusal> {
+    let mut fd = dup(root)?;
+    for dir in dirs {
+        fd = open_dir(&fd, dir, true).map_err(|e| walk_refusal(shown, e))?;
+    }
+    Ok(fd)
+}
+
+fn walk_refusal(shown: &Path, e: io::Error) -> Refusal {
+    let why = match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ELOOP) | Some(Errno::ENOTDIR) => {
+            "a component is a symlink or not a directory (links in the destination are not followed)".to_string()
+        }
+        _ => e.to_string(),
+    };
+    Refusal::new(code_of(&e), format!("cannot create {}: {why}", shown.display()))
+}
+
+/// Opens directory `name` in `dir` without following links, creating it first when asked.
+fn open_dir(dir: impl AsFd, name: &OsStr, create: bool) -> io::Result<OwnedFd> {
+    if create {
+        match mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    Ok(openat(dir, name, flags, Mode::empty())?)
+}
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd, Refusal> {
+    fd.try_clone()
+        .map_err(|e| Refusal::new(RefuseCode::Other, format!("duplicating a descriptor: {e}")))
+}
+
+fn code_of(e: &io::Error) -> RefuseCode {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            RefuseCode::NotWritable
+        }
+        io::ErrorKind::StorageFull => RefuseCode::NoSpace,
+        _ => RefuseCode::Other,
     }
 }
 
-/// A file to be written: its directory and final name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A file to be written: its directory (held open), final name, and the path shown to users.
+#[derive(Debug)]
 pub struct Target {
-    pub dir: PathBuf,
-    pub name: OsString,
+    dir: OwnedFd,
+    name: OsString,
+    /// The path as users see it, for messages only; never opened.
+    pub shown: PathBuf,
 }
 
 impl Target {
-    pub fn final_path(&self) -> PathBuf {
-        self.dir.join(&self.name)
-    }
-
-    /// `.NAME.zcp-part` beside the final path.
-    pub fn part_path(&self) -> PathBuf {
+    fn part_name(&self) -> OsString {
         let mut part = b".".to_vec();
         part.extend_from_slice(self.name.as_bytes());
         part.extend_from_slice(b".zcp-part");
-        self.dir.join(OsString::from_vec(part))
+        OsString::from_vec(part)
     }
-}
 
-/// A file being received, under its part name until `commit`.
-#[derive(Debug)]
-pub struct PartFile {
-    pub file: File,
-    pub target: Target,
-    /// Whether an existing file may be replaced.
-    force: bool,
-}
+    /// The part file's path as users see it.
+    pub fn part_shown(&self) -> PathBuf {
+        self.shown.with_file_name(self.part_name())
+    }
 
-impl PartFile {
-    /// Creates (or truncates) the part file, refusing when the target exists without `force`.
-    pub fn create(target: Target, force: bool) -> Result<PartFile, Refusal> {
-        let final_path = target.final_path();
-        if let Ok(meta) = fs::symlink_metadata(&final_path) {
-            if meta.is_dir() {
-                return Err(Refusal::new(
-                    RefuseCode::Exists,
-                    format!("{} exists and is a directory", final_path.display()),
-                ));
-            }
-            if !force {
-                return Err(Refusal::new(
-                    RefuseCode::Exists,
-                    format!("{} exists (use --force to overwrite)", final_path.display()),
-                ));
-            }
+    /// What already stands under the target name (a final symlink is not followed).
+    fn existing(&self) -> Result<Option<Existing>, Refusal> {
+        use nix::sys::stat::{SFlag, fstatat};
+        let flags = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+        let st = match fstatat(&self.dir, self.name.as_os_str(), flags) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(self.refusal(e.into())),
+        };
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        Ok(Some(Existing {
+            is_dir: kind == SFlag::S_IFDIR,
+            is_file: kind == SFlag::S_IFREG,
+            size: st.st_size as u64,
+            mtime_sec: st.st_mtime,
+            mtime_nsec: st.st_mtime_nsec,
+        }))
+    }
+
+    /// Opens (creating) the part file; `truncate` starts it over.
+    pub fn open_part(&self, truncate: bool) -> Result<File, Refusal> {
+        let mut flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        if truncate {
+            flags |= OFlag::O_TRUNC;
         }
-        let part_path = target.part_path();
-        let file = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&part_path)
-            .map_err(|e| {
-                let code = match e.kind() {
-                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                        RefuseCode::NotWritable
-                    }
-                    io::ErrorKind::StorageFull => RefuseCode::NoSpace,
-                    _ => RefuseCode::Other,
-                };
-                Refusal::new(code, format!("cannot create {}: {e}", part_path.display()))
-            })?;
-        Ok(PartFile { file, target, force })
+        openat(&self.dir, self.part_name().as_os_str(), flags, Mode::from_bits_truncate(0o600))
+            .map(File::from)
+            .map_err(|e| self.refusal(e.into()))
     }
 
-    /// Applies the offered mode (and mtime, for files of known size) and renames the part file
-    /// into place. Without `force`, an existing target is never replaced, even one that appeared
-    /// during the transfer.
-    pub fn commit(self, entry: &Entry) -> anyhow::Result<PathBuf> {
-        let part = self.target.part_path();
-        let final_path = self.target.final_path();
-        self.file
-            .set_permissions(fs::Permissions::from_mode(entry.mode & 0o777))
-            .with_context(|| format!("setting the mode of {}", part.display()))?;
+    fn refusal(&self, e: io::Error) -> Refusal {
+        Refusal::new(code_of(&e), format!("cannot write {}: {e}", self.part_shown().display()))
+    }
+
+    /// Applies the offered mode (and mtime, for files of known size) to the part file and
+    /// renames it into place. Without `force` an existing target is never replaced, even one
+    /// that appeared during the transfer.
+    pub fn commit(&self, part: &File, entry: &Entry, force: bool) -> anyhow::Result<()> {
+        part.set_permissions(std::fs::Permissions::from_mode(entry.mode & 0o777))
+            .with_context(|| format!("setting the mode of {}", self.part_shown().display()))?;
         if entry.size.is_some() {
-            let mtime = mtime_of(entry);
-            self.file
-                .set_times(FileTimes::new().set_modified(mtime))
-                .with_context(|| format!("setting the mtime of {}", part.display()))?;
+            part.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+                .with_context(|| format!("setting the mtime of {}", self.part_shown().display()))?;
         }
-        rename(&part, &final_path, self.force).with_context(|| {
-            format!("moving {} into place as {}", part.display(), final_path.display())
-        })?;
-        Ok(final_path)
+        rename(&self.dir, &self.part_name(), &self.name, force).with_context(|| {
+            format!("moving {} into place as {}", self.part_shown().display(), self.shown.display())
+        })
     }
 
     /// Removes the part file: its contents are known to be wrong.
-    pub fn discard(self) {
-        let _ = fs::remove_file(self.target.part_path());
+    pub fn discard(&self) {
+        let _ = nix::unistd::unlinkat(
+            &self.dir,
+            self.part_name().as_os_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
     }
 }
 
@@ -195,19 +383,47 @@ fn mtime_of(entry: &Entry) -> SystemTime {
 }
 
 #[cfg(target_os = "linux")]
-fn rename(from: &Path, to: &Path, replace: bool) -> io::Result<()> {
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+fn rename(dir: &OwnedFd, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
+    use nix::fcntl::{RenameFlags, renameat2};
     let flags = if replace { RenameFlags::empty() } else { RenameFlags::RENAME_NOREPLACE };
-    renameat2(AT_FDCWD, from, AT_FDCWD, to, flags).map_err(io::Error::from)
+    renameat2(dir, from, dir, to, flags).map_err(io::Error::from)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn rename(from: &Path, to: &Path, replace: bool) -> io::Result<()> {
-    // No atomic no-replace rename here: link(2) fails on an existing target, then drop the part.
+fn rename(dir: &OwnedFd, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
+    use nix::unistd::{LinkatFlags, UnlinkatFlags, linkat, unlinkat};
     if replace {
-        fs::rename(from, to)
+        nix::fcntl::renameat(dir, from, dir, to).map_err(io::Error::from)
     } else {
-        fs::hard_link(from, to)?;
-        fs::remove_file(from)
+        // No atomic no-replace rename here: link(2) fails on an existing target.
+        linkat(dir, from, dir, to, LinkatFlags::NoSymlinkFollow)?;
+        unlinkat(dir, from, UnlinkatFlags::NoRemoveDir).map_err(io::Error::from)
+    }
+}
+
+impl Destination {
+    /// Bytes available to an unprivileged writer where files land, when it can be told.
+    pub fn free_space(&self) -> Option<u64> {
+        let dir = match self {
+            Destination::Directory { dir, .. } | Destination::File { dir, .. } => dir,
+            Destination::Stdout => return None,
+        };
+        let st = nix::sys::statvfs::fstatvfs(dir).ok()?;
+        Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+    }
+}
+
+/// Takes the part file's exclusive lock without waiting, so two sessions never write one file.
+pub fn lock(part: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; the lock ends when the file is closed.
+    let rc = unsafe { nix::libc::flock(part.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(nix::libc::EWOULDBLOCK) => Ok(false),
+        _ => Err(err),
     }
 }

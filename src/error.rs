@@ -25,8 +25,12 @@ pub enum ExitCode {
     Checksum = 6,
     /// A local file could not be read or written (not found, permission, disk full).
     Io = 7,
-    /// Interrupted by a signal.
+    /// The token proof failed or is missing, on either side.
+    Auth = 8,
+    /// Interrupted by SIGINT (Ctrl-C).
     Interrupted = 130,
+    /// Stopped by SIGTERM.
+    Terminated = 143,
 }
 
 impl ExitCode {
@@ -40,7 +44,9 @@ impl ExitCode {
         (ExitCode::Refused, "receiver refused the file (exists, unsafe name, not writable)"),
         (ExitCode::Checksum, "checksum mismatch: nothing was put in place"),
         (ExitCode::Io, "local file error (not found, permission, disk full)"),
+        (ExitCode::Auth, "authentication failed: wrong or missing token"),
         (ExitCode::Interrupted, "interrupted (Ctrl-C)"),
+        (ExitCode::Terminated, "stopped by SIGTERM"),
     ];
 
     pub fn code(self) -> i32 {
@@ -51,6 +57,12 @@ impl ExitCode {
 /// Failures that sessions and the exit code need to tell apart.
 #[derive(Debug)]
 pub enum SessionError {
+    /// Options that cannot work together or for this input.
+    Usage(String),
+    /// The token proof failed or is missing.
+    Auth(String),
+    /// The receiver stopped (Ctrl-C, SIGTERM).
+    Interrupted(String),
     /// `--method` named a path that cannot serve this source or destination.
     MethodUnavailable { path: DataPath, errno: Option<i32>, reason: String },
     /// The source is a directory.
@@ -68,6 +80,9 @@ pub enum SessionError {
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            SessionError::Usage(m) | SessionError::Auth(m) | SessionError::Interrupted(m) => {
+                f.write_str(m)
+            }
             SessionError::MethodUnavailable { path, errno, reason } => {
                 write!(f, "--method {path} cannot be used: {reason}")?;
                 match errno {
@@ -113,13 +128,20 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
 fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
     if let Some(e) = cause.downcast_ref::<SessionError>() {
         return Some(match e {
+            SessionError::Usage(_) => ExitCode::Usage,
+            SessionError::Auth(_) => ExitCode::Auth,
+            SessionError::Interrupted(_) => ExitCode::Interrupted,
             SessionError::MethodUnavailable { .. } => ExitCode::Usage,
             SessionError::IsADirectory(_) => ExitCode::Io,
             SessionError::Refused { .. } => ExitCode::Refused,
             SessionError::ChecksumMismatch { .. } => ExitCode::Checksum,
             SessionError::ConnectionLost { .. } => ExitCode::Connection,
             SessionError::Peer { code: ErrorCode::Io, .. } => ExitCode::Io,
-            SessionError::Peer { code: ErrorCode::Interrupted, .. } => ExitCode::Connection,
+            SessionError::Peer { code: ErrorCode::Interrupted | ErrorCode::Busy, .. } => {
+                ExitCode::Connection
+            }
+            SessionError::Peer { code: ErrorCode::Auth, .. } => ExitCode::Auth,
+            SessionError::Peer { code: ErrorCode::Limit, .. } => ExitCode::Refused,
             SessionError::Peer { .. } => ExitCode::Protocol,
         });
     }

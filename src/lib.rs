@@ -3,6 +3,7 @@
 //! syscall path it actually took. `main.rs` only parses the command line and maps errors to
 //! exit codes; everything else lives here so tests and benchmarks reuse it.
 
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -10,13 +11,17 @@ pub mod copy;
 pub mod dest;
 pub mod doctor;
 pub mod error;
+pub mod machine;
+pub mod manifest;
 pub mod net;
 pub mod progress;
 pub mod protocol;
+pub mod raw;
 pub mod recv;
 pub mod report;
 pub mod send;
 pub mod session;
 pub mod shell;
+pub mod signals;
 pub mod source;
 pub mod usage;

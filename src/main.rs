@@ -1,16 +1,18 @@
 //! The `zcp` binary: parse the command line, run the subcommand, print, map errors to exit codes.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::process;
 
 use clap::Parser;
 
 use zcp::cli::{Cli, Command};
-use zcp::config::{Output, RecvConfig, SendConfig};
+use zcp::config::{Link, Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
+use zcp::progress::Ui;
 use zcp::recv::Receiver;
 use zcp::report::Report;
-use zcp::{send, shell};
+use zcp::{raw, send, shell};
 
 fn main() {
     ignore_sigxfsz();
@@ -24,17 +26,8 @@ fn main() {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Send(args) => {
-            let cfg = SendConfig::from_args(args)?;
-            finish(send::run(&cfg)?, cfg.output)
-        }
-        Command::Recv(args) => {
-            let cfg = RecvConfig::from_args(args)?;
-            let receiver = Receiver::bind(&cfg)?;
-            // Scripts read the port from this line: it is printed even with --quiet.
-            eprintln!("listening on {}", receiver.local_addr()?);
-            finish(receiver.serve_one(&cfg)?, cfg.print)
-        }
+        Command::Send(args) => run_send(SendConfig::from_args(args)?),
+        Command::Recv(args) => run_recv(RecvConfig::from_args(args)?),
         Command::Bench(args) => zcp::bench::run(args),
         Command::Doctor(args) => zcp::doctor::run(args),
         Command::Completions { shell } => {
@@ -48,24 +41,86 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Scripts read the port from this line: it is printed even with --quiet.
+fn listening(addr: SocketAddr) {
+    eprintln!("listening on {addr}");
+}
+
+fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
+    let ui = Ui::hidden();
+    if cfg.net.raw {
+        let report = raw::send(&cfg, listening)?;
+        return Ok(print(cfg.output, || report.human(), || report.json()));
+    }
+    if cfg.no_auth {
+        ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
+    }
+    let manifest = send::prepare(&cfg, &ui)?;
+    let socket = send::connect(&cfg, listening)?;
+    let report = send::run(&cfg, &manifest, socket)?;
+    Ok(finish(&report, cfg.output))
+}
+
+fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
+    if cfg.net.raw {
+        let output = cfg.print;
+        let report = raw::recv(&cfg, listening)?;
+        return Ok(print(output, || report.human(), || report.json()));
+    }
+    let (output, keep_open) = (cfg.print, cfg.keep_open);
+    let connect = matches!(cfg.net.link, Link::Connect(_));
+    let receiver = Receiver::bind(cfg)?;
+    let addr = receiver.local_addr()?;
+    if let Some(addr) = addr {
+        listening(addr);
+    }
+    if let Some(token) = receiver.generated_token() {
+        let t = token.reveal();
+        let how = match addr {
+            Some(a) if !connect => format!("zcp send PATH HOST:{}", a.port()),
+            _ => "zcp send --listen ADDR PATH".to_string(),
+        };
+        eprintln!("token {t} (on the sender: ZCP_TOKEN={t} {how})");
+    }
+    if !receiver.authenticates() {
+        Ui::hidden()
+            .warn("authentication is off (--no-auth): anyone who can connect may write here");
+    }
+    let outcome = receiver.run(|result| match result {
+        Ok(report) => finish(&report, output),
+        Err(err) => fail(&err),
+    })?;
+    if keep_open && output.summary {
+        let how = outcome.stopped_by.map_or_else(String::new, |s| format!(", stopped by {s}"));
+        eprintln!("served {} sessions, {} failed{how}", outcome.served, outcome.failed);
+    }
+    Ok(outcome.code)
+}
+
 /// Prints a finished session's report and returns its exit code.
-fn finish(report: Report, output: Output) -> anyhow::Result<ExitCode> {
+fn finish(report: &Report, output: Output) -> ExitCode {
+    let code = print(output, || report.human(), || report.json());
+    match report.failure() {
+        Some(err) if code == ExitCode::Success => fail(&err.into()),
+        _ => code,
+    }
+}
+
+/// Prints the summary (unless quiet) and the JSON (when asked); a reader that went away
+/// (`zcp send … --json | head -c1`) is not our failure.
+fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) -> ExitCode {
     if output.summary {
-        eprintln!("{}", report.human());
+        eprintln!("{}", human());
     }
     if output.json {
         let mut out = io::stdout().lock();
-        if let Err(e) = writeln!(out, "{}", report.json()).and_then(|_| out.flush()) {
-            // A reader that went away (`zcp send … --json | head -c1`) is not our failure.
+        if let Err(e) = writeln!(out, "{}", json()).and_then(|_| out.flush()) {
             if e.kind() != io::ErrorKind::BrokenPipe {
-                return Err(anyhow::Error::from(e).context("writing the JSON report"));
+                return fail(&anyhow::Error::from(e).context("writing the JSON report"));
             }
         }
     }
-    match report.failure() {
-        Some(err) => Ok(fail(&err.into())),
-        None => Ok(ExitCode::Success),
-    }
+    ExitCode::Success
 }
 
 fn fail(err: &anyhow::Error) -> ExitCode {

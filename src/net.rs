@@ -3,15 +3,38 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::thread;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 
-/// Connects to the first address of `dest` that answers.
-pub fn connect(dest: &str) -> anyhow::Result<TcpStream> {
+/// Connects to the first address of `dest` that answers, each attempt limited to `timeout`;
+/// when every address refuses or times out, tries again `retries` times, a second apart.
+pub fn connect(dest: &str, timeout: Duration, retries: u32) -> anyhow::Result<TcpStream> {
+    let mut attempt = 0;
+    loop {
+        match connect_once(dest, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if attempt < retries && retryable(&e) => {
+                attempt += 1;
+                thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn retryable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>().is_some_and(|e| {
+        matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::TimedOut)
+    })
+}
+
+fn connect_once(dest: &str, timeout: Duration) -> anyhow::Result<TcpStream> {
     let mut failures = Vec::new();
     let mut last = io::Error::other("no address");
     for addr in resolve(dest)? {
-        match TcpStream::connect(addr) {
+        match TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => {
                 stream.set_nodelay(true).context("setting TCP_NODELAY")?;
                 return Ok(stream);
@@ -29,6 +52,30 @@ pub fn connect(dest: &str) -> anyhow::Result<TcpStream> {
         format!(" (also tried {})", failures.join("; "))
     };
     Err(anyhow::Error::from(last).context(format!("connecting to {dest}{also}")))
+}
+
+/// Waits up to `timeout` for a connection on `listener`; `None` when none came.
+pub fn accept_within(
+    listener: &TcpListener,
+    timeout: Duration,
+) -> anyhow::Result<Option<(TcpStream, SocketAddr)>> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, ms) {
+        Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(None),
+        Ok(_) => {}
+        Err(e) => return Err(anyhow::Error::from(e).context("waiting for a connection")),
+    }
+    match listener.accept() {
+        Ok((stream, peer)) => {
+            stream.set_nodelay(true).context("setting TCP_NODELAY")?;
+            Ok(Some((stream, peer)))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(anyhow::Error::from(e).context("accepting a connection")),
+    }
 }
 
 /// Binds a listener on `addr` (`IP:PORT`, port 0 for any free port).

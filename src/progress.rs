@@ -1,11 +1,14 @@
-//! The progress bar on stderr, built in this one place. It is hidden unless stderr is a terminal
-//! and neither `--quiet` nor `--json` was given (see `config::Output`).
+//! Everything a session shows while it runs: the progress bar (built here only) and warnings.
+//! The bar is hidden unless stderr is a terminal and neither `--quiet` nor `--json` was given
+//! (see `config::Output`); warnings are printed above it either way.
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-const SIZED: &str =
-    "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}";
-const UNSIZED: &str = "{prefix} {spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed}";
+use crate::config::Output;
+
+const SIZED: &str = "{prefix} {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} \
+                     {binary_bytes_per_sec} ETA {eta}";
+const UNSIZED: &str = "{prefix} {msg} {spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed}";
 
 /// A bar for `total` bytes (a spinner when the total is unknown), or a hidden one.
 pub fn bar(visible: bool, total: Option<u64>, label: &str) -> ProgressBar {
@@ -21,4 +24,44 @@ pub fn bar(visible: bool, total: Option<u64>, label: &str) -> ProgressBar {
     }
     bar.set_prefix(label.to_string());
     bar
+}
+
+/// The live display of one session: one overall bar (bytes, files, rate, ETA, current file).
+pub struct Ui {
+    bar: ProgressBar,
+    files: u64,
+    done: u64,
+}
+
+impl Ui {
+    /// A display for a session moving `total` bytes in `files` files.
+    pub fn new(output: Output, total: Option<u64>, files: u64) -> Ui {
+        Ui { bar: bar(output.progress, total, ""), files, done: 0 }
+    }
+
+    /// A display that shows nothing but warnings.
+    pub fn hidden() -> Ui {
+        Ui { bar: ProgressBar::hidden(), files: 0, done: 0 }
+    }
+
+    /// Prints a warning above the bar.
+    pub fn warn(&self, message: &str) {
+        self.bar.suspend(|| eprintln!("zcp: warning: {message}"));
+    }
+
+    /// A new file starts; `base` is the session's byte count before it.
+    pub fn file(&mut self, name: &str) {
+        self.done += 1;
+        self.bar.set_prefix(format!("[{}/{}]", self.done, self.files));
+        self.bar.set_message(name.to_string());
+    }
+
+    /// The session has moved `bytes` so far.
+    pub fn position(&self, bytes: u64) {
+        self.bar.set_position(bytes);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }

@@ -1,196 +1,557 @@
-//! The receiving session: listen, accept one sender, check its greeting and offer, answer with a
-//! plan, write each accepted file through its part file, verify, and put it in place.
+//! The receiving end: listens (or connects, for reverse connections), serves one session or,
+//! with `--keep-open`, many at once, and stops cleanly on Ctrl-C or SIGTERM. One session: check
+//! the greeting and the token proof, read the offer, answer with one plan, write each file
+//! through its part file, verify, put it in place.
 
+use std::fs::File;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
 use anyhow::Context;
+use humansize::{BINARY, format_size};
 
-use crate::config::RecvConfig;
+use crate::auth::{self, Token};
+use crate::config::{Link, RecvConfig};
 use crate::copy::{self, Framing, Incoming, Moved};
-use crate::dest::{Destination, PartFile};
+use crate::dest::{Decision, Destination, Refusal};
 use crate::error::{ExitCode, SessionError, exit_code};
+use crate::progress::Ui;
 use crate::protocol::{
-    self, Answer, Entry, ErrorCode, Hello, Message, Plan, ProtocolError, Summary, Verdict,
-    VerdictStatus,
+    self, Answer, Entry, EntryKind, ErrorCode, Hello, Message, Plan, ProtocolError, RefuseCode,
+    Summary, Verdict, VerdictStatus,
 };
-use crate::report::{FileReport, Report, Role};
+use crate::report::{FileReport, Report, Role, Status};
 use crate::session::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
-use crate::{net, progress, usage};
+use crate::{net, signals, usage};
 
-/// A listening receiver, bound before anything is accepted so its address can be printed.
+/// How often the serving loop looks at signals and finished sessions.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A receiver, bound (or about to connect) and ready to serve.
 pub struct Receiver {
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     dest: Destination,
+    cfg: RecvConfig,
+}
+
+/// How a receiver's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: ExitCode,
+    pub served: u64,
+    pub failed: u64,
+    /// Set when a signal stopped the receiver.
+    pub stopped_by: Option<nix::sys::signal::Signal>,
 }
 
 impl Receiver {
-    /// Checks `--output` and binds `--listen`.
-    pub fn bind(cfg: &RecvConfig) -> anyhow::Result<Receiver> {
+    /// Checks `--output` and binds `--listen` (nothing is bound for `--connect`).
+    pub fn bind(cfg: RecvConfig) -> anyhow::Result<Receiver> {
         let dest = Destination::resolve(&cfg.output)?;
-        let listener = net::listen(&cfg.listen)?;
-        Ok(Receiver { listener, dest })
+        let listener = match &cfg.net.link {
+            Link::Listen(addr) => Some(net::listen(addr)?),
+            Link::Connect(_) => None,
+        };
+        Ok(Receiver { listener, dest, cfg })
     }
 
     /// The address actually bound (the real port when `--listen` asked for port 0).
-    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.listener.local_addr().context("reading the listening address")
+    pub fn local_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        self.listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+            .context("reading the listening address")
     }
 
-    /// Serves one sender and returns both ends' report.
-    pub fn serve_one(&self, cfg: &RecvConfig) -> anyhow::Result<Report> {
-        let (mut socket, peer) = self.listener.accept().context("accepting a connection")?;
-        serve(&mut socket, &self.dest, cfg).with_context(|| format!("receiving from {peer}"))
+    /// Whether senders must prove a token.
+    pub fn authenticates(&self) -> bool {
+        self.cfg.token.is_some()
     }
-}
 
-fn serve(socket: &mut TcpStream, dest: &Destination, cfg: &RecvConfig) -> anyhow::Result<Report> {
-    greet(socket)?;
-    let offer = match next_message(socket, "the sender's offer")? {
-        Message::Offer(offer) => offer,
-        other => return Err(unexpected("OFFER", &other)),
-    };
-    let (plan, parts) = plan(&offer.entries, dest, cfg.force);
-    protocol::write_message(socket, &Message::Plan(plan.clone())).context("sending the plan")?;
-    if parts.iter().all(Option::is_none) {
-        return Err(first_refusal(&offer.entries, &plan));
+    /// The token a sender needs, when this receiver made it up (and the user must be shown it).
+    pub fn generated_token(&self) -> Option<&Token> {
+        self.cfg.token.as_ref().filter(|_| self.cfg.token_generated)
     }
-    session::set_timeout(socket, None)?;
-    let start = usage::Snapshot::now();
-    let mut total = Moved::default();
-    let (mut files, mut verdicts) = (Vec::new(), Vec::new());
-    for (entry, part) in offer.entries.iter().zip(parts) {
-        let Some(part) = part else { continue };
-        let (file, verdict, moved) = match receive_file(socket, entry, part, cfg) {
-            Ok(done) => done,
-            Err(e) => return Err(tell_peer(socket, e)),
+
+    /// Serves one session, or sessions until a signal with `--keep-open`. Each finished
+    /// session's report (or error) goes to `done`, which returns its exit code.
+    pub fn run(
+        &self,
+        mut done: impl FnMut(anyhow::Result<Report>) -> ExitCode,
+    ) -> anyhow::Result<Outcome> {
+        signals::install()?;
+        let live = Live::default();
+        let (tx, rx) = mpsc::channel::<anyhow::Result<Report>>();
+        thread::scope(|scope| {
+            let spawn = |socket: TcpStream, peer: String| {
+                let tx = tx.clone();
+                let id = live.add(&socket);
+                let live = &live;
+                scope.spawn(move || {
+                    let result = self
+                        .serve(socket, live, id)
+                        .with_context(|| format!("receiving from {peer}"));
+                    live.remove(id);
+                    let _ = tx.send(result);
+                });
+            };
+            let mut outcome =
+                Outcome { code: ExitCode::Success, served: 0, failed: 0, stopped_by: None };
+            let mut started = 0u64;
+            if let Link::Connect(dest) = &self.cfg.net.link {
+                let socket =
+                    net::connect(dest, self.cfg.net.connect_timeout, self.cfg.net.retries)?;
+                spawn(socket, dest.clone());
+                started = 1;
+            }
+            loop {
+                while let Ok(result) = rx.try_recv() {
+                    let code = done(result);
+                    outcome.served += 1;
+                    if code != ExitCode::Success {
+                        outcome.failed += 1;
+                        outcome.code = code;
+                    }
+                }
+                if let Some(signal) = signals::pending() {
+                    live.stop_all();
+                    outcome.stopped_by = Some(signal);
+                    break;
+                }
+                if !self.cfg.keep_open
+                    && started > 0
+                    && live.count() == 0
+                    && outcome.served == started
+                {
+                    break;
+                }
+                match &self.listener {
+                    Some(l) if self.cfg.keep_open || started == 0 => {
+                        if let Some((socket, peer)) = net::accept_within(l, TICK)? {
+                            started += 1;
+                            if live.count() >= self.cfg.max_conns as usize {
+                                turn_away(socket, self.cfg.max_conns);
+                                started -= 1;
+                            } else {
+                                spawn(socket, peer.to_string());
+                            }
+                        }
+                    }
+                    _ => thread::sleep(TICK),
+                }
+            }
+            // Sessions cut short by a signal still report, then the run ends.
+            while live.count() > 0 || outcome.served < started {
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(result) => {
+                        done(result);
+                        outcome.served += 1;
+                        outcome.failed += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Some(signal) = outcome.stopped_by {
+                outcome.code = signals::exit_code(signal);
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// One session, start to end.
+    fn serve(&self, mut socket: TcpStream, live: &Live, id: u64) -> anyhow::Result<Report> {
+        session::set_timeout(&socket, Some(HANDSHAKE_TIMEOUT))?;
+        greet(&mut socket, self.cfg.token.as_ref())?;
+        let offer = match next_message(&mut socket, "the sender's offer") {
+            Ok(Message::Offer(offer)) => offer,
+            Ok(other) => return Err(tell_peer(&mut socket, unexpected("OFFER", &other))),
+            Err(e) => return Err(tell_peer(&mut socket, e)),
         };
-        absorb(&mut total, moved);
-        files.push(file);
-        verdicts.push(verdict);
+        let mut plan = self.plan(&offer.entries);
+        protocol::write_message(&mut socket, &Message::Plan(plan.wire()))
+            .context("sending the plan")?;
+        session::set_timeout(&socket, self.cfg.net.idle_timeout)?;
+        live.started_data(id);
+        let start = usage::Snapshot::now();
+        let total = match self.receive_all(&mut socket, &offer.entries, &mut plan) {
+            Ok(total) => total,
+            Err(e) => return Err(tell_peer(&mut socket, self.explain_idle(e))),
+        };
+        for entry in offer.entries.iter().rev().filter(|e| e.kind == EntryKind::Dir) {
+            self.dest.finish_dir(entry).with_context(|| {
+                format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
+            })?;
+        }
+        let sender = match next_message(&mut socket, "the sender's statistics")? {
+            Message::Finish(stats) => stats,
+            other => return Err(unexpected("FINISH", &other)),
+        };
+        let stats = start.side_stats(&total);
+        let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
+        protocol::write_message(&mut socket, &Message::Summary(summary))
+            .context("sending the summary")?;
+        Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats })
     }
-    let sender = match next_message(socket, "the sender's statistics")? {
-        Message::Finish(stats) => stats,
-        other => return Err(unexpected("FINISH", &other)),
-    };
-    let stats = start.side_stats(&total);
-    let summary = Summary { verdicts, stats: stats.clone() };
-    protocol::write_message(socket, &Message::Summary(summary)).context("sending the summary")?;
-    Ok(Report { role: Role::Recv, files, send: sender, recv: stats })
+
+    /// Decides every entry, then refuses the lot when it would not fit.
+    fn plan(&self, entries: &[Entry]) -> SessionPlan {
+        let policy = self.cfg.policy;
+        let mut plan = SessionPlan::default();
+        for (i, entry) in entries.iter().enumerate() {
+            let decision = if self.dest.single() && i > 0 {
+                Err(Refusal::new(
+                    RefuseCode::Unsupported,
+                    "--output names one file, taken by the first entry",
+                ))
+            } else {
+                self.dest.decide(entry, policy)
+            };
+            plan.push(entry, decision);
+        }
+        if let Some(why) = self.too_big(&plan, entries) {
+            plan.refuse_all_receives(RefuseCode::NoSpace, &why);
+        }
+        plan
+    }
+
+    /// Why a plan cannot be taken: over `--max-size`, or more than the disk has free.
+    fn too_big(&self, plan: &SessionPlan, entries: &[Entry]) -> Option<String> {
+        let needed: u64 = plan
+            .decisions
+            .iter()
+            .zip(entries)
+            .filter_map(|(d, e)| match d {
+                Ok(Decision::Receive { offset, .. }) => {
+                    Some(e.size.unwrap_or(0).saturating_sub(*offset))
+                }
+                _ => None,
+            })
+            .sum();
+        if let Some(max) = self.cfg.max_size.filter(|&max| needed > max) {
+            return Some(format!(
+                "session needs {}, more than --max-size {}",
+                size(needed),
+                size(max)
+            ));
+        }
+        let free = self.dest.free_space()?;
+        (needed > free).then(|| format!("session needs {}, {} free", size(needed), size(free)))
+    }
+
+    /// Receives every file the plan asked for, in order.
+    fn receive_all(
+        &self,
+        socket: &mut TcpStream,
+        entries: &[Entry],
+        plan: &mut SessionPlan,
+    ) -> anyhow::Result<Moved> {
+        let wanted: Vec<usize> = plan.wanted();
+        let known: Option<u64> = wanted.iter().map(|&i| entries[i].size).sum();
+        let mut ui = if self.cfg.keep_open {
+            Ui::hidden()
+        } else {
+            Ui::new(self.cfg.print, known, wanted.len() as u64)
+        };
+        let mut total = Moved::default();
+        for index in wanted {
+            let entry = &entries[index];
+            let offset = match next_message(socket, "the next file")? {
+                Message::FileStart { index: i, offset } if i as usize == index => offset,
+                Message::FileStart { index: i, .. } => {
+                    return Err(ProtocolError::Malformed(format!(
+                        "file #{i} sent where #{index} was due"
+                    ))
+                    .into());
+                }
+                other => return Err(unexpected("FILE_START", &other)),
+            };
+            ui.file(&String::from_utf8_lossy(&entry.name));
+            let (moved, report, verdict) =
+                self.receive_file(socket, entry, &plan.decisions[index], offset, &total, &ui)?;
+            absorb(&mut total, moved);
+            plan.reports[index] = report;
+            plan.verdicts.push(verdict);
+        }
+        ui.finish();
+        Ok(total)
+    }
+
+    /// Receives one file from `offset`, checks it and puts it in place (or drops it).
+    fn receive_file(
+        &self,
+        socket: &mut TcpStream,
+        entry: &Entry,
+        decision: &Result<Decision, Refusal>,
+        offset: u64,
+        before: &Moved,
+        ui: &Ui,
+    ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        let framing =
+            entry.size.map_or(Framing::Chunked, |size| Framing::Sized(size.saturating_sub(offset)));
+        let base = before.bytes;
+        let max = self.cfg.max_size;
+        let mut tick = |n: u64| -> io::Result<()> {
+            ui.position(base + n);
+            match max {
+                Some(max) if base + n > max => {
+                    Err(io::Error::other(format!("session passed --max-size {}", size(max))))
+                }
+                _ => Ok(()),
+            }
+        };
+        let mut report = FileReport::new(name.clone(), false, Status::Sent);
+        let (moved, sink) = match decision {
+            Ok(Decision::Receive { target, offset: planned, .. }) => {
+                if offset != 0 && offset != *planned {
+                    return Err(ProtocolError::Malformed(format!(
+                        "{name}: sender resumed at {offset}, the plan said {planned}"
+                    ))
+                    .into());
+                }
+                let part = target.open_part(offset == 0).map_err(|r| anyhow::anyhow!(r.reason))?;
+                if !crate::dest::lock(&part)? {
+                    anyhow::bail!("another session is writing {}", target.shown.display());
+                }
+                part.set_len(offset)
+                    .with_context(|| format!("truncating {}", target.part_shown().display()))?;
+                let inc = Incoming {
+                    socket,
+                    file: &part,
+                    framing,
+                    offset,
+                    positioned: true,
+                    buffer_size: self.cfg.buffer_size,
+                };
+                let moved = copy::recv(&inc, self.cfg.method, &mut tick).with_context(|| {
+                    format!(
+                        "writing {name} (partial data kept in {})",
+                        target.part_shown().display()
+                    )
+                })?;
+                report.resumed_from = offset;
+                (moved, Some((target, part)))
+            }
+            Ok(Decision::Stdout) => {
+                let out = File::from(
+                    io::stdout()
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .context("duplicating standard output")?,
+                );
+                let inc = Incoming {
+                    socket,
+                    file: &out,
+                    framing,
+                    offset: 0,
+                    positioned: false,
+                    buffer_size: self.cfg.buffer_size,
+                };
+                (
+                    copy::recv(&inc, self.cfg.method, &mut tick)
+                        .with_context(|| format!("writing {name} to standard output"))?,
+                    None,
+                )
+            }
+            _ => {
+                return Err(
+                    ProtocolError::Malformed(format!("{name} was not planned to be sent")).into()
+                );
+            }
+        };
+        let end = match next_message(socket, "the file's checksum")? {
+            Message::FileEnd(end) => end,
+            other => return Err(unexpected("FILE_END", &other)),
+        };
+        report.bytes = moved.bytes;
+        report.path = Some(moved.path);
+        let verdict = if end.xxh3 == moved.xxh3 {
+            if let Some((target, part)) = &sink {
+                target.commit(part, entry, self.cfg.policy.force)?;
+                report.saved_as = Some(target.shown.display().to_string());
+            }
+            Verdict { status: VerdictStatus::Ok, detail: String::new() }
+        } else {
+            if let Some((target, _)) = &sink {
+                target.discard();
+            }
+            report.status = Status::ChecksumMismatch;
+            Verdict { status: VerdictStatus::ChecksumMismatch, detail: "xxh3-128 differs".into() }
+        };
+        Ok((moved, report, verdict))
+    }
+
+    /// Names an idle timeout as such instead of "resource temporarily unavailable".
+    fn explain_idle(&self, err: anyhow::Error) -> anyhow::Error {
+        let idle = err.chain().any(|c| {
+            c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock)
+        });
+        match (idle, self.cfg.net.idle_timeout) {
+            (true, Some(t)) => err.context(format!(
+                "no data for {} s (--idle-timeout); partial files kept",
+                t.as_secs_f64()
+            )),
+            _ => err,
+        }
+    }
 }
 
-/// Reads the sender's greeting (refusing anything that is not zcp at its first byte) and answers.
-fn greet(socket: &mut TcpStream) -> anyhow::Result<()> {
-    session::set_timeout(socket, Some(HANDSHAKE_TIMEOUT))?;
-    let hello = protocol::read_hello(socket)
+fn size(bytes: u64) -> String {
+    format_size(bytes, BINARY)
+}
+
+/// The decisions, answers, reports and verdicts of one session, entry by entry.
+#[derive(Default)]
+struct SessionPlan {
+    decisions: Vec<Result<Decision, Refusal>>,
+    reports: Vec<FileReport>,
+    verdicts: Vec<Verdict>,
+}
+
+impl SessionPlan {
+    fn push(&mut self, entry: &Entry, decision: Result<Decision, Refusal>) {
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        let dir = entry.kind == EntryKind::Dir;
+        let mut report = FileReport::new(name, dir, Status::Sent);
+        match &decision {
+            Ok(Decision::Dir) => report.status = Status::Created,
+            Ok(Decision::Skip) => report.status = Status::Skipped,
+            Err(r) => {
+                report.status = Status::Refused;
+                report.reason = Some(r.reason.clone());
+            }
+            Ok(Decision::Receive { .. } | Decision::Stdout) => {}
+        }
+        self.reports.push(report);
+        self.decisions.push(decision);
+    }
+
+    fn refuse_all_receives(&mut self, code: RefuseCode, why: &str) {
+        for (d, r) in self.decisions.iter_mut().zip(&mut self.reports) {
+            if matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout)) {
+                *d = Err(Refusal::new(code, why));
+                r.status = Status::Refused;
+                r.reason = Some(why.to_string());
+            }
+        }
+    }
+
+    /// Indices of the entries whose bytes must come, in order.
+    fn wanted(&self) -> Vec<usize> {
+        self.decisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The PLAN frame.
+    fn wire(&self) -> Plan {
+        let answers = self
+            .decisions
+            .iter()
+            .map(|d| match d {
+                Ok(Decision::Receive { offset: 0, .. } | Decision::Stdout) => {
+                    Answer::Send { offset: 0 }
+                }
+                Ok(Decision::Receive { offset, prefix_xxh3, .. }) => {
+                    Answer::Resume { offset: *offset, prefix_xxh3: *prefix_xxh3 }
+                }
+                Ok(Decision::Dir | Decision::Skip) => Answer::Skip,
+                Err(r) => Answer::Refuse { code: r.code, reason: r.reason.clone() },
+            })
+            .collect();
+        Plan { answers }
+    }
+}
+
+/// Reads the sender's greeting (refusing anything that is not zcp at its first byte), answers,
+/// and checks its token proof, proving ours in turn.
+fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
+    let theirs = protocol::read_hello(socket)
         .map_err(|e| session::read_failure(e, "the sender's greeting"))?;
-    protocol::write_hello(socket, Hello::ours()).context("sending the greeting")?;
-    if hello.version != protocol::VERSION {
-        let err = ProtocolError::UnsupportedVersion(hello.version);
+    let nonce = auth::nonce()?;
+    let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::ours() };
+    protocol::write_hello(socket, ours).context("sending the greeting")?;
+    if theirs.version != protocol::VERSION {
+        let err = ProtocolError::UnsupportedVersion(theirs.version);
         session::fail_with(socket, ErrorCode::UnsupportedVersion, &err.to_string());
         return Err(err.into());
     }
-    Ok(())
-}
-
-/// Answers every entry, creating the part file of each accepted one.
-fn plan(entries: &[Entry], dest: &Destination, force: bool) -> (Plan, Vec<Option<PartFile>>) {
-    let single_target = matches!(dest, Destination::File { .. });
-    let mut answers = Vec::with_capacity(entries.len());
-    let mut parts = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
-        let decided = if single_target && i > 0 {
-            Err(crate::dest::Refusal {
-                code: protocol::RefuseCode::Unsupported,
-                reason: "--output names one file, and it is taken by the first entry".into(),
-            })
-        } else {
-            dest.target(entry).and_then(|t| PartFile::create(t, force))
-        };
-        match decided {
-            Ok(part) => {
-                answers.push(Answer::Send { offset: 0 });
-                parts.push(Some(part));
+    let refuse = |socket: &mut TcpStream, told: &str, ours: &str| {
+        session::fail_with(socket, ErrorCode::Auth, told);
+        Err(SessionError::Auth(ours.to_string()).into())
+    };
+    match (token, theirs.auth()) {
+        (None, false) => Ok(()),
+        (Some(_), false) => refuse(
+            socket,
+            "this receiver requires a token: set ZCP_TOKEN or pass --token-file",
+            "the sender offered no token (it may need ZCP_TOKEN)",
+        ),
+        (None, true) => refuse(
+            socket,
+            "this receiver runs with --no-auth and cannot prove a token; drop the token or give the receiver one",
+            "the sender asked for a token proof, but this receiver runs with --no-auth",
+        ),
+        (Some(token), true) => {
+            let proof = match next_message(socket, "the sender's token proof")? {
+                Message::Auth { proof } => proof,
+                other => return Err(unexpected("AUTH", &other)),
+            };
+            if !token.check_sender(&proof, &theirs.nonce, &nonce) {
+                return refuse(socket, "wrong token", "the sender's token is wrong");
             }
-            Err(refusal) => {
-                answers.push(Answer::Refuse { code: refusal.code, reason: refusal.reason });
-                parts.push(None);
-            }
+            let mine = token.receiver_proof(&theirs.nonce, &nonce);
+            protocol::write_message(socket, &Message::Auth { proof: mine })
+                .context("sending the token proof")
         }
     }
-    (Plan { answers }, parts)
 }
 
-fn first_refusal(entries: &[Entry], plan: &Plan) -> anyhow::Error {
-    let refused = entries.iter().zip(&plan.answers).find_map(|(e, a)| match a {
-        Answer::Refuse { reason, .. } => Some((String::from_utf8_lossy(&e.name), reason)),
-        _ => None,
+/// Tells a sender that came while all `max` sessions run that it must wait.
+fn turn_away(mut socket: TcpStream, max: u32) {
+    thread::spawn(move || {
+        let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
+        if protocol::read_hello(&mut socket).is_ok()
+            && protocol::write_hello(&mut socket, Hello::ours()).is_ok()
+        {
+            session::fail_with(
+                &mut socket,
+                ErrorCode::Busy,
+                &format!("receiver busy: {max} sessions running, try again later"),
+            );
+        }
     });
-    match refused {
-        Some((name, reason)) => {
-            SessionError::Refused { name: name.into_owned(), reason: reason.clone() }.into()
-        }
-        None => anyhow::anyhow!("the sender offered no files"),
-    }
 }
 
-/// Receives one file into its part file, checks its checksum, and puts it in place or drops it.
-fn receive_file(
-    socket: &mut TcpStream,
-    entry: &Entry,
-    part: PartFile,
-    cfg: &RecvConfig,
-) -> anyhow::Result<(FileReport, Verdict, Moved)> {
-    let name = String::from_utf8_lossy(&entry.name).into_owned();
-    let part_path = part.target.part_path();
-    let bar = progress::bar(cfg.print.progress, entry.size, &name);
-    let mut tick = |n: u64| -> io::Result<()> {
-        bar.set_position(n);
-        Ok(())
-    };
-    let framing = entry.size.map_or(Framing::Chunked, Framing::Sized);
-    let inc =
-        Incoming { socket, file: &part.file, framing, offset: 0, buffer_size: cfg.buffer_size };
-    let moved = copy::recv(&inc, cfg.method, &mut tick);
-    bar.finish_and_clear();
-    let moved = moved.with_context(|| {
-        format!("writing {name} (partial data kept in {})", part_path.display())
-    })?;
-    let end = match next_message(socket, "the file's checksum")? {
-        Message::FileEnd(end) => end,
-        other => return Err(unexpected("FILE_END", &other)),
-    };
-    let mut report = FileReport {
-        name,
-        bytes: moved.bytes,
-        path: moved.path,
-        checksum_ok: false,
-        saved_as: None,
-    };
-    let verdict = if end.xxh3 == moved.xxh3 {
-        let saved = part.commit(entry)?;
-        report.checksum_ok = true;
-        report.saved_as = Some(saved.display().to_string());
-        Verdict { status: VerdictStatus::Ok, detail: String::new() }
-    } else {
-        part.discard();
-        Verdict { status: VerdictStatus::ChecksumMismatch, detail: "xxh3-128 differs".into() }
-    };
-    Ok((report, verdict, moved))
-}
-
-/// Tells the sender why this end gives up, when it is this end's fault and the sender can still
-/// hear it, and passes the error on.
+/// Tells the sender why this end gives up, when the sender can still hear it, and passes the
+/// error on.
 fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
     let code = match exit_code(&err) {
         ExitCode::Io => Some(ErrorCode::Io),
         ExitCode::Protocol => Some(ErrorCode::Protocol),
+        ExitCode::Refused => Some(ErrorCode::Limit),
+        ExitCode::Connection if is_idle(&err) => Some(ErrorCode::Limit),
         _ => None,
     };
     if let Some(code) = code {
         session::fail_with(socket, code, &format!("receiver: {err:#}"));
     }
     err
+}
+
+fn is_idle(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock)
+    })
 }
 
 /// Adds one file's counts to the session's.
@@ -203,4 +564,54 @@ fn absorb(total: &mut Moved, moved: Moved) {
     total.calls += moved.calls;
     total.checksum_calls += moved.checksum_calls;
     total.pipe_bytes = total.pipe_bytes.max(moved.pipe_bytes);
+}
+
+/// The sessions running now, so a signal can tell each sender and unblock its thread.
+#[derive(Default)]
+struct Live {
+    sockets: Mutex<Vec<(u64, TcpStream, bool)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Live {
+    fn add(&self, socket: &TcpStream) -> u64 {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let (Ok(clone), Ok(mut list)) = (socket.try_clone(), self.sockets.lock()) {
+            list.push((id, clone, false));
+        }
+        id
+    }
+
+    fn started_data(&self, id: u64) {
+        if let Ok(mut list) = self.sockets.lock() {
+            list.iter_mut().filter(|(i, ..)| *i == id).for_each(|s| s.2 = true);
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut list) = self.sockets.lock() {
+            list.retain(|(i, ..)| *i != id);
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.sockets.lock().map_or(0, |l| l.len())
+    }
+
+    /// Tells every sender that the receiver shuts down and unblocks the session threads;
+    /// their part files stay for a later resume.
+    fn stop_all(&self) {
+        let Ok(list) = self.sockets.lock() else { return };
+        for (_, socket, in_data) in list.iter() {
+            if *in_data {
+                let msg = Message::Error {
+                    code: ErrorCode::Interrupted,
+                    message: "receiver shut down".into(),
+                };
+                let mut s = socket;
+                let _ = protocol::write_message(&mut s, &msg);
+            }
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
 }

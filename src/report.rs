@@ -20,16 +20,54 @@ pub enum Role {
     Recv,
 }
 
-/// The outcome of one file.
+/// What became of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Its bytes crossed and matched.
+    Sent,
+    /// A directory, created (or already there).
+    Created,
+    /// The receiver already had it.
+    Skipped,
+    /// The receiver would not write it.
+    Refused,
+    /// Its bytes crossed but did not match: nothing was put in place.
+    ChecksumMismatch,
+}
+
+/// The outcome of one entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileReport {
     pub name: String,
+    pub dir: bool,
+    pub status: Status,
     /// Bytes of this file that crossed the wire in this session.
     pub bytes: u64,
-    pub path: DataPath,
-    pub checksum_ok: bool,
+    /// Bytes the receiver already held and kept (a resumed transfer).
+    pub resumed_from: u64,
+    /// The data path that moved it, when bytes moved.
+    pub path: Option<DataPath>,
     /// Where the receiver put it (receiver's reports only).
     pub saved_as: Option<String>,
+    /// Why it was refused, or a note (a resume that had to start over).
+    pub reason: Option<String>,
+}
+
+impl FileReport {
+    /// A report for an entry in the given state, with no bytes moved yet.
+    pub fn new(name: String, dir: bool, status: Status) -> FileReport {
+        FileReport {
+            name,
+            dir,
+            status,
+            bytes: 0,
+            resumed_from: 0,
+            path: None,
+            saved_as: None,
+            reason: None,
+        }
+    }
 }
 
 /// Everything one end knows at the end of a session, its own statistics and the peer's.
@@ -61,27 +99,40 @@ impl Report {
     }
 
     pub fn checksum_ok(&self) -> bool {
-        self.files.iter().all(|f| f.checksum_ok)
+        self.files.iter().all(|f| f.status != Status::ChecksumMismatch)
     }
 
-    /// The error a session ends with although it ran to the end: a file whose checksum failed.
+    fn count(&self, status: Status) -> usize {
+        self.files.iter().filter(|f| f.status == status).count()
+    }
+
+    /// The error a session ends with although it ran to the end: a file whose checksum
+    /// failed, else a refused entry.
     pub fn failure(&self) -> Option<SessionError> {
-        self.files
-            .iter()
-            .find(|f| !f.checksum_ok)
-            .map(|f| SessionError::ChecksumMismatch { name: f.name.clone() })
+        if let Some(f) = self.files.iter().find(|f| f.status == Status::ChecksumMismatch) {
+            return Some(SessionError::ChecksumMismatch { name: f.name.clone() });
+        }
+        let refused: Vec<&FileReport> =
+            self.files.iter().filter(|f| f.status == Status::Refused).collect();
+        let first = refused.first()?;
+        let reason = first.reason.clone().unwrap_or_default();
+        let name = if refused.len() > 1 {
+            format!("{} entries, the first {}", refused.len(), first.name)
+        } else {
+            first.name.clone()
+        };
+        Some(SessionError::Refused { name, reason })
     }
 
-    /// The summary for stderr: one line, plus one line per fallback taken.
+    /// The summary for stderr: one line, then a line per refusal, note and fallback.
     pub fn human(&self) -> String {
-        let names: Vec<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
         let what = match self.role {
             Role::Send => "sent",
             Role::Recv => "received",
         };
         let mut line = format!(
             "{what} {} {} in {:.2} s, {}/s · send: {} · recv: {} · cpu {} · xxh3 {}",
-            names.join(", "),
+            self.what_moved(),
             format_size(self.bytes(), BINARY),
             self.elapsed().as_secs_f64(),
             format_size(self.throughput() as u64, BINARY),
@@ -90,8 +141,20 @@ impl Report {
             cpu_summary(self.bytes(), &self.send, &self.recv),
             if self.checksum_ok() { "ok" } else { "MISMATCH" },
         );
-        for f in self.files.iter().filter_map(|f| f.saved_as.as_ref()) {
-            line.push_str(&format!("\n  saved as {f}"));
+        for f in &self.files {
+            match (f.status, &f.reason, &f.saved_as) {
+                (Status::Refused, Some(r), _) => {
+                    line.push_str(&format!("\n  refused {}: {r}", f.name))
+                }
+                (Status::ChecksumMismatch, _, _) => {
+                    line.push_str(&format!("\n  checksum mismatch: {} (not saved)", f.name))
+                }
+                (_, Some(note), _) => line.push_str(&format!("\n  {}: {note}", f.name)),
+                (Status::Sent, None, Some(saved)) if self.files.len() == 1 => {
+                    line.push_str(&format!("\n  saved as {saved}"))
+                }
+                _ => {}
+            }
         }
         for (side, stats) in [("send", &self.send), ("recv", &self.recv)] {
             for fb in &stats.fallbacks {
@@ -102,22 +165,47 @@ impl Report {
         line
     }
 
+    /// "big.iso", or "12 files, 3 dirs (2 skipped, 1 refused, 4 MiB resumed)".
+    fn what_moved(&self) -> String {
+        let files: Vec<&FileReport> = self.files.iter().filter(|f| !f.dir).collect();
+        let dirs = self.files.len() - files.len();
+        if let ([only], 0) = (files.as_slice(), dirs) {
+            if only.status == Status::Sent || only.status == Status::ChecksumMismatch {
+                return only.name.clone();
+            }
+        }
+        let mut text = format!("{} files", files.len());
+        if dirs > 0 {
+            text.push_str(&format!(", {dirs} dirs"));
+        }
+        let resumed: u64 = self.files.iter().map(|f| f.resumed_from).sum();
+        let mut notes = Vec::new();
+        for (status, word) in [(Status::Skipped, "skipped"), (Status::Refused, "refused")] {
+            match self.count(status) {
+                0 => {}
+                n => notes.push(format!("{n} {word}")),
+            }
+        }
+        if resumed > 0 {
+            notes.push(format!("{} resumed", format_size(resumed, BINARY)));
+        }
+        if !notes.is_empty() {
+            text.push_str(&format!(" ({})", notes.join(", ")));
+        }
+        text
+    }
+
     /// The JSON object for stdout. Its keys are documented in the README and are a contract.
     pub fn json(&self) -> String {
         let view = JsonReport {
             role: self.role,
-            files: self
-                .files
-                .iter()
-                .map(|f| JsonFile {
-                    name: &f.name,
-                    bytes: f.bytes,
-                    path: f.path.as_str(),
-                    checksum_ok: f.checksum_ok,
-                    saved_as: f.saved_as.as_deref(),
-                })
-                .collect(),
+            files: self.files.iter().map(JsonFile::of).collect(),
             bytes: self.bytes(),
+            resumed_bytes: self.files.iter().map(|f| f.resumed_from).sum(),
+            files_sent: self.count(Status::Sent),
+            dirs: self.files.iter().filter(|f| f.dir).count(),
+            skipped: self.count(Status::Skipped),
+            refused: self.count(Status::Refused),
             elapsed_s: self.elapsed().as_secs_f64(),
             throughput_bytes_per_s: self.throughput(),
             checksum: JsonChecksum { algorithm: "xxh3-128", ok: self.checksum_ok() },
@@ -150,6 +238,11 @@ struct JsonReport<'a> {
     role: Role,
     files: Vec<JsonFile<'a>>,
     bytes: u64,
+    resumed_bytes: u64,
+    files_sent: usize,
+    dirs: usize,
+    skipped: usize,
+    refused: usize,
     elapsed_s: f64,
     throughput_bytes_per_s: f64,
     checksum: JsonChecksum,
@@ -160,10 +253,31 @@ struct JsonReport<'a> {
 #[derive(Serialize)]
 struct JsonFile<'a> {
     name: &'a str,
+    kind: &'static str,
+    status: Status,
     bytes: u64,
-    path: &'static str,
-    checksum_ok: bool,
+    resumed_from: u64,
+    path: Option<&'static str>,
+    checksum_ok: Option<bool>,
     saved_as: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+impl<'a> JsonFile<'a> {
+    fn of(f: &'a FileReport) -> Self {
+        let crossed = matches!(f.status, Status::Sent | Status::ChecksumMismatch);
+        JsonFile {
+            name: &f.name,
+            kind: if f.dir { "dir" } else { "file" },
+            status: f.status,
+            bytes: f.bytes,
+            resumed_from: f.resumed_from,
+            path: f.path.map(DataPath::as_str),
+            checksum_ok: crossed.then_some(f.status == Status::Sent),
+            saved_as: f.saved_as.as_deref(),
+            reason: f.reason.as_deref(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -226,4 +340,90 @@ struct JsonFallback<'a> {
     errno: Option<i32>,
     errno_name: Option<String>,
     reason: &'a str,
+}
+
+/// The report of a raw-mode transfer: one end's measurements, nothing from the peer.
+#[derive(Debug, Clone)]
+pub struct RawReport {
+    pub role: Role,
+    pub name: String,
+    pub stats: SideStats,
+    pub saved_as: Option<String>,
+}
+
+impl RawReport {
+    fn elapsed_s(&self) -> f64 {
+        self.stats.elapsed_us as f64 / 1e6
+    }
+
+    fn throughput(&self) -> f64 {
+        match self.elapsed_s() {
+            s if s > 0.0 => self.stats.bytes as f64 / s,
+            _ => 0.0,
+        }
+    }
+
+    /// The summary for stderr.
+    pub fn human(&self) -> String {
+        let (what, side) = match self.role {
+            Role::Send => ("sent", "send"),
+            Role::Recv => ("received", "recv"),
+        };
+        let cpu = cpu_per_gib(self.stats.bytes, &self.stats)
+            .map_or_else(|| "n/a for 0 bytes".to_string(), |c| format!("{c:.2} s/GiB"));
+        let mut line = format!(
+            "{what} {} {} in {:.2} s, {}/s · {side}: {} · cpu {cpu} · raw: no checksum, no authentication",
+            self.name,
+            format_size(self.stats.bytes, BINARY),
+            self.elapsed_s(),
+            format_size(self.throughput() as u64, BINARY),
+            path_summary(&self.stats),
+        );
+        if let Some(saved) = &self.saved_as {
+            line.push_str(&format!("\n  saved as {saved}"));
+        }
+        for fb in &self.stats.fallbacks {
+            let errno = fb.errno.map(|e| format!(" ({})", errno_name(e))).unwrap_or_default();
+            line.push_str(&format!("\n  {side}: {} not used: {}{errno}", fb.from, fb.reason));
+        }
+        line
+    }
+
+    /// The JSON object for stdout: the keys of a full report where they apply.
+    pub fn json(&self) -> String {
+        let side = JsonSide::of(&self.stats);
+        let (send, recv) = match self.role {
+            Role::Send => (Some(side), None),
+            Role::Recv => (None, Some(side)),
+        };
+        let view = JsonRaw {
+            role: self.role,
+            mode: "raw",
+            name: &self.name,
+            saved_as: self.saved_as.as_deref(),
+            bytes: self.stats.bytes,
+            elapsed_s: self.elapsed_s(),
+            throughput_bytes_per_s: self.throughput(),
+            checksum: None,
+            authenticated: false,
+            send,
+            recv,
+        };
+        serde_json::to_string_pretty(&view).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+#[derive(Serialize)]
+struct JsonRaw<'a> {
+    role: Role,
+    mode: &'static str,
+    name: &'a str,
+    saved_as: Option<&'a str>,
+    bytes: u64,
+    elapsed_s: f64,
+    throughput_bytes_per_s: f64,
+    checksum: Option<JsonChecksum>,
+    authenticated: bool,
+    send: Option<JsonSide<'a>>,
+    recv: Option<JsonSide<'a>>,
 }

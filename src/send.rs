@@ -1,115 +1,291 @@
-//! The sending session: open the source, connect, greet, offer, follow the receiver's plan,
-//! push the bytes by the chosen data path, and collect both ends' statistics.
+//! The sending session: walk the paths into a manifest, connect (or wait for a receiver), prove
+//! the token, offer everything at once, follow the one plan that comes back, and push each file
+//! by the chosen data path, resuming where the receiver holds a matching prefix.
 
 use std::io;
-use std::net::TcpStream;
-use std::time::Duration;
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use xxhash_rust::xxh3::Xxh3;
 
-use crate::config::SendConfig;
-use crate::copy::{self, Moved, Outgoing};
+use crate::auth::{self, Token};
+use crate::config::{Link, SendConfig};
+use crate::copy::{self, DataPath, Method, Moved, Outgoing};
 use crate::error::SessionError;
-use crate::protocol::{self, Answer, Entry, EntryKind, FileEnd, Hello, Message, Offer};
-use crate::report::{FileReport, Report, Role};
+use crate::manifest::{Item, Manifest, Origin};
+use crate::progress::Ui;
+use crate::protocol::{
+    self, Answer, EntryKind, FileEnd, Hello, Message, Offer, ProtocolError, VerdictStatus,
+};
+use crate::report::{FileReport, Report, Role, Status};
 use crate::session::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
 use crate::source::Source;
-use crate::{net, progress, usage};
+use crate::{net, signals, usage};
 
 /// How often (in bytes moved) the sender checks whether the receiver has given up.
 const WATCH_EVERY: u64 = 64 << 20;
 
-/// Sends `cfg.file` to `cfg.dest` and returns both ends' report.
-pub fn run(cfg: &SendConfig) -> anyhow::Result<Report> {
-    let source = Source::open(&cfg.file)?;
-    let mut socket = net::connect(&cfg.dest)?;
-    greet(&mut socket).with_context(|| format!("greeting {}", cfg.dest))?;
-    let entry = entry_for(&source);
-    let offset = offer(&mut socket, &entry, &source)?;
+/// Walks `cfg.paths`, prints what was skipped, and refuses option combinations that cannot work
+/// before anything is sent.
+pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
+    let manifest = Manifest::build(&cfg.paths, cfg.stdin_name.as_deref(), cfg.follow_symlinks)?;
+    manifest.warnings.iter().for_each(|w| ui.warn(w));
+    if cfg.method == Method::Only(DataPath::Sendfile) {
+        if let Some(item) = manifest
+            .items
+            .iter()
+            .find(|i| i.entry.kind == EntryKind::File && i.entry.size.is_none())
+        {
+            let name = String::from_utf8_lossy(&item.entry.name).into_owned();
+            return Err(SessionError::MethodUnavailable {
+                path: DataPath::Sendfile,
+                errno: None,
+                reason: format!(
+                    "{name} is a stream of unknown length; sendfile needs a file of known size"
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(manifest)
+}
+
+/// Connects to the receiver, or waits for one with `--listen` (`listening` hears the address).
+pub fn connect(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<TcpStream> {
+    match &cfg.net.link {
+        Link::Connect(dest) => net::connect(dest, cfg.net.connect_timeout, cfg.net.retries),
+        Link::Listen(addr) => {
+            let listener = net::listen(addr)?;
+            listening(listener.local_addr().context("reading the listening address")?);
+            signals::install()?;
+            loop {
+                if let Some(signal) = signals::pending() {
+                    return Err(SessionError::Interrupted(format!(
+                        "stopped by {signal} while waiting for a receiver"
+                    ))
+                    .into());
+                }
+                if let Some((socket, _)) =
+                    net::accept_within(&listener, Duration::from_millis(100))?
+                {
+                    return Ok(socket);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one session over `socket` and returns both ends' report.
+pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyhow::Result<Report> {
+    let peer = socket.peer_addr().map_or_else(|_| "the receiver".to_string(), |a| a.to_string());
+    greet(&mut socket, cfg.token.as_ref()).with_context(|| format!("greeting {peer}"))?;
+    let answers = offer(&mut socket, manifest, cfg)?;
+    session::set_timeout(&socket, cfg.net.idle_timeout)?;
+    socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
     let start = usage::Snapshot::now();
-    let moved = push(&mut socket, cfg, &source, offset)
-        .with_context(|| format!("sending {} to {}", source.display, cfg.dest))?;
-    let stats = start.side_stats(&moved);
-    protocol::write_message(&mut socket, &Message::FileEnd(FileEnd { xxh3: moved.xxh3 }))
-        .context("sending the checksum")?;
+    let mut reports: Vec<FileReport> =
+        manifest.items.iter().zip(&answers).map(|(i, a)| initial_report(i, a)).collect();
+    let total = push_all(&mut socket, cfg, manifest, &answers, &mut reports)
+        .with_context(|| format!("sending to {peer}"))?;
+    let stats = start.side_stats(&total);
     protocol::write_message(&mut socket, &Message::Finish(stats.clone()))
         .context("sending statistics")?;
     let summary = match next_message(&mut socket, "the receiver's summary")? {
-        Message::Summary(s) if s.verdicts.len() == 1 => s,
-        other => return Err(unexpected("SUMMARY with one verdict", &other)),
+        Message::Summary(s) => s,
+        other => return Err(unexpected("SUMMARY", &other)),
     };
-    let verdict = &summary.verdicts[0];
-    let file = FileReport {
-        name: String::from_utf8_lossy(&entry.name).into_owned(),
-        bytes: moved.bytes,
-        path: moved.path,
-        checksum_ok: verdict.status == protocol::VerdictStatus::Ok,
-        saved_as: None,
-    };
-    Ok(Report { role: Role::Send, files: vec![file], send: stats, recv: summary.stats })
-}
-
-/// Exchanges greetings; the receiver must answer within the handshake timeout.
-fn greet(socket: &mut TcpStream) -> anyhow::Result<()> {
-    session::set_timeout(socket, Some(HANDSHAKE_TIMEOUT))?;
-    protocol::write_hello(socket, Hello::ours()).context("sending the greeting")?;
-    let hello = protocol::read_hello(socket)
-        .map_err(|e| session::read_failure(e, "the receiver's greeting"))?;
-    if hello.version != protocol::VERSION {
-        return Err(protocol::ProtocolError::UnsupportedVersion(hello.version).into());
-    }
-    Ok(())
-}
-
-fn entry_for(source: &Source) -> Entry {
-    Entry {
-        kind: EntryKind::File,
-        name: source.name.clone(),
-        size: source.size,
-        mode: source.mode,
-        mtime_sec: source.mtime_sec,
-        mtime_nsec: source.mtime_nsec,
-    }
-}
-
-/// Offers the entry and returns the offset the receiver wants the bytes from.
-fn offer(socket: &mut TcpStream, entry: &Entry, source: &Source) -> anyhow::Result<u64> {
-    let offer = Message::Offer(Offer { entries: vec![entry.clone()] });
-    protocol::write_message(socket, &offer).context("sending the offer")?;
-    let plan = match next_message(socket, "the receiver's plan")? {
-        Message::Plan(plan) if plan.answers.len() == 1 => plan,
-        other => return Err(unexpected("PLAN with one answer", &other)),
-    };
-    session::set_timeout(socket, None)?;
-    match plan.answers.into_iter().next() {
-        Some(Answer::Send { offset }) if offset <= entry.size.unwrap_or(0) => Ok(offset),
-        Some(Answer::Send { offset }) => Err(protocol::ProtocolError::Malformed(format!(
-            "receiver asked for bytes from offset {offset}, past the end of {}",
-            source.display
+    let sent: Vec<&mut FileReport> = reports.iter_mut().filter(|r| r.path.is_some()).collect();
+    if sent.len() != summary.verdicts.len() {
+        return Err(ProtocolError::Malformed(format!(
+            "{} verdicts for {} files sent",
+            summary.verdicts.len(),
+            sent.len()
         ))
-        .into()),
-        Some(Answer::Refuse { reason, .. }) => {
-            Err(SessionError::Refused { name: source.display.clone(), reason }.into())
+        .into());
+    }
+    for (report, verdict) in sent.into_iter().zip(&summary.verdicts) {
+        if verdict.status != VerdictStatus::Ok {
+            report.status = Status::ChecksumMismatch;
         }
-        Some(Answer::Skip) | None => {
-            Err(protocol::ProtocolError::Malformed("receiver skipped the only file offered".into())
-                .into())
+    }
+    Ok(Report { role: Role::Send, files: reports, send: stats, recv: summary.stats })
+}
+
+fn initial_report(item: &Item, answer: &Answer) -> FileReport {
+    let name = String::from_utf8_lossy(&item.entry.name).into_owned();
+    let dir = item.entry.kind == EntryKind::Dir;
+    match answer {
+        Answer::Refuse { reason, .. } => FileReport {
+            reason: Some(reason.clone()),
+            ..FileReport::new(name, dir, Status::Refused)
+        },
+        Answer::Skip if dir => FileReport::new(name, dir, Status::Created),
+        Answer::Skip => FileReport::new(name, dir, Status::Skipped),
+        Answer::Send { .. } | Answer::Resume { .. } => FileReport::new(name, dir, Status::Sent),
+    }
+}
+
+/// Exchanges greetings and token proofs; the receiver must answer within the handshake timeout.
+fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
+    session::set_timeout(socket, Some(HANDSHAKE_TIMEOUT))?;
+    let nonce = auth::nonce()?;
+    let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::ours() };
+    protocol::write_hello(socket, ours).context("sending the greeting")?;
+    let theirs = protocol::read_hello(socket)
+        .map_err(|e| session::read_failure(e, "the receiver's greeting"))?;
+    if theirs.version != protocol::VERSION {
+        return Err(ProtocolError::UnsupportedVersion(theirs.version).into());
+    }
+    match (token, theirs.auth()) {
+        (None, false) => Ok(()),
+        (None, true) => Err(SessionError::Auth(
+            "the receiver requires a token: set ZCP_TOKEN, or pass --token-file or --token".into(),
+        )
+        .into()),
+        (Some(_), false) => Err(SessionError::Auth(
+            "the receiver runs without authentication (--no-auth) and cannot prove the token; \
+             drop the token to send anyway"
+                .into(),
+        )
+        .into()),
+        (Some(token), true) => {
+            let proof = token.sender_proof(&nonce, &theirs.nonce);
+            protocol::write_message(socket, &Message::Auth { proof })
+                .context("sending the token proof")?;
+            match next_message(socket, "the receiver's token proof")? {
+                Message::Auth { proof } if token.check_receiver(&proof, &nonce, &theirs.nonce) => Ok(()),
+                Message::Auth { .. } => Err(SessionError::Auth(
+                    "the receiver could not prove the token: its token differs, or it is not the receiver you meant".into(),
+                )
+                .into()),
+                other => Err(unexpected("AUTH", &other)),
+            }
         }
     }
 }
 
-/// Moves the bytes, watching for the receiver giving up; if it did, its reason is the error.
+/// Offers the whole manifest and returns the receiver's answer for each entry.
+fn offer(
+    socket: &mut TcpStream,
+    manifest: &Manifest,
+    cfg: &SendConfig,
+) -> anyhow::Result<Vec<Answer>> {
+    let entries = manifest.items.iter().map(|i| i.entry.clone()).collect();
+    protocol::write_message(socket, &Message::Offer(Offer { entries }))
+        .context("sending the offer")?;
+    // Deciding resumes hashes partial files: allow the idle timeout for the answer.
+    session::set_timeout(socket, cfg.net.idle_timeout.max(Some(HANDSHAKE_TIMEOUT)))?;
+    let plan = match next_message(socket, "the receiver's plan")? {
+        Message::Plan(plan) if plan.answers.len() == manifest.items.len() => plan,
+        other => return Err(unexpected("PLAN with one answer per entry", &other)),
+    };
+    for (item, answer) in manifest.items.iter().zip(&plan.answers) {
+        let size = item.entry.size;
+        let bad = match answer {
+            Answer::Send { offset } => *offset != 0,
+            Answer::Resume { offset, .. } => size.is_none_or(|s| *offset > s) || *offset == 0,
+            _ => false,
+        };
+        if bad
+            || (item.entry.kind == EntryKind::Dir
+                && !matches!(answer, Answer::Skip | Answer::Refuse { .. }))
+        {
+            return Err(ProtocolError::Malformed(format!(
+                "receiver's answer {answer:?} does not fit its entry"
+            ))
+            .into());
+        }
+    }
+    Ok(plan.answers)
+}
+
+/// Sends every file the plan asked for, in manifest order.
+fn push_all(
+    socket: &mut TcpStream,
+    cfg: &SendConfig,
+    manifest: &Manifest,
+    answers: &[Answer],
+    reports: &mut [FileReport],
+) -> anyhow::Result<Moved> {
+    let wanted: Vec<usize> = (0..answers.len())
+        .filter(|&i| matches!(answers[i], Answer::Send { .. } | Answer::Resume { .. }))
+        .collect();
+    let known = wanted.iter().map(|&i| manifest.items[i].entry.size).sum();
+    let mut ui = Ui::new(cfg.output, known, wanted.len() as u64);
+    let mut total = Moved::default();
+    let mut pacer = Pacer::new(cfg.limit_rate);
+    for index in wanted {
+        let item = &manifest.items[index];
+        let mut source = open(item)?;
+        let offset = resume_offset(&source, &answers[index], cfg.resume, &mut reports[index])?;
+        ui.file(&reports[index].name);
+        protocol::write_message(socket, &Message::FileStart { index: index as u32, offset })
+            .context("announcing a file")?;
+        source.size = item.entry.size;
+        let moved = push(socket, cfg, &source, offset, total.bytes, &ui, &mut pacer)
+            .with_context(|| format!("sending {}", source.display))?;
+        protocol::write_message(socket, &Message::FileEnd(FileEnd { xxh3: moved.xxh3 }))
+            .context("sending a checksum")?;
+        reports[index].bytes = moved.bytes;
+        reports[index].resumed_from = offset;
+        reports[index].path = Some(moved.path);
+        absorb(&mut total, moved);
+    }
+    ui.finish();
+    Ok(total)
+}
+
+fn open(item: &Item) -> anyhow::Result<Source> {
+    match &item.origin {
+        Origin::Path(path) => Source::open(path),
+        Origin::Stdin => Source::stdin(&String::from_utf8_lossy(&item.entry.name)),
+        Origin::Dir => Err(anyhow::anyhow!("a directory has no bytes to send")),
+    }
+}
+
+/// The offset to send from: the receiver's, when resuming is on and its prefix matches ours.
+fn resume_offset(
+    source: &Source,
+    answer: &Answer,
+    resume: bool,
+    report: &mut FileReport,
+) -> anyhow::Result<u64> {
+    let Answer::Resume { offset, prefix_xxh3 } = *answer else { return Ok(0) };
+    if !resume {
+        report.reason = Some("partial copy on the receiver ignored (--no-resume)".into());
+        return Ok(0);
+    }
+    let mut hasher = Xxh3::new();
+    copy::hash_prefix(&source.file, offset, &mut hasher)
+        .with_context(|| format!("hashing the first {offset} bytes of {}", source.display))?;
+    if hasher.digest128() == prefix_xxh3 {
+        Ok(offset)
+    } else {
+        report.reason = Some(format!(
+            "the receiver's partial copy ({offset} bytes) differs from the source; sent whole"
+        ));
+        Ok(0)
+    }
+}
+
+/// Moves one file's bytes, watching for the receiver giving up; if it did, its reason is the error.
 fn push(
     socket: &mut TcpStream,
     cfg: &SendConfig,
     source: &Source,
     offset: u64,
+    base: u64,
+    ui: &Ui,
+    pacer: &mut Pacer,
 ) -> anyhow::Result<Moved> {
-    let bar = progress::bar(cfg.output.progress, source.size, &source.display);
     let mut next_watch = WATCH_EVERY;
     let watched: &TcpStream = socket;
+    let max_call = pacer.max_call();
     let mut tick = |moved: u64| -> io::Result<()> {
-        bar.set_position(offset + moved);
+        ui.position(base + moved);
+        pacer.pace(base + moved);
         if moved >= next_watch {
             next_watch = moved + WATCH_EVERY;
             if session::peer_has_spoken(watched) {
@@ -118,15 +294,21 @@ fn push(
         }
         Ok(())
     };
-    let out = Outgoing { source, socket: watched, offset, buffer_size: cfg.buffer_size };
+    let out = Outgoing {
+        source,
+        socket: watched,
+        offset,
+        buffer_size: cfg.buffer_size,
+        max_call,
+        raw: false,
+    };
     let result = copy::send(&out, cfg.method, &mut tick);
-    bar.finish_and_clear();
     result.map_err(|e| peer_reason(socket).unwrap_or(e))
 }
 
 /// After a failed send, the receiver's ERROR frame if it sent one (it explains the failure
 /// better than "broken pipe").
-fn peer_reason(socket: &mut TcpStream) -> Option<anyhow::Error> {
+pub fn peer_reason(socket: &mut TcpStream) -> Option<anyhow::Error> {
     socket.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     loop {
         match protocol::read_message(socket) {
@@ -135,6 +317,45 @@ fn peer_reason(socket: &mut TcpStream) -> Option<anyhow::Error> {
             }
             Ok(_) => continue,
             Err(_) => return None,
+        }
+    }
+}
+
+/// Adds one file's counts to the session's.
+fn absorb(total: &mut Moved, moved: Moved) {
+    if total.calls == 0 && total.bytes == 0 {
+        total.path = moved.path;
+        total.fallbacks = moved.fallbacks;
+    }
+    total.bytes += moved.bytes;
+    total.calls += moved.calls;
+    total.checksum_calls += moved.checksum_calls;
+    total.pipe_bytes = total.pipe_bytes.max(moved.pipe_bytes);
+}
+
+/// Holds the sending rate to `--limit-rate`: each data call moves at most a tenth of a
+/// second's worth, and after each the sender sleeps until the average is back under the limit.
+pub struct Pacer {
+    rate: Option<u64>,
+    start: Instant,
+}
+
+impl Pacer {
+    pub fn new(rate: Option<u64>) -> Pacer {
+        Pacer { rate, start: Instant::now() }
+    }
+
+    /// The largest single call that keeps the pace smooth.
+    pub fn max_call(&self) -> Option<usize> {
+        self.rate.map(|r| (r / 10).clamp(4096, 64 << 20) as usize)
+    }
+
+    /// Sleeps until `bytes` are no longer ahead of the allowed rate.
+    pub fn pace(&mut self, bytes: u64) {
+        let Some(rate) = self.rate else { return };
+        let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+        if let Some(ahead) = due.checked_sub(self.start.elapsed()) {
+            thread::sleep(ahead);
         }
     }
 }

@@ -53,6 +53,42 @@ pub struct Source {
 }
 
 impl Source {
+    /// Standard input as a source named `name`. A regular file read from its start (`< file`)
+    /// has a known length and goes by sendfile; anything else (a pipe) is a stream.
+    pub fn stdin(name: &str) -> anyhow::Result<Source> {
+        use std::os::fd::AsFd;
+        let fd =
+            std::io::stdin().as_fd().try_clone_to_owned().context("duplicating standard input")?;
+        let file = File::from(fd);
+        let meta = file.metadata().context("reading metadata of standard input")?;
+        let ft = meta.file_type();
+        let at_start = {
+            use std::io::Seek;
+            (&file).stream_position().map(|p| p == 0).unwrap_or(false)
+        };
+        let kind = if ft.is_file() && at_start {
+            SourceKind::Regular
+        } else if ft.is_file() {
+            SourceKind::Pseudo("positioned stdin")
+        } else if ft.is_fifo() {
+            SourceKind::Pipe
+        } else if ft.is_socket() {
+            SourceKind::Socket
+        } else {
+            SourceKind::CharDevice
+        };
+        Ok(Source {
+            file,
+            name: name.as_bytes().to_vec(),
+            display: format!("standard input ({name})"),
+            kind,
+            size: (kind == SourceKind::Regular).then_some(meta.len()),
+            mode: if ft.is_file() { meta.mode() & 0o7777 } else { 0o644 },
+            mtime_sec: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+        })
+    }
+
     /// Opens `path` for sending. Directories are refused (they come with manifests of many files).
     pub fn open(path: &Path) -> anyhow::Result<Source> {
         let display = path.display().to_string();
@@ -95,11 +131,26 @@ fn base_name(path: &Path) -> Option<Vec<u8>> {
     absolute.file_name().map(|n| n.as_bytes().to_vec())
 }
 
+/// Whether `path` lives on a pseudo file system whose sizes say nothing.
+#[cfg(target_os = "linux")]
+pub fn on_pseudo_fs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path).ok().and_then(|s| pseudo_name(s.filesystem_type())).is_some()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn on_pseudo_fs(_path: &Path) -> bool {
+    false
+}
+
 /// The name of the pseudo file system `file` lives on, if any.
 #[cfg(target_os = "linux")]
 fn pseudo_fs(file: &File) -> Option<&'static str> {
-    use nix::sys::statfs::{self, fstatfs};
-    let fs = fstatfs(file).ok()?.filesystem_type();
+    pseudo_name(nix::sys::statfs::fstatfs(file).ok()?.filesystem_type())
+}
+
+#[cfg(target_os = "linux")]
+fn pseudo_name(fs: nix::sys::statfs::FsType) -> Option<&'static str> {
+    use nix::sys::statfs;
     [
         (statfs::PROC_SUPER_MAGIC, "procfs"),
         (statfs::SYSFS_MAGIC, "sysfs"),

@@ -42,17 +42,21 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
             // Room for the chunk header in front, so each chunk leaves in one write.
             let mut buf = vec![0u8; 4 + out.buffer_size];
             loop {
-                let n = read_some(&mut file, &mut buf[4..], &mut moved.calls)?;
+                let want = out.call_size(out.buffer_size);
+                let n = read_some(&mut file, &mut buf[4..4 + want], &mut moved.calls)?;
                 if n == 0 {
                     break;
                 }
                 buf[..4].copy_from_slice(&protocol::chunk_header(n as u32));
                 hasher.update(&buf[4..4 + n]);
-                socket.write_all(&buf[..4 + n])?;
+                let from = if out.raw { 4 } else { 0 };
+                socket.write_all(&buf[from..4 + n])?;
                 moved.bytes += n as u64;
                 tick(moved.bytes)?;
             }
-            socket.write_all(&protocol::chunk_header(0))?;
+            if !out.raw {
+                socket.write_all(&protocol::chunk_header(0))?;
+            }
         }
     }
     moved.calls += socket.calls;
@@ -69,12 +73,13 @@ pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
         buf: vec![0u8; inc.buffer_size],
         moved: Moved { path: DataPath::Buffered, ..Moved::default() },
     };
-    if inc.offset > 0 {
+    if inc.positioned && inc.offset > 0 {
         sink.moved.checksum_calls += hash_prefix(inc.file, inc.offset, &mut sink.hasher)?;
         sink.file.seek(SeekFrom::Start(inc.offset))?;
     }
     match inc.framing {
         Framing::Sized(len) => sink.run(len, Some(len), tick)?,
+        Framing::UntilClose => sink.run(u64::MAX, None, tick)?,
         Framing::Chunked => loop {
             let len = protocol::read_chunk_header(&mut sink.socket).map_err(anyhow::Error::from)?;
             if len == 0 {
@@ -105,6 +110,9 @@ impl Sink<'_> {
         while left > 0 {
             let want = left.min(self.buf.len() as u64) as usize;
             let n = self.socket.read(&mut self.buf[..want])?;
+            if n == 0 && len == u64::MAX {
+                return Ok(());
+            }
             if n == 0 {
                 let received = self.moved.bytes;
                 return Err(SessionError::ConnectionLost { received, expected }.into());

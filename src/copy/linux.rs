@@ -46,7 +46,7 @@ pub(super) fn send_sendfile(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved,
     let mut hash = None;
     let mut offset = out.offset as i64;
     while (offset as u64) < size {
-        let want = ((size - offset as u64) as usize).min(SENDFILE_CHUNK);
+        let want = out.call_size(((size - offset as u64) as usize).min(SENDFILE_CHUNK));
         moved.calls += 1;
         match sendfile64(out.socket, &src.file, Some(&mut offset), want) {
             Ok(0) => return Err(source_shrank(src, offset as u64, size)),
@@ -97,7 +97,7 @@ fn splice_sized(
     let mut hash = None;
     let mut offset = out.offset as i64;
     while (offset as u64) < size {
-        let want = ((size - offset as u64) as usize).min(pipe.capacity);
+        let want = out.call_size(((size - offset as u64) as usize).min(pipe.capacity));
         moved.calls += 1;
         let n = match splice(
             &src.file,
@@ -157,7 +157,7 @@ fn splice_chunked(
             None,
             &pipe.write,
             None,
-            pipe.capacity,
+            out.call_size(pipe.capacity),
             SpliceFFlags::SPLICE_F_MOVE,
         ) {
             Ok(n) => n,
@@ -176,12 +176,16 @@ fn splice_chunked(
             break;
         }
         mirror.hash_copy_of(pipe, n, &mut buf, &mut hasher, &mut moved.checksum_calls)?;
-        socket.write_all(&protocol::chunk_header(n as u32))?;
+        if !out.raw {
+            socket.write_all(&protocol::chunk_header(n as u32))?;
+        }
         pipe.drain_to(out.socket, n, true, &mut moved.calls)?;
         moved.bytes += n as u64;
         tick(moved.bytes)?;
     }
-    socket.write_all(&protocol::chunk_header(0))?;
+    if !out.raw {
+        socket.write_all(&protocol::chunk_header(0))?;
+    }
     moved.calls += socket.calls;
     moved.xxh3 = hasher.digest128();
     Ok(moved)
@@ -193,36 +197,20 @@ pub(super) fn recv_splice(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, A
     let pipe = Pipe::new()?;
     let mut moved =
         Moved { path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
-    // Probe before taking bytes off the socket: from an empty pipe, a file that takes splice
-    // writes answers EAGAIN; one that does not answers EINVAL, and the buffered path takes over.
-    let mut probe_offset = inc.offset as i64;
     moved.calls += 1;
-    match splice(
-        &pipe.read,
-        None,
-        inc.file,
-        Some(&mut probe_offset),
-        1,
-        SpliceFFlags::SPLICE_F_NONBLOCK,
-    ) {
-        Ok(_) | Err(Errno::EAGAIN) => {}
-        Err(e) if refuses(e) => {
-            return Err(unsupported(
-                Some(e),
-                "the destination file does not take splice writes".into(),
-            ));
-        }
-        Err(e) => return Err(Attempt::Failed(anyhow::Error::from(e).context("splice probe"))),
-    }
-    let mut writer = SpliceWriter {
-        inc,
-        pipe: &pipe,
-        position: inc.offset as i64,
-        moved,
-        hash: BackgroundHash::spawn(inc.file, inc.offset)?,
+    probe_splice_write(&pipe, inc)?;
+    let checksum = if inc.positioned {
+        Checksum::Trailing(BackgroundHash::spawn(inc.file, inc.offset)?)
+    } else {
+        let mirror = Pipe::new()?;
+        let buf = vec![0u8; mirror.capacity];
+        Checksum::Mirror { mirror, buf, hasher: Box::new(Xxh3::new()) }
     };
+    let position = inc.positioned.then_some(inc.offset as i64);
+    let mut writer = SpliceWriter { inc, pipe: &pipe, position, moved, checksum };
     match inc.framing {
         Framing::Sized(len) => writer.run(len, Some(len), tick)?,
+        Framing::UntilClose => writer.run(u64::MAX, None, tick)?,
         Framing::Chunked => {
             let mut socket = Counted::new(inc.socket);
             loop {
@@ -236,17 +224,49 @@ pub(super) fn recv_splice(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, A
         }
     }
     let mut moved = writer.moved;
-    (moved.xxh3, moved.checksum_calls) = writer.hash.finish(writer.position as u64)?;
+    let end = inc.offset + moved.bytes;
+    match writer.checksum {
+        Checksum::Trailing(hash) => {
+            let (digest, calls) = hash.finish(end)?;
+            moved.xxh3 = digest;
+            moved.checksum_calls += calls;
+        }
+        Checksum::Mirror { hasher, .. } => moved.xxh3 = hasher.digest128(),
+    }
     Ok(moved)
+}
+
+/// Probes before taking bytes off the socket: from an empty pipe, a file that takes splice
+/// writes answers EAGAIN; one that does not answers EINVAL, and the buffered path takes over.
+fn probe_splice_write(pipe: &Pipe, inc: &Incoming<'_>) -> Result<(), Attempt> {
+    let mut probe_offset = inc.offset as i64;
+    let offset = inc.positioned.then_some(&mut probe_offset);
+    match splice(&pipe.read, None, inc.file, offset, 1, SpliceFFlags::SPLICE_F_NONBLOCK) {
+        Ok(_) | Err(Errno::EAGAIN) => Ok(()),
+        Err(e) if refuses(e) => {
+            Err(unsupported(Some(e), "the destination does not take splice writes".into()))
+        }
+        Err(e) => Err(Attempt::Failed(anyhow::Error::from(e).context("splice probe"))),
+    }
+}
+
+/// How the receiving splice path computes the checksum of bytes it never sees.
+enum Checksum {
+    /// A file: a thread hashes the pages behind the write position.
+    Trailing(BackgroundHash),
+    /// A pipe or other stream that cannot be read back: each run is duplicated with `tee`
+    /// into a mirror pipe and hashed from there.
+    Mirror { mirror: Pipe, buf: Vec<u8>, hasher: Box<Xxh3> },
 }
 
 /// The receiving end of the splice path.
 struct SpliceWriter<'a> {
     inc: &'a Incoming<'a>,
     pipe: &'a Pipe,
-    position: i64,
+    /// The file offset to write at, `None` for a stream written in order.
+    position: Option<i64>,
     moved: Moved,
-    hash: BackgroundHash,
+    checksum: Checksum,
 }
 
 impl SpliceWriter<'_> {
@@ -258,36 +278,51 @@ impl SpliceWriter<'_> {
             self.moved.calls += 1;
             let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
             let n = match splice(self.inc.socket, None, &self.pipe.write, None, want, flags) {
+                Ok(0) if len == u64::MAX => return Ok(()),
                 Ok(0) => {
                     let received = self.moved.bytes;
                     return Err(SessionError::ConnectionLost { received, expected }.into());
                 }
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    return Err(Attempt::Failed(anyhow::Error::from(std::io::Error::from(e))));
-                }
+                Err(e) => return Err(Attempt::Failed(std::io::Error::from(e).into())),
             };
-            let mut pending = n;
-            while pending > 0 {
-                self.moved.calls += 1;
-                match splice(
-                    &self.pipe.read,
-                    None,
-                    self.inc.file,
-                    Some(&mut self.position),
-                    pending,
-                    SpliceFFlags::SPLICE_F_MOVE,
-                ) {
-                    Ok(k) => pending -= k,
-                    Err(Errno::EINTR) => {}
-                    Err(e) => return Err(Attempt::Failed(std::io::Error::from(e).into())),
-                }
+            if let Checksum::Mirror { mirror, buf, hasher } = &mut self.checksum {
+                mirror.hash_copy_of(self.pipe, n, buf, hasher, &mut self.moved.checksum_calls)?;
             }
+            self.write_out(n)?;
             left -= n as u64;
             self.moved.bytes += n as u64;
-            self.hash.advance(self.position as u64);
+            if let (Checksum::Trailing(hash), Some(position)) = (&self.checksum, self.position) {
+                hash.advance(position as u64);
+            }
             tick(self.moved.bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Splices the `n` bytes waiting in the pipe into the file.
+    fn write_out(&mut self, mut n: usize) -> Result<(), Attempt> {
+        while n > 0 {
+            self.moved.calls += 1;
+            let offset = self.position.as_mut();
+            match splice(
+                &self.pipe.read,
+                None,
+                self.inc.file,
+                offset,
+                n,
+                SpliceFFlags::SPLICE_F_MOVE,
+            ) {
+                Ok(0) => {
+                    return Err(Attempt::Failed(anyhow::anyhow!(
+                        "splice into the file wrote nothing"
+                    )));
+                }
+                Ok(k) => n -= k,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Attempt::Failed(std::io::Error::from(e).into())),
+            }
         }
         Ok(())
     }

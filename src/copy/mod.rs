@@ -118,6 +118,8 @@ pub enum Framing {
     Sized(u64),
     /// Length-prefixed chunks follow, ended by an empty one.
     Chunked,
+    /// Plain bytes until the peer closes (raw mode).
+    UntilClose,
 }
 
 /// Called after every data-path call with the bytes moved so far. An error aborts the copy:
@@ -145,6 +147,17 @@ pub struct Outgoing<'a> {
     /// First byte to send; bytes before it are only hashed.
     pub offset: u64,
     pub buffer_size: usize,
+    /// Largest amount one data call may move (a rate limit keeps calls small).
+    pub max_call: Option<usize>,
+    /// Plain bytes: a stream of unknown length goes without chunk headers, ended by closing.
+    pub raw: bool,
+}
+
+impl Outgoing<'_> {
+    /// `wanted` capped by `max_call`.
+    fn call_size(&self, wanted: usize) -> usize {
+        self.max_call.map_or(wanted, |m| wanted.min(m)).max(1)
+    }
 }
 
 /// Receiver side: where incoming bytes go.
@@ -154,6 +167,9 @@ pub struct Incoming<'a> {
     pub framing: Framing,
     /// File offset of the first incoming byte; bytes before it are already in the file.
     pub offset: u64,
+    /// Whether `file` takes writes at explicit offsets (a file) or only in order (a pipe,
+    /// standard output).
+    pub positioned: bool,
     pub buffer_size: usize,
 }
 

@@ -10,15 +10,20 @@ const PLAN: u8 = 0x02;
 const FILE_END: u8 = 0x03;
 const FINISH: u8 = 0x04;
 const SUMMARY: u8 = 0x05;
+const AUTH: u8 = 0x06;
+const FILE_START: u8 = 0x07;
 const ERROR: u8 = 0x7F;
 
 const SMALL_LIMIT: u64 = 1 << 20;
-const LIST_LIMIT: u64 = 16 << 20;
+/// Limit of the frames that list entries: a million entries with short names fit.
+pub(super) const LIST_LIMIT: u64 = 64 << 20;
 /// Longest reason or message text we send.
 const MAX_TEXT: usize = 1024;
 /// Smallest encoded entry: fixed fields plus a one-byte name.
 const MIN_ENTRY: usize = 1 + 1 + 8 + 4 + 8 + 4 + 2 + 1;
 const XXH3_128: u8 = 1;
+/// Smallest encoded answer: action, offset, prefix digest, code, empty reason.
+const ANSWER_LEN: usize = 1 + 8 + 16 + 2 + 2;
 
 /// One message of the framed part of a session.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +33,19 @@ pub enum Message {
     FileEnd(FileEnd),
     Finish(SideStats),
     Summary(Summary),
-    Error { code: ErrorCode, message: String },
+    /// Proof that this end holds the session token (see `auth`).
+    Auth {
+        proof: [u8; 32],
+    },
+    /// The bytes of entry `index` follow, from `offset` on.
+    FileStart {
+        index: u32,
+        offset: u64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 /// The sender's manifest: every entry of the session, announced at once.
@@ -54,6 +71,8 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
     File,
+    /// A directory: created by the receiver, no bytes follow.
+    Dir,
 }
 
 /// The receiver's answer to an offer, one per entry, in offer order.
@@ -67,6 +86,9 @@ pub struct Plan {
 pub enum Answer {
     /// Send the bytes from this offset on.
     Send { offset: u64 },
+    /// The receiver holds the first `offset` bytes, whose xxh3-128 is `prefix_xxh3`: send the
+    /// rest if the sender's prefix matches, else everything from 0.
+    Resume { offset: u64, prefix_xxh3: u128 },
     /// Send nothing; the receiver already has it.
     Skip,
     /// The entry will not be written.
@@ -119,6 +141,12 @@ pub enum ErrorCode {
     UnsupportedVersion,
     Io,
     Interrupted,
+    /// The token proof failed or is missing.
+    Auth,
+    /// The receiver serves as many sessions as it may.
+    Busy,
+    /// A limit or timeout of the receiver was hit.
+    Limit,
 }
 
 /// What one end measured over the data phase of a session.
@@ -153,6 +181,8 @@ impl Message {
             FILE_END => ("FILE_END", SMALL_LIMIT),
             FINISH => ("FINISH", SMALL_LIMIT),
             SUMMARY => ("SUMMARY", LIST_LIMIT),
+            AUTH => ("AUTH", SMALL_LIMIT),
+            FILE_START => ("FILE_START", SMALL_LIMIT),
             ERROR => ("ERROR", SMALL_LIMIT),
             _ => return None,
         })
@@ -166,6 +196,8 @@ impl Message {
             Message::FileEnd(_) => "FILE_END",
             Message::Finish(_) => "FINISH",
             Message::Summary(_) => "SUMMARY",
+            Message::Auth { .. } => "AUTH",
+            Message::FileStart { .. } => "FILE_START",
             Message::Error { .. } => "ERROR",
         }
     }
@@ -199,6 +231,14 @@ impl Message {
                 encode_stats(&mut e, &summary.stats);
                 SUMMARY
             }
+            Message::Auth { proof } => {
+                e.raw(proof);
+                AUTH
+            }
+            Message::FileStart { index, offset } => {
+                e.u32(*index).u64(*offset);
+                FILE_START
+            }
             Message::Error { code, message } => {
                 e.u16(code.to_wire()).text(message, MAX_TEXT);
                 ERROR
@@ -215,7 +255,7 @@ impl Message {
                 Message::Offer(Offer { entries: decode_list(&mut d, MIN_ENTRY, decode_entry)? })
             }
             PLAN => {
-                Message::Plan(Plan { answers: decode_list(&mut d, 1 + 8 + 2 + 2, decode_answer)? })
+                Message::Plan(Plan { answers: decode_list(&mut d, ANSWER_LEN, decode_answer)? })
             }
             FILE_END => {
                 let algorithm = d.u8()?;
@@ -231,6 +271,12 @@ impl Message {
                 })?;
                 Message::Summary(Summary { verdicts, stats: decode_stats(&mut d)? })
             }
+            AUTH => {
+                let mut proof = [0u8; 32];
+                proof.copy_from_slice(d.take(32)?);
+                Message::Auth { proof }
+            }
+            FILE_START => Message::FileStart { index: d.u32()?, offset: d.u64()? },
             _ => Message::Error { code: ErrorCode::from_wire(d.u16()?), message: d.text()? },
         };
         d.finish()?;
@@ -263,8 +309,11 @@ fn decode_list<'a, T>(
 }
 
 fn encode_entry(e: &mut Encoder, entry: &Entry) {
-    let EntryKind::File = entry.kind;
-    e.u8(1)
+    let kind = match entry.kind {
+        EntryKind::File => 1,
+        EntryKind::Dir => 2,
+    };
+    e.u8(kind)
         .u8(u8::from(entry.size.is_some()))
         .u64(entry.size.unwrap_or(0))
         .u32(entry.mode)
@@ -276,6 +325,7 @@ fn encode_entry(e: &mut Encoder, entry: &Entry) {
 fn decode_entry(d: &mut Decoder<'_>) -> Result<Entry, ProtocolError> {
     let kind = match d.u8()? {
         1 => EntryKind::File,
+        2 => EntryKind::Dir,
         k => return Err(malformed(format!("unknown entry kind {k}"))),
     };
     let flags = d.u8()?;
@@ -303,21 +353,23 @@ fn decode_entry(d: &mut Decoder<'_>) -> Result<Entry, ProtocolError> {
 }
 
 fn encode_answer(e: &mut Encoder, answer: &Answer) {
-    match answer {
-        Answer::Send { offset } => e.u8(1).u64(*offset).u16(0).text("", 0),
-        Answer::Skip => e.u8(2).u64(0).u16(0).text("", 0),
-        Answer::Refuse { code, reason } => {
-            e.u8(3).u64(0).u16(code.to_wire()).text(reason, MAX_TEXT)
-        }
+    let (action, offset, prefix, code, reason) = match answer {
+        Answer::Send { offset } => (1, *offset, 0, 0, ""),
+        Answer::Skip => (2, 0, 0, 0, ""),
+        Answer::Refuse { code, reason } => (3, 0, 0, code.to_wire(), reason.as_str()),
+        Answer::Resume { offset, prefix_xxh3 } => (4, *offset, *prefix_xxh3, 0, ""),
     };
+    e.u8(action).u64(offset).raw(&prefix.to_be_bytes()).u16(code).text(reason, MAX_TEXT);
 }
 
 fn decode_answer(d: &mut Decoder<'_>) -> Result<Answer, ProtocolError> {
-    let (action, offset, code, reason) = (d.u8()?, d.u64()?, d.u16()?, d.text()?);
+    let (action, offset, prefix_xxh3) = (d.u8()?, d.u64()?, d.u128()?);
+    let (code, reason) = (d.u16()?, d.text()?);
     Ok(match action {
         1 => Answer::Send { offset },
         2 => Answer::Skip,
         3 => Answer::Refuse { code: RefuseCode::from_wire(code), reason },
+        4 => Answer::Resume { offset, prefix_xxh3 },
         a => return Err(malformed(format!("unknown plan action {a}"))),
     })
 }
@@ -415,6 +467,9 @@ impl ErrorCode {
             ErrorCode::UnsupportedVersion => 2,
             ErrorCode::Io => 3,
             ErrorCode::Interrupted => 4,
+            ErrorCode::Auth => 5,
+            ErrorCode::Busy => 6,
+            ErrorCode::Limit => 7,
         }
     }
 
@@ -424,6 +479,9 @@ impl ErrorCode {
             2 => ErrorCode::UnsupportedVersion,
             3 => ErrorCode::Io,
             4 => ErrorCode::Interrupted,
+            5 => ErrorCode::Auth,
+            6 => ErrorCode::Busy,
+            7 => ErrorCode::Limit,
             _ => ErrorCode::Protocol,
         }
     }

@@ -4,66 +4,84 @@
 //!
 //! # Overview
 //!
-//! One TCP connection carries one session. The sender connects and speaks first:
+//! One TCP connection carries one session. The sender speaks first (also when it is the end
+//! that listens, with `zcp send --listen`):
 //!
 //! ```text
 //! sender                                   receiver
-//!   HELLO ───────────────────────────────────▶
-//!   ◀─────────────────────────────────── HELLO
+//!   HELLO (nonce S) ─────────────────────────▶
+//!   ◀─────────────────────────── HELLO (nonce R)
+//!   AUTH  (HMAC(token, sender label, R, S)) ─▶       only when both greet with the AUTH flag
+//!   ◀──────── AUTH (HMAC(token, receiver label, S, R))
 //!   OFFER (manifest of every entry) ─────────▶
 //!   ◀──────────── PLAN (one answer per entry)
-//!   for each entry answered "send from N", in manifest order:
-//!     file bytes N..size, raw (or chunked) ─▶
-//!     FILE_END (xxh3-128 of the whole file) ▶
+//!   for each entry answered "send" or "resume", in manifest order:
+//!     FILE_START (index, offset) ────────────▶
+//!     file bytes offset..size, raw (or chunked) ▶
+//!     FILE_END (xxh3-128 of the whole file) ─▶
 //!   FINISH (sender's statistics) ────────────▶
 //!   ◀──── SUMMARY (per-file verdicts, receiver's statistics)
 //! ```
 //!
-//! So a session costs one round trip before data flows however many entries the offer holds, and
-//! the file bytes travel as one raw run that `sendfile(2)` can push in a single call.
+//! So a session costs one round trip for the plan (two with authentication) however many entries
+//! the offer holds, and each file's bytes travel as one raw run that `sendfile(2)` can push in a
+//! few calls.
 //!
 //! # Encoding
 //!
 //! All integers are big-endian and unsigned unless marked `i`. `str16` is a `u16` byte length
 //! followed by that many bytes (UTF-8 for text; raw bytes for names, which are Unix paths).
 //!
-//! ## HELLO (14 bytes, not framed)
+//! ## HELLO (46 bytes, not framed)
 //!
-//! | bytes | field                                                       |
-//! |-------|-------------------------------------------------------------|
-//! | 8     | magic `89 5A 43 50 0D 0A 1A 0A` (`\x89ZCP\r\n\x1a\n`)        |
-//! | 2     | protocol version, `1`                                       |
-//! | 4     | capability flags, `0` in version 1; unknown bits are ignored |
+//! | bytes | field                                                          |
+//! |-------|----------------------------------------------------------------|
+//! | 8     | magic `89 5A 43 50 0D 0A 1A 0A` (`\x89ZCP\r\n\x1a\n`)           |
+//! | 2     | protocol version, `1`                                          |
+//! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); other bits ignored |
+//! | 32    | nonce: fresh random bytes when AUTH is set, else zero          |
 //!
 //! The magic's first byte is not ASCII, so a line of text (`hello` from netcat, an HTTP request)
 //! is told apart at its first byte and answered with "not a zcp peer". A receiver that sees
-//! another version answers with an ERROR frame (code 2) and closes.
+//! another version answers with an ERROR frame (code 2) and closes. When the two ends' AUTH flags
+//! differ, the receiver sends ERROR code 5 and both ends stop: a sender with a token never talks
+//! to a receiver that cannot prove it, and a receiver that requires one never plans for a sender
+//! without it.
 //!
 //! ## Frames
 //!
 //! Every later message is a frame: `u8 type`, `u32 payload length`, payload. A payload longer
-//! than its type's limit is refused before anything is allocated, and a payload must be exactly
-//! as long as its fields.
+//! than its type's limit is refused before anything is allocated (the buffer grows only as bytes
+//! arrive), and a payload must be exactly as long as its fields.
 //!
-//! | type | name     | direction | limit   | payload                                        |
-//! |------|----------|-----------|---------|------------------------------------------------|
-//! | 0x01 | OFFER    | → recv    | 16 MiB  | `u32 count`, then `count` entries              |
-//! | 0x02 | PLAN     | → send    | 16 MiB  | `u32 count`, then one answer per offered entry |
-//! | 0x03 | FILE_END | → recv    | 1 MiB   | `u8 algorithm` (1 = xxh3-128), 16-byte digest  |
-//! | 0x04 | FINISH   | → recv    | 1 MiB   | statistics                                     |
-//! | 0x05 | SUMMARY  | → send    | 16 MiB  | `u32 count`, verdicts, statistics              |
-//! | 0x7F | ERROR    | either    | 1 MiB   | `u16 code`, `str16 message`                    |
+//! | type | name       | direction | limit  | payload                                         |
+//! |------|------------|-----------|--------|-------------------------------------------------|
+//! | 0x01 | OFFER      | → recv    | 64 MiB | `u32 count`, then `count` entries               |
+//! | 0x02 | PLAN       | → send    | 64 MiB | `u32 count`, then one answer per offered entry  |
+//! | 0x03 | FILE_END   | → recv    | 1 MiB  | `u8 algorithm` (1 = xxh3-128), 16-byte digest   |
+//! | 0x04 | FINISH     | → recv    | 1 MiB  | statistics                                      |
+//! | 0x05 | SUMMARY    | → send    | 64 MiB | `u32 count`, verdicts, statistics               |
+//! | 0x06 | AUTH       | either    | 1 MiB  | 32-byte HMAC-SHA256 proof                       |
+//! | 0x07 | FILE_START | → recv    | 1 MiB  | `u32 entry index`, `u64 offset`                 |
+//! | 0x7F | ERROR      | either    | 1 MiB  | `u16 code`, `str16 message`                     |
 //!
-//! **Entry**: `u8 kind` (1 = regular file), `u8 flags` (bit 0: size known), `u64 size`,
-//! `u32 mode` (permission bits), `i64 mtime seconds`, `u32 mtime nanoseconds`, `str16 name`.
-//! An offer holds at most 1,000,000 entries; a name is 1 to 4096 bytes. Version 1 receivers
-//! accept a plain base name only: no `/`, no NUL, not empty, not `.` or `..`.
+//! **Entry**: `u8 kind` (1 = regular file, 2 = directory), `u8 flags` (bit 0: size known),
+//! `u64 size`, `u32 mode` (permission bits), `i64 mtime seconds`, `u32 mtime nanoseconds`,
+//! `str16 name`. An offer holds at most 1,000,000 entries; a name is 1 to 4096 bytes: a relative
+//! `/`-separated path whose components are all normal (no empty, `.` or `..` component, no NUL).
+//! The receiver refuses any other name, entry by entry, and resolves accepted ones below its
+//! output directory without following symlinks. Directories come before their contents.
 //!
-//! **Answer**: `u8 action` (1 = send from offset, 2 = skip, 3 = refuse), `u64 offset`,
-//! `u16 refusal code`, `str16 reason`. Refusal codes: 1 exists, 2 invalid name, 3 not writable,
-//! 4 no space, 5 unsupported entry, 6 other.
+//! **Answer**: `u8 action`, `u64 offset`, 16-byte `prefix digest`, `u16 refusal code`,
+//! `str16 reason`. Actions: 1 = send from 0; 2 = skip (nothing to send: a directory, or a file
+//! the receiver already has); 3 = refuse (code and reason say why); 4 = resume: the receiver
+//! holds the first `offset` bytes, whose xxh3-128 is the prefix digest. The sender resumes when
+//! its own prefix hashes the same, else sends from 0; FILE_START says which. Refusal codes:
+//! 1 exists, 2 invalid name, 3 not writable, 4 no space (or over the receiver's size limit),
+//! 5 unsupported entry, 6 other.
 //!
-//! **Verdict**: `u8 status` (1 = ok, 2 = checksum mismatch, 3 = failed), `str16 detail`.
+//! **Verdict**, one per file sent, in order: `u8 status` (1 = ok, 2 = checksum mismatch,
+//! 3 = failed), `str16 detail`.
 //!
 //! **Statistics** (what one end measured): `u8 path` (1 = sendfile, 2 = splice, 3 = buffered),
 //! `u64 bytes`, `u64 data syscalls`, `u64 checksum syscalls`, `u32 pipe bytes`,
@@ -72,15 +90,21 @@
 //! per fallback `u8 from path`, `i32 errno` (0 = none), `str16 reason`.
 //!
 //! **ERROR codes**: 1 protocol violation, 2 unsupported version, 3 I/O failure on that end,
-//! 4 interrupted.
+//! 4 interrupted (receiver shut down), 5 authentication failed or missing, 6 busy (too many
+//! sessions), 7 a limit or timeout was hit.
+//!
+//! **AUTH**: the sender's proof is HMAC-SHA256 keyed with the token over the label
+//! `zcp/1 sender proof`, the receiver's nonce and the sender's nonce; the receiver's uses the
+//! label `zcp/1 receiver proof` and the nonces in the other order. Each part is preceded by its
+//! `u32` length. Both are compared in constant time; the token never crosses the wire, and
+//! fresh nonces on both sides mean a recorded session cannot be replayed.
 //!
 //! ## File data
 //!
-//! After the PLAN, each entry answered "send" is followed by its bytes from the answered offset.
-//! When the entry's size is known the bytes are one raw run of exactly `size - offset` bytes,
-//! no framing. When it is not (a pipe, a procfs file), the bytes come as chunks: `u32 length`
-//! (at most 16 MiB) and that many bytes, ended by a chunk of length 0. FILE_END follows either
-//! form; its digest covers the whole file from byte 0.
+//! After its FILE_START, a file whose size is known is one raw run of exactly `size - offset`
+//! bytes, no framing. When the size is not known (a pipe, a procfs file), the bytes come as
+//! chunks: `u32 length` (at most 16 MiB) and that many bytes, ended by a chunk of length 0.
+//! FILE_END follows either form; its digest covers the whole file from byte 0.
 
 mod message;
 mod wire;
@@ -104,17 +128,33 @@ pub const MAX_ENTRIES: u32 = 1_000_000;
 /// Longest entry name, in bytes.
 pub const MAX_NAME: usize = 4096;
 
+/// Length of the greeting.
+pub const HELLO_LEN: usize = 8 + 2 + 4 + 32;
+/// Greeting flag: the sender will prove the token / the receiver requires it.
+pub const FLAG_AUTH: u32 = 1;
+
 /// The opening greeting of either end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hello {
     pub version: u16,
     pub flags: u32,
+    /// Fresh random bytes the peer's token proof must cover (zero when not authenticating).
+    pub nonce: [u8; 32],
 }
 
 impl Hello {
-    /// The greeting this build sends.
+    /// The greeting this build sends, without authentication.
     pub fn ours() -> Self {
-        Hello { version: VERSION, flags: 0 }
+        Hello { version: VERSION, flags: 0, nonce: [0; 32] }
+    }
+
+    /// The greeting this build sends, offering or requiring a token proof over `nonce`.
+    pub fn with_auth(nonce: [u8; 32]) -> Self {
+        Hello { version: VERSION, flags: FLAG_AUTH, nonce }
+    }
+
+    pub fn auth(&self) -> bool {
+        self.flags & FLAG_AUTH != 0
     }
 }
 
@@ -192,17 +232,18 @@ impl From<ReadError> for anyhow::Error {
 
 /// Writes our greeting.
 pub fn write_hello(w: &mut impl Write, hello: Hello) -> io::Result<()> {
-    let mut buf = [0u8; 14];
+    let mut buf = [0u8; HELLO_LEN];
     buf[..8].copy_from_slice(&MAGIC);
     buf[8..10].copy_from_slice(&hello.version.to_be_bytes());
-    buf[10..].copy_from_slice(&hello.flags.to_be_bytes());
+    buf[10..14].copy_from_slice(&hello.flags.to_be_bytes());
+    buf[14..].copy_from_slice(&hello.nonce);
     w.write_all(&buf)
 }
 
 /// Reads the peer's greeting, failing with `NotZcpPeer` at the first byte that differs from the
 /// magic, without waiting for the rest (a netcat user may never send more).
 pub fn read_hello(r: &mut impl Read) -> Result<Hello, ReadError> {
-    let mut buf = [0u8; 14];
+    let mut buf = [0u8; HELLO_LEN];
     let mut got = 0;
     while got < buf.len() {
         let n = match r.read(&mut buf[got..]) {
@@ -226,9 +267,12 @@ pub fn read_hello(r: &mut impl Read) -> Result<Hello, ReadError> {
         }
         got += n;
     }
+    let mut nonce = [0u8; 32];
+    nonce.copy_from_slice(&buf[14..]);
     Ok(Hello {
         version: u16::from_be_bytes([buf[8], buf[9]]),
         flags: u32::from_be_bytes([buf[10], buf[11], buf[12], buf[13]]),
+        nonce,
     })
 }
 

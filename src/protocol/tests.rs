@@ -441,7 +441,7 @@ fn hello_bytes(hello: Hello) -> Vec<u8> {
 
 #[test]
 fn hello_round_trips() {
-    for hello in [Hello::ours(), Hello { version: u16::MAX, flags: 0xdead_beef }] {
+    for hello in [Hello::ours(), Hello { version: u16::MAX, flags: 0xdead_beef, nonce: [7; 32] }] {
         let bytes = hello_bytes(hello);
         assert_eq!(read_hello(&mut bytes.as_slice()).unwrap(), hello);
     }
@@ -502,7 +502,7 @@ fn part_of_the_magic_then_eof_is_not_a_zcp_peer() {
 
 #[test]
 fn hello_read_one_byte_at_a_time() {
-    let hello = Hello { version: 1, flags: 0x8000_0001 };
+    let hello = Hello { version: 1, flags: 0x8000_0001, nonce: [0; 32] };
     let bytes = hello_bytes(hello);
     assert_eq!(read_hello(&mut OneByte(&bytes)).unwrap(), hello);
     let err = protocol_error(read_hello(&mut OneByte(b"hello\n")));
@@ -905,12 +905,15 @@ fn expected_hello(bytes: &[u8]) -> Result<Hello, ProtocolError> {
         Err(ProtocolError::Closed)
     } else if bytes.len() < MAGIC.len() {
         Err(ProtocolError::NotZcpPeer)
-    } else if bytes.len() < 14 {
+    } else if bytes.len() < HELLO_LEN {
         Err(ProtocolError::Truncated("greeting"))
     } else {
+        let mut nonce = [0u8; 32];
+        nonce.copy_from_slice(&bytes[14..HELLO_LEN]);
         Ok(Hello {
             version: u16::from_be_bytes([bytes[8], bytes[9]]),
             flags: u32::from_be_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]),
+            nonce,
         })
     }
 }
@@ -943,7 +946,7 @@ proptest! {
 
     #[test]
     fn any_hello_round_trips(version in any::<u16>(), flags in any::<u32>()) {
-        let hello = Hello { version, flags };
+        let hello = Hello { version, flags, nonce: [9; 32] };
         prop_assert_eq!(read_hello(&mut hello_bytes(hello).as_slice()).unwrap(), hello);
     }
 
@@ -1021,7 +1024,7 @@ proptest! {
 
     #[test]
     fn truncated_hellos_are_errors(version in any::<u16>(), flags in any::<u32>()) {
-        let bytes = hello_bytes(Hello { version, flags });
+        let bytes = hello_bytes(Hello { version, flags, nonce: [0; 32] });
         for cut in 0..bytes.len() {
             prop_assert!(read_hello(&mut &bytes[..cut]).is_err(), "cut at {}", cut);
         }

@@ -1,0 +1,207 @@
+//! What a sender offers: the paths on the command line walked into one manifest of entries
+//! (directories recursively, in name order), with the symlinks and special files it skipped and
+//! why. It opens nothing but directories; files are opened when their turn comes.
+
+use std::collections::HashSet;
+use std::fs::{self, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::dest::check_path;
+use crate::error::SessionError;
+use crate::protocol::{Entry, EntryKind, MAX_ENTRIES};
+
+/// Where an entry's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A directory: nothing to read.
+    Dir,
+    /// A file (or FIFO) at this path.
+    Path(PathBuf),
+    /// Standard input.
+    Stdin,
+}
+
+/// One entry of the manifest and where its bytes come from.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub entry: Entry,
+    pub origin: Origin,
+}
+
+/// Everything a session offers, in order.
+#[derive(Debug, Default)]
+pub struct Manifest {
+    pub items: Vec<Item>,
+    /// What was left out and why, for the user.
+    pub warnings: Vec<String>,
+}
+
+impl Manifest {
+    /// Walks `paths` (`-` for standard input, named `stdin_name`).
+    pub fn build(
+        paths: &[PathBuf],
+        stdin_name: Option<&str>,
+        follow: bool,
+    ) -> anyhow::Result<Manifest> {
+        let mut m = Manifest::default();
+        for path in paths {
+            if path.as_os_str() == "-" {
+                m.add_stdin(stdin_name.unwrap_or("stdin"))?;
+            } else {
+                m.add_top(path, follow)?;
+            }
+        }
+        if m.items.len() > MAX_ENTRIES as usize {
+            bail!("{} entries are more than one session takes ({MAX_ENTRIES})", m.items.len());
+        }
+        Ok(m)
+    }
+
+    /// Bytes of all files of known size.
+    pub fn known_bytes(&self) -> Option<u64> {
+        self.items.iter().filter(|i| i.entry.kind == EntryKind::File).map(|i| i.entry.size).sum()
+    }
+
+    fn add_stdin(&mut self, name: &str) -> anyhow::Result<()> {
+        check_path(name.as_bytes()).map_err(|why| SessionError::Usage(format!("--name: {why}")))?;
+        let source = crate::source::Source::stdin(name)?;
+        let entry = Entry {
+            kind: EntryKind::File,
+            name: name.as_bytes().to_vec(),
+            size: source.size,
+            mode: source.mode,
+            mtime_sec: source.mtime_sec,
+            mtime_nsec: source.mtime_nsec,
+        };
+        self.items.push(Item { entry, origin: Origin::Stdin });
+        Ok(())
+    }
+
+    fn add_top(&mut self, path: &Path, follow: bool) -> anyhow::Result<()> {
+        let shown = path.display();
+        let meta = fs::symlink_metadata(path).with_context(|| format!("reading {shown}"))?;
+        let meta = if meta.file_type().is_symlink() {
+            if !follow {
+                self.warnings.push(format!(
+                    "skipped symlink {shown} (use --follow-symlinks to send its target)"
+                ));
+                return Ok(());
+            }
+            fs::metadata(path).with_context(|| format!("following symlink {shown}"))?
+        } else {
+            meta
+        };
+        let name = top_name(path).with_context(|| format!("{shown}: no name to offer"))?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            let mut seen = HashSet::new();
+            return self.add_dir(path, name, &meta, follow, &mut seen);
+        }
+        if ft.is_file() || ft.is_fifo() || ft.is_char_device() {
+            self.push_file(path, name, &meta);
+        } else {
+            self.warnings.push(format!("skipped {shown}: not a file, directory or pipe"));
+        }
+        Ok(())
+    }
+
+    fn add_dir(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: &Metadata,
+        follow: bool,
+        seen: &mut HashSet<(u64, u64)>,
+    ) -> anyhow::Result<()> {
+        if !seen.insert((meta.dev(), meta.ino())) {
+            self.warnings
+                .push(format!("skipped {}: a symlink loop leads back to it", path.display()));
+            return Ok(());
+        }
+        self.items.push(Item {
+            entry: entry(EntryKind::Dir, name.clone(), None, meta),
+            origin: Origin::Dir,
+        });
+        let mut children: Vec<_> = fs::read_dir(path)
+            .with_context(|| format!("reading directory {}", path.display()))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("reading directory {}", path.display()))?;
+        children.sort_by_key(|c| c.file_name());
+        for child in children {
+            let child_path = child.path();
+            let mut child_name = name.clone();
+            child_name.push(b'/');
+            child_name.extend_from_slice(child.file_name().as_bytes());
+            self.add_child(&child_path, child_name, follow, seen)?;
+        }
+        seen.remove(&(meta.dev(), meta.ino()));
+        Ok(())
+    }
+
+    fn add_child(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        follow: bool,
+        seen: &mut HashSet<(u64, u64)>,
+    ) -> anyhow::Result<()> {
+        let shown = path.display();
+        let mut meta = fs::symlink_metadata(path).with_context(|| format!("reading {shown}"))?;
+        if meta.file_type().is_symlink() {
+            if !follow {
+                self.warnings.push(format!(
+                    "skipped symlink {shown} (use --follow-symlinks to send its target)"
+                ));
+                return Ok(());
+            }
+            match fs::metadata(path) {
+                Ok(m) => meta = m,
+                Err(e) => {
+                    self.warnings.push(format!("skipped symlink {shown}: {e}"));
+                    return Ok(());
+                }
+            }
+        }
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            self.add_dir(path, name, &meta, follow, seen)
+        } else if ft.is_file() {
+            self.push_file(path, name, &meta);
+            Ok(())
+        } else {
+            self.warnings.push(format!("skipped {shown}: special file (FIFO, socket or device)"));
+            Ok(())
+        }
+    }
+
+    fn push_file(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata) {
+        let size = (meta.is_file() && !crate::source::on_pseudo_fs(path)).then_some(meta.len());
+        let entry = entry(EntryKind::File, name, size, meta);
+        self.items.push(Item { entry, origin: Origin::Path(path.to_path_buf()) });
+    }
+}
+
+fn entry(kind: EntryKind, name: Vec<u8>, size: Option<u64>, meta: &Metadata) -> Entry {
+    Entry {
+        kind,
+        name,
+        size,
+        mode: meta.mode() & 0o7777,
+        mtime_sec: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+    }
+}
+
+/// The name a command-line path is offered under: its last normal component (`.` and `..`
+/// resolve to the directory's own name).
+fn top_name(path: &Path) -> Option<Vec<u8>> {
+    if let Some(name) = path.file_name() {
+        return Some(name.as_bytes().to_vec());
+    }
+    let absolute = fs::canonicalize(path).ok()?;
+    absolute.file_name().map(|n| n.as_bytes().to_vec())
+}

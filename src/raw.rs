@@ -1,0 +1,129 @@
+//! Raw mode (`--raw`): plain bytes over TCP, no protocol, so zcp can talk to `nc` and `socat`.
+//! The same data paths and the same honest path report, but no checksum (nothing travels to
+//! compare it with) and no authentication; reports say so.
+
+use std::fs::File;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+
+use anyhow::Context;
+
+use crate::config::{Link, RecvConfig, SendConfig};
+use crate::copy::{self, Framing, Incoming, Outgoing};
+use crate::dest::{Decision, Destination};
+use crate::error::SessionError;
+use crate::protocol::{Entry, EntryKind};
+use crate::report::{RawReport, Role};
+use crate::send::{self, Pacer};
+use crate::source::Source;
+use crate::{net, usage};
+
+/// Sends the one path as plain bytes, then closes the write side (the peer's end of file).
+pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<RawReport> {
+    let path = &cfg.paths[0];
+    let mut source = if path.as_os_str() == "-" {
+        Source::stdin(cfg.stdin_name.as_deref().unwrap_or("stdin"))?
+    } else {
+        Source::open(path)?
+    };
+    source.name = source.display.clone().into_bytes();
+    let socket = send::connect(cfg, listening)?;
+    socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
+    let start = usage::Snapshot::now();
+    let mut pacer = Pacer::new(cfg.limit_rate);
+    let max_call = pacer.max_call();
+    let mut tick = |n: u64| -> io::Result<()> {
+        pacer.pace(n);
+        Ok(())
+    };
+    let out = Outgoing {
+        source: &source,
+        socket: &socket,
+        offset: 0,
+        buffer_size: cfg.buffer_size,
+        max_call,
+        raw: true,
+    };
+    let moved = copy::send(&out, cfg.method, &mut tick)
+        .with_context(|| format!("sending {}", source.display))?;
+    socket.shutdown(Shutdown::Write).context("closing the connection")?;
+    Ok(RawReport {
+        role: Role::Send,
+        name: source.display.clone(),
+        stats: start.side_stats(&moved),
+        saved_as: None,
+    })
+}
+
+/// Receives plain bytes until the peer closes, into `--output FILE` (through a part file) or
+/// standard output.
+pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<RawReport> {
+    let dest = Destination::resolve(&cfg.output)?;
+    if !dest.single() {
+        return Err(SessionError::Usage(
+            "--raw needs --output FILE or --output - (no file name travels in raw mode)".into(),
+        )
+        .into());
+    }
+    let name =
+        cfg.output.file_name().map_or_else(|| "-".into(), |n| n.to_string_lossy().into_owned());
+    let entry = Entry {
+        kind: EntryKind::File,
+        name: name.clone().into_bytes(),
+        size: None,
+        mode: 0o644,
+        mtime_sec: 0,
+        mtime_nsec: 0,
+    };
+    let decision = dest.decide(&entry, cfg.policy).map_err(|r| anyhow::anyhow!(r.reason))?;
+    let socket = match &cfg.net.link {
+        Link::Connect(to) => net::connect(to, cfg.net.connect_timeout, cfg.net.retries)?,
+        Link::Listen(addr) => {
+            let listener = net::listen(addr)?;
+            listening(listener.local_addr().context("reading the listening address")?);
+            listener.accept().context("accepting a connection")?.0
+        }
+    };
+    socket.set_read_timeout(cfg.net.idle_timeout).context("setting the socket read timeout")?;
+    let start = usage::Snapshot::now();
+    let mut tick = |_: u64| -> io::Result<()> { Ok(()) };
+    let (moved, saved_as) = match decision {
+        Decision::Receive { target, .. } => {
+            let part = target.open_part(true).map_err(|r| anyhow::anyhow!(r.reason))?;
+            let inc = Incoming {
+                socket: &socket,
+                file: &part,
+                framing: Framing::UntilClose,
+                offset: 0,
+                positioned: true,
+                buffer_size: cfg.buffer_size,
+            };
+            let moved = copy::recv(&inc, cfg.method, &mut tick).with_context(|| {
+                format!(
+                    "writing {} (partial data kept in {})",
+                    target.shown.display(),
+                    target.part_shown().display()
+                )
+            })?;
+            let entry = Entry { mode: 0o644, ..entry };
+            target.commit(&part, &entry, cfg.policy.force)?;
+            (moved, Some(target.shown.display().to_string()))
+        }
+        _ => {
+            let out = File::from(
+                io::stdout().as_fd().try_clone_to_owned().context("duplicating standard output")?,
+            );
+            let inc = Incoming {
+                socket: &socket,
+                file: &out,
+                framing: Framing::UntilClose,
+                offset: 0,
+                positioned: false,
+                buffer_size: cfg.buffer_size,
+            };
+            (copy::recv(&inc, cfg.method, &mut tick).context("writing to standard output")?, None)
+        }
+    };
+    Ok(RawReport { role: Role::Recv, name, stats: start.side_stats(&moved), saved_as })
+}
