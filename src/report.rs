@@ -131,7 +131,7 @@ impl Report {
             Role::Recv => "received",
         };
         let mut line = format!(
-            "{what} {} {} in {:.2} s, {}/s · send: {} · recv: {} · cpu {} · xxh3 {}",
+            "{what} {}{} in {:.2} s, {}/s · send: {} · recv: {} · cpu {} · xxh3 {}",
             self.what_moved(),
             format_size(self.bytes(), BINARY),
             self.elapsed().as_secs_f64(),
@@ -171,7 +171,7 @@ impl Report {
         let dirs = self.files.len() - files.len();
         if let ([only], 0) = (files.as_slice(), dirs) {
             if only.status == Status::Sent || only.status == Status::ChecksumMismatch {
-                return only.name.clone();
+                return format!("{} ", only.name);
             }
         }
         let mut text = format!("{} files", files.len());
@@ -192,6 +192,7 @@ impl Report {
         if !notes.is_empty() {
             text.push_str(&format!(" ({})", notes.join(", ")));
         }
+        text.push_str(": ");
         text
     }
 
