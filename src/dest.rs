@@ -181,7 +181,10 @@ fn decide_file(target: Target, entry: &Entry, policy: Policy) -> Result<Decision
             ));
         }
     }
-    let part = target.open_part(false)?;
+    target.check_writable()?;
+    let Some(part) = target.existing_part()? else {
+        return Ok(Decision::Receive { target, offset: 0, prefix_xxh3: 0 });
+    };
     let len = part.metadata().map_err(|e| target.refusal(e))?.len();
     // A part file longer than the offered file cannot be its prefix: start over.
     let offset = match entry.size {
@@ -331,6 +334,26 @@ impl Target {
             mtime_sec: st.st_mtime,
             mtime_nsec: st.st_mtime_nsec,
         }))
+    }
+
+    /// The part file a previous transfer left, if any (opened, never created).
+    fn existing_part(&self) -> Result<Option<File>, Refusal> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        match openat(&self.dir, self.part_name().as_os_str(), flags, Mode::empty()) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(self.refusal(e.into())),
+        }
+    }
+
+    /// Refuses early when the target's directory cannot be written (read-only, no permission),
+    /// without creating anything.
+    fn check_writable(&self) -> Result<(), Refusal> {
+        use nix::unistd::{AccessFlags, faccessat};
+        faccessat(&self.dir, ".", AccessFlags::W_OK, nix::fcntl::AtFlags::empty()).map_err(|e| {
+            let shown = self.shown.parent().unwrap_or(Path::new(".")).display();
+            Refusal::new(code_of(&e.into()), format!("cannot create files in {shown}: {e}"))
+        })
     }
 
     /// Opens (creating) the part file; `truncate` starts it over.

@@ -315,7 +315,8 @@ impl Receiver {
                     ))
                     .into());
                 }
-                let part = target.open_part(offset == 0).map_err(|r| anyhow::anyhow!(r.reason))?;
+                // Lock before touching the contents: another session may be writing this file.
+                let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
                 if !crate::dest::lock(&part)? {
                     anyhow::bail!("another session is writing {}", target.shown.display());
                 }
