@@ -151,6 +151,10 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
             _ => ExitCode::Protocol,
         });
     }
+    if let Some(errno) = cause.downcast_ref::<nix::errno::Errno>() {
+        // The zero-copy paths fail with a bare errno (sendfile: EPIPE when the peer is gone).
+        return Some(classify_io(&io::Error::from(*errno)));
+    }
     cause.downcast_ref::<io::Error>().map(classify_io)
 }
 

@@ -49,6 +49,17 @@ pub struct Outcome {
     pub stopped_by: Option<nix::sys::signal::Signal>,
 }
 
+impl Outcome {
+    /// Counts one finished session and its exit code.
+    fn tally(&mut self, code: ExitCode) {
+        self.served += 1;
+        if code != ExitCode::Success {
+            self.failed += 1;
+            self.code = code;
+        }
+    }
+}
+
 impl Receiver {
     /// Checks `--output` and binds `--listen` (nothing is bound for `--connect`).
     pub fn bind(cfg: RecvConfig) -> anyhow::Result<Receiver> {
@@ -112,12 +123,7 @@ impl Receiver {
             }
             loop {
                 while let Ok(result) = rx.try_recv() {
-                    let code = done(result);
-                    outcome.served += 1;
-                    if code != ExitCode::Success {
-                        outcome.failed += 1;
-                        outcome.code = code;
-                    }
+                    outcome.tally(done(result));
                 }
                 if let Some(signal) = signals::pending() {
                     live.stop_all();
@@ -143,7 +149,12 @@ impl Receiver {
                             }
                         }
                     }
-                    _ => thread::sleep(TICK),
+                    // Nothing to accept: wait on the sessions, so the end is seen at once.
+                    _ => {
+                        if let Ok(result) = rx.recv_timeout(TICK) {
+                            outcome.tally(done(result));
+                        }
+                    }
                 }
             }
             // Sessions cut short by a signal still report, then the run ends.
@@ -517,13 +528,18 @@ fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
     }
 }
 
-/// Tells a sender that came while all `max` sessions run that it must wait.
+/// Tells a sender that came while all `max` sessions run that it must wait. The greeting echoes
+/// the sender's AUTH flag, so that a sender with a token reads on to "busy" instead of stopping
+/// at a flag mismatch.
 fn turn_away(mut socket: TcpStream, max: u32) {
     thread::spawn(move || {
         let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
-        if protocol::read_hello(&mut socket).is_ok()
-            && protocol::write_hello(&mut socket, Hello::ours()).is_ok()
-        {
+        let Ok(theirs) = protocol::read_hello(&mut socket) else { return };
+        let ours = match theirs.auth() {
+            true => Hello::with_auth(auth::nonce().unwrap_or_default()),
+            false => Hello::ours(),
+        };
+        if protocol::write_hello(&mut socket, ours).is_ok() {
             session::fail_with(
                 &mut socket,
                 ErrorCode::Busy,

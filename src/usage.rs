@@ -62,10 +62,22 @@ fn micros(t: nix::sys::time::TimeVal) -> u64 {
     (t.tv_sec() as u64).saturating_mul(1_000_000).saturating_add(t.tv_usec() as u64)
 }
 
-/// Peak resident set of this process so far, in KiB.
+/// Peak resident set of this process so far, in KiB. On Linux it is read from VmHWM, because
+/// `getrusage`'s `ru_maxrss` keeps the peak of the process image before `exec` (a shell's).
 pub fn peak_rss_kib() -> u64 {
+    #[cfg(target_os = "linux")]
+    if let Some(kib) = vm_hwm_kib() {
+        return kib;
+    }
     let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else { return 0 };
     let raw = u.max_rss().max(0) as u64;
     // Linux and the BSDs count KiB; macOS counts bytes.
     if cfg!(target_os = "macos") { raw / 1024 } else { raw }
+}
+
+#[cfg(target_os = "linux")]
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

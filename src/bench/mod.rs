@@ -1,6 +1,359 @@
-//! TEMPORARY placeholder so the tree builds while `zcp bench` is written (replace me).
+//! `zcp bench`: runs this binary's own `zcp recv` and `zcp send` as two processes over loopback
+//! for each sender:receiver method pair (and, with `--compare`, nc, socat and iperf3), in
+//! interleaved rounds, and reports throughput, CPU, syscalls and memory per pair. This module
+//! owns the options and the order of runs; `run` times one run, `table` prints.
+
+mod peers;
+mod process;
+mod run;
+mod stats;
+mod table;
+mod workspace;
+
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::Signal;
+
+use crate::auth::Token;
 use crate::cli::BenchArgs;
-use crate::error::ExitCode;
-pub fn run(_args: BenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("zcp bench is not built yet")
+use crate::error::{ExitCode, SessionError};
+use crate::machine::Machine;
+use crate::{progress, signals};
+use peers::Peer;
+use run::RunContext;
+use stats::{Kind, Outcome, Results, Row, Sample};
+use workspace::Workspace;
+
+const SEND_METHODS: [&str; 4] = ["auto", "sendfile", "splice", "buffered"];
+const RECV_METHODS: [&str; 3] = ["auto", "splice", "buffered"];
+
+/// Validated options of `zcp bench`.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Size of the temporary test file, in bytes (unused with `file`).
+    pub size: u64,
+    /// Rounds; each runs every contender once, in the same order.
+    pub rounds: u32,
+    /// Where the test file and the received copies go.
+    pub dir: PathBuf,
+    /// The user's file to send instead of a test file, absolute. Only ever read.
+    pub file: Option<PathBuf>,
+    /// zcp method pairs, in the order they run.
+    pub pairs: Vec<Pair>,
+    /// Also run nc, socat and iperf3.
+    pub compare: bool,
+    /// Buffer of the buffered path, in bytes.
+    pub buffer_size: u64,
+    /// Where to write the Markdown table, if anywhere.
+    pub export_markdown: Option<PathBuf>,
+    /// One JSON object on stdout.
+    pub json: bool,
+    /// A progress bar on stderr.
+    pub progress: bool,
+    /// The results table on stderr.
+    pub table: bool,
+}
+
+/// A sender:receiver pair of `--method` tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair {
+    pub send: &'static str,
+    pub recv: &'static str,
+}
+
+impl Pair {
+    /// Parses `SEND:RECV`, e.g. `sendfile:splice`.
+    pub fn parse(text: &str) -> anyhow::Result<Pair> {
+        let Some((send, recv)) = text.trim().split_once(':') else {
+            return Err(usage(format!(
+                "--methods: {text:?} is not a SEND:RECV pair (e.g. sendfile:splice)"
+            )));
+        };
+        let pick = |token: &str, known: &[&'static str], side: &str| {
+            known.iter().copied().find(|k| *k == token).ok_or_else(|| {
+                let known = known.join(", ");
+                usage(format!("--methods: unknown {side} method {token:?} in {text:?} ({known})"))
+            })
+        };
+        Ok(Pair {
+            send: pick(send, &SEND_METHODS, "send")?,
+            recv: pick(recv, &RECV_METHODS, "recv")?,
+        })
+    }
+
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.send, self.recv)
+    }
+}
+
+impl BenchConfig {
+    pub fn from_args(args: BenchArgs) -> anyhow::Result<BenchConfig> {
+        if args.size == 0 {
+            return Err(usage("--size must be at least 1 byte".into()));
+        }
+        let pairs = args.methods.split(',').map(Pair::parse).collect::<anyhow::Result<Vec<_>>>()?;
+        // Absolute, because peers run in the run's directory and link to the file from there.
+        let dir = args.dir.unwrap_or_else(std::env::temp_dir);
+        let dir =
+            std::fs::canonicalize(&dir).with_context(|| format!("--dir {}", dir.display()))?;
+        if !dir.is_dir() {
+            return Err(usage(format!("--dir {} is not a directory", dir.display())));
+        }
+        let file = match args.file {
+            Some(path) => Some(
+                std::fs::canonicalize(&path)
+                    .with_context(|| format!("--file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let quiet = args.output.quiet;
+        Ok(BenchConfig {
+            size: args.size,
+            rounds: args.rounds,
+            dir,
+            file,
+            pairs,
+            compare: args.compare,
+            buffer_size: args.buffer_size,
+            export_markdown: args.export_markdown,
+            json: args.output.json,
+            progress: !quiet && !args.output.json && io::stderr().is_terminal(),
+            table: !quiet,
+        })
+    }
+}
+
+fn usage(message: String) -> anyhow::Error {
+    SessionError::Usage(message).into()
+}
+
+/// Runs the benchmark and prints its results. Ctrl-C (SIGTERM) stops it with exit code 130
+/// (143), after its children exited and its temporary files were removed.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let cfg = BenchConfig::from_args(args)?;
+    signals::install()?;
+    match measure(&cfg) {
+        Ok(results) => report(&cfg, &results),
+        Err(e) => match e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {
+            Some(stop) => {
+                eprintln!("zcp: bench {stop}; its temporary files were removed");
+                Ok(signals::exit_code(stop.0))
+            }
+            None => Err(e),
+        },
+    }
+}
+
+/// The benchmark was stopped by SIGINT or SIGTERM. Ctrl-C reaches the children too (they are
+/// in the terminal's process group); after they exited, the workspace guard cleans up.
+#[derive(Debug)]
+struct Stopped(Signal);
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Signal::SIGTERM => f.write_str("stopped by SIGTERM"),
+            _ => f.write_str("interrupted"),
+        }
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// `Err(Stopped)` once SIGINT or SIGTERM arrived; checked between the benchmark's steps.
+fn check_stop() -> anyhow::Result<()> {
+    signals::pending().map_or(Ok(()), |signal| Err(Stopped(signal).into()))
+}
+
+/// One contender and what its runs gave so far.
+struct Contender {
+    name: String,
+    what: What,
+    samples: Vec<Sample>,
+    failure: Option<(u32, String)>,
+}
+
+enum What {
+    Zcp(Pair),
+    /// A peer tool and where it is installed, if it is.
+    Peer(Peer, Option<PathBuf>),
+}
+
+impl Contender {
+    fn runnable(&self) -> bool {
+        self.failure.is_none() && !matches!(self.what, What::Peer(_, None))
+    }
+
+    fn into_row(self, size: u64) -> Row {
+        let kind = match self.what {
+            What::Zcp(_) => Kind::Zcp,
+            What::Peer(..) => Kind::Peer,
+        };
+        let outcome = match (self.what, self.failure) {
+            (What::Peer(_, None), _) => Outcome::NotInstalled,
+            (_, Some((round, error))) => Outcome::Failed { round, error },
+            _ => Outcome::Measured(Box::new(stats::summarize(&self.samples, size))),
+        };
+        Row { name: self.name, kind, outcome }
+    }
+}
+
+fn contenders(cfg: &BenchConfig) -> Vec<Contender> {
+    let zcp = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p)));
+    let peers = Peer::ALL.into_iter().filter(|_| cfg.compare);
+    let peers = peers.map(|p| (p.name().to_string(), What::Peer(p, p.locate())));
+    zcp.chain(peers)
+        .map(|(name, what)| Contender { name, what, samples: Vec::new(), failure: None })
+        .collect()
+}
+
+/// Prepares the file, runs every round and folds the samples. The workspace, and with it the
+/// test file and any copy left, is gone when this returns, whichever way it returns.
+fn measure(cfg: &BenchConfig) -> anyhow::Result<Results> {
+    let zcp = std::env::current_exe().context("finding the zcp binary itself")?;
+    let workspace = Workspace::create(&cfg.dir)?;
+    let (source, size) = prepare_source(cfg, &workspace)?;
+    let token = Token::generate()?;
+    let source_name = source.file_name().map(|n| n.to_string_lossy().into_owned());
+    let ctx = RunContext {
+        zcp: &zcp,
+        source: &source,
+        source_name: source_name.as_deref().unwrap_or(workspace::TEST_FILE),
+        size,
+        buffer_size: cfg.buffer_size,
+        token: token.reveal(),
+        workspace: &workspace,
+    };
+    let mut contenders = contenders(cfg);
+    run_rounds(cfg, &ctx, &mut contenders)?;
+    let mut rows: Vec<Row> = contenders.into_iter().map(|c| c.into_row(size)).collect();
+    stats::add_ratios(&mut rows);
+    Ok(Results {
+        machine: Machine::this(),
+        file_bytes: size,
+        file: cfg.file.as_ref().map(|f| f.display().to_string()),
+        dir: cfg.dir.display().to_string(),
+        rounds: cfg.rounds,
+        command: command_line(),
+        rows,
+    })
+}
+
+/// The user's file (checked, never written), or a fresh test file in the workspace.
+fn prepare_source(cfg: &BenchConfig, workspace: &Workspace) -> anyhow::Result<(PathBuf, u64)> {
+    if let Some(file) = &cfg.file {
+        let meta = std::fs::metadata(file).with_context(|| format!("--file {}", file.display()))?;
+        if !meta.is_file() || meta.len() == 0 {
+            bail!("--file {} is not a regular file of at least 1 byte", file.display());
+        }
+        workspace::ensure_space(workspace.path(), meta.len())?;
+        return Ok((file.clone(), meta.len()));
+    }
+    workspace::ensure_space(workspace.path(), cfg.size.saturating_mul(2))?;
+    let bar = progress::bar(cfg.progress, Some(cfg.size), "writing the test file");
+    let path = workspace.write_test_file(cfg.size, &bar);
+    bar.finish_and_clear();
+    Ok((path?, cfg.size))
+}
+
+/// Runs every runnable contender once per round, in the same order each round (A B C A B C …)
+/// so that drift of the machine hits all alike. A contender that fails is not run again.
+fn run_rounds(
+    cfg: &BenchConfig,
+    ctx: &RunContext<'_>,
+    contenders: &mut [Contender],
+) -> anyhow::Result<()> {
+    let per_round = contenders.iter().filter(|c| c.runnable()).count() as u64;
+    let total = ctx.size.saturating_mul(per_round * u64::from(cfg.rounds));
+    let bar = progress::bar(cfg.progress, Some(total), "bench");
+    let mut runs = 0;
+    for round in 1..=cfg.rounds {
+        for contender in contenders.iter_mut().filter(|c| c.runnable()) {
+            bar.set_prefix(format!("round {round}/{} {}", cfg.rounds, contender.name));
+            runs += 1;
+            let result = run_once(ctx, &contender.what, runs);
+            check_stop()?;
+            bar.inc(ctx.size);
+            match result {
+                Ok(sample) => contender.samples.push(sample),
+                Err(e) => {
+                    contender.failure = Some((round, format!("{e:#}")));
+                    bar.dec_length(ctx.size * u64::from(cfg.rounds - round));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// One run in a fresh directory, removed (with the received copy) right after.
+fn run_once(ctx: &RunContext<'_>, what: &What, number: usize) -> anyhow::Result<Sample> {
+    let dir = ctx.workspace.run_dir(number)?;
+    match what {
+        What::Zcp(pair) => run::zcp(ctx, pair, dir.path()),
+        What::Peer(peer, Some(program)) => peer.run(program, ctx, dir.path()),
+        What::Peer(peer, None) => bail!("{} is not installed", peer.program()),
+    }
+}
+
+/// Prints the table, writes the Markdown, prints the JSON; exit code 1 if a contender failed.
+fn report(cfg: &BenchConfig, results: &Results) -> anyhow::Result<ExitCode> {
+    if cfg.table {
+        eprintln!("{}", table::human(results));
+    } else {
+        // Errors are printed even with --quiet.
+        for failure in table::failures(results) {
+            eprintln!("zcp: bench: {failure}");
+        }
+    }
+    if let Some(path) = &cfg.export_markdown {
+        write_markdown(path, &table::markdown(results))?;
+    }
+    if cfg.json {
+        let mut out = io::stdout().lock();
+        if let Err(e) = writeln!(out, "{}", table::json(results)).and_then(|_| out.flush()) {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                return Err(anyhow::Error::from(e).context("writing the JSON results"));
+            }
+        }
+    }
+    Ok(if results.any_failed() { ExitCode::Failure } else { ExitCode::Success })
+}
+
+fn write_markdown(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `zcp bench …` as typed, quoting what a shell would split.
+fn command_line() -> String {
+    let args = std::env::args().skip(1).map(|a| {
+        if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:,=+@%".contains(c))
+        {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        }
+    });
+    std::iter::once("zcp".to_string()).chain(args).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_parse_known_tokens_only() {
+        assert_eq!(
+            Pair::parse("sendfile:splice").unwrap(),
+            Pair { send: "sendfile", recv: "splice" }
+        );
+        assert_eq!(Pair::parse(" buffered:buffered").unwrap().name(), "buffered:buffered");
+        assert!(Pair::parse("sendfile").is_err());
+        assert!(Pair::parse("splice:sendfile").is_err(), "sendfile cannot receive");
+        assert!(Pair::parse("fast:splice").is_err());
+    }
 }

@@ -24,39 +24,58 @@ struct Shared {
     ready: AtomicU64,
     /// No more bytes will become ready.
     done: AtomicBool,
+    /// The copy failed: stop without finishing.
+    abandoned: AtomicBool,
 }
 
-/// A thread hashing a file from byte 0 as its bytes become ready.
+/// A thread hashing a file from byte 0 as its bytes become ready. Dropped without `finish`
+/// (the copy failed), it tells the thread to stop rather than hash on for nothing.
 pub struct BackgroundHash {
     shared: Arc<Shared>,
-    handle: JoinHandle<io::Result<(u128, u64)>>,
+    handle: Option<JoinHandle<io::Result<(u128, u64)>>>,
 }
 
 impl BackgroundHash {
     /// Starts hashing `file` from byte 0; the first `ready` bytes may be read at once.
     pub fn spawn(file: &File, ready: u64) -> io::Result<Self> {
         let file = file.try_clone()?;
-        let shared =
-            Arc::new(Shared { ready: AtomicU64::new(ready), done: AtomicBool::new(false) });
+        let shared = Arc::new(Shared {
+            ready: AtomicU64::new(ready),
+            done: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+        });
         let worker = Arc::clone(&shared);
         let handle = thread::Builder::new()
             .name("zcp-hash".into())
             .spawn(move || hash_as_ready(&file, &worker))?;
-        Ok(Self { shared, handle })
+        Ok(Self { shared, handle: Some(handle) })
     }
 
     /// Says that the first `ready` bytes of the file are now written.
     pub fn advance(&self, ready: u64) {
         self.shared.ready.store(ready, Ordering::Release);
-        self.handle.thread().unpark();
+        if let Some(h) = &self.handle {
+            h.thread().unpark();
+        }
     }
 
     /// Says that the file ends at `len` and returns its digest and the reads it took.
-    pub fn finish(self, len: u64) -> io::Result<(u128, u64)> {
+    pub fn finish(mut self, len: u64) -> io::Result<(u128, u64)> {
         self.shared.ready.store(len, Ordering::Release);
         self.shared.done.store(true, Ordering::Release);
-        self.handle.thread().unpark();
-        self.handle.join().map_err(|_| io::Error::other("checksum thread panicked"))?
+        let handle =
+            self.handle.take().ok_or_else(|| io::Error::other("checksum already taken"))?;
+        handle.thread().unpark();
+        handle.join().map_err(|_| io::Error::other("checksum thread panicked"))?
+    }
+}
+
+impl Drop for BackgroundHash {
+    fn drop(&mut self) {
+        if let Some(h) = &self.handle {
+            self.shared.abandoned.store(true, Ordering::Release);
+            h.thread().unpark();
+        }
     }
 }
 
@@ -65,6 +84,9 @@ fn hash_as_ready(file: &File, shared: &Shared) -> io::Result<(u128, u64)> {
     let (mut pos, mut calls) = (0u64, 0u64);
     loop {
         // Read `done` before `ready`: once done is seen, ready holds the final length.
+        if shared.abandoned.load(Ordering::Acquire) {
+            return Err(io::Error::other("checksum abandoned"));
+        }
         let done = shared.done.load(Ordering::Acquire);
         let ready = shared.ready.load(Ordering::Acquire);
         if ready >= pos + WINDOW || (done && pos < ready) {

@@ -1,0 +1,175 @@
+//! The tools zcp is compared with under `--compare`: OpenBSD netcat, `socat -b 131072` (both
+//! file to file, like zcp) and `iperf3` memory to memory, the TCP ceiling of this machine. Each is
+//! found on PATH; one that is missing is reported as such by the caller, never skipped silently.
+
+use std::env;
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use super::run::{Ready, RunContext, free_port, transfer, unreported_side};
+use super::stats::Sample;
+
+/// Where nc and socat write the received copy, inside the run's directory.
+const COPY: &str = "copy";
+/// The name socat opens the source by (a link to it), as a relative path: socat would read
+/// `:` or `,` in a real path as part of its address syntax.
+const SOURCE_LINK: &str = "source";
+
+/// A tool compared with zcp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Netcat,
+    Socat,
+    Iperf3,
+}
+
+impl Peer {
+    pub const ALL: [Peer; 3] = [Peer::Netcat, Peer::Socat, Peer::Iperf3];
+
+    /// The row name in the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Netcat => "nc",
+            Peer::Socat => "socat -b 131072",
+            Peer::Iperf3 => "iperf3 (memory)",
+        }
+    }
+
+    /// The program looked up on PATH.
+    pub fn program(self) -> &'static str {
+        match self {
+            Peer::Netcat => "nc",
+            Peer::Socat => "socat",
+            Peer::Iperf3 => "iperf3",
+        }
+    }
+
+    /// The program's path, when it is installed.
+    pub fn locate(self) -> Option<PathBuf> {
+        let path = env::var_os("PATH")?;
+        env::split_paths(&path).map(|dir| dir.join(self.program())).find(|p| is_executable(p))
+    }
+
+    /// One run of this tool by `program`, in the run's directory `dir`.
+    pub fn run(self, program: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sample> {
+        match self {
+            Peer::Netcat => netcat(program, ctx, dir),
+            Peer::Socat => socat(program, ctx, dir),
+            Peer::Iperf3 => iperf3(program, ctx),
+        }
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `nc -l 127.0.0.1 PORT > copy` and `nc -N 127.0.0.1 PORT < file`.
+fn netcat(program: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sample> {
+    let port = free_port()?;
+    let copy = dir.join(COPY);
+    let out = File::create(&copy).with_context(|| format!("creating {}", copy.display()))?;
+    let input =
+        File::open(ctx.source).with_context(|| format!("opening {}", ctx.source.display()))?;
+    let mut receiver = Command::new(program);
+    receiver.args(["-l", "127.0.0.1", &port.to_string()]).stdout(out);
+    let run = transfer("nc", &mut receiver, Ready::Listening(port), |_| {
+        let mut sender = Command::new(program);
+        sender.args(["-N", "127.0.0.1", &port.to_string()]).stdin(input).stdout(Stdio::null());
+        sender
+    })?;
+    ctx.verify_copy(&copy)?;
+    Ok(file_sample(ctx, &run))
+}
+
+/// `socat -b 131072 -u TCP-LISTEN:PORT,… OPEN:copy,creat,trunc` and `… OPEN:file TCP:…`.
+fn socat(program: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sample> {
+    let port = free_port()?;
+    std::os::unix::fs::symlink(ctx.source, dir.join(SOURCE_LINK))
+        .with_context(|| format!("linking {} into {}", ctx.source.display(), dir.display()))?;
+    let mut receiver = Command::new(program);
+    receiver
+        .args(["-b", "131072", "-u"])
+        .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"))
+        .arg(format!("OPEN:{COPY},creat,trunc"))
+        .current_dir(dir)
+        .stdout(Stdio::null());
+    let run = transfer("socat", &mut receiver, Ready::Listening(port), |_| {
+        let mut sender = Command::new(program);
+        sender.args(["-b", "131072", "-u"]).arg(format!("OPEN:{SOURCE_LINK}"));
+        sender.arg(format!("TCP:127.0.0.1:{port}")).current_dir(dir);
+        sender.stdin(Stdio::null()).stdout(Stdio::null());
+        sender
+    })?;
+    ctx.verify_copy(&dir.join(COPY))?;
+    Ok(file_sample(ctx, &run))
+}
+
+fn file_sample(ctx: &RunContext<'_>, run: &super::run::Transfer) -> Sample {
+    Sample {
+        throughput: ctx.rate(run.wall),
+        cpu: run.cpu(),
+        send: unreported_side(run.sent.usage),
+        recv: unreported_side(run.received.usage),
+    }
+}
+
+/// `iperf3 -s -1 -p PORT` and `iperf3 -c 127.0.0.1 -p PORT -n SIZE -J`: memory to memory, so
+/// its rate is the one iperf3 reports as received, not the file size over the wall time.
+fn iperf3(program: &Path, ctx: &RunContext<'_>) -> anyhow::Result<Sample> {
+    let port_number = free_port()?;
+    let port = port_number.to_string();
+    let mut server = Command::new(program);
+    server.args(["-s", "-1", "-p", &port]).stdout(Stdio::null());
+    let run = transfer("iperf3", &mut server, Ready::Listening(port_number), |_| {
+        let mut client = Command::new(program);
+        client.args(["-c", "127.0.0.1", "-p", &port, "-n", &ctx.size.to_string(), "-J"]);
+        client.stdin(Stdio::null()).stdout(Stdio::piped());
+        client
+    })?;
+    Ok(Sample {
+        throughput: iperf3_received_rate(&run.sent.stdout, ctx.size)?,
+        cpu: run.cpu(),
+        send: unreported_side(run.sent.usage),
+        recv: unreported_side(run.received.usage),
+    })
+}
+
+/// The received rate, in bytes per second, from `iperf3 -J` output of a test of `size` bytes.
+/// The sender must have sent them all; the receiver's byte count is not checked against it,
+/// since iperf3 takes it when the test ends, often before a short test's last bytes were read.
+fn iperf3_received_rate(json: &str, size: u64) -> anyhow::Result<f64> {
+    let report: Value = serde_json::from_str(json).context("iperf3 printed no JSON report")?;
+    if let Some(error) = report["error"].as_str() {
+        bail!("iperf3: {error}");
+    }
+    let sent = report["end"]["sum_sent"]["bytes"].as_u64();
+    let received = report["end"]["sum_received"]["bits_per_second"].as_f64();
+    let (Some(sent), Some(bits_per_s)) = (sent, received) else {
+        bail!("iperf3's report has no end.sum_sent and end.sum_received");
+    };
+    if sent < size {
+        bail!("iperf3 sent {sent} of {size} bytes");
+    }
+    Ok(bits_per_s / 8.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iperf3_rate_is_the_received_one() {
+        let json = r#"{"end":{"sum_sent":{"bytes":100,"bits_per_second":1600},
+            "sum_received":{"bytes":60,"bits_per_second":800}}}"#;
+        assert_eq!(iperf3_received_rate(json, 100).unwrap(), 100.0);
+        assert!(iperf3_received_rate(json, 200).is_err(), "short transfers are failures");
+        assert!(iperf3_received_rate(r#"{"error":"busy"}"#, 1).is_err());
+        assert!(iperf3_received_rate("not json", 1).is_err());
+    }
+}

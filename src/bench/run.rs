@@ -1,0 +1,251 @@
+//! One timed run: start a receiver, wait until it listens, then spawn the sender and time it
+//! from its spawn until both processes exited. Also the run of one zcp method pair, by the real
+//! `zcp recv` and `zcp send` of this very binary, read back from their `--json` reports.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use super::process::{Exit, Proc, Usage};
+use super::stats::{Sample, Side};
+use super::workspace::Workspace;
+use super::{Pair, check_stop};
+use crate::auth::TOKEN_ENV;
+
+/// How long a receiver may take to be ready, and a failed sender's receiver to exit.
+const STARTUP: Duration = Duration::from_secs(10);
+const GRACE: Duration = Duration::from_secs(2);
+/// /proc/net/tcp's code for the LISTEN state.
+const TCP_LISTEN: &str = "0A";
+
+/// What every run needs: the binary, the file, where copies go.
+pub struct RunContext<'a> {
+    /// This zcp binary, which runs both ends.
+    pub zcp: &'a Path,
+    /// The file sent, as an absolute path.
+    pub source: &'a Path,
+    /// Its file name, which zcp gives the received copy.
+    pub source_name: &'a str,
+    pub size: u64,
+    pub buffer_size: u64,
+    /// The token both zcp ends get through the environment, as users would run them.
+    pub token: &'a str,
+    pub workspace: &'a Workspace,
+}
+
+impl RunContext<'_> {
+    /// Fails unless the copy at `path` has exactly the size of the source.
+    pub fn verify_copy(&self, path: &Path) -> anyhow::Result<()> {
+        let got = std::fs::metadata(path)
+            .with_context(|| format!("no received copy at {}", path.display()))?
+            .len();
+        if got != self.size {
+            bail!("the received copy has {got} bytes, the file {}", self.size);
+        }
+        Ok(())
+    }
+
+    /// Throughput of a run that moved the whole file in `wall`.
+    pub fn rate(&self, wall: Duration) -> f64 {
+        self.size as f64 / wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// How the benchmark learns that a receiver is ready for its sender.
+pub enum Ready {
+    /// zcp prints `listening on ADDR` on stderr before it accepts.
+    Announced,
+    /// The peer prints nothing: wait for this port to be in LISTEN state (connecting to check
+    /// would use up nc's only accept).
+    Listening(u16),
+}
+
+/// Both ends of a finished run and the wall time from the sender's spawn until both exited.
+pub struct Transfer {
+    pub sent: Exit,
+    pub received: Exit,
+    pub wall: Duration,
+}
+
+impl Transfer {
+    /// CPU time of both processes: loopback TCP work lands on whichever side triggers it.
+    pub fn cpu(&self) -> Duration {
+        self.sent.usage.cpu + self.received.usage.cpu
+    }
+}
+
+/// Runs `receiver` (stdin from /dev/null), then `sender(address)` once the receiver is ready.
+pub fn transfer(
+    name: &str,
+    receiver: &mut Command,
+    ready: Ready,
+    sender: impl FnOnce(SocketAddr) -> Command,
+) -> anyhow::Result<Transfer> {
+    let recv = Proc::spawn(&format!("{name} receiver"), receiver.stdin(Stdio::null()))?;
+    let (recv, addr) = match ready {
+        Ready::Announced => announced(recv)?,
+        Ready::Listening(port) => {
+            (listening(recv, port)?, SocketAddr::from(([127, 0, 0, 1], port)))
+        }
+    };
+    check_stop()?;
+    let clock = Instant::now();
+    let send = Proc::spawn(&format!("{name} sender"), &mut sender(addr))?;
+    let sent = send.wait()?;
+    if !sent.success() && !ends_within(&recv, GRACE) {
+        // The receiver would wait for a sender forever: drop kills it.
+        sent.ensure_success()?;
+    }
+    let received = recv.wait()?;
+    let wall = clock.elapsed();
+    match (received.ensure_success(), sent.ensure_success()) {
+        (Ok(()), Ok(())) => Ok(Transfer { sent, received, wall }),
+        (Err(r), Err(s)) => Err(anyhow::anyhow!("{s:#}; {r:#}")),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// Reads the address from the receiver's `listening on ADDR` line.
+fn announced(recv: Proc) -> anyhow::Result<(Proc, SocketAddr)> {
+    match recv.line_after("listening on ", STARTUP).map(|a| a.parse::<SocketAddr>()) {
+        Some(Ok(addr)) => Ok((recv, addr)),
+        Some(Err(e)) => bail!("the receiver announced an address that does not parse: {e}"),
+        None if ends_within(&recv, GRACE) => {
+            recv.wait()?.ensure_success()?;
+            bail!("the receiver exited without announcing its address")
+        }
+        None => bail!("the receiver announced no address within {} s", STARTUP.as_secs()),
+    }
+}
+
+/// Waits until `port` is in LISTEN state, or the receiver has exited.
+fn listening(recv: Proc, port: u16) -> anyhow::Result<Proc> {
+    let deadline = Instant::now() + STARTUP;
+    while Instant::now() < deadline {
+        check_stop()?;
+        if is_listening(port) {
+            return Ok(recv);
+        }
+        if recv.has_ended() {
+            let exit = recv.wait()?;
+            exit.ensure_success()?;
+            bail!("{} exited before listening on port {port}", exit.name);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("nothing listened on port {port} within {} s", STARTUP.as_secs())
+}
+
+fn ends_within(proc: &Proc, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if proc.has_ended() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// Whether a socket listens on `port` (any address, IPv4 or IPv6), per /proc/net/tcp{,6}.
+fn is_listening(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .any(|table| lists_listener(&table, port))
+}
+
+/// Whether a /proc/net/tcp table has a row in LISTEN state whose local port is `port`.
+fn lists_listener(table: &str, port: u16) -> bool {
+    table.lines().skip(1).any(|row| {
+        let mut fields = row.split_whitespace();
+        let local = fields.nth(1).and_then(|addr| addr.rsplit_once(':'));
+        let state = fields.nth(1);
+        matches!((local, state), (Some((_, p)), Some(TCP_LISTEN))
+            if u16::from_str_radix(p, 16) == Ok(port))
+    })
+}
+
+/// A loopback port free right now, for a peer tool that cannot pick its own.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free loopback port")?;
+    Ok(listener.local_addr().context("reading a free port")?.port())
+}
+
+/// One run of a zcp method pair; the copy lands in `out`.
+pub fn zcp(ctx: &RunContext<'_>, pair: &Pair, out: &Path) -> anyhow::Result<Sample> {
+    let buffer = ctx.buffer_size.to_string();
+    let common = ["--buffer-size", buffer.as_str(), "--json", "--quiet"];
+    let mut receiver = Command::new(ctx.zcp);
+    receiver
+        .args(["recv", "--listen", "127.0.0.1:0", "--output"])
+        .arg(out)
+        .args(["--method", pair.recv])
+        .args(common)
+        .env(TOKEN_ENV, ctx.token)
+        .stdout(Stdio::piped());
+    let run = transfer("zcp", &mut receiver, Ready::Announced, |addr| {
+        let mut sender = Command::new(ctx.zcp);
+        sender.arg("send").arg(ctx.source).arg(addr.to_string()).args(["--method", pair.send]);
+        sender.args(common).env(TOKEN_ENV, ctx.token);
+        sender.stdin(Stdio::null()).stdout(Stdio::piped());
+        sender
+    })?;
+    ctx.verify_copy(&out.join(ctx.source_name))?;
+    Ok(Sample {
+        throughput: ctx.rate(run.wall),
+        cpu: run.cpu(),
+        send: reported_side(&run.sent, "send")?,
+        recv: reported_side(&run.received, "recv")?,
+    })
+}
+
+/// One end's numbers from its own zcp JSON report (`send.path`, `send.syscalls`, …).
+fn reported_side(exit: &Exit, side: &str) -> anyhow::Result<Side> {
+    let report: Value = serde_json::from_str(&exit.stdout)
+        .with_context(|| format!("{} printed no JSON report", exit.name))?;
+    let own = &report[side];
+    let fallbacks = own["fallbacks"].as_array().map_or_else(Vec::new, |list| {
+        list.iter()
+            .map(|f| {
+                let (from, why) = (f["from"].as_str(), f["reason"].as_str());
+                format!("{side}: {} not used: {}", from.unwrap_or("?"), why.unwrap_or("?"))
+            })
+            .collect()
+    });
+    Ok(Side {
+        path: own["path"].as_str().map(str::to_string),
+        syscalls: own["syscalls"].as_u64(),
+        bytes_per_call: own["bytes_per_call"].as_f64(),
+        usage: exit.usage,
+        fallbacks,
+    })
+}
+
+/// A side of a peer tool: only what wait4 knows.
+pub fn unreported_side(usage: Usage) -> Side {
+    Side { path: None, syscalls: None, bytes_per_call: None, usage, fallbacks: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "  sl  local_address rem_address   st tx_queue rx_queue
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000
+   1: 0100007F:0016 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000
+";
+
+    #[test]
+    fn listeners_are_found_by_port_and_state() {
+        assert!(lists_listener(TABLE, 8080));
+        assert!(!lists_listener(TABLE, 22), "an established socket is not a listener");
+        assert!(!lists_listener(TABLE, 9999));
+        assert!(!lists_listener("", 8080));
+    }
+}

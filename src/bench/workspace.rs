@@ -1,0 +1,137 @@
+//! The benchmark's scratch space: one private directory under `--dir` that holds the test file
+//! and each run's received copy, removed on drop (after success, failure or Ctrl-C alike). The
+//! test file is filled with random bytes from a fast PRNG; a `--file` of the user's is only read.
+
+use std::fs::{self, DirBuilder, File};
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use humansize::{BINARY, format_size};
+use indicatif::ProgressBar;
+
+use super::check_stop;
+
+/// Bytes generated and written per step.
+const BLOCK: usize = 1 << 20;
+/// The name of the generated test file (and so of every received copy).
+pub const TEST_FILE: &str = "zcp-bench.bin";
+
+/// A private directory removed with everything in it when dropped.
+#[derive(Debug)]
+pub struct Workspace {
+    path: PathBuf,
+}
+
+impl Workspace {
+    /// Creates `PARENT/zcp-bench-PID-NANOS`, readable by the owner only.
+    pub fn create(parent: &Path) -> anyhow::Result<Workspace> {
+        let path = parent.join(format!("zcp-bench-{}-{}", std::process::id(), nanos()));
+        DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
+        Ok(Workspace { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A fresh empty directory for one run's received copy, removed when the guard drops.
+    pub fn run_dir(&self, run: usize) -> anyhow::Result<Workspace> {
+        let path = self.path.join(format!("run-{run}"));
+        fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Workspace { path })
+    }
+
+    /// Writes `size` random bytes to the test file, advancing `bar`, and returns its path.
+    pub fn write_test_file(&self, size: u64, bar: &ProgressBar) -> anyhow::Result<PathBuf> {
+        let path = self.path.join(TEST_FILE);
+        let mut file =
+            File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut rng = SplitMix64::seeded(nanos() ^ u64::from(std::process::id()));
+        let mut block = vec![0u8; BLOCK];
+        let mut written = 0u64;
+        while written < size {
+            check_stop()?;
+            let n = (size - written).min(BLOCK as u64) as usize;
+            rng.fill(&mut block[..n]);
+            file.write_all(&block[..n])
+                .with_context(|| format!("writing the test file {}", path.display()))?;
+            written += n as u64;
+            bar.set_position(written);
+        }
+        file.sync_data().with_context(|| format!("flushing {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Fails early, with the numbers, when `dir` cannot hold `needed` bytes.
+pub fn ensure_space(dir: &Path, needed: u64) -> anyhow::Result<()> {
+    let stat = nix::sys::statvfs::statvfs(dir)
+        .with_context(|| format!("reading the free space of {}", dir.display()))?;
+    let free = (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64);
+    if free < needed {
+        bail!(
+            "{} has {} free, the benchmark needs {} (the test file and one received copy); \
+             pick another --dir or a smaller --size",
+            dir.display(),
+            format_size(free, BINARY),
+            format_size(needed, BINARY)
+        );
+    }
+    Ok(())
+}
+
+fn nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// splitmix64: a few instructions per 8 bytes, so the disk, not the generator, sets the pace.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn seeded(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next().to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix_fills_partial_words() {
+        let mut rng = SplitMix64::seeded(1);
+        let mut buf = [0u8; 13];
+        rng.fill(&mut buf);
+        assert!(buf.iter().any(|&b| b != 0));
+        let mut again = SplitMix64::seeded(1);
+        let mut same = [0u8; 13];
+        again.fill(&mut same);
+        assert_eq!(buf, same);
+    }
+}

@@ -1,0 +1,275 @@
+//! `zcp bench` end to end, driving the real binary with small files: which rows it reports,
+//! that they name the paths the transfer reports name, and that it leaves nothing behind (also
+//! when stopped by a signal) and never touches a user's file. Behaviour only, never speed.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command as StdCommand, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use assert_cmd::assert::Assert;
+use predicates::str::contains;
+use serde_json::Value;
+use tempfile::TempDir;
+
+const ZCP: &str = env!("CARGO_BIN_EXE_zcp");
+/// A whole small benchmark, debug build, loaded machine.
+const LIMIT: Duration = Duration::from_secs(180);
+const DEFAULT_PAIRS: [&str; 3] = ["sendfile:splice", "splice:splice", "buffered:buffered"];
+const PEERS: [&str; 3] = ["nc", "socat -b 131072", "iperf3 (memory)"];
+
+fn bench(dir: &Path, extra: &[&str]) -> Assert {
+    Command::new(ZCP)
+        .args(["bench", "--rounds", "1", "--json", "--dir"])
+        .arg(dir)
+        .args(extra)
+        .timeout(LIMIT)
+        .assert()
+}
+
+fn stdout_json(assert: &Assert) -> Value {
+    let out = assert.get_output();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        panic!("stdout is not one JSON object ({e}):\n{stdout}\nstderr:\n{stderr}")
+    })
+}
+
+fn stderr(assert: &Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
+fn pairs(report: &Value) -> &Vec<Value> {
+    report["pairs"].as_array().unwrap_or_else(|| panic!("no pairs array in {report:#}"))
+}
+
+fn pair<'a>(report: &'a Value, name: &str) -> &'a Value {
+    pairs(report)
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no pair {name:?} in {report:#}"))
+}
+
+fn assert_empty(dir: &Path) {
+    let left: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        .map(|e| e.map(|e| e.file_name()))
+        .collect();
+    assert!(left.is_empty(), "bench left files behind in {}: {left:?}", dir.display());
+}
+
+#[test]
+fn default_pairs_report_their_paths_and_leave_nothing_behind() {
+    let dir = TempDir::new().unwrap();
+    let assert = bench(dir.path(), &["--size", "8M"]).success();
+    let report = stdout_json(&assert);
+    let names: Vec<&str> = pairs(&report).iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, DEFAULT_PAIRS);
+    for name in DEFAULT_PAIRS {
+        let p = pair(&report, name);
+        let (send, recv) = name.split_once(':').unwrap();
+        assert_eq!(p["status"], "ok", "{name}: {p:#}");
+        assert_eq!(p["send_path"], send, "{name}: {p:#}");
+        assert_eq!(p["recv_path"], recv, "{name}: {p:#}");
+        let median = p["throughput_bytes_per_s"]["median"].as_f64().unwrap_or(0.0);
+        assert!(median > 0.0, "{name}: no throughput in {p:#}");
+        for side in ["send", "recv"] {
+            assert!(p[side]["syscalls"].as_u64().unwrap_or(0) > 0, "{name} {side}: {p:#}");
+            assert!(p[side]["peak_rss_bytes"].as_u64().unwrap_or(0) > 0, "{name} {side}: {p:#}");
+        }
+        assert!(p["cpu_s_per_gib"].as_f64().is_some(), "{name}: {p:#}");
+    }
+    assert_eq!(pair(&report, "buffered:buffered")["ratio_to_buffered"], 1.0);
+    assert_eq!(report["file_bytes"], 8 << 20);
+    assert_eq!(report["rounds"], 1);
+    let table = stderr(&assert);
+    for name in DEFAULT_PAIRS {
+        assert!(table.contains(name), "table lacks {name}:\n{table}");
+    }
+    assert_empty(dir.path());
+}
+
+#[test]
+fn compare_without_the_tools_shows_not_installed_rows() {
+    let dir = TempDir::new().unwrap();
+    let empty_path = TempDir::new().unwrap();
+    let assert = Command::new(ZCP)
+        .args(["bench", "--size", "1M", "--rounds", "1", "--json", "--compare"])
+        .args(["--methods", "buffered:buffered", "--dir"])
+        .arg(dir.path())
+        .env("PATH", empty_path.path())
+        .timeout(LIMIT)
+        .assert()
+        .success();
+    let report = stdout_json(&assert);
+    assert_eq!(pair(&report, "buffered:buffered")["status"], "ok", "{report:#}");
+    let table = stderr(&assert);
+    for name in PEERS {
+        let p = pair(&report, name);
+        assert_eq!(p["status"], "not installed", "{p:#}");
+        assert!(p["throughput_bytes_per_s"].is_null(), "{p:#}");
+        let row = table.lines().find(|l| l.starts_with(name));
+        assert!(
+            row.is_some_and(|r| r.contains("not installed")),
+            "no 'not installed' row for {name}:\n{table}"
+        );
+    }
+    assert_empty(dir.path());
+}
+
+#[test]
+fn a_failing_peer_is_an_error_row_and_the_exit_code_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let tools = TempDir::new().unwrap();
+    let nc = tools.path().join("nc");
+    fs::write(&nc, "#!/bin/sh\necho 'nc: broken on purpose' >&2\nexit 3\n").unwrap();
+    fs::set_permissions(&nc, fs::Permissions::from_mode(0o755)).unwrap();
+    let assert = Command::new(ZCP)
+        .args(["bench", "--size", "1M", "--rounds", "2", "--json", "--compare"])
+        .args(["--methods", "buffered:buffered", "--dir"])
+        .arg(dir.path())
+        .env("PATH", tools.path())
+        .timeout(LIMIT)
+        .assert()
+        .code(1);
+    let report = stdout_json(&assert);
+    let row = pair(&report, "nc");
+    assert_eq!(row["status"], "failed", "{row:#}");
+    assert_eq!(row["failed_round"], 1, "{row:#}");
+    assert!(row["throughput_bytes_per_s"].is_null(), "a failed run has no number: {row:#}");
+    let error = row["error"].as_str().unwrap_or_default();
+    assert!(error.contains("broken on purpose") && error.contains("code 3"), "{error}");
+    assert_eq!(pair(&report, "buffered:buffered")["runs"], 2, "{report:#}");
+    let table = stderr(&assert);
+    assert!(table.lines().any(|l| l.starts_with("nc") && l.contains("failed")), "{table}");
+    assert_empty(dir.path());
+}
+
+#[test]
+fn a_users_file_is_sent_and_left_untouched() {
+    let home = TempDir::new().unwrap();
+    let work = TempDir::new().unwrap();
+    let file = home.path().join("video.mkv");
+    let data: Vec<u8> =
+        (0..3u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    fs::write(&file, &data).unwrap();
+    let before = fs::metadata(&file).unwrap();
+    let file_arg = file.to_str().expect("a UTF-8 temp path");
+    let methods = "sendfile:splice,buffered:buffered";
+    let assert = bench(work.path(), &["--methods", methods, "--file", file_arg]).success();
+    let report = stdout_json(&assert);
+    assert_eq!(report["file_bytes"], data.len());
+    assert_eq!(pair(&report, "sendfile:splice")["status"], "ok", "{report:#}");
+    let after = fs::metadata(&file).expect("the user's file is still there");
+    assert_eq!(fs::read(&file).unwrap(), data, "the user's file changed");
+    assert_eq!((after.mtime(), after.mtime_nsec()), (before.mtime(), before.mtime_nsec()));
+    assert_eq!(after.mode(), before.mode());
+    let names: Vec<_> =
+        fs::read_dir(home.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["video.mkv"], "bench wrote beside the user's file");
+    assert_empty(work.path());
+}
+
+#[test]
+fn markdown_export_names_the_machine_and_the_command() {
+    let dir = TempDir::new().unwrap();
+    let out = TempDir::new().unwrap();
+    let md = out.path().join("results.md");
+    let assert = Command::new(ZCP)
+        .args(["bench", "--size", "1M", "--rounds", "1", "--quiet"])
+        .args(["--methods", "splice:buffered", "--dir"])
+        .arg(dir.path())
+        .arg("--export-markdown")
+        .arg(&md)
+        .timeout(LIMIT)
+        .assert()
+        .success();
+    assert!(stderr(&assert).is_empty(), "--quiet printed: {}", stderr(&assert));
+    let text = fs::read_to_string(&md).expect("the Markdown file was written");
+    assert!(text.contains("| pair |"), "{text}");
+    assert!(text.contains("| splice:buffered | splice | buffered |"), "{text}");
+    assert!(text.contains("cores"), "{text}");
+    assert!(text.contains("`zcp bench --size 1M"), "{text}");
+    assert_empty(dir.path());
+}
+
+#[test]
+fn an_unknown_method_pair_is_a_usage_error() {
+    let dir = TempDir::new().unwrap();
+    bench(dir.path(), &["--methods", "sendfile:sendfile"])
+        .code(2)
+        .stderr(contains("sendfile:sendfile"));
+    assert_empty(dir.path());
+}
+
+/// Starts a long benchmark, waits until its runs have started, sends `signal` to the bench
+/// process alone, and checks how it ended.
+fn stop_mid_run(signal: nix::sys::signal::Signal, expected_code: i32) {
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    let dir = TempDir::new().unwrap();
+    let mut child = StdCommand::new(ZCP)
+        .args(["bench", "--size", "16M", "--rounds", "1000", "--quiet"])
+        .args(["--methods", "buffered:buffered", "--dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawning zcp bench");
+    let deadline = Instant::now() + LIMIT;
+    while !has_run_dir(dir.path()) {
+        assert!(Instant::now() < deadline, "the benchmark never started a run");
+        thread::sleep(Duration::from_millis(20));
+    }
+    kill(Pid::from_raw(child.id() as i32), signal).expect("signalling the benchmark");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("polling zcp bench") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the benchmark did not stop after {signal}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(expected_code));
+    assert_empty(dir.path());
+    let survivors = processes_mentioning(dir.path());
+    assert!(survivors.is_empty(), "children outlived the benchmark: {survivors:?}");
+}
+
+/// Command lines of running processes that name `path` (a receiver's --output does).
+fn processes_mentioning(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let Ok(procs) = fs::read_dir("/proc") else { return Vec::new() };
+    procs
+        .flatten()
+        .filter_map(|p| fs::read(p.path().join("cmdline")).ok())
+        .map(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " "))
+        .filter(|cmd| cmd.contains(&needle))
+        .collect()
+}
+
+/// Whether the benchmark's scratch directory holds a run's directory yet.
+fn has_run_dir(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else { return false };
+    entries.flatten().any(|scratch| {
+        fs::read_dir(scratch.path()).is_ok_and(|mut inner| {
+            inner.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("run-")))
+        })
+    })
+}
+
+#[test]
+fn ctrl_c_stops_with_130_and_removes_everything() {
+    stop_mid_run(nix::sys::signal::Signal::SIGINT, 130);
+}
+
+#[test]
+fn sigterm_stops_with_143_and_removes_everything() {
+    stop_mid_run(nix::sys::signal::Signal::SIGTERM, 143);
+}
