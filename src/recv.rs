@@ -61,8 +61,11 @@ impl Outcome {
 }
 
 impl Receiver {
-    /// Checks `--output` and binds `--listen` (nothing is bound for `--connect`).
+    /// Checks `--output` and binds `--listen` (nothing is bound for `--connect`). Signals are
+    /// routed to the stop flag from here on, so one that comes right after `listening on` is
+    /// handled like any other instead of killing the process.
     pub fn bind(cfg: RecvConfig) -> anyhow::Result<Receiver> {
+        signals::install()?;
         let dest = Destination::resolve(&cfg.output)?;
         let listener = match &cfg.net.link {
             Link::Listen(addr) => Some(net::listen(addr)?),
@@ -194,7 +197,10 @@ impl Receiver {
             Ok(total) => total,
             Err(e) => return Err(tell_peer(&mut socket, self.explain_idle(e))),
         };
-        for entry in offer.entries.iter().rev().filter(|e| e.kind == EntryKind::Dir) {
+        // Only the directories this session created or found: a refused one (unsafe name, a
+        // symlink in the way) has nothing to finish, and must not fail the session.
+        let dirs = offer.entries.iter().zip(&plan.decisions).rev();
+        for (entry, _) in dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir))) {
             self.dest.finish_dir(entry).with_context(|| {
                 format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
             })?;

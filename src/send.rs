@@ -58,8 +58,8 @@ pub fn connect(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::
         Link::Connect(dest) => net::connect(dest, cfg.net.connect_timeout, cfg.net.retries),
         Link::Listen(addr) => {
             let listener = net::listen(addr)?;
-            listening(listener.local_addr().context("reading the listening address")?);
             signals::install()?;
+            listening(listener.local_addr().context("reading the listening address")?);
             loop {
                 if let Some(signal) = signals::pending() {
                     return Err(SessionError::Interrupted(format!(

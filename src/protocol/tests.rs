@@ -1,6 +1,7 @@
 //! Unit and property tests of the wire protocol: every message round trips, the greeting tells a
-//! stranger apart at its first byte, each limit holds before anything is allocated, and no input
-//! (arbitrary, truncated or corrupted) makes the decoder panic.
+//! stranger apart at its first byte and carries the nonce and AUTH flag, each limit holds before
+//! anything is allocated, and no input (arbitrary, truncated or corrupted) makes the decoder
+//! panic.
 
 use std::fmt::Debug;
 use std::io::{self, Cursor, Read};
@@ -14,12 +15,14 @@ use super::*;
 use crate::copy::{DataPath, Fallback};
 
 /// Frame types, names and payload limits as the module documentation specifies them.
-const FRAME_TYPES: [(u8, &str, u64); 6] = [
-    (0x01, "OFFER", 16 << 20),
-    (0x02, "PLAN", 16 << 20),
+const FRAME_TYPES: [(u8, &str, u64); 8] = [
+    (0x01, "OFFER", 64 << 20),
+    (0x02, "PLAN", 64 << 20),
     (0x03, "FILE_END", 1 << 20),
     (0x04, "FINISH", 1 << 20),
-    (0x05, "SUMMARY", 16 << 20),
+    (0x05, "SUMMARY", 64 << 20),
+    (0x06, "AUTH", 1 << 20),
+    (0x07, "FILE_START", 1 << 20),
     (0x7F, "ERROR", 1 << 20),
 ];
 const OFFER: u8 = 0x01;
@@ -27,7 +30,28 @@ const PLAN: u8 = 0x02;
 const FILE_END: u8 = 0x03;
 const FINISH: u8 = 0x04;
 const SUMMARY: u8 = 0x05;
+const AUTH: u8 = 0x06;
+const FILE_START: u8 = 0x07;
 const ERROR: u8 = 0x7F;
+/// Every error code with its documented wire value.
+const ERROR_CODES: [(ErrorCode, u16); 7] = [
+    (ErrorCode::Protocol, 1),
+    (ErrorCode::UnsupportedVersion, 2),
+    (ErrorCode::Io, 3),
+    (ErrorCode::Interrupted, 4),
+    (ErrorCode::Auth, 5),
+    (ErrorCode::Busy, 6),
+    (ErrorCode::Limit, 7),
+];
+/// Every refusal code with its documented wire value.
+const REFUSE_CODES: [(RefuseCode, u16); 6] = [
+    (RefuseCode::Exists, 1),
+    (RefuseCode::InvalidName, 2),
+    (RefuseCode::NotWritable, 3),
+    (RefuseCode::NoSpace, 4),
+    (RefuseCode::Unsupported, 5),
+    (RefuseCode::Other, 6),
+];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -144,6 +168,10 @@ fn entry(name: &[u8], size: Option<u64>) -> Entry {
     }
 }
 
+fn dir(name: &[u8]) -> Entry {
+    Entry { kind: EntryKind::Dir, mode: 0o755, ..entry(name, None) }
+}
+
 fn stats_with_fallbacks() -> SideStats {
     SideStats {
         path: DataPath::Buffered,
@@ -224,28 +252,62 @@ fn offer_round_trips_with_known_and_unknown_sizes() {
 }
 
 #[test]
+fn offer_round_trips_a_tree_of_directories_and_files() {
+    let offer = Message::Offer(Offer {
+        entries: vec![
+            dir(b"top"),
+            entry(b"top/a.txt", Some(3)),
+            dir(b"top/empty"),
+            Entry { mode: 0o700, ..dir(b"top/private") },
+            Entry { mode: 0o600, ..entry(b"top/private/key", Some(32)) },
+            // A directory with its size flag set still reads back as it was sent.
+            Entry { size: Some(4096), ..dir(b"top/sized") },
+        ],
+    });
+    assert_eq!(round_trip(&offer), offer);
+}
+
+#[test]
 fn empty_offer_round_trips() {
     let offer = Message::Offer(Offer { entries: Vec::new() });
     assert_eq!(round_trip(&offer), offer);
 }
 
 #[test]
-fn plan_round_trips_send_skip_and_every_refusal() {
-    let mut answers =
-        vec![Answer::Send { offset: 0 }, Answer::Send { offset: u64::MAX }, Answer::Skip];
-    for code in [
-        RefuseCode::Exists,
-        RefuseCode::InvalidName,
-        RefuseCode::NotWritable,
-        RefuseCode::NoSpace,
-        RefuseCode::Unsupported,
-        RefuseCode::Other,
-    ] {
+fn plan_round_trips_send_skip_resume_and_every_refusal() {
+    let mut answers = vec![
+        Answer::Send { offset: 0 },
+        Answer::Send { offset: u64::MAX },
+        Answer::Skip,
+        Answer::Resume { offset: 1, prefix_xxh3: 0 },
+        Answer::Resume {
+            offset: 200 << 20,
+            prefix_xxh3: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        },
+        Answer::Resume { offset: u64::MAX, prefix_xxh3: u128::MAX },
+    ];
+    for (code, _) in REFUSE_CODES {
         answers.push(Answer::Refuse { code, reason: format!("because {code:?} ✓") });
     }
     answers.push(Answer::Refuse { code: RefuseCode::Exists, reason: String::new() });
     let plan = Message::Plan(Plan { answers });
     assert_eq!(round_trip(&plan), plan);
+}
+
+#[test]
+fn auth_round_trips() {
+    for proof in [[0u8; 32], [0xff; 32], core::array::from_fn(|i| i as u8)] {
+        let auth = Message::Auth { proof };
+        assert_eq!(round_trip(&auth), auth);
+    }
+}
+
+#[test]
+fn file_start_round_trips() {
+    for (index, offset) in [(0, 0), (1, 4096), (MAX_ENTRIES - 1, 200 << 20), (u32::MAX, u64::MAX)] {
+        let start = Message::FileStart { index, offset };
+        assert_eq!(round_trip(&start), start);
+    }
 }
 
 #[test]
@@ -286,19 +348,36 @@ fn summary_round_trips_every_verdict() {
 
 #[test]
 fn error_round_trips_every_code() {
-    for code in
-        [ErrorCode::Protocol, ErrorCode::UnsupportedVersion, ErrorCode::Io, ErrorCode::Interrupted]
-    {
+    for (code, _) in ERROR_CODES {
         let err = Message::Error { code, message: format!("{code:?}: peer hung up") };
         assert_eq!(round_trip(&err), err);
     }
 }
 
 #[test]
+fn codes_have_their_documented_wire_values() {
+    for (code, wire) in ERROR_CODES {
+        let (kind, payload) = Message::Error { code, message: String::new() }.encode();
+        assert_eq!((kind, &payload[..2]), (ERROR, &wire.to_be_bytes()[..]), "{code:?}");
+    }
+    for (code, wire) in REFUSE_CODES {
+        let refuse = Answer::Refuse { code, reason: String::new() };
+        let (_, payload) = Message::Plan(Plan { answers: vec![refuse] }).encode();
+        // count, action, offset, prefix digest, then the code.
+        assert_eq!(payload[4], 3, "{code:?}: refuse is action 3");
+        assert_eq!(&payload[4 + 1 + 8 + 16..][..2], &wire.to_be_bytes(), "{code:?}");
+    }
+}
+
+#[test]
 fn consecutive_frames_read_in_order_then_closed() {
     let messages = [
-        Message::Offer(Offer { entries: vec![entry(b"a", Some(3))] }),
-        Message::Plan(Plan { answers: vec![Answer::Send { offset: 1 }] }),
+        Message::Auth { proof: [1; 32] },
+        Message::Offer(Offer { entries: vec![dir(b"d"), entry(b"d/a", Some(3))] }),
+        Message::Plan(Plan {
+            answers: vec![Answer::Skip, Answer::Resume { offset: 1, prefix_xxh3: 2 }],
+        }),
+        Message::FileStart { index: 1, offset: 1 },
         Message::FileEnd(FileEnd { xxh3: 42 }),
         Message::Finish(SideStats::default()),
     ];
@@ -351,6 +430,48 @@ fn frame_bytes_match_the_documented_layout() {
 
     let err = frame(&Message::Error { code: ErrorCode::Interrupted, message: "hi".into() });
     assert_eq!(err, [0x7F, 0, 0, 0, 6, 0, 4, 0, 2, b'h', b'i']);
+
+    let start = frame(&Message::FileStart { index: 0x0102_0304, offset: 0x0506 });
+    assert_eq!(start, [0x07, 0, 0, 0, 12, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6]);
+
+    let auth = frame(&Message::Auth { proof: [0xAB; 32] });
+    let mut expected = vec![0x06, 0, 0, 0, 32];
+    expected.extend_from_slice(&[0xAB; 32]);
+    assert_eq!(auth, expected);
+}
+
+#[test]
+fn directory_entries_are_kind_2() {
+    let offer = frame(&Message::Offer(Offer { entries: vec![dir(b"d")] }));
+    // header (5), count (4), then the entry's kind and flags (size not known).
+    assert_eq!(&offer[9..11], &[2, 0]);
+    let file = frame(&Message::Offer(Offer { entries: vec![entry(b"f", Some(1))] }));
+    assert_eq!(&file[9..11], &[1, 1]);
+}
+
+#[test]
+fn answer_bytes_match_the_documented_layout() {
+    let prefix = 0x1112_1314_1516_1718_191a_1b1c_1d1e_1f20u128;
+    let answers = [
+        (Answer::Send { offset: 0 }, 1u8, 0u64, 0u128, 0u16, &b""[..]),
+        (Answer::Skip, 2, 0, 0, 0, b""),
+        (Answer::Refuse { code: RefuseCode::InvalidName, reason: "no".into() }, 3, 0, 0, 2, b"no"),
+        (Answer::Resume { offset: 0x0102, prefix_xxh3: prefix }, 4, 0x0102, prefix, 0, b""),
+    ];
+    for (answer, action, offset, digest, code, reason) in answers {
+        let plan = frame(&Message::Plan(Plan { answers: vec![answer.clone()] }));
+        let mut expected = vec![0x02];
+        let len = 4 + 1 + 8 + 16 + 2 + 2 + reason.len();
+        expected.extend_from_slice(&(len as u32).to_be_bytes());
+        expected.extend_from_slice(&1u32.to_be_bytes());
+        expected.push(action);
+        expected.extend_from_slice(&offset.to_be_bytes());
+        expected.extend_from_slice(&digest.to_be_bytes());
+        expected.extend_from_slice(&code.to_be_bytes());
+        expected.extend_from_slice(&(reason.len() as u16).to_be_bytes());
+        expected.extend_from_slice(reason);
+        assert_eq!(plan, expected, "{answer:?}");
+    }
 }
 
 #[test]
@@ -361,8 +482,11 @@ fn every_message_frames_under_its_own_name_and_limit() {
         Message::FileEnd(FileEnd { xxh3: 0 }),
         Message::Finish(SideStats::default()),
         Message::Summary(Summary { verdicts: Vec::new(), stats: SideStats::default() }),
+        Message::Auth { proof: [0; 32] },
+        Message::FileStart { index: 0, offset: 0 },
         Message::Error { code: ErrorCode::Io, message: String::new() },
     ];
+    assert_eq!(messages.len(), FRAME_TYPES.len());
     for (msg, (kind, name, _)) in messages.iter().zip(FRAME_TYPES) {
         assert_eq!(msg.encode().0, kind);
         assert_eq!(msg.name(), name);
@@ -389,16 +513,38 @@ fn fallback_errno_zero_reads_as_none() {
 
 #[test]
 fn unknown_codes_read_as_the_catch_all() {
-    let plan = decode_payload(PLAN, |e| {
-        e.u32(1).u8(3).u64(0).u16(999).bytes16(b"why");
-    });
-    let refused = Answer::Refuse { code: RefuseCode::Other, reason: "why".into() };
-    assert_eq!(plan, Ok(Message::Plan(Plan { answers: vec![refused] })));
+    for code in [0, 7, 999, u16::MAX] {
+        let plan = decode_payload(PLAN, |e| {
+            e.u32(1).u8(3).u64(0).raw(&[0; 16]).u16(code).bytes16(b"why");
+        });
+        let refused = Answer::Refuse { code: RefuseCode::Other, reason: "why".into() };
+        assert_eq!(plan, Ok(Message::Plan(Plan { answers: vec![refused] })), "refusal {code}");
+    }
+    for code in [0, 8, u16::MAX] {
+        let err = decode_payload(ERROR, |e| {
+            e.u16(code).bytes16(b"?");
+        });
+        let expected = Message::Error { code: ErrorCode::Protocol, message: "?".into() };
+        assert_eq!(err, Ok(expected), "error {code}");
+    }
+}
 
-    let err = decode_payload(ERROR, |e| {
-        e.u16(0).bytes16(b"?");
+#[test]
+fn fields_an_action_does_not_use_are_ignored() {
+    // Skip and refuse carry no offset or digest, send no digest: whatever those bytes hold,
+    // the answer reads the same (and re-encodes as zeros).
+    let plan = decode_payload(PLAN, |e| {
+        e.u32(3);
+        e.u8(1).u64(0).raw(&[0xff; 16]).u16(5).bytes16(b"");
+        e.u8(2).u64(9).raw(&[9; 16]).u16(9).bytes16(b"ignored");
+        e.u8(3).u64(9).raw(&[9; 16]).u16(1).bytes16(b"exists");
     });
-    assert_eq!(err, Ok(Message::Error { code: ErrorCode::Protocol, message: "?".into() }));
+    let answers = vec![
+        Answer::Send { offset: 0 },
+        Answer::Skip,
+        Answer::Refuse { code: RefuseCode::Exists, reason: "exists".into() },
+    ];
+    assert_eq!(plan, Ok(Message::Plan(Plan { answers })));
 }
 
 #[test]
@@ -441,18 +587,41 @@ fn hello_bytes(hello: Hello) -> Vec<u8> {
 
 #[test]
 fn hello_round_trips() {
-    for hello in [Hello::ours(), Hello { version: u16::MAX, flags: 0xdead_beef, nonce: [7; 32] }] {
+    for hello in [
+        Hello::ours(),
+        Hello::with_auth([0x5a; 32]),
+        Hello::with_auth(core::array::from_fn(|i| i as u8)),
+        Hello { version: u16::MAX, flags: 0xdead_beef, nonce: [7; 32] },
+    ] {
         let bytes = hello_bytes(hello);
+        assert_eq!(bytes.len(), HELLO_LEN);
         assert_eq!(read_hello(&mut bytes.as_slice()).unwrap(), hello);
     }
 }
 
 #[test]
 fn hello_bytes_match_the_documented_layout() {
-    assert_eq!(
-        hello_bytes(Hello::ours()),
-        [0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 1, 0, 0, 0, 0]
-    );
+    assert_eq!(HELLO_LEN, 46);
+    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 1, 0, 0, 0, 0];
+    expected.extend_from_slice(&[0; 32]);
+    assert_eq!(hello_bytes(Hello::ours()), expected);
+
+    let nonce: [u8; 32] = core::array::from_fn(|i| 0xA0 + i as u8);
+    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 1, 0, 0, 0, 1];
+    expected.extend_from_slice(&nonce);
+    assert_eq!(hello_bytes(Hello::with_auth(nonce)), expected);
+}
+
+#[test]
+fn auth_is_bit_0_of_the_flags_alone() {
+    assert!(!Hello::ours().auth());
+    assert!(Hello::with_auth([0; 32]).auth());
+    assert_eq!(Hello::with_auth([3; 32]).flags, FLAG_AUTH);
+    // Other bits are ignored, set or not.
+    let other_bits = Hello { version: VERSION, flags: !FLAG_AUTH, nonce: [0; 32] };
+    assert!(!other_bits.auth());
+    let all_bits = Hello { flags: u32::MAX, ..other_bits };
+    assert!(all_bits.auth());
 }
 
 #[test]
@@ -462,7 +631,7 @@ fn hello_stops_at_the_greeting() {
     bytes.extend(frame(&msg));
     let mut cursor = Cursor::new(bytes.as_slice());
     assert_eq!(read_hello(&mut cursor).unwrap(), Hello::ours());
-    assert_eq!(cursor.position(), 14);
+    assert_eq!(cursor.position(), HELLO_LEN as u64);
     assert_eq!(read_message(&mut cursor).unwrap(), msg);
 }
 
@@ -487,9 +656,12 @@ fn hello_on_empty_stream_is_closed() {
 fn magic_then_eof_is_truncated() {
     let err = protocol_error(read_hello(&mut &MAGIC[..]));
     assert_eq!(err, ProtocolError::Truncated("greeting"));
-    let bytes = hello_bytes(Hello::ours());
-    let err = protocol_error(read_hello(&mut &bytes[..13]));
-    assert_eq!(err, ProtocolError::Truncated("greeting"));
+    let bytes = hello_bytes(Hello::with_auth([1; 32]));
+    // Inside the version and flags, and inside the nonce.
+    for cut in [13, 14, HELLO_LEN - 1] {
+        let err = protocol_error(read_hello(&mut &bytes[..cut]));
+        assert_eq!(err, ProtocolError::Truncated("greeting"), "cut at {cut}");
+    }
 }
 
 #[test]
@@ -561,7 +733,7 @@ fn length_at_the_type_limit_is_accepted() {
 
 #[test]
 fn unknown_frame_type_is_refused() {
-    for kind in [0x00, 0x06, 0x10, 0x7E, 0x80, 0xFF] {
+    for kind in [0x00, 0x08, 0x10, 0x7E, 0x80, 0xFF] {
         let err = protocol_error(read_message(&mut ThenFail(&[kind, 0, 0, 0, 0])));
         assert_eq!(err, ProtocolError::UnknownFrame(kind));
     }
@@ -605,10 +777,14 @@ fn count_that_cannot_fit_is_malformed_before_decoding_items() {
 fn trailing_bytes_are_malformed() {
     let messages = [
         Message::Offer(Offer { entries: vec![entry(b"a", Some(1))] }),
+        Message::Offer(Offer { entries: vec![dir(b"d")] }),
         Message::Plan(Plan { answers: vec![Answer::Skip] }),
+        Message::Plan(Plan { answers: vec![Answer::Resume { offset: 5, prefix_xxh3: 6 }] }),
         Message::FileEnd(FileEnd { xxh3: 1 }),
         Message::Finish(stats_with_fallbacks()),
         Message::Summary(Summary { verdicts: Vec::new(), stats: SideStats::default() }),
+        Message::Auth { proof: [7; 32] },
+        Message::FileStart { index: 3, offset: 4 },
         Message::Error { code: ErrorCode::Io, message: "x".into() },
     ];
     for msg in messages {
@@ -670,15 +846,19 @@ fn assert_malformed(kind: u8, needle: &str, fill: impl FnOnce(&mut Encoder)) {
 
 #[test]
 fn unknown_enum_values_are_malformed() {
-    assert_malformed(OFFER, "entry kind", |e| {
-        e.u32(1).u8(2).u8(1).u64(0).u32(0).i64(0).u32(0).bytes16(b"f");
-    });
+    for kind in [0, 3, u8::MAX] {
+        assert_malformed(OFFER, "entry kind", |e| {
+            e.u32(1).u8(kind).u8(1).u64(0).u32(0).i64(0).u32(0).bytes16(b"f");
+        });
+    }
     assert_malformed(OFFER, "entry flags", |e| {
         raw_entry(e.u32(1), 0b10, 0, b"f");
     });
-    assert_malformed(PLAN, "plan action", |e| {
-        e.u32(1).u8(4).u64(0).u16(0).u16(0);
-    });
+    for action in [0, 5, u8::MAX] {
+        assert_malformed(PLAN, "plan action", |e| {
+            e.u32(1).u8(action).u64(0).raw(&[0; 16]).u16(0).u16(0);
+        });
+    }
     assert_malformed(SUMMARY, "verdict status", |e| {
         raw_stats(e.u32(1).u8(0).u16(0), 0);
     });
@@ -691,6 +871,28 @@ fn unknown_enum_values_are_malformed() {
     assert_malformed(FILE_END, "checksum algorithm", |e| {
         e.u8(2).raw(&[0; 16]);
     });
+}
+
+#[test]
+fn auth_and_file_start_payloads_have_exact_sizes() {
+    // A proof is exactly 32 bytes; FILE_START is an index and an offset, 12 bytes.
+    for len in [0, 31, 33, 64] {
+        let err = decode_payload(AUTH, |e| {
+            e.raw(&vec![1; len]);
+        });
+        assert!(matches!(err, Err(ProtocolError::Malformed(_))), "AUTH of {len} bytes: {err:?}");
+    }
+    for len in [0, 4, 11, 13] {
+        let err = decode_payload(FILE_START, |e| {
+            e.raw(&vec![0; len]);
+        });
+        let what = format!("FILE_START of {len} bytes: {err:?}");
+        assert!(matches!(err, Err(ProtocolError::Malformed(_))), "{what}");
+    }
+    let ok = decode_payload(FILE_START, |e| {
+        e.u32(2).u64(3);
+    });
+    assert_eq!(ok, Ok(Message::FileStart { index: 2, offset: 3 }));
 }
 
 #[test]
@@ -764,16 +966,21 @@ fn arb_text() -> impl Strategy<Value = String> {
     "\\PC{0,40}"
 }
 
+fn arb_entry_kind() -> impl Strategy<Value = EntryKind> {
+    prop_oneof![Just(EntryKind::File), Just(EntryKind::Dir)]
+}
+
 fn arb_entry() -> impl Strategy<Value = Entry> {
     (
+        arb_entry_kind(),
         vec(any::<u8>(), 1..64),
         proptest::option::of(any::<u64>()),
         any::<u32>(),
         any::<i64>(),
         0..1_000_000_000u32,
     )
-        .prop_map(|(name, size, mode, mtime_sec, mtime_nsec)| Entry {
-            kind: EntryKind::File,
+        .prop_map(|(kind, name, size, mode, mtime_sec, mtime_nsec)| Entry {
+            kind,
             name,
             size,
             mode,
@@ -787,20 +994,15 @@ fn arb_offer() -> impl Strategy<Value = Offer> {
 }
 
 fn arb_refuse_code() -> impl Strategy<Value = RefuseCode> {
-    prop_oneof![
-        Just(RefuseCode::Exists),
-        Just(RefuseCode::InvalidName),
-        Just(RefuseCode::NotWritable),
-        Just(RefuseCode::NoSpace),
-        Just(RefuseCode::Unsupported),
-        Just(RefuseCode::Other),
-    ]
+    proptest::sample::select(REFUSE_CODES.map(|(code, _)| code).to_vec())
 }
 
 fn arb_answer() -> impl Strategy<Value = Answer> {
     prop_oneof![
         any::<u64>().prop_map(|offset| Answer::Send { offset }),
         Just(Answer::Skip),
+        (any::<u64>(), any::<u128>())
+            .prop_map(|(offset, prefix_xxh3)| Answer::Resume { offset, prefix_xxh3 }),
         (arb_refuse_code(), arb_text()).prop_map(|(code, reason)| Answer::Refuse { code, reason }),
     ]
 }
@@ -859,12 +1061,7 @@ fn arb_summary() -> impl Strategy<Value = Summary> {
 }
 
 fn arb_error_code() -> impl Strategy<Value = ErrorCode> {
-    prop_oneof![
-        Just(ErrorCode::Protocol),
-        Just(ErrorCode::UnsupportedVersion),
-        Just(ErrorCode::Io),
-        Just(ErrorCode::Interrupted),
-    ]
+    proptest::sample::select(ERROR_CODES.map(|(code, _)| code).to_vec())
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {
@@ -874,6 +1071,9 @@ fn arb_message() -> impl Strategy<Value = Message> {
         any::<u128>().prop_map(|xxh3| Message::FileEnd(FileEnd { xxh3 })),
         arb_stats().prop_map(Message::Finish),
         arb_summary().prop_map(Message::Summary),
+        any::<[u8; 32]>().prop_map(|proof| Message::Auth { proof }),
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(index, offset)| Message::FileStart { index, offset }),
         (arb_error_code(), arb_text()).prop_map(|(code, message)| Message::Error { code, message }),
     ]
 }
@@ -891,8 +1091,12 @@ fn arb_known_frame() -> impl Strategy<Value = Vec<u8>> {
 fn arb_greeting_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         vec(any::<u8>(), 0..32),
-        (0..=MAGIC.len(), vec(any::<u8>(), 0..16))
-            .prop_map(|(n, tail)| [&MAGIC[..n], &tail[..]].concat()),
+        // Long enough tails to hold a whole greeting (and more) after the full magic.
+        (0..=MAGIC.len(), vec(any::<u8>(), 0..HELLO_LEN + 8)).prop_map(|(n, tail)| [
+            &MAGIC[..n],
+            &tail[..]
+        ]
+        .concat()),
     ]
 }
 
@@ -945,8 +1149,12 @@ proptest! {
     }
 
     #[test]
-    fn any_hello_round_trips(version in any::<u16>(), flags in any::<u32>()) {
-        let hello = Hello { version, flags, nonce: [9; 32] };
+    fn any_hello_round_trips(
+        version in any::<u16>(),
+        flags in any::<u32>(),
+        nonce in any::<[u8; 32]>(),
+    ) {
+        let hello = Hello { version, flags, nonce };
         prop_assert_eq!(read_hello(&mut hello_bytes(hello).as_slice()).unwrap(), hello);
     }
 
@@ -1046,8 +1254,12 @@ proptest! {
     }
 
     #[test]
-    fn flipped_hello_bytes_never_panic(at in any::<Index>(), mask in 1..=u8::MAX) {
-        let mut bytes = hello_bytes(Hello::ours());
+    fn flipped_hello_bytes_never_panic(
+        at in any::<Index>(),
+        mask in 1..=u8::MAX,
+        nonce in any::<[u8; 32]>(),
+    ) {
+        let mut bytes = hello_bytes(Hello::with_auth(nonce));
         let i = at.index(bytes.len());
         bytes[i] ^= mask;
         let expected = expected_hello(&bytes).map_err(Some);

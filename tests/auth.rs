@@ -1,0 +1,188 @@
+//! Authentication through the real binary: the token from each of its three places, a generated
+//! token, wrong and missing tokens, ends that disagree about `--no-auth`, and a recorded session
+//! replayed to a fresh receiver. A refused session must write nothing at all.
+
+mod common;
+mod support;
+
+use std::fs;
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{
+    EnvVar, Finished, TOKEN, TOKEN_ENV, assert_file_holds, dir_names, subdir, write_random_file,
+};
+use support::{
+    Fault, Proc, Proxy, assert_exit, assert_says, receiver, recv_cmd, run, send, send_cmd,
+    write_in_background,
+};
+
+const NAME: &str = "secret.bin";
+
+/// A source file of `len` bytes in `work/src`, and an empty `work/dst`.
+fn setup(work: &Path, len: usize, seed: u64) -> (PathBuf, PathBuf, Vec<u8>) {
+    let (src_dir, dst) = (subdir(work, "src"), subdir(work, "dst"));
+    let src = src_dir.join(NAME);
+    let data = write_random_file(&src, len, seed);
+    (src, dst, data)
+}
+
+/// Starts `zcp recv --listen 127.0.0.1:0 --output DST RECV_ARGS…` with `recv_env`, runs
+/// `zcp send SRC ADDR SEND_ARGS…` with `send_env` against it, and returns both ends' outcomes.
+fn session(
+    dst: &Path,
+    (recv_args, recv_env): (&[&str], &[EnvVar<'_>]),
+    src: &Path,
+    (send_args, send_env): (&[&str], &[EnvVar<'_>]),
+) -> (Finished, Finished) {
+    let mut receiver = Proc::spawn(recv_cmd(dst, recv_args, recv_env));
+    let addr = receiver.listening().to_string();
+    let sent = run(send_cmd(src, &addr, send_args, send_env));
+    (sent, receiver.finish())
+}
+
+fn assert_round_trip(sent: &Finished, received: &Finished, dst: &Path, data: &[u8]) {
+    assert_exit(sent, 0, "sender");
+    assert_exit(received, 0, "receiver");
+    assert_file_holds(&dst.join(NAME), data, "the authenticated transfer");
+}
+
+fn assert_nothing_written(dst: &Path) {
+    assert!(dir_names(dst).is_empty(), "nothing may be written, found {:?}", dir_names(dst));
+}
+
+#[test]
+fn token_from_the_environment_on_both_ends() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, data) = setup(work.path(), 100_000, 1);
+    let env: &[EnvVar<'_>] = &[(TOKEN_ENV, Some(TOKEN))];
+    let (sent, received) = session(&dst, (&[], env), &src, (&[], env));
+    assert_round_trip(&sent, &received, &dst, &data);
+    assert!(
+        !received.stderr.contains(TOKEN),
+        "a given token is never printed:\n{}",
+        received.stderr
+    );
+}
+
+#[test]
+fn token_from_a_file_on_both_ends() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, data) = setup(work.path(), 100_000, 2);
+    let token_file = work.path().join("token");
+    // Only the first line counts, trimmed.
+    fs::write(&token_file, format!("  {TOKEN}  \nignored second line\n")).expect("token file");
+    let args = ["--token-file", token_file.to_str().expect("a UTF-8 temp path")];
+    let (sent, received) = session(&dst, (&args, &[]), &src, (&args, &[]));
+    assert_round_trip(&sent, &received, &dst, &data);
+}
+
+#[test]
+fn token_from_the_command_line_on_both_ends() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, data) = setup(work.path(), 100_000, 3);
+    let args = ["--token", TOKEN];
+    let (sent, received) = session(&dst, (&args, &[]), &src, (&args, &[]));
+    assert_round_trip(&sent, &received, &dst, &data);
+}
+
+#[test]
+fn generated_token_is_printed_and_works() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, data) = setup(work.path(), 100_000, 4);
+    let mut receiver = Proc::spawn(recv_cmd(&dst, &[], &[(TOKEN_ENV, None)]));
+    let addr = receiver.listening();
+    let line = receiver.wait_line("token ");
+    let token = line.split_whitespace().nth(1).expect("a token after `token `").to_string();
+    assert!(
+        line.contains(&format!("ZCP_TOKEN={token}")),
+        "the token line tells the sender what to set: {line:?}"
+    );
+    let sent = run(send_cmd(&src, &addr.to_string(), &[], &[(TOKEN_ENV, Some(&token))]));
+    let received = receiver.finish();
+    assert_round_trip(&sent, &received, &dst, &data);
+}
+
+#[test]
+fn wrong_token_exits_8_on_both_ends_and_writes_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, _) = setup(work.path(), 100_000, 5);
+    let (sent, received) =
+        session(&dst, (&["--token", TOKEN], &[]), &src, (&["--token", "not-the-token"], &[]));
+    assert_exit(&sent, 8, "sender");
+    assert_exit(&received, 8, "receiver");
+    assert_says(&sent, "wrong token", "sender");
+    assert_says(&received, "token is wrong", "receiver");
+    assert_nothing_written(&dst);
+}
+
+#[test]
+fn missing_token_exits_8_telling_how_to_set_it() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, _) = setup(work.path(), 100_000, 6);
+    let no_token: &[EnvVar<'_>] = &[(TOKEN_ENV, None)];
+    let (sent, received) = session(&dst, (&["--token", TOKEN], &[]), &src, (&[], no_token));
+    assert_exit(&sent, 8, "sender");
+    assert_exit(&received, 8, "receiver");
+    assert_says(&sent, "requires a token", "sender");
+    assert_says(&sent, "ZCP_TOKEN", "sender");
+    assert_says(&sent, "--token-file", "sender");
+    assert_says(&received, "offered no token", "receiver");
+    assert_nothing_written(&dst);
+}
+
+#[test]
+fn token_against_a_no_auth_receiver_exits_8() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, _) = setup(work.path(), 100_000, 7);
+    let (sent, received) = session(&dst, (&["--no-auth"], &[]), &src, (&[], &[]));
+    assert_exit(&sent, 8, "sender");
+    assert_exit(&received, 8, "receiver");
+    assert_says(&sent, "--no-auth", "sender");
+    assert_says(&received, "--no-auth", "receiver");
+    assert_nothing_written(&dst);
+}
+
+#[test]
+fn no_auth_on_both_ends_works_with_a_warning() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, data) = setup(work.path(), 100_000, 8);
+    let no_auth = ["--no-auth"];
+    let (sent, received) = session(&dst, (&no_auth, &[]), &src, (&no_auth, &[]));
+    assert_round_trip(&sent, &received, &dst, &data);
+    assert_says(&sent, "authentication is off", "sender");
+    assert_says(&received, "authentication is off", "receiver");
+    assert!(!received.stderr.contains("token "), "no token is made up:\n{}", received.stderr);
+}
+
+#[test]
+fn replayed_session_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, data) = setup(work.path(), 64 << 10, 9);
+
+    // Record what a real sender writes through a proxy, in a session that succeeds.
+    let (mut first, addr) = receiver(&dst, &[]);
+    let proxy = Proxy::start(addr, Fault::Pass);
+    let sent = send(&src, &proxy.dest(), &[]);
+    let received = first.finish();
+    let log = proxy.finish();
+    assert_round_trip(&sent, &received, &dst, &data);
+    assert!(log.from_sender.len() > 64 << 10, "the recording holds the whole session");
+
+    // Replay it byte for byte to a fresh receiver with the same token.
+    let replay_dst = subdir(work.path(), "replay");
+    let (mut second, addr) = receiver(&replay_dst, &[]);
+    let mut socket = TcpStream::connect(addr).expect("connecting to the second receiver");
+    socket.set_read_timeout(Some(Duration::from_secs(20))).expect("read timeout");
+    let writer = write_in_background(&socket, log.from_sender);
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    let received = second.finish();
+    drop(socket);
+    writer.join().expect("replay writer");
+    assert_exit(&received, 8, "receiver of the replay");
+    assert_says(&received, "token is wrong", "receiver of the replay");
+    assert_nothing_written(&replay_dst);
+}

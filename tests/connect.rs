@@ -1,0 +1,130 @@
+//! How the ends find each other: a receiver that connects to a listening sender, IPv6 loopback,
+//! a sender that retries until its receiver comes up, and connections that are refused or time
+//! out (exit 3, quickly).
+
+mod common;
+mod support;
+
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{assert_file_holds, subdir, write_random_file};
+use support::{Proc, assert_exit, assert_says, free_port, run, send, send_cmd, zcp};
+
+const NAME: &str = "hop.bin";
+
+#[test]
+fn reverse_connection_round_trips_with_auth() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join(NAME);
+    let data = write_random_file(&src, 300_000, 1);
+    let mut args = vec!["send".into(), src.into_os_string()];
+    args.extend(["--listen", "127.0.0.1:0"].map(Into::into));
+    let mut sender = Proc::spawn(zcp(&args, &[]));
+    let addr = sender.listening();
+
+    let mut recv = zcp(&["recv", "--connect", &addr.to_string(), "--output"], &[]);
+    recv.arg(&dst);
+    let received = run(recv);
+    let sent = sender.finish();
+    assert_exit(&sent, 0, "listening sender");
+    assert_exit(&received, 0, "connecting receiver");
+    assert_file_holds(&dst.join(NAME), &data, "the reverse transfer");
+}
+
+#[test]
+fn ipv6_loopback_round_trips() {
+    if let Err(e) = TcpListener::bind("[::1]:0") {
+        eprintln!("skipped: cannot bind [::1] here: {e}");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join(NAME);
+    let data = write_random_file(&src, 300_000, 2);
+    let mut cmd = zcp(&["recv", "--listen", "[::1]:0", "--output"], &[]);
+    cmd.arg(&dst);
+    let mut recv = Proc::spawn(cmd);
+    let addr = recv.listening();
+    assert!(addr.is_ipv6(), "listening on {addr}");
+    let sent = send(&src, &format!("[::1]:{}", addr.port()), &[]);
+    let received = recv.finish();
+    assert_exit(&sent, 0, "sender");
+    assert_exit(&received, 0, "receiver");
+    assert_file_holds(&dst.join(NAME), &data, "the IPv6 transfer");
+}
+
+#[test]
+fn retry_waits_for_a_receiver_that_starts_later() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join(NAME);
+    let data = write_random_file(&src, 300_000, 3);
+    let port = free_port();
+    let dest = format!("127.0.0.1:{port}");
+    let mut sender = Proc::spawn(send_cmd(&src, &dest, &["--retry", "5"], &[]));
+    thread::sleep(Duration::from_millis(1500));
+    assert!(sender.running(), "the sender gave up before its receiver started");
+    let mut cmd = zcp(&["recv", "--listen", &dest, "--output"], &[]);
+    cmd.arg(&dst);
+    let mut recv = Proc::spawn(cmd);
+    recv.listening();
+    let sent = sender.finish();
+    let received = recv.finish();
+    assert_exit(&sent, 0, "retrying sender");
+    assert_exit(&received, 0, "late receiver");
+    assert_file_holds(&dst.join(NAME), &data, "the transfer after retries");
+}
+
+#[test]
+fn connection_refused_exits_3_on_either_end() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join(NAME);
+    write_random_file(&src, 1000, 4);
+    let dest = format!("127.0.0.1:{}", free_port());
+    let sent = send(&src, &dest, &[]);
+    assert_exit(&sent, 3, "sender");
+    assert_says(&sent, "refused", "sender");
+    let mut recv = zcp(&["recv", "--connect", &dest, "--output"], &[]);
+    recv.arg(work.path());
+    let received = run(recv);
+    assert_exit(&received, 3, "connecting receiver");
+    assert_says(&received, "refused", "connecting receiver");
+}
+
+/// A listener whose accept queue is full, so that a further SYN goes unanswered and a connect
+/// hangs until its timeout; `None` where the queue cannot be filled.
+fn unanswering_listener() -> Option<(TcpListener, Vec<TcpStream>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding");
+    let backlog = nix::sys::socket::Backlog::new(0).expect("backlog 0");
+    nix::sys::socket::listen(&listener, backlog).expect("shrinking the backlog");
+    let addr = listener.local_addr().expect("listener address");
+    let mut queued = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => queued.push(s),
+            Err(_) => return Some((listener, queued)),
+        }
+    }
+    None
+}
+
+#[test]
+fn connect_timeout_gives_up_with_exit_3() {
+    let Some((listener, _queued)) = unanswering_listener() else {
+        eprintln!("skipped: could not fill a listener's accept queue to make connect hang");
+        return;
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join(NAME);
+    write_random_file(&src, 1000, 5);
+    let dest = listener.local_addr().expect("listener address").to_string();
+    let started = Instant::now();
+    let sent = send(&src, &dest, &["--connect-timeout", "0.5"]);
+    let took = started.elapsed();
+    assert_exit(&sent, 3, "sender");
+    assert_says(&sent, "timed out", "sender");
+    assert!(took < Duration::from_secs(5), "a 0.5 s connect timeout took {took:?}");
+}

@@ -1,0 +1,186 @@
+//! The receiver's limits and the sender's: `--max-size`, a full disk (refused up front when the
+//! size is known, failing cleanly mid-file when it is not), `--limit-rate`, many senders at once
+//! with `--keep-open`, and `--max-conns` turning a sender away.
+
+mod common;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use common::{
+    FifoWriter, assert_file_holds, dir_names, json_u64, pseudo_random, subdir, write_random_file,
+};
+use support::{
+    Proc, Tmpfs, assert_exit, assert_says, final_names, part_of, receiver, run, send, send_cmd,
+    wait_for_bytes,
+};
+
+const MIB: usize = 1 << 20;
+
+/// A source file `name` of `len` bytes in `work/src`, and an empty `work/dst`.
+fn setup(work: &Path, name: &str, len: usize, seed: u64) -> (PathBuf, PathBuf, Vec<u8>) {
+    let (src_dir, dst) = (subdir(work, "src"), subdir(work, "dst"));
+    let src = src_dir.join(name);
+    let data = write_random_file(&src, len, seed);
+    (src, dst, data)
+}
+
+#[test]
+fn max_size_refuses_a_larger_file_on_both_ends() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, _) = setup(work.path(), "two.bin", 2 * MIB, 1);
+    let (mut recv, addr) = receiver(&dst, &["--max-size", "1M"]);
+    let sent = send(&src, &addr.to_string(), &[]);
+    let received = recv.finish();
+    assert_exit(&sent, 5, "sender");
+    assert_exit(&received, 5, "receiver");
+    assert_says(&sent, "--max-size", "sender");
+    assert_says(&received, "--max-size", "receiver");
+    assert!(dir_names(&dst).is_empty(), "a refused file left {:?}", dir_names(&dst));
+}
+
+/// A 1 MiB tmpfs at `work/small`, or `None` (with the reason printed) where mounting fails.
+fn small_disk(work: &Path) -> Option<Tmpfs> {
+    let dir = subdir(work, "small");
+    match Tmpfs::mount(&dir, "1m") {
+        Ok(fs) => Some(fs),
+        Err(why) => {
+            eprintln!("skipped: cannot mount a small tmpfs (needs root): {why}");
+            None
+        }
+    }
+}
+
+#[test]
+fn full_disk_refuses_a_known_size_up_front() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("four.bin");
+    write_random_file(&src, 4 * MIB, 2);
+    let Some(disk) = small_disk(work.path()) else { return };
+    let (mut recv, addr) = receiver(disk.path(), &[]);
+    let sent = send(&src, &addr.to_string(), &[]);
+    let received = recv.finish();
+    assert_exit(&sent, 5, "sender");
+    assert_exit(&received, 5, "receiver");
+    for (f, who) in [(&sent, "sender"), (&received, "receiver")] {
+        assert_says(f, "needs 4 MiB", who);
+        assert_says(f, "free", who);
+    }
+    assert!(dir_names(disk.path()).is_empty(), "a refused file left {:?}", dir_names(disk.path()));
+}
+
+#[test]
+fn full_disk_mid_stream_fails_clearly_and_keeps_the_part_file() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let Some(disk) = small_disk(work.path()) else { return };
+    let fifo = work.path().join("stream");
+    let writer = FifoWriter::create(&fifo, pseudo_random(4 * MIB, 3));
+    let (mut recv, addr) = receiver(disk.path(), &[]);
+    let sent = send(&fifo, &addr.to_string(), &[]);
+    let received = recv.finish();
+    let _ = writer.finish();
+    assert_exit(&received, 7, "receiver");
+    assert_says(&received, "No space left on device", "receiver");
+    assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    assert_says(&sent, "receiver", "sender");
+    assert_says(&sent, "No space left on device", "sender");
+    let kept = std::fs::metadata(part_of(disk.path(), "stream")).map_or(0, |m| m.len());
+    assert!(kept > 0, "the part file is kept");
+    assert!(final_names(disk.path()).is_empty(), "a cut stream appeared under its final name");
+}
+
+#[test]
+fn limit_rate_holds_the_sender_back() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, data) = setup(work.path(), "paced.bin", 64 * MIB, 4);
+    let (mut recv, addr) = receiver(&dst, &["--force"]);
+    let started = Instant::now();
+    let paced = run(send_cmd(&src, &addr.to_string(), &["--limit-rate", "32M", "--json"], &[]));
+    let took = started.elapsed();
+    assert_exit(&recv.finish(), 0, "receiver");
+    assert_exit(&paced, 0, "paced sender");
+    assert_file_holds(&dst.join("paced.bin"), &data, "the paced transfer");
+    let report = paced.json();
+    let rate = report["throughput_bytes_per_s"].as_f64().expect("throughput in the report");
+    assert!(took >= Duration::from_millis(1500), "64 MiB at 32 MiB/s took only {took:?}");
+    assert!(rate < 36.0 * MIB as f64, "reported {rate:.0} B/s over a 32 MiB/s limit");
+    assert_eq!(json_u64(&report, "/bytes"), 64 * MIB as u64);
+
+    // Without the limit the same transfer runs as fast as loopback allows (not asserted).
+    let (mut recv, addr) = receiver(&dst, &["--force"]);
+    let free = run(send_cmd(&src, &addr.to_string(), &["--json"], &[]));
+    assert_exit(&recv.finish(), 0, "receiver");
+    assert_exit(&free, 0, "unlimited sender");
+    let free_rate = free.json()["throughput_bytes_per_s"].as_f64().unwrap_or(0.0);
+    eprintln!("paced {rate:.0} B/s in {took:?}; unlimited {free_rate:.0} B/s");
+}
+
+#[test]
+fn keep_open_receives_32_concurrent_senders() {
+    const SENDERS: usize = 32;
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let sources: Vec<(PathBuf, Vec<u8>)> = (0..SENDERS)
+        .map(|i| {
+            let src = src_dir.join(format!("file-{i:02}.bin"));
+            let data = write_random_file(&src, MIB, 100 + i as u64);
+            (src, data)
+        })
+        .collect();
+    let (mut recv, addr) = receiver(&dst, &["--keep-open", "--max-conns", "64", "--quiet"]);
+    let dest = addr.to_string();
+    let results: Vec<_> = thread::scope(|scope| {
+        let handles: Vec<_> =
+            sources.iter().map(|(src, _)| scope.spawn(|| send(src, &dest, &["--quiet"]))).collect();
+        handles.into_iter().map(|h| h.join().expect("sender thread")).collect()
+    });
+    for (i, sent) in results.iter().enumerate() {
+        assert_exit(sent, 0, &format!("sender {i}"));
+    }
+    for (src, data) in &sources {
+        let name = src.file_name().expect("a file name");
+        assert_file_holds(&dst.join(name), data, "a concurrently received file");
+    }
+    recv.signal(Signal::SIGTERM);
+    let received = recv.finish_within(Duration::from_secs(15));
+    assert_exit(&received, 143, "receiver");
+    assert_eq!(final_names(&dst).len(), SENDERS, "exactly the sent files landed");
+}
+
+#[test]
+fn max_conns_turns_a_second_sender_away_as_busy() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let first = src_dir.join("first.bin");
+    let second = src_dir.join("second.bin");
+    let first_data = write_random_file(&first, 4 * MIB, 5);
+    let second_data = write_random_file(&second, MIB, 6);
+    let (mut recv, addr) = receiver(&dst, &["--keep-open", "--max-conns", "1"]);
+    let dest = addr.to_string();
+    let slow = ["--limit-rate", "4M"];
+    let mut a = Proc::spawn(send_cmd(&first, &dest, &slow, &[]));
+    wait_for_bytes(&part_of(&dst, "first.bin"), 64 << 10);
+    let b = run(send_cmd(&second, &dest, &slow, &[]));
+    let a = a.finish();
+    assert_exit(&a, 0, "the first sender");
+    assert_file_holds(&dst.join("first.bin"), &first_data, "the first sender's file");
+    match b.code() {
+        // Turned away while the first session runs (what zcp does today).
+        Some(3) => {
+            assert_says(&b, "busy", "the second sender");
+            assert!(!dst.join("second.bin").exists(), "a turned-away file landed");
+        }
+        // Or made to wait for a free slot, then served.
+        Some(0) => assert_file_holds(&dst.join("second.bin"), &second_data, "the waiting sender"),
+        other => {
+            panic!("the second sender should get busy (3) or wait, got {other:?}:\n{}", b.stderr)
+        }
+    }
+    recv.signal(Signal::SIGTERM);
+    let received = recv.finish_within(Duration::from_secs(15));
+    assert_exit(&received, 143, "receiver");
+}

@@ -1,0 +1,93 @@
+//! Raw mode against real netcat (OpenBSD `nc`): plain bytes both ways, byte-identical, with the
+//! data path named in the report and the missing checksum and authentication said out loud.
+//! Skipped, with the reason printed, where no OpenBSD netcat is installed.
+
+mod common;
+mod support;
+
+use std::fs::File;
+use std::process::Command;
+
+use common::{assert_file_holds, json_str, write_random_file};
+use support::{Proc, assert_exit, assert_says, free_port, run, send_cmd, zcp};
+
+const MIB: usize = 1 << 20;
+
+/// Whether OpenBSD netcat (the one with `-N`) is installed; prints why not when it is not.
+fn openbsd_nc() -> bool {
+    match Command::new("nc").arg("-h").output() {
+        Ok(out) => {
+            let help = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let ok = help.contains("OpenBSD");
+            if !ok {
+                eprintln!("skipped: `nc` is not OpenBSD netcat (no -N); its help:\n{help}");
+            }
+            ok
+        }
+        Err(e) => {
+            eprintln!("skipped: no `nc` to test raw mode against ({e})");
+            false
+        }
+    }
+}
+
+#[test]
+fn raw_send_into_netcat_is_identical_and_says_unchecked() {
+    if !openbsd_nc() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("raw.bin");
+    let data = write_random_file(&src, 4 * MIB, 1);
+    let port = free_port().to_string();
+    let mut listen = Command::new("nc");
+    listen.args(["-lv", "127.0.0.1", &port]);
+    let mut nc = Proc::spawn(listen);
+    nc.wait_line("Listening on");
+
+    let dest = format!("127.0.0.1:{port}");
+    let sent = run(send_cmd(&src, &dest, &["--raw", "--json"], &[]));
+    let got = nc.finish();
+    assert_exit(&sent, 0, "zcp send --raw");
+    assert_eq!(got.code(), Some(0), "nc -l:\n{}", got.stderr);
+    assert!(got.stdout_bytes == data, "nc received {} bytes, not the file", got.stdout_bytes.len());
+    let report = sent.json();
+    assert_eq!(json_str(&report, "/mode"), "raw");
+    assert_eq!(json_str(&report, "/send/path"), "sendfile", "report:\n{report:#}");
+    assert!(report["checksum"].is_null(), "raw mode has no checksum: {report:#}");
+    assert_eq!(report["authenticated"], false, "raw mode has no authentication");
+    assert_says(&sent, "no checksum, no authentication", "zcp send --raw");
+}
+
+#[test]
+fn netcat_into_raw_recv_is_identical_and_spliced() {
+    if !openbsd_nc() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("from-nc.bin");
+    let data = write_random_file(&src, 4 * MIB, 2);
+    let out = work.path().join("out.bin");
+    let args = ["recv", "--raw", "--listen", "127.0.0.1:0", "--json", "--output"];
+    let mut cmd = zcp(&args, &[]);
+    cmd.arg(&out);
+    let mut recv = Proc::spawn(cmd);
+    let addr = recv.listening();
+
+    let mut nc = Command::new("nc");
+    nc.args(["-N", "127.0.0.1", &addr.port().to_string()]);
+    let source = File::open(&src).expect("opening the source for nc");
+    let sent = Proc::spawn_with_stdin(&mut nc, source).finish();
+    let received = recv.finish();
+    assert_eq!(sent.code(), Some(0), "nc -N:\n{}", sent.stderr);
+    assert_exit(&received, 0, "zcp recv --raw");
+    assert_file_holds(&out, &data, "what nc sent");
+    let report = received.json();
+    assert_eq!(json_str(&report, "/recv/path"), "splice", "report:\n{report:#}");
+    assert!(report["checksum"].is_null(), "raw mode has no checksum: {report:#}");
+    assert_says(&received, "no checksum, no authentication", "zcp recv --raw");
+}

@@ -1,0 +1,177 @@
+//! The reports against the kernel's own account: each end runs under strace, and the system
+//! calls that moved the data must be the ones the JSON report names. Skipped (with a message)
+//! where strace is missing or cannot trace.
+
+mod common;
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::{
+    Receiver, SESSION, TOKEN, TOKEN_ENV, ZCP, json_str, outcome, parse_json, send,
+    write_random_file,
+};
+use serde_json::Value;
+
+const SIZE: usize = 4 << 20;
+const NAME: &str = "payload.bin";
+
+/// Why strace cannot be used here, if it cannot.
+fn strace_unusable() -> Option<String> {
+    match Command::new("strace").args(["-f", "-o", "/dev/null", "true"]).output() {
+        Err(e) => Some(format!("strace is not on PATH ({e})")),
+        Ok(out) if !out.status.success() => Some(format!(
+            "strace cannot trace here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}
+
+macro_rules! require_strace {
+    ($test:literal) => {
+        if let Some(why) = strace_unusable() {
+            eprintln!("skipping {}: {why}", $test);
+            return;
+        }
+    };
+}
+
+/// One system call in an strace log: how many times it was entered and what the completed
+/// calls returned.
+#[derive(Debug, Default)]
+struct Traced {
+    calls: usize,
+    returns: Vec<i64>,
+}
+
+impl Traced {
+    /// Bytes moved: the sum of the successful calls' return values.
+    fn bytes(&self) -> i64 {
+        self.returns.iter().filter(|&&r| r > 0).sum()
+    }
+}
+
+/// Reads the calls named `name` from an `strace -f` log, joining `<unfinished ...>` halves.
+fn traced(log: &str, name: &str) -> Traced {
+    let (entered, resumed) = (format!("{name}("), format!("<... {name} resumed>"));
+    let mut t = Traced::default();
+    for line in log.lines() {
+        // `-f` puts the thread id first.
+        let body = line.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start();
+        let complete = if body.starts_with(&entered) {
+            t.calls += 1;
+            !body.ends_with("<unfinished ...>")
+        } else {
+            body.starts_with(&resumed)
+        };
+        if complete {
+            // `CALL(ARGS)   = RET [ERRNO (TEXT)]`: strace pads before the `=`.
+            let ret = body
+                .rsplit_once(" = ")
+                .filter(|(call, _)| call.trim_end().ends_with(')'))
+                .and_then(|(_, ret)| ret.split(' ').next()?.parse().ok());
+            t.returns.push(ret.unwrap_or_else(|| panic!("no return value in {line:?}")));
+        }
+    }
+    t
+}
+
+/// `strace` arguments that log the `calls` of every thread to `log`.
+fn strace_args(log: &Path, calls: &str) -> Vec<OsString> {
+    vec!["-f".into(), "-o".into(), log.into(), "-e".into(), format!("trace={calls}").into()]
+}
+
+/// Sends a 4 MiB file from under strace to a plain receiver; returns the sender's report and
+/// the trace.
+fn traced_send(extra: &[&str]) -> (Value, String) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join(NAME);
+    let data = write_random_file(&src, SIZE, 99);
+    let dst = common::subdir(work.path(), "dst");
+    let log = work.path().join("send.strace");
+    let receiver = Receiver::start(&dst, &[]);
+    let sent = assert_cmd::Command::new("strace")
+        .args(strace_args(&log, "sendfile,splice,read,write,sendto"))
+        .arg(ZCP)
+        .arg("send")
+        .arg(&src)
+        .arg(receiver.dest())
+        .arg("--json")
+        .args(extra)
+        .env(TOKEN_ENV, TOKEN)
+        .timeout(SESSION)
+        .assert();
+    let (code, stdout, stderr) = outcome(&sent);
+    let received = receiver.wait();
+    assert_eq!(code, Some(0), "traced sender {extra:?} failed:\n{stderr}");
+    assert_eq!(received.code(), Some(0), "receiver failed:\n{}", received.stderr);
+    common::assert_file_holds(&dst.join(NAME), &data, "traced send");
+    let trace = fs::read_to_string(&log).expect("reading the strace log");
+    (parse_json(&stdout, &stderr), trace)
+}
+
+#[test]
+fn auto_sender_moves_the_data_with_sendfile() {
+    require_strace!("auto_sender_moves_the_data_with_sendfile");
+    let (report, trace) = traced_send(&[]);
+    assert_eq!(json_str(&report, "/send/path"), "sendfile", "{report:#}");
+    let sendfile = traced(&trace, "sendfile");
+    assert!(sendfile.calls > 0, "no sendfile calls:\n{trace}");
+    assert_eq!(sendfile.bytes(), SIZE as i64, "sendfile should move the whole file: {sendfile:?}");
+    assert_eq!(report["send"]["syscalls"], sendfile.calls, "report vs strace: {sendfile:?}");
+    assert_eq!(traced(&trace, "splice").calls, 0, "splice was not needed:\n{trace}");
+    let read = traced(&trace, "read");
+    assert!(read.bytes() < (SIZE / 4) as i64, "the file was read with read(2): {read:?}");
+}
+
+#[test]
+fn buffered_sender_uses_neither_sendfile_nor_splice() {
+    require_strace!("buffered_sender_uses_neither_sendfile_nor_splice");
+    let (report, trace) = traced_send(&["--method", "buffered"]);
+    assert_eq!(json_str(&report, "/send/path"), "buffered", "{report:#}");
+    for call in ["sendfile", "splice"] {
+        let lines: Vec<&str> = trace.lines().filter(|l| l.contains(call)).collect();
+        assert!(lines.is_empty(), "--method buffered made {call} calls: {lines:#?}");
+    }
+    // std's `TcpStream` writes with send(2), which strace shows as sendto.
+    let (read, sent) = (traced(&trace, "read"), traced(&trace, "sendto"));
+    assert!(read.bytes() >= SIZE as i64, "the file was not read with read(2): {read:?}");
+    assert!(sent.bytes() >= SIZE as i64, "the data was not sent with send(2): {sent:?}");
+}
+
+#[test]
+fn auto_receiver_writes_the_data_with_splice() {
+    require_strace!("auto_receiver_writes_the_data_with_splice");
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join(NAME);
+    let data = write_random_file(&src, SIZE, 98);
+    let dst = common::subdir(work.path(), "dst");
+    let log = work.path().join("recv.strace");
+    let args = strace_args(&log, "splice,read,write,recvfrom");
+    let wrapper: Vec<&OsStr> =
+        std::iter::once(OsStr::new("strace")).chain(args.iter().map(OsString::as_os_str)).collect();
+    let receiver = Receiver::try_start_wrapped(&wrapper, &dst, &["--json"])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = send(&src, &receiver.dest(), &[]);
+    let (code, _, stderr) = outcome(&sent);
+    let received = receiver.wait();
+    assert_eq!(code, Some(0), "sender failed:\n{stderr}");
+    assert_eq!(received.code(), Some(0), "traced receiver failed:\n{}", received.stderr);
+    common::assert_file_holds(&dst.join(NAME), &data, "traced receive");
+
+    let report = received.json();
+    let trace = fs::read_to_string(&log).expect("reading the strace log");
+    assert_eq!(json_str(&report, "/recv/path"), "splice", "{report:#}");
+    let splice = traced(&trace, "splice");
+    // Every byte is spliced twice: socket to pipe, then pipe to file.
+    assert_eq!(splice.bytes(), 2 * SIZE as i64, "splice should move the whole file: {splice:?}");
+    assert_eq!(report["recv"]["syscalls"], splice.calls, "report vs strace: {splice:?}");
+    // std's `TcpStream` reads with recv(2), which strace shows as recvfrom.
+    for call in ["read", "recvfrom"] {
+        let t = traced(&trace, call);
+        assert!(t.bytes() < (SIZE / 4) as i64, "the data went through {call}(2): {t:?}");
+    }
+}
