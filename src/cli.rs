@@ -123,12 +123,13 @@ pub struct AuthArgs {
     #[arg(long, env = "ZCP_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
 
-    /// Read the token from the first line of FILE
-    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    /// Read the token from the first line of FILE (wins over --token and ZCP_TOKEN)
+    #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
-    /// Turn authentication off on this end (anyone who can connect may write)
-    #[arg(long, conflicts_with_all = ["token", "token_file"])]
+    /// Turn authentication off on this end: anyone who can connect may write (wins over every
+    /// token option)
+    #[arg(long)]
     pub no_auth: bool,
 }
 

@@ -85,14 +85,16 @@ fn usage(message: String) -> anyhow::Error {
     crate::error::SessionError::Usage(message).into()
 }
 
-/// The token to prove or require, if any.
+/// The token to prove or require, if any: `--no-auth` wins, then `--token-file`, then
+/// `--token` (or `ZCP_TOKEN`).
 fn token(args: &AuthArgs) -> anyhow::Result<Option<Token>> {
     if args.no_auth {
         return Ok(None);
     }
-    match (&args.token, &args.token_file) {
-        (Some(t), _) => Token::new(t).map(Some),
-        (None, Some(path)) => Token::from_file(path).map(Some),
+    // An explicit file wins over --token, which may come from ZCP_TOKEN in the environment.
+    match (&args.token_file, &args.token) {
+        (Some(path), _) => Token::from_file(path).map(Some),
+        (None, Some(t)) => Token::new(t).map(Some),
         (None, None) => Ok(None),
     }
 }

@@ -494,7 +494,7 @@ impl SessionPlan {
 /// and checks its token proof, proving ours in turn.
 fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
     let theirs = protocol::read_hello(socket)
-        .map_err(|e| session::read_failure(e, "the sender's greeting"))?;
+        .map_err(|e| session::read_failure(e, "the sender's greeting", Some(HANDSHAKE_TIMEOUT)))?;
     let nonce = auth::nonce()?;
     let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::ours() };
     protocol::write_hello(socket, ours).context("sending the greeting")?;

@@ -174,9 +174,14 @@ impl Report {
                 return format!("{} ", only.name);
             }
         }
-        let mut text = format!("{} files", files.len());
-        if dirs > 0 {
-            text.push_str(&format!(", {dirs} dirs"));
+        let mut text = match files.len() {
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
+        };
+        match dirs {
+            0 => {}
+            1 => text.push_str(", 1 dir"),
+            n => text.push_str(&format!(", {n} dirs")),
         }
         let resumed: u64 = self.files.iter().map(|f| f.resumed_from).sum();
         let mut notes = Vec::new();
@@ -219,7 +224,10 @@ impl Report {
 
 fn path_summary(s: &SideStats) -> String {
     let calls = if s.calls == 1 { "call" } else { "calls" };
-    format!("{} ({} {calls})", s.path, s.calls)
+    match s.path {
+        Some(path) => format!("{path} ({} {calls})", s.calls),
+        None => "none (no data call)".into(),
+    }
 }
 
 fn cpu_summary(bytes: u64, send: &SideStats, recv: &SideStats) -> String {
@@ -289,7 +297,7 @@ struct JsonChecksum {
 
 #[derive(Serialize)]
 struct JsonSide<'a> {
-    path: &'static str,
+    path: Option<&'static str>,
     bytes: u64,
     syscalls: u64,
     bytes_per_call: Option<f64>,
@@ -308,7 +316,7 @@ struct JsonSide<'a> {
 impl<'a> JsonSide<'a> {
     fn of(s: &'a SideStats) -> Self {
         JsonSide {
-            path: s.path.as_str(),
+            path: s.path.map(DataPath::as_str),
             bytes: s.bytes,
             syscalls: s.calls,
             bytes_per_call: (s.calls > 0).then(|| s.bytes as f64 / s.calls as f64),

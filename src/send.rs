@@ -133,8 +133,9 @@ fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
     let nonce = auth::nonce()?;
     let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::ours() };
     protocol::write_hello(socket, ours).context("sending the greeting")?;
-    let theirs = protocol::read_hello(socket)
-        .map_err(|e| session::read_failure(e, "the receiver's greeting"))?;
+    let theirs = protocol::read_hello(socket).map_err(|e| {
+        session::read_failure(e, "the receiver's greeting", Some(HANDSHAKE_TIMEOUT))
+    })?;
     if theirs.version != protocol::VERSION {
         return Err(ProtocolError::UnsupportedVersion(theirs.version).into());
     }

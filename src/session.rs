@@ -22,23 +22,23 @@ pub fn next_message(socket: &mut TcpStream, waiting_for: &str) -> anyhow::Result
     match protocol::read_message(socket) {
         Ok(Message::Error { code, message }) => Err(SessionError::Peer { code, message }.into()),
         Ok(msg) => Ok(msg),
-        Err(e) => Err(read_failure(e, waiting_for)),
+        Err(e) => Err(read_failure(e, waiting_for, socket.read_timeout().ok().flatten())),
     }
 }
 
-/// The error for a failed read while `waiting_for` something, naming a timeout as such.
-pub fn read_failure(e: ReadError, waiting_for: &str) -> anyhow::Error {
-    match e {
-        ReadError::Io(e)
-            if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
-        {
+/// The error for a failed read while `waiting_for` something; a read that hit the socket's
+/// `timeout` says so, in seconds, and keeps its `WouldBlock` kind for the callers that name it.
+pub fn read_failure(e: ReadError, waiting_for: &str, timeout: Option<Duration>) -> anyhow::Error {
+    let context = format!("waiting for {waiting_for}");
+    match (e, timeout) {
+        (ReadError::Io(e), Some(t)) if e.kind() == io::ErrorKind::WouldBlock => {
             anyhow::Error::from(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("no answer within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+                io::ErrorKind::WouldBlock,
+                format!("nothing arrived for {} s", t.as_secs_f64()),
             ))
-            .context(format!("waiting for {waiting_for}"))
+            .context(context)
         }
-        e => anyhow::Error::from(e).context(format!("waiting for {waiting_for}")),
+        (e, _) => anyhow::Error::from(e).context(context),
     }
 }
 

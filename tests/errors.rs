@@ -275,10 +275,6 @@ fn read_only_destination_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: with ZCP_TOKEN in the environment, `zcp recv --no-auth` and `--token-file F` \
-            are usage errors (\"cannot be used with '--token <TOKEN>'\"): clap counts the env \
-            value of --token in conflicts_with (clap-rs/clap#5591), so a token exported in a \
-            shell profile cannot be overridden"]
 fn no_auth_and_token_file_override_a_token_in_the_environment() {
     let work = tempfile::tempdir().expect("tempdir");
     let token_file = work.path().join("token");

@@ -87,7 +87,7 @@ fn existing_files_are_refused_and_the_others_land() {
         assert_eq!(status(&report, name), "refused", "{report:#}");
     }
     assert!(stderr.contains("--force"), "the refusal says how to replace:\n{stderr}");
-    assert!(stderr.contains("4 files, 1 dirs (3 refused)"), "sender's summary:\n{stderr}");
+    assert!(stderr.contains("4 files, 1 dir (3 refused)"), "sender's summary:\n{stderr}");
     assert_eq!(status(&report, "new.txt"), "sent", "{report:#}");
     assert_eq!(report["refused"], 3, "{report:#}");
     assert_eq!(report["files_sent"], 1, "{report:#}");

@@ -81,7 +81,7 @@ pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
         Framing::Sized(len) => sink.run(len, Some(len), tick)?,
         Framing::UntilClose => sink.run(u64::MAX, None, tick)?,
         Framing::Chunked => loop {
-            let len = protocol::read_chunk_header(&mut sink.socket).map_err(anyhow::Error::from)?;
+            let len = super::next_chunk(&mut sink.socket, sink.moved.bytes)?;
             if len == 0 {
                 break;
             }

@@ -214,7 +214,7 @@ pub(super) fn recv_splice(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, A
         Framing::Chunked => {
             let mut socket = Counted::new(inc.socket);
             loop {
-                let len = protocol::read_chunk_header(&mut socket).map_err(anyhow::Error::from)?;
+                let len = super::next_chunk(&mut socket, writer.moved.bytes)?;
                 if len == 0 {
                     break;
                 }

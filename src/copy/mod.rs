@@ -277,3 +277,15 @@ pub(crate) fn source_shrank(source: &Source, at: u64, size: u64) -> Attempt {
         source.display
     ))
 }
+
+/// Reads the next chunk header of a chunked file; a connection closed between chunks is the
+/// same "connection lost" as one closed inside a chunk.
+pub(crate) fn next_chunk(socket: &mut Counted<&TcpStream>, received: u64) -> Result<u32, Attempt> {
+    match crate::protocol::read_chunk_header(socket) {
+        Ok(len) => Ok(len),
+        Err(crate::protocol::ReadError::Protocol(crate::protocol::ProtocolError::Closed)) => {
+            Err(SessionError::ConnectionLost { received, expected: None }.into())
+        }
+        Err(e) => Err(anyhow::Error::from(e).into()),
+    }
+}

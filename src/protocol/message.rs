@@ -152,8 +152,8 @@ pub enum ErrorCode {
 /// What one end measured over the data phase of a session.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SideStats {
-    /// The data path that moved the bytes.
-    pub path: DataPath,
+    /// The data path that moved the bytes; `None` when no data call was made.
+    pub path: Option<DataPath>,
     /// File bytes this end moved.
     pub bytes: u64,
     /// Data-path system calls (sendfile, splice, read, write).
@@ -375,7 +375,7 @@ fn decode_answer(d: &mut Decoder<'_>) -> Result<Answer, ProtocolError> {
 }
 
 fn encode_stats(e: &mut Encoder, s: &SideStats) {
-    e.u8(s.path.to_wire())
+    e.u8(s.path.map_or(0, DataPath::to_wire))
         .u64(s.bytes)
         .u64(s.calls)
         .u64(s.checksum_calls)
@@ -393,7 +393,10 @@ fn encode_stats(e: &mut Encoder, s: &SideStats) {
 }
 
 fn decode_stats(d: &mut Decoder<'_>) -> Result<SideStats, ProtocolError> {
-    let path = DataPath::from_wire(d.u8()?).ok_or_else(|| malformed("unknown data path".into()))?;
+    let path = match d.u8()? {
+        0 => None,
+        v => Some(DataPath::from_wire(v).ok_or_else(|| malformed("unknown data path".into()))?),
+    };
     let mut s = SideStats {
         path,
         bytes: d.u64()?,

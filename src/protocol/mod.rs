@@ -83,7 +83,8 @@
 //! **Verdict**, one per file sent, in order: `u8 status` (1 = ok, 2 = checksum mismatch,
 //! 3 = failed), `str16 detail`.
 //!
-//! **Statistics** (what one end measured): `u8 path` (1 = sendfile, 2 = splice, 3 = buffered),
+//! **Statistics** (what one end measured): `u8 path` (0 = none: no data call was made,
+//! 1 = sendfile, 2 = splice, 3 = buffered),
 //! `u64 bytes`, `u64 data syscalls`, `u64 checksum syscalls`, `u32 pipe bytes`,
 //! `u64 elapsed µs`, `u64 user CPU µs`, `u64 system CPU µs`, `u64 peak RSS KiB`,
 //! `u64 voluntary context switches`, `u64 involuntary context switches`, `u16 count`, then
@@ -310,10 +311,11 @@ pub fn chunk_header(len: u32) -> [u8; 4] {
     len.to_be_bytes()
 }
 
-/// Reads the header of one chunk of the chunked data form; 0 ends the file.
+/// Reads the header of one chunk of the chunked data form; 0 ends the file. A connection that
+/// ends cleanly where a header should start is `Closed`: the peer went away between chunks.
 pub fn read_chunk_header(r: &mut impl Read) -> Result<u32, ReadError> {
     let mut buf = [0u8; 4];
-    read_full(r, &mut buf, "chunk header", false)?;
+    read_full(r, &mut buf, "chunk header", true)?;
     let len = u32::from_be_bytes(buf);
     if len > MAX_CHUNK {
         return Err(ProtocolError::TooLarge {

@@ -174,7 +174,7 @@ fn dir(name: &[u8]) -> Entry {
 
 fn stats_with_fallbacks() -> SideStats {
     SideStats {
-        path: DataPath::Buffered,
+        path: Some(DataPath::Buffered),
         bytes: 1 << 40,
         calls: 7,
         checksum_calls: 3,
@@ -322,7 +322,7 @@ fn file_end_round_trips() {
 fn finish_round_trips_with_and_without_fallbacks() {
     let with = Message::Finish(stats_with_fallbacks());
     assert_eq!(round_trip(&with), with);
-    for path in [DataPath::Sendfile, DataPath::Splice, DataPath::Buffered] {
+    for path in [None, Some(DataPath::Sendfile), Some(DataPath::Splice), Some(DataPath::Buffered)] {
         let plain = Message::Finish(SideStats { path, ..SideStats::default() });
         assert_eq!(round_trip(&plain), plain);
     }
@@ -920,9 +920,12 @@ fn chunk_header_over_max_chunk_is_too_large() {
 }
 
 #[test]
-fn missing_chunk_header_is_truncated_not_closed() {
-    // Inside a chunked file the stream may not end cleanly: the 0-length chunk ends it.
-    for cut in 0..4 {
+fn missing_chunk_header_is_closed_and_a_cut_one_truncated() {
+    // Nothing where a header should start: the peer went away between chunks (the copy paths
+    // report that as a lost connection); part of a header is a truncation.
+    let err = protocol_error(read_chunk_header(&mut &chunk_header(5)[..0]));
+    assert_eq!(err, ProtocolError::Closed);
+    for cut in 1..4 {
         let err = protocol_error(read_chunk_header(&mut &chunk_header(5)[..cut]));
         assert_eq!(err, ProtocolError::Truncated("chunk header"));
     }
@@ -1026,7 +1029,13 @@ fn arb_fallback() -> impl Strategy<Value = Fallback> {
 }
 
 fn arb_stats() -> impl Strategy<Value = SideStats> {
-    (arb_data_path(), [any::<u64>(); 3], any::<u32>(), [any::<u64>(); 6], vec(arb_fallback(), 0..4))
+    (
+        proptest::option::of(arb_data_path()),
+        [any::<u64>(); 3],
+        any::<u32>(),
+        [any::<u64>(); 6],
+        vec(arb_fallback(), 0..4),
+    )
         .prop_map(|(path, [bytes, calls, checksum_calls], pipe_bytes, rest, fallbacks)| {
             let [elapsed_us, user_us, sys_us, peak_rss_kib, voluntary, involuntary] = rest;
             SideStats {
@@ -1193,6 +1202,7 @@ proptest! {
     fn arbitrary_bytes_never_panic_read_chunk_header(bytes in vec(any::<u8>(), 0..8)) {
         let result = outcome(read_chunk_header(&mut bytes.as_slice()));
         let expected = match <[u8; 4]>::try_from(bytes.get(..4).unwrap_or(&[])) {
+            Err(_) if bytes.is_empty() => Err(ProtocolError::Closed),
             Err(_) => Err(ProtocolError::Truncated("chunk header")),
             Ok(raw) => match u32::from_be_bytes(raw) {
                 len if len <= MAX_CHUNK => Ok(len),
