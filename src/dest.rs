@@ -11,6 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
@@ -27,11 +28,56 @@ const COMPONENT_MAX: usize = 255 - ".".len() - ".zcp-part".len();
 #[derive(Debug)]
 pub enum Destination {
     /// Entries land under this directory, held open by descriptor.
-    Directory { path: PathBuf, dir: OwnedFd },
-    /// The one file to write: `name` in `dir`.
-    File { path: PathBuf, dir: OwnedFd, name: OsString },
+    Directory { path: PathBuf, dirs: Arc<Dirs> },
+    /// The one file to write: `name` in the root of `dirs`.
+    File { path: PathBuf, dirs: Arc<Dirs>, name: OsString },
     /// `-`: the one file goes to standard output.
     Stdout,
+}
+
+/// How many directory descriptors `Dirs` keeps open.
+const DIRS_KEPT: usize = 64;
+
+/// The output directory, held open, and descriptors of the directories below it by relative
+/// path. Consecutive files mostly share a directory, so each is walked once rather than once
+/// per file; the few kept open bound the descriptors a tree of many directories costs.
+#[derive(Debug)]
+pub struct Dirs {
+    root: Arc<OwnedFd>,
+    recent: Mutex<Vec<(Vec<u8>, Arc<OwnedFd>)>>,
+}
+
+impl Dirs {
+    fn new(root: OwnedFd) -> Arc<Dirs> {
+        Arc::new(Dirs { root: Arc::new(root), recent: Mutex::new(Vec::new()) })
+    }
+
+    /// The directory at `rel` below the root, created where missing, reached one component at a
+    /// time without following symlinks.
+    fn get(&self, rel: &[&OsStr]) -> io::Result<Arc<OwnedFd>> {
+        if rel.is_empty() {
+            return Ok(Arc::clone(&self.root));
+        }
+        let key = rel.iter().map(|c| c.as_bytes()).collect::<Vec<_>>().join(&b'/');
+        let mut recent =
+            self.recent.lock().map_err(|_| io::Error::other("directory cache poisoned"))?;
+        if let Some(i) = recent.iter().position(|(k, _)| *k == key) {
+            let hit = recent.remove(i);
+            let fd = Arc::clone(&hit.1);
+            recent.push(hit);
+            return Ok(fd);
+        }
+        let mut fd = open_dir(&*self.root, rel[0], true)?;
+        for name in &rel[1..] {
+            fd = open_dir(&fd, name, true)?;
+        }
+        let fd = Arc::new(fd);
+        if recent.len() >= DIRS_KEPT {
+            recent.remove(0);
+        }
+        recent.push((key, Arc::clone(&fd)));
+        Ok(fd)
+    }
 }
 
 /// How the receiver treats targets that already exist.
@@ -78,7 +124,7 @@ impl Destination {
         if output.is_dir() {
             let dir = open_dir(AT_FDCWD, output.as_os_str(), true)
                 .with_context(|| format!("opening output directory {}", output.display()))?;
-            return Ok(Destination::Directory { path: output.to_path_buf(), dir });
+            return Ok(Destination::Directory { path: output.to_path_buf(), dirs: Dirs::new(dir) });
         }
         let Some(name) = output.file_name() else {
             bail!("output {} is neither a directory nor a file path", output.display());
@@ -89,7 +135,11 @@ impl Destination {
         };
         let dir = open_dir(AT_FDCWD, parent.as_os_str(), true)
             .with_context(|| format!("output directory {}", parent.display()))?;
-        Ok(Destination::File { path: output.to_path_buf(), dir, name: name.to_os_string() })
+        Ok(Destination::File {
+            path: output.to_path_buf(),
+            dirs: Dirs::new(dir),
+            name: name.to_os_string(),
+        })
     }
 
     /// Whether this destination takes one file only.
@@ -102,32 +152,39 @@ impl Destination {
     pub fn decide(&self, entry: &Entry, policy: Policy) -> Result<Decision, Refusal> {
         let parts =
             check_path(&entry.name).map_err(|why| Refusal::new(RefuseCode::InvalidName, why))?;
-        let (root, shown_root) = match self {
+        let (dirs, shown_root) = match self {
             Destination::Stdout => return self.decide_stdout(entry),
-            Destination::Directory { path, dir } => (dir, path.clone()),
-            Destination::File { path, dir, name } => {
+            Destination::Directory { path, dirs } => (dirs, path.clone()),
+            Destination::File { path, dirs, name } => {
                 if entry.kind == EntryKind::Dir {
                     return Err(Refusal::new(
                         RefuseCode::Unsupported,
                         "--output names a file, not a directory",
                     ));
                 }
-                let target = Target { dir: dup(dir)?, name: name.clone(), shown: path.clone() };
+                let target = Target {
+                    dirs: Arc::clone(dirs),
+                    rel: Vec::new(),
+                    name: name.clone(),
+                    shown: path.clone(),
+                };
                 return decide_file(target, entry, policy);
             }
         };
         let shown = shown_root.join(OsStr::from_bytes(&entry.name));
-        let (last, dirs) = parts
+        let (last, rel_dirs) = parts
             .split_last()
             .ok_or_else(|| Refusal::new(RefuseCode::InvalidName, "empty path"))?;
-        let parent = walk(root, dirs, &shown)?;
         match entry.kind {
             EntryKind::Dir => {
-                open_dir(&parent, last, true).map_err(|e| walk_refusal(&shown, e))?;
+                dirs.get(&parts).map_err(|e| walk_refusal(&shown, e))?;
                 Ok(Decision::Dir)
             }
             EntryKind::File => {
-                let target = Target { dir: parent, name: last.to_os_string(), shown };
+                dirs.get(rel_dirs).map_err(|e| walk_refusal(&shown, e))?;
+                let rel = rel_dirs.iter().map(|c| c.to_os_string()).collect();
+                let target =
+                    Target { dirs: Arc::clone(dirs), rel, name: last.to_os_string(), shown };
                 decide_file(target, entry, policy)
             }
         }
@@ -146,15 +203,12 @@ impl Destination {
     /// Re-opens the directory of a received entry and applies its mode and mtime; done after all
     /// files, so a read-only directory mode does not stop its own contents from landing.
     pub fn finish_dir(&self, entry: &Entry) -> io::Result<()> {
-        let Destination::Directory { dir, .. } = self else { return Ok(()) };
+        let Destination::Directory { dirs, .. } = self else { return Ok(()) };
         let parts = check_path(&entry.name).map_err(io::Error::other)?;
-        let mut fd = dup(dir).map_err(|r| io::Error::other(r.reason))?;
-        for part in &parts {
-            fd = open_dir(&fd, part, false)?;
-        }
-        let file = File::from(fd);
-        file.set_permissions(std::fs::Permissions::from_mode(entry.mode & 0o777))?;
-        file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+        let fd = dirs.get(&parts)?;
+        let dir = File::from(fd.try_clone()?);
+        dir.set_permissions(std::fs::Permissions::from_mode(entry.mode & 0o777))?;
+        dir.set_times(FileTimes::new().set_modified(mtime_of(entry)))
     }
 }
 
@@ -248,16 +302,6 @@ pub fn check_path(name: &[u8]) -> Result<Vec<&OsStr>, String> {
         .collect()
 }
 
-/// Opens (creating when missing) each directory in `dirs` below `root`, never following a
-/// symlink: a link planted in the destination is refused, not followed.
-fn walk(root: &OwnedFd, dirs: &[&OsStr], shown: &Path) -> Result<OwnedFd, Refusal> {
-    let mut fd = dup(root)?;
-    for dir in dirs {
-        fd = open_dir(&fd, dir, true).map_err(|e| walk_refusal(shown, e))?;
-    }
-    Ok(fd)
-}
-
 fn walk_refusal(shown: &Path, e: io::Error) -> Refusal {
     let why = match e.raw_os_error().map(Errno::from_raw) {
         Some(Errno::ELOOP) | Some(Errno::ENOTDIR) => {
@@ -280,11 +324,6 @@ fn open_dir(dir: impl AsFd, name: &OsStr, create: bool) -> io::Result<OwnedFd> {
     Ok(openat(dir, name, flags, Mode::empty())?)
 }
 
-fn dup(fd: &OwnedFd) -> Result<OwnedFd, Refusal> {
-    fd.try_clone()
-        .map_err(|e| Refusal::new(RefuseCode::Other, format!("duplicating a descriptor: {e}")))
-}
-
 fn code_of(e: &io::Error) -> RefuseCode {
     match e.kind() {
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
@@ -295,16 +334,23 @@ fn code_of(e: &io::Error) -> RefuseCode {
     }
 }
 
-/// A file to be written: its directory (held open), final name, and the path shown to users.
+/// A file to be written: its directory (relative to the output directory), final name, and the
+/// path shown to users. It holds no descriptor: many targets wait in a plan at once.
 #[derive(Debug)]
 pub struct Target {
-    dir: OwnedFd,
+    dirs: Arc<Dirs>,
+    rel: Vec<OsString>,
     name: OsString,
     /// The path as users see it, for messages only; never opened.
     pub shown: PathBuf,
 }
 
 impl Target {
+    fn dir(&self) -> io::Result<Arc<OwnedFd>> {
+        let rel: Vec<&OsStr> = self.rel.iter().map(OsString::as_os_str).collect();
+        self.dirs.get(&rel)
+    }
+
     fn part_name(&self) -> OsString {
         let mut part = b".".to_vec();
         part.extend_from_slice(self.name.as_bytes());
@@ -321,7 +367,8 @@ impl Target {
     fn existing(&self) -> Result<Option<Existing>, Refusal> {
         use nix::sys::stat::{SFlag, fstatat};
         let flags = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
-        let st = match fstatat(&self.dir, self.name.as_os_str(), flags) {
+        let dir = self.dir().map_err(|e| self.refusal(e))?;
+        let st = match fstatat(&*dir, self.name.as_os_str(), flags) {
             Ok(st) => st,
             Err(Errno::ENOENT) => return Ok(None),
             Err(e) => return Err(self.refusal(e.into())),
@@ -339,7 +386,8 @@ impl Target {
     /// The part file a previous transfer left, if any (opened, never created).
     fn existing_part(&self) -> Result<Option<File>, Refusal> {
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-        match openat(&self.dir, self.part_name().as_os_str(), flags, Mode::empty()) {
+        let dir = self.dir().map_err(|e| self.refusal(e))?;
+        match openat(&*dir, self.part_name().as_os_str(), flags, Mode::empty()) {
             Ok(fd) => Ok(Some(File::from(fd))),
             Err(Errno::ENOENT) => Ok(None),
             Err(e) => Err(self.refusal(e.into())),
@@ -350,7 +398,8 @@ impl Target {
     /// without creating anything.
     fn check_writable(&self) -> Result<(), Refusal> {
         use nix::unistd::{AccessFlags, faccessat};
-        faccessat(&self.dir, ".", AccessFlags::W_OK, nix::fcntl::AtFlags::empty()).map_err(|e| {
+        let dir = self.dir().map_err(|e| self.refusal(e))?;
+        faccessat(&*dir, ".", AccessFlags::W_OK, nix::fcntl::AtFlags::empty()).map_err(|e| {
             let shown = self.shown.parent().unwrap_or(Path::new(".")).display();
             Refusal::new(code_of(&e.into()), format!("cannot create files in {shown}: {e}"))
         })
@@ -362,7 +411,8 @@ impl Target {
         if truncate {
             flags |= OFlag::O_TRUNC;
         }
-        openat(&self.dir, self.part_name().as_os_str(), flags, Mode::from_bits_truncate(0o600))
+        let dir = self.dir().map_err(|e| self.refusal(e))?;
+        openat(&*dir, self.part_name().as_os_str(), flags, Mode::from_bits_truncate(0o600))
             .map(File::from)
             .map_err(|e| self.refusal(e.into()))
     }
@@ -381,18 +431,20 @@ impl Target {
             part.set_times(FileTimes::new().set_modified(mtime_of(entry)))
                 .with_context(|| format!("setting the mtime of {}", self.part_shown().display()))?;
         }
-        rename(&self.dir, &self.part_name(), &self.name, force).with_context(|| {
+        let dir = self
+            .dir()
+            .with_context(|| format!("opening the directory of {}", self.shown.display()))?;
+        rename(&dir, &self.part_name(), &self.name, force).with_context(|| {
             format!("moving {} into place as {}", self.part_shown().display(), self.shown.display())
         })
     }
 
     /// Removes the part file: its contents are known to be wrong.
     pub fn discard(&self) {
-        let _ = nix::unistd::unlinkat(
-            &self.dir,
-            self.part_name().as_os_str(),
-            nix::unistd::UnlinkatFlags::NoRemoveDir,
-        );
+        if let Ok(dir) = self.dir() {
+            let flags = nix::unistd::UnlinkatFlags::NoRemoveDir;
+            let _ = nix::unistd::unlinkat(&*dir, self.part_name().as_os_str(), flags);
+        }
     }
 }
 
@@ -428,10 +480,10 @@ impl Destination {
     /// Bytes available to an unprivileged writer where files land, when it can be told.
     pub fn free_space(&self) -> Option<u64> {
         let dir = match self {
-            Destination::Directory { dir, .. } | Destination::File { dir, .. } => dir,
+            Destination::Directory { dirs, .. } | Destination::File { dirs, .. } => &dirs.root,
             Destination::Stdout => return None,
         };
-        let st = nix::sys::statvfs::fstatvfs(dir).ok()?;
+        let st = nix::sys::statvfs::fstatvfs(&**dir).ok()?;
         Some((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
     }
 }

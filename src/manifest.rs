@@ -38,6 +38,8 @@ pub struct Manifest {
     pub items: Vec<Item>,
     /// What was left out and why, for the user.
     pub warnings: Vec<String>,
+    /// The device last asked about and whether it is a pseudo file system.
+    last_fs: Option<(u64, bool)>,
 }
 
 impl Manifest {
@@ -179,9 +181,22 @@ impl Manifest {
     }
 
     fn push_file(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata) {
-        let size = (meta.is_file() && !crate::source::on_pseudo_fs(path)).then_some(meta.len());
+        let size = (meta.is_file() && !self.pseudo(path, meta.dev())).then_some(meta.len());
         let entry = entry(EntryKind::File, name, size, meta);
         self.items.push(Item { entry, origin: Origin::Path(path.to_path_buf()) });
+    }
+
+    /// Whether files on device `dev` report meaningless sizes (procfs, sysfs): asked once per
+    /// run of files on the same device, not once per file.
+    fn pseudo(&mut self, path: &Path, dev: u64) -> bool {
+        match self.last_fs {
+            Some((d, pseudo)) if d == dev => pseudo,
+            _ => {
+                let pseudo = crate::source::on_pseudo_fs(path);
+                self.last_fs = Some((dev, pseudo));
+                pseudo
+            }
+        }
     }
 }
 

@@ -87,11 +87,13 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
     let start = usage::Snapshot::now();
     let mut reports: Vec<FileReport> =
         manifest.items.iter().zip(&answers).map(|(i, a)| initial_report(i, a)).collect();
+    net::cork(&socket, true);
     let total = push_all(&mut socket, cfg, manifest, &answers, &mut reports)
         .with_context(|| format!("sending to {peer}"))?;
     let stats = start.side_stats(&total);
     protocol::write_message(&mut socket, &Message::Finish(stats.clone()))
         .context("sending statistics")?;
+    net::cork(&socket, false);
     let summary = match next_message(&mut socket, "the receiver's summary")? {
         Message::Summary(s) => s,
         other => return Err(unexpected("SUMMARY", &other)),

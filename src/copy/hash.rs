@@ -147,3 +147,44 @@ pub fn hash_prefix(file: &File, len: u64, hasher: &mut Xxh3) -> io::Result<u64> 
     }
     Ok(calls)
 }
+
+/// Files up to this size are hashed by the copying thread once their bytes moved: starting a
+/// thread costs more than hashing them.
+const INLINE_MAX: u64 = 1 << 20;
+
+/// The checksum of one file on a zero-copy path: a trailing thread for large files, a read-back
+/// by the caller at the end for small ones.
+pub enum FileDigest {
+    Thread(BackgroundHash),
+    AtEnd,
+}
+
+impl FileDigest {
+    /// Starts the checksum of `file`, whose first `ready` bytes are there and whose final length
+    /// is `expected` when known.
+    pub fn start(file: &File, ready: u64, expected: Option<u64>) -> io::Result<FileDigest> {
+        match expected {
+            Some(len) if len <= INLINE_MAX => Ok(FileDigest::AtEnd),
+            _ => BackgroundHash::spawn(file, ready).map(FileDigest::Thread),
+        }
+    }
+
+    /// Says that the first `ready` bytes of the file are now written.
+    pub fn advance(&self, ready: u64) {
+        if let FileDigest::Thread(hash) = self {
+            hash.advance(ready);
+        }
+    }
+
+    /// The digest of the first `len` bytes of `file`, and the reads it took.
+    pub fn finish(self, file: &File, len: u64) -> io::Result<(u128, u64)> {
+        match self {
+            FileDigest::Thread(hash) => hash.finish(len),
+            FileDigest::AtEnd => {
+                let mut hasher = Xxh3::new();
+                let calls = hash_prefix(file, len, &mut hasher)?;
+                Ok((hasher.digest128(), calls))
+            }
+        }
+    }
+}

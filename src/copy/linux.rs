@@ -2,9 +2,11 @@
 //! socket→pipe→file, with the pipe they share. Each reports `Attempt::Unsupported` only when the
 //! kernel refuses before the first byte moved, so a fallback never resends anything.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice, tee};
@@ -13,8 +15,7 @@ use nix::unistd::pipe2;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::{
-    Attempt, BackgroundHash, Counted, DataPath, Framing, Incoming, Moved, Outgoing, Tick,
-    source_shrank,
+    Attempt, Counted, DataPath, FileDigest, Framing, Incoming, Moved, Outgoing, Tick, source_shrank,
 };
 use crate::error::SessionError;
 use crate::protocol;
@@ -62,28 +63,30 @@ pub(super) fn send_sendfile(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved,
         }
         // Hash only once the path is known to work: a fallback would hash on its own.
         if hash.is_none() {
-            hash = Some(BackgroundHash::spawn(&src.file, size)?);
+            hash = Some(FileDigest::start(&src.file, size, Some(size))?);
         }
         tick(offset as u64 - out.offset)?;
     }
     let hash = match hash {
         Some(hash) => hash,
-        None => BackgroundHash::spawn(&src.file, size)?,
+        None => FileDigest::start(&src.file, size, Some(size))?,
     };
-    (moved.xxh3, moved.checksum_calls) = hash.finish(size)?;
+    (moved.xxh3, moved.checksum_calls) = hash.finish(&src.file, size)?;
     moved.bytes = size - out.offset;
     Ok(moved)
 }
 
 /// Pushes the source through a pipe with `splice`: raw when its size is known, else chunked.
 pub(super) fn send_splice(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
-    let pipe = Pipe::new()?;
+    let pipe = Lease::take()?;
     let moved =
         Moved { path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
-    match out.source.size {
+    let moved = match out.source.size {
         Some(size) => splice_sized(out, &pipe, size, moved, tick),
         None => splice_chunked(out, &pipe, moved, tick),
-    }
+    }?;
+    pipe.release();
+    Ok(moved)
 }
 
 fn splice_sized(
@@ -121,7 +124,7 @@ fn splice_sized(
             }
         };
         if hash.is_none() {
-            hash = Some(BackgroundHash::spawn(&src.file, size)?);
+            hash = Some(FileDigest::start(&src.file, size, Some(size))?);
         }
         let more = (offset as u64) < size;
         pipe.drain_to(out.socket, n, more, &mut moved.calls)?;
@@ -129,9 +132,9 @@ fn splice_sized(
     }
     let hash = match hash {
         Some(hash) => hash,
-        None => BackgroundHash::spawn(&src.file, size)?,
+        None => FileDigest::start(&src.file, size, Some(size))?,
     };
-    (moved.xxh3, moved.checksum_calls) = hash.finish(size)?;
+    (moved.xxh3, moved.checksum_calls) = hash.finish(&src.file, size)?;
     moved.bytes = size - out.offset;
     Ok(moved)
 }
@@ -146,7 +149,7 @@ fn splice_chunked(
     tick: Tick<'_>,
 ) -> Result<Moved, Attempt> {
     let src = out.source;
-    let mirror = Pipe::new()?;
+    let mirror = Lease::take()?;
     let mut hasher = Xxh3::new();
     let mut buf = vec![0u8; mirror.capacity];
     let mut socket = Counted::new(out.socket);
@@ -188,21 +191,26 @@ fn splice_chunked(
     }
     moved.calls += socket.calls;
     moved.xxh3 = hasher.digest128();
+    mirror.release();
     Ok(moved)
 }
 
 /// Writes incoming bytes with `splice` socket→pipe→file at explicit file offsets, while a
 /// thread hashes what has landed.
 pub(super) fn recv_splice(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
-    let pipe = Pipe::new()?;
+    let pipe = Lease::take()?;
     let mut moved =
         Moved { path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
     moved.calls += 1;
     probe_splice_write(&pipe, inc)?;
     let checksum = if inc.positioned {
-        Checksum::Trailing(BackgroundHash::spawn(inc.file, inc.offset)?)
+        let expected = match inc.framing {
+            Framing::Sized(len) => Some(inc.offset + len),
+            Framing::Chunked | Framing::UntilClose => None,
+        };
+        Checksum::Trailing(FileDigest::start(inc.file, inc.offset, expected)?)
     } else {
-        let mirror = Pipe::new()?;
+        let mirror = Lease::take()?;
         let buf = vec![0u8; mirror.capacity];
         Checksum::Mirror { mirror, buf, hasher: Box::new(Xxh3::new()) }
     };
@@ -227,12 +235,16 @@ pub(super) fn recv_splice(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, A
     let end = inc.offset + moved.bytes;
     match writer.checksum {
         Checksum::Trailing(hash) => {
-            let (digest, calls) = hash.finish(end)?;
+            let (digest, calls) = hash.finish(inc.file, end)?;
             moved.xxh3 = digest;
             moved.checksum_calls += calls;
         }
-        Checksum::Mirror { hasher, .. } => moved.xxh3 = hasher.digest128(),
+        Checksum::Mirror { hasher, mirror, .. } => {
+            moved.xxh3 = hasher.digest128();
+            mirror.release();
+        }
     }
+    pipe.release();
     Ok(moved)
 }
 
@@ -253,10 +265,10 @@ fn probe_splice_write(pipe: &Pipe, inc: &Incoming<'_>) -> Result<(), Attempt> {
 /// How the receiving splice path computes the checksum of bytes it never sees.
 enum Checksum {
     /// A file: a thread hashes the pages behind the write position.
-    Trailing(BackgroundHash),
+    Trailing(FileDigest),
     /// A pipe or other stream that cannot be read back: each run is duplicated with `tee`
     /// into a mirror pipe and hashed from there.
-    Mirror { mirror: Pipe, buf: Vec<u8>, hasher: Box<Xxh3> },
+    Mirror { mirror: Lease, buf: Vec<u8>, hasher: Box<Xxh3> },
 }
 
 /// The receiving end of the splice path.
@@ -419,12 +431,51 @@ impl Pipe {
     }
 }
 
+thread_local! {
+    /// Empty pipes this thread may reuse: a tree of small files needs no pipe per file.
+    static SPARE: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A pipe borrowed from this thread's spares (or a new one). It goes back to them only through
+/// `release`, which callers reach when the copy succeeded and the pipe is empty; a pipe dropped
+/// on an error path may hold bytes and is closed.
+struct Lease(Option<Pipe>);
+
+impl Lease {
+    fn take() -> std::io::Result<Lease> {
+        match SPARE.with(|s| s.borrow_mut().pop()) {
+            Some(pipe) => Ok(Lease(Some(pipe))),
+            None => Pipe::new().map(|p| Lease(Some(p))),
+        }
+    }
+
+    fn release(mut self) {
+        if let Some(pipe) = self.0.take() {
+            SPARE.with(|s| s.borrow_mut().push(pipe));
+        }
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Pipe;
+
+    fn deref(&self) -> &Pipe {
+        match &self.0 {
+            Some(pipe) => pipe,
+            None => unreachable!("a lease holds its pipe until released"),
+        }
+    }
+}
+
 /// Asks for a 1 MiB pipe, then for the system maximum, and keeps whatever the kernel grants.
 fn grow(fd: &OwnedFd) -> usize {
-    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .unwrap_or(PIPE_WANTED);
+    static MAX: OnceLock<usize> = OnceLock::new();
+    let max = *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(PIPE_WANTED)
+    });
     for want in [PIPE_WANTED, max.min(PIPE_WANTED)] {
         if let Ok(granted) = fcntl(fd.as_fd(), FcntlArg::F_SETPIPE_SZ(want as i32)) {
             return granted as usize;

@@ -17,7 +17,7 @@ use std::net::TcpStream;
 use crate::error::SessionError;
 use crate::source::Source;
 
-pub use hash::{BackgroundHash, hash_prefix};
+pub use hash::{FileDigest, hash_prefix};
 #[cfg(target_os = "linux")]
 use linux as platform;
 #[cfg(not(target_os = "linux"))]
