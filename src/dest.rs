@@ -45,11 +45,17 @@ const DIRS_KEPT: usize = 64;
 pub struct Dirs {
     root: Arc<OwnedFd>,
     recent: Mutex<Vec<(Vec<u8>, Arc<OwnedFd>)>>,
+    /// The directory last found writable: files in one directory ask once.
+    writable: Mutex<Option<Vec<OsString>>>,
 }
 
 impl Dirs {
     fn new(root: OwnedFd) -> Arc<Dirs> {
-        Arc::new(Dirs { root: Arc::new(root), recent: Mutex::new(Vec::new()) })
+        Arc::new(Dirs {
+            root: Arc::new(root),
+            recent: Mutex::new(Vec::new()),
+            writable: Mutex::new(None),
+        })
     }
 
     /// The directory at `rel` below the root, created where missing, reached one component at a
@@ -398,11 +404,21 @@ impl Target {
     /// without creating anything.
     fn check_writable(&self) -> Result<(), Refusal> {
         use nix::unistd::{AccessFlags, faccessat};
+        let mut last = self
+            .dirs
+            .writable
+            .lock()
+            .map_err(|_| Refusal::new(RefuseCode::Other, "directory cache poisoned"))?;
+        if last.as_ref() == Some(&self.rel) {
+            return Ok(());
+        }
         let dir = self.dir().map_err(|e| self.refusal(e))?;
         faccessat(&*dir, ".", AccessFlags::W_OK, nix::fcntl::AtFlags::empty()).map_err(|e| {
             let shown = self.shown.parent().unwrap_or(Path::new(".")).display();
             Refusal::new(code_of(&e.into()), format!("cannot create files in {shown}: {e}"))
-        })
+        })?;
+        *last = Some(self.rel.clone());
+        Ok(())
     }
 
     /// Opens (creating) the part file; `truncate` starts it over.

@@ -278,7 +278,11 @@ impl Receiver {
         let mut total = Moved::default();
         for index in wanted {
             let entry = &entries[index];
-            let offset = match next_message(socket, "the next file")? {
+            let offset = match session::next_message_hinted(
+                socket,
+                protocol::FILE_START_LEN,
+                "the next file",
+            )? {
                 Message::FileStart { index: i, offset } if i as usize == index => offset,
                 Message::FileStart { index: i, .. } => {
                     return Err(ProtocolError::Malformed(format!(
@@ -383,7 +387,11 @@ impl Receiver {
                 );
             }
         };
-        let end = match next_message(socket, "the file's checksum")? {
+        let end = match session::next_message_hinted(
+            socket,
+            protocol::FILE_END_LEN,
+            "the file's checksum",
+        )? {
             Message::FileEnd(end) => end,
             other => return Err(unexpected("FILE_END", &other)),
         };

@@ -2,7 +2,7 @@
 //! the token, offer everything at once, follow the one plan that comes back, and push each file
 //! by the chosen data path, resuming where the receiver holds a matching prefix.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -88,11 +88,11 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
     let mut reports: Vec<FileReport> =
         manifest.items.iter().zip(&answers).map(|(i, a)| initial_report(i, a)).collect();
     net::cork(&socket, true);
-    let total = push_all(&mut socket, cfg, manifest, &answers, &mut reports)
+    let (total, mut pending) = push_all(&mut socket, cfg, manifest, &answers, &mut reports)
         .with_context(|| format!("sending to {peer}"))?;
     let stats = start.side_stats(&total);
-    protocol::write_message(&mut socket, &Message::Finish(stats.clone()))
-        .context("sending statistics")?;
+    pending.extend(protocol::frame(&Message::Finish(stats.clone())));
+    socket.write_all(&pending).context("sending statistics")?;
     net::cork(&socket, false);
     let summary = match next_message(&mut socket, "the receiver's summary")? {
         Message::Summary(s) => s,
@@ -204,14 +204,16 @@ fn offer(
     Ok(plan.answers)
 }
 
-/// Sends every file the plan asked for, in manifest order.
+/// Sends every file the plan asked for, in manifest order. Each file's FILE_END leaves with the
+/// next file's FILE_START in one write; the last one is returned for the caller to send along
+/// with FINISH.
 fn push_all(
     socket: &mut TcpStream,
     cfg: &SendConfig,
     manifest: &Manifest,
     answers: &[Answer],
     reports: &mut [FileReport],
-) -> anyhow::Result<Moved> {
+) -> anyhow::Result<(Moved, Vec<u8>)> {
     let wanted: Vec<usize> = (0..answers.len())
         .filter(|&i| matches!(answers[i], Answer::Send { .. } | Answer::Resume { .. }))
         .collect();
@@ -219,25 +221,26 @@ fn push_all(
     let mut ui = Ui::new(cfg.output, known, wanted.len() as u64);
     let mut total = Moved::default();
     let mut pacer = Pacer::new(cfg.limit_rate);
+    let mut pending = Vec::new();
     for index in wanted {
         let item = &manifest.items[index];
         let mut source = open(item)?;
         let offset = resume_offset(&source, &answers[index], cfg.resume, &mut reports[index])?;
         ui.file(&reports[index].name);
-        protocol::write_message(socket, &Message::FileStart { index: index as u32, offset })
-            .context("announcing a file")?;
+        pending.extend(protocol::frame(&Message::FileStart { index: index as u32, offset }));
+        socket.write_all(&pending).context("announcing a file")?;
+        pending.clear();
         source.size = item.entry.size;
         let moved = push(socket, cfg, &source, offset, total.bytes, &ui, &mut pacer)
             .with_context(|| format!("sending {}", source.display))?;
-        protocol::write_message(socket, &Message::FileEnd(FileEnd { xxh3: moved.xxh3 }))
-            .context("sending a checksum")?;
+        pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: moved.xxh3 })));
         reports[index].bytes = moved.bytes;
         reports[index].resumed_from = offset;
         reports[index].path = Some(moved.path);
         absorb(&mut total, moved);
     }
     ui.finish();
-    Ok(total)
+    Ok((total, pending))
 }
 
 fn open(item: &Item) -> anyhow::Result<Source> {

@@ -26,6 +26,20 @@ pub fn next_message(socket: &mut TcpStream, waiting_for: &str) -> anyhow::Result
     }
 }
 
+/// `next_message` for a frame expected to carry `hint` payload bytes (see
+/// `protocol::read_message_hinted`).
+pub fn next_message_hinted(
+    socket: &mut TcpStream,
+    hint: usize,
+    waiting_for: &str,
+) -> anyhow::Result<Message> {
+    match protocol::read_message_hinted(socket, hint) {
+        Ok(Message::Error { code, message }) => Err(SessionError::Peer { code, message }.into()),
+        Ok(msg) => Ok(msg),
+        Err(e) => Err(read_failure(e, waiting_for, socket.read_timeout().ok().flatten())),
+    }
+}
+
 /// The error for a failed read while `waiting_for` something; a read that hit the socket's
 /// `timeout` says so, in seconds, and keeps its `WouldBlock` kind for the callers that name it.
 pub fn read_failure(e: ReadError, waiting_for: &str, timeout: Option<Duration>) -> anyhow::Error {

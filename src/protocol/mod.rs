@@ -279,12 +279,17 @@ pub fn read_hello(r: &mut impl Read) -> Result<Hello, ReadError> {
 
 /// Writes one framed message in a single `write_all`.
 pub fn write_message(w: &mut impl Write, msg: &Message) -> io::Result<()> {
+    w.write_all(&frame(msg))
+}
+
+/// One framed message as bytes, for callers that gather several frames into one write.
+pub fn frame(msg: &Message) -> Vec<u8> {
     let (kind, payload) = msg.encode();
     let mut frame = Vec::with_capacity(5 + payload.len());
     frame.push(kind);
     frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     frame.extend_from_slice(&payload);
-    w.write_all(&frame)
+    frame
 }
 
 /// Reads one framed message. The payload buffer grows only as bytes arrive, and never past the
@@ -300,6 +305,44 @@ pub fn read_message(r: &mut impl Read) -> Result<Message, ReadError> {
     }
     let mut payload = Vec::new();
     r.take(len).read_to_end(&mut payload)?;
+    if payload.len() as u64 != len {
+        return Err(ProtocolError::Truncated(name).into());
+    }
+    Ok(Message::decode(kind, &payload)?)
+}
+
+/// Payload length of a FILE_START frame.
+pub const FILE_START_LEN: usize = 4 + 8;
+/// Payload length of a FILE_END frame.
+pub const FILE_END_LEN: usize = 1 + 16;
+
+/// Reads one framed message expected to carry `hint` payload bytes, in one read call when it
+/// has all arrived (`read_message` needs two: header, then payload). It asks for no more than
+/// the expected frame, so it can read past a frame only when that frame is shorter than
+/// expected, which is never the frame the caller waits for: callers hint only where any other
+/// frame ends the session (FILE_START, FILE_END).
+pub fn read_message_hinted(r: &mut impl Read, hint: usize) -> Result<Message, ReadError> {
+    let mut buf = [0u8; 5 + 64];
+    let want = 5 + hint.min(64);
+    let mut got = 0;
+    while got < 5 {
+        match r.read(&mut buf[got..want]) {
+            Ok(0) if got == 0 => return Err(ProtocolError::Closed.into()),
+            Ok(0) => return Err(ProtocolError::Truncated("frame header").into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let kind = buf[0];
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as u64;
+    let (name, max) = Message::limits(kind).ok_or(ProtocolError::UnknownFrame(kind))?;
+    if len > max {
+        return Err(ProtocolError::TooLarge { what: name, len, max }.into());
+    }
+    let have = (got - 5).min(len as usize);
+    let mut payload = buf[5..5 + have].to_vec();
+    r.take(len - have as u64).read_to_end(&mut payload)?;
     if payload.len() as u64 != len {
         return Err(ProtocolError::Truncated(name).into());
     }
