@@ -42,13 +42,13 @@ buffered\t'an explicit read/write loop through a buffer of --buffer-size'"
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l limit-rate -d 'Cap the sending rate, in bytes per second (e.g. 100M); stays zero-copy' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l token -d 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)' -r
-complete -c zcp -n "__fish_zcp_using_subcommand send" -l token-file -d 'Read the token from the first line of FILE' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l token-file -d 'Read the token from the first line of FILE (wins over --token and ZCP_TOKEN)' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l retry -d 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l idle-timeout -d 'Abort when no bytes move for SECS seconds (0: never)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -s L -l follow-symlinks -d 'Send what symlinks point to (by default they are skipped with a warning)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-resume -d 'Send every file whole, even where the receiver holds a matching partial copy'
-complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-auth -d 'Turn authentication off on this end (anyone who can connect may write)'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l raw -d 'Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
@@ -63,14 +63,14 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l buffer-size -d 'Buffer 
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-conns -d 'With --keep-open: sessions served at once; the next sender is told "busy"' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-size -d 'Refuse a session whose files add up to more than SIZE (e.g. 10G)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token -d 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)' -r
-complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token-file -d 'Read the token from the first line of FILE' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token-file -d 'Read the token from the first line of FILE (wins over --token and ZCP_TOKEN)' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l retry -d 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l idle-timeout -d 'Abort when no bytes move for SECS seconds (0: never)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l force -d 'Replace files that already exist (without it, an existing file is refused)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l skip-existing -d 'Skip files whose size and mtime already match'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l keep-open -d 'Keep serving after the first session, several at once'
-complete -c zcp -n "__fish_zcp_using_subcommand recv" -l no-auth -d 'Turn authentication off on this end (anyone who can connect may write)'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l raw -d 'Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
