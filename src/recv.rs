@@ -295,7 +295,7 @@ impl Receiver {
             ui.file(&String::from_utf8_lossy(&entry.name));
             let (moved, report, verdict) =
                 self.receive_file(socket, entry, &plan.decisions[index], offset, &total, &ui)?;
-            absorb(&mut total, moved);
+            total.absorb(moved);
             plan.reports[index] = report;
             plan.verdicts.push(verdict);
         }
@@ -583,18 +583,6 @@ fn is_idle(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock)
     })
-}
-
-/// Adds one file's counts to the session's.
-fn absorb(total: &mut Moved, moved: Moved) {
-    if total.calls == 0 && total.bytes == 0 {
-        total.path = moved.path;
-        total.fallbacks = moved.fallbacks;
-    }
-    total.bytes += moved.bytes;
-    total.calls += moved.calls;
-    total.checksum_calls += moved.checksum_calls;
-    total.pipe_bytes = total.pipe_bytes.max(moved.pipe_bytes);
 }
 
 /// The sessions running now, so a signal can tell each sender and unblock its thread.

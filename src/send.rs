@@ -237,7 +237,7 @@ fn push_all(
         reports[index].bytes = moved.bytes;
         reports[index].resumed_from = offset;
         reports[index].path = Some(moved.path);
-        absorb(&mut total, moved);
+        total.absorb(moved);
     }
     ui.finish();
     Ok((total, pending))
@@ -325,18 +325,6 @@ pub fn peer_reason(socket: &mut TcpStream) -> Option<anyhow::Error> {
             Err(_) => return None,
         }
     }
-}
-
-/// Adds one file's counts to the session's.
-fn absorb(total: &mut Moved, moved: Moved) {
-    if total.calls == 0 && total.bytes == 0 {
-        total.path = moved.path;
-        total.fallbacks = moved.fallbacks;
-    }
-    total.bytes += moved.bytes;
-    total.calls += moved.calls;
-    total.checksum_calls += moved.checksum_calls;
-    total.pipe_bytes = total.pipe_bytes.max(moved.pipe_bytes);
 }
 
 /// Holds the sending rate to `--limit-rate`: each data call moves at most a tenth of a

@@ -42,7 +42,7 @@ impl Snapshot {
     pub fn side_stats(&self, moved: &Moved) -> SideStats {
         let now = Snapshot::now();
         SideStats {
-            path: (moved.calls > 0 || moved.bytes > 0).then_some(moved.path),
+            path: (moved.files > 0).then_some(moved.path),
             bytes: moved.bytes,
             calls: moved.calls,
             checksum_calls: moved.checksum_calls,

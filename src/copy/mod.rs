@@ -109,6 +109,24 @@ pub struct Moved {
     pub fallbacks: Vec<Fallback>,
     /// xxh3-128 of the whole file, from byte 0.
     pub xxh3: u128,
+    /// Files these counts cover: 1 from a copy, more once a session adds them up.
+    pub files: u64,
+}
+
+impl Moved {
+    /// Adds one file's counts to a session's; the session's path and fallbacks are its first
+    /// file's.
+    pub fn absorb(&mut self, file: Moved) {
+        if self.files == 0 {
+            self.path = file.path;
+            self.fallbacks = file.fallbacks;
+        }
+        self.files += file.files;
+        self.bytes += file.bytes;
+        self.calls += file.calls;
+        self.checksum_calls += file.checksum_calls;
+        self.pipe_bytes = self.pipe_bytes.max(file.pipe_bytes);
+    }
 }
 
 /// How the receiver learns where a file's bytes end.
@@ -218,6 +236,7 @@ fn choose(
         match attempt(path, tick) {
             Ok(mut moved) => {
                 moved.fallbacks = fallbacks;
+                moved.files = 1;
                 return Ok(moved);
             }
             Err(Attempt::Unsupported { errno, reason }) if method == Method::Auto => {
