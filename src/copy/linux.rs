@@ -67,11 +67,23 @@ pub(super) fn send_sendfile(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved,
         }
         tick(offset as u64 - out.offset)?;
     }
+    sent_whole(out, hash, size, moved)
+}
+
+/// Completes a sized send: the checksum (started during the copy, or now when no call was
+/// needed) and the byte count.
+fn sent_whole(
+    out: &Outgoing<'_>,
+    hash: Option<FileDigest>,
+    size: u64,
+    mut moved: Moved,
+) -> Result<Moved, Attempt> {
+    let file = &out.source.file;
     let hash = match hash {
         Some(hash) => hash,
-        None => FileDigest::start(&src.file, size, Some(size))?,
+        None => FileDigest::start(file, size, Some(size))?,
     };
-    (moved.xxh3, moved.checksum_calls) = hash.finish(&src.file, size)?;
+    (moved.xxh3, moved.checksum_calls) = hash.finish(file, size)?;
     moved.bytes = size - out.offset;
     Ok(moved)
 }
@@ -130,13 +142,7 @@ fn splice_sized(
         pipe.drain_to(out.socket, n, more, &mut moved.calls)?;
         tick(offset as u64 - out.offset)?;
     }
-    let hash = match hash {
-        Some(hash) => hash,
-        None => FileDigest::start(&src.file, size, Some(size))?,
-    };
-    (moved.xxh3, moved.checksum_calls) = hash.finish(&src.file, size)?;
-    moved.bytes = size - out.offset;
-    Ok(moved)
+    sent_whole(out, hash, size, moved)
 }
 
 /// A source of unknown length, in chunks of whatever one splice into the pipe brought. The bytes
