@@ -100,15 +100,3 @@ fn resolve(dest: &str) -> anyhow::Result<Vec<SocketAddr>> {
     }
     Ok(addrs)
 }
-
-/// Holds back partial segments (TCP_CORK) while `on`: the sender corks its data phase so that
-/// each small file's FILE_START, bytes and FILE_END leave together instead of as three packets.
-/// Clearing it flushes. Best effort: where the option is missing, nothing changes but speed.
-pub fn cork(socket: &TcpStream, on: bool) {
-    #[cfg(target_os = "linux")]
-    {
-        let _ = nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::TcpCork, &on);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (socket, on);
-}

@@ -87,13 +87,11 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
     let start = usage::Snapshot::now();
     let mut reports: Vec<FileReport> =
         manifest.items.iter().zip(&answers).map(|(i, a)| initial_report(i, a)).collect();
-    net::cork(&socket, true);
     let (total, mut pending) = push_all(&mut socket, cfg, manifest, &answers, &mut reports)
         .with_context(|| format!("sending to {peer}"))?;
     let stats = start.side_stats(&total);
     pending.extend(protocol::frame(&Message::Finish(stats.clone())));
     socket.write_all(&pending).context("sending statistics")?;
-    net::cork(&socket, false);
     let summary = match next_message(&mut socket, "the receiver's summary")? {
         Message::Summary(s) => s,
         other => return Err(unexpected("SUMMARY", &other)),
