@@ -24,6 +24,8 @@ use crate::source::{Source, SourceKind};
 
 /// Largest `sendfile` call: small enough that progress moves, large enough to cost few calls.
 const SENDFILE_CHUNK: usize = 64 << 20;
+/// Read size for the tee'd copy the checksum is taken from: small enough to stay in L2.
+const MIRROR_BUFFER: usize = 256 << 10;
 /// The pipe capacity we ask for; the kernel may grant less (`/proc/sys/fs/pipe-max-size`).
 const PIPE_WANTED: usize = 1 << 20;
 
@@ -158,7 +160,7 @@ fn splice_chunked(
     let src = out.source;
     let mirror = Lease::take()?;
     let mut hasher = Xxh3::new();
-    let mut buf = vec![0u8; mirror.capacity];
+    let mut buf = vec![0u8; MIRROR_BUFFER];
     let mut socket = Counted::new(out.socket);
     loop {
         moved.calls += 1;
@@ -211,8 +213,13 @@ pub(super) fn recv_splice(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, A
     moved.calls += 1;
     probe_splice_write(&pipe, inc)?;
     let mirror = Lease::take()?;
-    let mut checksum =
-        Checksum { buf: vec![0u8; mirror.capacity], mirror, hasher: Box::new(Xxh3::new()) };
+    // The copy is read in pieces: a small buffer, no larger than the file, keeps a tree of small
+    // files from zeroing a pipe-sized buffer per file.
+    let buf_len = match inc.framing {
+        Framing::Sized(len) => len.clamp(1, MIRROR_BUFFER as u64) as usize,
+        Framing::Chunked | Framing::UntilClose => MIRROR_BUFFER,
+    };
+    let mut checksum = Checksum { buf: vec![0u8; buf_len], mirror, hasher: Box::new(Xxh3::new()) };
     if inc.positioned && inc.offset > 0 {
         moved.checksum_calls += hash_prefix(inc.file, inc.offset, &mut checksum.hasher)?;
     }
