@@ -58,6 +58,18 @@ impl Dirs {
         })
     }
 
+    /// Whether the directory at `rel` is already there (reached without following links).
+    fn exists(&self, rel: &[&OsStr]) -> bool {
+        let mut fd = match rel.first() {
+            Some(first) => open_dir(&*self.root, first, false),
+            None => return true,
+        };
+        for name in rel.iter().skip(1) {
+            fd = fd.and_then(|parent| open_dir(&parent, name, false));
+        }
+        fd.is_ok()
+    }
+
     /// The directory at `rel` below the root, created where missing, reached one component at a
     /// time without following symlinks.
     fn get(&self, rel: &[&OsStr]) -> io::Result<Arc<OwnedFd>> {
@@ -111,8 +123,9 @@ impl Refusal {
 /// What the receiver decided for one entry.
 #[derive(Debug)]
 pub enum Decision {
-    /// A directory, now present.
-    Dir,
+    /// A directory, now present; `created` when this session made it (only then are the
+    /// offered mode and mtime applied: an existing directory is not the sender's to change).
+    Dir { created: bool },
     /// An existing file that matches: nothing to send.
     Skip,
     /// Receive into this target, from `offset` (a part file of that length exists).
@@ -183,8 +196,9 @@ impl Destination {
             .ok_or_else(|| Refusal::new(RefuseCode::InvalidName, "empty path"))?;
         match entry.kind {
             EntryKind::Dir => {
+                let existed = dirs.exists(&parts);
                 dirs.get(&parts).map_err(|e| walk_refusal(&shown, e))?;
-                Ok(Decision::Dir)
+                Ok(Decision::Dir { created: !existed })
             }
             EntryKind::File => {
                 dirs.get(rel_dirs).map_err(|e| walk_refusal(&shown, e))?;

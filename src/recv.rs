@@ -8,6 +8,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -29,6 +30,8 @@ use crate::report::{FileReport, Report, Role, Status};
 use crate::session::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
 use crate::{net, signals, usage};
 
+/// Senders told "busy" at once, at most.
+const TURN_AWAY_MAX: usize = 32;
 /// How often the serving loop looks at signals and finished sessions.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -108,8 +111,13 @@ impl Receiver {
                 let id = live.add(&socket);
                 let live = &live;
                 scope.spawn(move || {
-                    let result = self
-                        .serve(socket, live, id)
+                    // A session that panics still ends as a session: counted, reported, gone
+                    // from the live list (else a one-shot receiver would wait for it forever).
+                    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.serve(socket, live, id)
+                    }));
+                    let result = served
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")))
                         .with_context(|| format!("receiving from {peer}"));
                     live.remove(id);
                     let _ = tx.send(result);
@@ -163,11 +171,7 @@ impl Receiver {
             // Sessions cut short by a signal still report, then the run ends.
             while live.count() > 0 || outcome.served < started {
                 match rx.recv_timeout(Duration::from_secs(5)) {
-                    Ok(result) => {
-                        done(result);
-                        outcome.served += 1;
-                        outcome.failed += 1;
-                    }
+                    Ok(result) => outcome.tally(done(result)),
                     Err(_) => break,
                 }
             }
@@ -180,9 +184,11 @@ impl Receiver {
 
     /// One session, start to end.
     fn serve(&self, mut socket: TcpStream, live: &Live, id: u64) -> anyhow::Result<Report> {
-        session::set_timeout(&socket, Some(HANDSHAKE_TIMEOUT))?;
-        greet(&mut socket, self.cfg.token.as_ref())?;
-        let offer = match next_message(&mut socket, "the sender's offer") {
+        // Writes may stall too (a sender that stops reading): bound them like idle reads.
+        socket.set_write_timeout(self.cfg.net.idle_timeout).context("setting the write timeout")?;
+        let mut handshake = session::Deadline::new(&socket, HANDSHAKE_TIMEOUT)?;
+        greet(&mut socket, &mut handshake, self.cfg.token.as_ref())?;
+        let offer = match handshake.next_message("the sender's offer") {
             Ok(Message::Offer(offer)) => offer,
             Ok(other) => return Err(tell_peer(&mut socket, unexpected("OFFER", &other))),
             Err(e) => return Err(tell_peer(&mut socket, e)),
@@ -200,7 +206,7 @@ impl Receiver {
         // Only the directories this session created or found: a refused one (unsafe name, a
         // symlink in the way) has nothing to finish, and must not fail the session.
         let dirs = offer.entries.iter().zip(&plan.decisions).rev();
-        for (entry, _) in dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir))) {
+        for (entry, _) in dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true }))) {
             self.dest.finish_dir(entry).with_context(|| {
                 format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
             })?;
@@ -220,12 +226,15 @@ impl Receiver {
     fn plan(&self, entries: &[Entry]) -> SessionPlan {
         let policy = self.cfg.policy;
         let mut plan = SessionPlan::default();
+        let mut names = std::collections::HashSet::new();
         for (i, entry) in entries.iter().enumerate() {
             let decision = if self.dest.single() && i > 0 {
                 Err(Refusal::new(
                     RefuseCode::Unsupported,
                     "--output names one file, taken by the first entry",
                 ))
+            } else if !names.insert(entry.name.as_slice()) {
+                Err(Refusal::new(RefuseCode::Exists, "the offer names it twice"))
             } else {
                 self.dest.decide(entry, policy)
             };
@@ -249,7 +258,7 @@ impl Receiver {
                 }
                 _ => None,
             })
-            .sum();
+            .fold(0u64, u64::saturating_add);
         if let Some(max) = self.cfg.max_size.filter(|&max| needed > max) {
             return Some(format!(
                 "session needs {}, more than --max-size {}",
@@ -269,7 +278,8 @@ impl Receiver {
         plan: &mut SessionPlan,
     ) -> anyhow::Result<Moved> {
         let wanted: Vec<usize> = plan.wanted();
-        let known: Option<u64> = wanted.iter().map(|&i| entries[i].size).sum();
+        let known =
+            wanted.iter().try_fold(0u64, |sum, &i| entries[i].size.map(|s| sum.saturating_add(s)));
         let mut ui = if self.cfg.keep_open {
             Ui::hidden()
         } else {
@@ -321,9 +331,10 @@ impl Receiver {
         let mut tick = |n: u64| -> io::Result<()> {
             ui.position(base + n);
             match max {
-                Some(max) if base + n > max => {
-                    Err(io::Error::other(format!("session passed --max-size {}", size(max))))
-                }
+                Some(max) if base + n > max => Err(io::Error::other(SessionError::Refused {
+                    name: name.clone(),
+                    reason: format!("the session passed --max-size {}", size(max)),
+                })),
                 _ => Ok(()),
             }
         };
@@ -339,7 +350,8 @@ impl Receiver {
                 // Lock before touching the contents: another session may be writing this file.
                 let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
                 if !crate::dest::lock(&part)? {
-                    anyhow::bail!("another session is writing {}", target.shown.display());
+                    let reason = "another session is writing it".to_string();
+                    return Err(SessionError::Refused { name, reason }.into());
                 }
                 part.set_len(offset)
                     .with_context(|| format!("truncating {}", target.part_shown().display()))?;
@@ -359,6 +371,10 @@ impl Receiver {
                 })?;
                 report.resumed_from = offset;
                 (moved, Some((target, part)))
+            }
+            Ok(Decision::Stdout) if offset != 0 => {
+                let why = format!("{name}: a resume at {offset} cannot go to standard output");
+                return Err(ProtocolError::Malformed(why).into());
             }
             Ok(Decision::Stdout) => {
                 let out = File::from(
@@ -446,7 +462,7 @@ impl SessionPlan {
         let dir = entry.kind == EntryKind::Dir;
         let mut report = FileReport::new(name, dir, Status::Sent);
         match &decision {
-            Ok(Decision::Dir) => report.status = Status::Created,
+            Ok(Decision::Dir { .. }) => report.status = Status::Created,
             Ok(Decision::Skip) => report.status = Status::Skipped,
             Err(r) => {
                 report.status = Status::Refused;
@@ -490,7 +506,7 @@ impl SessionPlan {
                 Ok(Decision::Receive { offset, prefix_xxh3, .. }) => {
                     Answer::Resume { offset: *offset, prefix_xxh3: *prefix_xxh3 }
                 }
-                Ok(Decision::Dir | Decision::Skip) => Answer::Skip,
+                Ok(Decision::Dir { .. } | Decision::Skip) => Answer::Skip,
                 Err(r) => Answer::Refuse { code: r.code, reason: r.reason.clone() },
             })
             .collect();
@@ -500,8 +516,12 @@ impl SessionPlan {
 
 /// Reads the sender's greeting (refusing anything that is not zcp at its first byte), answers,
 /// and checks its token proof, proving ours in turn.
-fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
-    let theirs = protocol::read_hello(socket)
+fn greet(
+    socket: &mut TcpStream,
+    handshake: &mut session::Deadline,
+    token: Option<&Token>,
+) -> anyhow::Result<()> {
+    let theirs = protocol::read_hello(handshake)
         .map_err(|e| session::read_failure(e, "the sender's greeting", Some(HANDSHAKE_TIMEOUT)))?;
     let nonce = auth::nonce()?;
     let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::ours() };
@@ -528,7 +548,7 @@ fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
             "the sender asked for a token proof, but this receiver runs with --no-auth",
         ),
         (Some(token), true) => {
-            let proof = match next_message(socket, "the sender's token proof")? {
+            let proof = match handshake.next_message("the sender's token proof")? {
                 Message::Auth { proof } => proof,
                 other => return Err(unexpected("AUTH", &other)),
             };
@@ -546,7 +566,21 @@ fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
 /// the sender's AUTH flag, so that a sender with a token reads on to "busy" instead of stopping
 /// at a flag mismatch.
 fn turn_away(mut socket: TcpStream, max: u32) {
-    thread::spawn(move || {
+    // At most this many answers at once; past that a sender is just closed on (it sees the
+    // connection end): a flood of connections must not become a flood of threads.
+    static ANSWERING: AtomicUsize = AtomicUsize::new(0);
+    if ANSWERING.fetch_add(1, Ordering::AcqRel) >= TURN_AWAY_MAX {
+        ANSWERING.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let spawned = thread::Builder::new().name("zcp-busy".into()).spawn(move || {
+        struct Done;
+        impl Drop for Done {
+            fn drop(&mut self) {
+                ANSWERING.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _done = Done;
         let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
         let Ok(theirs) = protocol::read_hello(&mut socket) else { return };
         let ours = match theirs.auth() {
@@ -561,6 +595,9 @@ fn turn_away(mut socket: TcpStream, max: u32) {
             );
         }
     });
+    if spawned.is_err() {
+        ANSWERING.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Tells the sender why this end gives up, when the sender can still hear it, and passes the
@@ -620,15 +657,22 @@ impl Live {
     /// Tells every sender that the receiver shuts down and unblocks the session threads;
     /// their part files stay for a later resume.
     fn stop_all(&self) {
-        let Ok(list) = self.sockets.lock() else { return };
-        for (_, socket, in_data) in list.iter() {
-            if *in_data {
+        // Handles are taken out of the lock first: a write to a peer that stopped reading may
+        // block (up to a second), and session threads must still be able to leave the list.
+        let sockets: Vec<(TcpStream, bool)> = match self.sockets.lock() {
+            Ok(list) => {
+                list.iter().filter_map(|(_, s, d)| Some((s.try_clone().ok()?, *d))).collect()
+            }
+            Err(_) => return,
+        };
+        for (socket, in_data) in sockets {
+            if in_data {
                 let msg = Message::Error {
                     code: ErrorCode::Interrupted,
                     message: "receiver shut down".into(),
                 };
-                let mut s = socket;
-                let _ = protocol::write_message(&mut s, &msg);
+                let _ = socket.set_write_timeout(Some(Duration::from_secs(1)));
+                let _ = protocol::write_message(&mut &socket, &msg);
             }
             let _ = socket.shutdown(Shutdown::Both);
         }

@@ -80,8 +80,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// Bytes moved in this session.
     pub fn bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.bytes).sum()
+        self.files.iter().map(|f| f.bytes).fold(0, u64::saturating_add)
+    }
+
+    /// Bytes the receiver already held and kept (offsets come from the receiver: saturating).
+    pub fn resumed_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.resumed_from).fold(0, u64::saturating_add)
     }
 
     /// This end's wall-clock time for the data phase.
@@ -156,6 +162,13 @@ impl Report {
                 _ => {}
             }
         }
+        if let Some(mix) = self.mixed_paths() {
+            let side = match self.role {
+                Role::Send => "send",
+                Role::Recv => "recv",
+            };
+            line.push_str(&format!("\n  {side}: files took more than one path: {mix}"));
+        }
         for (side, stats) in [("send", &self.send), ("recv", &self.recv)] {
             for fb in &stats.fallbacks {
                 let errno = fb.errno.map(|e| format!(" ({})", errno_name(e))).unwrap_or_default();
@@ -163,6 +176,19 @@ impl Report {
             }
         }
         line
+    }
+
+    /// "sendfile 3, splice 1" when this end's files did not all take one path.
+    fn mixed_paths(&self) -> Option<String> {
+        let mut counts: Vec<(DataPath, usize)> = Vec::new();
+        for path in self.files.iter().filter_map(|f| f.path) {
+            match counts.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((path, 1)),
+            }
+        }
+        (counts.len() > 1)
+            .then(|| counts.iter().map(|(p, n)| format!("{p} {n}")).collect::<Vec<_>>().join(", "))
     }
 
     /// "big.iso", or "12 files, 3 dirs (2 skipped, 1 refused, 4 MiB resumed)".
@@ -183,7 +209,7 @@ impl Report {
             1 => text.push_str(", 1 dir"),
             n => text.push_str(&format!(", {n} dirs")),
         }
-        let resumed: u64 = self.files.iter().map(|f| f.resumed_from).sum();
+        let resumed = self.resumed_bytes();
         let mut notes = Vec::new();
         for (status, word) in [(Status::Skipped, "skipped"), (Status::Refused, "refused")] {
             match self.count(status) {
@@ -207,7 +233,7 @@ impl Report {
             role: self.role,
             files: self.files.iter().map(JsonFile::of).collect(),
             bytes: self.bytes(),
-            resumed_bytes: self.files.iter().map(|f| f.resumed_from).sum(),
+            resumed_bytes: self.resumed_bytes(),
             files_sent: self.count(Status::Sent),
             dirs: self.files.iter().filter(|f| f.dir).count(),
             skipped: self.count(Status::Skipped),
@@ -239,7 +265,7 @@ fn cpu_summary(bytes: u64, send: &SideStats, recv: &SideStats) -> String {
 
 /// CPU seconds (user + system) per GiB moved, `None` when nothing moved.
 pub fn cpu_per_gib(bytes: u64, s: &SideStats) -> Option<f64> {
-    (bytes > 0).then(|| (s.user_us + s.sys_us) as f64 / 1e6 / (bytes as f64 / GIB))
+    (bytes > 0).then(|| s.user_us.saturating_add(s.sys_us) as f64 / 1e6 / (bytes as f64 / GIB))
 }
 
 #[derive(Serialize)]
@@ -326,7 +352,7 @@ impl<'a> JsonSide<'a> {
             user_cpu_s: s.user_us as f64 / 1e6,
             sys_cpu_s: s.sys_us as f64 / 1e6,
             cpu_s_per_gib: cpu_per_gib(s.bytes, s),
-            peak_rss_bytes: s.peak_rss_kib * 1024,
+            peak_rss_bytes: s.peak_rss_kib.saturating_mul(1024),
             voluntary_context_switches: s.voluntary_switches,
             involuntary_context_switches: s.involuntary_switches,
             fallbacks: s

@@ -70,6 +70,8 @@ pub fn connect(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::
                 if let Some((socket, _)) =
                     net::accept_within(&listener, Duration::from_millis(100))?
                 {
+                    // Waiting is over: from here on Ctrl-C ends the sender as usual.
+                    signals::restore();
                     return Ok(socket);
                 }
             }
@@ -177,7 +179,7 @@ fn offer(
     protocol::write_message(socket, &Message::Offer(Offer { entries }))
         .context("sending the offer")?;
     // Deciding resumes hashes partial files: allow the idle timeout for the answer.
-    session::set_timeout(socket, cfg.net.idle_timeout.max(Some(HANDSHAKE_TIMEOUT)))?;
+    session::set_timeout(socket, cfg.net.idle_timeout.map(|t| t.max(HANDSHAKE_TIMEOUT)))?;
     let plan = match next_message(socket, "the receiver's plan")? {
         Message::Plan(plan) if plan.answers.len() == manifest.items.len() => plan,
         other => return Err(unexpected("PLAN with one answer per entry", &other)),
@@ -215,7 +217,9 @@ fn push_all(
     let wanted: Vec<usize> = (0..answers.len())
         .filter(|&i| matches!(answers[i], Answer::Send { .. } | Answer::Resume { .. }))
         .collect();
-    let known = wanted.iter().map(|&i| manifest.items[i].entry.size).sum();
+    let known = wanted
+        .iter()
+        .try_fold(0u64, |sum, &i| manifest.items[i].entry.size.map(|s| sum.saturating_add(s)));
     let mut ui = Ui::new(cfg.output, known, wanted.len() as u64);
     let mut total = Moved::default();
     let mut pacer = Pacer::new(cfg.limit_rate);

@@ -40,6 +40,44 @@ pub fn next_message_hinted(
     }
 }
 
+/// Reads an exchange (greeting, token proof, offer) against one deadline: each read may wait
+/// only for the time left, so a peer trickling a byte at a time cannot stretch the handshake
+/// past `HANDSHAKE_TIMEOUT`, whatever the per-read timeout.
+pub struct Deadline {
+    socket: TcpStream,
+    until: Instant,
+}
+
+impl Deadline {
+    /// A deadline `within` from now over a second handle on `socket`.
+    pub fn new(socket: &TcpStream, within: Duration) -> anyhow::Result<Deadline> {
+        let socket = socket.try_clone().context("duplicating the socket")?;
+        Ok(Deadline { socket, until: Instant::now() + within })
+    }
+
+    /// The next message, turning an ERROR frame into `SessionError::Peer`.
+    pub fn next_message(&mut self, waiting_for: &str) -> anyhow::Result<Message> {
+        match protocol::read_message(self) {
+            Ok(Message::Error { code, message }) => {
+                Err(SessionError::Peer { code, message }.into())
+            }
+            Ok(msg) => Ok(msg),
+            Err(e) => Err(read_failure(e, waiting_for, Some(HANDSHAKE_TIMEOUT))),
+        }
+    }
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "handshake deadline passed"));
+        }
+        self.socket.set_read_timeout(Some(left))?;
+        self.socket.read(buf)
+    }
+}
+
 /// The error for a failed read while `waiting_for` something; a read that hit the socket's
 /// `timeout` says so, in seconds, and keeps its `WouldBlock` kind for the callers that name it.
 pub fn read_failure(e: ReadError, waiting_for: &str, timeout: Option<Duration>) -> anyhow::Error {

@@ -22,6 +22,16 @@ pub fn install() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gives SIGINT and SIGTERM back their default action (end the process), for a process that
+/// installed the flag only to wait and now has nothing to stop cleanly.
+pub fn restore() {
+    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: restoring the default action installs no handler code.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
 /// The signal received since `install`, if any.
 pub fn pending() -> Option<Signal> {
     match PENDING.load(Ordering::SeqCst) {

@@ -26,7 +26,7 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
             let mut buf = vec![0u8; out.buffer_size];
             let mut pos = out.offset;
             while pos < size {
-                let want = (size - pos).min(buf.len() as u64) as usize;
+                let want = out.call_size((size - pos).min(buf.len() as u64) as usize);
                 let n = read_some(&mut file, &mut buf[..want], &mut moved.calls)?;
                 if n == 0 {
                     return Err(super::source_shrank(out.source, pos, size));

@@ -169,7 +169,8 @@ fn splice_chunked(
             None,
             &pipe.write,
             None,
-            out.call_size(pipe.capacity),
+            // No more than the mirror can hold: tee copies only what fits.
+            out.call_size(pipe.capacity.min(mirror.capacity)),
             SpliceFFlags::SPLICE_F_MOVE,
         ) {
             Ok(n) => n,
@@ -287,7 +288,9 @@ impl SpliceWriter<'_> {
     fn run(&mut self, len: u64, expected: Option<u64>, tick: Tick<'_>) -> Result<(), Attempt> {
         let mut left = len;
         while left > 0 {
-            let want = left.min(self.pipe.capacity as u64) as usize;
+            // No more than the mirror can hold: tee copies only what fits.
+            let room = self.pipe.capacity.min(self.checksum.mirror.capacity);
+            let want = left.min(room as u64) as usize;
             self.moved.calls += 1;
             let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
             let n = match splice(self.inc.socket, None, &self.pipe.write, None, want, flags) {

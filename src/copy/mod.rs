@@ -114,12 +114,17 @@ pub struct Moved {
 }
 
 impl Moved {
-    /// Adds one file's counts to a session's; the session's path and fallbacks are its first
-    /// file's.
+    /// Adds one file's counts to a session's. The session's path is its first file's (each
+    /// file's own path is in the per-file reports); its fallbacks are every distinct fallback
+    /// any file took.
     pub fn absorb(&mut self, file: Moved) {
         if self.files == 0 {
             self.path = file.path;
-            self.fallbacks = file.fallbacks;
+        }
+        for fallback in file.fallbacks {
+            if !self.fallbacks.contains(&fallback) {
+                self.fallbacks.push(fallback);
+            }
         }
         self.files += file.files;
         self.bytes += file.bytes;

@@ -348,6 +348,9 @@ fn decode_entry(d: &mut Decoder<'_>) -> Result<Entry, ProtocolError> {
             max: MAX_NAME as u64,
         });
     }
+    if size > i64::MAX as u64 {
+        return Err(malformed(format!("entry size {size} is larger than any file can be")));
+    }
     let size = (flags & 1 == 1).then_some(size);
     Ok(Entry { kind, name: name.to_vec(), size, mode, mtime_sec, mtime_nsec })
 }

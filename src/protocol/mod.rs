@@ -69,8 +69,10 @@
 //! `u64 size`, `u32 mode` (permission bits), `i64 mtime seconds`, `u32 mtime nanoseconds`,
 //! `str16 name`. An offer holds at most 1,000,000 entries; a name is 1 to 4096 bytes: a relative
 //! `/`-separated path whose components are all normal (no empty, `.` or `..` component, no NUL).
-//! The receiver refuses any other name, entry by entry, and resolves accepted ones below its
-//! output directory without following symlinks. Directories come before their contents.
+//! A name that is empty or longer than 4096 bytes makes the whole OFFER malformed; any other
+//! name that is not such a path is refused entry by entry (the other entries still land), as
+//! is a name offered twice. Accepted names are resolved below the output directory without
+//! following symlinks. Directories come before their contents.
 //!
 //! **Answer**: `u8 action`, `u64 offset`, 16-byte `prefix digest`, `u16 refusal code`,
 //! `str16 reason`. Actions: 1 = send from 0; 2 = skip (nothing to send: a directory, or a file

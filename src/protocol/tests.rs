@@ -239,7 +239,7 @@ fn offer_round_trips_with_known_and_unknown_sizes() {
             entry(b"empty", Some(0)),
             Entry {
                 name: vec![0xff, 0xfe, b'x'],
-                size: Some(u64::MAX),
+                size: Some(i64::MAX as u64),
                 mode: u32::MAX,
                 mtime_sec: i64::MIN,
                 mtime_nsec: 999_999_999,
@@ -977,7 +977,7 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
     (
         arb_entry_kind(),
         vec(any::<u8>(), 1..64),
-        proptest::option::of(any::<u64>()),
+        proptest::option::of(0..=i64::MAX as u64),
         any::<u32>(),
         any::<i64>(),
         0..1_000_000_000u32,
@@ -1275,4 +1275,25 @@ proptest! {
         let expected = expected_hello(&bytes).map_err(Some);
         prop_assert_eq!(outcome(read_hello(&mut bytes.as_slice())), expected);
     }
+}
+
+#[test]
+fn entry_sizes_past_what_a_file_can_hold_are_malformed() {
+    let mut entry = Entry {
+        kind: EntryKind::File,
+        name: b"big".to_vec(),
+        size: Some(u64::MAX),
+        mode: 0o644,
+        mtime_sec: 0,
+        mtime_nsec: 0,
+    };
+    let err =
+        protocol_error(read_bytes(&frame(&Message::Offer(Offer { entries: vec![entry.clone()] }))));
+    assert!(
+        matches!(err, ProtocolError::Malformed(ref why) if why.contains("larger than any file")),
+        "{err:?}"
+    );
+    entry.size = Some(i64::MAX as u64);
+    let msg = Message::Offer(Offer { entries: vec![entry] });
+    assert_eq!(round_trip(&msg), msg);
 }

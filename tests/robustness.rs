@@ -1,0 +1,94 @@
+//! Receiver robustness found in review: duplicate names, a stream past --max-size, existing
+//! directories the sender may not re-mode, and a handshake trickled a byte at a time.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{
+    Receiver, dir_entry, file_entry, offer, outcome, send_chunked, send_paths, zcp_client,
+};
+use zcp::protocol::{Answer, MAGIC};
+
+#[test]
+fn a_name_offered_twice_is_refused_once_and_the_first_lands() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (a, b, dst) = (work.path().join("a"), work.path().join("b"), work.path().join("dst"));
+    for (dir, text) in [(&a, "first"), (&b, "second")] {
+        fs::create_dir(dir).expect("mkdir");
+        fs::write(dir.join("x"), text).expect("write");
+    }
+    fs::create_dir(&dst).expect("mkdir dst");
+    let receiver = Receiver::start(&dst, &[]);
+    let sent = send_paths(&[&a.join("x"), &b.join("x")], &receiver.dest(), &[]);
+    let (code, _, stderr) = outcome(&sent);
+    let received = receiver.wait();
+    assert_eq!(code, Some(5), "sender:\n{stderr}");
+    assert!(stderr.contains("names it twice"), "sender:\n{stderr}");
+    assert_eq!(received.code(), Some(5), "receiver:\n{}", received.stderr);
+    assert_eq!(fs::read_to_string(dst.join("x")).expect("x landed"), "first");
+    let names: Vec<_> =
+        fs::read_dir(&dst).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(names.len(), 1, "no part file may be left: {names:?}");
+}
+
+#[test]
+fn a_stream_past_max_size_is_refused_with_exit_5() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(work.path(), &["--max-size", "64K"]);
+    let mut socket = zcp_client(receiver.addr());
+    assert_eq!(
+        offer(&mut socket, vec![file_entry(b"s", None)]).answers,
+        [Answer::Send { offset: 0 }]
+    );
+    send_chunked(&mut socket, 0, &vec![7u8; 256 << 10]);
+    drop(socket);
+    let received = receiver.wait();
+    assert_eq!(received.code(), Some(5), "receiver:\n{}", received.stderr);
+    assert!(received.stderr.contains("--max-size"), "receiver:\n{}", received.stderr);
+    assert!(!work.path().join("s").exists(), "nothing under the final name");
+}
+
+#[test]
+fn an_existing_directory_keeps_its_mode() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let keep = work.path().join("keep");
+    fs::create_dir(&keep).expect("mkdir");
+    fs::set_permissions(&keep, fs::Permissions::from_mode(0o750)).expect("chmod");
+    let receiver = Receiver::start(work.path(), &[]);
+    let mut socket = zcp_client(receiver.addr());
+    let mut entry = dir_entry(b"keep");
+    entry.mode = 0o000;
+    assert_eq!(offer(&mut socket, vec![entry]).answers, [Answer::Skip]);
+    common::finish(&mut socket);
+    let received = receiver.wait();
+    assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
+    let mode = fs::metadata(&keep).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o750, "a sender changed the mode of a directory it did not create");
+}
+
+#[test]
+fn a_trickled_handshake_still_ends_at_the_deadline() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(work.path(), &[]);
+    let started = Instant::now();
+    let mut socket = std::net::TcpStream::connect(receiver.addr()).expect("connect");
+    // One byte of a valid greeting every 2 s: each read succeeds well inside a per-read
+    // timeout, but the handshake as a whole must still end at 10 s.
+    for byte in MAGIC.iter().chain([0u8; 38].iter()) {
+        if socket.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        if started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+    }
+    let received = receiver.wait_for(Duration::from_secs(30));
+    let waited = started.elapsed();
+    assert_eq!(received.code(), Some(3), "receiver:\n{}", received.stderr);
+    assert!(waited < Duration::from_secs(16), "the handshake ran {waited:?}, past its deadline");
+}
