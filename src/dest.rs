@@ -532,3 +532,9 @@ pub fn lock(part: &File) -> io::Result<bool> {
         _ => Err(err),
     }
 }
+
+/// Standard output as a file to write received bytes to (`--output -`).
+pub fn stdout() -> anyhow::Result<File> {
+    let fd = io::stdout().as_fd().try_clone_to_owned().context("duplicating standard output")?;
+    Ok(File::from(fd))
+}

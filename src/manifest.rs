@@ -63,11 +63,6 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Bytes of all files of known size.
-    pub fn known_bytes(&self) -> Option<u64> {
-        self.items.iter().filter(|i| i.entry.kind == EntryKind::File).map(|i| i.entry.size).sum()
-    }
-
     fn add_stdin(&mut self, name: &str) -> anyhow::Result<()> {
         check_path(name.as_bytes()).map_err(|why| SessionError::Usage(format!("--name: {why}")))?;
         let source = crate::source::Source::stdin(name)?;
@@ -97,7 +92,8 @@ impl Manifest {
         } else {
             meta
         };
-        let name = top_name(path).with_context(|| format!("{shown}: no name to offer"))?;
+        let name =
+            crate::source::base_name(path).with_context(|| format!("{shown}: no name to offer"))?;
         let ft = meta.file_type();
         if ft.is_dir() {
             let mut seen = HashSet::new();
@@ -209,14 +205,4 @@ fn entry(kind: EntryKind, name: Vec<u8>, size: Option<u64>, meta: &Metadata) -> 
         mtime_sec: meta.mtime(),
         mtime_nsec: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
     }
-}
-
-/// The name a command-line path is offered under: its last normal component (`.` and `..`
-/// resolve to the directory's own name).
-fn top_name(path: &Path) -> Option<Vec<u8>> {
-    if let Some(name) = path.file_name() {
-        return Some(name.as_bytes().to_vec());
-    }
-    let absolute = fs::canonicalize(path).ok()?;
-    absolute.file_name().map(|n| n.as_bytes().to_vec())
 }

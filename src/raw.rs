@@ -2,10 +2,8 @@
 //! The same data paths and the same honest path report, but no checksum (nothing travels to
 //! compare it with) and no authentication; reports say so.
 
-use std::fs::File;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsFd;
 
 use anyhow::Context;
 
@@ -111,9 +109,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
             (moved, Some(target.shown.display().to_string()))
         }
         _ => {
-            let out = File::from(
-                io::stdout().as_fd().try_clone_to_owned().context("duplicating standard output")?,
-            );
+            let out = crate::dest::stdout()?;
             let inc = Incoming {
                 socket: &socket,
                 file: &out,

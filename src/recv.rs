@@ -3,10 +3,8 @@
 //! the greeting and the token proof, read the offer, answer with one plan, write each file
 //! through its part file, verify, put it in place.
 
-use std::fs::File;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -377,12 +375,7 @@ impl Receiver {
                 return Err(ProtocolError::Malformed(why).into());
             }
             Ok(Decision::Stdout) => {
-                let out = File::from(
-                    io::stdout()
-                        .as_fd()
-                        .try_clone_to_owned()
-                        .context("duplicating standard output")?,
-                );
+                let out = crate::dest::stdout()?;
                 let inc = Incoming {
                     socket,
                     file: &out,
@@ -431,10 +424,7 @@ impl Receiver {
 
     /// Names an idle timeout as such instead of "resource temporarily unavailable".
     fn explain_idle(&self, err: anyhow::Error) -> anyhow::Error {
-        let idle = err.chain().any(|c| {
-            c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock)
-        });
-        match (idle, self.cfg.net.idle_timeout) {
+        match (is_idle(&err), self.cfg.net.idle_timeout) {
             (true, Some(t)) => err.context(format!(
                 "no data for {} s (--idle-timeout); partial files kept",
                 t.as_secs_f64()

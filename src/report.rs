@@ -169,12 +169,8 @@ impl Report {
             };
             line.push_str(&format!("\n  {side}: files took more than one path: {mix}"));
         }
-        for (side, stats) in [("send", &self.send), ("recv", &self.recv)] {
-            for fb in &stats.fallbacks {
-                let errno = fb.errno.map(|e| format!(" ({})", errno_name(e))).unwrap_or_default();
-                line.push_str(&format!("\n  {side}: {} not used: {}{errno}", fb.from, fb.reason));
-            }
-        }
+        line.push_str(&fallback_lines("send", &self.send));
+        line.push_str(&fallback_lines("recv", &self.recv));
         line
     }
 
@@ -246,6 +242,18 @@ impl Report {
         };
         serde_json::to_string_pretty(&view).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
+}
+
+/// One line per fallback a side took, each starting on a new line.
+fn fallback_lines(side: &str, stats: &SideStats) -> String {
+    stats
+        .fallbacks
+        .iter()
+        .map(|fb| {
+            let errno = fb.errno.map(|e| format!(" ({})", errno_name(e))).unwrap_or_default();
+            format!("\n  {side}: {} not used: {}{errno}", fb.from, fb.reason)
+        })
+        .collect()
 }
 
 fn path_summary(s: &SideStats) -> String {
@@ -417,10 +425,7 @@ impl RawReport {
         if let Some(saved) = &self.saved_as {
             line.push_str(&format!("\n  saved as {saved}"));
         }
-        for fb in &self.stats.fallbacks {
-            let errno = fb.errno.map(|e| format!(" ({})", errno_name(e))).unwrap_or_default();
-            line.push_str(&format!("\n  {side}: {} not used: {}{errno}", fb.from, fb.reason));
-        }
+        line.push_str(&fallback_lines(side, &self.stats));
         line
     }
 

@@ -19,11 +19,8 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// Reads the next message, turning an ERROR frame into `SessionError::Peer`.
 pub fn next_message(socket: &mut TcpStream, waiting_for: &str) -> anyhow::Result<Message> {
-    match protocol::read_message(socket) {
-        Ok(Message::Error { code, message }) => Err(SessionError::Peer { code, message }.into()),
-        Ok(msg) => Ok(msg),
-        Err(e) => Err(read_failure(e, waiting_for, socket.read_timeout().ok().flatten())),
-    }
+    let timeout = socket.read_timeout().ok().flatten();
+    from_peer(protocol::read_message(socket), waiting_for, timeout)
 }
 
 /// `next_message` for a frame expected to carry `hint` payload bytes (see
@@ -33,10 +30,21 @@ pub fn next_message_hinted(
     hint: usize,
     waiting_for: &str,
 ) -> anyhow::Result<Message> {
-    match protocol::read_message_hinted(socket, hint) {
+    let timeout = socket.read_timeout().ok().flatten();
+    from_peer(protocol::read_message_hinted(socket, hint), waiting_for, timeout)
+}
+
+/// A message read from the peer: an ERROR frame becomes `SessionError::Peer`, a failed read
+/// says what was awaited and for how long.
+fn from_peer(
+    read: Result<Message, ReadError>,
+    waiting_for: &str,
+    timeout: Option<Duration>,
+) -> anyhow::Result<Message> {
+    match read {
         Ok(Message::Error { code, message }) => Err(SessionError::Peer { code, message }.into()),
         Ok(msg) => Ok(msg),
-        Err(e) => Err(read_failure(e, waiting_for, socket.read_timeout().ok().flatten())),
+        Err(e) => Err(read_failure(e, waiting_for, timeout)),
     }
 }
 
@@ -57,13 +65,7 @@ impl Deadline {
 
     /// The next message, turning an ERROR frame into `SessionError::Peer`.
     pub fn next_message(&mut self, waiting_for: &str) -> anyhow::Result<Message> {
-        match protocol::read_message(self) {
-            Ok(Message::Error { code, message }) => {
-                Err(SessionError::Peer { code, message }.into())
-            }
-            Ok(msg) => Ok(msg),
-            Err(e) => Err(read_failure(e, waiting_for, Some(HANDSHAKE_TIMEOUT))),
-        }
+        from_peer(protocol::read_message(self), waiting_for, Some(HANDSHAKE_TIMEOUT))
     }
 }
 

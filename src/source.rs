@@ -123,7 +123,7 @@ impl Source {
 }
 
 /// The last normal component of `path`, resolving `.`/`..` against the current directory.
-fn base_name(path: &Path) -> Option<Vec<u8>> {
+pub fn base_name(path: &Path) -> Option<Vec<u8>> {
     if let Some(name) = path.file_name() {
         return Some(name.as_bytes().to_vec());
     }

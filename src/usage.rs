@@ -1,7 +1,7 @@
 //! What a session cost this process, from `getrusage(2)`: CPU time and context switches between
 //! two snapshots, and peak resident memory. Folded with a copy's counts into `SideStats`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::resource::{UsageWho, getrusage};
 
@@ -31,11 +31,6 @@ impl Snapshot {
             },
             Err(_) => Snapshot { at, user_us: 0, sys_us: 0, voluntary: 0, involuntary: 0 },
         }
-    }
-
-    /// Time since this snapshot.
-    pub fn elapsed(&self) -> Duration {
-        self.at.elapsed()
     }
 
     /// This end's statistics: what `moved` counted plus what the process spent since `self`.
