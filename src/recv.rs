@@ -3,6 +3,7 @@
 //! the greeting and the token proof, read the offer, answer with one plan, write each file
 //! through its part file, verify, put it in place.
 
+use std::fs::File;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
@@ -17,7 +18,7 @@ use humansize::{BINARY, format_size};
 use crate::auth::{self, Token};
 use crate::config::{Link, RecvConfig};
 use crate::copy::{self, Framing, Incoming, Moved};
-use crate::dest::{Decision, Destination, Refusal};
+use crate::dest::{Decision, Destination, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
 use crate::progress::Ui;
 use crate::protocol::{
@@ -322,10 +323,7 @@ impl Receiver {
         ui: &Ui,
     ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
         let name = String::from_utf8_lossy(&entry.name).into_owned();
-        let framing =
-            entry.size.map_or(Framing::Chunked, |size| Framing::Sized(size.saturating_sub(offset)));
-        let base = before.bytes;
-        let max = self.cfg.max_size;
+        let (base, max) = (before.bytes, self.cfg.max_size);
         let mut tick = |n: u64| -> io::Result<()> {
             ui.position(base + n);
             match max {
@@ -336,64 +334,29 @@ impl Receiver {
                 _ => Ok(()),
             }
         };
-        let mut report = FileReport::new(name.clone(), false, Status::Sent);
-        let (moved, sink) = match decision {
+        let (moved, part) = match decision {
             Ok(Decision::Receive { target, offset: planned, .. }) => {
-                if offset != 0 && offset != *planned {
-                    return Err(ProtocolError::Malformed(format!(
-                        "{name}: sender resumed at {offset}, the plan said {planned}"
-                    ))
-                    .into());
-                }
-                // Lock before touching the contents: another session may be writing this file.
-                let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
-                if !crate::dest::lock(&part)? {
-                    let reason = "another session is writing it".to_string();
-                    return Err(SessionError::Refused { name, reason }.into());
-                }
-                part.set_len(offset)
-                    .with_context(|| format!("truncating {}", target.part_shown().display()))?;
-                let inc = Incoming {
-                    socket,
-                    file: &part,
-                    framing,
-                    offset,
-                    positioned: true,
-                    buffer_size: self.cfg.buffer_size,
-                };
-                let moved = copy::recv(&inc, self.cfg.method, &mut tick).with_context(|| {
-                    format!(
-                        "writing {name} (partial data kept in {})",
-                        target.part_shown().display()
-                    )
-                })?;
-                report.resumed_from = offset;
+                let part = self.open_part(target, &name, offset, *planned)?;
+                let moved = self
+                    .receive_into(socket, entry, &part, offset, &mut tick)
+                    .with_context(|| {
+                        format!(
+                            "writing {name} (partial data kept in {})",
+                            target.part_shown().display()
+                        )
+                    })?;
                 (moved, Some((target, part)))
             }
-            Ok(Decision::Stdout) if offset != 0 => {
-                let why = format!("{name}: a resume at {offset} cannot go to standard output");
-                return Err(ProtocolError::Malformed(why).into());
-            }
-            Ok(Decision::Stdout) => {
+            Ok(Decision::Stdout) if offset == 0 => {
                 let out = crate::dest::stdout()?;
-                let inc = Incoming {
-                    socket,
-                    file: &out,
-                    framing,
-                    offset: 0,
-                    positioned: false,
-                    buffer_size: self.cfg.buffer_size,
-                };
-                (
-                    copy::recv(&inc, self.cfg.method, &mut tick)
-                        .with_context(|| format!("writing {name} to standard output"))?,
-                    None,
-                )
+                let moved = self
+                    .receive_into(socket, entry, &out, 0, &mut tick)
+                    .with_context(|| format!("writing {name} to standard output"))?;
+                (moved, None)
             }
             _ => {
-                return Err(
-                    ProtocolError::Malformed(format!("{name} was not planned to be sent")).into()
-                );
+                let why = format!("{name} was not planned to be sent from offset {offset}");
+                return Err(ProtocolError::Malformed(why).into());
             }
         };
         let end = match session::next_message_hinted(
@@ -404,22 +367,84 @@ impl Receiver {
             Message::FileEnd(end) => end,
             other => return Err(unexpected("FILE_END", &other)),
         };
-        report.bytes = moved.bytes;
-        report.path = Some(moved.path);
-        let verdict = if end.xxh3 == moved.xxh3 {
-            if let Some((target, part)) = &sink {
-                target.commit(part, entry, self.cfg.policy.force)?;
-                report.saved_as = Some(target.shown.display().to_string());
-            }
-            Verdict { status: VerdictStatus::Ok, detail: String::new() }
-        } else {
-            if let Some((target, _)) = &sink {
+        let mut report = FileReport::new(name, false, Status::Sent);
+        (report.bytes, report.path, report.resumed_from) = (moved.bytes, Some(moved.path), offset);
+        let verdict = self.conclude(entry, end.xxh3 == moved.xxh3, part, &mut report)?;
+        Ok((moved, report, verdict))
+    }
+
+    /// Opens and locks a file's part file, cut to the offset the sender resumes from (which
+    /// must be 0 or the planned one).
+    fn open_part(
+        &self,
+        target: &Target,
+        name: &str,
+        offset: u64,
+        planned: u64,
+    ) -> anyhow::Result<File> {
+        if offset != 0 && offset != planned {
+            let why = format!("{name}: sender resumed at {offset}, the plan said {planned}");
+            return Err(ProtocolError::Malformed(why).into());
+        }
+        // Lock before touching the contents: another session may be writing this file.
+        let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
+        if !crate::dest::lock(&part)? {
+            let reason = "another session is writing it".to_string();
+            return Err(SessionError::Refused { name: name.to_string(), reason }.into());
+        }
+        part.set_len(offset)
+            .with_context(|| format!("truncating {}", target.part_shown().display()))?;
+        Ok(part)
+    }
+
+    /// Moves one file's bytes from the socket into `out` (a part file at `offset`, or standard
+    /// output) by the configured method.
+    fn receive_into(
+        &self,
+        socket: &TcpStream,
+        entry: &Entry,
+        out: &File,
+        offset: u64,
+        tick: copy::Tick<'_>,
+    ) -> anyhow::Result<Moved> {
+        let framing =
+            entry.size.map_or(Framing::Chunked, |size| Framing::Sized(size.saturating_sub(offset)));
+        let positioned =
+            matches!(self.dest, Destination::Directory { .. } | Destination::File { .. });
+        let inc = Incoming {
+            socket,
+            file: out,
+            framing,
+            offset,
+            positioned,
+            buffer_size: self.cfg.buffer_size,
+        };
+        copy::recv(&inc, self.cfg.method, tick)
+    }
+
+    /// Puts a verified file in place, or drops a damaged one, and says which.
+    fn conclude(
+        &self,
+        entry: &Entry,
+        matched: bool,
+        part: Option<(&Target, File)>,
+        report: &mut FileReport,
+    ) -> anyhow::Result<Verdict> {
+        if !matched {
+            if let Some((target, _)) = part {
                 target.discard();
             }
             report.status = Status::ChecksumMismatch;
-            Verdict { status: VerdictStatus::ChecksumMismatch, detail: "xxh3-128 differs".into() }
-        };
-        Ok((moved, report, verdict))
+            return Ok(Verdict {
+                status: VerdictStatus::ChecksumMismatch,
+                detail: "xxh3-128 differs".into(),
+            });
+        }
+        if let Some((target, file)) = part {
+            target.commit(&file, entry, self.cfg.policy.force)?;
+            report.saved_as = Some(target.shown.display().to_string());
+        }
+        Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
     }
 
     /// Names an idle timeout as such instead of "resource temporarily unavailable".
