@@ -110,16 +110,7 @@ impl Receiver {
                 let id = live.add(&socket);
                 let live = &live;
                 scope.spawn(move || {
-                    // A session that panics still ends as a session: counted, reported, gone
-                    // from the live list (else a one-shot receiver would wait for it forever).
-                    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.serve(socket, live, id)
-                    }));
-                    let result = served
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")))
-                        .with_context(|| format!("receiving from {peer}"));
-                    live.remove(id);
-                    let _ = tx.send(result);
+                    let _ = tx.send(self.session(socket, &peer, live, id));
                 });
             };
             let mut outcome =
@@ -169,16 +160,31 @@ impl Receiver {
             }
             // Sessions cut short by a signal still report, then the run ends.
             while live.count() > 0 || outcome.served < started {
-                match rx.recv_timeout(Duration::from_secs(5)) {
-                    Ok(result) => outcome.tally(done(result)),
-                    Err(_) => break,
-                }
+                let Ok(result) = rx.recv_timeout(Duration::from_secs(5)) else { break };
+                outcome.tally(done(result));
             }
             if let Some(signal) = outcome.stopped_by {
                 outcome.code = signals::exit_code(signal);
             }
             Ok(outcome)
         })
+    }
+
+    /// One session on its own thread. A session that panics still ends as a session: counted,
+    /// reported, gone from the live list (else a one-shot receiver would wait for it forever).
+    fn session(
+        &self,
+        socket: TcpStream,
+        peer: &str,
+        live: &Live,
+        id: u64,
+    ) -> anyhow::Result<Report> {
+        let served =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(socket, live, id)));
+        live.remove(id);
+        served
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")))
+            .with_context(|| format!("receiving from {peer}"))
     }
 
     /// One session, start to end.
