@@ -25,8 +25,8 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send a file to a listening `zcp recv`')
-            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen for one sender and write what it sends to disk')
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files and directories to a `zcp recv` (or wait for one with --listen)')
+            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive files: listen for a sender (or fetch with --connect) and write what it sends')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Tell which data path zcp will take for these paths, and why')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (bash, zsh, fish, elvish, powershell)')
@@ -116,8 +116,8 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             break
         }
         'zcp;help' {
-            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send a file to a listening `zcp recv`')
-            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Listen for one sender and write what it sends to disk')
+            [CompletionResult]::new('send', 'send', [CompletionResultType]::ParameterValue, 'Send files and directories to a `zcp recv` (or wait for one with --listen)')
+            [CompletionResult]::new('recv', 'recv', [CompletionResultType]::ParameterValue, 'Receive files: listen for a sender (or fetch with --connect) and write what it sends')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Tell which data path zcp will take for these paths, and why')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (bash, zsh, fish, elvish, powershell)')

@@ -22,8 +22,8 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand send 'Send a file to a listening `zcp recv`'
-            cand recv 'Listen for one sender and write what it sends to disk'
+            cand send 'Send files and directories to a `zcp recv` (or wait for one with --listen)'
+            cand recv 'Receive files: listen for a sender (or fetch with --connect) and write what it sends'
             cand bench 'Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine'
             cand doctor 'Tell which data path zcp will take for these paths, and why'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
@@ -106,8 +106,8 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --help 'Print help'
         }
         &'zcp;help'= {
-            cand send 'Send a file to a listening `zcp recv`'
-            cand recv 'Listen for one sender and write what it sends to disk'
+            cand send 'Send files and directories to a `zcp recv` (or wait for one with --listen)'
+            cand recv 'Receive files: listen for a sender (or fetch with --connect) and write what it sends'
             cand bench 'Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine'
             cand doctor 'Tell which data path zcp will take for these paths, and why'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'

@@ -28,12 +28,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Send a file to a listening `zcp recv`
+    /// Send files and directories to a `zcp recv` (or wait for one with --listen)
     #[command(after_help = SEND_EXAMPLES)]
     Send(SendArgs),
-    /// Listen for one sender and write what it sends to disk
+    /// Receive files: listen for a sender (or fetch with --connect) and write what it sends
     #[command(after_help = RECV_EXAMPLES)]
     Recv(RecvArgs),
     /// Measure zero-copy against buffered (and netcat, socat, iperf3) on this machine
@@ -154,6 +155,7 @@ pub struct NetArgs {
     pub raw: bool,
 }
 
+/// Arguments of `zcp send`.
 #[derive(Debug, Args)]
 #[command(override_usage = "zcp send [OPTIONS] <PATH>... <HOST:PORT>\n       \
                             zcp send [OPTIONS] --listen <ADDR> <PATH>...")]
@@ -201,6 +203,7 @@ pub struct SendArgs {
     pub output: OutputArgs,
 }
 
+/// Arguments of `zcp recv`.
 #[derive(Debug, Args)]
 pub struct RecvArgs {
     /// Address to listen on; port 0 picks a free port. The first line on stderr is always
@@ -255,6 +258,7 @@ pub struct RecvArgs {
     pub output_args: OutputArgs,
 }
 
+/// Arguments of `zcp bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G
@@ -297,6 +301,7 @@ pub struct BenchArgs {
     pub output: OutputArgs,
 }
 
+/// Arguments of `zcp doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Files or directories to check: sendfile from their file system, splice into it

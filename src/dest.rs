@@ -115,6 +115,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal with its code and the reason shown on both ends.
     pub fn new(code: RefuseCode, reason: impl Into<String>) -> Self {
         Refusal { code, reason: reason.into() }
     }

@@ -49,6 +49,7 @@ impl ExitCode {
         (ExitCode::Terminated, "stopped by SIGTERM"),
     ];
 
+    /// The number the process exits with.
     pub fn code(self) -> i32 {
         self as i32
     }

@@ -99,11 +99,13 @@ impl Report {
         Duration::from_micros(own.elapsed_us)
     }
 
+    /// Bytes per second over this end's data phase.
     pub fn throughput(&self) -> f64 {
         let secs = self.elapsed().as_secs_f64();
         if secs > 0.0 { self.bytes() as f64 / secs } else { 0.0 }
     }
 
+    /// Whether every file that crossed matched its checksum.
     pub fn checksum_ok(&self) -> bool {
         self.files.iter().all(|f| f.status != Status::ChecksumMismatch)
     }

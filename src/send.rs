@@ -337,6 +337,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
+    /// A pacer for `rate` bytes per second, from now; `None` never waits.
     pub fn new(rate: Option<u64>) -> Pacer {
         Pacer { rate, start: Instant::now() }
     }

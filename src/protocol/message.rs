@@ -127,6 +127,7 @@ pub struct Verdict {
     pub detail: String,
 }
 
+/// Whether a received file matched (wire codes 1, 2, 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerdictStatus {
     Ok,

@@ -10,44 +10,53 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// An empty payload.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The payload built so far.
     pub fn into_inner(self) -> Vec<u8> {
         self.buf
     }
 
+    /// Appends one byte.
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);
         self
     }
 
+    /// Appends a big-endian `u16`.
     pub fn u16(&mut self, v: u16) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends a big-endian `u32`.
     pub fn u32(&mut self, v: u32) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends a big-endian `i32`.
     pub fn i32(&mut self, v: i32) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends a big-endian `u64`.
     pub fn u64(&mut self, v: u64) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends a big-endian `i64`.
     pub fn i64(&mut self, v: i64) -> &mut Self {
         self.buf.extend_from_slice(&v.to_be_bytes());
         self
     }
 
+    /// Appends bytes as they are.
     pub fn raw(&mut self, v: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(v);
         self
@@ -78,14 +87,17 @@ pub struct Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
+    /// Reads `buf`, the payload of a `what` frame (named in errors).
     pub fn new(buf: &'a [u8], what: &'static str) -> Self {
         Self { buf, what }
     }
 
+    /// Bytes not read yet.
     pub fn remaining(&self) -> usize {
         self.buf.len()
     }
 
+    /// The next `n` bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
         if self.buf.len() < n {
             return Err(ProtocolError::Malformed(format!("{} frame ends early", self.what)));
@@ -101,34 +113,42 @@ impl<'a> Decoder<'a> {
         Ok(out)
     }
 
+    /// The next byte.
     pub fn u8(&mut self) -> Result<u8, ProtocolError> {
         Ok(self.array::<1>()?[0])
     }
 
+    /// The next big-endian `u16`.
     pub fn u16(&mut self) -> Result<u16, ProtocolError> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
+    /// The next big-endian `u32`.
     pub fn u32(&mut self) -> Result<u32, ProtocolError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
+    /// The next big-endian `i32`.
     pub fn i32(&mut self) -> Result<i32, ProtocolError> {
         Ok(i32::from_be_bytes(self.array()?))
     }
 
+    /// The next big-endian `u64`.
     pub fn u64(&mut self) -> Result<u64, ProtocolError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
+    /// The next big-endian `i64`.
     pub fn i64(&mut self) -> Result<i64, ProtocolError> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
+    /// The next big-endian `u128`.
     pub fn u128(&mut self) -> Result<u128, ProtocolError> {
         Ok(u128::from_be_bytes(self.array()?))
     }
 
+    /// The next `u16`-length-prefixed byte string.
     pub fn bytes16(&mut self) -> Result<&'a [u8], ProtocolError> {
         let len = self.u16()? as usize;
         self.take(len)
