@@ -7,7 +7,6 @@ mod print;
 mod probe;
 mod system;
 
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -103,12 +102,8 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         paths: targets.iter().map(Target::probe).collect(),
     };
     if args.json {
-        let mut out = io::stdout().lock();
-        if let Err(e) = writeln!(out, "{}", print::json(&findings)).and_then(|_| out.flush()) {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                return Err(anyhow::Error::from(e).context("writing the JSON findings"));
-            }
-        }
+        crate::report::line_to_stdout(&print::json(&findings))
+            .context("writing the JSON findings")?;
     } else {
         eprintln!("{}", print::human(&findings));
     }

@@ -1,6 +1,5 @@
 //! The `zcp` binary: parse the command line, run the subcommand, print, map errors to exit codes.
 
-use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process;
 
@@ -11,7 +10,7 @@ use zcp::config::{Link, Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
 use zcp::progress::Ui;
 use zcp::recv::Receiver;
-use zcp::report::Report;
+use zcp::report::{self, Report};
 use zcp::{raw, send, shell};
 
 fn main() {
@@ -31,11 +30,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => zcp::bench::run(args),
         Command::Doctor(args) => zcp::doctor::run(args),
         Command::Completions { shell } => {
-            shell::print(&shell::completions(shell))?;
+            report::to_stdout(&shell::completions(shell))?;
             Ok(ExitCode::Success)
         }
         Command::Man => {
-            shell::print(&shell::man_page()?)?;
+            report::to_stdout(&shell::man_page()?)?;
             Ok(ExitCode::Success)
         }
     }
@@ -113,11 +112,8 @@ fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) 
         eprintln!("{}", human());
     }
     if output.json {
-        let mut out = io::stdout().lock();
-        if let Err(e) = writeln!(out, "{}", json()).and_then(|_| out.flush()) {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                return fail(&anyhow::Error::from(e).context("writing the JSON report"));
-            }
+        if let Err(e) = report::line_to_stdout(&json()) {
+            return fail(&anyhow::Error::from(e).context("writing the JSON report"));
         }
     }
     ExitCode::Success

@@ -1,6 +1,7 @@
 //! What a session reports, and all of its printing: the human summary for stderr and the JSON
 //! object for stdout. Sessions return a `Report`; this module only formats it.
 
+use std::io::{self, Write};
 use std::time::Duration;
 
 use humansize::{BINARY, format_size};
@@ -256,6 +257,21 @@ fn fallback_lines(side: &str, stats: &SideStats) -> String {
             format!("\n  {side}: {} not used: {}{errno}", fb.from, fb.reason)
         })
         .collect()
+}
+
+/// Writes bytes to standard output, taking a reader that went away (`zcp … --json | head -c1`,
+/// `zcp man | head`) as success: the one place output for machines and pagers leaves.
+pub fn to_stdout(bytes: &[u8]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// `to_stdout` for a line of text (a JSON object).
+pub fn line_to_stdout(text: &str) -> io::Result<()> {
+    to_stdout(format!("{text}\n").as_bytes())
 }
 
 fn path_summary(s: &SideStats) -> String {

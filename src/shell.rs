@@ -2,7 +2,7 @@
 //! (clap_complete) and the man page (clap_mangen). The checked-in `completions/` are these
 //! bytes; a test fails when they drift.
 
-use std::io::{self, Write};
+use std::io;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
@@ -45,13 +45,4 @@ pub fn man_page() -> io::Result<Vec<u8>> {
         man.render_extra_section(&mut out)?;
     }
     Ok(out)
-}
-
-/// Writes bytes to stdout, treating a closed pipe (`zcp man | head`) as success.
-pub fn print(bytes: &[u8]) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    match out.write_all(bytes).and_then(|_| out.flush()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
 }

@@ -11,7 +11,7 @@ mod table;
 mod workspace;
 
 use std::fmt;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -314,12 +314,7 @@ fn report(cfg: &BenchConfig, results: &Results) -> anyhow::Result<ExitCode> {
         write_markdown(path, &table::markdown(results))?;
     }
     if cfg.json {
-        let mut out = io::stdout().lock();
-        if let Err(e) = writeln!(out, "{}", table::json(results)).and_then(|_| out.flush()) {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                return Err(anyhow::Error::from(e).context("writing the JSON results"));
-            }
-        }
+        crate::report::line_to_stdout(&table::json(results)).context("writing the JSON results")?;
     }
     Ok(if results.any_failed() { ExitCode::Failure } else { ExitCode::Success })
 }
