@@ -4,6 +4,7 @@
 //! outside it. Files are written through `.NAME.zcp-part` beside their target and renamed into
 //! place only after their checksum matched. It does not move bytes (see `copy`).
 
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileTimes};
 use std::io;
@@ -169,7 +170,12 @@ impl Destination {
 
     /// Decides one entry: checks its name, creates directories, finds an existing target or a
     /// part file to resume, and proves the part file can be created.
-    pub fn decide(&self, entry: &Entry, policy: Policy) -> Result<Decision, Refusal> {
+    pub fn decide(
+        &self,
+        entry: &Entry,
+        policy: Policy,
+        listing: &mut Listing,
+    ) -> Result<Decision, Refusal> {
         let parts =
             check_path(&entry.name).map_err(|why| Refusal::new(RefuseCode::InvalidName, why))?;
         let (dirs, shown_root) = match self {
@@ -188,7 +194,7 @@ impl Destination {
                     name: name.clone(),
                     shown: path.clone(),
                 };
-                return decide_file(target, entry, policy);
+                return decide_file(target, entry, policy, listing);
             }
         };
         let shown = shown_root.join(OsStr::from_bytes(&entry.name));
@@ -206,7 +212,7 @@ impl Destination {
                 let rel = rel_dirs.iter().map(|c| c.to_os_string()).collect();
                 let target =
                     Target { dirs: Arc::clone(dirs), rel, name: last.to_os_string(), shown };
-                decide_file(target, entry, policy)
+                decide_file(target, entry, policy, listing)
             }
         }
     }
@@ -233,8 +239,16 @@ impl Destination {
     }
 }
 
-fn decide_file(target: Target, entry: &Entry, policy: Policy) -> Result<Decision, Refusal> {
-    if let Some(existing) = target.existing()? {
+fn decide_file(
+    target: Target,
+    entry: &Entry,
+    policy: Policy,
+    listing: &mut Listing,
+) -> Result<Decision, Refusal> {
+    let names = listing.of(&target)?;
+    let existing = if names.contains(&target.name) { target.existing()? } else { None };
+    let part_exists = names.contains(&target.part_name());
+    if let Some(existing) = existing {
         if existing.is_dir {
             return Err(Refusal::new(
                 RefuseCode::Exists,
@@ -257,7 +271,7 @@ fn decide_file(target: Target, entry: &Entry, policy: Policy) -> Result<Decision
         }
     }
     target.check_writable()?;
-    let Some(part) = target.existing_part()? else {
+    let Some(part) = (if part_exists { target.existing_part()? } else { None }) else {
         return Ok(Decision::Receive { target, offset: 0, prefix_xxh3: 0 });
     };
     let len = part.metadata().map_err(|e| target.refusal(e))?.len();
@@ -352,6 +366,33 @@ fn code_of(e: &io::Error) -> RefuseCode {
         }
         io::ErrorKind::StorageFull => RefuseCode::NoSpace,
         _ => RefuseCode::Other,
+    }
+}
+
+/// The names in one directory, read once per directory while a plan is made: most entries of
+/// a tree are new, and a name that is not listed needs no `fstatat` or `openat` to say so. A
+/// listing lives for one plan only; what appears after it is caught by the no-replace rename.
+#[derive(Debug, Default)]
+pub struct Listing {
+    dir: Option<Vec<OsString>>,
+    names: HashSet<OsString>,
+}
+
+impl Listing {
+    fn of(&mut self, target: &Target) -> Result<&HashSet<OsString>, Refusal> {
+        if self.dir.as_ref() != Some(&target.rel) {
+            let dir = target.dir().map_err(|e| target.refusal(e))?;
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            let listed = nix::dir::Dir::openat(&*dir, ".", flags, Mode::empty())
+                .map_err(|e| target.refusal(e.into()))?;
+            self.names = listed
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
+                .collect();
+            self.dir = Some(target.rel.clone());
+        }
+        Ok(&self.names)
     }
 }
 

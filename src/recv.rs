@@ -232,6 +232,7 @@ impl Receiver {
         let policy = self.cfg.policy;
         let mut plan = SessionPlan::default();
         let mut names = std::collections::HashSet::new();
+        let mut listing = crate::dest::Listing::default();
         for (i, entry) in entries.iter().enumerate() {
             let decision = if self.dest.single() && i > 0 {
                 Err(Refusal::new(
@@ -241,7 +242,7 @@ impl Receiver {
             } else if !names.insert(entry.name.as_slice()) {
                 Err(Refusal::new(RefuseCode::Exists, "the offer names it twice"))
             } else {
-                self.dest.decide(entry, policy)
+                self.dest.decide(entry, policy, &mut listing)
             };
             plan.push(entry, decision);
         }
