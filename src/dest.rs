@@ -477,6 +477,19 @@ impl Target {
         Ok(())
     }
 
+    /// Creates the part file, `None` when one exists already (another session's, or one left
+    /// since the plan).
+    pub fn create_part(&self) -> Result<Option<File>, Refusal> {
+        let flags =
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let dir = self.dir().map_err(|e| self.refusal(e))?;
+        match openat(&*dir, self.part_name().as_os_str(), flags, Mode::from_bits_truncate(0o600)) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(Errno::EEXIST) => Ok(None),
+            Err(e) => Err(self.refusal(e.into())),
+        }
+    }
+
     /// Opens (creating) the part file; `truncate` starts it over.
     pub fn open_part(&self, truncate: bool) -> Result<File, Refusal> {
         let mut flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;

@@ -74,7 +74,9 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         mtime_sec: 0,
         mtime_nsec: 0,
     };
-    let decision = dest.decide(&entry, cfg.policy, &mut crate::dest::Listing::default()).map_err(|r| anyhow::anyhow!(r.reason))?;
+    let decision = dest
+        .decide(&entry, cfg.policy, &mut crate::dest::Listing::default())
+        .map_err(|r| anyhow::anyhow!(r.reason))?;
     let socket = match &cfg.net.link {
         Link::Connect(to) => net::connect(to, cfg.net.connect_timeout, cfg.net.retries)?,
         Link::Listen(addr) => {

@@ -393,11 +393,20 @@ impl Receiver {
             let why = format!("{name}: sender resumed at {offset}, the plan said {planned}");
             return Err(ProtocolError::Malformed(why).into());
         }
+        let busy = || SessionError::Refused {
+            name: name.to_string(),
+            reason: "another session is writing it".to_string(),
+        };
+        // Usually the file is new: created here, it is empty and nobody else's.
+        if offset == 0 {
+            if let Some(part) = target.create_part().map_err(|r| anyhow::anyhow!(r.reason))? {
+                return if crate::dest::lock(&part)? { Ok(part) } else { Err(busy().into()) };
+            }
+        }
         // Lock before touching the contents: another session may be writing this file.
         let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
         if !crate::dest::lock(&part)? {
-            let reason = "another session is writing it".to_string();
-            return Err(SessionError::Refused { name: name.to_string(), reason }.into());
+            return Err(busy().into());
         }
         part.set_len(offset)
             .with_context(|| format!("truncating {}", target.part_shown().display()))?;
