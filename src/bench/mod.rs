@@ -259,8 +259,10 @@ fn prepare_source(cfg: &BenchConfig, workspace: &Workspace) -> anyhow::Result<(P
     Ok((path?, cfg.size))
 }
 
-/// Runs every runnable contender once per round, in the same order each round (A B C A B C …)
-/// so that drift of the machine hits all alike. A contender that fails is not run again.
+/// Runs every runnable contender once per round, interleaved so that drift of the machine hits
+/// all alike, and starting each round one contender later (A B C, B C A, C A B, …): whoever runs
+/// right after another contender's writes pays for their writeback, and that must not always be
+/// the same one. A contender that fails is not run again.
 fn run_rounds(
     cfg: &BenchConfig,
     ctx: &RunContext<'_>,
@@ -270,8 +272,11 @@ fn run_rounds(
     let total = ctx.size.saturating_mul(per_round * u64::from(cfg.rounds));
     let bar = progress::bar(cfg.progress, Some(total), "bench");
     let mut runs = 0;
+    let count = contenders.len().max(1);
     for round in 1..=cfg.rounds {
-        for contender in contenders.iter_mut().filter(|c| c.runnable()) {
+        let first = (round as usize - 1) % count;
+        let (head, tail) = contenders.split_at_mut(first);
+        for contender in tail.iter_mut().chain(head.iter_mut()).filter(|c| c.runnable()) {
             bar.set_prefix(format!("round {round}/{} {}", cfg.rounds, contender.name));
             runs += 1;
             let result = run_once(ctx, &contender.what, runs);
