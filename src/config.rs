@@ -208,6 +208,11 @@ impl RecvConfig {
                 "--output - writes the file to standard output: no --keep-open, no --json".into(),
             ));
         }
+        if args.net.raw && args.keep_open {
+            return Err(usage(
+                "--raw receives one stream: it cannot be combined with --keep-open".into(),
+            ));
+        }
         Ok(RecvConfig {
             method: match args.method {
                 RecvMethod::Auto => Method::Auto,

@@ -87,7 +87,16 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     };
     socket.set_read_timeout(cfg.net.idle_timeout).context("setting the socket read timeout")?;
     let start = usage::Snapshot::now();
-    let mut tick = |_: u64| -> io::Result<()> { Ok(()) };
+    let max = cfg.max_size;
+    let mut tick = |n: u64| -> io::Result<()> {
+        match max {
+            Some(max) if n > max => Err(io::Error::other(SessionError::Refused {
+                name: name.clone(),
+                reason: format!("the stream passed --max-size ({max} bytes)"),
+            })),
+            _ => Ok(()),
+        }
+    };
     let (moved, saved_as) = match decision {
         Decision::Receive { target, .. } => {
             let part = target.open_part(true).map_err(|r| anyhow::anyhow!(r.reason))?;
