@@ -111,10 +111,10 @@ fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) 
     if output.summary {
         eprintln!("{}", human());
     }
-    if output.json {
-        if let Err(e) = report::line_to_stdout(&json()) {
-            return fail(&anyhow::Error::from(e).context("writing the JSON report"));
-        }
+    if output.json
+        && let Err(e) = report::line_to_stdout(&json())
+    {
+        return fail(&anyhow::Error::from(e).context("writing the JSON report"));
     }
     ExitCode::Success
 }

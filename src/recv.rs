@@ -398,10 +398,10 @@ impl Receiver {
             reason: "another session is writing it".to_string(),
         };
         // Usually the file is new: created here, it is empty and nobody else's.
-        if offset == 0 {
-            if let Some(part) = target.create_part().map_err(|r| anyhow::anyhow!(r.reason))? {
-                return if crate::dest::lock(&part)? { Ok(part) } else { Err(busy().into()) };
-            }
+        if offset == 0
+            && let Some(part) = target.create_part().map_err(|r| anyhow::anyhow!(r.reason))?
+        {
+            return if crate::dest::lock(&part)? { Ok(part) } else { Err(busy().into()) };
         }
         // Lock before touching the contents: another session may be writing this file.
         let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;

@@ -194,10 +194,10 @@ impl Report {
     fn what_moved(&self) -> String {
         let files: Vec<&FileReport> = self.files.iter().filter(|f| !f.dir).collect();
         let dirs = self.files.len() - files.len();
-        if let ([only], 0) = (files.as_slice(), dirs) {
-            if only.status == Status::Sent || only.status == Status::ChecksumMismatch {
-                return format!("{} ", only.name);
-            }
+        if let ([only], 0) = (files.as_slice(), dirs)
+            && (only.status == Status::Sent || only.status == Status::ChecksumMismatch)
+        {
+            return format!("{} ", only.name);
         }
         let mut text = match files.len() {
             1 => "1 file".to_string(),

@@ -32,22 +32,21 @@ const WATCH_EVERY: u64 = 64 << 20;
 pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
     let manifest = Manifest::build(&cfg.paths, cfg.stdin_name.as_deref(), cfg.follow_symlinks)?;
     manifest.warnings.iter().for_each(|w| ui.warn(w));
-    if cfg.method == Method::Only(DataPath::Sendfile) {
-        if let Some(item) = manifest
+    if cfg.method == Method::Only(DataPath::Sendfile)
+        && let Some(item) = manifest
             .items
             .iter()
             .find(|i| i.entry.kind == EntryKind::File && i.entry.size.is_none())
-        {
-            let name = String::from_utf8_lossy(&item.entry.name).into_owned();
-            return Err(SessionError::MethodUnavailable {
-                path: DataPath::Sendfile,
-                errno: None,
-                reason: format!(
-                    "{name} is a stream of unknown length; sendfile needs a file of known size"
-                ),
-            }
-            .into());
+    {
+        let name = String::from_utf8_lossy(&item.entry.name).into_owned();
+        return Err(SessionError::MethodUnavailable {
+            path: DataPath::Sendfile,
+            errno: None,
+            reason: format!(
+                "{name} is a stream of unknown length; sendfile needs a file of known size"
+            ),
         }
+        .into());
     }
     Ok(manifest)
 }
