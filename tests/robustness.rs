@@ -92,3 +92,29 @@ fn a_trickled_handshake_still_ends_at_the_deadline() {
     assert_eq!(received.code(), Some(3), "receiver:\n{}", received.stderr);
     assert!(waited < Duration::from_secs(16), "the handshake ran {waited:?}, past its deadline");
 }
+
+#[test]
+fn ctrl_c_stops_a_listening_sender_once_it_is_sending() {
+    use std::os::unix::process::ExitStatusExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("slow.bin");
+    fs::write(&src, vec![5u8; 8 << 20]).expect("write");
+    let dst = work.path().join("dst");
+    fs::create_dir(&dst).expect("mkdir");
+    let src_arg = src.to_str().expect("utf-8 path");
+    let args = ["send", src_arg, "--listen", "127.0.0.1:0", "--limit-rate", "1M"];
+    let mut sender = common::Process::start(&args, &[]);
+    let line = sender.first_line(Duration::from_secs(10)).expect("a listening line");
+    let addr = line.strip_prefix("listening on ").expect("listening on ADDR").to_string();
+    let dst_arg = dst.to_str().expect("utf-8 path");
+    let receiver = common::Process::start(&["recv", "--connect", &addr, "--output", dst_arg], &[]);
+    std::thread::sleep(Duration::from_millis(800));
+    let sent_at = Instant::now();
+    sender.signal(nix::sys::signal::Signal::SIGINT);
+    let sender = sender.wait_for(Duration::from_secs(10));
+    assert!(sent_at.elapsed() < Duration::from_secs(3), "Ctrl-C took {:?}", sent_at.elapsed());
+    assert_eq!(sender.status.signal(), Some(2), "the sender should end by SIGINT: {sender:?}");
+    let received = receiver.wait_for(Duration::from_secs(10));
+    assert_ne!(received.code(), Some(0), "receiver:\n{}", received.stderr);
+    assert!(!dst.join("slow.bin").exists(), "a cut transfer must not land under its name");
+}
