@@ -118,3 +118,25 @@ fn ctrl_c_stops_a_listening_sender_once_it_is_sending() {
     assert_ne!(received.code(), Some(0), "receiver:\n{}", received.stderr);
     assert!(!dst.join("slow.bin").exists(), "a cut transfer must not land under its name");
 }
+
+#[test]
+fn sizes_that_add_up_past_u64_are_refused_not_wrapped() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(work.path(), &["--max-size", "1K"]);
+    let mut socket = zcp_client(receiver.addr());
+    let huge = Some(i64::MAX as u64);
+    let plan = offer(
+        &mut socket,
+        vec![file_entry(b"a", huge), file_entry(b"b", huge), file_entry(b"c", huge)],
+    );
+    for answer in &plan.answers {
+        assert!(
+            matches!(answer, Answer::Refuse { .. }),
+            "a plan past --max-size was accepted: {plan:?}"
+        );
+    }
+    common::finish(&mut socket);
+    let received = receiver.wait();
+    assert_eq!(received.code(), Some(5), "receiver:\n{}", received.stderr);
+    assert!(!received.stderr.contains("panicked"), "receiver:\n{}", received.stderr);
+}
