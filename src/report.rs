@@ -243,7 +243,7 @@ impl Report {
             send: JsonSide::of(&self.send),
             recv: JsonSide::of(&self.recv),
         };
-        serde_json::to_string_pretty(&view).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        json_text(&view)
     }
 }
 
@@ -257,6 +257,13 @@ fn fallback_lines(side: &str, stats: &SideStats) -> String {
             format!("\n  {side}: {} not used: {}{errno}", fb.from, fb.reason)
         })
         .collect()
+}
+
+/// A report object as pretty JSON, the one way every `--json` output is rendered. Our view
+/// structs cannot fail to serialize; if one ever did, the output says so as JSON.
+pub fn json_text(view: &impl Serialize) -> String {
+    serde_json::to_string_pretty(view)
+        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
 }
 
 /// Writes bytes to standard output, taking a reader that went away (`zcp … --json | head -c1`,
@@ -467,7 +474,7 @@ impl RawReport {
             send,
             recv,
         };
-        serde_json::to_string_pretty(&view).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        json_text(&view)
     }
 }
 

@@ -200,7 +200,7 @@ pub fn json(results: &Results) -> String {
         command: &results.command,
         pairs: results.rows.iter().map(JsonPair::of).collect(),
     };
-    serde_json::to_string_pretty(&view).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    crate::report::json_text(&view)
 }
 
 #[derive(Serialize)]

@@ -106,7 +106,7 @@ pub fn json(f: &Findings) -> String {
         sockets: &f.sockets,
         paths: f.paths.iter().map(JsonPath::of).collect(),
     };
-    serde_json::to_string_pretty(&view).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    crate::report::json_text(&view)
 }
 
 #[derive(Serialize)]
