@@ -134,7 +134,9 @@ impl Manifest {
             let mut child_name = name.clone();
             child_name.push(b'/');
             child_name.extend_from_slice(child.file_name().as_bytes());
-            self.add_child(&child_path, child_name, follow, seen)?;
+            // Relative to the open directory (fstatat), not a whole path walked again per child.
+            let meta = child.metadata();
+            self.add_child(&child_path, child_name, meta, follow, seen)?;
         }
         seen.remove(&(meta.dev(), meta.ino()));
         Ok(())
@@ -144,11 +146,12 @@ impl Manifest {
         &mut self,
         path: &Path,
         name: Vec<u8>,
+        meta: std::io::Result<Metadata>,
         follow: bool,
         seen: &mut HashSet<(u64, u64)>,
     ) -> anyhow::Result<()> {
         let shown = path.display();
-        let mut meta = fs::symlink_metadata(path).with_context(|| format!("reading {shown}"))?;
+        let mut meta = meta.with_context(|| format!("reading {shown}"))?;
         if meta.file_type().is_symlink() {
             if !follow {
                 self.warnings.push(format!(

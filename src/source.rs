@@ -98,7 +98,7 @@ impl Source {
         let kind = if ft.is_dir() {
             return Err(SessionError::IsADirectory(display).into());
         } else if ft.is_file() {
-            pseudo_fs(&file).map_or(SourceKind::Regular, SourceKind::Pseudo)
+            pseudo_fs(&file, meta.dev()).map_or(SourceKind::Regular, SourceKind::Pseudo)
         } else if ft.is_fifo() {
             SourceKind::Pipe
         } else if ft.is_char_device() {
@@ -142,10 +142,22 @@ pub fn on_pseudo_fs(_path: &Path) -> bool {
     false
 }
 
-/// The name of the pseudo file system `file` lives on, if any.
+/// The name of the pseudo file system `file` (on device `dev`) lives on, if any. The answer for
+/// the last device is kept: a tree's files mostly share one, and asking costs a call per file.
 #[cfg(target_os = "linux")]
-fn pseudo_fs(file: &File) -> Option<&'static str> {
-    pseudo_name(nix::sys::statfs::fstatfs(file).ok()?.filesystem_type())
+fn pseudo_fs(file: &File, dev: u64) -> Option<&'static str> {
+    use std::cell::Cell;
+    thread_local! {
+        static LAST: Cell<Option<(u64, Option<&'static str>)>> = const { Cell::new(None) };
+    }
+    if let Some((last, name)) = LAST.get()
+        && last == dev
+    {
+        return name;
+    }
+    let name = pseudo_name(nix::sys::statfs::fstatfs(file).ok()?.filesystem_type());
+    LAST.set(Some((dev, name)));
+    name
 }
 
 #[cfg(target_os = "linux")]
@@ -166,6 +178,6 @@ fn pseudo_name(fs: nix::sys::statfs::FsType) -> Option<&'static str> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn pseudo_fs(_file: &File) -> Option<&'static str> {
+fn pseudo_fs(_file: &File, _dev: u64) -> Option<&'static str> {
     None
 }
