@@ -2,7 +2,8 @@
 //! normal components, then resolved from the held-open `--output` directory one component at a
 //! time with `O_NOFOLLOW`, so neither `..` nor a symlink already inside the destination can lead
 //! outside it. Files are written through `.NAME.zcp-part` beside their target and renamed into
-//! place only after their checksum matched. It does not move bytes (see `copy`).
+//! place only after their checksum matched; a small file that arrived whole and checked goes into
+//! an unnamed file (`O_TMPFILE`) linked in under its name. It does not move bytes (see `copy`).
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -12,7 +13,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
@@ -48,6 +50,8 @@ pub struct Dirs {
     recent: Mutex<Vec<(Vec<u8>, Arc<OwnedFd>)>>,
     /// The directory last found writable: files in one directory ask once.
     writable: Mutex<Option<Vec<OsString>>>,
+    /// Set once unnamed files (`O_TMPFILE`) turned out not to work here.
+    no_unnamed: AtomicBool,
 }
 
 impl Dirs {
@@ -56,6 +60,7 @@ impl Dirs {
             root: Arc::new(root),
             recent: Mutex::new(Vec::new()),
             writable: Mutex::new(None),
+            no_unnamed: AtomicBool::new(false),
         })
     }
 
@@ -130,8 +135,9 @@ pub enum Decision {
     Dir { created: bool },
     /// An existing file that matches: nothing to send.
     Skip,
-    /// Receive into this target, from `offset` (a part file of that length exists).
-    Receive { target: Target, offset: u64, prefix_xxh3: u128 },
+    /// Receive into this target, from `offset` (a part file of that length exists). `part`:
+    /// a part file exists, of any length (it is reused, so it never outlives the transfer).
+    Receive { target: Target, offset: u64, prefix_xxh3: u128, part: bool },
     /// Receive onto standard output.
     Stdout,
 }
@@ -272,7 +278,7 @@ fn decide_file(
     }
     target.check_writable()?;
     let Some(part) = (if part_exists { target.existing_part()? } else { None }) else {
-        return Ok(Decision::Receive { target, offset: 0, prefix_xxh3: 0 });
+        return Ok(Decision::Receive { target, offset: 0, prefix_xxh3: 0, part: false });
     };
     let len = part.metadata().map_err(|e| target.refusal(e))?.len();
     // A part file longer than the offered file cannot be its prefix: start over.
@@ -287,7 +293,7 @@ fn decide_file(
     } else {
         0
     };
-    Ok(Decision::Receive { target, offset, prefix_xxh3 })
+    Ok(Decision::Receive { target, offset, prefix_xxh3, part: true })
 }
 
 /// What stands under a target name already.
@@ -524,6 +530,49 @@ impl Target {
         })
     }
 
+    /// Writes a whole file that arrived in one piece, already verified, without a part file:
+    /// into an unnamed file (`O_TMPFILE`) that is linked in under its name once complete, so no
+    /// name ever shows a partial file and a crash leaves nothing behind. Returns the `write`
+    /// calls made, or `None` when this file system cannot (or `force` asks to replace a file,
+    /// which a link cannot): the caller then goes through the part file.
+    pub fn write_unnamed(
+        &self,
+        body: &[u8],
+        entry: &Entry,
+        force: bool,
+    ) -> anyhow::Result<Option<u64>> {
+        if force || self.dirs.no_unnamed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let dir = self
+            .dir()
+            .with_context(|| format!("opening the directory of {}", self.shown.display()))?;
+        let mode = entry.mode & 0o777;
+        let Some(file) = unnamed_file(&dir, mode)
+            .with_context(|| format!("creating the file for {}", self.shown.display()))?
+        else {
+            self.dirs.no_unnamed.store(true, Ordering::Relaxed);
+            return Ok(None);
+        };
+        let calls =
+            write_all(&file, body).with_context(|| format!("writing {}", self.shown.display()))?;
+        if mode & umask() != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("setting the mode of {}", self.shown.display()))?;
+        }
+        if entry.size.is_some() {
+            file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+                .with_context(|| format!("setting the mtime of {}", self.shown.display()))?;
+        }
+        let linked = link_unnamed(&file, &dir, &self.name)
+            .with_context(|| format!("putting {} in place", self.shown.display()))?;
+        if !linked {
+            self.dirs.no_unnamed.store(true, Ordering::Relaxed);
+            return Ok(None);
+        }
+        Ok(Some(calls))
+    }
+
     /// Removes the part file: its contents are known to be wrong.
     pub fn discard(&self) {
         if let Ok(dir) = self.dir() {
@@ -540,6 +589,81 @@ fn mtime_of(entry: &Entry) -> SystemTime {
     } else {
         SystemTime::UNIX_EPOCH - Duration::from_secs(entry.mtime_sec.unsigned_abs()) + nanos
     }
+}
+
+/// Writes all of `body` to `file`, counting the calls.
+pub fn write_all(mut file: &File, body: &[u8]) -> io::Result<u64> {
+    use std::io::Write;
+    let mut calls = 0;
+    let mut left = body;
+    while !left.is_empty() {
+        calls += 1;
+        match file.write(left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => left = &left[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(calls)
+}
+
+/// The permission bits new files lose (read once: asking `umask(2)` would change it).
+fn umask() -> u32 {
+    static UMASK: OnceLock<u32> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+            })
+            // Unknown: assume every bit may be lost, so the mode is always set explicitly.
+            .unwrap_or(0o777)
+    })
+}
+
+/// A new unnamed file in `dir` with `mode`, or `None` when the file system has no `O_TMPFILE`.
+#[cfg(target_os = "linux")]
+fn unnamed_file(dir: &OwnedFd, mode: u32) -> io::Result<Option<File>> {
+    let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    match openat(dir, ".", flags, Mode::from_bits_truncate(mode)) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        // EISDIR: a kernel that predates O_TMPFILE reads it as O_DIRECTORY.
+        Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unnamed_file(_dir: &OwnedFd, _mode: u32) -> io::Result<Option<File>> {
+    Ok(None)
+}
+
+/// Gives an unnamed file its `name` in `dir`; never replaces an existing file. `false` when the
+/// kernel will not link it here (linking by descriptor needs CAP_DAC_READ_SEARCH; without it,
+/// the `/proc/self/fd` route needs /proc).
+#[cfg(target_os = "linux")]
+fn link_unnamed(file: &File, dir: &OwnedFd, name: &OsStr) -> io::Result<bool> {
+    use nix::fcntl::AtFlags;
+    use nix::unistd::linkat;
+    use std::os::fd::AsRawFd;
+    match linkat(file, "", dir, name, AtFlags::AT_EMPTY_PATH) {
+        Ok(()) => return Ok(true),
+        Err(Errno::ENOENT | Errno::EPERM | Errno::EINVAL) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match linkat(AT_FDCWD, proc_path.as_str(), dir, name, AtFlags::AT_SYMLINK_FOLLOW) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT | Errno::EPERM | Errno::EXDEV) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn link_unnamed(_file: &File, _dir: &OwnedFd, _name: &OsStr) -> io::Result<bool> {
+    Ok(false)
 }
 
 #[cfg(target_os = "linux")]

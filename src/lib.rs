@@ -25,3 +25,4 @@ pub mod shell;
 pub mod signals;
 pub mod source;
 pub mod usage;
+pub mod writer;

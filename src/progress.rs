@@ -52,6 +52,9 @@ impl Ui {
     /// A new file starts; `base` is the session's byte count before it.
     pub fn file(&mut self, name: &str) {
         self.done += 1;
+        if self.bar.is_hidden() {
+            return;
+        }
         self.bar.set_prefix(format!("[{}/{}]", self.done, self.files));
         self.bar.set_message(name.to_string());
     }

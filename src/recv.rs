@@ -1,7 +1,8 @@
 //! The receiving end: listens (or connects, for reverse connections), serves one session or,
 //! with `--keep-open`, many at once, and stops cleanly on Ctrl-C or SIGTERM. One session: check
 //! the greeting and the token proof, read the offer, answer with one plan, write each file
-//! through its part file, verify, put it in place.
+//! through its part file, verify, put it in place. Small files come from a read-ahead of many at
+//! once and are written by the `writer` threads.
 
 use std::fs::File;
 use std::io;
@@ -17,7 +18,8 @@ use humansize::{BINARY, format_size};
 
 use crate::auth::{self, Token};
 use crate::config::{Link, RecvConfig};
-use crate::copy::{self, Framing, Incoming, Moved};
+use crate::copy::batch::{self, Inbox, SMALL_FILE};
+use crate::copy::{self, DataPath, Framing, Incoming, Method, Moved};
 use crate::dest::{Decision, Destination, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
 use crate::progress::Ui;
@@ -26,7 +28,8 @@ use crate::protocol::{
     Summary, Verdict, VerdictStatus,
 };
 use crate::report::{FileReport, Report, Role, Status};
-use crate::session::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
+use crate::session::{self, HANDSHAKE_TIMEOUT, unexpected};
+use crate::writer::{Job, Writer};
 use crate::{net, signals, usage};
 
 /// Senders told "busy" at once, at most.
@@ -204,7 +207,8 @@ impl Receiver {
         session::set_timeout(&socket, self.cfg.net.idle_timeout)?;
         live.started_data(id);
         let start = usage::Snapshot::now();
-        let total = match self.receive_all(&mut socket, &offer.entries, &mut plan) {
+        let mut inbox = Inbox::new(&socket);
+        let total = match self.receive_all(&mut inbox, &offer.entries, &mut plan) {
             Ok(total) => total,
             Err(e) => return Err(tell_peer(&mut socket, self.explain_idle(e))),
         };
@@ -216,7 +220,9 @@ impl Receiver {
                 format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
             })?;
         }
-        let sender = match next_message(&mut socket, "the sender's statistics")? {
+        let idle = self.cfg.net.idle_timeout;
+        let sender = match session::next_message_from(&mut inbox, idle, "the sender's statistics")?
+        {
             Message::Finish(stats) => stats,
             other => return Err(unexpected("FINISH", &other)),
         };
@@ -276,10 +282,12 @@ impl Receiver {
         (needed > free).then(|| format!("session needs {}, {} free", size(needed), size(free)))
     }
 
-    /// Receives every file the plan asked for, in order.
+    /// Receives every file the plan asked for, in order: small files from the read-ahead,
+    /// written on a second thread, the others by the configured data path straight from the
+    /// socket. Returns once every file is written.
     fn receive_all(
         &self,
-        socket: &mut TcpStream,
+        inbox: &mut Inbox<'_>,
         entries: &[Entry],
         plan: &mut SessionPlan,
     ) -> anyhow::Result<Moved> {
@@ -291,38 +299,152 @@ impl Receiver {
         } else {
             Ui::new(self.cfg.print, known, wanted.len() as u64)
         };
-        let mut total = Moved::default();
-        for index in wanted {
-            let entry = &entries[index];
-            let offset = match session::next_message_hinted(
-                socket,
-                protocol::FILE_START_LEN,
-                "the next file",
-            )? {
-                Message::FileStart { index: i, offset } if i as usize == index => offset,
-                Message::FileStart { index: i, .. } => {
-                    return Err(ProtocolError::Malformed(format!(
-                        "file #{i} sent where #{index} was due"
-                    ))
-                    .into());
-                }
-                other => return Err(unexpected("FILE_START", &other)),
-            };
-            ui.file(&String::from_utf8_lossy(&entry.name));
-            let (moved, report, verdict) =
-                self.receive_file(socket, entry, &plan.decisions[index], offset, &total, &ui)?;
-            total.absorb(moved);
-            plan.reports[index] = report;
-            plan.verdicts.push(verdict);
-        }
+        let write = |job: &Job<'_>| self.write_whole(job.target, &job.body, job.entry);
+        let total = thread::scope(|scope| {
+            let mut writer = Writer::new(scope, &write);
+            let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut ui);
+            // Wait for the queued files whatever happened: they are whole and checked.
+            let written = writer.finish();
+            let mut total = received?;
+            total.calls += written?;
+            anyhow::Ok(total)
+        })?;
         ui.finish();
         Ok(total)
+    }
+
+    /// The loop of `receive_all`.
+    fn receive_each<'env>(
+        &self,
+        inbox: &mut Inbox<'_>,
+        entries: &'env [Entry],
+        wanted: &[usize],
+        plan: &'env mut SessionPlan,
+        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<u64> + Sync>,
+        ui: &mut Ui,
+    ) -> anyhow::Result<Moved> {
+        let SessionPlan { decisions, reports, verdicts } = plan;
+        let small: Vec<bool> =
+            wanted.iter().map(|&i| self.batched(&entries[i], &decisions[i])).collect();
+        let ahead = read_ahead(wanted, &small, entries);
+        let mut total = Moved::default();
+        inbox.allow(ahead[0]);
+        for (k, &index) in wanted.iter().enumerate() {
+            let entry = &entries[index];
+            let reads = inbox.calls;
+            let offset = self.file_start(inbox, index)?;
+            ui.file(&String::from_utf8_lossy(&entry.name));
+            let decision = &decisions[index];
+            let (moved, report, verdict) = if small[k] {
+                let mut file = self.receive_small(inbox, entry, decision, offset, writer)?;
+                // The reads that brought its bytes are its data path (they brought others').
+                file.0.calls += inbox.calls - reads;
+                file
+            } else {
+                // Its bytes come straight from the socket; the read-ahead takes up again
+                // after them, with its FILE_END.
+                inbox.allow(ahead[k + 1].map(|a| a + protocol::FILE_END_FRAME as u64));
+                self.receive_file(inbox, entry, decision, offset, &total, ui)?
+            };
+            total.absorb(moved);
+            ui.position(total.bytes);
+            reports[index] = report;
+            verdicts.push(verdict);
+        }
+        if small.contains(&true) && self.cfg.method == Method::Auto {
+            total.absorb_fallback(batch::recv_reason());
+        }
+        Ok(total)
+    }
+
+    /// Whether a file comes batched: small, of known size, new (no part file of an earlier
+    /// transfer to reuse or remove), and `--method` does not insist on splice.
+    fn batched(&self, entry: &Entry, decision: &Result<Decision, Refusal>) -> bool {
+        matches!(self.cfg.method, Method::Auto | Method::Only(DataPath::Buffered))
+            && entry.size.is_some_and(|s| s <= SMALL_FILE)
+            && matches!(decision, Ok(Decision::Receive { offset: 0, part: false, .. }))
+    }
+
+    /// Reads FILE_START for the file due (`index`) and returns the offset it is sent from.
+    fn file_start(&self, inbox: &mut Inbox<'_>, index: usize) -> anyhow::Result<u64> {
+        match session::next_message_from(inbox, self.cfg.net.idle_timeout, "the next file")? {
+            Message::FileStart { index: i, offset } if i as usize == index => Ok(offset),
+            Message::FileStart { index: i, .. } => {
+                Err(ProtocolError::Malformed(format!("file #{i} sent where #{index} was due"))
+                    .into())
+            }
+            other => Err(unexpected("FILE_START", &other)),
+        }
+    }
+
+    /// Receives one batched file: its bytes come from the read-ahead and are checked against
+    /// its FILE_END digest before anything is written, so a damaged file never touches the
+    /// disk; then the writer puts them in a file with one `write`.
+    fn receive_small<'env>(
+        &self,
+        inbox: &mut Inbox<'_>,
+        entry: &'env Entry,
+        decision: &'env Result<Decision, Refusal>,
+        offset: u64,
+        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<u64> + Sync>,
+    ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        let (Ok(Decision::Receive { target, .. }), 0) = (decision, offset) else {
+            let why = format!("{name} was not planned to be sent from offset {offset}");
+            return Err(ProtocolError::Malformed(why).into());
+        };
+        let size = entry.size.unwrap_or(0);
+        if let Err(e) = inbox.hold(size as usize) {
+            return Err(match e.kind() {
+                io::ErrorKind::UnexpectedEof => SessionError::ConnectionLost {
+                    received: inbox.unread() as u64,
+                    expected: Some(size),
+                }
+                .into(),
+                _ => anyhow::Error::from(e).context(format!("receiving {name}")),
+            });
+        }
+        let idle = self.cfg.net.idle_timeout;
+        let end = match session::next_message_from(inbox, idle, "the file's checksum")? {
+            Message::FileEnd(end) => end,
+            other => return Err(unexpected("FILE_END", &other)),
+        };
+        let xxh3 = xxhash_rust::xxh3::xxh3_128(inbox.held());
+        let moved =
+            Moved { path: DataPath::Buffered, bytes: size, files: 1, xxh3, ..Moved::default() };
+        let mut report = FileReport::new(name, false, Status::Sent);
+        (report.bytes, report.path) = (size, Some(DataPath::Buffered));
+        let verdict = if xxh3 == end.xxh3 {
+            writer.write(Job { target, entry, body: inbox.held().to_vec() })?;
+            report.saved_as = Some(target.shown.display().to_string());
+            Verdict { status: VerdictStatus::Ok, detail: String::new() }
+        } else {
+            mismatch(&mut report)
+        };
+        inbox.release();
+        Ok((moved, report, verdict))
+    }
+
+    /// Writes a verified small file: as an unnamed file linked into place where the file system
+    /// allows, else through its part file like any other. Returns the `write` calls made.
+    fn write_whole(&self, target: &Target, body: &[u8], entry: &Entry) -> anyhow::Result<u64> {
+        let force = self.cfg.policy.force;
+        if let Some(calls) = target.write_unnamed(body, entry, force)? {
+            return Ok(calls);
+        }
+        let name = String::from_utf8_lossy(&entry.name);
+        let part = self.open_part(target, &name, 0, 0)?;
+        let calls = crate::dest::write_all(&part, body).with_context(|| {
+            format!("writing {name} (partial data kept in {})", target.part_shown().display())
+        })?;
+        target.commit(&part, entry, force)?;
+        Ok(calls)
     }
 
     /// Receives one file from `offset`, checks it and puts it in place (or drops it).
     fn receive_file(
         &self,
-        socket: &mut TcpStream,
+        inbox: &mut Inbox<'_>,
         entry: &Entry,
         decision: &Result<Decision, Refusal>,
         offset: u64,
@@ -330,6 +452,11 @@ impl Receiver {
         ui: &Ui,
     ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
         let name = String::from_utf8_lossy(&entry.name).into_owned();
+        if !inbox.is_empty() {
+            let why = format!("bytes of {name} arrived before its turn");
+            return Err(ProtocolError::Malformed(why).into());
+        }
+        let socket = inbox.socket();
         let (base, max) = (before.bytes, self.cfg.max_size);
         let mut tick = |n: u64| -> io::Result<()> {
             ui.position(base + n);
@@ -366,11 +493,8 @@ impl Receiver {
                 return Err(ProtocolError::Malformed(why).into());
             }
         };
-        let end = match session::next_message_hinted(
-            socket,
-            protocol::FILE_END_LEN,
-            "the file's checksum",
-        )? {
+        let idle = self.cfg.net.idle_timeout;
+        let end = match session::next_message_from(inbox, idle, "the file's checksum")? {
             Message::FileEnd(end) => end,
             other => return Err(unexpected("FILE_END", &other)),
         };
@@ -450,11 +574,7 @@ impl Receiver {
             if let Some((target, _)) = part {
                 target.discard();
             }
-            report.status = Status::ChecksumMismatch;
-            return Ok(Verdict {
-                status: VerdictStatus::ChecksumMismatch,
-                detail: "xxh3-128 differs".into(),
-            });
+            return Ok(mismatch(report));
         }
         if let Some((target, file)) = part {
             target.commit(&file, entry, self.cfg.policy.force)?;
@@ -473,6 +593,29 @@ impl Receiver {
             _ => err,
         }
     }
+}
+
+/// The verdict on a file whose checksum differs; it was not saved.
+fn mismatch(report: &mut FileReport) -> Verdict {
+    report.status = Status::ChecksumMismatch;
+    Verdict { status: VerdictStatus::ChecksumMismatch, detail: "xxh3-128 differs".into() }
+}
+
+/// For each wanted file, from its FILE_START on, how many bytes the read-ahead may take: the
+/// frames and bytes of the run of batched files it starts, then the FILE_START of the next
+/// file that is spliced (whose bytes must stay in the socket); `None` when none follows.
+fn read_ahead(wanted: &[usize], small: &[bool], entries: &[Entry]) -> Vec<Option<u64>> {
+    let frames = (protocol::FILE_START_FRAME + protocol::FILE_END_FRAME) as u64;
+    let mut ahead = vec![None; wanted.len() + 1];
+    for k in (0..wanted.len()).rev() {
+        ahead[k] = if small[k] {
+            let size = entries[wanted[k]].size.unwrap_or(0);
+            ahead[k + 1].map(|a| a + frames + size)
+        } else {
+            Some(protocol::FILE_START_FRAME as u64)
+        };
+    }
+    ahead
 }
 
 fn size(bytes: u64) -> String {

@@ -1,9 +1,11 @@
 //! The sending session: walk the paths into a manifest, connect (or wait for a receiver), prove
 //! the token, offer everything at once, follow the one plan that comes back, and push each file
-//! by the chosen data path, resuming where the receiver holds a matching prefix.
+//! by the chosen data path, resuming where the receiver holds a matching prefix; small files go
+//! in batches, many to one write.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::auth::{self, Token};
 use crate::config::{Link, SendConfig};
-use crate::copy::{self, DataPath, Method, Moved, Outgoing};
+use crate::copy::batch;
+use crate::copy::{self, Counted, DataPath, Method, Moved, Outgoing};
 use crate::error::SessionError;
 use crate::manifest::{Item, Manifest, Origin};
 use crate::progress::Ui;
@@ -203,9 +206,10 @@ fn offer(
     Ok(plan.answers)
 }
 
-/// Sends every file the plan asked for, in manifest order. Each file's FILE_END leaves with the
-/// next file's FILE_START in one write; the last one is returned for the caller to send along
-/// with FINISH.
+/// Sends every file the plan asked for, in manifest order. Small files are gathered with their
+/// frames and written in batches; before any other file, what was gathered leaves in one write
+/// with that file's FILE_START. What is still gathered at the end is returned for the caller to
+/// send along with FINISH.
 fn push_all(
     socket: &mut TcpStream,
     cfg: &SendConfig,
@@ -219,29 +223,121 @@ fn push_all(
     let known = wanted
         .iter()
         .try_fold(0u64, |sum, &i| manifest.items[i].entry.size.map(|s| sum.saturating_add(s)));
-    let mut ui = Ui::new(cfg.output, known, wanted.len() as u64);
-    let mut total = Moved::default();
-    let mut pacer = Pacer::new(cfg.limit_rate);
-    let mut pending = Vec::new();
+    let mut push = Push {
+        socket,
+        cfg,
+        pending: Vec::new(),
+        ui: Ui::new(cfg.output, known, wanted.len() as u64),
+        pacer: Pacer::new(cfg.limit_rate),
+        opener: batch::Opener::default(),
+        total: Moved::default(),
+    };
+    let mut batched = false;
     for index in wanted {
         let item = &manifest.items[index];
-        let mut source = open(item)?;
-        let offset = resume_offset(&source, &answers[index], cfg.resume, &mut reports[index])?;
-        ui.file(&reports[index].name);
-        pending.extend(protocol::frame(&Message::FileStart { index: index as u32, offset }));
-        socket.write_all(&pending).context("announcing a file")?;
-        pending.clear();
-        source.size = item.entry.size;
-        let moved = push(socket, cfg, &source, offset, total.bytes, &ui, &mut pacer)
-            .with_context(|| format!("sending {}", source.display))?;
-        pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: moved.xxh3 })));
-        reports[index].bytes = moved.bytes;
-        reports[index].resumed_from = offset;
-        reports[index].path = Some(moved.path);
-        total.absorb(moved);
+        let report = &mut reports[index];
+        push.ui.file(&report.name);
+        let moved = match small_file(cfg, item, &answers[index]) {
+            Some((path, size)) => {
+                batched = true;
+                push.small(index, path, size)?
+            }
+            None => push.whole(index, item, &answers[index], report)?,
+        };
+        report.bytes = moved.bytes;
+        report.path = Some(moved.path);
+        push.total.absorb(moved);
     }
-    ui.finish();
-    Ok((total, pending))
+    if batched && cfg.method == Method::Auto {
+        push.total.absorb_fallback(batch::send_reason());
+    }
+    push.ui.finish();
+    Ok((push.total, push.pending))
+}
+
+/// Where `push_all` is: the socket, what waits to be written, the display, the pace.
+struct Push<'a> {
+    socket: &'a mut TcpStream,
+    cfg: &'a SendConfig,
+    /// Frames and small files gathered for the next write.
+    pending: Vec<u8>,
+    ui: Ui,
+    pacer: Pacer,
+    opener: batch::Opener,
+    total: Moved,
+}
+
+impl Push<'_> {
+    /// Gathers one small file, with its frames, and writes the batch once it is large enough.
+    fn small(&mut self, index: usize, path: &Path, size: u64) -> anyhow::Result<Moved> {
+        let display = path.display().to_string();
+        let file = self.opener.open(path).with_context(|| format!("opening {display}"))?;
+        let start = Message::FileStart { index: index as u32, offset: 0 };
+        self.pending.extend(protocol::frame(&start));
+        let mut moved = batch::append(&file, &display, size, &mut self.pending)?;
+        self.pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: moved.xxh3 })));
+        if self.pending.len() >= batch::BATCH {
+            moved.calls += flush(self.socket, &mut self.pending)?;
+        }
+        self.ui.position(self.total.bytes + moved.bytes);
+        Ok(moved)
+    }
+
+    /// Sends one file by the configured data path, from where the receiver's copy ends when it
+    /// holds a matching prefix.
+    fn whole(
+        &mut self,
+        index: usize,
+        item: &Item,
+        answer: &Answer,
+        report: &mut FileReport,
+    ) -> anyhow::Result<Moved> {
+        let mut source = open(item)?;
+        let offset = resume_offset(&source, answer, self.cfg.resume, report)?;
+        report.resumed_from = offset;
+        self.pending.extend(protocol::frame(&Message::FileStart { index: index as u32, offset }));
+        self.socket.write_all(&self.pending).context("announcing a file")?;
+        self.pending.clear();
+        source.size = item.entry.size;
+        let moved = push(
+            self.socket,
+            self.cfg,
+            &source,
+            offset,
+            self.total.bytes,
+            &self.ui,
+            &mut self.pacer,
+        )
+        .with_context(|| format!("sending {}", source.display))?;
+        self.pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: moved.xxh3 })));
+        Ok(moved)
+    }
+}
+
+/// A file that goes batched, and its size: a small regular file from the walk (not standard
+/// input), sent whole, with no rate limit, and `--method` does not insist on a zero-copy path.
+fn small_file<'a>(cfg: &SendConfig, item: &'a Item, answer: &Answer) -> Option<(&'a Path, u64)> {
+    let size = item.entry.size.filter(|&s| s <= batch::SMALL_FILE)?;
+    let Origin::Path(path) = &item.origin else { return None };
+    let allowed = matches!(cfg.method, Method::Auto | Method::Only(DataPath::Buffered));
+    (allowed && cfg.limit_rate.is_none() && matches!(answer, Answer::Send { offset: 0 }))
+        .then_some((path.as_path(), size))
+}
+
+/// Writes the frames and small files gathered so far and returns the calls it took. A receiver
+/// that has given up (it spoke) stops the session with its reason.
+fn flush(socket: &mut TcpStream, pending: &mut Vec<u8>) -> anyhow::Result<u64> {
+    if session::peer_has_spoken(socket) {
+        let stopped = anyhow::anyhow!("the receiver stopped the transfer");
+        return Err(peer_reason(socket).unwrap_or(stopped));
+    }
+    let mut counted = Counted::new(&*socket);
+    if let Err(e) = counted.write_all(pending) {
+        let e = anyhow::Error::from(e).context("sending a batch of small files");
+        return Err(peer_reason(socket).unwrap_or(e));
+    }
+    pending.clear();
+    Ok(counted.calls)
 }
 
 fn open(item: &Item) -> anyhow::Result<Source> {

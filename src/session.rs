@@ -23,15 +23,14 @@ pub fn next_message(socket: &mut TcpStream, waiting_for: &str) -> anyhow::Result
     from_peer(protocol::read_message(socket), waiting_for, timeout)
 }
 
-/// `next_message` for a frame expected to carry `hint` payload bytes (see
-/// `protocol::read_message_hinted`).
-pub fn next_message_hinted(
-    socket: &mut TcpStream,
-    hint: usize,
+/// `next_message` from any reader (the receiver's read-ahead), whose socket waits at most
+/// `timeout` per read.
+pub fn next_message_from(
+    reader: &mut impl Read,
+    timeout: Option<Duration>,
     waiting_for: &str,
 ) -> anyhow::Result<Message> {
-    let timeout = socket.read_timeout().ok().flatten();
-    from_peer(protocol::read_message_hinted(socket, hint), waiting_for, timeout)
+    from_peer(protocol::read_message(reader), waiting_for, timeout)
 }
 
 /// A message read from the peer: an ERROR frame becomes `SessionError::Peer`, a failed read

@@ -185,3 +185,69 @@ fn auto_receiver_writes_the_data_with_splice() {
     let frames = traced(&trace, "recvfrom");
     assert!(frames.bytes() < (SIZE / 4) as i64, "the data went through recvfrom: {frames:?}");
 }
+
+#[test]
+fn small_files_move_in_batches_as_strace_sees_them() {
+    require_strace!("small_files_move_in_batches_as_strace_sees_them");
+    const FILES: usize = 400;
+    const LEN: usize = 1000;
+    let work = tempfile::tempdir().expect("tempdir");
+    let tree = common::subdir(work.path(), "tree");
+    for d in 0..2 {
+        let dir = common::subdir(&tree, &format!("d{d}"));
+        for f in (d..FILES).step_by(2) {
+            write_random_file(&dir.join(format!("f{f:03}")), LEN, f as u64);
+        }
+    }
+    let dst = common::subdir(work.path(), "dst");
+    let (send_log, recv_log) = (work.path().join("send.strace"), work.path().join("recv.strace"));
+    let args = strace_args(&recv_log, "splice,tee,recvfrom,write,linkat,renameat2");
+    let wrapper: Vec<&OsStr> =
+        std::iter::once(OsStr::new("strace")).chain(args.iter().map(OsString::as_os_str)).collect();
+    let receiver = Receiver::try_start_wrapped(&wrapper, &dst, &["--json"])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = assert_cmd::Command::new("strace")
+        .args(strace_args(&send_log, "sendfile,splice,pread64,sendto,write"))
+        .arg(ZCP)
+        .args(["send", "--json"])
+        .arg(&tree)
+        .arg(receiver.dest())
+        .env(TOKEN_ENV, TOKEN)
+        .timeout(SESSION)
+        .assert();
+    let (code, stdout, stderr) = outcome(&sent);
+    let received = receiver.wait();
+    assert_eq!(code, Some(0), "traced sender failed:\n{stderr}");
+    assert_eq!(received.code(), Some(0), "traced receiver failed:\n{}", received.stderr);
+    assert_eq!(common::tree_listing(&dst.join("tree")), common::tree_listing(&tree));
+    let one = Path::new("d1").join("f399");
+    let sent_bytes = fs::read(tree.join(&one)).expect("a source file");
+    common::assert_file_holds(&dst.join("tree").join(&one), &sent_bytes, "a traced small file");
+
+    let (report, trace) =
+        (parse_json(&stdout, &stderr), fs::read_to_string(&send_log).expect("send log"));
+    assert_eq!(json_str(&report, "/send/path"), "buffered", "{report:#}");
+    assert_eq!(traced(&trace, "sendfile").calls + traced(&trace, "splice").calls, 0, "{trace}");
+    let (pread, sendto) = (traced(&trace, "pread64"), traced(&trace, "sendto"));
+    // The dynamic loader preads too, before main: count the reads of a file's size.
+    let file_reads = pread.returns.iter().filter(|&&r| r == LEN as i64).count();
+    assert_eq!(file_reads, FILES, "one pread per file: {pread:?}");
+    assert!(sendto.calls < FILES / 10, "files were not sent in batches: {sendto:?}");
+    let counted = report["send"]["syscalls"].as_u64().unwrap_or(0) as usize;
+    assert!((FILES..=FILES + sendto.calls).contains(&counted), "sender: {counted} {sendto:?}");
+
+    let (report, trace) = (received.json(), fs::read_to_string(&recv_log).expect("recv log"));
+    assert_eq!(json_str(&report, "/recv/path"), "buffered", "{report:#}");
+    assert_eq!(traced(&trace, "splice").calls + traced(&trace, "tee").calls, 0, "{trace}");
+    // Each file: one write of its bytes into a file without a name, linked in when complete.
+    let writes = traced(&trace, "write");
+    let file_writes = writes.returns.iter().filter(|&&r| r == LEN as i64).count();
+    assert_eq!(file_writes, FILES, "one write per file: {writes:?}");
+    let linked = traced(&trace, "linkat");
+    assert_eq!((linked.calls, linked.bytes()), (FILES, 0), "one link per file: {linked:?}");
+    assert_eq!(traced(&trace, "renameat2").calls, 0, "no part file was renamed:\n{trace}");
+    let reads = traced(&trace, "recvfrom");
+    assert!(reads.calls < FILES / 10, "files were not read in batches: {reads:?}");
+    let counted = report["recv"]["syscalls"].as_u64().unwrap_or(0) as usize;
+    assert!((FILES..=FILES + reads.calls).contains(&counted), "receiver: {counted} {reads:?}");
+}

@@ -25,9 +25,13 @@ const NAME: &str = "payload.bin";
 const MODE: u32 = 0o640;
 
 /// The path a report must name for what was asked: auto prefers sendfile to send a regular
-/// file, and splice to receive.
-fn expected_path<'a>(method: &'a str, auto: &'a str) -> &'a str {
-    if method == "auto" { auto } else { method }
+/// file and splice to receive, except for files small enough to go in batches (buffered).
+fn expected_path<'a>(method: &'a str, auto: &'a str, bytes: usize) -> &'a str {
+    match method {
+        "auto" if bytes as u64 <= zcp::copy::batch::SMALL_FILE => "buffered",
+        "auto" => auto,
+        _ => method,
+    }
 }
 
 /// Sends `data` from a regular file with `--method send_method` to a receiver with
@@ -55,8 +59,10 @@ fn round_trip(send_method: &str, recv_method: &str, data: &[u8], parent: &Path) 
 
     let expected = Expected {
         pair: &pair,
-        send_path: expected_path(send_method, "sendfile"),
-        recv_path: expected_path(recv_method, "splice"),
+        send_path: expected_path(send_method, "sendfile", data.len()),
+        recv_path: expected_path(recv_method, "splice", data.len()),
+        send_method,
+        recv_method,
         bytes: data.len(),
     };
     // The human summary still goes to stderr next to the JSON, naming the one file.
@@ -93,6 +99,8 @@ struct Expected<'a> {
     pair: &'a str,
     send_path: &'a str,
     recv_path: &'a str,
+    send_method: &'a str,
+    recv_method: &'a str,
     bytes: usize,
 }
 
@@ -114,13 +122,25 @@ impl Expected<'_> {
         for (key, count) in counts {
             assert_eq!(report[key], count, "{what}: {key}\n{report:#}");
         }
-        for side in ["send", "recv"] {
+        let batched = self.bytes as u64 <= zcp::copy::batch::SMALL_FILE;
+        let sides = [("send", self.send_method, "sendfile"), ("recv", self.recv_method, "splice")];
+        for (side, method, zero_copy) in sides {
             assert_eq!(report[side]["bytes"], self.bytes, "{what}: {side}.bytes\n{report:#}");
-            assert_eq!(
-                report[side]["fallbacks"],
-                Value::Array(vec![]),
-                "{what}: a regular file needs no fallback on {side}\n{report:#}"
-            );
+            let fallbacks = &report[side]["fallbacks"];
+            if method == "auto" && batched {
+                // A small file goes in a batch, and the report says why zero-copy was not used.
+                assert_eq!(fallbacks[0]["from"], zero_copy, "{what}: {side}\n{report:#}");
+                assert_eq!(fallbacks[0]["errno"], Value::Null, "{what}: {side}\n{report:#}");
+                let reason = json_str(report, &format!("/{side}/fallbacks/0/reason"));
+                assert!(reason.contains("in batches"), "{what}: {side}: {reason}");
+                assert_eq!(fallbacks.as_array().map(Vec::len), Some(1), "{what}: {side}");
+            } else {
+                assert_eq!(
+                    fallbacks,
+                    &Value::Array(vec![]),
+                    "{what}: a regular file needs no fallback on {side}\n{report:#}"
+                );
+            }
         }
     }
 }

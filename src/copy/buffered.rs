@@ -29,7 +29,7 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
                 let want = out.call_size((size - pos).min(buf.len() as u64) as usize);
                 let n = read_some(&mut file, &mut buf[..want], &mut moved.calls)?;
                 if n == 0 {
-                    return Err(super::source_shrank(out.source, pos, size));
+                    return Err(super::source_shrank(&out.source.display, pos, size).into());
                 }
                 hasher.update(&buf[..n]);
                 socket.write_all(&buf[..n])?;

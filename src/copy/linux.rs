@@ -53,7 +53,7 @@ pub(super) fn send_sendfile(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved,
         let want = out.call_size(((size - offset as u64) as usize).min(SENDFILE_CHUNK));
         moved.calls += 1;
         match sendfile64(out.socket, &src.file, Some(&mut offset), want) {
-            Ok(0) => return Err(source_shrank(src, offset as u64, size)),
+            Ok(0) => return Err(source_shrank(&src.display, offset as u64, size).into()),
             Ok(_) => {}
             Err(Errno::EINTR) => continue,
             Err(e) if hash.is_none() && refuses(e) => {
@@ -125,7 +125,7 @@ fn splice_sized(
             want,
             SpliceFFlags::SPLICE_F_MOVE,
         ) {
-            Ok(0) => return Err(source_shrank(src, offset as u64, size)),
+            Ok(0) => return Err(source_shrank(&src.display, offset as u64, size).into()),
             Ok(n) => n,
             Err(Errno::EINTR) => continue,
             Err(e) if hash.is_none() && refuses(e) => {

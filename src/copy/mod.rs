@@ -2,6 +2,7 @@
 //! tries them in order (sendfile, splice, buffered), records why each one gave way, and returns
 //! what actually moved the bytes. Framing of the surrounding session lives in `protocol`.
 
+pub mod batch;
 mod buffered;
 mod hash;
 #[cfg(target_os = "linux")]
@@ -114,6 +115,13 @@ pub struct Moved {
 }
 
 impl Moved {
+    /// Adds a fallback to a session's, once.
+    pub fn absorb_fallback(&mut self, fallback: Fallback) {
+        if !self.fallbacks.contains(&fallback) {
+            self.fallbacks.push(fallback);
+        }
+    }
+
     /// Adds one file's counts to a session's. The session's path is its first file's (each
     /// file's own path is in the per-file reports); its fallbacks are every distinct fallback
     /// any file took.
@@ -122,9 +130,7 @@ impl Moved {
             self.path = file.path;
         }
         for fallback in file.fallbacks {
-            if !self.fallbacks.contains(&fallback) {
-                self.fallbacks.push(fallback);
-            }
+            self.absorb_fallback(fallback);
         }
         self.files += file.files;
         self.bytes += file.bytes;
@@ -295,11 +301,8 @@ impl<T: io::Seek> io::Seek for Counted<T> {
 }
 
 /// The error for a regular file that ended before the size it had when offered.
-pub(crate) fn source_shrank(source: &Source, at: u64, size: u64) -> Attempt {
-    Attempt::Failed(anyhow::anyhow!(
-        "{} shrank while being sent: it ended at byte {at} of {size}",
-        source.display
-    ))
+pub(crate) fn source_shrank(display: &str, at: u64, size: u64) -> anyhow::Error {
+    anyhow::anyhow!("{display} shrank while being sent: it ended at byte {at} of {size}")
 }
 
 /// Reads the next chunk header of a chunked file; a connection closed between chunks is the

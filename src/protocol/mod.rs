@@ -108,6 +108,12 @@
 //! bytes, no framing. When the size is not known (a pipe, a procfs file), the bytes come as
 //! chunks: `u32 length` (at most 16 MiB) and that many bytes, ended by a chunk of length 0.
 //! FILE_END follows either form; its digest covers the whole file from byte 0.
+//!
+//! FILE_START and FILE_END frames are always 17 and 22 bytes long, so from the plan a receiver
+//! knows where each file of known size begins and ends in the stream. zcp's receiver uses that
+//! to read many small files (and their frames) in one `read(2)` while leaving the bytes of a
+//! larger file in the socket for `splice(2)`; the sender gathers small files the same way. The
+//! bytes on the wire are the same either way.
 
 mod message;
 mod wire;
@@ -297,7 +303,7 @@ pub fn frame(msg: &Message) -> Vec<u8> {
 /// Reads one framed message. The payload buffer grows only as bytes arrive, and never past the
 /// frame type's limit.
 pub fn read_message(r: &mut impl Read) -> Result<Message, ReadError> {
-    let mut header = [0u8; 5];
+    let mut header = [0u8; FRAME_HEADER];
     read_full(r, &mut header, "frame header", true)?;
     let kind = header[0];
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as u64;
@@ -313,43 +319,12 @@ pub fn read_message(r: &mut impl Read) -> Result<Message, ReadError> {
     Ok(Message::decode(kind, &payload)?)
 }
 
-/// Payload length of a FILE_START frame.
-pub const FILE_START_LEN: usize = 4 + 8;
-/// Payload length of a FILE_END frame.
-pub const FILE_END_LEN: usize = 1 + 16;
-
-/// Reads one framed message expected to carry `hint` payload bytes, in one read call when it
-/// has all arrived (`read_message` needs two: header, then payload). It asks for no more than
-/// the expected frame, so it can read past a frame only when that frame is shorter than
-/// expected, which is never the frame the caller waits for: callers hint only where any other
-/// frame ends the session (FILE_START, FILE_END).
-pub fn read_message_hinted(r: &mut impl Read, hint: usize) -> Result<Message, ReadError> {
-    let mut buf = [0u8; 5 + 64];
-    let want = 5 + hint.min(64);
-    let mut got = 0;
-    while got < 5 {
-        match r.read(&mut buf[got..want]) {
-            Ok(0) if got == 0 => return Err(ProtocolError::Closed.into()),
-            Ok(0) => return Err(ProtocolError::Truncated("frame header").into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let kind = buf[0];
-    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as u64;
-    let (name, max) = Message::limits(kind).ok_or(ProtocolError::UnknownFrame(kind))?;
-    if len > max {
-        return Err(ProtocolError::TooLarge { what: name, len, max }.into());
-    }
-    let have = (got - 5).min(len as usize);
-    let mut payload = buf[5..5 + have].to_vec();
-    r.take(len - have as u64).read_to_end(&mut payload)?;
-    if payload.len() as u64 != len {
-        return Err(ProtocolError::Truncated(name).into());
-    }
-    Ok(Message::decode(kind, &payload)?)
-}
+/// Length of a frame's header: type and payload length.
+pub const FRAME_HEADER: usize = 1 + 4;
+/// Length of a whole FILE_START frame: the receiver knows where each file's bytes begin.
+pub const FILE_START_FRAME: usize = FRAME_HEADER + 4 + 8;
+/// Length of a whole FILE_END frame.
+pub const FILE_END_FRAME: usize = FRAME_HEADER + 1 + 16;
 
 /// Writes the header of one chunk of the chunked data form.
 pub fn chunk_header(len: u32) -> [u8; 4] {

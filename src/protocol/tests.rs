@@ -1297,3 +1297,11 @@ fn entry_sizes_past_what_a_file_can_hold_are_malformed() {
     let msg = Message::Offer(Offer { entries: vec![entry] });
     assert_eq!(round_trip(&msg), msg);
 }
+
+#[test]
+fn file_frames_have_the_fixed_lengths_the_receiver_plans_its_reads_by() {
+    let start = frame(&Message::FileStart { index: u32::MAX, offset: u64::MAX });
+    assert_eq!(start.len(), FILE_START_FRAME);
+    let end = frame(&Message::FileEnd(FileEnd { xxh3: u128::MAX }));
+    assert_eq!(end.len(), FILE_END_FRAME);
+}

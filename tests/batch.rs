@@ -1,0 +1,268 @@
+//! Small files in batches: files up to 64 KiB travel many to one write and arrive many to one
+//! read, while larger files between them keep their zero-copy paths; the receiver's read-ahead
+//! never takes a spliced file's bytes. A damaged, cut or unwritable small file leaves nothing
+//! under its name.
+
+mod common;
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::{
+    Receiver, assert_file_holds, dir_names, end_file, file_entry, finish, json_file, json_str,
+    offer, outcome, parse_json, pseudo_random, send_paths, subdir, tree_listing, zcp_client,
+};
+use support::Tmpfs;
+use zcp::copy::batch::SMALL_FILE;
+use zcp::protocol::{self, Answer, Message, VerdictStatus};
+
+/// A tree `mixed` whose files alternate between small and large, so that batches of small files
+/// end where a large one begins, in the middle of the receiver's reads. Returns each file's name
+/// below `mixed` and its bytes.
+fn mixed_tree(src: &Path) -> Vec<(String, Vec<u8>)> {
+    let dir = subdir(src, "mixed");
+    let sizes = [
+        ("a_small", 100),
+        ("b_large", (3 << 20) + 7),
+        ("c_small", 4096),
+        ("d_edge", SMALL_FILE as usize),
+        ("e_over", SMALL_FILE as usize + 1),
+        ("f_empty", 0),
+        ("g_small", 1),
+        ("h_large", (1 << 20) + 1),
+    ];
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(name, len))| {
+            let data = pseudo_random(len, 500 + i as u64);
+            fs::write(dir.join(name), &data).expect("writing a source file");
+            (name.to_string(), data)
+        })
+        .collect()
+}
+
+/// The path a file of `len` bytes must report on each end under `--method auto`.
+fn auto_path(len: usize, zero_copy: &str) -> &str {
+    if len as u64 <= SMALL_FILE { "buffered" } else { zero_copy }
+}
+
+/// Sends the mixed tree with the given methods and checks every file's bytes and both reports.
+fn mixed_round_trip(send_method: &str, recv_method: &str) {
+    let what = format!("send {send_method} -> recv {recv_method}");
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let files = mixed_tree(&src);
+    let receiver = Receiver::start(&dst, &["--json", "--method", recv_method]);
+    let sent =
+        send_paths(&[&src.join("mixed")], &receiver.dest(), &["--json", "--method", send_method]);
+    let (code, stdout, stderr) = outcome(&sent);
+    let received = receiver.wait();
+    assert_eq!(code, Some(0), "{what}: sender:\n{stderr}\nreceiver:\n{}", received.stderr);
+    assert_eq!(received.code(), Some(0), "{what}: receiver:\n{}", received.stderr);
+    for (name, data) in &files {
+        assert_file_holds(&dst.join("mixed").join(name), data, &what);
+    }
+    assert_eq!(tree_listing(&dst), tree_listing(&src), "{what}: the trees differ");
+    let (sender, receiver) = (parse_json(&stdout, &stderr), received.json());
+    for (name, data) in &files {
+        let path = format!("mixed/{name}");
+        let send = match send_method {
+            "auto" => auto_path(data.len(), "sendfile"),
+            m => m,
+        };
+        let recv = match recv_method {
+            "auto" => auto_path(data.len(), "splice"),
+            m => m,
+        };
+        for (end, report) in [("sender", &sender), ("receiver", &receiver)] {
+            let file = json_file(report, &path);
+            assert_eq!(file["checksum_ok"], true, "{what}: {end}: {path}: {file:#}");
+            assert_eq!(file["bytes"], data.len(), "{what}: {end}: {path}: {file:#}");
+        }
+        assert_eq!(json_file(&sender, &path)["path"], send, "{what}: sender's {path}");
+        assert_eq!(json_file(&receiver, &path)["path"], recv, "{what}: receiver's {path}");
+    }
+}
+
+#[test]
+fn small_and_large_files_alternate_each_on_its_path() {
+    mixed_round_trip("auto", "auto");
+}
+
+#[test]
+fn batches_from_the_sender_meet_a_receiver_that_splices_everything() {
+    mixed_round_trip("auto", "splice");
+}
+
+#[test]
+fn files_sent_one_by_one_with_sendfile_still_arrive_in_batches() {
+    mixed_round_trip("sendfile", "auto");
+}
+
+#[test]
+fn the_reports_say_why_small_files_took_no_zero_copy_path() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    mixed_tree(&src);
+    let receiver = Receiver::start(&dst, &[]);
+    let sent = send_paths(&[&src.join("mixed")], &receiver.dest(), &[]);
+    let (code, _, stderr) = outcome(&sent);
+    let received = receiver.wait();
+    assert_eq!(code, Some(0), "sender:\n{stderr}");
+    for (end, text) in [("sender", &stderr), ("receiver", &received.stderr)] {
+        assert!(text.contains("files took more than one path"), "{end}:\n{text}");
+        assert!(text.contains("sendfile not used: files up to 64 KiB"), "{end}:\n{text}");
+        assert!(text.contains("splice not used: files up to 64 KiB"), "{end}:\n{text}");
+    }
+}
+
+/// A receiver for `dst` and an authenticated protocol client that offered `files` (all small)
+/// and got "send" for each.
+fn client_for(dst: &Path, files: &[(&[u8], &[u8])]) -> (Receiver, std::net::TcpStream) {
+    let receiver = Receiver::start(dst, &["--json"]);
+    let mut socket = zcp_client(receiver.addr());
+    let entries = files.iter().map(|(n, d)| file_entry(n, Some(d.len() as u64))).collect();
+    let plan = offer(&mut socket, entries);
+    assert!(plan.answers.iter().all(|a| matches!(a, Answer::Send { offset: 0 })), "{plan:?}");
+    (receiver, socket)
+}
+
+#[test]
+fn a_damaged_small_file_is_never_written_and_the_next_one_lands() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (bad, good) = (pseudo_random(3000, 1), pseudo_random(2000, 2));
+    let (receiver, mut socket) = client_for(&dst, &[(b"bad", &bad), (b"good", &good)]);
+    let start = Message::FileStart { index: 0, offset: 0 };
+    protocol::write_message(&mut socket, &start).expect("FILE_START");
+    socket.write_all(&bad).expect("the file's bytes");
+    end_file(&mut socket, b"not what was sent");
+    common::send_file(&mut socket, 1, 0, &good);
+    let summary = finish(&mut socket);
+    let statuses: Vec<VerdictStatus> = summary.verdicts.iter().map(|v| v.status).collect();
+    assert_eq!(statuses, [VerdictStatus::ChecksumMismatch, VerdictStatus::Ok], "{summary:?}");
+    let received = receiver.wait();
+    assert_eq!(received.code(), Some(6), "receiver:\n{}", received.stderr);
+    assert_eq!(dir_names(&dst), ["good"], "only the good file, and no part file");
+    assert_file_holds(&dst.join("good"), &good, "the good file");
+}
+
+#[test]
+fn small_files_trickled_a_few_bytes_at_a_time_arrive_whole() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let files: Vec<(Vec<u8>, Vec<u8>)> = (0..5)
+        .map(|i| (format!("f{i}").into_bytes(), pseudo_random(1000 + 333 * i, 10 + i as u64)))
+        .collect();
+    let offered: Vec<(&[u8], &[u8])> =
+        files.iter().map(|(n, d)| (n.as_slice(), d.as_slice())).collect();
+    let (receiver, mut socket) = client_for(&dst, &offered);
+    let mut stream = Vec::new();
+    for (i, (_, data)) in files.iter().enumerate() {
+        let start = Message::FileStart { index: i as u32, offset: 0 };
+        stream.extend(protocol::frame(&start));
+        stream.extend_from_slice(data);
+        let end = zcp::protocol::FileEnd { xxh3: xxhash_rust::xxh3::xxh3_128(data) };
+        stream.extend(protocol::frame(&Message::FileEnd(end)));
+    }
+    socket.set_nodelay(true).expect("TCP_NODELAY");
+    for piece in stream.chunks(7) {
+        socket.write_all(piece).expect("a few bytes");
+    }
+    let summary = finish(&mut socket);
+    assert!(summary.verdicts.iter().all(|v| v.status == VerdictStatus::Ok), "{summary:?}");
+    let received = receiver.wait();
+    assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
+    for (name, data) in &files {
+        assert_file_holds(&dst.join(String::from_utf8_lossy(name).as_ref()), data, "trickled");
+    }
+}
+
+#[test]
+fn a_connection_cut_inside_a_small_file_leaves_nothing_under_its_name() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (first, second) = (pseudo_random(500, 3), pseudo_random(40_000, 4));
+    let (receiver, mut socket) = client_for(&dst, &[(b"first", &first), (b"second", &second)]);
+    common::send_file(&mut socket, 0, 0, &first);
+    let start = Message::FileStart { index: 1, offset: 0 };
+    protocol::write_message(&mut socket, &start).expect("FILE_START");
+    socket.write_all(&second[..10_000]).expect("part of the file");
+    drop(socket);
+    let received = receiver.wait();
+    assert_eq!(received.code(), Some(3), "receiver:\n{}", received.stderr);
+    assert!(received.stderr.contains("connection lost"), "receiver:\n{}", received.stderr);
+    assert_eq!(dir_names(&dst), ["first"], "the cut file left something behind");
+    assert_file_holds(&dst.join("first"), &first, "the file before the cut");
+}
+
+/// A tree of `count` small files of `len` bytes in `dirs` directories below `src/tree`.
+fn small_tree(src: &Path, count: usize, len: usize, dirs: usize) -> PathBuf {
+    let tree = subdir(src, "tree");
+    for d in 0..dirs {
+        let dir = subdir(&tree, &format!("d{d}"));
+        for f in (d..count).step_by(dirs) {
+            fs::write(dir.join(format!("f{f:04}")), pseudo_random(len, f as u64)).expect("write");
+        }
+    }
+    tree
+}
+
+#[test]
+fn a_tree_of_small_files_round_trips_with_modes_and_mtimes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = small_tree(&src, 600, 1000, 3);
+    common::set_mode(&tree.join("d1").join("f0001"), 0o600);
+    common::set_mode(&tree.join("d2").join("f0002"), 0o755);
+    let receiver = Receiver::start(&dst, &["--json"]);
+    let sent = send_paths(&[&tree], &receiver.dest(), &["--json"]);
+    let (code, stdout, stderr) = outcome(&sent);
+    let received = receiver.wait();
+    assert_eq!(code, Some(0), "sender:\n{stderr}");
+    assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
+    assert_eq!(tree_listing(&dst), tree_listing(&src), "the trees differ");
+    for (d, f) in [(0, 0), (1, 1), (2, 2), (0, 597), (2, 599)] {
+        let rel = Path::new("tree").join(format!("d{d}")).join(format!("f{f:04}"));
+        let (a, b) = (src.join(&rel), dst.join(&rel));
+        assert_file_holds(&b, &fs::read(&a).expect("source"), "a small file");
+        let (ma, mb) = (fs::metadata(&a).expect("meta"), fs::metadata(&b).expect("meta"));
+        assert_eq!(ma.modified().ok(), mb.modified().ok(), "{}: mtime", rel.display());
+        assert_eq!(ma.permissions(), mb.permissions(), "{}: mode", rel.display());
+    }
+    let report = parse_json(&stdout, &stderr);
+    assert_eq!(report["files_sent"], 600, "{report:#}");
+    assert_eq!(json_str(&report, "/send/path"), "buffered", "{report:#}");
+    assert_eq!(json_str(&report, "/recv/path"), "buffered", "{report:#}");
+    assert_eq!(received.json()["files_sent"], 600);
+}
+
+#[test]
+fn running_out_of_inodes_stops_small_files_with_exit_7_and_nothing_half_written() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = subdir(work.path(), "src");
+    // Room for the bytes (the plan checks those), but for 8 inodes only: the root, `tree` and
+    // `d0` take 3, so the 6th file cannot be created, after the plan said yes.
+    let disk = match Tmpfs::mount(&subdir(work.path(), "small"), "1m,nr_inodes=8") {
+        Ok(disk) => disk,
+        Err(why) => return eprintln!("skipped: cannot mount a small tmpfs (needs root): {why}"),
+    };
+    let tree = small_tree(&src, 10, 20_000, 1);
+    let receiver = Receiver::start(disk.path(), &[]);
+    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+    let (code, _, stderr) = outcome(&sent);
+    let received = receiver.wait();
+    assert_eq!(received.code(), Some(7), "receiver:\n{}", received.stderr);
+    assert!(received.stderr.contains("No space left"), "receiver:\n{}", received.stderr);
+    assert_ne!(code, Some(0), "sender:\n{stderr}");
+    assert!(stderr.contains("No space left"), "sender:\n{stderr}");
+    let landed = dir_names(&disk.path().join("tree").join("d0"));
+    assert!(!landed.is_empty() && landed.len() < 10, "files that landed: {landed:?}");
+    for name in &landed {
+        let path = disk.path().join("tree").join("d0").join(name);
+        assert_file_holds(&path, &fs::read(tree.join("d0").join(name)).expect("source"), name);
+    }
+}
