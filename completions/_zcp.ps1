@@ -84,14 +84,15 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             break
         }
         'zcp;bench' {
-            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G [default: 1G]; with --files, the size of each file [default: 4K]')
+            [CompletionResult]::new('--files', '--files', [CompletionResultType]::ParameterName, 'Send a tree of N files of --size each (500 to a directory) instead of one file; with --compare, against tar | nc')
             [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Rounds; each round runs every pair once, interleaved (A B C A B C …)')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Directory for the test file and the received copies (default: the system temp dir)')
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Send this existing file instead of a temporary one (it is never modified)')
-            [CompletionResult]::new('--methods', '--methods', [CompletionResultType]::ParameterName, 'Sender:receiver method pairs to compare, comma-separated')
+            [CompletionResult]::new('--methods', '--methods', [CompletionResultType]::ParameterName, 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M')
             [CompletionResult]::new('--export-markdown', '--export-markdown', [CompletionResultType]::ParameterName, 'Also write the results as a Markdown table to FILE')
-            [CompletionResult]::new('--compare', '--compare', [CompletionResultType]::ParameterName, 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed')
+            [CompletionResult]::new('--compare', '--compare', [CompletionResultType]::ParameterName, 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as one JSON object on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bar and no summary line on stderr (errors are still printed)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress bar and no summary line on stderr (errors are still printed)')

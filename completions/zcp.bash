@@ -79,13 +79,17 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__bench)
-            opts="-q -h --size --rounds --dir --file --methods --compare --buffer-size --export-markdown --json --quiet --help"
+            opts="-q -h --size --files --rounds --dir --file --methods --compare --buffer-size --export-markdown --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --files)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -78,14 +78,15 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'zcp;bench'= {
-            cand --size 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G'
+            cand --size 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G [default: 1G]; with --files, the size of each file [default: 4K]'
+            cand --files 'Send a tree of N files of --size each (500 to a directory) instead of one file; with --compare, against tar | nc'
             cand --rounds 'Rounds; each round runs every pair once, interleaved (A B C A B C …)'
             cand --dir 'Directory for the test file and the received copies (default: the system temp dir)'
             cand --file 'Send this existing file instead of a temporary one (it is never modified)'
-            cand --methods 'Sender:receiver method pairs to compare, comma-separated'
+            cand --methods 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M'
             cand --export-markdown 'Also write the results as a Markdown table to FILE'
-            cand --compare 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed'
+            cand --compare 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc'
             cand --json 'Print the report as one JSON object on stdout'
             cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
             cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'

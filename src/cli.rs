@@ -66,7 +66,8 @@ Examples:
   zcp bench                                        1 GiB temp file, loopback, 5 rounds
   zcp bench --size 4G --rounds 9 --dir /dev/shm
   zcp bench --file ./video.mkv --methods sendfile:splice,buffered:buffered
-  zcp bench --compare --export-markdown results.md also netcat, socat and iperf3";
+  zcp bench --compare --export-markdown results.md also netcat, socat and iperf3
+  zcp bench --files 10000 --dir /dev/shm --compare 10,000 files of 4 KiB, also tar | nc";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
@@ -261,9 +262,15 @@ pub struct RecvArgs {
 /// Arguments of `zcp bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G
-    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_bytes)]
-    pub size: u64,
+    /// Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G [default: 1G]; with
+    /// --files, the size of each file [default: 4K]
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub size: Option<u64>,
+
+    /// Send a tree of N files of --size each (500 to a directory) instead of one file; with
+    /// --compare, against tar | nc
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub files: Option<u32>,
 
     /// Rounds; each round runs every pair once, interleaved (A B C A B C …)
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -274,18 +281,17 @@ pub struct BenchArgs {
     pub dir: Option<PathBuf>,
 
     /// Send this existing file instead of a temporary one (it is never modified)
-    #[arg(long, value_name = "FILE", conflicts_with = "size")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["size", "files"])]
     pub file: Option<PathBuf>,
 
-    /// Sender:receiver method pairs to compare, comma-separated
-    #[arg(
-        long,
-        value_name = "SEND:RECV,...",
-        default_value = "sendfile:splice,splice:splice,buffered:buffered"
-    )]
-    pub methods: String,
+    /// Sender:receiver method pairs to compare, comma-separated [default:
+    /// sendfile:splice,splice:splice,buffered:buffered; with --files:
+    /// auto:auto,sendfile:splice,buffered:buffered]
+    #[arg(long, value_name = "SEND:RECV,...")]
+    pub methods: Option<String>,
 
-    /// Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed
+    /// Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with
+    /// --files, tar | nc
     #[arg(long)]
     pub compare: bool,
 

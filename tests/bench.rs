@@ -94,6 +94,40 @@ fn default_pairs_report_their_paths_and_leave_nothing_behind() {
 }
 
 #[test]
+fn a_tree_is_benchmarked_in_files_per_second_against_tar_and_nc() {
+    let dir = TempDir::new().unwrap();
+    let args =
+        ["--files", "120", "--size", "3K", "--compare", "--methods", "auto:auto,sendfile:splice"];
+    let assert = bench(dir.path(), &args).success();
+    let report = stdout_json(&assert);
+    assert_eq!(report["files"], 120, "{report:#}");
+    assert_eq!(report["file_bytes"], 120 * 3 * 1024, "{report:#}");
+    let names: Vec<&str> = pairs(&report).iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["auto:auto", "sendfile:splice", "tar | nc"], "only tar | nc moves trees");
+    // Small files go in batches under auto; sendfile:splice moves each by itself.
+    let paths = |name: &str| {
+        (pair(&report, name)["send_path"].clone(), pair(&report, name)["recv_path"].clone())
+    };
+    assert_eq!(paths("auto:auto"), ("buffered".into(), "buffered".into()), "{report:#}");
+    assert_eq!(paths("sendfile:splice"), ("sendfile".into(), "splice".into()), "{report:#}");
+    for name in ["auto:auto", "sendfile:splice"] {
+        let p = pair(&report, name);
+        assert_eq!(p["status"], "ok", "{name}: {p:#}");
+        assert!(p["files_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{name}: {p:#}");
+    }
+    let tar = pair(&report, "tar | nc");
+    match tar["status"].as_str() {
+        Some("ok") => assert!(tar["files_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{tar:#}"),
+        Some("not installed") => eprintln!("tar or nc is not installed: the row says so"),
+        _ => panic!("tar | nc failed: {tar:#}"),
+    }
+    let table = stderr(&assert);
+    assert!(table.contains("a tree of 120 files of 3 KiB"), "{table}");
+    assert!(table.contains("files/s"), "{table}");
+    assert_empty(dir.path());
+}
+
+#[test]
 fn compare_without_the_tools_shows_not_installed_rows() {
     let dir = TempDir::new().unwrap();
     let empty_path = TempDir::new().unwrap();

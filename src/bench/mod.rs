@@ -29,12 +29,22 @@ use workspace::Workspace;
 
 const SEND_METHODS: [&str; 4] = ["auto", "sendfile", "splice", "buffered"];
 const RECV_METHODS: [&str; 3] = ["auto", "splice", "buffered"];
+/// The pairs compared when none are named: for one file, and for a tree (where `auto` batches
+/// small files and `sendfile:splice` moves each by itself).
+const FILE_PAIRS: &str = "sendfile:splice,splice:splice,buffered:buffered";
+const TREE_PAIRS: &str = "auto:auto,sendfile:splice,buffered:buffered";
+/// Default sizes of the test file, and of each file of a tree.
+const FILE_SIZE: u64 = 1 << 30;
+const TREE_FILE_SIZE: u64 = 4 << 10;
 
 /// Validated options of `zcp bench`.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
-    /// Size of the temporary test file, in bytes (unused with `file`).
+    /// Size of the temporary test file, or of each file of the tree, in bytes (unused with
+    /// `file`).
     pub size: u64,
+    /// Send a tree of this many files instead of one.
+    pub files: Option<u32>,
     /// Rounds; each runs every contender once, in the same order.
     pub rounds: u32,
     /// Where the test file and the received copies go.
@@ -91,10 +101,17 @@ impl Pair {
 
 impl BenchConfig {
     pub fn from_args(args: BenchArgs) -> anyhow::Result<BenchConfig> {
-        if args.size == 0 {
+        let size =
+            args.size.unwrap_or(if args.files.is_some() { TREE_FILE_SIZE } else { FILE_SIZE });
+        if size == 0 {
             return Err(usage("--size must be at least 1 byte".into()));
         }
-        let pairs = args.methods.split(',').map(Pair::parse).collect::<anyhow::Result<Vec<_>>>()?;
+        let methods = args.methods.as_deref().unwrap_or(if args.files.is_some() {
+            TREE_PAIRS
+        } else {
+            FILE_PAIRS
+        });
+        let pairs = methods.split(',').map(Pair::parse).collect::<anyhow::Result<Vec<_>>>()?;
         // Absolute, because peers run in the run's directory and link to the file from there.
         let dir = args.dir.unwrap_or_else(std::env::temp_dir);
         let dir =
@@ -111,7 +128,8 @@ impl BenchConfig {
         };
         let quiet = args.output.quiet;
         Ok(BenchConfig {
-            size: args.size,
+            size,
+            files: args.files,
             rounds: args.rounds,
             dir,
             file,
@@ -187,7 +205,7 @@ impl Contender {
         self.failure.is_none() && !matches!(self.what, What::Peer(_, None))
     }
 
-    fn into_row(self, size: u64) -> Row {
+    fn into_row(self, size: u64, files: Option<u64>) -> Row {
         let kind = match self.what {
             What::Zcp(_) => Kind::Zcp,
             What::Peer(..) => Kind::Peer,
@@ -195,7 +213,7 @@ impl Contender {
         let outcome = match (self.what, self.failure) {
             (What::Peer(_, None), _) => Outcome::NotInstalled,
             (_, Some((round, error))) => Outcome::Failed { round, error },
-            _ => Outcome::Measured(Box::new(stats::summarize(&self.samples, size))),
+            _ => Outcome::Measured(Box::new(stats::summarize(&self.samples, size, files))),
         };
         Row { name: self.name, kind, outcome }
     }
@@ -203,7 +221,8 @@ impl Contender {
 
 fn contenders(cfg: &BenchConfig) -> Vec<Contender> {
     let zcp = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p)));
-    let peers = Peer::ALL.into_iter().filter(|_| cfg.compare);
+    let peers: &[Peer] = if cfg.files.is_some() { &Peer::TREE } else { &Peer::FILE };
+    let peers = peers.iter().copied().filter(|_| cfg.compare);
     let peers = peers.map(|p| (p.name().to_string(), What::Peer(p, p.locate())));
     zcp.chain(peers)
         .map(|(name, what)| Contender { name, what, samples: Vec::new(), failure: None })
@@ -223,18 +242,21 @@ fn measure(cfg: &BenchConfig) -> anyhow::Result<Results> {
         source: &source,
         source_name: source_name.as_deref().unwrap_or(workspace::TEST_FILE),
         size,
+        files: cfg.files.map(u64::from),
         buffer_size: cfg.buffer_size,
         token: token.reveal(),
         workspace: &workspace,
     };
     let mut contenders = contenders(cfg);
     run_rounds(cfg, &ctx, &mut contenders)?;
-    let mut rows: Vec<Row> = contenders.into_iter().map(|c| c.into_row(size)).collect();
+    let files = cfg.files.map(u64::from);
+    let mut rows: Vec<Row> = contenders.into_iter().map(|c| c.into_row(size, files)).collect();
     stats::add_ratios(&mut rows);
     Ok(Results {
         machine: Machine::this(),
         file_bytes: size,
         file: cfg.file.as_ref().map(|f| f.display().to_string()),
+        files,
         dir: cfg.dir.display().to_string(),
         rounds: cfg.rounds,
         command: command_line(),
@@ -242,8 +264,17 @@ fn measure(cfg: &BenchConfig) -> anyhow::Result<Results> {
     })
 }
 
-/// The user's file (checked, never written), or a fresh test file in the workspace.
+/// The user's file (checked, never written), or a fresh test file or tree in the workspace;
+/// returns its path and the bytes one run sends.
 fn prepare_source(cfg: &BenchConfig, workspace: &Workspace) -> anyhow::Result<(PathBuf, u64)> {
+    if let Some(files) = cfg.files {
+        let total = cfg.size.saturating_mul(u64::from(files));
+        workspace::ensure_space(workspace.path(), total.saturating_mul(2))?;
+        let bar = progress::bar(cfg.progress, Some(total), "writing the test tree");
+        let path = workspace.write_test_tree(files, cfg.size, &bar);
+        bar.finish_and_clear();
+        return Ok((path?, total));
+    }
     if let Some(file) = &cfg.file {
         let meta = std::fs::metadata(file).with_context(|| format!("--file {}", file.display()))?;
         if !meta.is_file() || meta.len() == 0 {
@@ -301,7 +332,7 @@ fn run_once(ctx: &RunContext<'_>, what: &What, number: usize) -> anyhow::Result<
     match what {
         What::Zcp(pair) => run::zcp(ctx, pair, dir.path()),
         What::Peer(peer, Some(program)) => peer.run(program, ctx, dir.path()),
-        What::Peer(peer, None) => bail!("{} is not installed", peer.program()),
+        What::Peer(peer, None) => bail!("{} is not installed", peer.programs().join(" or ")),
     }
 }
 

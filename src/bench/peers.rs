@@ -1,6 +1,7 @@
 //! The tools zcp is compared with under `--compare`: OpenBSD netcat, `socat -b 131072` (both
-//! file to file, like zcp) and `iperf3` memory to memory, the TCP ceiling of this machine. Each is
-//! found on PATH; one that is missing is reported as such by the caller, never skipped silently.
+//! file to file, like zcp) and `iperf3` memory to memory, the TCP ceiling of this machine; for a
+//! tree, `tar | nc` on both ends. Each is found on PATH; one that is missing is reported as such
+//! by the caller, never skipped silently.
 
 use std::env;
 use std::fs::File;
@@ -26,10 +27,15 @@ pub enum Peer {
     Netcat,
     Socat,
     Iperf3,
+    /// `tar -cf - | nc` into `nc -l | tar -xf -`: how trees are moved without zcp.
+    TarNc,
 }
 
 impl Peer {
-    pub const ALL: [Peer; 3] = [Peer::Netcat, Peer::Socat, Peer::Iperf3];
+    /// The peers for one file.
+    pub const FILE: [Peer; 3] = [Peer::Netcat, Peer::Socat, Peer::Iperf3];
+    /// The peers for a tree.
+    pub const TREE: [Peer; 1] = [Peer::TarNc];
 
     /// The row name in the results.
     pub fn name(self) -> &'static str {
@@ -37,22 +43,25 @@ impl Peer {
             Peer::Netcat => "nc",
             Peer::Socat => "socat -b 131072",
             Peer::Iperf3 => "iperf3 (memory)",
+            Peer::TarNc => "tar | nc",
         }
     }
 
-    /// The program looked up on PATH.
-    pub fn program(self) -> &'static str {
+    /// The programs it needs, looked up on PATH; the first is the one `run` is given.
+    pub fn programs(self) -> &'static [&'static str] {
         match self {
-            Peer::Netcat => "nc",
-            Peer::Socat => "socat",
-            Peer::Iperf3 => "iperf3",
+            Peer::Netcat => &["nc"],
+            Peer::Socat => &["socat"],
+            Peer::Iperf3 => &["iperf3"],
+            Peer::TarNc => &["tar", "nc"],
         }
     }
 
-    /// The program's path, when it is installed.
+    /// The path of its first program, when all of them are installed.
     pub fn locate(self) -> Option<PathBuf> {
-        let path = env::var_os("PATH")?;
-        env::split_paths(&path).map(|dir| dir.join(self.program())).find(|p| is_executable(p))
+        let mut found = self.programs().iter().map(|p| find(p));
+        let first = found.next()??;
+        found.all(|p| p.is_some()).then_some(first)
     }
 
     /// One run of this tool by `program`, in the run's directory `dir`.
@@ -61,8 +70,15 @@ impl Peer {
             Peer::Netcat => netcat(program, ctx, dir),
             Peer::Socat => socat(program, ctx, dir),
             Peer::Iperf3 => iperf3(program, ctx),
+            Peer::TarNc => tar_nc(program, ctx, dir),
         }
     }
+}
+
+/// `program`'s path on PATH, if it is there.
+fn find(program: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path).map(|dir| dir.join(program)).find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -107,6 +123,34 @@ fn socat(program: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sam
         sender
     })?;
     ctx.verify_copy(&dir.join(COPY))?;
+    Ok(file_sample(ctx, &run))
+}
+
+/// `tar -C PARENT -cf - TREE | nc -N 127.0.0.1 PORT` into `nc -l 127.0.0.1 PORT | tar -C DIR
+/// -xf -`, each end one shell pipeline (whose CPU time includes both of its programs).
+fn tar_nc(tar: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sample> {
+    let nc = find("nc").context("nc is not installed")?;
+    let (Some(parent), Some(tree)) = (ctx.source.parent(), ctx.source.file_name()) else {
+        bail!("{} is not a tree to send", ctx.source.display());
+    };
+    let port = free_port()?.to_string();
+    let mut receiver = Command::new("sh");
+    receiver
+        .args(["-c", r#""$1" -l 127.0.0.1 "$2" | "$3" -C "$4" -xf -"#, "sh"])
+        .arg(&nc)
+        .arg(&port)
+        .arg(tar)
+        .arg(dir)
+        .stdout(Stdio::null());
+    let ready = Ready::Listening(port.parse().context("a port number")?);
+    let run = transfer("tar | nc", &mut receiver, ready, |_| {
+        let mut sender = Command::new("sh");
+        sender.args(["-c", r#""$1" -C "$2" -cf - "$3" | "$4" -N 127.0.0.1 "$5""#, "sh"]);
+        sender.arg(tar).arg(parent).arg(tree).arg(&nc).arg(&port);
+        sender.stdin(Stdio::null()).stdout(Stdio::null());
+        sender
+    })?;
+    ctx.verify_copy(&dir.join(tree))?;
     Ok(file_sample(ctx, &run))
 }
 

@@ -30,7 +30,10 @@ pub struct RunContext<'a> {
     pub source: &'a Path,
     /// Its file name, which zcp gives the received copy.
     pub source_name: &'a str,
+    /// Bytes sent per run (all files together for a tree).
     pub size: u64,
+    /// For a tree, how many files it holds.
+    pub files: Option<u64>,
     pub buffer_size: u64,
     /// The token both zcp ends get through the environment, as users would run them.
     pub token: &'a str,
@@ -38,13 +41,24 @@ pub struct RunContext<'a> {
 }
 
 impl RunContext<'_> {
-    /// Fails unless the copy at `path` has exactly the size of the source.
+    /// Fails unless the copy at `path` has exactly the size of the source (for a tree: as
+    /// many files, and as many bytes in all).
     pub fn verify_copy(&self, path: &Path) -> anyhow::Result<()> {
-        let got = std::fs::metadata(path)
-            .with_context(|| format!("no received copy at {}", path.display()))?
-            .len();
-        if got != self.size {
-            bail!("the received copy has {got} bytes, the file {}", self.size);
+        let missing = || format!("no received copy at {}", path.display());
+        let Some(files) = self.files else {
+            let got = std::fs::metadata(path).with_context(missing)?.len();
+            if got != self.size {
+                bail!("the received copy has {got} bytes, the file {}", self.size);
+            }
+            return Ok(());
+        };
+        let (got_files, got_bytes) = super::workspace::tree_totals(path).with_context(missing)?;
+        if (got_files, got_bytes) != (files, self.size) {
+            bail!(
+                "the received tree has {got_files} files of {got_bytes} bytes, the source {files} \
+                 of {}",
+                self.size
+            );
         }
         Ok(())
     }

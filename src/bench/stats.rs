@@ -72,6 +72,8 @@ pub struct Summary {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// For a tree: files per second at the median throughput.
+    pub files_per_s: Option<f64>,
     pub cpu_s_per_gib: f64,
     /// Context switches of both processes.
     pub switches: u64,
@@ -97,6 +99,8 @@ pub struct Results {
     pub file_bytes: u64,
     /// The user's `--file`, or `None` for the temporary test file.
     pub file: Option<String>,
+    /// For a tree, its number of files (`file_bytes` is then their total).
+    pub files: Option<u64>,
     pub dir: String,
     pub rounds: u32,
     /// The command line, as typed.
@@ -111,8 +115,9 @@ impl Results {
     }
 }
 
-/// Folds a contender's samples (at least one) for a file of `size` bytes.
-pub fn summarize(samples: &[Sample], size: u64) -> Summary {
+/// Folds a contender's samples (at least one) for a file of `size` bytes, or a tree of `files`
+/// files of `size` bytes in all.
+pub fn summarize(samples: &[Sample], size: u64, files: Option<u64>) -> Summary {
     let throughput: Vec<f64> = samples.iter().map(|s| s.throughput).collect();
     let gib = size as f64 / GIB;
     let mut fallbacks: Vec<String> = samples
@@ -122,11 +127,13 @@ pub fn summarize(samples: &[Sample], size: u64) -> Summary {
         .collect();
     fallbacks.sort();
     fallbacks.dedup();
+    let median_rate = median(&throughput);
     Summary {
         runs: samples.len(),
         send_path: samples.first().and_then(|s| s.send.path.clone()),
         recv_path: samples.first().and_then(|s| s.recv.path.clone()),
-        median: median(&throughput),
+        median: median_rate,
+        files_per_s: files.map(|n| median_rate * n as f64 / size.max(1) as f64),
         min: throughput.iter().copied().fold(f64::INFINITY, f64::min),
         max: throughput.iter().copied().fold(0.0, f64::max),
         cpu_s_per_gib: median(
@@ -203,7 +210,7 @@ mod tests {
 
     #[test]
     fn summary_takes_median_min_max_and_cpu_per_gib() {
-        let s = summarize(&[sample(3.0, 500), sample(1.0, 1000), sample(2.0, 250)], 1 << 29);
+        let s = summarize(&[sample(3.0, 500), sample(1.0, 1000), sample(2.0, 250)], 1 << 29, None);
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
         assert_eq!(s.cpu_s_per_gib, 1.0);
         assert_eq!(s.switches, 6);
@@ -211,11 +218,19 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_counts_files_per_second() {
+        let s =
+            summarize(&[sample(4096.0, 1), sample(8192.0, 1), sample(2048.0, 1)], 40960, Some(10));
+        assert_eq!(s.files_per_s, Some(1.0));
+        assert_eq!(summarize(&[sample(1.0, 1)], 1, None).files_per_s, None);
+    }
+
+    #[test]
     fn ratios_are_to_the_buffered_pair() {
         let row = |name: &str, t: f64| Row {
             name: name.into(),
             kind: Kind::Zcp,
-            outcome: Outcome::Measured(Box::new(summarize(&[sample(t, 1)], 1))),
+            outcome: Outcome::Measured(Box::new(summarize(&[sample(t, 1)], 1, None))),
         };
         let mut rows = vec![row("sendfile:splice", 3.0), row(BASELINE, 2.0)];
         add_ratios(&mut rows);

@@ -90,9 +90,14 @@ fn title(results: &Results) -> String {
 
 /// `1 GiB of random bytes, 5 rounds, loopback, copies in /tmp`.
 fn subject(results: &Results) -> String {
-    let file = match &results.file {
-        Some(path) => format!("{path} ({})", format_size(results.file_bytes, BINARY)),
-        None => format!("{} of random bytes", format_size(results.file_bytes, BINARY)),
+    let total = format_size(results.file_bytes, BINARY);
+    let file = match (&results.file, results.files) {
+        (Some(path), _) => format!("{path} ({total})"),
+        (None, Some(n)) => {
+            let each = format_size(results.file_bytes / n.max(1), BINARY);
+            format!("a tree of {n} files of {each} ({total}) of random bytes")
+        }
+        (None, None) => format!("{total} of random bytes"),
     };
     let rounds = if results.rounds == 1 { "round" } else { "rounds" };
     format!("{file}, {} {rounds}, loopback, copies in {}", results.rounds, results.dir)
@@ -126,7 +131,10 @@ fn measured_cells(row: &Row) -> Option<Vec<String>> {
         row.name.clone(),
         path(&s.send_path),
         path(&s.recv_path),
-        rate(s.median),
+        match s.files_per_s {
+            Some(files) => format!("{} ({files:.0} files/s)", rate(s.median)),
+            None => rate(s.median),
+        },
         range(s.min, s.max),
         format!("{:.2}", s.cpu_s_per_gib),
         per_side(&s.send, &s.recv, |side| side.syscalls.map(|n| n.to_string())),
@@ -195,6 +203,7 @@ pub fn json(results: &Results) -> String {
         cores: results.machine.cores,
         file_bytes: results.file_bytes,
         file: results.file.as_deref(),
+        files: results.files,
         dir: &results.dir,
         rounds: results.rounds,
         command: &results.command,
@@ -211,6 +220,7 @@ struct JsonResults<'a> {
     cores: usize,
     file_bytes: u64,
     file: Option<&'a str>,
+    files: Option<u64>,
     dir: &'a str,
     rounds: u32,
     command: &'a str,
@@ -229,6 +239,7 @@ struct JsonPair<'a> {
     recv_path: Option<&'a str>,
     runs: usize,
     throughput_bytes_per_s: Option<JsonRange>,
+    files_per_s: Option<f64>,
     cpu_s_per_gib: Option<f64>,
     context_switches: Option<u64>,
     send: Option<JsonSide>,
@@ -267,6 +278,7 @@ impl<'a> JsonPair<'a> {
             recv_path: None,
             runs: 0,
             throughput_bytes_per_s: None,
+            files_per_s: None,
             cpu_s_per_gib: None,
             context_switches: None,
             send: None,
@@ -290,6 +302,7 @@ impl<'a> JsonPair<'a> {
         self.recv_path = s.recv_path.as_deref();
         self.runs = s.runs;
         self.throughput_bytes_per_s = Some(JsonRange { median: s.median, min: s.min, max: s.max });
+        self.files_per_s = s.files_per_s;
         self.cpu_s_per_gib = Some(s.cpu_s_per_gib);
         self.context_switches = Some(s.switches);
         self.send = Some(JsonSide::of(&s.send));

@@ -18,6 +18,9 @@ use super::check_stop;
 const BLOCK: usize = 1 << 20;
 /// The name of the generated test file (and so of every received copy).
 pub const TEST_FILE: &str = "zcp-bench.bin";
+/// The name of the generated test tree, and how many files each of its directories holds.
+pub const TEST_TREE: &str = "zcp-bench-tree";
+const FILES_PER_DIR: u32 = 500;
 
 /// A private directory removed with everything in it when dropped.
 #[derive(Debug)]
@@ -67,6 +70,59 @@ impl Workspace {
         file.sync_data().with_context(|| format!("flushing {}", path.display()))?;
         Ok(path)
     }
+}
+
+impl Workspace {
+    /// Writes a tree of `files` files of `size` random bytes, `FILES_PER_DIR` to a directory,
+    /// advancing `bar` by bytes, and returns its path.
+    pub fn write_test_tree(
+        &self,
+        files: u32,
+        size: u64,
+        bar: &ProgressBar,
+    ) -> anyhow::Result<PathBuf> {
+        let root = self.path.join(TEST_TREE);
+        let mut rng = SplitMix64::seeded(nanos() ^ u64::from(std::process::id()));
+        let mut block = vec![0u8; size.min(BLOCK as u64) as usize];
+        for i in 0..files {
+            if i % 64 == 0 {
+                check_stop()?;
+            }
+            let dir = root.join(format!("d{:04}", i / FILES_PER_DIR));
+            if i % FILES_PER_DIR == 0 {
+                fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let path = dir.join(format!("f{i:07}"));
+            let mut file =
+                File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+            let mut written = 0u64;
+            while written < size {
+                let n = (size - written).min(BLOCK as u64) as usize;
+                rng.fill(&mut block[..n]);
+                file.write_all(&block[..n])
+                    .with_context(|| format!("writing {}", path.display()))?;
+                written += n as u64;
+            }
+            bar.inc(size);
+        }
+        Ok(root)
+    }
+}
+
+/// The number of regular files below `dir` and their total size.
+pub fn tree_totals(dir: &Path) -> std::io::Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            let (f, b) = tree_totals(&entry.path())?;
+            (files, bytes) = (files + f, bytes + b);
+        } else if meta.is_file() {
+            (files, bytes) = (files + 1, bytes + meta.len());
+        }
+    }
+    Ok((files, bytes))
 }
 
 impl Drop for Workspace {
