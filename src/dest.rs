@@ -14,7 +14,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
@@ -556,10 +556,9 @@ impl Target {
         };
         let calls =
             write_all(&file, body).with_context(|| format!("writing {}", self.shown.display()))?;
-        if mode & umask() != 0 {
-            file.set_permissions(std::fs::Permissions::from_mode(mode))
-                .with_context(|| format!("setting the mode of {}", self.shown.display()))?;
-        }
+        // Always: the umask, or a directory's default ACL, may have taken bits at creation.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", self.shown.display()))?;
         if entry.size.is_some() {
             file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
                 .with_context(|| format!("setting the mtime of {}", self.shown.display()))?;
@@ -606,21 +605,6 @@ pub fn write_all(mut file: &File, body: &[u8]) -> io::Result<u64> {
         }
     }
     Ok(calls)
-}
-
-/// The permission bits new files lose (read once: asking `umask(2)` would change it).
-fn umask() -> u32 {
-    static UMASK: OnceLock<u32> = OnceLock::new();
-    *UMASK.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                let line = s.lines().find(|l| l.starts_with("Umask:"))?;
-                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
-            })
-            // Unknown: assume every bit may be lost, so the mode is always set explicitly.
-            .unwrap_or(0o777)
-    })
 }
 
 /// A new unnamed file in `dir` with `mode`, or `None` when the file system has no `O_TMPFILE`.

@@ -329,22 +329,30 @@ impl Receiver {
         let ahead = read_ahead(wanted, &small, entries);
         let mut total = Moved::default();
         inbox.allow(ahead[0]);
+        // Reads of the read-ahead that may have carried small files' bytes start here: a read
+        // that brings only a spliced file's frames is not a data call, one that brings a batch
+        // is, whichever file's frame asked for it.
+        let mut data_reads_from = inbox.calls;
         for (k, &index) in wanted.iter().enumerate() {
             let entry = &entries[index];
-            let reads = inbox.calls;
             let offset = self.file_start(inbox, index)?;
             ui.file(&String::from_utf8_lossy(&entry.name));
             let decision = &decisions[index];
             let (moved, report, verdict) = if small[k] {
                 let mut file = self.receive_small(inbox, entry, decision, offset, writer)?;
-                // The reads that brought its bytes are its data path (they brought others').
-                file.0.calls += inbox.calls - reads;
+                file.0.calls += inbox.calls - data_reads_from;
+                data_reads_from = inbox.calls;
                 file
             } else {
                 // Its bytes come straight from the socket; the read-ahead takes up again
-                // after them, with its FILE_END.
+                // after them, with its FILE_END (and, usually in the same read, the next
+                // batch: that read counts as the batch's).
                 inbox.allow(ahead[k + 1].map(|a| a + protocol::FILE_END_FRAME as u64));
-                self.receive_file(inbox, entry, decision, offset, &total, ui)?
+                let before_end = inbox.calls;
+                let file = self.receive_file(inbox, entry, decision, offset, &total, ui)?;
+                let next_small = small.get(k + 1).copied().unwrap_or(false);
+                data_reads_from = if next_small { before_end } else { inbox.calls };
+                file
             };
             total.absorb(moved);
             ui.position(total.bytes);

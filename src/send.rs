@@ -229,20 +229,33 @@ fn push_all(
         pending: Vec::new(),
         ui: Ui::new(cfg.output, known, wanted.len() as u64),
         pacer: Pacer::new(cfg.limit_rate),
-        opener: batch::Opener::default(),
+        opener: batch::Opener::new(cfg.follow_symlinks),
         total: Moved::default(),
+        holds_data: false,
     };
     let mut batched = false;
     for index in wanted {
         let item = &manifest.items[index];
         let report = &mut reports[index];
         push.ui.file(&report.name);
+        let mark = push.pending.len();
         let moved = match small_file(cfg, item, &answers[index]) {
             Some((path, size)) => {
                 batched = true;
-                push.small(index, path, size)?
+                push.small(index, path, size)
             }
-            None => push.whole(index, item, &answers[index], report)?,
+            None => push.whole(index, item, &answers[index], report),
+        };
+        let moved = match moved {
+            Ok(moved) => moved,
+            Err(e) => {
+                // The files gathered before this one are whole and checked: let them land.
+                push.pending.truncate(mark);
+                if push.holds_data {
+                    let _ = push.send_pending();
+                }
+                return Err(e);
+            }
         };
         report.bytes = moved.bytes;
         report.path = Some(moved.path);
@@ -250,6 +263,10 @@ fn push_all(
     }
     if batched && cfg.method == Method::Auto {
         push.total.absorb_fallback(batch::send_reason());
+    }
+    // Small files still gathered leave now, so that the statistics count the call.
+    if push.holds_data {
+        push.send_pending()?;
     }
     push.ui.finish();
     Ok((push.total, push.pending))
@@ -265,22 +282,47 @@ struct Push<'a> {
     pacer: Pacer,
     opener: batch::Opener,
     total: Moved,
+    /// Whether `pending` holds small files' bytes (its write is then a data call).
+    holds_data: bool,
 }
 
 impl Push<'_> {
     /// Gathers one small file, with its frames, and writes the batch once it is large enough.
     fn small(&mut self, index: usize, path: &Path, size: u64) -> anyhow::Result<Moved> {
         let display = path.display().to_string();
-        let file = self.opener.open(path).with_context(|| format!("opening {display}"))?;
+        let file = self.opener.open(path)?;
         let start = Message::FileStart { index: index as u32, offset: 0 };
         self.pending.extend(protocol::frame(&start));
-        let mut moved = batch::append(&file, &display, size, &mut self.pending)?;
+        let moved = batch::append(&file, &display, size, &mut self.pending)?;
         self.pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: moved.xxh3 })));
+        self.holds_data = true;
         if self.pending.len() >= batch::BATCH {
-            moved.calls += flush(self.socket, &mut self.pending)?;
+            self.send_pending()?;
         }
         self.ui.position(self.total.bytes + moved.bytes);
         Ok(moved)
+    }
+
+    /// Writes what was gathered (counted as data calls when it holds small files). A receiver
+    /// that has given up (it spoke) stops the session with its reason. Whatever happens, nothing
+    /// gathered is written twice.
+    fn send_pending(&mut self) -> anyhow::Result<()> {
+        if self.holds_data && session::peer_has_spoken(self.socket) {
+            let stopped = anyhow::anyhow!("the receiver stopped the transfer");
+            return Err(peer_reason(self.socket).unwrap_or(stopped));
+        }
+        let mut counted = Counted::new(&*self.socket);
+        let written = counted.write_all(&self.pending);
+        if self.holds_data {
+            self.total.calls += counted.calls;
+        }
+        self.pending.clear();
+        self.holds_data = false;
+        if let Err(e) = written {
+            let e = anyhow::Error::from(e).context("sending to the receiver");
+            return Err(peer_reason(self.socket).unwrap_or(e));
+        }
+        Ok(())
     }
 
     /// Sends one file by the configured data path, from where the receiver's copy ends when it
@@ -296,8 +338,7 @@ impl Push<'_> {
         let offset = resume_offset(&source, answer, self.cfg.resume, report)?;
         report.resumed_from = offset;
         self.pending.extend(protocol::frame(&Message::FileStart { index: index as u32, offset }));
-        self.socket.write_all(&self.pending).context("announcing a file")?;
-        self.pending.clear();
+        self.send_pending()?;
         source.size = item.entry.size;
         let moved = push(
             self.socket,
@@ -322,22 +363,6 @@ fn small_file<'a>(cfg: &SendConfig, item: &'a Item, answer: &Answer) -> Option<(
     let allowed = matches!(cfg.method, Method::Auto | Method::Only(DataPath::Buffered));
     (allowed && cfg.limit_rate.is_none() && matches!(answer, Answer::Send { offset: 0 }))
         .then_some((path.as_path(), size))
-}
-
-/// Writes the frames and small files gathered so far and returns the calls it took. A receiver
-/// that has given up (it spoke) stops the session with its reason.
-fn flush(socket: &mut TcpStream, pending: &mut Vec<u8>) -> anyhow::Result<u64> {
-    if session::peer_has_spoken(socket) {
-        let stopped = anyhow::anyhow!("the receiver stopped the transfer");
-        return Err(peer_reason(socket).unwrap_or(stopped));
-    }
-    let mut counted = Counted::new(&*socket);
-    if let Err(e) = counted.write_all(pending) {
-        let e = anyhow::Error::from(e).context("sending a batch of small files");
-        return Err(peer_reason(socket).unwrap_or(e));
-    }
-    pending.clear();
-    Ok(counted.calls)
 }
 
 fn open(item: &Item) -> anyhow::Result<Source> {

@@ -266,3 +266,75 @@ fn running_out_of_inodes_stops_small_files_with_exit_7_and_nothing_half_written(
         assert_file_holds(&path, &fs::read(tree.join("d0").join(name)).expect("source"), name);
     }
 }
+
+/// Gives `dir` the default ACL `user::rwx group::r-x other::---` (as `setfacl -d -m o::---`
+/// would), which new files get instead of the umask. `Err` where the file system has no ACLs.
+fn default_acl_without_other(dir: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    // POSIX ACL xattr: version 2, then (tag u16, perm u16, id u32) entries, little-endian.
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 0)] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let name = c"system.posix_acl_default";
+    // SAFETY: both strings are NUL-terminated and `acl` outlives the call.
+    let rc = unsafe {
+        nix::libc::setxattr(path.as_ptr(), name.as_ptr(), acl.as_ptr().cast(), acl.len(), 0)
+    };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error().to_string()) }
+}
+
+#[test]
+fn a_default_acl_does_not_change_a_small_files_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    if let Err(why) = default_acl_without_other(&dst) {
+        return eprintln!("skipped: cannot set a default ACL here: {why}");
+    }
+    for (name, len) in [("small", 100), ("large", SMALL_FILE as usize + 1)] {
+        fs::write(src.join(name), pseudo_random(len, 7)).expect("write");
+        common::set_mode(&src.join(name), 0o644);
+    }
+    let receiver = Receiver::start(&dst, &[]);
+    let sent = send_paths(&[&src.join("small"), &src.join("large")], &receiver.dest(), &[]);
+    let (code, _, stderr) = outcome(&sent);
+    let received = receiver.wait();
+    assert_eq!(code, Some(0), "sender:\n{stderr}");
+    assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
+    for name in ["small", "large"] {
+        let mode = fs::metadata(dst.join(name)).expect("landed").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{name}: the sender's mode, not the ACL's");
+    }
+}
+
+#[test]
+fn a_file_gone_after_the_walk_fails_the_session_but_the_files_before_it_land() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = small_tree(&src, 100, 1000, 1);
+    let gone = tree.join("d0").join("f0050");
+    // A listening sender has walked the tree before its receiver comes.
+    let mut args = vec!["send".into(), tree.clone().into_os_string()];
+    args.extend(["--listen", "127.0.0.1:0"].map(Into::into));
+    let mut sender = support::Proc::spawn(support::zcp(&args, &[]));
+    let addr = sender.listening();
+    fs::remove_file(&gone).expect("removing a file after the walk");
+    let mut recv = support::zcp(&["recv", "--connect", &addr.to_string(), "--output"], &[]);
+    recv.arg(&dst);
+    let received = support::run(recv);
+    let sent = sender.finish();
+    support::assert_exit(&sent, 7, "sender");
+    support::assert_says(&sent, "f0050", "sender");
+    assert_ne!(received.code(), Some(0), "receiver:\n{}", received.stderr);
+    let landed = dir_names(&dst.join("tree").join("d0"));
+    let expected: Vec<String> = (0..50).map(|f| format!("f{f:04}")).collect();
+    assert_eq!(landed, expected, "the 50 files before the missing one, and nothing else");
+    for name in &landed {
+        let data = fs::read(tree.join("d0").join(name)).expect("source");
+        assert_file_holds(&dst.join("tree").join("d0").join(name), &data, name);
+    }
+}

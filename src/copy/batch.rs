@@ -66,7 +66,7 @@ pub fn append(file: &File, display: &str, size: u64, batch: &mut Vec<u8>) -> any
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 batch.truncate(start);
-                return Err(anyhow::Error::from(e).context(format!("reading {display}")));
+                return Err(changed(Path::new(display), e, "reading"));
             }
         }
     }
@@ -77,14 +77,23 @@ pub fn append(file: &File, display: &str, size: u64, batch: &mut Vec<u8>) -> any
 /// Opens the sender's small files relative to their directory, kept open while consecutive
 /// files share it: each costs a one-component lookup instead of a walk of its whole path, and
 /// no `fstat` (the walk has its size; a file that has become something else fails its read).
-#[derive(Default)]
 pub struct Opener {
     dir: Option<(PathBuf, OwnedFd)>,
+    /// `--follow-symlinks`: else a file replaced by a symlink since the walk is not followed.
+    follow: bool,
 }
 
 impl Opener {
+    pub fn new(follow: bool) -> Opener {
+        Opener { dir: None, follow }
+    }
+
     /// Opens `path` for reading, without blocking should it have become a FIFO.
-    pub fn open(&mut self, path: &Path) -> io::Result<File> {
+    pub fn open(&mut self, path: &Path) -> anyhow::Result<File> {
+        self.open_at(path).map_err(|e| changed(path, e, "opening"))
+    }
+
+    fn open_at(&mut self, path: &Path) -> io::Result<File> {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return File::open(path);
         };
@@ -97,8 +106,24 @@ impl Opener {
                 &self.dir.insert((parent.to_path_buf(), fd)).1
             }
         };
-        let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let mut flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        if !self.follow {
+            flags |= OFlag::O_NOFOLLOW;
+        }
         Ok(File::from(openat(dir, name, flags, Mode::empty())?))
+    }
+}
+
+/// The error for a file that could not be opened or read: one that is no longer the regular
+/// file the walk found says so, instead of the errno's own words ("Illegal seek").
+fn changed(path: &Path, e: io::Error, doing: &str) -> anyhow::Error {
+    use nix::libc::{EISDIR, ELOOP, ENXIO, ESPIPE};
+    let shown = path.display();
+    match e.raw_os_error() {
+        Some(ELOOP | ESPIPE | EISDIR | ENXIO) => {
+            anyhow::anyhow!("{shown} changed since it was listed: it is no longer a regular file")
+        }
+        _ => anyhow::Error::from(e).context(format!("{doing} {shown}")),
     }
 }
 

@@ -112,6 +112,8 @@ pub struct Moved {
     pub xxh3: u128,
     /// Files these counts cover: 1 from a copy, more once a session adds them up.
     pub files: u64,
+    /// Bytes each path moved (sendfile, splice, buffered), once a session adds files up.
+    pub(crate) by_path: [u64; 3],
 }
 
 impl Moved {
@@ -122,12 +124,18 @@ impl Moved {
         }
     }
 
-    /// Adds one file's counts to a session's. The session's path is its first file's (each
-    /// file's own path is in the per-file reports); its fallbacks are every distinct fallback
-    /// any file took.
+    /// Adds one file's counts to a session's. The session's path is the one that moved the
+    /// most bytes (the first file's while none moved any; each file's own path is in the
+    /// per-file reports); its fallbacks are every distinct fallback any file took.
     pub fn absorb(&mut self, file: Moved) {
         if self.files == 0 {
             self.path = file.path;
+        }
+        self.by_path[file.path.to_wire() as usize - 1] += file.bytes;
+        let most = self.by_path.iter().copied().max().unwrap_or(0);
+        if most > 0 && self.by_path[self.path.to_wire() as usize - 1] < most {
+            let index = self.by_path.iter().position(|&b| b == most).unwrap_or(0);
+            self.path = DataPath::from_wire(index as u8 + 1).unwrap_or(self.path);
         }
         for fallback in file.fallbacks {
             self.absorb_fallback(fallback);
@@ -314,5 +322,31 @@ pub(crate) fn next_chunk(socket: &mut Counted<&TcpStream>, received: u64) -> Res
             Err(SessionError::ConnectionLost { received, expected: None }.into())
         }
         Err(e) => Err(anyhow::Error::from(e).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: DataPath, bytes: u64) -> Moved {
+        Moved { path, bytes, files: 1, ..Moved::default() }
+    }
+
+    #[test]
+    fn a_session_is_named_after_the_path_that_moved_the_most_bytes() {
+        let mut session = Moved::default();
+        session.absorb(file(DataPath::Buffered, 3));
+        assert_eq!(session.path, DataPath::Buffered);
+        session.absorb(file(DataPath::Sendfile, 100));
+        session.absorb(file(DataPath::Buffered, 90));
+        assert_eq!(session.path, DataPath::Sendfile, "100 bytes by sendfile, 93 buffered");
+        session.absorb(file(DataPath::Buffered, 10));
+        assert_eq!(session.path, DataPath::Buffered, "103 buffered now");
+        assert_eq!((session.files, session.bytes), (4, 203));
+        let mut empty = Moved::default();
+        empty.absorb(file(DataPath::Splice, 0));
+        empty.absorb(file(DataPath::Buffered, 0));
+        assert_eq!(empty.path, DataPath::Splice, "no bytes: the first file's path");
     }
 }
