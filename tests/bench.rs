@@ -307,3 +307,35 @@ fn ctrl_c_stops_with_130_and_removes_everything() {
 fn sigterm_stops_with_143_and_removes_everything() {
     stop_mid_run(nix::sys::signal::Signal::SIGTERM, 143);
 }
+
+#[test]
+fn a_failing_tar_pipeline_leaves_no_process_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(real_nc) = ["/usr/bin/nc", "/bin/nc"].into_iter().find(|p| Path::new(p).exists())
+    else {
+        return eprintln!("skipped: nc is not installed");
+    };
+    let dir = TempDir::new().unwrap();
+    let tools = TempDir::new().unwrap();
+    // An nc that listens as usual but fails as the sender, so the receiving pipeline waits.
+    let nc = tools.path().join("nc");
+    let script = format!(
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -N ] && {{ echo 'nc: no -N' >&2; exit 3; }}; done\nexec {real_nc} \"$@\"\n"
+    );
+    fs::write(&nc, script).unwrap();
+    fs::set_permissions(&nc, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", tools.path().display(), std::env::var("PATH").unwrap_or_default());
+    let assert = Command::new(ZCP)
+        .args(["bench", "--files", "20", "--rounds", "1", "--json", "--compare"])
+        .args(["--methods", "auto:auto", "--dir"])
+        .arg(dir.path())
+        .env("PATH", path)
+        .timeout(LIMIT)
+        .assert()
+        .code(1);
+    let report = stdout_json(&assert);
+    assert_eq!(pair(&report, "tar | nc")["status"], "failed", "{report:#}");
+    assert_empty(dir.path());
+    let survivors = processes_mentioning(dir.path());
+    assert!(survivors.is_empty(), "the pipeline outlived the benchmark: {survivors:?}");
+}

@@ -139,6 +139,11 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if !self.reaped {
+            // A shell pipeline's programs first: killed after it, they would live on.
+            for pid in descendants(self.pid()) {
+                // SAFETY: kill(2) with a pid read from /proc just now; at worst it is gone.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             let _ = self.child.kill();
             let _ = wait4(self.pid());
         }
@@ -146,6 +151,34 @@ impl Drop for Proc {
             peak.finish();
         }
     }
+}
+
+/// Every process below `pid` (children, theirs, …), from /proc's parent links.
+fn descendants(pid: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter_map(|p| Some((p, parent_of(p)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|&&(_, pp)| pp == parent).map(|&(p, _)| p));
+        i += 1;
+    }
+    found.split_off(1)
+}
+
+/// The parent of `pid`, from /proc/PID/stat (after the command name, which may hold spaces
+/// and parentheses: the last `)` ends it).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Runs a wait call until it answers, retrying on EINTR.
