@@ -53,26 +53,15 @@ impl Workspace {
     /// Writes `size` random bytes to the test file, advancing `bar`, and returns its path.
     pub fn write_test_file(&self, size: u64, bar: &ProgressBar) -> anyhow::Result<PathBuf> {
         let path = self.path.join(TEST_FILE);
-        let mut file =
-            File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut rng = SplitMix64::seeded(nanos() ^ u64::from(std::process::id()));
-        let mut block = vec![0u8; BLOCK];
-        let mut written = 0u64;
-        while written < size {
-            check_stop()?;
-            let n = (size - written).min(BLOCK as u64) as usize;
-            rng.fill(&mut block[..n]);
-            file.write_all(&block[..n])
-                .with_context(|| format!("writing the test file {}", path.display()))?;
-            written += n as u64;
+        let mut random = Random::new(BLOCK);
+        let file = random.write_file(&path, size, |written| {
             bar.set_position(written);
-        }
+            check_stop()
+        })?;
         file.sync_data().with_context(|| format!("flushing {}", path.display()))?;
         Ok(path)
     }
-}
 
-impl Workspace {
     /// Writes a tree of `files` files of `size` random bytes, `FILES_PER_DIR` to a directory,
     /// advancing `bar` by bytes, and returns its path.
     pub fn write_test_tree(
@@ -82,8 +71,7 @@ impl Workspace {
         bar: &ProgressBar,
     ) -> anyhow::Result<PathBuf> {
         let root = self.path.join(TEST_TREE);
-        let mut rng = SplitMix64::seeded(nanos() ^ u64::from(std::process::id()));
-        let mut block = vec![0u8; size.min(BLOCK as u64) as usize];
+        let mut random = Random::new(size.min(BLOCK as u64) as usize);
         for i in 0..files {
             if i % 64 == 0 {
                 check_stop()?;
@@ -92,20 +80,44 @@ impl Workspace {
             if i % FILES_PER_DIR == 0 {
                 fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            let path = dir.join(format!("f{i:07}"));
-            let mut file =
-                File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-            let mut written = 0u64;
-            while written < size {
-                let n = (size - written).min(BLOCK as u64) as usize;
-                rng.fill(&mut block[..n]);
-                file.write_all(&block[..n])
-                    .with_context(|| format!("writing {}", path.display()))?;
-                written += n as u64;
-            }
+            random.write_file(&dir.join(format!("f{i:07}")), size, |_| Ok(()))?;
             bar.inc(size);
         }
         Ok(root)
+    }
+}
+
+/// Random bytes for test files, generated a block at a time.
+struct Random {
+    rng: SplitMix64,
+    block: Vec<u8>,
+}
+
+impl Random {
+    fn new(block: usize) -> Random {
+        let rng = SplitMix64::seeded(nanos() ^ u64::from(std::process::id()));
+        Random { rng, block: vec![0u8; block.max(1)] }
+    }
+
+    /// Creates `path` with `size` random bytes; `step` hears the bytes written after each block.
+    fn write_file(
+        &mut self,
+        path: &Path,
+        size: u64,
+        mut step: impl FnMut(u64) -> anyhow::Result<()>,
+    ) -> anyhow::Result<File> {
+        let mut file =
+            File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut written = 0u64;
+        while written < size {
+            let n = (size - written).min(self.block.len() as u64) as usize;
+            self.rng.fill(&mut self.block[..n]);
+            file.write_all(&self.block[..n])
+                .with_context(|| format!("writing {}", path.display()))?;
+            written += n as u64;
+            step(written)?;
+        }
+        Ok(file)
     }
 }
 
