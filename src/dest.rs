@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileTimes};
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
@@ -554,8 +554,9 @@ impl Target {
             self.dirs.no_unnamed.store(true, Ordering::Relaxed);
             return Ok(None);
         };
-        let calls =
-            write_all(&file, body).with_context(|| format!("writing {}", self.shown.display()))?;
+        let mut out = crate::copy::Counted::new(&file);
+        out.write_all(body).with_context(|| format!("writing {}", self.shown.display()))?;
+        let calls = out.calls;
         // Always: the umask, or a directory's default ACL, may have taken bits at creation.
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("setting the mode of {}", self.shown.display()))?;
@@ -588,23 +589,6 @@ fn mtime_of(entry: &Entry) -> SystemTime {
     } else {
         SystemTime::UNIX_EPOCH - Duration::from_secs(entry.mtime_sec.unsigned_abs()) + nanos
     }
-}
-
-/// Writes all of `body` to `file`, counting the calls.
-pub fn write_all(mut file: &File, body: &[u8]) -> io::Result<u64> {
-    use std::io::Write;
-    let mut calls = 0;
-    let mut left = body;
-    while !left.is_empty() {
-        calls += 1;
-        match file.write(left) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => left = &left[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(calls)
 }
 
 /// A new unnamed file in `dir` with `mode`, or `None` when the file system has no `O_TMPFILE`.

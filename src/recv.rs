@@ -5,7 +5,7 @@
 //! once and are written by the `writer` threads.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -442,9 +442,11 @@ impl Receiver {
         }
         let name = String::from_utf8_lossy(&entry.name);
         let part = self.open_part(target, &name, 0, 0)?;
-        let calls = crate::dest::write_all(&part, body).with_context(|| {
+        let mut out = copy::Counted::new(&part);
+        out.write_all(body).with_context(|| {
             format!("writing {name} (partial data kept in {})", target.part_shown().display())
         })?;
+        let calls = out.calls;
         target.commit(&part, entry, force)?;
         Ok(calls)
     }
