@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{parse_buffer_size, parse_bytes};
+use crate::units::{parse_buffer_size, parse_bytes};
 
 const EXIT_CODES: &str = "\
 Exit codes:

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::cli::DoctorArgs;
-use crate::copy::{DataPath, Method};
+use crate::datapath::{DataPath, Method};
 use crate::error::ExitCode;
 use crate::machine::Machine;
 pub use probe::{PROBE_BYTES, Probe};

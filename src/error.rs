@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 
-use crate::copy::DataPath;
+use crate::datapath::DataPath;
 use crate::protocol::{ErrorCode, ProtocolError};
 
 /// The exit codes of `zcp`, one per failure class. Stable: scripts rely on them.

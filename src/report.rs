@@ -7,7 +7,7 @@ use std::time::Duration;
 use humansize::{BINARY, format_size};
 use serde::Serialize;
 
-use crate::copy::DataPath;
+use crate::datapath::DataPath;
 use crate::error::{SessionError, errno_name};
 use crate::protocol::SideStats;
 

@@ -17,7 +17,8 @@ use nix::sys::stat::Mode;
 
 use humansize::{BINARY, format_size};
 
-use super::{DataPath, Fallback, Moved, source_shrank};
+use super::{Moved, source_shrank};
+use crate::datapath::{DataPath, Fallback};
 
 /// Files up to this size are batched.
 pub const SMALL_FILE: u64 = 64 << 10;

@@ -6,7 +6,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{Attempt, Counted, DataPath, Framing, Incoming, Moved, Outgoing, Tick, hash_prefix};
+use super::{Attempt, Counted, Framing, Incoming, Moved, Outgoing, Tick, hash_prefix};
+use crate::datapath::DataPath;
 use crate::error::SessionError;
 use crate::protocol;
 

@@ -10,11 +10,11 @@ mod linux;
 #[cfg(not(target_os = "linux"))]
 mod portable;
 
-use std::fmt;
 use std::fs::File;
 use std::io;
 use std::net::TcpStream;
 
+use crate::datapath::{DataPath, Fallback, Method};
 use crate::error::SessionError;
 use crate::source::Source;
 
@@ -23,77 +23,6 @@ pub use hash::{FileDigest, hash_prefix};
 use linux as platform;
 #[cfg(not(target_os = "linux"))]
 use portable as platform;
-
-/// How bytes cross between a file and a socket. The names are the tokens used in reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DataPath {
-    /// `sendfile(2)`: page-cache pages straight to the socket.
-    #[default]
-    Sendfile,
-    /// `splice(2)` through a pipe: no copy through user space.
-    Splice,
-    /// An explicit `read(2)`/`write(2)` loop through a user-space buffer.
-    Buffered,
-}
-
-impl DataPath {
-    /// The report token: `sendfile`, `splice` or `buffered`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DataPath::Sendfile => "sendfile",
-            DataPath::Splice => "splice",
-            DataPath::Buffered => "buffered",
-        }
-    }
-
-    pub(crate) fn to_wire(self) -> u8 {
-        match self {
-            DataPath::Sendfile => 1,
-            DataPath::Splice => 2,
-            DataPath::Buffered => 3,
-        }
-    }
-
-    pub(crate) fn from_wire(v: u8) -> Option<Self> {
-        Some(match v {
-            1 => DataPath::Sendfile,
-            2 => DataPath::Splice,
-            3 => DataPath::Buffered,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for DataPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What the user asked for: try every path in order, or exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Auto,
-    Only(DataPath),
-}
-
-impl Method {
-    fn candidates(self, order: &'static [DataPath]) -> Vec<DataPath> {
-        match self {
-            Method::Auto => order.to_vec(),
-            Method::Only(path) => vec![path],
-        }
-    }
-}
-
-/// A path that was tried and gave way to the next one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fallback {
-    pub from: DataPath,
-    /// The errno the kernel answered, when the kernel refused; `None` when zcp knew beforehand.
-    pub errno: Option<i32>,
-    pub reason: String,
-}
 
 /// What moving one file's bytes took.
 #[derive(Debug, Clone, Default)]
@@ -112,7 +41,7 @@ pub struct Moved {
     pub xxh3: u128,
     /// Files these counts cover: 1 from a copy, more once a session adds them up.
     pub files: u64,
-    /// Bytes each path moved (sendfile, splice, buffered), once a session adds files up.
+    /// Bytes each path moved (indexed by `DataPath::index`), once a session adds files up.
     pub(crate) by_path: [u64; 3],
 }
 
@@ -131,11 +60,11 @@ impl Moved {
         if self.files == 0 {
             self.path = file.path;
         }
-        self.by_path[file.path.to_wire() as usize - 1] += file.bytes;
+        self.by_path[file.path.index()] += file.bytes;
         let most = self.by_path.iter().copied().max().unwrap_or(0);
-        if most > 0 && self.by_path[self.path.to_wire() as usize - 1] < most {
+        if most > 0 && self.by_path[self.path.index()] < most {
             let index = self.by_path.iter().position(|&b| b == most).unwrap_or(0);
-            self.path = DataPath::from_wire(index as u8 + 1).unwrap_or(self.path);
+            self.path = DataPath::ALL[index];
         }
         for fallback in file.fallbacks {
             self.absorb_fallback(fallback);

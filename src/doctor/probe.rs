@@ -12,7 +12,8 @@ use std::thread;
 
 use anyhow::{Context, bail};
 
-use crate::copy::{self, DataPath, Framing, Incoming, Method, Moved, Outgoing};
+use crate::copy::{self, Framing, Incoming, Moved, Outgoing};
+use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
 use crate::source::{Source, SourceKind};
 

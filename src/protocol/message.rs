@@ -3,7 +3,7 @@
 
 use super::wire::{Decoder, Encoder};
 use super::{MAX_ENTRIES, MAX_NAME, ProtocolError};
-use crate::copy::{DataPath, Fallback};
+use crate::datapath::{DataPath, Fallback};
 
 const OFFER: u8 = 0x01;
 const PLAN: u8 = 0x02;
@@ -379,7 +379,7 @@ fn decode_answer(d: &mut Decoder<'_>) -> Result<Answer, ProtocolError> {
 }
 
 fn encode_stats(e: &mut Encoder, s: &SideStats) {
-    e.u8(s.path.map_or(0, DataPath::to_wire))
+    e.u8(s.path.map_or(0, path_code))
         .u64(s.bytes)
         .u64(s.calls)
         .u64(s.checksum_calls)
@@ -392,14 +392,14 @@ fn encode_stats(e: &mut Encoder, s: &SideStats) {
         .u64(s.involuntary_switches)
         .u16(s.fallbacks.len().min(u16::MAX as usize) as u16);
     for f in s.fallbacks.iter().take(u16::MAX as usize) {
-        e.u8(f.from.to_wire()).i32(f.errno.unwrap_or(0)).text(&f.reason, MAX_TEXT);
+        e.u8(path_code(f.from)).i32(f.errno.unwrap_or(0)).text(&f.reason, MAX_TEXT);
     }
 }
 
 fn decode_stats(d: &mut Decoder<'_>) -> Result<SideStats, ProtocolError> {
     let path = match d.u8()? {
         0 => None,
-        v => Some(DataPath::from_wire(v).ok_or_else(|| malformed("unknown data path".into()))?),
+        v => Some(path_from_code(v)?),
     };
     let mut s = SideStats {
         path,
@@ -416,12 +416,29 @@ fn decode_stats(d: &mut Decoder<'_>) -> Result<SideStats, ProtocolError> {
         fallbacks: Vec::new(),
     };
     for _ in 0..d.u16()? {
-        let from =
-            DataPath::from_wire(d.u8()?).ok_or_else(|| malformed("unknown data path".into()))?;
+        let from = path_from_code(d.u8()?)?;
         let errno = Some(d.i32()?).filter(|&e| e != 0);
         s.fallbacks.push(Fallback { from, errno, reason: d.text()? });
     }
     Ok(s)
+}
+
+/// A data path's code in SUMMARY and FINISH (0 stands for "none" and is not a path).
+fn path_code(path: DataPath) -> u8 {
+    match path {
+        DataPath::Sendfile => 1,
+        DataPath::Splice => 2,
+        DataPath::Buffered => 3,
+    }
+}
+
+fn path_from_code(code: u8) -> Result<DataPath, ProtocolError> {
+    Ok(match code {
+        1 => DataPath::Sendfile,
+        2 => DataPath::Splice,
+        3 => DataPath::Buffered,
+        _ => return Err(malformed("unknown data path".into())),
+    })
 }
 
 impl RefuseCode {

@@ -12,7 +12,7 @@ use proptest::sample::Index;
 
 use super::wire::Encoder;
 use super::*;
-use crate::copy::{DataPath, Fallback};
+use crate::datapath::{DataPath, Fallback};
 
 /// Frame types, names and payload limits as the module documentation specifies them.
 const FRAME_TYPES: [(u8, &str, u64); 8] = [

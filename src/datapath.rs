@@ -1,0 +1,67 @@
+//! The vocabulary every layer shares about how bytes move: which data path (`DataPath`), what
+//! the user asked for (`Method`), and why a path gave way (`Fallback`). A leaf: it imports
+//! nothing of zcp's, so the wire format, the data paths, errors and reports can all name it.
+
+use std::fmt;
+
+/// How bytes cross between a file and a socket. The names are the tokens used in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataPath {
+    /// `sendfile(2)`: page-cache pages straight to the socket.
+    #[default]
+    Sendfile,
+    /// `splice(2)` through a pipe: no copy through user space.
+    Splice,
+    /// An explicit `read(2)`/`write(2)` loop through a user-space buffer.
+    Buffered,
+}
+
+impl DataPath {
+    /// The report token: `sendfile`, `splice` or `buffered`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataPath::Sendfile => "sendfile",
+            DataPath::Splice => "splice",
+            DataPath::Buffered => "buffered",
+        }
+    }
+
+    /// Every path, in the order of `index`.
+    pub const ALL: [DataPath; 3] = [DataPath::Sendfile, DataPath::Splice, DataPath::Buffered];
+
+    /// The path's place in `ALL`, for per-path tallies.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for DataPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the user asked for: try every path in order, or exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Auto,
+    Only(DataPath),
+}
+
+impl Method {
+    pub(crate) fn candidates(self, order: &'static [DataPath]) -> Vec<DataPath> {
+        match self {
+            Method::Auto => order.to_vec(),
+            Method::Only(path) => vec![path],
+        }
+    }
+}
+
+/// A path that was tried and gave way to the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    pub from: DataPath,
+    /// The errno the kernel answered, when the kernel refused; `None` when zcp knew beforehand.
+    pub errno: Option<i32>,
+    pub reason: String,
+}
