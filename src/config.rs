@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use std::time::Duration;
 
-use crate::auth::Token;
 use crate::cli::{AuthArgs, NetArgs, OutputArgs, RecvArgs, RecvMethod, SendArgs, SendMethod};
 use crate::datapath::{DataPath, Method};
-use crate::dest::Policy;
+use crate::disk::Policy;
+use crate::link::auth::Token;
 
 /// What a session prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use anyhow::Context;
 use crate::cli::DoctorArgs;
 use crate::datapath::{DataPath, Method};
 use crate::error::ExitCode;
-use crate::machine::Machine;
+use crate::sys::machine::Machine;
 pub use probe::{PROBE_BYTES, Probe};
 pub use system::{PipeSizes, SocketLimits};
 

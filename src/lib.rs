@@ -2,29 +2,32 @@
 //! `splice(2)` where they serve, an explicit buffered loop where they do not — and reports the
 //! syscall path it actually took. `main.rs` only parses the command line and maps errors to
 //! exit codes; everything else lives here so tests and benchmarks reuse it.
+//!
+//! Layers, each importing only those listed before it:
+//! - vocabulary: `units` (sizes), `datapath` (which path, why a fallback), `error` (exit codes);
+//! - `protocol`: the wire format, pure encode/decode;
+//! - `cli` → `config`: the command line and the validated options built from it;
+//! - `sys`: signals, the machine, resource usage; `link`: connecting, the token proofs, talking
+//!   to the peer; `copy`: the data paths between a file and a socket;
+//! - `disk`: the receiver's destination: safe names, part files, putting files in place;
+//! - the sessions: `send`, `recv`, `raw`; then `report`/`progress` (printing), `bench`,
+//!   `doctor` and `shell` (completions, man page).
 
-pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod copy;
 pub mod datapath;
-pub mod dest;
+pub mod disk;
 pub mod doctor;
 pub mod error;
-pub mod machine;
-pub mod manifest;
-pub mod net;
+pub mod link;
 pub mod progress;
 pub mod protocol;
 pub mod raw;
 pub mod recv;
 pub mod report;
 pub mod send;
-pub mod session;
 pub mod shell;
-pub mod signals;
-pub mod source;
+pub mod sys;
 pub mod units;
-pub mod usage;
-pub mod writer;

@@ -8,14 +8,15 @@ use std::net::{Shutdown, SocketAddr};
 use anyhow::Context;
 
 use crate::config::{Link, RecvConfig, SendConfig};
+use crate::copy::source::Source;
 use crate::copy::{self, Framing, Incoming, Outgoing};
-use crate::dest::{Decision, Destination};
+use crate::disk::{Decision, Destination};
 use crate::error::SessionError;
+use crate::link::net;
 use crate::protocol::{Entry, EntryKind};
 use crate::report::{RawReport, Role};
 use crate::send::{self, Pacer};
-use crate::source::Source;
-use crate::{net, usage};
+use crate::sys::rusage;
 
 /// Sends the one path as plain bytes, then closes the write side (the peer's end of file).
 pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<RawReport> {
@@ -28,7 +29,7 @@ pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     source.name = source.display.clone().into_bytes();
     let socket = send::connect(cfg, listening)?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
-    let start = usage::Snapshot::now();
+    let start = rusage::Snapshot::now();
     let mut pacer = Pacer::new(cfg.limit_rate);
     let max_call = pacer.max_call();
     let mut tick = |n: u64| -> io::Result<()> {
@@ -75,7 +76,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         mtime_nsec: 0,
     };
     let decision = dest
-        .decide(&entry, cfg.policy, &mut crate::dest::Listing::default())
+        .decide(&entry, cfg.policy, &mut crate::disk::Listing::default())
         .map_err(|r| anyhow::anyhow!(r.reason))?;
     let socket = match &cfg.net.link {
         Link::Connect(to) => net::connect(to, cfg.net.connect_timeout, cfg.net.retries)?,
@@ -86,7 +87,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         }
     };
     socket.set_read_timeout(cfg.net.idle_timeout).context("setting the socket read timeout")?;
-    let start = usage::Snapshot::now();
+    let start = rusage::Snapshot::now();
     let max = cfg.max_size;
     let mut tick = |n: u64| -> io::Result<()> {
         match max {
@@ -120,7 +121,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
             (moved, Some(target.shown.display().to_string()))
         }
         _ => {
-            let out = crate::dest::stdout()?;
+            let out = crate::disk::stdout()?;
             let inc = Incoming {
                 socket: &socket,
                 file: &out,

@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use nix::sys::signal::Signal;
 
-use crate::auth::Token;
 use crate::cli::BenchArgs;
 use crate::error::{ExitCode, SessionError};
-use crate::machine::Machine;
-use crate::{progress, signals};
+use crate::link::auth::Token;
+use crate::progress;
+use crate::sys::machine::Machine;
+use crate::sys::signals;
 use peers::Peer;
 use run::RunContext;
 use stats::{Kind, Outcome, Results, Row, Sample};

@@ -14,7 +14,7 @@ use super::process::{Exit, Proc, Usage};
 use super::stats::{Sample, Side};
 use super::workspace::Workspace;
 use super::{Pair, check_stop};
-use crate::auth::TOKEN_ENV;
+use crate::link::auth::TOKEN_ENV;
 
 /// How long a receiver may take to be ready, and a failed sender's receiver to exit.
 const STARTUP: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::process::Usage;
-use crate::machine::Machine;
+use crate::sys::machine::Machine;
 
 const GIB: f64 = (1u64 << 30) as f64;
 

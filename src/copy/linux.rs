@@ -18,9 +18,9 @@ use super::{
     Attempt, Counted, DataPath, FileDigest, Framing, Incoming, Moved, Outgoing, Tick, hash_prefix,
     source_shrank,
 };
+use crate::copy::source::{Source, SourceKind};
 use crate::error::SessionError;
 use crate::protocol;
-use crate::source::{Source, SourceKind};
 
 /// Largest `sendfile` call: small enough that progress moves, large enough to cost few calls.
 const SENDFILE_CHUNK: usize = 64 << 20;

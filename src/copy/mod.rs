@@ -9,14 +9,15 @@ mod hash;
 mod linux;
 #[cfg(not(target_os = "linux"))]
 mod portable;
+pub mod source;
 
 use std::fs::File;
 use std::io;
 use std::net::TcpStream;
 
+use crate::copy::source::Source;
 use crate::datapath::{DataPath, Fallback, Method};
 use crate::error::SessionError;
-use crate::source::Source;
 
 pub use hash::{FileDigest, hash_prefix};
 #[cfg(target_os = "linux")]

@@ -12,10 +12,10 @@ use std::thread;
 
 use anyhow::{Context, bail};
 
+use crate::copy::source::{Source, SourceKind};
 use crate::copy::{self, Framing, Incoming, Moved, Outgoing};
 use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
-use crate::source::{Source, SourceKind};
 
 /// Bytes each probe moves.
 pub const PROBE_BYTES: u64 = 256 << 10;

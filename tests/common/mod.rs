@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::assert::Assert;
 use serde_json::Value;
-use zcp::auth::Token;
+use zcp::link::auth::Token;
 use zcp::protocol::{
     self, Entry, EntryKind, FileEnd, Hello, Message, Offer, Plan, ReadError, SideStats, Summary,
 };
@@ -463,7 +463,7 @@ pub fn exchange_hellos(socket: &mut TcpStream, ours: Hello) -> Result<Hello, Rea
 
 /// A fresh random nonce.
 pub fn nonce() -> [u8; 32] {
-    zcp::auth::nonce().expect("random bytes for a nonce")
+    zcp::link::auth::nonce().expect("random bytes for a nonce")
 }
 
 /// Sends the sender's token proof over both greetings' nonces.

@@ -5,6 +5,8 @@
 //! place only after their checksum matched; a small file that arrived whole and checked goes into
 //! an unnamed file (`O_TMPFILE`) linked in under its name. It does not move bytes (see `copy`).
 
+pub mod writer;
+
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileTimes};

@@ -3,6 +3,8 @@
 //! by the chosen data path, resuming where the receiver holds a matching prefix; small files go
 //! in batches, many to one write.
 
+pub mod manifest;
+
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -12,21 +14,23 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::auth::{self, Token};
 use crate::config::{Link, SendConfig};
 use crate::copy::batch;
+use crate::copy::source::Source;
 use crate::copy::{self, Counted, Moved, Outgoing};
 use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
-use crate::manifest::{Item, Manifest, Origin};
+use crate::link::auth::{self, Token};
+use crate::link::net;
+use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{
     self, Answer, EntryKind, FileEnd, Hello, Message, Offer, ProtocolError, VerdictStatus,
 };
 use crate::report::{FileReport, Report, Role, Status};
-use crate::session::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
-use crate::source::Source;
-use crate::{net, signals, usage};
+use crate::send::manifest::{Item, Manifest, Origin};
+use crate::sys::rusage;
+use crate::sys::signals;
 
 /// How often (in bytes moved) the sender checks whether the receiver has given up.
 const WATCH_EVERY: u64 = 64 << 20;
@@ -87,9 +91,9 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
     let peer = socket.peer_addr().map_or_else(|_| "the receiver".to_string(), |a| a.to_string());
     greet(&mut socket, cfg.token.as_ref()).with_context(|| format!("greeting {peer}"))?;
     let answers = offer(&mut socket, manifest, cfg)?;
-    session::set_timeout(&socket, cfg.net.idle_timeout)?;
+    peer::set_timeout(&socket, cfg.net.idle_timeout)?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
-    let start = usage::Snapshot::now();
+    let start = rusage::Snapshot::now();
     let mut reports: Vec<FileReport> =
         manifest.items.iter().zip(&answers).map(|(i, a)| initial_report(i, a)).collect();
     let (total, mut pending) = push_all(&mut socket, cfg, manifest, &answers, &mut reports)
@@ -134,13 +138,12 @@ fn initial_report(item: &Item, answer: &Answer) -> FileReport {
 
 /// Exchanges greetings and token proofs; the receiver must answer within the handshake timeout.
 fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
-    session::set_timeout(socket, Some(HANDSHAKE_TIMEOUT))?;
+    peer::set_timeout(socket, Some(HANDSHAKE_TIMEOUT))?;
     let nonce = auth::nonce()?;
     let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::ours() };
     protocol::write_hello(socket, ours).context("sending the greeting")?;
-    let theirs = protocol::read_hello(socket).map_err(|e| {
-        session::read_failure(e, "the receiver's greeting", Some(HANDSHAKE_TIMEOUT))
-    })?;
+    let theirs = protocol::read_hello(socket)
+        .map_err(|e| peer::read_failure(e, "the receiver's greeting", Some(HANDSHAKE_TIMEOUT)))?;
     if theirs.version != protocol::VERSION {
         return Err(ProtocolError::UnsupportedVersion(theirs.version).into());
     }
@@ -182,7 +185,7 @@ fn offer(
     protocol::write_message(socket, &Message::Offer(Offer { entries }))
         .context("sending the offer")?;
     // Deciding resumes hashes partial files: allow the idle timeout for the answer.
-    session::set_timeout(socket, cfg.net.idle_timeout.map(|t| t.max(HANDSHAKE_TIMEOUT)))?;
+    peer::set_timeout(socket, cfg.net.idle_timeout.map(|t| t.max(HANDSHAKE_TIMEOUT)))?;
     let plan = match next_message(socket, "the receiver's plan")? {
         Message::Plan(plan) if plan.answers.len() == manifest.items.len() => plan,
         other => return Err(unexpected("PLAN with one answer per entry", &other)),
@@ -308,7 +311,7 @@ impl Push<'_> {
     /// that has given up (it spoke) stops the session with its reason. Whatever happens, nothing
     /// gathered is written twice.
     fn send_pending(&mut self) -> anyhow::Result<()> {
-        if self.holds_data && session::peer_has_spoken(self.socket) {
+        if self.holds_data && peer::peer_has_spoken(self.socket) {
             let stopped = anyhow::anyhow!("the receiver stopped the transfer");
             return Err(peer_reason(self.socket).unwrap_or(stopped));
         }
@@ -417,7 +420,7 @@ fn push(
         pacer.pace(base + moved);
         if moved >= next_watch {
             next_watch = moved + WATCH_EVERY;
-            if session::peer_has_spoken(watched) {
+            if peer::peer_has_spoken(watched) {
                 return Err(io::Error::other("the receiver stopped the transfer"));
             }
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::dest::check_path;
+use crate::disk::check_path;
 use crate::error::SessionError;
 use crate::protocol::{Entry, EntryKind, MAX_ENTRIES};
 
@@ -65,7 +65,7 @@ impl Manifest {
 
     fn add_stdin(&mut self, name: &str) -> anyhow::Result<()> {
         check_path(name.as_bytes()).map_err(|why| SessionError::Usage(format!("--name: {why}")))?;
-        let source = crate::source::Source::stdin(name)?;
+        let source = crate::copy::source::Source::stdin(name)?;
         let entry = Entry {
             kind: EntryKind::File,
             name: name.as_bytes().to_vec(),
@@ -92,8 +92,8 @@ impl Manifest {
         } else {
             meta
         };
-        let name =
-            crate::source::base_name(path).with_context(|| format!("{shown}: no name to offer"))?;
+        let name = crate::copy::source::base_name(path)
+            .with_context(|| format!("{shown}: no name to offer"))?;
         let ft = meta.file_type();
         if ft.is_dir() {
             let mut seen = HashSet::new();
@@ -191,7 +191,7 @@ impl Manifest {
         match self.last_fs {
             Some((d, pseudo)) if d == dev => pseudo,
             _ => {
-                let pseudo = crate::source::on_pseudo_fs(path);
+                let pseudo = crate::copy::source::on_pseudo_fs(path);
                 self.last_fs = Some((dev, pseudo));
                 pseudo
             }

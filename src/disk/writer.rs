@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, Scope, ScopedJoinHandle};
 
-use crate::dest::Target;
+use crate::disk::Target;
 use crate::protocol::Entry;
 
 /// Threads that write. Two measured 20% faster than one on a tree of 4 KiB files (the kernel's

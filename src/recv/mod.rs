@@ -16,22 +16,24 @@ use std::time::Duration;
 use anyhow::Context;
 use humansize::{BINARY, format_size};
 
-use crate::auth::{self, Token};
 use crate::config::{Link, RecvConfig};
 use crate::copy::batch::{self, Inbox, SMALL_FILE};
 use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::{DataPath, Method};
-use crate::dest::{Decision, Destination, Refusal, Target};
+use crate::disk::writer::{Job, Writer};
+use crate::disk::{Decision, Destination, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
+use crate::link::auth::{self, Token};
+use crate::link::net;
+use crate::link::peer::{self, HANDSHAKE_TIMEOUT, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{
     self, Answer, Entry, EntryKind, ErrorCode, Hello, Message, Plan, ProtocolError, RefuseCode,
     Summary, Verdict, VerdictStatus,
 };
 use crate::report::{FileReport, Report, Role, Status};
-use crate::session::{self, HANDSHAKE_TIMEOUT, unexpected};
-use crate::writer::{Job, Writer};
-use crate::{net, signals, usage};
+use crate::sys::rusage;
+use crate::sys::signals;
 
 /// Senders told "busy" at once, at most.
 const TURN_AWAY_MAX: usize = 32;
@@ -195,7 +197,7 @@ impl Receiver {
     fn serve(&self, mut socket: TcpStream, live: &Live, id: u64) -> anyhow::Result<Report> {
         // Writes may stall too (a sender that stops reading): bound them like idle reads.
         socket.set_write_timeout(self.cfg.net.idle_timeout).context("setting the write timeout")?;
-        let mut handshake = session::Deadline::new(&socket, HANDSHAKE_TIMEOUT)?;
+        let mut handshake = peer::Deadline::new(&socket, HANDSHAKE_TIMEOUT)?;
         greet(&mut socket, &mut handshake, self.cfg.token.as_ref())?;
         let offer = match handshake.next_message("the sender's offer") {
             Ok(Message::Offer(offer)) => offer,
@@ -205,9 +207,9 @@ impl Receiver {
         let mut plan = self.plan(&offer.entries);
         protocol::write_message(&mut socket, &Message::Plan(plan.wire()))
             .context("sending the plan")?;
-        session::set_timeout(&socket, self.cfg.net.idle_timeout)?;
+        peer::set_timeout(&socket, self.cfg.net.idle_timeout)?;
         live.started_data(id);
-        let start = usage::Snapshot::now();
+        let start = rusage::Snapshot::now();
         let mut inbox = Inbox::new(&socket);
         let total = match self.receive_all(&mut inbox, &offer.entries, &mut plan) {
             Ok(total) => total,
@@ -222,8 +224,7 @@ impl Receiver {
             })?;
         }
         let idle = self.cfg.net.idle_timeout;
-        let sender = match session::next_message_from(&mut inbox, idle, "the sender's statistics")?
-        {
+        let sender = match peer::next_message_from(&mut inbox, idle, "the sender's statistics")? {
             Message::Finish(stats) => stats,
             other => return Err(unexpected("FINISH", &other)),
         };
@@ -239,7 +240,7 @@ impl Receiver {
         let policy = self.cfg.policy;
         let mut plan = SessionPlan::default();
         let mut names = std::collections::HashSet::new();
-        let mut listing = crate::dest::Listing::default();
+        let mut listing = crate::disk::Listing::default();
         for (i, entry) in entries.iter().enumerate() {
             let decision = if self.dest.single() && i > 0 {
                 Err(Refusal::new(
@@ -376,7 +377,7 @@ impl Receiver {
 
     /// Reads FILE_START for the file due (`index`) and returns the offset it is sent from.
     fn file_start(&self, inbox: &mut Inbox<'_>, index: usize) -> anyhow::Result<u64> {
-        match session::next_message_from(inbox, self.cfg.net.idle_timeout, "the next file")? {
+        match peer::next_message_from(inbox, self.cfg.net.idle_timeout, "the next file")? {
             Message::FileStart { index: i, offset } if i as usize == index => Ok(offset),
             Message::FileStart { index: i, .. } => {
                 Err(ProtocolError::Malformed(format!("file #{i} sent where #{index} was due"))
@@ -414,7 +415,7 @@ impl Receiver {
             });
         }
         let idle = self.cfg.net.idle_timeout;
-        let end = match session::next_message_from(inbox, idle, "the file's checksum")? {
+        let end = match peer::next_message_from(inbox, idle, "the file's checksum")? {
             Message::FileEnd(end) => end,
             other => return Err(unexpected("FILE_END", &other)),
         };
@@ -493,7 +494,7 @@ impl Receiver {
                 (moved, Some((target, part)))
             }
             Ok(Decision::Stdout) if offset == 0 => {
-                let out = crate::dest::stdout()?;
+                let out = crate::disk::stdout()?;
                 let moved = self
                     .receive_into(socket, entry, &out, 0, &mut tick)
                     .with_context(|| format!("writing {name} to standard output"))?;
@@ -505,7 +506,7 @@ impl Receiver {
             }
         };
         let idle = self.cfg.net.idle_timeout;
-        let end = match session::next_message_from(inbox, idle, "the file's checksum")? {
+        let end = match peer::next_message_from(inbox, idle, "the file's checksum")? {
             Message::FileEnd(end) => end,
             other => return Err(unexpected("FILE_END", &other)),
         };
@@ -536,11 +537,11 @@ impl Receiver {
         if offset == 0
             && let Some(part) = target.create_part().map_err(|r| anyhow::anyhow!(r.reason))?
         {
-            return if crate::dest::lock(&part)? { Ok(part) } else { Err(busy().into()) };
+            return if crate::disk::lock(&part)? { Ok(part) } else { Err(busy().into()) };
         }
         // Lock before touching the contents: another session may be writing this file.
         let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
-        if !crate::dest::lock(&part)? {
+        if !crate::disk::lock(&part)? {
             return Err(busy().into());
         }
         part.set_len(offset)
@@ -703,21 +704,21 @@ impl SessionPlan {
 /// and checks its token proof, proving ours in turn.
 fn greet(
     socket: &mut TcpStream,
-    handshake: &mut session::Deadline,
+    handshake: &mut peer::Deadline,
     token: Option<&Token>,
 ) -> anyhow::Result<()> {
     let theirs = protocol::read_hello(handshake)
-        .map_err(|e| session::read_failure(e, "the sender's greeting", Some(HANDSHAKE_TIMEOUT)))?;
+        .map_err(|e| peer::read_failure(e, "the sender's greeting", Some(HANDSHAKE_TIMEOUT)))?;
     let nonce = auth::nonce()?;
     let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::ours() };
     protocol::write_hello(socket, ours).context("sending the greeting")?;
     if theirs.version != protocol::VERSION {
         let err = ProtocolError::UnsupportedVersion(theirs.version);
-        session::fail_with(socket, ErrorCode::UnsupportedVersion, &err.to_string());
+        peer::fail_with(socket, ErrorCode::UnsupportedVersion, &err.to_string());
         return Err(err.into());
     }
     let refuse = |socket: &mut TcpStream, told: &str, ours: &str| {
-        session::fail_with(socket, ErrorCode::Auth, told);
+        peer::fail_with(socket, ErrorCode::Auth, told);
         Err(SessionError::Auth(ours.to_string()).into())
     };
     match (token, theirs.auth()) {
@@ -773,7 +774,7 @@ fn turn_away(mut socket: TcpStream, max: u32) {
             false => Hello::ours(),
         };
         if protocol::write_hello(&mut socket, ours).is_ok() {
-            session::fail_with(
+            peer::fail_with(
                 &mut socket,
                 ErrorCode::Busy,
                 &format!("receiver busy: {max} sessions running, try again later"),
@@ -796,7 +797,7 @@ fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
         _ => None,
     };
     if let Some(code) = code {
-        session::fail_with(socket, code, &format!("receiver: {err:#}"));
+        peer::fail_with(socket, code, &format!("receiver: {err:#}"));
     }
     err
 }
