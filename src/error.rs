@@ -8,8 +8,9 @@ use crate::datapath::DataPath;
 use crate::protocol::{ErrorCode, ProtocolError};
 
 /// The exit codes of `zcp`, one per failure class. Stable: scripts rely on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExitCode {
+    #[default]
     Success = 0,
     /// Anything not classified below.
     Failure = 1,

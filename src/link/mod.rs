@@ -3,5 +3,6 @@
 //! (`peer`). It knows the protocol's frames, not files.
 
 pub mod auth;
+pub mod handshake;
 pub mod net;
 pub mod peer;

@@ -20,12 +20,12 @@ use crate::copy::source::Source;
 use crate::copy::{self, Counted, Moved, Outgoing};
 use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
-use crate::link::auth::{self, Token};
+use crate::link::handshake;
 use crate::link::net;
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{
-    self, Answer, EntryKind, FileEnd, Hello, Message, Offer, ProtocolError, VerdictStatus,
+    self, Answer, EntryKind, FileEnd, Message, Offer, ProtocolError, VerdictStatus,
 };
 use crate::report::{FileReport, Report, Role, Status};
 use crate::send::manifest::{Item, Manifest, Origin};
@@ -89,7 +89,8 @@ pub fn connect(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::
 /// Runs one session over `socket` and returns both ends' report.
 pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyhow::Result<Report> {
     let peer = socket.peer_addr().map_or_else(|_| "the receiver".to_string(), |a| a.to_string());
-    greet(&mut socket, cfg.token.as_ref()).with_context(|| format!("greeting {peer}"))?;
+    handshake::sender(&mut socket, cfg.token.as_ref())
+        .with_context(|| format!("greeting {peer}"))?;
     let answers = offer(&mut socket, manifest, cfg)?;
     peer::set_timeout(&socket, cfg.net.idle_timeout)?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
@@ -133,45 +134,6 @@ fn initial_report(item: &Item, answer: &Answer) -> FileReport {
         Answer::Skip if dir => FileReport::new(name, dir, Status::Created),
         Answer::Skip => FileReport::new(name, dir, Status::Skipped),
         Answer::Send { .. } | Answer::Resume { .. } => FileReport::new(name, dir, Status::Sent),
-    }
-}
-
-/// Exchanges greetings and token proofs; the receiver must answer within the handshake timeout.
-fn greet(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
-    peer::set_timeout(socket, Some(HANDSHAKE_TIMEOUT))?;
-    let nonce = auth::nonce()?;
-    let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::ours() };
-    protocol::write_hello(socket, ours).context("sending the greeting")?;
-    let theirs = protocol::read_hello(socket)
-        .map_err(|e| peer::read_failure(e, "the receiver's greeting", Some(HANDSHAKE_TIMEOUT)))?;
-    if theirs.version != protocol::VERSION {
-        return Err(ProtocolError::UnsupportedVersion(theirs.version).into());
-    }
-    match (token, theirs.auth()) {
-        (None, false) => Ok(()),
-        (None, true) => Err(SessionError::Auth(
-            "the receiver requires a token: set ZCP_TOKEN, or pass --token-file or --token".into(),
-        )
-        .into()),
-        (Some(_), false) => Err(SessionError::Auth(
-            "the receiver runs without authentication (--no-auth) and cannot prove the token; \
-             drop the token to send anyway"
-                .into(),
-        )
-        .into()),
-        (Some(token), true) => {
-            let proof = token.sender_proof(&nonce, &theirs.nonce);
-            protocol::write_message(socket, &Message::Auth { proof })
-                .context("sending the token proof")?;
-            match next_message(socket, "the receiver's token proof")? {
-                Message::Auth { proof } if token.check_receiver(&proof, &nonce, &theirs.nonce) => Ok(()),
-                Message::Auth { .. } => Err(SessionError::Auth(
-                    "the receiver could not prove the token: its token differs, or it is not the receiver you meant".into(),
-                )
-                .into()),
-                other => Err(unexpected("AUTH", &other)),
-            }
-        }
     }
 }
 

@@ -1,0 +1,239 @@
+//! The receiver's plan for one offer, decided before any byte arrives: what each entry becomes
+//! (received, resumed, skipped, refused), whether the session fits `--max-size` and the disk,
+//! which files come batched, and how far the read-ahead may read. Pure decisions over the
+//! offer and the destination's answers; no socket.
+
+use humansize::{BINARY, format_size};
+
+use crate::config::RecvConfig;
+use crate::copy::batch::SMALL_FILE;
+use crate::datapath::{DataPath, Method};
+use crate::disk::{Decision, Destination, Listing, Refusal};
+use crate::protocol::{self, Answer, Entry, EntryKind, Plan, RefuseCode, Verdict};
+use crate::report::{FileReport, Status};
+
+/// Decides every entry, then refuses the lot when it would not fit.
+pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> SessionPlan {
+    let mut plan = SessionPlan::default();
+    let mut names = std::collections::HashSet::new();
+    let mut listing = Listing::default();
+    for (i, entry) in entries.iter().enumerate() {
+        let decision = if dest.single() && i > 0 {
+            Err(Refusal::new(
+                RefuseCode::Unsupported,
+                "--output names one file, taken by the first entry",
+            ))
+        } else if !names.insert(entry.name.as_slice()) {
+            Err(Refusal::new(RefuseCode::Exists, "the offer names it twice"))
+        } else {
+            dest.decide(entry, cfg.policy, &mut listing)
+        };
+        plan.push(entry, decision);
+    }
+    let needed = plan.needed(entries);
+    if let Some(why) = too_big(needed, cfg.max_size, || dest.free_space()) {
+        plan.refuse_all_receives(RefuseCode::NoSpace, &why);
+    }
+    plan
+}
+
+/// Why a session that needs `needed` bytes cannot be taken: over `max_size`, or more than the
+/// disk has free (asked only when the size limit passes).
+fn too_big(
+    needed: u64,
+    max_size: Option<u64>,
+    free: impl FnOnce() -> Option<u64>,
+) -> Option<String> {
+    if let Some(max) = max_size.filter(|&max| needed > max) {
+        return Some(format!("session needs {}, more than --max-size {}", size(needed), size(max)));
+    }
+    let free = free()?;
+    (needed > free).then(|| format!("session needs {}, {} free", size(needed), size(free)))
+}
+
+/// Bytes that files of these `(size, resume offset)` need, added without wrapping: sizes an
+/// offer makes up to overflow u64 must not add up to something small.
+fn bytes_needed(files: impl Iterator<Item = (Option<u64>, u64)>) -> u64 {
+    files
+        .map(|(size, offset)| size.unwrap_or(0).saturating_sub(offset))
+        .fold(0, u64::saturating_add)
+}
+
+/// Whether a file comes batched: small, of known size, new (no part file of an earlier
+/// transfer to reuse or remove), and `--method` does not insist on splice.
+pub(super) fn batched(method: Method, entry: &Entry, decision: &Result<Decision, Refusal>) -> bool {
+    matches!(method, Method::Auto | Method::Only(DataPath::Buffered))
+        && entry.size.is_some_and(|s| s <= SMALL_FILE)
+        && matches!(decision, Ok(Decision::Receive { offset: 0, part: false, .. }))
+}
+
+/// For each wanted file, from its FILE_START on, how many bytes the read-ahead may take: the
+/// frames and bytes of the run of batched files it starts, then the FILE_START of the next
+/// file that is spliced (whose bytes must stay in the socket); `None` when none follows.
+pub(super) fn read_ahead(wanted: &[usize], small: &[bool], entries: &[Entry]) -> Vec<Option<u64>> {
+    let frames = (protocol::FILE_START_FRAME + protocol::FILE_END_FRAME) as u64;
+    let mut ahead = vec![None; wanted.len() + 1];
+    for k in (0..wanted.len()).rev() {
+        ahead[k] = if small[k] {
+            let size = entries[wanted[k]].size.unwrap_or(0);
+            ahead[k + 1].map(|a| a + frames + size)
+        } else {
+            Some(protocol::FILE_START_FRAME as u64)
+        };
+    }
+    ahead
+}
+
+pub(super) fn size(bytes: u64) -> String {
+    format_size(bytes, BINARY)
+}
+
+/// The decisions, answers, reports and verdicts of one session, entry by entry.
+#[derive(Default)]
+pub(super) struct SessionPlan {
+    pub decisions: Vec<Result<Decision, Refusal>>,
+    pub reports: Vec<FileReport>,
+    pub verdicts: Vec<Verdict>,
+}
+
+impl SessionPlan {
+    fn push(&mut self, entry: &Entry, decision: Result<Decision, Refusal>) {
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        let dir = entry.kind == EntryKind::Dir;
+        let mut report = FileReport::new(name, dir, Status::Sent);
+        match &decision {
+            Ok(Decision::Dir { .. }) => report.status = Status::Created,
+            Ok(Decision::Skip) => report.status = Status::Skipped,
+            Err(r) => {
+                report.status = Status::Refused;
+                report.reason = Some(r.reason.clone());
+            }
+            Ok(Decision::Receive { .. } | Decision::Stdout) => {}
+        }
+        self.reports.push(report);
+        self.decisions.push(decision);
+    }
+
+    fn refuse_all_receives(&mut self, code: RefuseCode, why: &str) {
+        for (d, r) in self.decisions.iter_mut().zip(&mut self.reports) {
+            if matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout)) {
+                *d = Err(Refusal::new(code, why));
+                r.status = Status::Refused;
+                r.reason = Some(why.to_string());
+            }
+        }
+    }
+
+    /// Bytes the session still needs on disk: what the received entries have beyond the
+    /// offset each resumes from. Saturates: offered sizes that add up past u64 stay too big.
+    fn needed(&self, entries: &[Entry]) -> u64 {
+        bytes_needed(self.decisions.iter().zip(entries).filter_map(|(d, e)| match d {
+            Ok(Decision::Receive { offset, .. }) => Some((e.size, *offset)),
+            _ => None,
+        }))
+    }
+
+    /// Indices of the entries whose bytes must come, in order.
+    pub fn wanted(&self) -> Vec<usize> {
+        self.decisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The PLAN frame.
+    pub fn wire(&self) -> Plan {
+        let answers = self
+            .decisions
+            .iter()
+            .map(|d| match d {
+                Ok(Decision::Receive { offset: 0, .. } | Decision::Stdout) => {
+                    Answer::Send { offset: 0 }
+                }
+                Ok(Decision::Receive { offset, prefix_xxh3, .. }) => {
+                    Answer::Resume { offset: *offset, prefix_xxh3: *prefix_xxh3 }
+                }
+                Ok(Decision::Dir { .. } | Decision::Skip) => Answer::Skip,
+                Err(r) => Answer::Refuse { code: r.code, reason: r.reason.clone() },
+            })
+            .collect();
+        Plan { answers }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(size: u64) -> Entry {
+        Entry {
+            kind: EntryKind::File,
+            name: b"f".to_vec(),
+            size: Some(size),
+            mode: 0o644,
+            mtime_sec: 0,
+            mtime_nsec: 0,
+        }
+    }
+
+    #[test]
+    fn offered_sizes_that_overflow_add_up_to_the_most_not_wrap() {
+        let max = u64::MAX;
+        assert_eq!(bytes_needed([(Some(max), 0), (Some(max), 0), (Some(3), 0)].into_iter()), max);
+        assert_eq!(bytes_needed([(Some(10), 4), (None, 0), (Some(5), 9)].into_iter()), 6);
+    }
+
+    #[test]
+    fn a_session_over_max_size_or_free_space_is_too_big() {
+        let free_never_asked =
+            || -> Option<u64> { panic!("free space asked after --max-size refused") };
+        let over = too_big(2 << 20, Some(1 << 20), free_never_asked).expect("over --max-size");
+        assert!(over.contains("more than --max-size 1 MiB"), "{over}");
+        assert_eq!(too_big(1 << 20, Some(1 << 20), || Some(1 << 20)), None, "exactly fits");
+        let full = too_big(5, None, || Some(4)).expect("more than free");
+        assert_eq!(full, "session needs 5 B, 4 B free");
+        assert_eq!(too_big(5, None, || None), None, "free space unknown: taken");
+    }
+
+    #[test]
+    fn only_small_new_files_of_known_size_come_batched() {
+        let new = Ok(Decision::Stdout);
+        assert!(!batched(Method::Auto, &file(10), &new), "standard output is never batched");
+        let refused = Err(Refusal::new(RefuseCode::Exists, "x"));
+        assert!(!batched(Method::Auto, &file(10), &refused));
+    }
+
+    #[test]
+    fn the_read_ahead_stops_at_the_first_byte_of_a_spliced_file() {
+        let entries = [file(100), file(200), file(1 << 20), file(50)];
+        let start = protocol::FILE_START_FRAME as u64;
+        let frames = start + protocol::FILE_END_FRAME as u64;
+        let ahead = read_ahead(&[0, 1, 2, 3], &[true, true, false, true], &entries);
+        assert_eq!(ahead[2], Some(start), "a spliced file: only its FILE_START");
+        assert_eq!(ahead[1], Some(start + frames + 200));
+        assert_eq!(ahead[0], Some(start + 2 * frames + 300));
+        assert_eq!(ahead[3], None, "small files with no spliced file after them: unbounded");
+        assert_eq!(ahead[4], None);
+    }
+
+    #[test]
+    fn the_plan_frame_answers_each_decision() {
+        let mut plan = SessionPlan::default();
+        plan.push(&file(1), Ok(Decision::Stdout));
+        plan.push(&file(1), Ok(Decision::Skip));
+        plan.push(&file(1), Err(Refusal::new(RefuseCode::Exists, "there")));
+        assert_eq!(plan.wanted(), vec![0]);
+        plan.refuse_all_receives(RefuseCode::NoSpace, "full");
+        assert!(plan.wanted().is_empty(), "a refused session wants nothing");
+        let answers = plan.wire().answers;
+        assert!(
+            matches!(&answers[0], Answer::Refuse { code: RefuseCode::NoSpace, reason } if reason == "full")
+        );
+        assert!(matches!(answers[1], Answer::Skip));
+        assert!(matches!(&answers[2], Answer::Refuse { code: RefuseCode::Exists, .. }));
+        assert_eq!(plan.reports[0].status, Status::Refused);
+        assert_eq!(plan.reports[1].status, Status::Skipped);
+    }
+}

@@ -1,0 +1,425 @@
+//! One receiving session on its socket, start to end: the handshake, the offer and the plan,
+//! every file's bytes (small ones from the read-ahead and handed to the writer threads, the
+//! others by the configured data path straight into their part files), each checked against
+//! its digest and put in place, then the summary.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::thread;
+
+use anyhow::Context;
+
+use super::plan::{self, SessionPlan, read_ahead, size};
+use crate::config::RecvConfig;
+use crate::copy::batch::{self, Inbox};
+use crate::copy::{self, Framing, Incoming, Moved};
+use crate::datapath::{DataPath, Method};
+use crate::disk::writer::{Job, Writer};
+use crate::disk::{Decision, Destination, Refusal, Target};
+use crate::error::{ExitCode, SessionError, exit_code};
+use crate::link::handshake;
+use crate::link::peer::{self, HANDSHAKE_TIMEOUT, unexpected};
+use crate::progress::Ui;
+use crate::protocol::{
+    self, Entry, ErrorCode, Message, ProtocolError, Summary, Verdict, VerdictStatus,
+};
+use crate::report::{FileReport, Report, Role, Status};
+use crate::sys::rusage;
+
+/// What one session reads: the receiver's options and destination.
+pub(super) struct Session<'r> {
+    pub cfg: &'r RecvConfig,
+    pub dest: &'r Destination,
+}
+
+impl Session<'_> {
+    /// One session, start to end.
+    /// `data_starts` is called once the plan is sent and file data may flow.
+    pub fn serve(
+        &self,
+        mut socket: TcpStream,
+        data_starts: impl FnOnce(),
+    ) -> anyhow::Result<Report> {
+        // Writes may stall too (a sender that stops reading): bound them like idle reads.
+        socket.set_write_timeout(self.cfg.net.idle_timeout).context("setting the write timeout")?;
+        let mut handshake = peer::Deadline::new(&socket, HANDSHAKE_TIMEOUT)?;
+        handshake::receiver(&mut socket, &mut handshake, self.cfg.token.as_ref())?;
+        let offer = match handshake.next_message("the sender's offer") {
+            Ok(Message::Offer(offer)) => offer,
+            Ok(other) => return Err(tell_peer(&mut socket, unexpected("OFFER", &other))),
+            Err(e) => return Err(tell_peer(&mut socket, e)),
+        };
+        let mut plan = plan::plan(&offer.entries, self.dest, self.cfg);
+        protocol::write_message(&mut socket, &Message::Plan(plan.wire()))
+            .context("sending the plan")?;
+        peer::set_timeout(&socket, self.cfg.net.idle_timeout)?;
+        data_starts();
+        let start = rusage::Snapshot::now();
+        let mut inbox = Inbox::new(&socket);
+        let total = match self.receive_all(&mut inbox, &offer.entries, &mut plan) {
+            Ok(total) => total,
+            Err(e) => return Err(tell_peer(&mut socket, self.explain_idle(e))),
+        };
+        // Only the directories this session created or found: a refused one (unsafe name, a
+        // symlink in the way) has nothing to finish, and must not fail the session.
+        let dirs = offer.entries.iter().zip(&plan.decisions).rev();
+        for (entry, _) in dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true }))) {
+            self.dest.finish_dir(entry).with_context(|| {
+                format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
+            })?;
+        }
+        let idle = self.cfg.net.idle_timeout;
+        let sender = match peer::next_message_from(&mut inbox, idle, "the sender's statistics")? {
+            Message::Finish(stats) => stats,
+            other => return Err(unexpected("FINISH", &other)),
+        };
+        let stats = start.side_stats(&total);
+        let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
+        protocol::write_message(&mut socket, &Message::Summary(summary))
+            .context("sending the summary")?;
+        Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats })
+    }
+
+    /// socket. Returns once every file is written.
+    fn receive_all(
+        &self,
+        inbox: &mut Inbox<'_>,
+        entries: &[Entry],
+        plan: &mut SessionPlan,
+    ) -> anyhow::Result<Moved> {
+        let wanted: Vec<usize> = plan.wanted();
+        let known =
+            wanted.iter().try_fold(0u64, |sum, &i| entries[i].size.map(|s| sum.saturating_add(s)));
+        let mut ui = if self.cfg.keep_open {
+            Ui::hidden()
+        } else {
+            Ui::new(self.cfg.print, known, wanted.len() as u64)
+        };
+        let write = |job: &Job<'_>| self.write_whole(job.target, &job.body, job.entry);
+        let total = thread::scope(|scope| {
+            let mut writer = Writer::new(scope, &write);
+            let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut ui);
+            // Wait for the queued files whatever happened: they are whole and checked.
+            let written = writer.finish();
+            let mut total = received?;
+            total.calls += written?;
+            anyhow::Ok(total)
+        })?;
+        ui.finish();
+        Ok(total)
+    }
+
+    /// The loop of `receive_all`.
+    fn receive_each<'env>(
+        &self,
+        inbox: &mut Inbox<'_>,
+        entries: &'env [Entry],
+        wanted: &[usize],
+        plan: &'env mut SessionPlan,
+        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<u64> + Sync>,
+        ui: &mut Ui,
+    ) -> anyhow::Result<Moved> {
+        let SessionPlan { decisions, reports, verdicts } = plan;
+        let small: Vec<bool> = wanted
+            .iter()
+            .map(|&i| plan::batched(self.cfg.method, &entries[i], &decisions[i]))
+            .collect();
+        let ahead = read_ahead(wanted, &small, entries);
+        let mut total = Moved::default();
+        inbox.allow(ahead[0]);
+        // Reads of the read-ahead that may have carried small files' bytes start here: a read
+        // that brings only a spliced file's frames is not a data call, one that brings a batch
+        // is, whichever file's frame asked for it.
+        let mut data_reads_from = inbox.calls;
+        for (k, &index) in wanted.iter().enumerate() {
+            let entry = &entries[index];
+            let offset = self.file_start(inbox, index)?;
+            ui.file(&String::from_utf8_lossy(&entry.name));
+            let decision = &decisions[index];
+            let (moved, report, verdict) = if small[k] {
+                let mut file = self.receive_small(inbox, entry, decision, offset, writer)?;
+                file.0.calls += inbox.calls - data_reads_from;
+                data_reads_from = inbox.calls;
+                file
+            } else {
+                // Its bytes come straight from the socket; the read-ahead takes up again
+                // after them, with its FILE_END (and, usually in the same read, the next
+                // batch: that read counts as the batch's).
+                inbox.allow(ahead[k + 1].map(|a| a + protocol::FILE_END_FRAME as u64));
+                let before_end = inbox.calls;
+                let file = self.receive_file(inbox, entry, decision, offset, &total, ui)?;
+                let next_small = small.get(k + 1).copied().unwrap_or(false);
+                data_reads_from = if next_small { before_end } else { inbox.calls };
+                file
+            };
+            total.absorb(moved);
+            ui.position(total.bytes);
+            reports[index] = report;
+            verdicts.push(verdict);
+        }
+        if small.contains(&true) && self.cfg.method == Method::Auto {
+            total.absorb_fallback(batch::recv_reason());
+        }
+        Ok(total)
+    }
+
+    /// Reads FILE_START for the file due (`index`) and returns the offset it is sent from.
+    fn file_start(&self, inbox: &mut Inbox<'_>, index: usize) -> anyhow::Result<u64> {
+        match peer::next_message_from(inbox, self.cfg.net.idle_timeout, "the next file")? {
+            Message::FileStart { index: i, offset } if i as usize == index => Ok(offset),
+            Message::FileStart { index: i, .. } => {
+                Err(ProtocolError::Malformed(format!("file #{i} sent where #{index} was due"))
+                    .into())
+            }
+            other => Err(unexpected("FILE_START", &other)),
+        }
+    }
+
+    /// Receives one batched file: its bytes come from the read-ahead and are checked against
+    /// its FILE_END digest before anything is written, so a damaged file never touches the
+    /// disk; then the writer puts them in a file with one `write`.
+    fn receive_small<'env>(
+        &self,
+        inbox: &mut Inbox<'_>,
+        entry: &'env Entry,
+        decision: &'env Result<Decision, Refusal>,
+        offset: u64,
+        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<u64> + Sync>,
+    ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        let (Ok(Decision::Receive { target, .. }), 0) = (decision, offset) else {
+            let why = format!("{name} was not planned to be sent from offset {offset}");
+            return Err(ProtocolError::Malformed(why).into());
+        };
+        let size = entry.size.unwrap_or(0);
+        if let Err(e) = inbox.hold(size as usize) {
+            return Err(match e.kind() {
+                io::ErrorKind::UnexpectedEof => SessionError::ConnectionLost {
+                    received: inbox.unread() as u64,
+                    expected: Some(size),
+                }
+                .into(),
+                _ => anyhow::Error::from(e).context(format!("receiving {name}")),
+            });
+        }
+        let idle = self.cfg.net.idle_timeout;
+        let end = match peer::next_message_from(inbox, idle, "the file's checksum")? {
+            Message::FileEnd(end) => end,
+            other => return Err(unexpected("FILE_END", &other)),
+        };
+        let xxh3 = xxhash_rust::xxh3::xxh3_128(inbox.held());
+        let moved =
+            Moved { path: DataPath::Buffered, bytes: size, files: 1, xxh3, ..Moved::default() };
+        let mut report = FileReport::new(name, false, Status::Sent);
+        (report.bytes, report.path) = (size, Some(DataPath::Buffered));
+        let verdict = if xxh3 == end.xxh3 {
+            writer.write(Job { target, entry, body: inbox.held().to_vec() })?;
+            report.saved_as = Some(target.shown.display().to_string());
+            Verdict { status: VerdictStatus::Ok, detail: String::new() }
+        } else {
+            mismatch(&mut report)
+        };
+        inbox.release();
+        Ok((moved, report, verdict))
+    }
+
+    /// Writes a verified small file: as an unnamed file linked into place where the file system
+    /// allows, else through its part file like any other. Returns the `write` calls made.
+    fn write_whole(&self, target: &Target, body: &[u8], entry: &Entry) -> anyhow::Result<u64> {
+        let force = self.cfg.policy.force;
+        if let Some(calls) = target.write_unnamed(body, entry, force)? {
+            return Ok(calls);
+        }
+        let name = String::from_utf8_lossy(&entry.name);
+        let part = self.open_part(target, &name, 0, 0)?;
+        let mut out = copy::Counted::new(&part);
+        out.write_all(body).with_context(|| {
+            format!("writing {name} (partial data kept in {})", target.part_shown().display())
+        })?;
+        let calls = out.calls;
+        target.commit(&part, entry, force)?;
+        Ok(calls)
+    }
+
+    /// Receives one file from `offset`, checks it and puts it in place (or drops it).
+    fn receive_file(
+        &self,
+        inbox: &mut Inbox<'_>,
+        entry: &Entry,
+        decision: &Result<Decision, Refusal>,
+        offset: u64,
+        before: &Moved,
+        ui: &Ui,
+    ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        if !inbox.is_empty() {
+            let why = format!("bytes of {name} arrived before its turn");
+            return Err(ProtocolError::Malformed(why).into());
+        }
+        let socket = inbox.socket();
+        let (base, max) = (before.bytes, self.cfg.max_size);
+        let mut tick = |n: u64| -> io::Result<()> {
+            ui.position(base + n);
+            match max {
+                Some(max) if base + n > max => Err(io::Error::other(SessionError::Refused {
+                    name: name.clone(),
+                    reason: format!("the session passed --max-size {}", size(max)),
+                })),
+                _ => Ok(()),
+            }
+        };
+        let (moved, part) = match decision {
+            Ok(Decision::Receive { target, offset: planned, .. }) => {
+                let part = self.open_part(target, &name, offset, *planned)?;
+                let moved = self
+                    .receive_into(socket, entry, &part, offset, &mut tick)
+                    .with_context(|| {
+                        format!(
+                            "writing {name} (partial data kept in {})",
+                            target.part_shown().display()
+                        )
+                    })?;
+                (moved, Some((target, part)))
+            }
+            Ok(Decision::Stdout) if offset == 0 => {
+                let out = crate::disk::stdout()?;
+                let moved = self
+                    .receive_into(socket, entry, &out, 0, &mut tick)
+                    .with_context(|| format!("writing {name} to standard output"))?;
+                (moved, None)
+            }
+            _ => {
+                let why = format!("{name} was not planned to be sent from offset {offset}");
+                return Err(ProtocolError::Malformed(why).into());
+            }
+        };
+        let idle = self.cfg.net.idle_timeout;
+        let end = match peer::next_message_from(inbox, idle, "the file's checksum")? {
+            Message::FileEnd(end) => end,
+            other => return Err(unexpected("FILE_END", &other)),
+        };
+        let mut report = FileReport::new(name, false, Status::Sent);
+        (report.bytes, report.path, report.resumed_from) = (moved.bytes, Some(moved.path), offset);
+        let verdict = self.conclude(entry, end.xxh3 == moved.xxh3, part, &mut report)?;
+        Ok((moved, report, verdict))
+    }
+
+    /// Opens and locks a file's part file, cut to the offset the sender resumes from (which
+    /// must be 0 or the planned one).
+    fn open_part(
+        &self,
+        target: &Target,
+        name: &str,
+        offset: u64,
+        planned: u64,
+    ) -> anyhow::Result<File> {
+        if offset != 0 && offset != planned {
+            let why = format!("{name}: sender resumed at {offset}, the plan said {planned}");
+            return Err(ProtocolError::Malformed(why).into());
+        }
+        let busy = || SessionError::Refused {
+            name: name.to_string(),
+            reason: "another session is writing it".to_string(),
+        };
+        // Usually the file is new: created here, it is empty and nobody else's.
+        if offset == 0
+            && let Some(part) = target.create_part().map_err(|r| anyhow::anyhow!(r.reason))?
+        {
+            return if crate::disk::lock(&part)? { Ok(part) } else { Err(busy().into()) };
+        }
+        // Lock before touching the contents: another session may be writing this file.
+        let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
+        if !crate::disk::lock(&part)? {
+            return Err(busy().into());
+        }
+        part.set_len(offset)
+            .with_context(|| format!("truncating {}", target.part_shown().display()))?;
+        Ok(part)
+    }
+
+    /// Moves one file's bytes from the socket into `out` (a part file at `offset`, or standard
+    /// output) by the configured method.
+    fn receive_into(
+        &self,
+        socket: &TcpStream,
+        entry: &Entry,
+        out: &File,
+        offset: u64,
+        tick: copy::Tick<'_>,
+    ) -> anyhow::Result<Moved> {
+        let framing =
+            entry.size.map_or(Framing::Chunked, |size| Framing::Sized(size.saturating_sub(offset)));
+        let positioned =
+            matches!(self.dest, Destination::Directory { .. } | Destination::File { .. });
+        let inc = Incoming {
+            socket,
+            file: out,
+            framing,
+            offset,
+            positioned,
+            buffer_size: self.cfg.buffer_size,
+        };
+        copy::recv(&inc, self.cfg.method, tick)
+    }
+
+    /// Puts a verified file in place, or drops a damaged one, and says which.
+    fn conclude(
+        &self,
+        entry: &Entry,
+        matched: bool,
+        part: Option<(&Target, File)>,
+        report: &mut FileReport,
+    ) -> anyhow::Result<Verdict> {
+        if !matched {
+            if let Some((target, _)) = part {
+                target.discard();
+            }
+            return Ok(mismatch(report));
+        }
+        if let Some((target, file)) = part {
+            target.commit(&file, entry, self.cfg.policy.force)?;
+            report.saved_as = Some(target.shown.display().to_string());
+        }
+        Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
+    }
+
+    /// Names an idle timeout as such instead of "resource temporarily unavailable".
+    fn explain_idle(&self, err: anyhow::Error) -> anyhow::Error {
+        match (is_idle(&err), self.cfg.net.idle_timeout) {
+            (true, Some(t)) => err.context(format!(
+                "no data for {} s (--idle-timeout); partial files kept",
+                t.as_secs_f64()
+            )),
+            _ => err,
+        }
+    }
+}
+
+/// The verdict on a file whose checksum differs; it was not saved.
+fn mismatch(report: &mut FileReport) -> Verdict {
+    report.status = Status::ChecksumMismatch;
+    Verdict { status: VerdictStatus::ChecksumMismatch, detail: "xxh3-128 differs".into() }
+}
+
+/// Tells the sender why this end gives up, when the sender can still hear it, and passes the
+/// error on.
+fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
+    let code = match exit_code(&err) {
+        ExitCode::Io => Some(ErrorCode::Io),
+        ExitCode::Protocol => Some(ErrorCode::Protocol),
+        ExitCode::Refused => Some(ErrorCode::Limit),
+        ExitCode::Connection if is_idle(&err) => Some(ErrorCode::Limit),
+        _ => None,
+    };
+    if let Some(code) = code {
+        peer::fail_with(socket, code, &format!("receiver: {err:#}"));
+    }
+    err
+}
+
+fn is_idle(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock)
+    })
+}
