@@ -10,6 +10,7 @@ use crate::cli::{AuthArgs, NetArgs, OutputArgs, RecvArgs, RecvMethod, SendArgs, 
 use crate::datapath::{DataPath, Method};
 use crate::disk::Policy;
 use crate::link::auth::Token;
+pub use crate::link::net::{Link, NetConfig};
 
 /// What a session prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,40 +33,16 @@ impl Output {
     }
 }
 
-/// How the ends find each other.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Link {
-    /// Connect to this `HOST:PORT`.
-    Connect(String),
-    /// Listen here and take the first peer.
-    Listen(String),
-}
-
-/// Connection options shared by both ends.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NetConfig {
-    pub link: Link,
-    /// Limit of one connection attempt.
-    pub connect_timeout: Duration,
-    /// Further attempts after a refused or timed-out connection, a second apart.
-    pub retries: u32,
-    /// Abort when no bytes move for this long; `None` waits forever.
-    pub idle_timeout: Option<Duration>,
-    /// Plain bytes, no protocol.
-    pub raw: bool,
-}
-
-impl NetConfig {
-    fn from_args(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
-        Ok(NetConfig {
-            link,
-            connect_timeout: seconds("--connect-timeout", args.connect_timeout)?
-                .unwrap_or(Duration::from_secs(10)),
-            retries: args.retry,
-            idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
-            raw: args.raw,
-        })
-    }
+/// The connection options given on the command line.
+fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
+    Ok(NetConfig {
+        link,
+        connect_timeout: seconds("--connect-timeout", args.connect_timeout)?
+            .unwrap_or(Duration::from_secs(10)),
+        retries: args.retry,
+        idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
+        raw: args.raw,
+    })
 }
 
 /// A positive number of seconds, `None` for 0.
@@ -155,7 +132,7 @@ impl SendConfig {
             limit_rate: args.limit_rate.filter(|&r| r > 0),
             token: token(&args.auth)?,
             no_auth: args.auth.no_auth,
-            net: NetConfig::from_args(&args.net, link)?,
+            net: net_config(&args.net, link)?,
             output: Output::from_args(&args.output),
             paths,
         })
@@ -221,7 +198,7 @@ impl RecvConfig {
             max_size: args.max_size,
             token,
             token_generated,
-            net: NetConfig::from_args(&args.net, link)?,
+            net: net_config(&args.net, link)?,
             print: Output::from_args(&args.output_args),
             output: args.output,
         })

@@ -55,7 +55,7 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
     }
     let manifest = send::prepare(&cfg, &ui)?;
-    let socket = send::connect(&cfg, listening)?;
+    let socket = zcp::link::net::establish(&cfg.net, listening)?;
     let report = send::run(&cfg, &manifest, socket)?;
     Ok(finish(&report, cfg.output))
 }

@@ -7,7 +7,8 @@ use std::net::{Shutdown, SocketAddr};
 
 use anyhow::Context;
 
-use crate::config::{Link, RecvConfig, SendConfig};
+use crate::config::{RecvConfig, SendConfig};
+use crate::copy::pace::Pacer;
 use crate::copy::source::Source;
 use crate::copy::{self, Framing, Incoming, Outgoing};
 use crate::disk::{Decision, Destination};
@@ -15,7 +16,6 @@ use crate::error::SessionError;
 use crate::link::net;
 use crate::protocol::{Entry, EntryKind};
 use crate::report::{RawReport, Role};
-use crate::send::{self, Pacer};
 use crate::sys::rusage;
 
 /// Sends the one path as plain bytes, then closes the write side (the peer's end of file).
@@ -27,7 +27,7 @@ pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         Source::open(path)?
     };
     source.name = source.display.clone().into_bytes();
-    let socket = send::connect(cfg, listening)?;
+    let socket = net::establish(&cfg.net, listening)?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
     let start = rusage::Snapshot::now();
     let mut pacer = Pacer::new(cfg.limit_rate);
@@ -78,14 +78,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     let decision = dest
         .decide(&entry, cfg.policy, &mut crate::disk::Listing::default())
         .map_err(|r| anyhow::anyhow!(r.reason))?;
-    let socket = match &cfg.net.link {
-        Link::Connect(to) => net::connect(to, cfg.net.connect_timeout, cfg.net.retries)?,
-        Link::Listen(addr) => {
-            let listener = net::listen(addr)?;
-            listening(listener.local_addr().context("reading the listening address")?);
-            listener.accept().context("accepting a connection")?.0
-        }
-    };
+    let socket = net::establish(&cfg.net, listening)?;
     socket.set_read_timeout(cfg.net.idle_timeout).context("setting the socket read timeout")?;
     let start = rusage::Snapshot::now();
     let max = cfg.max_size;

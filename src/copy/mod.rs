@@ -7,6 +7,7 @@ mod buffered;
 mod hash;
 #[cfg(target_os = "linux")]
 mod linux;
+pub mod pace;
 #[cfg(not(target_os = "linux"))]
 mod portable;
 pub mod source;

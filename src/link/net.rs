@@ -8,6 +8,58 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 
+use crate::error::SessionError;
+use crate::sys::signals;
+
+/// How the ends find each other.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    /// Connect to this `HOST:PORT`.
+    Connect(String),
+    /// Listen here and take the first peer.
+    Listen(String),
+}
+
+/// Connection options shared by both ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetConfig {
+    pub link: Link,
+    /// Limit of one connection attempt.
+    pub connect_timeout: Duration,
+    /// Further attempts after a refused or timed-out connection, a second apart.
+    pub retries: u32,
+    /// Abort when no bytes move for this long; `None` waits forever.
+    pub idle_timeout: Option<Duration>,
+    /// Plain bytes, no protocol.
+    pub raw: bool,
+}
+
+/// The connection a one-peer end uses: to `--connect`, or the first peer to reach `--listen`
+/// (`listening` is told the bound address first). While it waits for that peer, Ctrl-C and
+/// SIGTERM end the wait with `SessionError::Interrupted`; once connected they act as usual.
+pub fn establish(net: &NetConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<TcpStream> {
+    match &net.link {
+        Link::Connect(dest) => connect(dest, net.connect_timeout, net.retries),
+        Link::Listen(addr) => {
+            let listener = listen(addr)?;
+            signals::install()?;
+            listening(listener.local_addr().context("reading the listening address")?);
+            loop {
+                if let Some(signal) = signals::pending() {
+                    return Err(SessionError::Interrupted(format!(
+                        "stopped by {signal} while waiting for a peer"
+                    ))
+                    .into());
+                }
+                if let Some((socket, _)) = accept_within(&listener, Duration::from_millis(100))? {
+                    signals::restore();
+                    return Ok(socket);
+                }
+            }
+        }
+    }
+}
+
 /// Connects to the first address of `dest` that answers, each attempt limited to `timeout`;
 /// when every address refuses or times out, tries again `retries` times, a second apart.
 pub fn connect(dest: &str, timeout: Duration, retries: u32) -> anyhow::Result<TcpStream> {

@@ -6,22 +6,21 @@
 pub mod manifest;
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::config::{Link, SendConfig};
+use crate::config::SendConfig;
 use crate::copy::batch;
+use crate::copy::pace::Pacer;
 use crate::copy::source::Source;
 use crate::copy::{self, Counted, Moved, Outgoing};
 use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
 use crate::link::handshake;
-use crate::link::net;
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{
@@ -30,7 +29,6 @@ use crate::protocol::{
 use crate::report::{FileReport, Report, Role, Status};
 use crate::send::manifest::{Item, Manifest, Origin};
 use crate::sys::rusage;
-use crate::sys::signals;
 
 /// How often (in bytes moved) the sender checks whether the receiver has given up.
 const WATCH_EVERY: u64 = 64 << 20;
@@ -57,33 +55,6 @@ pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
         .into());
     }
     Ok(manifest)
-}
-
-/// Connects to the receiver, or waits for one with `--listen` (`listening` hears the address).
-pub fn connect(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<TcpStream> {
-    match &cfg.net.link {
-        Link::Connect(dest) => net::connect(dest, cfg.net.connect_timeout, cfg.net.retries),
-        Link::Listen(addr) => {
-            let listener = net::listen(addr)?;
-            signals::install()?;
-            listening(listener.local_addr().context("reading the listening address")?);
-            loop {
-                if let Some(signal) = signals::pending() {
-                    return Err(SessionError::Interrupted(format!(
-                        "stopped by {signal} while waiting for a receiver"
-                    ))
-                    .into());
-                }
-                if let Some((socket, _)) =
-                    net::accept_within(&listener, Duration::from_millis(100))?
-                {
-                    // Waiting is over: from here on Ctrl-C ends the sender as usual.
-                    signals::restore();
-                    return Ok(socket);
-                }
-            }
-        }
-    }
 }
 
 /// Runs one session over `socket` and returns both ends' report.
@@ -411,34 +382,6 @@ pub fn peer_reason(socket: &mut TcpStream) -> Option<anyhow::Error> {
             }
             Ok(_) => continue,
             Err(_) => return None,
-        }
-    }
-}
-
-/// Holds the sending rate to `--limit-rate`: each data call moves at most a tenth of a
-/// second's worth, and after each the sender sleeps until the average is back under the limit.
-pub struct Pacer {
-    rate: Option<u64>,
-    start: Instant,
-}
-
-impl Pacer {
-    /// A pacer for `rate` bytes per second, from now; `None` never waits.
-    pub fn new(rate: Option<u64>) -> Pacer {
-        Pacer { rate, start: Instant::now() }
-    }
-
-    /// The largest single call that keeps the pace smooth.
-    pub fn max_call(&self) -> Option<usize> {
-        self.rate.map(|r| (r / 10).clamp(4096, 64 << 20) as usize)
-    }
-
-    /// Sleeps until `bytes` are no longer ahead of the allowed rate.
-    pub fn pace(&mut self, bytes: u64) {
-        let Some(rate) = self.rate else { return };
-        let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
-        if let Some(ahead) = due.checked_sub(self.start.elapsed()) {
-            thread::sleep(ahead);
         }
     }
 }
