@@ -20,7 +20,7 @@ use crate::auth::{self, Token};
 use crate::config::{Link, RecvConfig};
 use crate::copy::batch::{self, Inbox, SMALL_FILE};
 use crate::copy::{self, DataPath, Framing, Incoming, Method, Moved};
-use crate::dest::{Decision, Destination, Refusal, Target};
+use crate::dest::{Decision, Destination, LockedPart, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
 use crate::progress::Ui;
 use crate::protocol::{
@@ -442,7 +442,7 @@ impl Receiver {
         }
         let name = String::from_utf8_lossy(&entry.name);
         let part = self.open_part(target, &name, 0, 0)?;
-        let mut out = copy::Counted::new(&part);
+        let mut out = copy::Counted::new(&*part);
         out.write_all(body).with_context(|| {
             format!("writing {name} (partial data kept in {})", target.part_shown().display())
         })?;
@@ -522,7 +522,7 @@ impl Receiver {
         name: &str,
         offset: u64,
         planned: u64,
-    ) -> anyhow::Result<File> {
+    ) -> anyhow::Result<LockedPart> {
         if offset != 0 && offset != planned {
             let why = format!("{name}: sender resumed at {offset}, the plan said {planned}");
             return Err(ProtocolError::Malformed(why).into());
@@ -535,13 +535,11 @@ impl Receiver {
         if offset == 0
             && let Some(part) = target.create_part().map_err(|r| anyhow::anyhow!(r.reason))?
         {
-            return if crate::dest::lock(&part)? { Ok(part) } else { Err(busy().into()) };
+            return crate::dest::lock(part)?.ok_or_else(|| busy().into());
         }
         // Lock before touching the contents: another session may be writing this file.
         let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
-        if !crate::dest::lock(&part)? {
-            return Err(busy().into());
-        }
+        let part = crate::dest::lock(part)?.ok_or_else(busy)?;
         part.set_len(offset)
             .with_context(|| format!("truncating {}", target.part_shown().display()))?;
         Ok(part)
@@ -577,7 +575,7 @@ impl Receiver {
         &self,
         entry: &Entry,
         matched: bool,
-        part: Option<(&Target, File)>,
+        part: Option<(&Target, LockedPart)>,
         report: &mut FileReport,
     ) -> anyhow::Result<Verdict> {
         if !matched {
