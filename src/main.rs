@@ -127,6 +127,7 @@ fn fail(err: &anyhow::Error) -> ExitCode {
 /// A write past RLIMIT_FSIZE should fail with EFBIG and a clear error, not kill the process.
 fn ignore_sigxfsz() {
     use nix::sys::signal::{SigHandler, Signal, signal};
-    // SAFETY: setting a signal to SIG_IGN installs no handler code.
+    // SAFETY: setting a signal to SIG_IGN installs no handler code. signal-hook has no safe
+    // SIG_IGN, and a no-op handler would not be inherited, as SIG_IGN is, by programs we exec.
     let _ = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) };
 }

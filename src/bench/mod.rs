@@ -166,8 +166,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The benchmark was stopped by SIGINT or SIGTERM. Ctrl-C reaches the children too (they are
-/// in the terminal's process group); after they exited, the workspace guard cleans up.
+/// The benchmark was stopped by SIGINT or SIGTERM. Ctrl-C reaches the zcp children too (they
+/// are in the terminal's process group) and is passed on to a `tar | nc` pipeline (which leads
+/// its own); after they exited, the workspace guard cleans up.
 #[derive(Debug)]
 struct Stopped(Signal);
 

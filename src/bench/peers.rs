@@ -6,6 +6,7 @@
 use std::env;
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -127,7 +128,8 @@ fn socat(program: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sam
 }
 
 /// `tar -C PARENT -cf - TREE | nc -N 127.0.0.1 PORT` into `nc -l 127.0.0.1 PORT | tar -C DIR
-/// -xf -`, each end one shell pipeline (whose CPU time includes both of its programs).
+/// -xf -`, each end one shell pipeline (whose CPU time includes both of its programs) in its
+/// own process group, so that killing the group stops its programs too.
 fn tar_nc(tar: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sample> {
     let nc = find("nc").context("nc is not installed")?;
     let (Some(parent), Some(tree)) = (ctx.source.parent(), ctx.source.file_name()) else {
@@ -141,13 +143,14 @@ fn tar_nc(tar: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sample
         .arg(&port)
         .arg(tar)
         .arg(dir)
-        .stdout(Stdio::null());
+        .stdout(Stdio::null())
+        .process_group(0);
     let ready = Ready::Listening(port.parse().context("a port number")?);
     let run = transfer("tar | nc", &mut receiver, ready, |_| {
         let mut sender = Command::new("sh");
         sender.args(["-c", r#""$1" -C "$2" -cf - "$3" | "$4" -N 127.0.0.1 "$5""#, "sh"]);
         sender.arg(tar).arg(parent).arg(tree).arg(&nc).arg(&port);
-        sender.stdin(Stdio::null()).stdout(Stdio::null());
+        sender.stdin(Stdio::null()).stdout(Stdio::null()).process_group(0);
         sender
     })?;
     ctx.verify_copy(&dir.join(tree))?;

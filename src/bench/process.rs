@@ -6,13 +6,19 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use nix::errno::Errno;
 use nix::libc;
-use nix::sys::signal::Signal;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::Pid;
+
+use crate::sys::signals;
 
 /// How often a child's peak RSS is sampled.
 const PEAK_SAMPLE: Duration = Duration::from_millis(5);
@@ -118,7 +124,7 @@ impl Proc {
     /// Waits for the child to exit and collects its usage and output.
     pub fn wait(mut self) -> anyhow::Result<Exit> {
         let context = || format!("waiting for {}", self.name);
-        exited(self.pid(), true).with_context(context)?;
+        exit_passing_on_stop(self.pid()).with_context(context)?;
         let sampled_peak = self.peak.take().map_or(0, PeakWatch::finish);
         let (status, mut usage) = wait4(self.pid()).with_context(context)?;
         self.reaped = true;
@@ -139,11 +145,10 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if !self.reaped {
-            // A shell pipeline's programs first: killed after it, they would live on.
-            for pid in descendants(self.pid()) {
-                // SAFETY: kill(2) with a pid read from /proc just now; at worst it is gone.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+            // A shell pipeline leads its own process group (see `peers`): killed with the
+            // group, its programs go too; killed after sh alone, they would live on. For any
+            // other child there is no such group and this fails harmlessly (ESRCH).
+            let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
             let _ = self.child.kill();
             let _ = wait4(self.pid());
         }
@@ -153,32 +158,28 @@ impl Drop for Proc {
     }
 }
 
-/// Every process below `pid` (children, theirs, …), from /proc's parent links.
-fn descendants(pid: i32) -> Vec<i32> {
-    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
-        .map(|dir| {
-            dir.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                .filter_map(|p| Some((p, parent_of(p)?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut found = vec![pid];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(parents.iter().filter(|&&(_, pp)| pp == parent).map(|&(p, _)| p));
-        i += 1;
+/// Waits until `pid` has exited, leaving it unreaped. A shell pipeline leads its own process
+/// group, out of the terminal's reach: a Ctrl-C or SIGTERM that stops the benchmark meanwhile
+/// is passed on to that group, so the pipeline ends now instead of when its transfer is done.
+/// (Other children are in the terminal's group; for them `killpg` fails harmlessly.)
+fn exit_passing_on_stop(pid: i32) -> std::io::Result<()> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || tx.send(exited(pid, true)));
+    let mut passed_on = false;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(exited) => return exited.map(drop),
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(signal) = signals::pending().filter(|_| !passed_on) {
+                    let _ = killpg(Pid::from_raw(pid), signal);
+                    passed_on = true;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(std::io::Error::other("the thread waiting for the child is gone"));
+            }
+        }
     }
-    found.split_off(1)
-}
-
-/// The parent of `pid`, from /proc/PID/stat (after the command name, which may hold spaces
-/// and parentheses: the last `)` ends it).
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Runs a wait call until it answers, retrying on EINTR.
@@ -197,18 +198,23 @@ fn retrying<T>(mut call: impl FnMut() -> Option<T>) -> std::io::Result<T> {
 /// Whether `pid` has exited, leaving it unreaped (`waitid` with `WNOWAIT`); with `block`,
 /// waits until it has.
 fn exited(pid: i32, block: bool) -> std::io::Result<bool> {
-    let flags = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
-    // SAFETY: siginfo_t is plain data; all-zero bytes is a valid value.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    retrying(|| {
-        // SAFETY: `info` is a local that outlives the call.
-        let rc = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) };
-        // SAFETY: waitid filled `info` (or left it zeroed: no child has exited yet).
-        (rc == 0).then(|| unsafe { info.si_pid() } != 0)
-    })
+    let mut flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+    if !block {
+        flags |= WaitPidFlag::WNOHANG;
+    }
+    loop {
+        match waitid(Id::Pid(Pid::from_raw(pid)), flags) {
+            Ok(WaitStatus::StillAlive) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(Errno::EINTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
 }
 
-/// `wait4(2)` for one pid: reaps it and returns its wait status and resource usage.
+/// `wait4(2)` for one pid: reaps it and returns its wait status and resource usage. nix has
+/// no wait4, and `getrusage(RUSAGE_CHILDREN)` sums all reaped children, where the sender and
+/// the receiver each need their own.
 fn wait4(pid: i32) -> std::io::Result<(i32, Usage)> {
     let mut status = 0;
     // SAFETY: rusage is plain data; all-zero bytes is a valid value.

@@ -2,15 +2,16 @@
 //! and each run's received copy, removed on drop (after success, failure or Ctrl-C alike). The
 //! test file is filled with random bytes from a fast PRNG; a `--file` of the user's is only read.
 
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, File, Permissions};
 use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use humansize::{BINARY, format_size};
 use indicatif::ProgressBar;
+use tempfile::TempDir;
 
 use super::check_stop;
 
@@ -25,34 +26,38 @@ const FILES_PER_DIR: u32 = 500;
 /// A private directory removed with everything in it when dropped.
 #[derive(Debug)]
 pub struct Workspace {
-    path: PathBuf,
+    dir: TempDir,
 }
 
 impl Workspace {
-    /// Creates `PARENT/zcp-bench-PID-NANOS`, readable by the owner only.
+    /// Creates `PARENT/zcp-bench-PID-RANDOM`, readable by the owner only.
     pub fn create(parent: &Path) -> anyhow::Result<Workspace> {
-        let path = parent.join(format!("zcp-bench-{}-{}", std::process::id(), nanos()));
-        DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("zcp-bench-{}-", std::process::id()))
+            .permissions(Permissions::from_mode(0o700))
+            .tempdir_in(parent)
             .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
-        Ok(Workspace { path })
+        Ok(Workspace { dir })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
-    /// A fresh empty directory for one run's received copy, removed when the guard drops.
+    /// A fresh empty directory `run-N` for one run's received copy, removed when the guard drops.
     pub fn run_dir(&self, run: usize) -> anyhow::Result<Workspace> {
-        let path = self.path.join(format!("run-{run}"));
-        fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Workspace { path })
+        let name = format!("run-{run}");
+        let dir = tempfile::Builder::new()
+            .prefix(&name)
+            .rand_bytes(0)
+            .tempdir_in(self.path())
+            .with_context(|| format!("creating {}", self.path().join(&name).display()))?;
+        Ok(Workspace { dir })
     }
 
     /// Writes `size` random bytes to the test file, advancing `bar`, and returns its path.
     pub fn write_test_file(&self, size: u64, bar: &ProgressBar) -> anyhow::Result<PathBuf> {
-        let path = self.path.join(TEST_FILE);
+        let path = self.path().join(TEST_FILE);
         let mut random = Random::new(BLOCK);
         let file = random.write_file(&path, size, |written| {
             bar.set_position(written);
@@ -70,7 +75,7 @@ impl Workspace {
         size: u64,
         bar: &ProgressBar,
     ) -> anyhow::Result<PathBuf> {
-        let root = self.path.join(TEST_TREE);
+        let root = self.path().join(TEST_TREE);
         let mut random = Random::new(size.min(BLOCK as u64) as usize);
         for i in 0..files {
             if i % 64 == 0 {
@@ -135,12 +140,6 @@ pub fn tree_totals(dir: &Path) -> std::io::Result<(u64, u64)> {
         }
     }
     Ok((files, bytes))
-}
-
-impl Drop for Workspace {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
 }
 
 /// Fails early, with the numbers, when `dir` cannot hold `needed` bytes.

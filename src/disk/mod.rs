@@ -667,18 +667,17 @@ impl Destination {
     }
 }
 
+/// A part file under its exclusive `flock(2)` lock, which ends when this is dropped.
+pub type LockedPart = nix::fcntl::Flock<File>;
+
 /// Takes the part file's exclusive lock without waiting, so two sessions never write one file.
-pub fn lock(part: &File) -> io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor we own; the lock ends when the file is closed.
-    let rc = unsafe { nix::libc::flock(part.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(nix::libc::EWOULDBLOCK) => Ok(false),
-        _ => Err(err),
+/// `None` when another holder has it.
+pub fn lock(part: File) -> io::Result<Option<LockedPart>> {
+    use nix::fcntl::{Flock, FlockArg};
+    match Flock::lock(part, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => Ok(Some(locked)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(errno.into()),
     }
 }
 

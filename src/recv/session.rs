@@ -16,7 +16,7 @@ use crate::copy::batch::{self, Inbox};
 use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::{DataPath, Method};
 use crate::disk::writer::{Job, Writer};
-use crate::disk::{Decision, Destination, Refusal, Target};
+use crate::disk::{Decision, Destination, LockedPart, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
 use crate::link::handshake;
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, unexpected};
@@ -233,7 +233,7 @@ impl Session<'_> {
         }
         let name = String::from_utf8_lossy(&entry.name);
         let part = self.open_part(target, &name, 0, 0)?;
-        let mut out = copy::Counted::new(&part);
+        let mut out = copy::Counted::new(&*part);
         out.write_all(body).with_context(|| {
             format!("writing {name} (partial data kept in {})", target.part_shown().display())
         })?;
@@ -313,7 +313,7 @@ impl Session<'_> {
         name: &str,
         offset: u64,
         planned: u64,
-    ) -> anyhow::Result<File> {
+    ) -> anyhow::Result<LockedPart> {
         if offset != 0 && offset != planned {
             let why = format!("{name}: sender resumed at {offset}, the plan said {planned}");
             return Err(ProtocolError::Malformed(why).into());
@@ -326,13 +326,11 @@ impl Session<'_> {
         if offset == 0
             && let Some(part) = target.create_part().map_err(|r| anyhow::anyhow!(r.reason))?
         {
-            return if crate::disk::lock(&part)? { Ok(part) } else { Err(busy().into()) };
+            return crate::disk::lock(part)?.ok_or_else(|| busy().into());
         }
         // Lock before touching the contents: another session may be writing this file.
         let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
-        if !crate::disk::lock(&part)? {
-            return Err(busy().into());
-        }
+        let part = crate::disk::lock(part)?.ok_or_else(busy)?;
         part.set_len(offset)
             .with_context(|| format!("truncating {}", target.part_shown().display()))?;
         Ok(part)
@@ -368,7 +366,7 @@ impl Session<'_> {
         &self,
         entry: &Entry,
         matched: bool,
-        part: Option<(&Target, File)>,
+        part: Option<(&Target, LockedPart)>,
         report: &mut FileReport,
     ) -> anyhow::Result<Verdict> {
         if !matched {

@@ -1,8 +1,6 @@
 //! What machine a measurement or a diagnosis was made on: kernel (from `uname(2)`), CPU model,
 //! usable cores. Shared by `bench` and `doctor`; it measures nothing itself.
 
-use std::ffi::CStr;
-
 use serde::Serialize;
 
 /// The facts about this machine that a benchmark result or a diagnosis is read against.
@@ -46,21 +44,15 @@ struct Uname {
 
 impl Uname {
     fn read() -> Uname {
-        // SAFETY: utsname is plain data; all-zero bytes is a valid (empty) value.
-        let mut uts: nix::libc::utsname = unsafe { std::mem::zeroed() };
-        // SAFETY: uname writes NUL-terminated strings into the struct we own.
-        if unsafe { nix::libc::uname(&mut uts) } != 0 {
+        let Ok(uts) = nix::sys::utsname::uname() else {
             let unknown = || "unknown".to_string();
             return Uname { sysname: unknown(), release: unknown(), machine: unknown() };
-        }
-        let field = |f: &[nix::libc::c_char]| {
-            // SAFETY: uname NUL-terminates every field within its array.
-            unsafe { CStr::from_ptr(f.as_ptr()) }.to_string_lossy().into_owned()
         };
+        let field = |f: &std::ffi::OsStr| f.to_string_lossy().into_owned();
         Uname {
-            sysname: field(&uts.sysname),
-            release: field(&uts.release),
-            machine: field(&uts.machine),
+            sysname: field(uts.sysname()),
+            release: field(uts.release()),
+            machine: field(uts.machine()),
         }
     }
 }

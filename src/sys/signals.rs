@@ -1,23 +1,33 @@
 //! Ctrl-C and SIGTERM as flags that long-running loops poll, so they can stop accepting, tell
 //! their peers, keep part files and exit 130 or 143 with a summary instead of dying mid-write.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use anyhow::Context;
+use nix::sys::signal::Signal;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::flag;
 
-static PENDING: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn record(signal: nix::libc::c_int) {
-    PENDING.store(signal, Ordering::SeqCst);
-}
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+/// Set by `restore`: the handlers then run the signal's default action (end the process).
+static DEFAULT: AtomicBool = AtomicBool::new(false);
+/// Whether the handlers are registered; signal-hook adds an action per call, so only once.
+static INSTALLED: Mutex<bool> = Mutex::new(false);
 
 /// Routes SIGINT and SIGTERM to the flag. Blocking calls they interrupt are restarted
-/// (SA_RESTART), so loops see the flag at their next poll.
+/// (signal-hook installs its handler with SA_RESTART), so loops see the flag at their next poll.
 pub fn install() -> anyhow::Result<()> {
-    let action = SigAction::new(SigHandler::Handler(record), SaFlags::SA_RESTART, SigSet::empty());
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { sigaction(signal, &action) }?;
+    DEFAULT.store(false, Ordering::SeqCst);
+    let mut installed = INSTALLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !*installed {
+        for signal in [SIGINT, SIGTERM] {
+            // Registered first, so after `restore` the process ends before the flag is set.
+            flag::register_conditional_default(signal, &DEFAULT)
+                .and_then(|_| flag::register_usize(signal, &PENDING, signal as usize))
+                .context("routing SIGINT and SIGTERM to the stop flag")?;
+        }
+        *installed = true;
     }
     Ok(())
 }
@@ -25,18 +35,14 @@ pub fn install() -> anyhow::Result<()> {
 /// Gives SIGINT and SIGTERM back their default action (end the process), for a process that
 /// installed the flag only to wait and now has nothing to stop cleanly.
 pub fn restore() {
-    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: restoring the default action installs no handler code.
-        let _ = unsafe { sigaction(signal, &action) };
-    }
+    DEFAULT.store(true, Ordering::SeqCst);
 }
 
 /// The signal received since `install`, if any.
 pub fn pending() -> Option<Signal> {
     match PENDING.load(Ordering::SeqCst) {
         0 => None,
-        n => Signal::try_from(n).ok(),
+        n => i32::try_from(n).ok().and_then(|n| Signal::try_from(n).ok()),
     }
 }
 
