@@ -116,6 +116,7 @@
 //! bytes on the wire are the same either way.
 
 mod message;
+pub mod names;
 mod wire;
 
 pub use message::{

@@ -4,7 +4,7 @@
 //! its digest and put in place, then the summary.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::TcpStream;
 use std::thread;
 
@@ -96,7 +96,8 @@ impl Session<'_> {
         } else {
             Ui::new(self.cfg.print, known, wanted.len() as u64)
         };
-        let write = |job: &Job<'_>| self.write_whole(job.target, &job.body, job.entry);
+        let force = self.cfg.policy.force;
+        let write = |job: &Job<'_>| job.target.write_small(&job.body, job.entry, force);
         let total = thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
             let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut ui);
@@ -224,24 +225,6 @@ impl Session<'_> {
         Ok((moved, report, verdict))
     }
 
-    /// Writes a verified small file: as an unnamed file linked into place where the file system
-    /// allows, else through its part file like any other. Returns the `write` calls made.
-    fn write_whole(&self, target: &Target, body: &[u8], entry: &Entry) -> anyhow::Result<u64> {
-        let force = self.cfg.policy.force;
-        if let Some(calls) = target.write_unnamed(body, entry, force)? {
-            return Ok(calls);
-        }
-        let name = String::from_utf8_lossy(&entry.name);
-        let part = self.open_part(target, &name, 0, 0)?;
-        let mut out = copy::Counted::new(&*part);
-        out.write_all(body).with_context(|| {
-            format!("writing {name} (partial data kept in {})", target.part_shown().display())
-        })?;
-        let calls = out.calls;
-        target.commit(&part, entry, force)?;
-        Ok(calls)
-    }
-
     /// Receives one file from `offset`, checks it and puts it in place (or drops it).
     fn receive_file(
         &self,
@@ -271,7 +254,12 @@ impl Session<'_> {
         };
         let (moved, part) = match decision {
             Ok(Decision::Receive { target, offset: planned, .. }) => {
-                let part = self.open_part(target, &name, offset, *planned)?;
+                if offset != 0 && offset != *planned {
+                    let why =
+                        format!("{name}: sender resumed at {offset}, the plan said {planned}");
+                    return Err(ProtocolError::Malformed(why).into());
+                }
+                let part = target.open_locked(&name, offset)?;
                 let moved = self
                     .receive_into(socket, entry, &part, offset, &mut tick)
                     .with_context(|| {
@@ -303,37 +291,6 @@ impl Session<'_> {
         (report.bytes, report.path, report.resumed_from) = (moved.bytes, Some(moved.path), offset);
         let verdict = self.conclude(entry, end.xxh3 == moved.xxh3, part, &mut report)?;
         Ok((moved, report, verdict))
-    }
-
-    /// Opens and locks a file's part file, cut to the offset the sender resumes from (which
-    /// must be 0 or the planned one).
-    fn open_part(
-        &self,
-        target: &Target,
-        name: &str,
-        offset: u64,
-        planned: u64,
-    ) -> anyhow::Result<LockedPart> {
-        if offset != 0 && offset != planned {
-            let why = format!("{name}: sender resumed at {offset}, the plan said {planned}");
-            return Err(ProtocolError::Malformed(why).into());
-        }
-        let busy = || SessionError::Refused {
-            name: name.to_string(),
-            reason: "another session is writing it".to_string(),
-        };
-        // Usually the file is new: created here, it is empty and nobody else's.
-        if offset == 0
-            && let Some(part) = target.create_part().map_err(|r| anyhow::anyhow!(r.reason))?
-        {
-            return crate::disk::lock(part)?.ok_or_else(|| busy().into());
-        }
-        // Lock before touching the contents: another session may be writing this file.
-        let part = target.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
-        let part = crate::disk::lock(part)?.ok_or_else(busy)?;
-        part.set_len(offset)
-            .with_context(|| format!("truncating {}", target.part_shown().display()))?;
-        Ok(part)
     }
 
     /// Moves one file's bytes from the socket into `out` (a part file at `offset`, or standard

@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::disk::check_path;
 use crate::error::SessionError;
-use crate::protocol::{Entry, EntryKind, MAX_ENTRIES};
+use crate::protocol::{Entry, EntryKind, MAX_ENTRIES, names};
 
 /// Where an entry's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +63,8 @@ impl Manifest {
     }
 
     fn add_stdin(&mut self, name: &str) -> anyhow::Result<()> {
-        check_path(name.as_bytes()).map_err(|why| SessionError::Usage(format!("--name: {why}")))?;
+        names::components(name.as_bytes())
+            .map_err(|why| SessionError::Usage(format!("--name: {why}")))?;
         let source = crate::copy::source::Source::stdin(name)?;
         let entry = Entry {
             kind: EntryKind::File,
