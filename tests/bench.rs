@@ -15,7 +15,8 @@ use predicates::str::contains;
 use serde_json::Value;
 use tempfile::TempDir;
 
-const ZCP: &str = env!("CARGO_BIN_EXE_zcp");
+use crate::util::ZCP;
+
 /// A whole small benchmark, debug build, loaded machine.
 const LIMIT: Duration = Duration::from_secs(180);
 const DEFAULT_PAIRS: [&str; 3] = ["sendfile:splice", "splice:splice", "buffered:buffered"];

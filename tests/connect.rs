@@ -2,15 +2,14 @@
 //! a sender that retries until its receiver comes up, and connections that are refused or time
 //! out (exit 3, quickly).
 
-mod common;
-mod support;
-
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{assert_file_holds, subdir, write_random_file};
-use support::{Proc, assert_exit, assert_says, free_port, run, send, send_cmd, zcp};
+use crate::util::{
+    ClosedPort, Process, assert_exit, assert_file_holds, assert_says, run, send, send_cmd, subdir,
+    write_random_file, zcp_command,
+};
 
 const NAME: &str = "hop.bin";
 
@@ -22,13 +21,13 @@ fn reverse_connection_round_trips_with_auth() {
     let data = write_random_file(&src, 300_000, 1);
     let mut args = vec!["send".into(), src.into_os_string()];
     args.extend(["--listen", "127.0.0.1:0"].map(Into::into));
-    let mut sender = Proc::spawn(zcp(&args, &[]));
+    let mut sender = Process::spawn(zcp_command(&args, &[]));
     let addr = sender.listening();
 
-    let mut recv = zcp(&["recv", "--connect", &addr.to_string(), "--output"], &[]);
+    let mut recv = zcp_command(&["recv", "--connect", &addr.to_string(), "--output"], &[]);
     recv.arg(&dst);
     let received = run(recv);
-    let sent = sender.finish();
+    let sent = sender.wait();
     assert_exit(&sent, 0, "listening sender");
     assert_exit(&received, 0, "connecting receiver");
     assert_file_holds(&dst.join(NAME), &data, "the reverse transfer");
@@ -44,13 +43,13 @@ fn ipv6_loopback_round_trips() {
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
     let data = write_random_file(&src, 300_000, 2);
-    let mut cmd = zcp(&["recv", "--listen", "[::1]:0", "--output"], &[]);
+    let mut cmd = zcp_command(&["recv", "--listen", "[::1]:0", "--output"], &[]);
     cmd.arg(&dst);
-    let mut recv = Proc::spawn(cmd);
+    let mut recv = Process::spawn(cmd);
     let addr = recv.listening();
     assert!(addr.is_ipv6(), "listening on {addr}");
     let sent = send(&src, &format!("[::1]:{}", addr.port()), &[]);
-    let received = recv.finish();
+    let received = recv.wait();
     assert_exit(&sent, 0, "sender");
     assert_exit(&received, 0, "receiver");
     assert_file_holds(&dst.join(NAME), &data, "the IPv6 transfer");
@@ -62,17 +61,17 @@ fn retry_waits_for_a_receiver_that_starts_later() {
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
     let data = write_random_file(&src, 300_000, 3);
-    let port = free_port();
-    let dest = format!("127.0.0.1:{port}");
-    let mut sender = Proc::spawn(send_cmd(&src, &dest, &["--retry", "5"], &[]));
+    let port = ClosedPort::new();
+    let dest = port.dest();
+    let mut sender = Process::spawn(send_cmd(&[&src], &dest, &["--retry", "5"], &[]));
     thread::sleep(Duration::from_millis(1500));
     assert!(sender.running(), "the sender gave up before its receiver started");
-    let mut cmd = zcp(&["recv", "--listen", &dest, "--output"], &[]);
+    let mut cmd = zcp_command(&["recv", "--listen", &dest, "--output"], &[]);
     cmd.arg(&dst);
-    let mut recv = Proc::spawn(cmd);
+    let mut recv = Process::spawn(cmd);
     recv.listening();
-    let sent = sender.finish();
-    let received = recv.finish();
+    let sent = sender.wait();
+    let received = recv.wait();
     assert_exit(&sent, 0, "retrying sender");
     assert_exit(&received, 0, "late receiver");
     assert_file_holds(&dst.join(NAME), &data, "the transfer after retries");
@@ -83,11 +82,12 @@ fn connection_refused_exits_3_on_either_end() {
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);
     write_random_file(&src, 1000, 4);
-    let dest = format!("127.0.0.1:{}", free_port());
+    let closed = ClosedPort::new();
+    let dest = closed.dest();
     let sent = send(&src, &dest, &[]);
     assert_exit(&sent, 3, "sender");
     assert_says(&sent, "refused", "sender");
-    let mut recv = zcp(&["recv", "--connect", &dest, "--output"], &[]);
+    let mut recv = zcp_command(&["recv", "--connect", &dest, "--output"], &[]);
     recv.arg(work.path());
     let received = run(recv);
     assert_exit(&received, 3, "connecting receiver");

@@ -13,7 +13,8 @@ use predicates::str::contains;
 use serde_json::Value;
 use tempfile::TempDir;
 
-const ZCP: &str = env!("CARGO_BIN_EXE_zcp");
+use crate::util::ZCP;
+
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn doctor(args: &[&Path]) -> Assert {

@@ -2,20 +2,18 @@
 //! missing sources, refused destinations. Each checks the exit code, the error text, and what
 //! is (not) left on disk.
 
-mod common;
-
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use common::{
-    Receiver, assert_file_holds, closed_port_dest, dir_names, outcome, send, spawn_send, subdir,
-    wait_until, write_random_file,
+use crate::util;
+use crate::util::{
+    ClosedPort, Process, ReadOnlyMount, Receiver, assert_file_holds, dir_names, send, send_cmd,
+    subdir, wait_until, write_random_file,
 };
 
 const NAME: &str = "payload.bin";
@@ -67,9 +65,9 @@ fn sender_turns_away_an_http_server() {
         Ok(magic.to_vec())
     });
     let sent = send(&src, &dest, &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let greeting = answer.join().expect("fake server thread").expect("fake server I/O");
-    assert_eq!(greeting, zcp::protocol::MAGIC, "the sender greets with the magic first");
+    assert_eq!(greeting, util::protocol::MAGIC, "the sender greets with the magic first");
     assert_eq!(code, Some(4), "sender:\n{stderr}");
     assert!(stderr.contains("not a zcp peer"), "sender should say so:\n{stderr}");
 }
@@ -83,7 +81,7 @@ fn killed_sender_leaves_nothing_under_the_final_name() {
     File::create(&src).and_then(|f| f.set_len(200 << 20)).expect("creating the source");
     let receiver = Receiver::start(&dst, &[]);
     let extra = ["--method", "buffered", "--buffer-size", "4K", "--quiet"];
-    let mut sender = spawn_send(&[&src], &receiver.dest(), &extra);
+    let sender = Process::spawn(send_cmd(&[&src], &receiver.dest(), &extra, &[]));
     let part = dst.join(format!(".{NAME}.zcp-part"));
     wait_until(Duration::from_secs(10), "data in the part file", || {
         fs::metadata(&part).map_or(0, |m| m.len()) > 0
@@ -111,9 +109,10 @@ fn connection_refused_exits_3() {
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);
     write_random_file(&src, 10, 2);
-    let dest = closed_port_dest();
+    let closed = ClosedPort::new();
+    let dest = closed.dest();
     let sent = send(&src, &dest, &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     assert_eq!(code, Some(3), "sender:\n{stderr}");
     assert!(stderr.contains("refused"), "sender should say the connection was refused:\n{stderr}");
     assert!(stderr.contains(&dest), "sender should name the address:\n{stderr}");
@@ -123,8 +122,8 @@ fn connection_refused_exits_3() {
 fn missing_source_exits_7_naming_it() {
     let work = tempfile::tempdir().expect("tempdir");
     let missing = work.path().join("no-such-file.bin");
-    let sent = send(&missing, &closed_port_dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let sent = send(&missing, &ClosedPort::new().dest(), &[]);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     assert_eq!(code, Some(7), "sender:\n{stderr}");
     assert!(stderr.contains(&missing.display().to_string()), "the path is named:\n{stderr}");
 }
@@ -139,7 +138,7 @@ fn existing_target_is_refused_without_force() {
 
     let receiver = Receiver::start(&dst, &[]);
     let sent = send(&src, &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(5), "sender:\n{stderr}");
     assert!(stderr.contains("exists"), "sender should say the file exists:\n{stderr}");
@@ -159,7 +158,7 @@ fn existing_target_is_replaced_with_force() {
 
     let receiver = Receiver::start(&dst, &["--force"]);
     let sent = send(&src, &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
@@ -213,38 +212,6 @@ fn output_under_a_regular_file_exits_7_like_a_missing_directory() {
     assert_eq!(code, Some(7), "receiver:\n{stderr}");
 }
 
-/// A directory bind-mounted read-only onto itself; unmounted on drop.
-struct ReadOnlyMount(PathBuf);
-
-impl ReadOnlyMount {
-    /// Mounts it, or says why it cannot (bind mounts need privileges).
-    fn new(dir: &Path) -> Result<ReadOnlyMount, String> {
-        let run = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new("mount")
-                .args(args)
-                .arg(dir)
-                .arg(dir)
-                .output()
-                .map_err(|e| format!("running mount: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!("mount {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
-            }
-        };
-        run(&["--bind"])?;
-        let mount = ReadOnlyMount(dir.to_path_buf());
-        run(&["-o", "remount,bind,ro"])?;
-        Ok(mount)
-    }
-}
-
-impl Drop for ReadOnlyMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn read_only_destination_is_refused() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -265,7 +232,7 @@ fn read_only_destination_is_refused() {
     }
     let receiver = Receiver::start(&dst, &[]);
     let sent = send(&src, &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(5), "sender:\n{stderr}");
     assert!(stderr.contains("cannot create"), "sender should say why:\n{stderr}");
@@ -281,7 +248,7 @@ fn no_auth_and_token_file_override_a_token_in_the_environment() {
     fs::write(&token_file, "from-the-file\n").expect("writing the token file");
     let file_arg = token_file.to_str().expect("a UTF-8 temp path");
     for args in [&["--no-auth"][..], &["--token-file", file_arg]] {
-        let env = [(common::TOKEN_ENV, Some(common::TOKEN))];
+        let env = [(util::TOKEN_ENV, Some(util::TOKEN))];
         match Receiver::try_start_env(&[], work.path(), args, &env) {
             Ok(receiver) => drop(receiver.kill()),
             Err(finished) => panic!("{args:?} with ZCP_TOKEN set: {}", finished.stderr),

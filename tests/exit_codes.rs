@@ -2,20 +2,17 @@
 //! check that the scenarios cover the documented table (`zcp::error::ExitCode::TABLE`) but for
 //! 1, "unexpected failure", which no correct scenario should reach.
 
-mod common;
-mod support;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use zcp::error::ExitCode;
 
-use common::{assert_file_holds, dir_names, subdir, write_random_file};
-use support::{
-    Fault, Proc, Proxy, assert_exit, assert_says, free_port, receiver, run, send, send_cmd, zcp,
+use crate::util;
+use crate::util::{
+    ClosedPort, ExitCode, Fault, Process, Proxy, Receiver, assert_exit, assert_file_holds,
+    assert_says, dir_names, run, send, subdir, write_random_file, zcp_command,
 };
 
 const NAME: &str = "coded.bin";
@@ -60,10 +57,11 @@ fn setup(work: &Path, len: usize) -> (PathBuf, PathBuf, Vec<u8>) {
 fn code_0_success() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, data) = setup(work.path(), 50_000);
-    let (mut recv, addr) = receiver(&dst, &[]);
+    let recv = Receiver::start(&dst, &[]);
+    let addr = recv.addr();
     let sent = send(&src, &addr.to_string(), &[]);
     assert_exit(&sent, 0, "sender");
-    assert_exit(&recv.finish(), 0, "receiver");
+    assert_exit(&recv.wait(), 0, "receiver");
     assert_file_holds(&dst.join(NAME), &data, "the transfer");
 }
 
@@ -71,10 +69,10 @@ fn code_0_success() {
 fn code_2_usage() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, _, _) = setup(work.path(), 10);
-    let no_address = run(zcp(&["send".into(), src.into_os_string()], &[]));
+    let no_address = run(zcp_command(&["send".into(), src.into_os_string()], &[]));
     assert_exit(&no_address, 2, "sender without an address");
     assert_says(&no_address, "HOST:PORT", "sender without an address");
-    let unknown = run(zcp(&["recv", "--no-such-flag"], &[]));
+    let unknown = run(zcp_command(&["recv", "--no-such-flag"], &[]));
     assert_exit(&unknown, 2, "receiver with an unknown flag");
 }
 
@@ -82,7 +80,7 @@ fn code_2_usage() {
 fn code_3_connection_refused() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, _, _) = setup(work.path(), 10);
-    let sent = send(&src, &format!("127.0.0.1:{}", free_port()), &[]);
+    let sent = send(&src, &ClosedPort::new().dest(), &[]);
     assert_exit(&sent, 3, "sender");
     assert_says(&sent, "refused", "sender");
 }
@@ -90,10 +88,11 @@ fn code_3_connection_refused() {
 #[test]
 fn code_4_not_a_zcp_peer() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (mut recv, addr) = receiver(work.path(), &[]);
+    let recv = Receiver::start(work.path(), &[]);
+    let addr = recv.addr();
     let mut socket = TcpStream::connect(addr).expect("connecting");
     socket.write_all(b"hello\n").expect("writing a line of text");
-    let received = recv.finish();
+    let received = recv.wait();
     assert_exit(&received, 4, "receiver");
     assert_says(&received, "not a zcp peer", "receiver");
 }
@@ -103,10 +102,11 @@ fn code_5_refused_existing_file() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), 1000);
     std::fs::write(dst.join(NAME), b"keep me").expect("an existing target");
-    let (mut recv, addr) = receiver(&dst, &[]);
+    let recv = Receiver::start(&dst, &[]);
+    let addr = recv.addr();
     let sent = send(&src, &addr.to_string(), &[]);
     assert_exit(&sent, 5, "sender");
-    assert_exit(&recv.finish(), 5, "receiver");
+    assert_exit(&recv.wait(), 5, "receiver");
     assert_file_holds(&dst.join(NAME), b"keep me", "the existing target");
 }
 
@@ -114,10 +114,11 @@ fn code_5_refused_existing_file() {
 fn code_6_checksum_mismatch() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), 1 << 20);
-    let (mut recv, addr) = receiver(&dst, &[]);
+    let recv = Receiver::start(&dst, &[]);
+    let addr = recv.addr();
     let proxy = Proxy::start(addr, Fault::FlipAt(512 << 10));
     let sent = send(&src, &proxy.dest(), &[]);
-    let received = recv.finish();
+    let received = recv.wait();
     assert!(proxy.finish().flipped, "the proxy flipped no byte");
     assert_exit(&sent, 6, "sender");
     assert_exit(&received, 6, "receiver");
@@ -128,7 +129,7 @@ fn code_6_checksum_mismatch() {
 fn code_7_missing_source() {
     let work = tempfile::tempdir().expect("tempdir");
     let missing = work.path().join("no-such-file");
-    let sent = run(send_cmd(&missing, &format!("127.0.0.1:{}", free_port()), &[], &[]));
+    let sent = send(&missing, &ClosedPort::new().dest(), &[]);
     assert_exit(&sent, 7, "sender");
     assert_says(&sent, "no-such-file", "sender");
 }
@@ -137,19 +138,20 @@ fn code_7_missing_source() {
 fn code_8_wrong_token() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), 1000);
-    let (mut recv, addr) = receiver(&dst, &[]);
+    let recv = Receiver::start(&dst, &[]);
+    let addr = recv.addr();
     let sent = send(&src, &addr.to_string(), &["--token", "wrong"]);
     assert_exit(&sent, 8, "sender");
-    assert_exit(&recv.finish(), 8, "receiver");
+    assert_exit(&recv.wait(), 8, "receiver");
     assert!(dir_names(&dst).is_empty(), "nothing may be written");
 }
 
 /// A receiver waiting for its first sender, stopped by `signal`.
-fn stopped_by(signal: Signal, extra: &[&str]) -> common::Finished {
+fn stopped_by(signal: Signal, extra: &[&str]) -> util::Finished {
     let work = tempfile::tempdir().expect("tempdir");
-    let (mut recv, _) = receiver(work.path(), extra);
-    recv.signal(signal);
-    recv.finish_within(Duration::from_secs(15))
+    let mut recv = Receiver::start(work.path(), extra);
+    recv.process().signal(signal);
+    recv.wait_for(Duration::from_secs(15))
 }
 
 #[test]
@@ -161,10 +163,10 @@ fn code_130_sigint() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, _, _) = setup(work.path(), 10);
     let args = ["send".into(), src.into_os_string(), "--listen".into(), "127.0.0.1:0".into()];
-    let mut sender = Proc::spawn(zcp(&args, &[]));
+    let mut sender = Process::spawn(zcp_command(&args, &[]));
     sender.listening();
     sender.signal(Signal::SIGINT);
-    let sent = sender.finish_within(Duration::from_secs(15));
+    let sent = sender.wait_for(Duration::from_secs(15));
     assert_exit(&sent, 130, "listening sender");
     assert_says(&sent, "stopped by SIGINT", "listening sender");
 }

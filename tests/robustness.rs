@@ -1,17 +1,14 @@
 //! Receiver robustness found in review: duplicate names, a stream past --max-size, existing
 //! directories the sender may not re-mode, and a handshake trickled a byte at a time.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{
-    Receiver, dir_entry, file_entry, offer, outcome, send_chunked, send_paths, zcp_client,
-};
-use zcp::protocol::{Answer, MAGIC};
+use crate::util;
+use crate::util::{Receiver, dir_entry, file_entry, offer, send_chunked, send_paths, zcp_client};
+use util::protocol::{Answer, MAGIC};
 
 #[test]
 fn a_name_offered_twice_is_refused_once_and_the_first_lands() {
@@ -24,7 +21,7 @@ fn a_name_offered_twice_is_refused_once_and_the_first_lands() {
     fs::create_dir(&dst).expect("mkdir dst");
     let receiver = Receiver::start(&dst, &[]);
     let sent = send_paths(&[&a.join("x"), &b.join("x")], &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(5), "sender:\n{stderr}");
     assert!(stderr.contains("names it twice"), "sender:\n{stderr}");
@@ -63,7 +60,7 @@ fn an_existing_directory_keeps_its_mode() {
     let mut entry = dir_entry(b"keep");
     entry.mode = 0o000;
     assert_eq!(offer(&mut socket, vec![entry]).answers, [Answer::Skip]);
-    common::finish(&mut socket);
+    util::finish(&mut socket);
     let received = receiver.wait();
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
     let mode = fs::metadata(&keep).expect("stat").permissions().mode() & 0o777;
@@ -103,11 +100,10 @@ fn ctrl_c_stops_a_listening_sender_once_it_is_sending() {
     fs::create_dir(&dst).expect("mkdir");
     let src_arg = src.to_str().expect("utf-8 path");
     let args = ["send", src_arg, "--listen", "127.0.0.1:0", "--limit-rate", "1M"];
-    let mut sender = common::Process::start(&args, &[]);
-    let line = sender.first_line(Duration::from_secs(10)).expect("a listening line");
-    let addr = line.strip_prefix("listening on ").expect("listening on ADDR").to_string();
+    let mut sender = util::Process::start(&args, &[]);
+    let addr = sender.listening().to_string();
     let dst_arg = dst.to_str().expect("utf-8 path");
-    let receiver = common::Process::start(&["recv", "--connect", &addr, "--output", dst_arg], &[]);
+    let receiver = util::Process::start(&["recv", "--connect", &addr, "--output", dst_arg], &[]);
     std::thread::sleep(Duration::from_millis(800));
     let sent_at = Instant::now();
     sender.signal(nix::sys::signal::Signal::SIGINT);
@@ -135,7 +131,7 @@ fn sizes_that_add_up_past_u64_are_refused_not_wrapped() {
             "a plan past --max-size was accepted: {plan:?}"
         );
     }
-    common::finish(&mut socket);
+    util::finish(&mut socket);
     let received = receiver.wait();
     assert_eq!(received.code(), Some(5), "receiver:\n{}", received.stderr);
     assert!(!received.stderr.contains("panicked"), "receiver:\n{}", received.stderr);

@@ -6,8 +6,8 @@ use std::path::Path;
 use assert_cmd::Command;
 use clap::CommandFactory;
 use clap_complete::Shell;
-use zcp::cli::Cli;
-use zcp::shell::{completion_file, completions};
+
+use crate::util::{Cli, completion_file, completions};
 
 const SHELLS: [Shell; 5] = [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell];
 
