@@ -11,7 +11,7 @@ use crate::util;
 use crate::util::protocol::{self, Answer, Message, VerdictStatus};
 use crate::util::{
     Receiver, SMALL_FILE, assert_file_holds, dir_names, end_file, file_entry, finish, json_file,
-    json_str, offer, parse_json, pseudo_random, send_paths, subdir, tree_listing, zcp_client,
+    json_str, offer, parse_json, pseudo_random, send_paths, skip, subdir, tree_listing, zcp_client,
 };
 use util::Tmpfs;
 
@@ -245,7 +245,7 @@ fn running_out_of_inodes_stops_small_files_with_exit_7_and_nothing_half_written(
     // `d0` take 3, so the 6th file cannot be created, after the plan said yes.
     let disk = match Tmpfs::mount(&subdir(work.path(), "small"), "1m,nr_inodes=8") {
         Ok(disk) => disk,
-        Err(why) => return eprintln!("skipped: cannot mount a small tmpfs (needs root): {why}"),
+        Err(why) => return skip(&format!("cannot mount a small tmpfs (needs root): {why}")),
     };
     let tree = small_tree(&src, 10, 20_000, 1);
     let receiver = Receiver::start(disk.path(), &[]);
@@ -290,7 +290,7 @@ fn a_default_acl_does_not_change_a_small_files_mode() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     if let Err(why) = default_acl_without_other(&dst) {
-        return eprintln!("skipped: cannot set a default ACL here: {why}");
+        return skip(&format!("cannot set a default ACL here: {why}"));
     }
     for (name, len) in [("small", 100), ("large", SMALL_FILE as usize + 1)] {
         fs::write(src.join(name), pseudo_random(len, 7)).expect("write");

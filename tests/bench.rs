@@ -15,7 +15,7 @@ use predicates::str::contains;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::util::ZCP;
+use crate::util::{ZCP, skip};
 
 /// A whole small benchmark, debug build, loaded machine.
 const LIMIT: Duration = Duration::from_secs(180);
@@ -119,7 +119,7 @@ fn a_tree_is_benchmarked_in_files_per_second_against_tar_and_nc() {
     let tar = pair(&report, "tar | nc");
     match tar["status"].as_str() {
         Some("ok") => assert!(tar["files_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{tar:#}"),
-        Some("not installed") => eprintln!("tar or nc is not installed: the row says so"),
+        Some("not installed") => skip("tar or nc is not installed (the row says so)"),
         _ => panic!("tar | nc failed: {tar:#}"),
     }
     let table = stderr(&assert);
@@ -314,7 +314,7 @@ fn a_failing_tar_pipeline_leaves_no_process_behind() {
     use std::os::unix::fs::PermissionsExt;
     let Some(real_nc) = ["/usr/bin/nc", "/bin/nc"].into_iter().find(|p| Path::new(p).exists())
     else {
-        return eprintln!("skipped: nc is not installed");
+        return skip("nc is not installed");
     };
     let dir = TempDir::new().unwrap();
     let tools = TempDir::new().unwrap();

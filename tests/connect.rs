@@ -7,8 +7,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    ClosedPort, Process, assert_exit, assert_file_holds, assert_says, run, send, send_cmd, subdir,
-    write_random_file, zcp_command,
+    ClosedPort, Process, assert_exit, assert_file_holds, assert_says, ipv6_loopback, run, send,
+    send_cmd, skip, subdir, write_random_file, zcp_command,
 };
 
 const NAME: &str = "hop.bin";
@@ -35,9 +35,8 @@ fn reverse_connection_round_trips_with_auth() {
 
 #[test]
 fn ipv6_loopback_round_trips() {
-    if let Err(e) = TcpListener::bind("[::1]:0") {
-        eprintln!("skipped: cannot bind [::1] here: {e}");
-        return;
+    if let Err(why) = ipv6_loopback() {
+        return skip(&why);
     }
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
@@ -114,8 +113,7 @@ fn unanswering_listener() -> Option<(TcpListener, Vec<TcpStream>)> {
 #[test]
 fn connect_timeout_gives_up_with_exit_3() {
     let Some((listener, _queued)) = unanswering_listener() else {
-        eprintln!("skipped: could not fill a listener's accept queue to make connect hang");
-        return;
+        return skip("could not fill a listener's accept queue to make connect hang");
     };
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::util;
 use crate::util::{
     ClosedPort, Process, ReadOnlyMount, Receiver, assert_file_holds, dir_names, send, send_cmd,
-    subdir, wait_until, write_random_file,
+    skip, subdir, wait_until, write_random_file,
 };
 
 const NAME: &str = "payload.bin";
@@ -221,14 +221,12 @@ fn read_only_destination_is_refused() {
     let _mount = match ReadOnlyMount::new(&dst) {
         Ok(m) => m,
         Err(why) => {
-            eprintln!("skipping read_only_destination_is_refused: no read-only bind mount: {why}");
-            return;
+            return skip(&format!("no read-only bind mount: {why}"));
         }
     };
     // Root ignores permission bits, not a read-only mount: check that it really bites.
     if File::create(dst.join("probe")).is_ok() {
-        eprintln!("skipping read_only_destination_is_refused: the mount is still writable");
-        return;
+        return skip("the read-only bind mount is still writable");
     }
     let receiver = Receiver::start(&dst, &[]);
     let sent = send(&src, &receiver.dest(), &[]);

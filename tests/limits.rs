@@ -10,8 +10,8 @@ use nix::sys::signal::Signal;
 
 use crate::util::{
     FifoWriter, Process, Receiver, Tmpfs, assert_exit, assert_file_holds, assert_says, dir_names,
-    final_names, json_u64, part_of, pseudo_random, run, send, send_cmd, subdir, wait_for_bytes,
-    write_random_file,
+    final_names, json_u64, part_of, pseudo_random, run, send, send_cmd, skip, subdir,
+    wait_for_bytes, write_random_file,
 };
 
 const MIB: usize = 1 << 20;
@@ -45,7 +45,7 @@ fn small_disk(work: &Path) -> Option<Tmpfs> {
     match Tmpfs::mount(&dir, "1m") {
         Ok(fs) => Some(fs),
         Err(why) => {
-            eprintln!("skipped: cannot mount a small tmpfs (needs root): {why}");
+            skip(&format!("cannot mount a small tmpfs (needs root): {why}"));
             None
         }
     }

@@ -6,14 +6,14 @@ use std::fs::File;
 use std::process::Command;
 
 use crate::util::{
-    Process, assert_exit, assert_file_holds, assert_says, json_str, run, send_cmd,
+    Process, assert_exit, assert_file_holds, assert_says, json_str, run, send_cmd, skip,
     write_random_file, zcp_command,
 };
 
 const MIB: usize = 1 << 20;
 
-/// Whether OpenBSD netcat (the one with `-N`) is installed; prints why not when it is not.
-fn openbsd_nc() -> bool {
+/// Why OpenBSD netcat (the one with `-N`) cannot be used here, if it cannot.
+fn no_openbsd_nc() -> Option<String> {
     match Command::new("nc").arg("-h").output() {
         Ok(out) => {
             let help = format!(
@@ -21,23 +21,16 @@ fn openbsd_nc() -> bool {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            let ok = help.contains("OpenBSD");
-            if !ok {
-                eprintln!("skipped: `nc` is not OpenBSD netcat (no -N); its help:\n{help}");
-            }
-            ok
+            (!help.contains("OpenBSD")).then(|| format!("`nc` is not OpenBSD netcat: {help}"))
         }
-        Err(e) => {
-            eprintln!("skipped: no `nc` to test raw mode against ({e})");
-            false
-        }
+        Err(e) => Some(format!("no `nc` to test raw mode against ({e})")),
     }
 }
 
 #[test]
 fn raw_send_into_netcat_is_identical_and_says_unchecked() {
-    if !openbsd_nc() {
-        return;
+    if let Some(why) = no_openbsd_nc() {
+        return skip(&why);
     }
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join("raw.bin");
@@ -64,8 +57,8 @@ fn raw_send_into_netcat_is_identical_and_says_unchecked() {
 
 #[test]
 fn netcat_into_raw_recv_is_identical_and_spliced() {
-    if !openbsd_nc() {
-        return;
+    if let Some(why) = no_openbsd_nc() {
+        return skip(&why);
     }
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join("from-nc.bin");

@@ -9,30 +9,19 @@ use std::process::Command;
 
 use crate::util;
 use crate::util::{
-    Receiver, TOKEN, TOKEN_ENV, ZCP, json_str, parse_json, run, send, write_random_file,
+    Receiver, TOKEN, TOKEN_ENV, ZCP, json_str, parse_json, run, send, skip, unusable,
+    write_random_file,
 };
 use serde_json::Value;
 
 const SIZE: usize = 4 << 20;
 const NAME: &str = "payload.bin";
 
-/// Why strace cannot be used here, if it cannot.
-fn strace_unusable() -> Option<String> {
-    match Command::new("strace").args(["-f", "-o", "/dev/null", "true"]).output() {
-        Err(e) => Some(format!("strace is not on PATH ({e})")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "strace cannot trace here: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
+/// Skips the test (returning from it) where strace is missing or cannot trace.
 macro_rules! require_strace {
-    ($test:literal) => {
-        if let Some(why) = strace_unusable() {
-            eprintln!("skipping {}: {why}", $test);
-            return;
+    () => {
+        if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+            return skip(&why);
         }
     };
 }
@@ -113,7 +102,7 @@ fn traced_send(extra: &[&str]) -> (Value, String) {
 
 #[test]
 fn auto_sender_moves_the_data_with_sendfile() {
-    require_strace!("auto_sender_moves_the_data_with_sendfile");
+    require_strace!();
     let (report, trace) = traced_send(&[]);
     assert_eq!(json_str(&report, "/send/path"), "sendfile", "{report:#}");
     let sendfile = traced(&trace, "sendfile");
@@ -127,7 +116,7 @@ fn auto_sender_moves_the_data_with_sendfile() {
 
 #[test]
 fn buffered_sender_uses_neither_sendfile_nor_splice() {
-    require_strace!("buffered_sender_uses_neither_sendfile_nor_splice");
+    require_strace!();
     let (report, trace) = traced_send(&["--method", "buffered"]);
     assert_eq!(json_str(&report, "/send/path"), "buffered", "{report:#}");
     for call in ["sendfile", "splice"] {
@@ -142,7 +131,7 @@ fn buffered_sender_uses_neither_sendfile_nor_splice() {
 
 #[test]
 fn auto_receiver_writes_the_data_with_splice() {
-    require_strace!("auto_receiver_writes_the_data_with_splice");
+    require_strace!();
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);
     let data = write_random_file(&src, SIZE, 98);
@@ -186,7 +175,7 @@ fn auto_receiver_writes_the_data_with_splice() {
 
 #[test]
 fn small_files_move_in_batches_as_strace_sees_them() {
-    require_strace!("small_files_move_in_batches_as_strace_sees_them");
+    require_strace!();
     const FILES: usize = 400;
     const LEN: usize = 1000;
     let work = tempfile::tempdir().expect("tempdir");

@@ -10,9 +10,10 @@ mod process;
 mod proxy;
 
 use std::ffi::OsStr;
-use std::net::SocketAddr;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -43,8 +44,44 @@ pub const SESSION: Duration = Duration::from_secs(60);
 pub const TOKEN: &str = "zcp-test-token-7f3a-91c2";
 /// The environment variable both ends read the token from.
 pub const TOKEN_ENV: &str = "ZCP_TOKEN";
+/// Set to `1` (CI does), a test that lacks a prerequisite fails instead of skipping.
+pub const REQUIRE_ALL: &str = "ZCP_TEST_REQUIRE_ALL";
+
 /// An environment change for a child: `(NAME, Some(value))` sets, `(NAME, None)` removes.
 pub type EnvVar<'a> = (&'a str, Option<&'a str>);
+
+/// Says that the running test cannot run here and why, as `SKIPPED <test>: <reason>` on the
+/// real standard error, so that `cargo test` shows it even though the test then passes; with
+/// `ZCP_TEST_REQUIRE_ALL=1` it fails the test instead. The caller returns right after.
+#[track_caller]
+pub fn skip(reason: &str) {
+    let current = thread::current();
+    let test = current.name().unwrap_or("a test");
+    if std::env::var_os(REQUIRE_ALL).is_some_and(|v| v == "1") {
+        panic!("{test} cannot run here and {REQUIRE_ALL}=1 forbids skipping it: {reason}");
+    }
+    // libtest captures `eprintln!` (and shows it only for failures); a write to the stderr
+    // handle itself is not captured.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// Why `program ARGS…` cannot be used here (not installed, or failing), if it cannot.
+pub fn unusable(program: &str, args: &[&str]) -> Option<String> {
+    match Command::new(program).args(args).stdin(Stdio::null()).output() {
+        Err(e) => Some(format!("{program} is not installed ({e})")),
+        Ok(out) if !out.status.success() => Some(format!(
+            "`{program} {}` fails here: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// Whether this machine can listen on the IPv6 loopback.
+pub fn ipv6_loopback() -> Result<(), String> {
+    TcpListener::bind("[::1]:0").map(drop).map_err(|e| format!("cannot bind [::1] here: {e}"))
+}
 
 /// Whether `args` leave the token to the environment, i.e. name none of `--no-auth`,
 /// `--token` or `--token-file` (clap refuses those next to a `ZCP_TOKEN` it reads as
