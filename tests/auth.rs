@@ -47,7 +47,7 @@ fn assert_nothing_written(dst: &Path) {
 }
 
 #[test]
-fn token_from_the_environment_on_both_ends() {
+pub(crate) fn token_from_the_environment_on_both_ends() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, data) = setup(work.path(), 100_000, 1);
     let env: &[EnvVar<'_>] = &[(TOKEN_ENV, Some(TOKEN))];
@@ -98,7 +98,7 @@ fn generated_token_is_printed_and_works() {
 }
 
 #[test]
-fn wrong_token_exits_8_on_both_ends_and_writes_nothing() {
+pub(crate) fn wrong_token_exits_8_on_both_ends_and_writes_nothing() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), 100_000, 5);
     let (sent, received) =

@@ -77,7 +77,7 @@ fn retry_waits_for_a_receiver_that_starts_later() {
 }
 
 #[test]
-fn connection_refused_exits_3_on_either_end() {
+pub(crate) fn connection_refused_exits_3_on_either_end() {
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);
     write_random_file(&src, 1000, 4);
@@ -86,6 +86,7 @@ fn connection_refused_exits_3_on_either_end() {
     let sent = send(&src, &dest, &[]);
     assert_exit(&sent, 3, "sender");
     assert_says(&sent, "refused", "sender");
+    assert_says(&sent, &dest, "sender");
     let mut recv = zcp_command(&["recv", "--connect", &dest, "--output"], &[]);
     recv.arg(work.path());
     let received = run(recv);

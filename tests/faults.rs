@@ -179,7 +179,7 @@ fn cut_connection_fails_both_ends_then_resumes() {
 }
 
 #[test]
-fn flipped_byte_is_a_checksum_mismatch_on_both_ends() {
+pub(crate) fn flipped_byte_is_a_checksum_mismatch_on_both_ends() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
@@ -195,7 +195,7 @@ fn flipped_byte_is_a_checksum_mismatch_on_both_ends() {
 }
 
 #[test]
-fn sigterm_stops_a_keep_open_receiver_with_143_and_a_summary() {
+pub(crate) fn sigterm_stops_a_keep_open_receiver_with_143_and_a_summary() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
