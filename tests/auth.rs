@@ -64,11 +64,15 @@ pub(crate) fn token_from_the_environment_on_both_ends() {
 fn token_from_a_file_on_both_ends() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, data) = setup(work.path(), 100_000, 2);
-    let token_file = work.path().join("token");
-    // Only the first line counts, trimmed.
-    fs::write(&token_file, format!("  {TOKEN}  \nignored second line\n")).expect("token file");
-    let args = ["--token-file", token_file.to_str().expect("a UTF-8 temp path")];
-    let (sent, received) = session(&dst, (&args, &[]), &src, (&args, &[]));
+    // Only the first line counts, trimmed: files that differ after it hold the same token.
+    let (recv_file, send_file) = (work.path().join("recv-token"), work.path().join("send-token"));
+    fs::write(&recv_file, format!("  {TOKEN}  \nthe receiver's notes\n")).expect("token file");
+    fs::write(&send_file, format!("{TOKEN}\nthe sender's notes\nand more\n")).expect("token file");
+    let arg = |file: &Path| ["--token-file".to_string(), file.display().to_string()];
+    let (recv_args, send_args) = (arg(&recv_file), arg(&send_file));
+    let recv_args: Vec<&str> = recv_args.iter().map(String::as_str).collect();
+    let send_args: Vec<&str> = send_args.iter().map(String::as_str).collect();
+    let (sent, received) = session(&dst, (&recv_args, &[]), &src, (&send_args, &[]));
     assert_round_trip(&sent, &received, &dst, &data);
 }
 

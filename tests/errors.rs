@@ -6,14 +6,14 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
 use crate::util;
 use crate::util::{
-    ClosedPort, Process, ReadOnlyMount, Receiver, assert_file_holds, dir_names, send, send_cmd,
-    skip, subdir, wait_until, write_random_file,
+    ClosedPort, Finished, Process, ReadOnlyMount, Receiver, TOKEN, TOKEN_ENV, assert_file_holds,
+    dir_names, run, send, send_cmd, skip, subdir, wait_until, write_random_file,
 };
 
 const NAME: &str = "payload.bin";
@@ -216,17 +216,42 @@ fn read_only_destination_is_refused() {
     assert!(dir_names(&dst).is_empty(), "files appeared in a read-only directory");
 }
 
+/// Runs one session from `src` into a fresh directory below `work`, each end with its own
+/// arguments and `ZCP_TOKEN` (or none), and returns both ends and the directory.
+fn session_with_tokens(
+    work: &Path,
+    src: &Path,
+    (recv_args, recv_token): (&[&str], Option<&str>),
+    (send_args, send_token): (&[&str], Option<&str>),
+) -> (Finished, Finished, PathBuf) {
+    let dst = tempfile::tempdir_in(work).expect("a destination").keep();
+    let receiver = Receiver::start_env(&dst, recv_args, &[(TOKEN_ENV, recv_token)]);
+    let sent = run(send_cmd(&[src], &receiver.dest(), send_args, &[(TOKEN_ENV, send_token)]));
+    (sent, receiver.wait(), dst)
+}
+
 #[test]
 fn no_auth_and_token_file_override_a_token_in_the_environment() {
     let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join(NAME);
+    let data = write_random_file(&src, 10_000, 4);
     let token_file = work.path().join("token");
     fs::write(&token_file, "from-the-file\n").expect("writing the token file");
     let file_arg = token_file.to_str().expect("a UTF-8 temp path");
-    for args in [&["--no-auth"][..], &["--token-file", file_arg]] {
-        let env = [(util::TOKEN_ENV, Some(util::TOKEN))];
-        match Receiver::try_start_env(&[], work.path(), args, &env) {
-            Ok(receiver) => drop(receiver.kill()),
-            Err(finished) => panic!("{args:?} with ZCP_TOKEN set: {}", finished.stderr),
-        }
+    let (no_auth, file, from_file) =
+        (&["--no-auth"][..], &["--token-file", file_arg][..], &["--token", "from-the-file"][..]);
+    // Each case gives one end ZCP_TOKEN beside the option that must win over it; the other end
+    // holds what that option means. Were ZCP_TOKEN to win, the ends would disagree (exit 8).
+    let cases = [
+        ("receiver --no-auth", (no_auth, Some(TOKEN)), (no_auth, None)),
+        ("sender --no-auth", (no_auth, None), (no_auth, Some(TOKEN))),
+        ("receiver --token-file", (file, Some(TOKEN)), (from_file, None)),
+        ("sender --token-file", (from_file, None), (file, Some(TOKEN))),
+    ];
+    for (case, recv, send) in cases {
+        let (sent, received, dst) = session_with_tokens(work.path(), &src, recv, send);
+        assert_eq!(sent.code(), Some(0), "{case} with ZCP_TOKEN set: sender:\n{}", sent.stderr);
+        assert_eq!(received.code(), Some(0), "{case}: receiver:\n{}", received.stderr);
+        assert_file_holds(&dst.join(NAME), &data, case);
     }
 }

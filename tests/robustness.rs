@@ -117,22 +117,24 @@ fn ctrl_c_stops_a_listening_sender_once_it_is_sending() {
 
 #[test]
 fn sizes_that_add_up_past_u64_are_refused_not_wrapped() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let receiver = Receiver::start(work.path(), &["--max-size", "1K"]);
-    let mut socket = zcp_client(receiver.addr());
-    let huge = Some(i64::MAX as u64);
-    let plan = offer(
-        &mut socket,
-        vec![file_entry(b"a", huge), file_entry(b"b", huge), file_entry(b"c", huge)],
-    );
-    for answer in &plan.answers {
-        assert!(
-            matches!(answer, Answer::Refuse { .. }),
-            "a plan past --max-size was accepted: {plan:?}"
-        );
+    // The wire allows sizes up to i64::MAX. Three of them wrap to a sum that is still huge;
+    // two and 3 bytes wrap to 1, which a wrapping sum would let past --max-size.
+    let wide = i64::MAX as u64;
+    for sizes in [[wide, wide, wide], [wide, wide, 3]] {
+        let work = tempfile::tempdir().expect("tempdir");
+        let receiver = Receiver::start(work.path(), &["--max-size", "1K"]);
+        let mut socket = zcp_client(receiver.addr());
+        let entries = [b"a", b"b", b"c"].iter().zip(sizes);
+        let plan = offer(&mut socket, entries.map(|(n, s)| file_entry(*n, Some(s))).collect());
+        for answer in &plan.answers {
+            assert!(
+                matches!(answer, Answer::Refuse { .. }),
+                "sizes {sizes:?}: a plan past --max-size was accepted: {plan:?}"
+            );
+        }
+        util::finish(&mut socket);
+        let received = receiver.wait();
+        assert_eq!(received.code(), Some(5), "sizes {sizes:?}: receiver:\n{}", received.stderr);
+        assert!(!received.stderr.contains("panicked"), "receiver:\n{}", received.stderr);
     }
-    util::finish(&mut socket);
-    let received = receiver.wait();
-    assert_eq!(received.code(), Some(5), "receiver:\n{}", received.stderr);
-    assert!(!received.stderr.contains("panicked"), "receiver:\n{}", received.stderr);
 }
