@@ -258,6 +258,7 @@ fn stop_mid_run(signal: nix::sys::signal::Signal, expected_code: i32) {
     let deadline = Instant::now() + LIMIT;
     while !has_run_dir(dir.path()) {
         assert!(Instant::now() < deadline, "the benchmark never started a run");
+        // Polling for the run directory, bounded by the deadline.
         thread::sleep(Duration::from_millis(20));
     }
     kill(Pid::from_raw(child.id() as i32), signal).expect("signalling the benchmark");
@@ -269,6 +270,7 @@ fn stop_mid_run(signal: nix::sys::signal::Signal, expected_code: i32) {
             let _ = child.kill();
             panic!("the benchmark did not stop after {signal}");
         }
+        // Polling for the exit, bounded by the deadline.
         thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(expected_code));

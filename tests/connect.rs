@@ -3,12 +3,11 @@
 //! out (exit 3, quickly).
 
 use std::net::{TcpListener, TcpStream};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
     ClosedPort, Process, assert_exit, assert_file_holds, assert_says, ipv6_loopback, run, send,
-    send_cmd, skip, subdir, write_random_file, zcp_command,
+    send_cmd, skip, subdir, unusable, wrapped, write_random_file, zcp_command,
 };
 
 const NAME: &str = "hop.bin";
@@ -56,19 +55,28 @@ fn ipv6_loopback_round_trips() {
 
 #[test]
 fn retry_waits_for_a_receiver_that_starts_later() {
+    // strace shows when the sender retries; zcp itself prints nothing then.
+    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
     let data = write_random_file(&src, 300_000, 3);
+    // Held, not released: the port refuses the sender and stays ours until zcp listens on it.
     let port = ClosedPort::new();
     let dest = port.dest();
-    let mut sender = Process::spawn(send_cmd(&[&src], &dest, &["--retry", "5"], &[]));
-    thread::sleep(Duration::from_millis(1500));
-    assert!(sender.running(), "the sender gave up before its receiver started");
+    let send = send_cmd(&[&src], &dest, &["--retry", "20"], &[]);
+    let mut sender = Process::spawn(wrapped(&["strace", "-f", "-e", "trace=connect"], &send));
+    // A second connect(2) is a retry: the first attempt was refused.
+    for _ in 0..2 {
+        sender.wait_line("connect(");
+    }
     let mut cmd = zcp_command(&["recv", "--listen", &dest, "--output"], &[]);
     cmd.arg(&dst);
     let mut recv = Process::spawn(cmd);
     recv.listening();
+    drop(port);
     let sent = sender.wait();
     let received = recv.wait();
     assert_exit(&sent, 0, "retrying sender");

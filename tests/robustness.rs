@@ -79,6 +79,7 @@ fn a_trickled_handshake_still_ends_at_the_deadline() {
         if socket.write_all(&[*byte]).is_err() {
             break;
         }
+        // Not synchronisation: the pace of the trickle is the scenario under test.
         std::thread::sleep(Duration::from_secs(2));
         if started.elapsed() > Duration::from_secs(20) {
             break;
@@ -104,7 +105,8 @@ fn ctrl_c_stops_a_listening_sender_once_it_is_sending() {
     let addr = sender.listening().to_string();
     let dst_arg = dst.to_str().expect("utf-8 path");
     let receiver = util::Process::start(&["recv", "--connect", &addr, "--output", dst_arg], &[]);
-    std::thread::sleep(Duration::from_millis(800));
+    // Sending: the first bytes reached the receiver's part file.
+    util::wait_for_bytes(&util::part_of(&dst, "slow.bin"), 1);
     let sent_at = Instant::now();
     sender.signal(nix::sys::signal::Signal::SIGINT);
     let sender = sender.wait_for(Duration::from_secs(10));

@@ -126,6 +126,7 @@ pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) 
     let deadline = Instant::now() + limit;
     while !ready() {
         assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        // Polling for the event, bounded by the deadline above.
         thread::sleep(Duration::from_millis(2));
     }
 }

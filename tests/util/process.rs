@@ -98,7 +98,7 @@ impl Process {
     }
 
     /// Waits for a stderr line for which `wanted` holds (described as `what`), as `wait_line`.
-    pub fn wait_line_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+    fn wait_line_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         match self.try_wait_line(&wanted) {
             Ok(line) => line,
             Err(f) => panic!("{} ended before printing {what:?}: {f:#?}", self.what),
@@ -168,6 +168,7 @@ impl Process {
                     let f = self.kill_and_collect();
                     panic!("{} still running after {limit:?}, killed: {f:#?}", self.what);
                 }
+                // Polling for the exit, bounded by the deadline above.
                 None => thread::sleep(Duration::from_millis(5)),
             }
         }
@@ -323,6 +324,20 @@ pub fn send_cmd(paths: &[&Path], dest: &str, extra: &[&str], env: &[EnvVar<'_>])
     args.push(dest.into());
     args.extend(extra.iter().map(OsString::from));
     zcp_command(&args, env)
+}
+
+/// `cmd` run as the last arguments of `wrapper` (e.g. strace), with the same environment.
+pub fn wrapped(wrapper: &[&str], cmd: &Command) -> Command {
+    let (program, rest) = wrapper.split_first().expect("a wrapper program");
+    let mut outer = Command::new(program);
+    outer.args(rest).arg(cmd.get_program()).args(cmd.get_args());
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(v) => outer.env(name, v),
+            None => outer.env_remove(name),
+        };
+    }
+    outer
 }
 
 /// Runs `cmd` to the end (failing after `SESSION`).

@@ -64,6 +64,7 @@ fn serve(listener: TcpListener, upstream: SocketAddr, fault: Fault) -> io::Resul
         match listener.accept() {
             Ok((client, _)) => break client,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                // Polling for the sender, bounded by the deadline above.
                 thread::sleep(Duration::from_millis(5))
             }
             Err(e) => return Err(e),
