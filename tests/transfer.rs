@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::util;
 use crate::util::{
-    FifoWriter, Receiver, assert_file_holds, dir_names, json_str, parse_json, pseudo_random, send,
-    subdir, write_random_file,
+    FifoWriter, Receiver, RecvMethod, SMALL_FILE, SendMethod, assert_file_holds, dir_names,
+    json_str, parse_json, pseudo_random, send, subdir, write_random_file,
 };
 use serde_json::Value;
 
@@ -27,7 +27,7 @@ const MODE: u32 = 0o640;
 /// file and splice to receive, except for files small enough to go in batches (buffered).
 fn expected_path<'a>(method: &'a str, auto: &'a str, bytes: usize) -> &'a str {
     match method {
-        "auto" if bytes as u64 <= zcp::copy::batch::SMALL_FILE => "buffered",
+        "auto" if bytes as u64 <= SMALL_FILE => "buffered",
         "auto" => auto,
         _ => method,
     }
@@ -121,7 +121,7 @@ impl Expected<'_> {
         for (key, count) in counts {
             assert_eq!(report[key], count, "{what}: {key}\n{report:#}");
         }
-        let batched = self.bytes as u64 <= zcp::copy::batch::SMALL_FILE;
+        let batched = self.bytes as u64 <= SMALL_FILE;
         let sides = [("send", self.send_method, "sendfile"), ("recv", self.recv_method, "splice")];
         for (side, method, zero_copy) in sides {
             assert_eq!(report[side]["bytes"], self.bytes, "{what}: {side}.bytes\n{report:#}");
@@ -187,7 +187,7 @@ fn every_method_pair_is_covered() {
             .map(|p| p.get_name().to_string())
             .collect()
     }
-    let (send, recv) = (names::<zcp::cli::SendMethod>(), names::<zcp::cli::RecvMethod>());
+    let (send, recv) = (names::<SendMethod>(), names::<RecvMethod>());
     assert_eq!(send, SEND_METHODS, "sender methods");
     assert_eq!(recv, RECV_METHODS, "receiver methods");
 }

@@ -28,7 +28,7 @@ pub use proxy::{Fault, Proxy, ProxyLog};
 // The library items the tests use, in one place: when a module of `src/` moves, only these
 // lines change.
 pub use zcp::auth::{self};
-pub use zcp::cli::Cli;
+pub use zcp::cli::{Cli, RecvMethod, SendMethod};
 pub use zcp::copy::batch::SMALL_FILE;
 pub use zcp::error::ExitCode;
 pub use zcp::protocol;
