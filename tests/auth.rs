@@ -2,21 +2,15 @@
 //! token, wrong and missing tokens, ends that disagree about `--no-auth`, and a recorded session
 //! replayed to a fresh receiver. A refused session must write nothing at all.
 
-mod common;
-mod support;
-
 use std::fs;
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{
-    EnvVar, Finished, TOKEN, TOKEN_ENV, assert_file_holds, dir_names, subdir, write_random_file,
-};
-use support::{
-    Fault, Proc, Proxy, assert_exit, assert_says, receiver, recv_cmd, run, send, send_cmd,
-    write_in_background,
+use crate::util::{
+    EnvVar, Fault, Finished, Proxy, Receiver, TOKEN, TOKEN_ENV, assert_exit, assert_file_holds,
+    assert_says, dir_names, run, send, send_cmd, subdir, write_in_background, write_random_file,
 };
 
 const NAME: &str = "secret.bin";
@@ -37,10 +31,9 @@ fn session(
     src: &Path,
     (send_args, send_env): (&[&str], &[EnvVar<'_>]),
 ) -> (Finished, Finished) {
-    let mut receiver = Proc::spawn(recv_cmd(dst, recv_args, recv_env));
-    let addr = receiver.listening().to_string();
-    let sent = run(send_cmd(src, &addr, send_args, send_env));
-    (sent, receiver.finish())
+    let receiver = Receiver::start_env(dst, recv_args, recv_env);
+    let sent = run(send_cmd(&[src], &receiver.dest(), send_args, send_env));
+    (sent, receiver.wait())
 }
 
 fn assert_round_trip(sent: &Finished, received: &Finished, dst: &Path, data: &[u8]) {
@@ -54,7 +47,7 @@ fn assert_nothing_written(dst: &Path) {
 }
 
 #[test]
-fn token_from_the_environment_on_both_ends() {
+pub(crate) fn token_from_the_environment_on_both_ends() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, data) = setup(work.path(), 100_000, 1);
     let env: &[EnvVar<'_>] = &[(TOKEN_ENV, Some(TOKEN))];
@@ -71,11 +64,15 @@ fn token_from_the_environment_on_both_ends() {
 fn token_from_a_file_on_both_ends() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, data) = setup(work.path(), 100_000, 2);
-    let token_file = work.path().join("token");
-    // Only the first line counts, trimmed.
-    fs::write(&token_file, format!("  {TOKEN}  \nignored second line\n")).expect("token file");
-    let args = ["--token-file", token_file.to_str().expect("a UTF-8 temp path")];
-    let (sent, received) = session(&dst, (&args, &[]), &src, (&args, &[]));
+    // Only the first line counts, trimmed: files that differ after it hold the same token.
+    let (recv_file, send_file) = (work.path().join("recv-token"), work.path().join("send-token"));
+    fs::write(&recv_file, format!("  {TOKEN}  \nthe receiver's notes\n")).expect("token file");
+    fs::write(&send_file, format!("{TOKEN}\nthe sender's notes\nand more\n")).expect("token file");
+    let arg = |file: &Path| ["--token-file".to_string(), file.display().to_string()];
+    let (recv_args, send_args) = (arg(&recv_file), arg(&send_file));
+    let recv_args: Vec<&str> = recv_args.iter().map(String::as_str).collect();
+    let send_args: Vec<&str> = send_args.iter().map(String::as_str).collect();
+    let (sent, received) = session(&dst, (&recv_args, &[]), &src, (&send_args, &[]));
     assert_round_trip(&sent, &received, &dst, &data);
 }
 
@@ -92,21 +89,20 @@ fn token_from_the_command_line_on_both_ends() {
 fn generated_token_is_printed_and_works() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, data) = setup(work.path(), 100_000, 4);
-    let mut receiver = Proc::spawn(recv_cmd(&dst, &[], &[(TOKEN_ENV, None)]));
-    let addr = receiver.listening();
-    let line = receiver.wait_line("token ");
+    let mut receiver = Receiver::start_env(&dst, &[], &[(TOKEN_ENV, None)]);
+    let line = receiver.process().wait_line("token ");
     let token = line.split_whitespace().nth(1).expect("a token after `token `").to_string();
     assert!(
         line.contains(&format!("ZCP_TOKEN={token}")),
         "the token line tells the sender what to set: {line:?}"
     );
-    let sent = run(send_cmd(&src, &addr.to_string(), &[], &[(TOKEN_ENV, Some(&token))]));
-    let received = receiver.finish();
+    let sent = run(send_cmd(&[&src], &receiver.dest(), &[], &[(TOKEN_ENV, Some(&token))]));
+    let received = receiver.wait();
     assert_round_trip(&sent, &received, &dst, &data);
 }
 
 #[test]
-fn wrong_token_exits_8_on_both_ends_and_writes_nothing() {
+pub(crate) fn wrong_token_exits_8_on_both_ends_and_writes_nothing() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), 100_000, 5);
     let (sent, received) =
@@ -163,23 +159,25 @@ fn replayed_session_is_refused() {
     let (src, dst, data) = setup(work.path(), 64 << 10, 9);
 
     // Record what a real sender writes through a proxy, in a session that succeeds.
-    let (mut first, addr) = receiver(&dst, &[]);
+    let first = Receiver::start(&dst, &[]);
+    let addr = first.addr();
     let proxy = Proxy::start(addr, Fault::Pass);
     let sent = send(&src, &proxy.dest(), &[]);
-    let received = first.finish();
+    let received = first.wait();
     let log = proxy.finish();
     assert_round_trip(&sent, &received, &dst, &data);
     assert!(log.from_sender.len() > 64 << 10, "the recording holds the whole session");
 
     // Replay it byte for byte to a fresh receiver with the same token.
     let replay_dst = subdir(work.path(), "replay");
-    let (mut second, addr) = receiver(&replay_dst, &[]);
+    let second = Receiver::start(&replay_dst, &[]);
+    let addr = second.addr();
     let mut socket = TcpStream::connect(addr).expect("connecting to the second receiver");
     socket.set_read_timeout(Some(Duration::from_secs(20))).expect("read timeout");
     let writer = write_in_background(&socket, log.from_sender);
     let mut answer = Vec::new();
     let _ = socket.read_to_end(&mut answer);
-    let received = second.finish();
+    let received = second.wait();
     drop(socket);
     writer.join().expect("replay writer");
     assert_exit(&received, 8, "receiver of the replay");

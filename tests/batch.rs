@@ -3,20 +3,17 @@
 //! never takes a spliced file's bytes. A damaged, cut or unwritable small file leaves nothing
 //! under its name.
 
-mod common;
-mod support;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{
-    Receiver, assert_file_holds, dir_names, end_file, file_entry, finish, json_file, json_str,
-    offer, outcome, parse_json, pseudo_random, send_paths, subdir, tree_listing, zcp_client,
+use crate::util;
+use crate::util::protocol::{self, Answer, Message, VerdictStatus};
+use crate::util::{
+    Receiver, SMALL_FILE, assert_file_holds, dir_names, end_file, file_entry, finish, json_file,
+    json_str, offer, parse_json, pseudo_random, send_paths, skip, subdir, tree_listing, zcp_client,
 };
-use support::Tmpfs;
-use zcp::copy::batch::SMALL_FILE;
-use zcp::protocol::{self, Answer, Message, VerdictStatus};
+use util::Tmpfs;
 
 /// A tree `mixed` whose files alternate between small and large, so that batches of small files
 /// end where a large one begins, in the middle of the receiver's reads. Returns each file's name
@@ -58,7 +55,7 @@ fn mixed_round_trip(send_method: &str, recv_method: &str) {
     let receiver = Receiver::start(&dst, &["--json", "--method", recv_method]);
     let sent =
         send_paths(&[&src.join("mixed")], &receiver.dest(), &["--json", "--method", send_method]);
-    let (code, stdout, stderr) = outcome(&sent);
+    let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "{what}: sender:\n{stderr}\nreceiver:\n{}", received.stderr);
     assert_eq!(received.code(), Some(0), "{what}: receiver:\n{}", received.stderr);
@@ -66,7 +63,7 @@ fn mixed_round_trip(send_method: &str, recv_method: &str) {
         assert_file_holds(&dst.join("mixed").join(name), data, &what);
     }
     assert_eq!(tree_listing(&dst), tree_listing(&src), "{what}: the trees differ");
-    let (sender, receiver) = (parse_json(&stdout, &stderr), received.json());
+    let (sender, receiver) = (parse_json(stdout, stderr), received.json());
     for (name, data) in &files {
         let path = format!("mixed/{name}");
         let send = match send_method {
@@ -109,10 +106,10 @@ fn the_reports_say_why_small_files_took_no_zero_copy_path() {
     mixed_tree(&src);
     let receiver = Receiver::start(&dst, &[]);
     let sent = send_paths(&[&src.join("mixed")], &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}");
-    for (end, text) in [("sender", &stderr), ("receiver", &received.stderr)] {
+    for (end, text) in [("sender", stderr), ("receiver", &received.stderr)] {
         assert!(text.contains("files took more than one path"), "{end}:\n{text}");
         assert!(text.contains("sendfile not used: files up to 64 KiB"), "{end}:\n{text}");
         assert!(text.contains("splice not used: files up to 64 KiB"), "{end}:\n{text}");
@@ -140,7 +137,7 @@ fn a_damaged_small_file_is_never_written_and_the_next_one_lands() {
     protocol::write_message(&mut socket, &start).expect("FILE_START");
     socket.write_all(&bad).expect("the file's bytes");
     end_file(&mut socket, b"not what was sent");
-    common::send_file(&mut socket, 1, 0, &good);
+    util::send_file(&mut socket, 1, 0, &good);
     let summary = finish(&mut socket);
     let statuses: Vec<VerdictStatus> = summary.verdicts.iter().map(|v| v.status).collect();
     assert_eq!(statuses, [VerdictStatus::ChecksumMismatch, VerdictStatus::Ok], "{summary:?}");
@@ -165,7 +162,7 @@ fn small_files_trickled_a_few_bytes_at_a_time_arrive_whole() {
         let start = Message::FileStart { index: i as u32, offset: 0 };
         stream.extend(protocol::frame(&start));
         stream.extend_from_slice(data);
-        let end = zcp::protocol::FileEnd { xxh3: xxhash_rust::xxh3::xxh3_128(data) };
+        let end = util::protocol::FileEnd { xxh3: xxhash_rust::xxh3::xxh3_128(data) };
         stream.extend(protocol::frame(&Message::FileEnd(end)));
     }
     socket.set_nodelay(true).expect("TCP_NODELAY");
@@ -187,7 +184,7 @@ fn a_connection_cut_inside_a_small_file_leaves_nothing_under_its_name() {
     let dst = subdir(work.path(), "dst");
     let (first, second) = (pseudo_random(500, 3), pseudo_random(40_000, 4));
     let (receiver, mut socket) = client_for(&dst, &[(b"first", &first), (b"second", &second)]);
-    common::send_file(&mut socket, 0, 0, &first);
+    util::send_file(&mut socket, 0, 0, &first);
     let start = Message::FileStart { index: 1, offset: 0 };
     protocol::write_message(&mut socket, &start).expect("FILE_START");
     socket.write_all(&second[..10_000]).expect("part of the file");
@@ -216,11 +213,11 @@ fn a_tree_of_small_files_round_trips_with_modes_and_mtimes() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let tree = small_tree(&src, 600, 1000, 3);
-    common::set_mode(&tree.join("d1").join("f0001"), 0o600);
-    common::set_mode(&tree.join("d2").join("f0002"), 0o755);
+    util::set_mode(&tree.join("d1").join("f0001"), 0o600);
+    util::set_mode(&tree.join("d2").join("f0002"), 0o755);
     let receiver = Receiver::start(&dst, &["--json"]);
     let sent = send_paths(&[&tree], &receiver.dest(), &["--json"]);
-    let (code, stdout, stderr) = outcome(&sent);
+    let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
@@ -233,7 +230,7 @@ fn a_tree_of_small_files_round_trips_with_modes_and_mtimes() {
         assert_eq!(ma.modified().ok(), mb.modified().ok(), "{}: mtime", rel.display());
         assert_eq!(ma.permissions(), mb.permissions(), "{}: mode", rel.display());
     }
-    let report = parse_json(&stdout, &stderr);
+    let report = parse_json(stdout, stderr);
     assert_eq!(report["files_sent"], 600, "{report:#}");
     assert_eq!(json_str(&report, "/send/path"), "buffered", "{report:#}");
     assert_eq!(json_str(&report, "/recv/path"), "buffered", "{report:#}");
@@ -248,12 +245,12 @@ fn running_out_of_inodes_stops_small_files_with_exit_7_and_nothing_half_written(
     // `d0` take 3, so the 6th file cannot be created, after the plan said yes.
     let disk = match Tmpfs::mount(&subdir(work.path(), "small"), "1m,nr_inodes=8") {
         Ok(disk) => disk,
-        Err(why) => return eprintln!("skipped: cannot mount a small tmpfs (needs root): {why}"),
+        Err(why) => return skip(&format!("cannot mount a small tmpfs (needs root): {why}")),
     };
     let tree = small_tree(&src, 10, 20_000, 1);
     let receiver = Receiver::start(disk.path(), &[]);
     let sent = send_paths(&[&tree], &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(received.code(), Some(7), "receiver:\n{}", received.stderr);
     assert!(received.stderr.contains("No space left"), "receiver:\n{}", received.stderr);
@@ -293,15 +290,15 @@ fn a_default_acl_does_not_change_a_small_files_mode() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     if let Err(why) = default_acl_without_other(&dst) {
-        return eprintln!("skipped: cannot set a default ACL here: {why}");
+        return skip(&format!("cannot set a default ACL here: {why}"));
     }
     for (name, len) in [("small", 100), ("large", SMALL_FILE as usize + 1)] {
         fs::write(src.join(name), pseudo_random(len, 7)).expect("write");
-        common::set_mode(&src.join(name), 0o644);
+        util::set_mode(&src.join(name), 0o644);
     }
     let receiver = Receiver::start(&dst, &[]);
     let sent = send_paths(&[&src.join("small"), &src.join("large")], &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
@@ -320,15 +317,15 @@ fn a_file_gone_after_the_walk_fails_the_session_but_the_files_before_it_land() {
     // A listening sender has walked the tree before its receiver comes.
     let mut args = vec!["send".into(), tree.clone().into_os_string()];
     args.extend(["--listen", "127.0.0.1:0"].map(Into::into));
-    let mut sender = support::Proc::spawn(support::zcp(&args, &[]));
+    let mut sender = util::Process::spawn(util::zcp_command(&args, &[]));
     let addr = sender.listening();
     fs::remove_file(&gone).expect("removing a file after the walk");
-    let mut recv = support::zcp(&["recv", "--connect", &addr.to_string(), "--output"], &[]);
+    let mut recv = util::zcp_command(&["recv", "--connect", &addr.to_string(), "--output"], &[]);
     recv.arg(&dst);
-    let received = support::run(recv);
-    let sent = sender.finish();
-    support::assert_exit(&sent, 7, "sender");
-    support::assert_says(&sent, "f0050", "sender");
+    let received = util::run(recv);
+    let sent = sender.wait();
+    util::assert_exit(&sent, 7, "sender");
+    util::assert_says(&sent, "f0050", "sender");
     assert_ne!(received.code(), Some(0), "receiver:\n{}", received.stderr);
     let landed = dir_names(&dst.join("tree").join("d0"));
     let expected: Vec<String> = (0..50).map(|f| format!("f{f:04}")).collect();

@@ -15,7 +15,8 @@ use predicates::str::contains;
 use serde_json::Value;
 use tempfile::TempDir;
 
-const ZCP: &str = env!("CARGO_BIN_EXE_zcp");
+use crate::util::{ZCP, skip};
+
 /// A whole small benchmark, debug build, loaded machine.
 const LIMIT: Duration = Duration::from_secs(180);
 const DEFAULT_PAIRS: [&str; 3] = ["sendfile:splice", "splice:splice", "buffered:buffered"];
@@ -118,7 +119,7 @@ fn a_tree_is_benchmarked_in_files_per_second_against_tar_and_nc() {
     let tar = pair(&report, "tar | nc");
     match tar["status"].as_str() {
         Some("ok") => assert!(tar["files_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{tar:#}"),
-        Some("not installed") => eprintln!("tar or nc is not installed: the row says so"),
+        Some("not installed") => skip("tar or nc is not installed (the row says so)"),
         _ => panic!("tar | nc failed: {tar:#}"),
     }
     let table = stderr(&assert);
@@ -257,6 +258,7 @@ fn stop_mid_run(signal: nix::sys::signal::Signal, expected_code: i32) {
     let deadline = Instant::now() + LIMIT;
     while !has_run_dir(dir.path()) {
         assert!(Instant::now() < deadline, "the benchmark never started a run");
+        // Polling for the run directory, bounded by the deadline.
         thread::sleep(Duration::from_millis(20));
     }
     kill(Pid::from_raw(child.id() as i32), signal).expect("signalling the benchmark");
@@ -268,6 +270,7 @@ fn stop_mid_run(signal: nix::sys::signal::Signal, expected_code: i32) {
             let _ = child.kill();
             panic!("the benchmark did not stop after {signal}");
         }
+        // Polling for the exit, bounded by the deadline.
         thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(expected_code));
@@ -313,7 +316,7 @@ fn a_failing_tar_pipeline_leaves_no_process_behind() {
     use std::os::unix::fs::PermissionsExt;
     let Some(real_nc) = ["/usr/bin/nc", "/bin/nc"].into_iter().find(|p| Path::new(p).exists())
     else {
-        return eprintln!("skipped: nc is not installed");
+        return skip("nc is not installed");
     };
     let dir = TempDir::new().unwrap();
     let tools = TempDir::new().unwrap();

@@ -2,15 +2,13 @@
 //! a sender that retries until its receiver comes up, and connections that are refused or time
 //! out (exit 3, quickly).
 
-mod common;
-mod support;
-
 use std::net::{TcpListener, TcpStream};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{assert_file_holds, subdir, write_random_file};
-use support::{Proc, assert_exit, assert_says, free_port, run, send, send_cmd, zcp};
+use crate::util::{
+    ClosedPort, Process, assert_exit, assert_file_holds, assert_says, ipv6_loopback, run, send,
+    send_cmd, skip, subdir, unusable, wrapped, write_random_file, zcp_command,
+};
 
 const NAME: &str = "hop.bin";
 
@@ -22,13 +20,13 @@ fn reverse_connection_round_trips_with_auth() {
     let data = write_random_file(&src, 300_000, 1);
     let mut args = vec!["send".into(), src.into_os_string()];
     args.extend(["--listen", "127.0.0.1:0"].map(Into::into));
-    let mut sender = Proc::spawn(zcp(&args, &[]));
+    let mut sender = Process::spawn(zcp_command(&args, &[]));
     let addr = sender.listening();
 
-    let mut recv = zcp(&["recv", "--connect", &addr.to_string(), "--output"], &[]);
+    let mut recv = zcp_command(&["recv", "--connect", &addr.to_string(), "--output"], &[]);
     recv.arg(&dst);
     let received = run(recv);
-    let sent = sender.finish();
+    let sent = sender.wait();
     assert_exit(&sent, 0, "listening sender");
     assert_exit(&received, 0, "connecting receiver");
     assert_file_holds(&dst.join(NAME), &data, "the reverse transfer");
@@ -36,21 +34,20 @@ fn reverse_connection_round_trips_with_auth() {
 
 #[test]
 fn ipv6_loopback_round_trips() {
-    if let Err(e) = TcpListener::bind("[::1]:0") {
-        eprintln!("skipped: cannot bind [::1] here: {e}");
-        return;
+    if let Err(why) = ipv6_loopback() {
+        return skip(&why);
     }
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
     let data = write_random_file(&src, 300_000, 2);
-    let mut cmd = zcp(&["recv", "--listen", "[::1]:0", "--output"], &[]);
+    let mut cmd = zcp_command(&["recv", "--listen", "[::1]:0", "--output"], &[]);
     cmd.arg(&dst);
-    let mut recv = Proc::spawn(cmd);
+    let mut recv = Process::spawn(cmd);
     let addr = recv.listening();
     assert!(addr.is_ipv6(), "listening on {addr}");
     let sent = send(&src, &format!("[::1]:{}", addr.port()), &[]);
-    let received = recv.finish();
+    let received = recv.wait();
     assert_exit(&sent, 0, "sender");
     assert_exit(&received, 0, "receiver");
     assert_file_holds(&dst.join(NAME), &data, "the IPv6 transfer");
@@ -58,36 +55,47 @@ fn ipv6_loopback_round_trips() {
 
 #[test]
 fn retry_waits_for_a_receiver_that_starts_later() {
+    // strace shows when the sender retries; zcp itself prints nothing then.
+    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
     let data = write_random_file(&src, 300_000, 3);
-    let port = free_port();
-    let dest = format!("127.0.0.1:{port}");
-    let mut sender = Proc::spawn(send_cmd(&src, &dest, &["--retry", "5"], &[]));
-    thread::sleep(Duration::from_millis(1500));
-    assert!(sender.running(), "the sender gave up before its receiver started");
-    let mut cmd = zcp(&["recv", "--listen", &dest, "--output"], &[]);
+    // Held, not released: the port refuses the sender and stays ours until zcp listens on it.
+    let port = ClosedPort::new();
+    let dest = port.dest();
+    let send = send_cmd(&[&src], &dest, &["--retry", "20"], &[]);
+    let mut sender = Process::spawn(wrapped(&["strace", "-f", "-e", "trace=connect"], &send));
+    // A second connect(2) is a retry: the first attempt was refused.
+    for _ in 0..2 {
+        sender.wait_line("connect(");
+    }
+    let mut cmd = zcp_command(&["recv", "--listen", &dest, "--output"], &[]);
     cmd.arg(&dst);
-    let mut recv = Proc::spawn(cmd);
+    let mut recv = Process::spawn(cmd);
     recv.listening();
-    let sent = sender.finish();
-    let received = recv.finish();
+    drop(port);
+    let sent = sender.wait();
+    let received = recv.wait();
     assert_exit(&sent, 0, "retrying sender");
     assert_exit(&received, 0, "late receiver");
     assert_file_holds(&dst.join(NAME), &data, "the transfer after retries");
 }
 
 #[test]
-fn connection_refused_exits_3_on_either_end() {
+pub(crate) fn connection_refused_exits_3_on_either_end() {
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);
     write_random_file(&src, 1000, 4);
-    let dest = format!("127.0.0.1:{}", free_port());
+    let closed = ClosedPort::new();
+    let dest = closed.dest();
     let sent = send(&src, &dest, &[]);
     assert_exit(&sent, 3, "sender");
     assert_says(&sent, "refused", "sender");
-    let mut recv = zcp(&["recv", "--connect", &dest, "--output"], &[]);
+    assert_says(&sent, &dest, "sender");
+    let mut recv = zcp_command(&["recv", "--connect", &dest, "--output"], &[]);
     recv.arg(work.path());
     let received = run(recv);
     assert_exit(&received, 3, "connecting receiver");
@@ -114,8 +122,7 @@ fn unanswering_listener() -> Option<(TcpListener, Vec<TcpStream>)> {
 #[test]
 fn connect_timeout_gives_up_with_exit_3() {
     let Some((listener, _queued)) = unanswering_listener() else {
-        eprintln!("skipped: could not fill a listener's accept queue to make connect hang");
-        return;
+        return skip("could not fill a listener's accept queue to make connect hang");
     };
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);

@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
@@ -13,7 +13,8 @@ use predicates::str::contains;
 use serde_json::Value;
 use tempfile::TempDir;
 
-const ZCP: &str = env!("CARGO_BIN_EXE_zcp");
+use crate::util::{ZCP, set_mtime};
+
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn doctor(args: &[&Path]) -> Assert {
@@ -105,6 +106,19 @@ fn a_missing_path_is_named_with_exit_code_7() {
 #[test]
 fn a_missing_path_stops_before_any_probe() {
     let dir = TempDir::new().unwrap();
-    doctor(&[dir.path(), Path::new("/no/such/path")]).code(7);
+    // A probe creates and removes scratch files in the directory, which moves its mtime.
+    let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    set_mtime(dir.path(), long_ago);
+    let assert = Command::new(ZCP)
+        .args(["doctor", "--json"])
+        .arg(dir.path())
+        .arg("/no/such/path")
+        .timeout(LIMIT)
+        .assert()
+        .code(7)
+        .stderr(contains("/no/such/path"));
+    assert!(assert.get_output().stdout.is_empty(), "findings were printed for a missing path");
+    let mtime = fs::metadata(dir.path()).unwrap().modified().unwrap();
+    assert_eq!(mtime, long_ago, "a directory was probed before the missing path was rejected");
     assert!(names_in(dir.path()).is_empty());
 }

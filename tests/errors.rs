@@ -2,20 +2,18 @@
 //! missing sources, refused destinations. Each checks the exit code, the error text, and what
 //! is (not) left on disk.
 
-mod common;
-
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{
-    Receiver, assert_file_holds, closed_port_dest, dir_names, outcome, send, spawn_send, subdir,
-    wait_until, write_random_file,
+use crate::util;
+use crate::util::{
+    ClosedPort, Finished, Process, ReadOnlyMount, Receiver, TOKEN, TOKEN_ENV, assert_file_holds,
+    dir_names, run, send, send_cmd, skip, subdir, wait_until, write_random_file,
 };
 
 const NAME: &str = "payload.bin";
@@ -38,7 +36,7 @@ fn receiver_turns_away(garbage: &[u8]) {
 }
 
 #[test]
-fn receiver_turns_away_a_line_of_text() {
+pub(crate) fn receiver_turns_away_a_line_of_text() {
     receiver_turns_away(b"hello\n");
 }
 
@@ -67,9 +65,9 @@ fn sender_turns_away_an_http_server() {
         Ok(magic.to_vec())
     });
     let sent = send(&src, &dest, &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let greeting = answer.join().expect("fake server thread").expect("fake server I/O");
-    assert_eq!(greeting, zcp::protocol::MAGIC, "the sender greets with the magic first");
+    assert_eq!(greeting, util::protocol::MAGIC, "the sender greets with the magic first");
     assert_eq!(code, Some(4), "sender:\n{stderr}");
     assert!(stderr.contains("not a zcp peer"), "sender should say so:\n{stderr}");
 }
@@ -83,7 +81,7 @@ fn killed_sender_leaves_nothing_under_the_final_name() {
     File::create(&src).and_then(|f| f.set_len(200 << 20)).expect("creating the source");
     let receiver = Receiver::start(&dst, &[]);
     let extra = ["--method", "buffered", "--buffer-size", "4K", "--quiet"];
-    let mut sender = spawn_send(&[&src], &receiver.dest(), &extra);
+    let sender = Process::spawn(send_cmd(&[&src], &receiver.dest(), &extra, &[]));
     let part = dst.join(format!(".{NAME}.zcp-part"));
     wait_until(Duration::from_secs(10), "data in the part file", || {
         fs::metadata(&part).map_or(0, |m| m.len()) > 0
@@ -107,30 +105,17 @@ fn killed_sender_leaves_nothing_under_the_final_name() {
 }
 
 #[test]
-fn connection_refused_exits_3() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let src = work.path().join(NAME);
-    write_random_file(&src, 10, 2);
-    let dest = closed_port_dest();
-    let sent = send(&src, &dest, &[]);
-    let (code, _, stderr) = outcome(&sent);
-    assert_eq!(code, Some(3), "sender:\n{stderr}");
-    assert!(stderr.contains("refused"), "sender should say the connection was refused:\n{stderr}");
-    assert!(stderr.contains(&dest), "sender should name the address:\n{stderr}");
-}
-
-#[test]
-fn missing_source_exits_7_naming_it() {
+pub(crate) fn missing_source_exits_7_naming_it() {
     let work = tempfile::tempdir().expect("tempdir");
     let missing = work.path().join("no-such-file.bin");
-    let sent = send(&missing, &closed_port_dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let sent = send(&missing, &ClosedPort::new().dest(), &[]);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     assert_eq!(code, Some(7), "sender:\n{stderr}");
     assert!(stderr.contains(&missing.display().to_string()), "the path is named:\n{stderr}");
 }
 
 #[test]
-fn existing_target_is_refused_without_force() {
+pub(crate) fn existing_target_is_refused_without_force() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
@@ -139,7 +124,7 @@ fn existing_target_is_refused_without_force() {
 
     let receiver = Receiver::start(&dst, &[]);
     let sent = send(&src, &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(5), "sender:\n{stderr}");
     assert!(stderr.contains("exists"), "sender should say the file exists:\n{stderr}");
@@ -159,7 +144,7 @@ fn existing_target_is_replaced_with_force() {
 
     let receiver = Receiver::start(&dst, &["--force"]);
     let sent = send(&src, &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
@@ -199,50 +184,9 @@ fn output_under_a_regular_file_fails_before_listening() {
     let file = work.path().join("plain.txt");
     fs::write(&file, b"not a directory\n").expect("writing the file");
     let (code, stderr) = fails_before_listening(&file.join("out.bin"));
-    assert_ne!(code, Some(0), "receiver:\n{stderr}");
+    assert_eq!(code, Some(7), "a file in the way is a local file error:\n{stderr}");
     assert!(stderr.to_lowercase().contains("not a directory"), "receiver:\n{stderr}");
     assert_file_holds(&file, b"not a directory\n", "the regular file");
-}
-
-#[test]
-fn output_under_a_regular_file_exits_7_like_a_missing_directory() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("plain.txt");
-    fs::write(&file, b"x").expect("writing the file");
-    let (code, stderr) = fails_before_listening(&file.join("out.bin"));
-    assert_eq!(code, Some(7), "receiver:\n{stderr}");
-}
-
-/// A directory bind-mounted read-only onto itself; unmounted on drop.
-struct ReadOnlyMount(PathBuf);
-
-impl ReadOnlyMount {
-    /// Mounts it, or says why it cannot (bind mounts need privileges).
-    fn new(dir: &Path) -> Result<ReadOnlyMount, String> {
-        let run = |args: &[&str]| -> Result<(), String> {
-            let out = Command::new("mount")
-                .args(args)
-                .arg(dir)
-                .arg(dir)
-                .output()
-                .map_err(|e| format!("running mount: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!("mount {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
-            }
-        };
-        run(&["--bind"])?;
-        let mount = ReadOnlyMount(dir.to_path_buf());
-        run(&["-o", "remount,bind,ro"])?;
-        Ok(mount)
-    }
-}
-
-impl Drop for ReadOnlyMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]
@@ -254,18 +198,16 @@ fn read_only_destination_is_refused() {
     let _mount = match ReadOnlyMount::new(&dst) {
         Ok(m) => m,
         Err(why) => {
-            eprintln!("skipping read_only_destination_is_refused: no read-only bind mount: {why}");
-            return;
+            return skip(&format!("no read-only bind mount: {why}"));
         }
     };
     // Root ignores permission bits, not a read-only mount: check that it really bites.
     if File::create(dst.join("probe")).is_ok() {
-        eprintln!("skipping read_only_destination_is_refused: the mount is still writable");
-        return;
+        return skip("the read-only bind mount is still writable");
     }
     let receiver = Receiver::start(&dst, &[]);
     let sent = send(&src, &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(5), "sender:\n{stderr}");
     assert!(stderr.contains("cannot create"), "sender should say why:\n{stderr}");
@@ -274,17 +216,42 @@ fn read_only_destination_is_refused() {
     assert!(dir_names(&dst).is_empty(), "files appeared in a read-only directory");
 }
 
+/// Runs one session from `src` into a fresh directory below `work`, each end with its own
+/// arguments and `ZCP_TOKEN` (or none), and returns both ends and the directory.
+fn session_with_tokens(
+    work: &Path,
+    src: &Path,
+    (recv_args, recv_token): (&[&str], Option<&str>),
+    (send_args, send_token): (&[&str], Option<&str>),
+) -> (Finished, Finished, PathBuf) {
+    let dst = tempfile::tempdir_in(work).expect("a destination").keep();
+    let receiver = Receiver::start_env(&dst, recv_args, &[(TOKEN_ENV, recv_token)]);
+    let sent = run(send_cmd(&[src], &receiver.dest(), send_args, &[(TOKEN_ENV, send_token)]));
+    (sent, receiver.wait(), dst)
+}
+
 #[test]
 fn no_auth_and_token_file_override_a_token_in_the_environment() {
     let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join(NAME);
+    let data = write_random_file(&src, 10_000, 4);
     let token_file = work.path().join("token");
     fs::write(&token_file, "from-the-file\n").expect("writing the token file");
     let file_arg = token_file.to_str().expect("a UTF-8 temp path");
-    for args in [&["--no-auth"][..], &["--token-file", file_arg]] {
-        let env = [(common::TOKEN_ENV, Some(common::TOKEN))];
-        match Receiver::try_start_env(&[], work.path(), args, &env) {
-            Ok(receiver) => drop(receiver.kill()),
-            Err(finished) => panic!("{args:?} with ZCP_TOKEN set: {}", finished.stderr),
-        }
+    let (no_auth, file, from_file) =
+        (&["--no-auth"][..], &["--token-file", file_arg][..], &["--token", "from-the-file"][..]);
+    // Each case gives one end ZCP_TOKEN beside the option that must win over it; the other end
+    // holds what that option means. Were ZCP_TOKEN to win, the ends would disagree (exit 8).
+    let cases = [
+        ("receiver --no-auth", (no_auth, Some(TOKEN)), (no_auth, None)),
+        ("sender --no-auth", (no_auth, None), (no_auth, Some(TOKEN))),
+        ("receiver --token-file", (file, Some(TOKEN)), (from_file, None)),
+        ("sender --token-file", (from_file, None), (file, Some(TOKEN))),
+    ];
+    for (case, recv, send) in cases {
+        let (sent, received, dst) = session_with_tokens(work.path(), &src, recv, send);
+        assert_eq!(sent.code(), Some(0), "{case} with ZCP_TOKEN set: sender:\n{}", sent.stderr);
+        assert_eq!(received.code(), Some(0), "{case}: receiver:\n{}", received.stderr);
+        assert_file_holds(&dst.join(NAME), &data, case);
     }
 }

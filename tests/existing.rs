@@ -2,15 +2,13 @@
 //! lists each refusal and exits 5, the other files still land), replaced with `--force`,
 //! skipped with `--skip-existing` when size and mtime match and refused when they differ.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use common::{
-    Finished, Receiver, assert_file_holds, json_file, outcome, parse_json, send_paths, set_mtime,
-    subdir, tree_listing,
+use crate::util::{
+    Finished, Receiver, assert_file_holds, json_file, parse_json, send_paths, set_mtime, subdir,
+    tree_listing,
 };
 use serde_json::Value;
 
@@ -60,9 +58,9 @@ fn run(scene: &Scene, recv_args: &[&str]) -> (Option<i32>, String, Value, Finish
     args.extend_from_slice(recv_args);
     let receiver = Receiver::start(&scene.dst, &args);
     let sent = send_paths(&[&scene.top], &receiver.dest(), &["--json"]);
-    let (code, stdout, stderr) = outcome(&sent);
+    let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);
     let received = receiver.wait();
-    (code, stderr.clone(), parse_json(&stdout, &stderr), received)
+    (code, stderr.clone(), parse_json(stdout, stderr), received)
 }
 
 fn status<'a>(report: &'a Value, name: &str) -> &'a str {

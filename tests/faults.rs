@@ -3,24 +3,19 @@
 //! stopping a receiver. Each ends with a documented exit code, a clear message, no panic, and
 //! nothing under a final name that should not be there.
 
-mod common;
-mod support;
-
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use zcp::protocol::{self, ErrorCode, Message};
 
-use common::{
-    assert_file_holds, dir_names, file_entry, json_u64, offer, subdir, write_random_file,
-    zcp_client,
-};
-use support::{
-    Fault, Proc, Proxy, Rng, assert_exit, assert_no_panic, assert_says, final_names, part_of,
-    receiver, run, send, send_cmd, wait_for_bytes,
+use crate::util;
+use crate::util::protocol::{self, ErrorCode, Message};
+use crate::util::{
+    Fault, Process, Proxy, Receiver, Rng, assert_exit, assert_file_holds, assert_no_panic,
+    assert_says, dir_names, file_entry, final_names, json_u64, offer, part_of, run, send, send_cmd,
+    subdir, wait_for_bytes, write_random_file, zcp_client,
 };
 
 const NAME: &str = "payload.bin";
@@ -33,14 +28,14 @@ const OFFER: u8 = 0x01;
 /// frame (protocol violation), exits 4 saying `why`, and writes nothing.
 fn assert_refused_as_protocol_violation(
     mut client: TcpStream,
-    mut recv: Proc,
+    recv: Receiver,
     dst: &Path,
     why: &str,
 ) {
     let answer = protocol::read_message(&mut client);
     // Hanging up ends the receiver's wait for our last bytes at once.
     drop(client);
-    let received = recv.finish();
+    let received = recv.wait();
     assert_exit(&received, 4, "receiver");
     assert_says(&received, why, "receiver");
     match answer {
@@ -53,8 +48,9 @@ fn assert_refused_as_protocol_violation(
 }
 
 /// A receiver into a fresh `dst`, and an authenticated protocol client connected to it.
-fn hostile_setup(dst: &Path, extra: &[&str]) -> (Proc, TcpStream) {
-    let (recv, addr) = receiver(dst, extra);
+fn hostile_setup(dst: &Path, extra: &[&str]) -> (Receiver, TcpStream) {
+    let recv = Receiver::start(dst, extra);
+    let addr = recv.addr();
     (recv, zcp_client(addr))
 }
 
@@ -95,10 +91,11 @@ fn manifest_over_the_entry_cap_is_refused() {
 #[test]
 fn silent_connection_times_out_after_the_handshake_timeout() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (mut recv, addr) = receiver(work.path(), &[]);
+    let recv = Receiver::start(work.path(), &[]);
+    let addr = recv.addr();
     let started = Instant::now();
     let _silent = TcpStream::connect(addr).expect("connecting");
-    let received = recv.finish_within(Duration::from_secs(30));
+    let received = recv.wait_for(Duration::from_secs(30));
     let waited = started.elapsed();
     assert_exit(&received, 3, "receiver");
     assert_says(&received, "nothing arrived for 10 s", "receiver");
@@ -110,14 +107,14 @@ fn silent_connection_times_out_after_the_handshake_timeout() {
 #[test]
 fn idle_timeout_during_data_keeps_the_part_file() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (mut recv, mut client) = hostile_setup(work.path(), &["--idle-timeout", "1"]);
-    let data = common::pseudo_random(MIB, 11);
+    let (recv, mut client) = hostile_setup(work.path(), &["--idle-timeout", "1"]);
+    let data = util::pseudo_random(MIB, 11);
     offer(&mut client, vec![file_entry(NAME.as_bytes(), Some(data.len() as u64))]);
     protocol::write_message(&mut client, &Message::FileStart { index: 0, offset: 0 })
         .expect("sending FILE_START");
     client.write_all(&data[..1000]).expect("sending the first bytes");
     // Then nothing: the receiver must give up on its own, with the connection still open.
-    let received = recv.finish_within(Duration::from_secs(20));
+    let received = recv.wait_for(Duration::from_secs(20));
     assert_exit(&received, 3, "receiver");
     assert_says(&received, "--idle-timeout", "receiver");
     let part = part_of(work.path(), NAME);
@@ -143,11 +140,12 @@ fn through_proxy(
     src: &Path,
     dst: &Path,
     fault: Fault,
-) -> (common::Finished, common::Finished, support::ProxyLog) {
-    let (mut recv, addr) = receiver(dst, &[]);
+) -> (util::Finished, util::Finished, util::ProxyLog) {
+    let recv = Receiver::start(dst, &[]);
+    let addr = recv.addr();
     let proxy = Proxy::start(addr, fault);
     let sent = send(src, &proxy.dest(), &[]);
-    let received = recv.finish();
+    let received = recv.wait();
     (sent, received, proxy.finish())
 }
 
@@ -169,9 +167,10 @@ fn cut_connection_fails_both_ends_then_resumes() {
     let kept = std::fs::metadata(part_of(&dst, NAME)).map_or(0, |m| m.len());
     assert!(kept > 0, "no partial data kept after {cut} bytes");
 
-    let (mut recv, addr) = receiver(&dst, &[]);
-    let resumed = run(send_cmd(&src, &addr.to_string(), &["--json"], &[]));
-    let received = recv.finish();
+    let recv = Receiver::start(&dst, &[]);
+    let addr = recv.addr();
+    let resumed = run(send_cmd(&[&src], &addr.to_string(), &["--json"], &[]));
+    let received = recv.wait();
     assert_exit(&resumed, 0, "resuming sender");
     assert_exit(&received, 0, "resuming receiver");
     assert_eq!(json_u64(&resumed.json(), "/resumed_bytes"), kept, "resumed from the part file");
@@ -180,7 +179,7 @@ fn cut_connection_fails_both_ends_then_resumes() {
 }
 
 #[test]
-fn flipped_byte_is_a_checksum_mismatch_on_both_ends() {
+pub(crate) fn flipped_byte_is_a_checksum_mismatch_on_both_ends() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
@@ -196,29 +195,31 @@ fn flipped_byte_is_a_checksum_mismatch_on_both_ends() {
 }
 
 #[test]
-fn sigterm_stops_a_keep_open_receiver_with_143_and_a_summary() {
+pub(crate) fn sigterm_stops_a_keep_open_receiver_with_143_and_a_summary() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
     let data = write_random_file(&src, 100_000, 41);
-    let (mut recv, addr) = receiver(&dst, &["--keep-open"]);
+    let mut recv = Receiver::start(&dst, &["--keep-open"]);
+    let addr = recv.addr();
     let sent = send(&src, &addr.to_string(), &[]);
     assert_exit(&sent, 0, "sender");
-    assert!(recv.running(), "a --keep-open receiver stopped after one session");
-    recv.signal(Signal::SIGTERM);
-    let received = recv.finish_within(Duration::from_secs(15));
+    assert!(recv.process().running(), "a --keep-open receiver stopped after one session");
+    recv.process().signal(Signal::SIGTERM);
+    let received = recv.wait_for(Duration::from_secs(15));
     assert_exit(&received, 143, "receiver");
     assert_says(&received, "served 1 sessions, 0 failed, stopped by SIGTERM", "receiver");
     assert_file_holds(&dst.join(NAME), &data, "the file received before SIGTERM");
 }
 
 /// Starts a rate-limited sender of 8 MiB to a fresh receiver and waits until data arrives.
-fn slow_session(work: &Path) -> (Proc, Proc, std::path::PathBuf) {
+fn slow_session(work: &Path) -> (Receiver, Process, std::path::PathBuf) {
     let (src_dir, dst) = (subdir(work, "src"), subdir(work, "dst"));
     let src = src_dir.join(NAME);
     write_random_file(&src, 8 * MIB, 51);
-    let (recv, addr) = receiver(&dst, &[]);
-    let sender = Proc::spawn(send_cmd(&src, &addr.to_string(), &["--limit-rate", "4M"], &[]));
+    let recv = Receiver::start(&dst, &[]);
+    let addr = recv.addr();
+    let sender = Process::spawn(send_cmd(&[&src], &addr.to_string(), &["--limit-rate", "4M"], &[]));
     wait_for_bytes(&part_of(&dst, NAME), 256 << 10);
     (recv, sender, dst)
 }
@@ -226,10 +227,10 @@ fn slow_session(work: &Path) -> (Proc, Proc, std::path::PathBuf) {
 #[test]
 fn sigint_mid_transfer_exits_130_and_tells_the_sender() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (mut recv, mut sender, dst) = slow_session(work.path());
-    recv.signal(Signal::SIGINT);
-    let received = recv.finish_within(Duration::from_secs(15));
-    let sent = sender.finish_within(Duration::from_secs(15));
+    let (mut recv, sender, dst) = slow_session(work.path());
+    recv.process().signal(Signal::SIGINT);
+    let received = recv.wait_for(Duration::from_secs(15));
+    let sent = sender.wait_for(Duration::from_secs(15));
     assert_exit(&received, 130, "receiver");
     assert_no_panic(&sent, "sender");
     assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);

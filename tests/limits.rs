@@ -2,21 +2,16 @@
 //! size is known, failing cleanly mid-file when it is not), `--limit-rate`, many senders at once
 //! with `--keep-open`, and `--max-conns` turning a sender away.
 
-mod common;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use common::{
-    FifoWriter, assert_file_holds, dir_names, json_u64, pseudo_random, subdir, write_random_file,
-};
-use support::{
-    Proc, Tmpfs, assert_exit, assert_says, final_names, part_of, receiver, run, send, send_cmd,
-    wait_for_bytes,
+use crate::util::{
+    FifoWriter, Process, Receiver, Tmpfs, assert_exit, assert_file_holds, assert_says, dir_names,
+    final_names, json_u64, part_of, pseudo_random, run, send, send_cmd, skip, subdir,
+    wait_for_bytes, write_random_file,
 };
 
 const MIB: usize = 1 << 20;
@@ -33,9 +28,10 @@ fn setup(work: &Path, name: &str, len: usize, seed: u64) -> (PathBuf, PathBuf, V
 fn max_size_refuses_a_larger_file_on_both_ends() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), "two.bin", 2 * MIB, 1);
-    let (mut recv, addr) = receiver(&dst, &["--max-size", "1M"]);
+    let recv = Receiver::start(&dst, &["--max-size", "1M"]);
+    let addr = recv.addr();
     let sent = send(&src, &addr.to_string(), &[]);
-    let received = recv.finish();
+    let received = recv.wait();
     assert_exit(&sent, 5, "sender");
     assert_exit(&received, 5, "receiver");
     assert_says(&sent, "--max-size", "sender");
@@ -49,7 +45,7 @@ fn small_disk(work: &Path) -> Option<Tmpfs> {
     match Tmpfs::mount(&dir, "1m") {
         Ok(fs) => Some(fs),
         Err(why) => {
-            eprintln!("skipped: cannot mount a small tmpfs (needs root): {why}");
+            skip(&format!("cannot mount a small tmpfs (needs root): {why}"));
             None
         }
     }
@@ -61,9 +57,10 @@ fn full_disk_refuses_a_known_size_up_front() {
     let src = work.path().join("four.bin");
     write_random_file(&src, 4 * MIB, 2);
     let Some(disk) = small_disk(work.path()) else { return };
-    let (mut recv, addr) = receiver(disk.path(), &[]);
+    let recv = Receiver::start(disk.path(), &[]);
+    let addr = recv.addr();
     let sent = send(&src, &addr.to_string(), &[]);
-    let received = recv.finish();
+    let received = recv.wait();
     assert_exit(&sent, 5, "sender");
     assert_exit(&received, 5, "receiver");
     for (f, who) in [(&sent, "sender"), (&received, "receiver")] {
@@ -79,9 +76,10 @@ fn full_disk_mid_stream_fails_clearly_and_keeps_the_part_file() {
     let Some(disk) = small_disk(work.path()) else { return };
     let fifo = work.path().join("stream");
     let writer = FifoWriter::create(&fifo, pseudo_random(4 * MIB, 3));
-    let (mut recv, addr) = receiver(disk.path(), &[]);
+    let recv = Receiver::start(disk.path(), &[]);
+    let addr = recv.addr();
     let sent = send(&fifo, &addr.to_string(), &[]);
-    let received = recv.finish();
+    let received = recv.wait();
     let _ = writer.finish();
     assert_exit(&received, 7, "receiver");
     assert_says(&received, "No space left on device", "receiver");
@@ -97,11 +95,12 @@ fn full_disk_mid_stream_fails_clearly_and_keeps_the_part_file() {
 fn limit_rate_holds_the_sender_back() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, data) = setup(work.path(), "paced.bin", 64 * MIB, 4);
-    let (mut recv, addr) = receiver(&dst, &["--force"]);
+    let recv = Receiver::start(&dst, &["--force"]);
+    let addr = recv.addr();
     let started = Instant::now();
-    let paced = run(send_cmd(&src, &addr.to_string(), &["--limit-rate", "32M", "--json"], &[]));
+    let paced = run(send_cmd(&[&src], &addr.to_string(), &["--limit-rate", "32M", "--json"], &[]));
     let took = started.elapsed();
-    assert_exit(&recv.finish(), 0, "receiver");
+    assert_exit(&recv.wait(), 0, "receiver");
     assert_exit(&paced, 0, "paced sender");
     assert_file_holds(&dst.join("paced.bin"), &data, "the paced transfer");
     let report = paced.json();
@@ -111,9 +110,10 @@ fn limit_rate_holds_the_sender_back() {
     assert_eq!(json_u64(&report, "/bytes"), 64 * MIB as u64);
 
     // Without the limit the same transfer runs as fast as loopback allows (not asserted).
-    let (mut recv, addr) = receiver(&dst, &["--force"]);
-    let free = run(send_cmd(&src, &addr.to_string(), &["--json"], &[]));
-    assert_exit(&recv.finish(), 0, "receiver");
+    let recv = Receiver::start(&dst, &["--force"]);
+    let addr = recv.addr();
+    let free = run(send_cmd(&[&src], &addr.to_string(), &["--json"], &[]));
+    assert_exit(&recv.wait(), 0, "receiver");
     assert_exit(&free, 0, "unlimited sender");
     let free_rate = free.json()["throughput_bytes_per_s"].as_f64().unwrap_or(0.0);
     eprintln!("paced {rate:.0} B/s in {took:?}; unlimited {free_rate:.0} B/s");
@@ -131,7 +131,8 @@ fn keep_open_receives_32_concurrent_senders() {
             (src, data)
         })
         .collect();
-    let (mut recv, addr) = receiver(&dst, &["--keep-open", "--max-conns", "64", "--quiet"]);
+    let mut recv = Receiver::start(&dst, &["--keep-open", "--max-conns", "64", "--quiet"]);
+    let addr = recv.addr();
     let dest = addr.to_string();
     let results: Vec<_> = thread::scope(|scope| {
         let handles: Vec<_> =
@@ -145,8 +146,8 @@ fn keep_open_receives_32_concurrent_senders() {
         let name = src.file_name().expect("a file name");
         assert_file_holds(&dst.join(name), data, "a concurrently received file");
     }
-    recv.signal(Signal::SIGTERM);
-    let received = recv.finish_within(Duration::from_secs(15));
+    recv.process().signal(Signal::SIGTERM);
+    let received = recv.wait_for(Duration::from_secs(15));
     assert_exit(&received, 143, "receiver");
     assert_eq!(final_names(&dst).len(), SENDERS, "exactly the sent files landed");
 }
@@ -157,30 +158,23 @@ fn max_conns_turns_a_second_sender_away_as_busy() {
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let first = src_dir.join("first.bin");
     let second = src_dir.join("second.bin");
-    let first_data = write_random_file(&first, 4 * MIB, 5);
-    let second_data = write_random_file(&second, MIB, 6);
-    let (mut recv, addr) = receiver(&dst, &["--keep-open", "--max-conns", "1"]);
+    let first_data = write_random_file(&first, 8 * MIB, 5);
+    write_random_file(&second, MIB, 6);
+    let mut recv = Receiver::start(&dst, &["--keep-open", "--max-conns", "1"]);
+    let addr = recv.addr();
     let dest = addr.to_string();
     let slow = ["--limit-rate", "4M"];
-    let mut a = Proc::spawn(send_cmd(&first, &dest, &slow, &[]));
+    let a = Process::spawn(send_cmd(&[&first], &dest, &slow, &[]));
     wait_for_bytes(&part_of(&dst, "first.bin"), 64 << 10);
-    let b = run(send_cmd(&second, &dest, &slow, &[]));
-    let a = a.finish();
+    let b = run(send_cmd(&[&second], &dest, &slow, &[]));
+    let a = a.wait();
     assert_exit(&a, 0, "the first sender");
     assert_file_holds(&dst.join("first.bin"), &first_data, "the first sender's file");
-    match b.code() {
-        // Turned away while the first session runs (what zcp does today).
-        Some(3) => {
-            assert_says(&b, "busy", "the second sender");
-            assert!(!dst.join("second.bin").exists(), "a turned-away file landed");
-        }
-        // Or made to wait for a free slot, then served.
-        Some(0) => assert_file_holds(&dst.join("second.bin"), &second_data, "the waiting sender"),
-        other => {
-            panic!("the second sender should get busy (3) or wait, got {other:?}:\n{}", b.stderr)
-        }
-    }
-    recv.signal(Signal::SIGTERM);
-    let received = recv.finish_within(Duration::from_secs(15));
+    // Turned away while the first session runs, not served and not made to wait.
+    assert_exit(&b, 3, "the second sender");
+    assert_says(&b, "busy", "the second sender");
+    assert!(!dst.join("second.bin").exists(), "a turned-away file landed");
+    recv.process().signal(Signal::SIGTERM);
+    let received = recv.wait_for(Duration::from_secs(15));
     assert_exit(&received, 143, "receiver");
 }

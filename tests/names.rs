@@ -3,14 +3,15 @@
 //! entry by entry, while the safe entries of the same offer land; nothing is written outside
 //! the destination, and the receiver exits 5.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::{Receiver, dir_entry, file_entry, offer, send_file, subdir, tree_listing, zcp_client};
-use zcp::protocol::{Answer, Entry, Message, RefuseCode, VerdictStatus};
+use crate::util;
+use crate::util::{
+    Receiver, dir_entry, file_entry, offer, send_file, subdir, tree_listing, zcp_client,
+};
+use util::protocol::{Answer, Entry, Message, RefuseCode, VerdictStatus};
 
 /// Names no receiver may write: `..` components, absolute paths, empty and `.` components, NUL.
 const HOSTILE: [&[u8]; 12] = [
@@ -64,7 +65,7 @@ fn offer_cases(
             sent += 1;
         }
     }
-    let summary = match common::try_finish(&mut socket) {
+    let summary = match util::try_finish(&mut socket) {
         Ok(Message::Summary(summary)) => summary,
         other => panic!("expected a SUMMARY, got {other:?}\nreceiver:\n{}", receiver.wait().stderr),
     };

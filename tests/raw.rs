@@ -2,19 +2,18 @@
 //! data path named in the report and the missing checksum and authentication said out loud.
 //! Skipped, with the reason printed, where no OpenBSD netcat is installed.
 
-mod common;
-mod support;
-
 use std::fs::File;
 use std::process::Command;
 
-use common::{assert_file_holds, json_str, write_random_file};
-use support::{Proc, assert_exit, assert_says, free_port, run, send_cmd, zcp};
+use crate::util::{
+    Process, assert_exit, assert_file_holds, assert_says, json_str, run, send_cmd, skip,
+    write_random_file, zcp_command,
+};
 
 const MIB: usize = 1 << 20;
 
-/// Whether OpenBSD netcat (the one with `-N`) is installed; prints why not when it is not.
-fn openbsd_nc() -> bool {
+/// Why OpenBSD netcat (the one with `-N`) cannot be used here, if it cannot.
+fn no_openbsd_nc() -> Option<String> {
     match Command::new("nc").arg("-h").output() {
         Ok(out) => {
             let help = format!(
@@ -22,36 +21,29 @@ fn openbsd_nc() -> bool {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            let ok = help.contains("OpenBSD");
-            if !ok {
-                eprintln!("skipped: `nc` is not OpenBSD netcat (no -N); its help:\n{help}");
-            }
-            ok
+            (!help.contains("OpenBSD")).then(|| format!("`nc` is not OpenBSD netcat: {help}"))
         }
-        Err(e) => {
-            eprintln!("skipped: no `nc` to test raw mode against ({e})");
-            false
-        }
+        Err(e) => Some(format!("no `nc` to test raw mode against ({e})")),
     }
 }
 
 #[test]
 fn raw_send_into_netcat_is_identical_and_says_unchecked() {
-    if !openbsd_nc() {
-        return;
+    if let Some(why) = no_openbsd_nc() {
+        return skip(&why);
     }
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join("raw.bin");
     let data = write_random_file(&src, 4 * MIB, 1);
-    let port = free_port().to_string();
     let mut listen = Command::new("nc");
-    listen.args(["-lv", "127.0.0.1", &port]);
-    let mut nc = Proc::spawn(listen);
-    nc.wait_line("Listening on");
-
+    listen.args(["-lv", "127.0.0.1", "0"]);
+    let mut nc = Process::spawn(listen);
+    // `Listening on HOST PORT`, with the port the kernel chose for port 0.
+    let line = nc.wait_line("Listening on");
+    let port = line.rsplit(' ').next().expect("a port after `Listening on HOST`");
     let dest = format!("127.0.0.1:{port}");
-    let sent = run(send_cmd(&src, &dest, &["--raw", "--json"], &[]));
-    let got = nc.finish();
+    let sent = run(send_cmd(&[&src], &dest, &["--raw", "--json"], &[]));
+    let got = nc.wait();
     assert_exit(&sent, 0, "zcp send --raw");
     assert_eq!(got.code(), Some(0), "nc -l:\n{}", got.stderr);
     assert!(got.stdout_bytes == data, "nc received {} bytes, not the file", got.stdout_bytes.len());
@@ -65,24 +57,24 @@ fn raw_send_into_netcat_is_identical_and_says_unchecked() {
 
 #[test]
 fn netcat_into_raw_recv_is_identical_and_spliced() {
-    if !openbsd_nc() {
-        return;
+    if let Some(why) = no_openbsd_nc() {
+        return skip(&why);
     }
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join("from-nc.bin");
     let data = write_random_file(&src, 4 * MIB, 2);
     let out = work.path().join("out.bin");
     let args = ["recv", "--raw", "--listen", "127.0.0.1:0", "--json", "--output"];
-    let mut cmd = zcp(&args, &[]);
+    let mut cmd = zcp_command(&args, &[]);
     cmd.arg(&out);
-    let mut recv = Proc::spawn(cmd);
+    let mut recv = Process::spawn(cmd);
     let addr = recv.listening();
 
     let mut nc = Command::new("nc");
     nc.args(["-N", "127.0.0.1", &addr.port().to_string()]);
     let source = File::open(&src).expect("opening the source for nc");
-    let sent = Proc::spawn_with_stdin(&mut nc, source).finish();
-    let received = recv.finish();
+    let sent = Process::spawn_with_stdin(&mut nc, source).wait();
+    let received = recv.wait();
     assert_eq!(sent.code(), Some(0), "nc -N:\n{}", sent.stderr);
     assert_exit(&received, 0, "zcp recv --raw");
     assert_file_holds(&out, &data, "what nc sent");

@@ -2,8 +2,6 @@
 //! and the next session sends only the rest when the part file's prefix matches the source,
 //! the whole file when it does not or with `--no-resume`; a tree resumes with `--skip-existing`.
 
-mod common;
-
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -11,9 +9,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{
-    Receiver, json_file, json_str, json_u64, outcome, parse_json, pseudo_random, send_paths,
-    spawn_send, subdir, wait_until,
+use crate::util;
+use crate::util::{
+    Process, Receiver, json_file, json_str, json_u64, parse_json, pseudo_random, send_cmd,
+    send_paths, subdir, wait_until,
 };
 use serde_json::Value;
 
@@ -90,7 +89,7 @@ fn interrupted(size: u64, with_small_first: bool) -> Interrupted {
     // (at least 3 s for the whole file; the kill comes after the first 64 KiB).
     let rate = (size / 3).to_string();
     let slow = ["--method", "buffered", "--buffer-size", "4K", "--limit-rate", &rate, "--quiet"];
-    let mut sender = spawn_send(&[&what], &receiver.dest(), &slow);
+    let sender = Process::spawn(send_cmd(&[&what], &receiver.dest(), &slow, &[]));
     wait_until(Duration::from_secs(20), "data in the part file", || {
         fs::metadata(&part).map_or(0, |m| m.len()) >= MIN_PART
     });
@@ -113,12 +112,12 @@ fn second_run(run: &Interrupted, send_args: &[&str], recv_args: &[&str]) -> (Val
     let mut args = vec!["--json"];
     args.extend_from_slice(send_args);
     let sent = send_paths(&[&run.src], &receiver.dest(), &args);
-    let (code, stdout, stderr) = outcome(&sent);
+    let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}\nreceiver:\n{}", received.stderr);
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
     assert!(!run.part.exists(), "the part file is gone once the file is in place");
-    (parse_json(&stdout, &stderr), received.json())
+    (parse_json(stdout, stderr), received.json())
 }
 
 #[test]
@@ -200,17 +199,17 @@ fn a_tree_resumes_with_skip_existing() {
 fn a_part_file_longer_than_the_source_is_started_over() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
-    let data = common::write_random_file(&src.join("f.bin"), 1000, 3);
+    let data = util::write_random_file(&src.join("f.bin"), 1000, 3);
     fs::write(dst.join(".f.bin.zcp-part"), pseudo_random(5000, 3)).expect("a stale part file");
     let receiver = Receiver::start(&dst, &["--json"]);
     let sent = send_paths(&[&src.join("f.bin")], &receiver.dest(), &["--json"]);
-    let (code, stdout, stderr) = outcome(&sent);
+    let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
-    common::assert_file_holds(&dst.join("f.bin"), &data, "the file");
-    assert_eq!(common::dir_names(&dst), ["f.bin"], "the stale part file is gone");
-    let report = parse_json(&stdout, &stderr);
+    util::assert_file_holds(&dst.join("f.bin"), &data, "the file");
+    assert_eq!(util::dir_names(&dst), ["f.bin"], "the stale part file is gone");
+    let report = parse_json(stdout, stderr);
     assert_eq!(report["files"][0]["resumed_from"], 0, "{report:#}");
     assert_eq!(report["files"][0]["bytes"], 1000, "{report:#}");
 }

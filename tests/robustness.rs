@@ -1,17 +1,14 @@
 //! Receiver robustness found in review: duplicate names, a stream past --max-size, existing
 //! directories the sender may not re-mode, and a handshake trickled a byte at a time.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{
-    Receiver, dir_entry, file_entry, offer, outcome, send_chunked, send_paths, zcp_client,
-};
-use zcp::protocol::{Answer, MAGIC};
+use crate::util;
+use crate::util::{Receiver, dir_entry, file_entry, offer, send_chunked, send_paths, zcp_client};
+use util::protocol::{Answer, MAGIC};
 
 #[test]
 fn a_name_offered_twice_is_refused_once_and_the_first_lands() {
@@ -24,7 +21,7 @@ fn a_name_offered_twice_is_refused_once_and_the_first_lands() {
     fs::create_dir(&dst).expect("mkdir dst");
     let receiver = Receiver::start(&dst, &[]);
     let sent = send_paths(&[&a.join("x"), &b.join("x")], &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(5), "sender:\n{stderr}");
     assert!(stderr.contains("names it twice"), "sender:\n{stderr}");
@@ -63,7 +60,7 @@ fn an_existing_directory_keeps_its_mode() {
     let mut entry = dir_entry(b"keep");
     entry.mode = 0o000;
     assert_eq!(offer(&mut socket, vec![entry]).answers, [Answer::Skip]);
-    common::finish(&mut socket);
+    util::finish(&mut socket);
     let received = receiver.wait();
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
     let mode = fs::metadata(&keep).expect("stat").permissions().mode() & 0o777;
@@ -82,6 +79,7 @@ fn a_trickled_handshake_still_ends_at_the_deadline() {
         if socket.write_all(&[*byte]).is_err() {
             break;
         }
+        // Not synchronisation: the pace of the trickle is the scenario under test.
         std::thread::sleep(Duration::from_secs(2));
         if started.elapsed() > Duration::from_secs(20) {
             break;
@@ -103,12 +101,12 @@ fn ctrl_c_stops_a_listening_sender_once_it_is_sending() {
     fs::create_dir(&dst).expect("mkdir");
     let src_arg = src.to_str().expect("utf-8 path");
     let args = ["send", src_arg, "--listen", "127.0.0.1:0", "--limit-rate", "1M"];
-    let mut sender = common::Process::start(&args, &[]);
-    let line = sender.first_line(Duration::from_secs(10)).expect("a listening line");
-    let addr = line.strip_prefix("listening on ").expect("listening on ADDR").to_string();
+    let mut sender = util::Process::start(&args, &[]);
+    let addr = sender.listening().to_string();
     let dst_arg = dst.to_str().expect("utf-8 path");
-    let receiver = common::Process::start(&["recv", "--connect", &addr, "--output", dst_arg], &[]);
-    std::thread::sleep(Duration::from_millis(800));
+    let receiver = util::Process::start(&["recv", "--connect", &addr, "--output", dst_arg], &[]);
+    // Sending: the first bytes reached the receiver's part file.
+    util::wait_for_bytes(&util::part_of(&dst, "slow.bin"), 1);
     let sent_at = Instant::now();
     sender.signal(nix::sys::signal::Signal::SIGINT);
     let sender = sender.wait_for(Duration::from_secs(10));
@@ -121,22 +119,24 @@ fn ctrl_c_stops_a_listening_sender_once_it_is_sending() {
 
 #[test]
 fn sizes_that_add_up_past_u64_are_refused_not_wrapped() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let receiver = Receiver::start(work.path(), &["--max-size", "1K"]);
-    let mut socket = zcp_client(receiver.addr());
-    let huge = Some(i64::MAX as u64);
-    let plan = offer(
-        &mut socket,
-        vec![file_entry(b"a", huge), file_entry(b"b", huge), file_entry(b"c", huge)],
-    );
-    for answer in &plan.answers {
-        assert!(
-            matches!(answer, Answer::Refuse { .. }),
-            "a plan past --max-size was accepted: {plan:?}"
-        );
+    // The wire allows sizes up to i64::MAX. Three of them wrap to a sum that is still huge;
+    // two and 3 bytes wrap to 1, which a wrapping sum would let past --max-size.
+    let wide = i64::MAX as u64;
+    for sizes in [[wide, wide, wide], [wide, wide, 3]] {
+        let work = tempfile::tempdir().expect("tempdir");
+        let receiver = Receiver::start(work.path(), &["--max-size", "1K"]);
+        let mut socket = zcp_client(receiver.addr());
+        let entries = [b"a", b"b", b"c"].iter().zip(sizes);
+        let plan = offer(&mut socket, entries.map(|(n, s)| file_entry(*n, Some(s))).collect());
+        for answer in &plan.answers {
+            assert!(
+                matches!(answer, Answer::Refuse { .. }),
+                "sizes {sizes:?}: a plan past --max-size was accepted: {plan:?}"
+            );
+        }
+        util::finish(&mut socket);
+        let received = receiver.wait();
+        assert_eq!(received.code(), Some(5), "sizes {sizes:?}: receiver:\n{}", received.stderr);
+        assert!(!received.stderr.contains("panicked"), "receiver:\n{}", received.stderr);
     }
-    common::finish(&mut socket);
-    let received = receiver.wait();
-    assert_eq!(received.code(), Some(5), "receiver:\n{}", received.stderr);
-    assert!(!received.stderr.contains("panicked"), "receiver:\n{}", received.stderr);
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use assert_cmd::Command;
 use clap::CommandFactory;
 use clap_complete::Shell;
-use zcp::cli::Cli;
-use zcp::shell::{completion_file, completions};
+
+use crate::util::{Cli, completion_file, completions, skip, unusable};
 
 const SHELLS: [Shell; 5] = [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell];
 
@@ -65,9 +65,8 @@ fn man_page_covers_every_subcommand() {
 
 #[test]
 fn man_page_renders_with_man() {
-    if std::process::Command::new("man").arg("--version").output().is_err() {
-        eprintln!("skipped: man is not installed");
-        return;
+    if let Some(why) = unusable("man", &["--version"]) {
+        return skip(&why);
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("zcp.1");

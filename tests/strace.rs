@@ -2,15 +2,14 @@
 //! calls that moved the data must be the ones the JSON report names. Skipped (with a message)
 //! where strace is missing or cannot trace.
 
-mod common;
-
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{
-    Receiver, SESSION, TOKEN, TOKEN_ENV, ZCP, json_str, outcome, parse_json, send,
+use crate::util;
+use crate::util::{
+    Receiver, TOKEN, TOKEN_ENV, ZCP, json_str, parse_json, run, send, skip, unusable,
     write_random_file,
 };
 use serde_json::Value;
@@ -18,23 +17,11 @@ use serde_json::Value;
 const SIZE: usize = 4 << 20;
 const NAME: &str = "payload.bin";
 
-/// Why strace cannot be used here, if it cannot.
-fn strace_unusable() -> Option<String> {
-    match Command::new("strace").args(["-f", "-o", "/dev/null", "true"]).output() {
-        Err(e) => Some(format!("strace is not on PATH ({e})")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "strace cannot trace here: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
+/// Skips the test (returning from it) where strace is missing or cannot trace.
 macro_rules! require_strace {
-    ($test:literal) => {
-        if let Some(why) = strace_unusable() {
-            eprintln!("skipping {}: {why}", $test);
-            return;
+    () => {
+        if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+            return skip(&why);
         }
     };
 }
@@ -90,10 +77,11 @@ fn traced_send(extra: &[&str]) -> (Value, String) {
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);
     let data = write_random_file(&src, SIZE, 99);
-    let dst = common::subdir(work.path(), "dst");
+    let dst = util::subdir(work.path(), "dst");
     let log = work.path().join("send.strace");
     let receiver = Receiver::start(&dst, &[]);
-    let sent = assert_cmd::Command::new("strace")
+    let mut sender = Command::new("strace");
+    sender
         .args(strace_args(&log, "sendfile,splice,read,write,sendto"))
         .arg(ZCP)
         .arg("send")
@@ -101,21 +89,20 @@ fn traced_send(extra: &[&str]) -> (Value, String) {
         .arg(receiver.dest())
         .arg("--json")
         .args(extra)
-        .env(TOKEN_ENV, TOKEN)
-        .timeout(SESSION)
-        .assert();
-    let (code, stdout, stderr) = outcome(&sent);
+        .env(TOKEN_ENV, TOKEN);
+    let sent = run(sender);
+    let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "traced sender {extra:?} failed:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiver failed:\n{}", received.stderr);
-    common::assert_file_holds(&dst.join(NAME), &data, "traced send");
+    util::assert_file_holds(&dst.join(NAME), &data, "traced send");
     let trace = fs::read_to_string(&log).expect("reading the strace log");
-    (parse_json(&stdout, &stderr), trace)
+    (parse_json(stdout, stderr), trace)
 }
 
 #[test]
 fn auto_sender_moves_the_data_with_sendfile() {
-    require_strace!("auto_sender_moves_the_data_with_sendfile");
+    require_strace!();
     let (report, trace) = traced_send(&[]);
     assert_eq!(json_str(&report, "/send/path"), "sendfile", "{report:#}");
     let sendfile = traced(&trace, "sendfile");
@@ -129,7 +116,7 @@ fn auto_sender_moves_the_data_with_sendfile() {
 
 #[test]
 fn buffered_sender_uses_neither_sendfile_nor_splice() {
-    require_strace!("buffered_sender_uses_neither_sendfile_nor_splice");
+    require_strace!();
     let (report, trace) = traced_send(&["--method", "buffered"]);
     assert_eq!(json_str(&report, "/send/path"), "buffered", "{report:#}");
     for call in ["sendfile", "splice"] {
@@ -144,23 +131,23 @@ fn buffered_sender_uses_neither_sendfile_nor_splice() {
 
 #[test]
 fn auto_receiver_writes_the_data_with_splice() {
-    require_strace!("auto_receiver_writes_the_data_with_splice");
+    require_strace!();
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);
     let data = write_random_file(&src, SIZE, 98);
-    let dst = common::subdir(work.path(), "dst");
+    let dst = util::subdir(work.path(), "dst");
     let log = work.path().join("recv.strace");
     let args = strace_args(&log, "splice,tee,read,write,recvfrom");
     let wrapper: Vec<&OsStr> =
         std::iter::once(OsStr::new("strace")).chain(args.iter().map(OsString::as_os_str)).collect();
-    let receiver = Receiver::try_start_wrapped(&wrapper, &dst, &["--json"])
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &["--json"], &[])
         .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
     let sent = send(&src, &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender failed:\n{stderr}");
     assert_eq!(received.code(), Some(0), "traced receiver failed:\n{}", received.stderr);
-    common::assert_file_holds(&dst.join(NAME), &data, "traced receive");
+    util::assert_file_holds(&dst.join(NAME), &data, "traced receive");
 
     let report = received.json();
     let trace = fs::read_to_string(&log).expect("reading the strace log");
@@ -188,44 +175,44 @@ fn auto_receiver_writes_the_data_with_splice() {
 
 #[test]
 fn small_files_move_in_batches_as_strace_sees_them() {
-    require_strace!("small_files_move_in_batches_as_strace_sees_them");
+    require_strace!();
     const FILES: usize = 400;
     const LEN: usize = 1000;
     let work = tempfile::tempdir().expect("tempdir");
-    let tree = common::subdir(work.path(), "tree");
+    let tree = util::subdir(work.path(), "tree");
     for d in 0..2 {
-        let dir = common::subdir(&tree, &format!("d{d}"));
+        let dir = util::subdir(&tree, &format!("d{d}"));
         for f in (d..FILES).step_by(2) {
             write_random_file(&dir.join(format!("f{f:03}")), LEN, f as u64);
         }
     }
-    let dst = common::subdir(work.path(), "dst");
+    let dst = util::subdir(work.path(), "dst");
     let (send_log, recv_log) = (work.path().join("send.strace"), work.path().join("recv.strace"));
     let args = strace_args(&recv_log, "splice,tee,recvfrom,write,linkat,renameat2");
     let wrapper: Vec<&OsStr> =
         std::iter::once(OsStr::new("strace")).chain(args.iter().map(OsString::as_os_str)).collect();
-    let receiver = Receiver::try_start_wrapped(&wrapper, &dst, &["--json"])
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &["--json"], &[])
         .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
-    let sent = assert_cmd::Command::new("strace")
+    let mut sender = Command::new("strace");
+    sender
         .args(strace_args(&send_log, "sendfile,splice,pread64,sendto,write"))
         .arg(ZCP)
         .args(["send", "--json"])
         .arg(&tree)
         .arg(receiver.dest())
-        .env(TOKEN_ENV, TOKEN)
-        .timeout(SESSION)
-        .assert();
-    let (code, stdout, stderr) = outcome(&sent);
+        .env(TOKEN_ENV, TOKEN);
+    let sent = run(sender);
+    let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "traced sender failed:\n{stderr}");
     assert_eq!(received.code(), Some(0), "traced receiver failed:\n{}", received.stderr);
-    assert_eq!(common::tree_listing(&dst.join("tree")), common::tree_listing(&tree));
+    assert_eq!(util::tree_listing(&dst.join("tree")), util::tree_listing(&tree));
     let one = Path::new("d1").join("f399");
     let sent_bytes = fs::read(tree.join(&one)).expect("a source file");
-    common::assert_file_holds(&dst.join("tree").join(&one), &sent_bytes, "a traced small file");
+    util::assert_file_holds(&dst.join("tree").join(&one), &sent_bytes, "a traced small file");
 
     let (report, trace) =
-        (parse_json(&stdout, &stderr), fs::read_to_string(&send_log).expect("send log"));
+        (parse_json(stdout, stderr), fs::read_to_string(&send_log).expect("send log"));
     assert_eq!(json_str(&report, "/send/path"), "buffered", "{report:#}");
     assert_eq!(traced(&trace, "sendfile").calls + traced(&trace, "splice").calls, 0, "{trace}");
     let (pread, sendto) = (traced(&trace, "pread64"), traced(&trace, "sendto"));

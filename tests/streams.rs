@@ -2,16 +2,15 @@
 //! sendfile refuses it), a file redirected to stdin goes by sendfile, and `zcp recv --output -`
 //! writes the bytes to its stdout by splice with the report on stderr.
 
-mod common;
-
 use std::fs::File;
 use std::io::Write;
 use std::process::Stdio;
 use std::thread;
 
-use common::{
-    Process, Receiver, SESSION, assert_file_holds, dir_names, json_str, outcome, parse_json,
-    pseudo_random, send_command, subdir, write_random_file, zcp_command,
+use crate::util;
+use crate::util::{
+    Process, Receiver, SESSION, assert_file_holds, dir_names, json_str, parse_json, pseudo_random,
+    run, send_cmd, subdir, write_random_file, zcp_command,
 };
 use serde_json::Value;
 
@@ -21,14 +20,12 @@ const NAME: &str = "from-stdin.bin";
 fn send_stdin(dest: &str, stdin: Stdio, extra: &[&str]) -> Process {
     let mut args = vec!["send", "-", dest, "--name", NAME, "--json"];
     args.extend_from_slice(extra);
-    let mut cmd = zcp_command(&args, &[]);
-    cmd.stdin(stdin);
-    Process::spawn(cmd)
+    Process::spawn_with_stdin(&mut zcp_command(&args, &[]), stdin)
 }
 
 /// Starts `send_stdin` with a pipe on stdin and feeds it `data` from a thread, as `cat file |`
 /// would.
-fn send_from_pipe(dest: &str, data: Vec<u8>, extra: &[&str]) -> common::Finished {
+fn send_from_pipe(dest: &str, data: Vec<u8>, extra: &[&str]) -> util::Finished {
     let mut sender = send_stdin(dest, Stdio::piped(), extra);
     let mut stdin = sender.stdin().expect("the sender's stdin is piped");
     let feeder = thread::spawn(move || stdin.write_all(&data));
@@ -91,8 +88,8 @@ fn recv_output_dash_writes_the_file_to_stdout() {
     let src = work.path().join("payload.bin");
     let data = write_random_file(&src, (5 << 20) + 3, 33);
     let receiver = Receiver::start(std::path::Path::new("-"), &[]);
-    let sent = common::send(&src, &receiver.dest(), &["--json"]);
-    let (code, stdout, stderr) = outcome(&sent);
+    let sent = util::send(&src, &receiver.dest(), &["--json"]);
+    let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
@@ -100,7 +97,7 @@ fn recv_output_dash_writes_the_file_to_stdout() {
     assert_eq!(dir_names(work.path()), ["payload.bin"], "nothing was written beside it");
     // The report goes to stderr, never into the data.
     assert!(received.stderr.contains("recv: splice"), "receiver:\n{}", received.stderr);
-    let report = parse_json(&stdout, &stderr);
+    let report = parse_json(stdout, stderr);
     assert_eq!(json_str(&report, "/recv/path"), "splice", "{report:#}");
     assert_eq!(report["checksum"]["ok"], true, "{report:#}");
 }
@@ -126,22 +123,21 @@ fn recv_output_dash_takes_one_file_only() {
     let data = write_random_file(&a, 1000, 35);
     write_random_file(&b, 1000, 36);
     let receiver = Receiver::start(std::path::Path::new("-"), &[]);
-    let sent = common::send_paths(&[&a, &b], &receiver.dest(), &["--json"]);
-    let (code, stdout, stderr) = outcome(&sent);
+    let sent = util::send_paths(&[&a, &b], &receiver.dest(), &["--json"]);
+    let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(5), "sender:\n{stderr}");
     assert_eq!(received.code(), Some(5), "receiver:\n{}", received.stderr);
     assert!(received.stdout_bytes == data, "stdout holds the first file, and only it");
-    let report = parse_json(&stdout, &stderr);
+    let report = parse_json(stdout, stderr);
     assert_eq!(report["files"][1]["status"], "refused", "{report:#}");
 }
 
 #[test]
 fn stdin_needs_a_safe_name() {
     for extra in [&["--name", "../escape"][..], &["--name", "/abs"], &[]] {
-        let mut cmd = send_command(&[std::path::Path::new("-")], "127.0.0.1:9", extra);
-        let sent = cmd.write_stdin("data").assert();
-        let (code, _, stderr) = outcome(&sent);
+        let sent = run(send_cmd(&[std::path::Path::new("-")], "127.0.0.1:9", extra, &[]));
+        let (code, stderr) = (sent.code(), &sent.stderr);
         assert_eq!(code, Some(2), "{extra:?}: sender:\n{stderr}");
         assert!(stderr.contains("--name"), "{extra:?}: the error names --name:\n{stderr}");
     }

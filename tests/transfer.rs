@@ -1,17 +1,16 @@
 //! Round trips through the real binary on loopback: every sender method against every receiver
 //! method, FIFOs and procfs files as sources, and the reports' account of the path taken.
 
-mod common;
-
 use std::fs::{self, File, FileTimes};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use common::{
-    FifoWriter, Receiver, assert_file_holds, dir_names, json_str, outcome, parse_json,
-    pseudo_random, send, subdir, write_random_file,
+use crate::util;
+use crate::util::{
+    FifoWriter, Receiver, RecvMethod, SMALL_FILE, SendMethod, assert_file_holds, dir_names,
+    json_str, parse_json, pseudo_random, send, subdir, write_random_file,
 };
 use serde_json::Value;
 
@@ -28,7 +27,7 @@ const MODE: u32 = 0o640;
 /// file and splice to receive, except for files small enough to go in batches (buffered).
 fn expected_path<'a>(method: &'a str, auto: &'a str, bytes: usize) -> &'a str {
     match method {
-        "auto" if bytes as u64 <= zcp::copy::batch::SMALL_FILE => "buffered",
+        "auto" if bytes as u64 <= SMALL_FILE => "buffered",
         "auto" => auto,
         _ => method,
     }
@@ -45,7 +44,7 @@ fn round_trip(send_method: &str, recv_method: &str, data: &[u8], parent: &Path) 
 
     let receiver = Receiver::start(&dst, &["--method", recv_method, "--json"]);
     let sent = send(&src, &receiver.dest(), &["--method", send_method, "--json"]);
-    let (code, stdout, stderr) = outcome(&sent);
+    let (code, stdout, stderr) = (sent.code(), sent.stdout, sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "{pair}: sender failed:\n{stderr}\nreceiver:\n{}", received.stderr);
     assert_eq!(received.code(), Some(0), "{pair}: receiver failed:\n{}", received.stderr);
@@ -122,7 +121,7 @@ impl Expected<'_> {
         for (key, count) in counts {
             assert_eq!(report[key], count, "{what}: {key}\n{report:#}");
         }
-        let batched = self.bytes as u64 <= zcp::copy::batch::SMALL_FILE;
+        let batched = self.bytes as u64 <= SMALL_FILE;
         let sides = [("send", self.send_method, "sendfile"), ("recv", self.recv_method, "splice")];
         for (side, method, zero_copy) in sides {
             assert_eq!(report[side]["bytes"], self.bytes, "{what}: {side}.bytes\n{report:#}");
@@ -188,7 +187,7 @@ fn every_method_pair_is_covered() {
             .map(|p| p.get_name().to_string())
             .collect()
     }
-    let (send, recv) = (names::<zcp::cli::SendMethod>(), names::<zcp::cli::RecvMethod>());
+    let (send, recv) = (names::<SendMethod>(), names::<RecvMethod>());
     assert_eq!(send, SEND_METHODS, "sender methods");
     assert_eq!(recv, RECV_METHODS, "receiver methods");
 }
@@ -209,7 +208,7 @@ struct FifoRun {
     sender_code: Option<i32>,
     sender_stdout: String,
     sender_stderr: String,
-    receiver: common::Finished,
+    receiver: util::Finished,
     dst: PathBuf,
     _work: tempfile::TempDir,
 }
@@ -225,7 +224,7 @@ fn send_from_fifo(data: &[u8], send_args: &[&str]) -> (FifoRun, io::Result<()>) 
     let mut args = vec!["--json"];
     args.extend_from_slice(send_args);
     let sent = send(&fifo, &receiver.dest(), &args);
-    let (sender_code, sender_stdout, sender_stderr) = outcome(&sent);
+    let (sender_code, sender_stdout, sender_stderr) = (sent.code(), sent.stdout, sent.stderr);
     // A sender that fails before connecting leaves the receiver waiting for nobody.
     let receiver = if sender_code == Some(0) { receiver.wait() } else { receiver.kill() };
     let written = writer.finish();
@@ -301,7 +300,7 @@ fn send_pseudo_file(path: &str) -> (Value, Vec<u8>) {
     let work = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(work.path(), &[]);
     let sent = send(Path::new(path), &receiver.dest(), &["--json"]);
-    let (code, stdout, stderr) = outcome(&sent);
+    let (code, stdout, stderr) = (sent.code(), sent.stdout, sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sending {path} failed:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiving {path} failed:\n{}", received.stderr);
@@ -360,7 +359,7 @@ fn output_may_name_the_file_to_write() {
 
     let receiver = Receiver::start(&target, &["--json"]);
     let sent = send(&src, &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);

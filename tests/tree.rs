@@ -2,15 +2,13 @@
 //! the command line arrive as the same tree, with their modes and mtimes; symlinks and FIFOs
 //! inside it are skipped with a warning naming them, or followed with `--follow-symlinks`.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::{
-    FifoWriter, Finished, Receiver, assert_file_holds, json_file, json_u64, outcome, parse_json,
+use crate::util::{
+    FifoWriter, Finished, Receiver, assert_file_holds, json_file, json_u64, parse_json,
     pseudo_random, send_paths, set_mode, set_mtime, subdir, tree_listing, write_random_file,
 };
 use serde_json::Value;
@@ -98,7 +96,7 @@ fn session(paths: &[&Path], dst: &Path, send_args: &[&str]) -> (Finished, Value,
     let mut args = vec!["--json"];
     args.extend_from_slice(send_args);
     let sent = send_paths(paths, &receiver.dest(), &args);
-    let (code, stdout, stderr) = outcome(&sent);
+    let (code, stdout, stderr) = (sent.code(), sent.stdout, sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}\nreceiver:\n{}", received.stderr);
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
@@ -179,7 +177,7 @@ fn a_directory_can_be_sent_alone_and_again_into_the_same_destination_with_force(
     let y = write_random_file(&tree.join("sub").join("y.bin"), 20, 5);
     let receiver = Receiver::start(&dst, &["--force"]);
     let sent = send_paths(&[&tree], &receiver.dest(), &[]);
-    let (code, _, stderr) = outcome(&sent);
+    let (code, stderr) = (sent.code(), &sent.stderr);
     let received = receiver.wait();
     assert_eq!(code, Some(0), "sender:\n{stderr}");
     assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
