@@ -157,12 +157,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
         // The zero-copy paths fail with a bare errno (sendfile: EPIPE when the peer is gone).
         return Some(classify_io(&io::Error::from(*errno)));
     }
-    let io = cause.downcast_ref::<io::Error>()?;
-    // A typed error carried inside an io::Error (from a progress callback) keeps its class.
-    if let Some(inner) = io.get_ref().and_then(|e| e.downcast_ref::<SessionError>()) {
-        return classify(inner);
-    }
-    Some(classify_io(io))
+    cause.downcast_ref::<io::Error>().map(classify_io)
 }
 
 fn classify_io(e: &io::Error) -> ExitCode {

@@ -2,7 +2,6 @@
 //! The same data paths and the same honest path report, but no checksum (nothing travels to
 //! compare it with) and no authentication; reports say so.
 
-use std::io;
 use std::net::{Shutdown, SocketAddr};
 
 use anyhow::Context;
@@ -32,7 +31,7 @@ pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     let start = rusage::Snapshot::now();
     let mut pacer = Pacer::new(cfg.limit_rate);
     let max_call = pacer.max_call();
-    let mut tick = |n: u64| -> io::Result<()> {
+    let mut tick = |n: u64| -> anyhow::Result<()> {
         pacer.pace(n);
         Ok(())
     };
@@ -42,7 +41,7 @@ pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         offset: 0,
         buffer_size: cfg.buffer_size,
         max_call,
-        raw: true,
+        framing: Framing::of(source.size, 0, true),
     };
     let moved = copy::send(&out, cfg.method, &mut tick)
         .with_context(|| format!("sending {}", source.display))?;
@@ -82,12 +81,13 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     socket.set_read_timeout(cfg.net.idle_timeout).context("setting the socket read timeout")?;
     let start = rusage::Snapshot::now();
     let max = cfg.max_size;
-    let mut tick = |n: u64| -> io::Result<()> {
+    let mut tick = |n: u64| -> anyhow::Result<()> {
         match max {
-            Some(max) if n > max => Err(io::Error::other(SessionError::Refused {
+            Some(max) if n > max => Err(SessionError::Refused {
                 name: name.clone(),
                 reason: format!("the stream passed --max-size ({max} bytes)"),
-            })),
+            }
+            .into()),
             _ => Ok(()),
         }
     };

@@ -9,7 +9,6 @@ use xxhash_rust::xxh3::Xxh3;
 use super::{Attempt, Counted, Framing, Incoming, Moved, Outgoing, Tick, hash_prefix};
 use crate::datapath::DataPath;
 use crate::error::SessionError;
-use crate::protocol;
 
 /// Sends the source through a buffer, hashing what passes.
 pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
@@ -22,8 +21,8 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
         moved.calls += 1;
     }
     let mut socket = Counted::new(out.socket);
-    match out.source.size {
-        Some(size) => {
+    match (out.framing, out.source.size) {
+        (Framing::Sized(_), Some(size)) => {
             let mut buf = vec![0u8; out.buffer_size];
             let mut pos = out.offset;
             while pos < size {
@@ -39,7 +38,7 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
             }
             moved.bytes = size - out.offset;
         }
-        None => {
+        _ => {
             // Room for the chunk header in front, so each chunk leaves in one write.
             let mut buf = vec![0u8; 4 + out.buffer_size];
             loop {
@@ -48,15 +47,20 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
                 if n == 0 {
                     break;
                 }
-                buf[..4].copy_from_slice(&protocol::chunk_header(n as u32));
+                let from = match out.framing.chunk_header(n) {
+                    Some(header) => {
+                        buf[..4].copy_from_slice(&header);
+                        0
+                    }
+                    None => 4,
+                };
                 hasher.update(&buf[4..4 + n]);
-                let from = if out.raw { 4 } else { 0 };
                 socket.write_all(&buf[from..4 + n])?;
                 moved.bytes += n as u64;
                 tick(moved.bytes)?;
             }
-            if !out.raw {
-                socket.write_all(&protocol::chunk_header(0))?;
+            if let Some(end) = out.framing.end() {
+                socket.write_all(&end)?;
             }
         }
     }

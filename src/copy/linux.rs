@@ -20,7 +20,6 @@ use super::{
 };
 use crate::copy::source::{Source, SourceKind};
 use crate::error::SessionError;
-use crate::protocol;
 
 /// Largest `sendfile` call: small enough that progress moves, large enough to cost few calls.
 const SENDFILE_CHUNK: usize = 64 << 20;
@@ -96,9 +95,9 @@ pub(super) fn send_splice(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, A
     let pipe = Lease::take()?;
     let moved =
         Moved { path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
-    let moved = match out.source.size {
-        Some(size) => splice_sized(out, &pipe, size, moved, tick),
-        None => splice_chunked(out, &pipe, moved, tick),
+    let moved = match (out.framing, out.source.size) {
+        (Framing::Sized(_), Some(size)) => splice_sized(out, &pipe, size, moved, tick),
+        _ => splice_chunked(out, &pipe, moved, tick),
     }?;
     pipe.release();
     Ok(moved)
@@ -189,15 +188,15 @@ fn splice_chunked(
             break;
         }
         mirror.hash_copy_of(pipe, n, &mut buf, &mut hasher, &mut moved.checksum_calls)?;
-        if !out.raw {
-            socket.write_all(&protocol::chunk_header(n as u32))?;
+        if let Some(header) = out.framing.chunk_header(n) {
+            socket.write_all(&header)?;
         }
         pipe.drain_to(out.socket, n, true, &mut moved.calls)?;
         moved.bytes += n as u64;
         tick(moved.bytes)?;
     }
-    if !out.raw {
-        socket.write_all(&protocol::chunk_header(0))?;
+    if let Some(end) = out.framing.end() {
+        socket.write_all(&end)?;
     }
     moved.calls += socket.calls;
     moved.xxh3 = hasher.digest128();

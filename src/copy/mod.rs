@@ -79,7 +79,7 @@ impl Moved {
     }
 }
 
-/// How the receiver learns where a file's bytes end.
+/// How a file's bytes are delimited on the socket: both ends derive it with `Framing::of`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     /// Exactly this many raw bytes follow.
@@ -90,9 +90,33 @@ pub enum Framing {
     UntilClose,
 }
 
-/// Called after every data-path call with the bytes moved so far. An error aborts the copy:
-/// the session uses it to stop when the peer has something to say.
-pub type Tick<'a> = &'a mut dyn FnMut(u64) -> io::Result<()>;
+impl Framing {
+    /// The framing of a file of `size` (when known) sent from `offset`: its remaining bytes
+    /// when the size is known, chunks when not, plain bytes until close in raw mode.
+    pub fn of(size: Option<u64>, offset: u64, raw: bool) -> Framing {
+        match (size, raw) {
+            (Some(size), _) => Framing::Sized(size.saturating_sub(offset)),
+            (None, false) => Framing::Chunked,
+            (None, true) => Framing::UntilClose,
+        }
+    }
+
+    /// What goes in front of `n` bytes of a stream of unknown length: a chunk header when
+    /// chunked, nothing otherwise.
+    pub(crate) fn chunk_header(self, n: usize) -> Option<[u8; 4]> {
+        (self == Framing::Chunked).then(|| crate::protocol::chunk_header(n as u32))
+    }
+
+    /// What ends a stream of unknown length: the empty chunk when chunked, nothing otherwise.
+    pub(crate) fn end(self) -> Option<[u8; 4]> {
+        self.chunk_header(0)
+    }
+}
+
+/// The session's hook, called after every data-path call with the bytes moved so far: it moves
+/// the progress bar, paces, and watches the peer and the size limit, as that session needs. An
+/// error, typed as the session likes (`SessionError`), aborts the copy and is returned as is.
+pub type Tick<'a> = &'a mut dyn FnMut(u64) -> anyhow::Result<()>;
 
 /// Why one path could not serve.
 pub(crate) enum Attempt {
@@ -117,8 +141,8 @@ pub struct Outgoing<'a> {
     pub buffer_size: usize,
     /// Largest amount one data call may move (a rate limit keeps calls small).
     pub max_call: Option<usize>,
-    /// Plain bytes: a stream of unknown length goes without chunk headers, ended by closing.
-    pub raw: bool,
+    /// How the bytes are delimited (`Framing::of` the source's size, the offset, raw mode).
+    pub framing: Framing,
 }
 
 impl Outgoing<'_> {

@@ -87,7 +87,7 @@ fn send(path: &Path, method: Method) -> anyhow::Result<Moved> {
         offset: 0,
         buffer_size: BUFFER,
         max_call: None,
-        raw: true,
+        framing: Framing::of(source.size, 0, true),
     };
     let moved = copy::send(&out, method, &mut |_| Ok(()));
     let _ = client.shutdown(Shutdown::Write);

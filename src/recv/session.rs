@@ -242,13 +242,14 @@ impl Session<'_> {
         }
         let socket = inbox.socket();
         let (base, max) = (before.bytes, self.cfg.max_size);
-        let mut tick = |n: u64| -> io::Result<()> {
+        let mut tick = |n: u64| -> anyhow::Result<()> {
             ui.position(base + n);
             match max {
-                Some(max) if base + n > max => Err(io::Error::other(SessionError::Refused {
+                Some(max) if base + n > max => Err(SessionError::Refused {
                     name: name.clone(),
                     reason: format!("the session passed --max-size {}", size(max)),
-                })),
+                }
+                .into()),
                 _ => Ok(()),
             }
         };
@@ -303,8 +304,7 @@ impl Session<'_> {
         offset: u64,
         tick: copy::Tick<'_>,
     ) -> anyhow::Result<Moved> {
-        let framing =
-            entry.size.map_or(Framing::Chunked, |size| Framing::Sized(size.saturating_sub(offset)));
+        let framing = Framing::of(entry.size, offset, false);
         let positioned =
             matches!(self.dest, Destination::Directory { .. } | Destination::File { .. });
         let inc = Incoming {

@@ -17,7 +17,7 @@ use crate::config::SendConfig;
 use crate::copy::batch;
 use crate::copy::pace::Pacer;
 use crate::copy::source::Source;
-use crate::copy::{self, Counted, Moved, Outgoing};
+use crate::copy::{self, Counted, Framing, Moved, Outgoing};
 use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
 use crate::link::handshake;
@@ -348,13 +348,13 @@ fn push(
     let mut next_watch = WATCH_EVERY;
     let watched: &TcpStream = socket;
     let max_call = pacer.max_call();
-    let mut tick = |moved: u64| -> io::Result<()> {
+    let mut tick = |moved: u64| -> anyhow::Result<()> {
         ui.position(base + moved);
         pacer.pace(base + moved);
         if moved >= next_watch {
             next_watch = moved + WATCH_EVERY;
             if peer::peer_has_spoken(watched) {
-                return Err(io::Error::other("the receiver stopped the transfer"));
+                return Err(io::Error::other("the receiver stopped the transfer").into());
             }
         }
         Ok(())
@@ -365,7 +365,7 @@ fn push(
         offset,
         buffer_size: cfg.buffer_size,
         max_call,
-        raw: false,
+        framing: Framing::of(source.size, offset, false),
     };
     let result = copy::send(&out, cfg.method, &mut tick);
     result.map_err(|e| peer_reason(socket).unwrap_or(e))
