@@ -130,7 +130,9 @@ fn changed(path: &Path, e: io::Error, doing: &str) -> anyhow::Error {
 
 /// The receiver's read-ahead: bytes taken off the socket in large reads, from which frames and
 /// batched files are served. It never reads past `allowance`, the point where the body of a file
-/// that is spliced begins, so those bytes stay in the socket for `splice`.
+/// that is spliced begins, so those bytes stay in the socket for `splice`. Its methods are the
+/// `Read` it offers the frame decoder plus the hold/release/allow steps of one batched file;
+/// they share one buffer and one cursor, so they stay one type.
 pub struct Inbox<'a> {
     socket: &'a TcpStream,
     buf: Box<[u8]>,

@@ -3,7 +3,8 @@
 
 use super::ProtocolError;
 
-/// Appends big-endian integers and length-prefixed byte strings to a payload buffer.
+/// Appends big-endian integers and length-prefixed byte strings to a payload buffer. One small
+/// method per field type of the spec (hence more than ten): the messages read as field lists.
 #[derive(Default)]
 pub struct Encoder {
     buf: Vec<u8>,
@@ -80,7 +81,7 @@ impl Encoder {
 }
 
 /// Reads big-endian fields from a payload; every getter fails with `Malformed` when the payload
-/// is shorter than the field.
+/// is shorter than the field. Like `Encoder`, one method per field type of the spec.
 pub struct Decoder<'a> {
     buf: &'a [u8],
     what: &'static str,
