@@ -318,3 +318,24 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EXIT_CODES;
+    use crate::error::ExitCode;
+
+    /// The help text's table is written out for clap; it must say what `ExitCode::TABLE` says.
+    #[test]
+    fn the_exit_codes_in_help_are_the_exit_code_table() {
+        for (code, meaning) in ExitCode::TABLE {
+            let line = match code {
+                ExitCode::Interrupted => format!("{:<5}{meaning}; 143 for SIGTERM", code.code()),
+                ExitCode::Terminated => continue,
+                _ => format!("{:<5}{meaning}", code.code()),
+            };
+            assert!(EXIT_CODES.lines().any(|l| l.trim() == line), "help lacks {line:?}");
+        }
+        let listed = EXIT_CODES.lines().filter(|l| l.starts_with("  ")).count();
+        assert_eq!(listed, ExitCode::TABLE.len() - 1, "one line per code (130 and 143 share one)");
+    }
+}
