@@ -10,6 +10,7 @@ use crate::cli::{AuthArgs, NetArgs, OutputArgs, RecvArgs, RecvMethod, SendArgs, 
 use crate::datapath::{DataPath, Method};
 use crate::disk::Policy;
 use crate::link::auth::Token;
+use crate::link::net::check_addr;
 pub use crate::link::net::{Link, NetConfig};
 
 /// What a session prints.
@@ -51,6 +52,25 @@ fn seconds(flag: &str, secs: f64) -> anyhow::Result<Option<Duration>> {
         return Err(usage(format!("{flag} takes a number of seconds, got {secs}")));
     }
     Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
+}
+
+/// The sender's last argument, the receiver's address; when it is not one and a path before it
+/// looks like one, the arguments were probably given the wrong way round.
+fn check_dest(dest: &str, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let Err(e) = check_addr("the last argument (the receiver's address)", dest) else {
+        return Ok(());
+    };
+    let swapped = paths
+        .iter()
+        .map(|p| p.to_string_lossy())
+        .find(|p| check_addr("", p).is_ok() && !std::path::Path::new(p.as_ref()).exists());
+    match swapped {
+        Some(addr) => Err(usage(format!(
+            "{addr} looks like the receiver's address: it goes last, after the paths \
+             (zcp send PATH... HOST:PORT)"
+        ))),
+        None => Err(e.into()),
+    }
 }
 
 fn usage(message: String) -> anyhow::Error {
@@ -100,10 +120,14 @@ impl SendConfig {
     pub fn from_args(args: SendArgs) -> anyhow::Result<SendConfig> {
         let mut paths = args.args;
         let link = match args.listen {
-            Some(addr) => Link::Listen(addr),
+            Some(addr) => {
+                check_addr("--listen", &addr)?;
+                Link::Listen(addr)
+            }
             None if paths.len() >= 2 => {
-                let dest = paths.pop().unwrap_or_default();
-                Link::Connect(dest.to_string_lossy().into_owned())
+                let dest = paths.pop().unwrap_or_default().to_string_lossy().into_owned();
+                check_dest(&dest, &paths)?;
+                Link::Connect(dest)
             }
             None => {
                 return Err(usage(
@@ -171,8 +195,14 @@ impl RecvConfig {
             None => (Some(Token::generate()?), true),
         };
         let link = match args.connect {
-            Some(dest) => Link::Connect(dest),
-            None => Link::Listen(args.listen),
+            Some(dest) => {
+                check_addr("--connect", &dest)?;
+                Link::Connect(dest)
+            }
+            None => {
+                check_addr("--listen", &args.listen)?;
+                Link::Listen(args.listen)
+            }
         };
         let stdout = args.output.as_os_str() == "-";
         if stdout && (args.keep_open || args.output_args.json) {

@@ -23,3 +23,4 @@ mod strace;
 mod streams;
 mod transfer;
 mod tree;
+mod usage;
