@@ -119,8 +119,9 @@ fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) 
     ExitCode::Success
 }
 
+/// Prints the error chain; peer text in it (an ERROR frame, a refused name) is shown escaped.
 fn fail(err: &anyhow::Error) -> ExitCode {
-    eprintln!("zcp: {err:#}");
+    eprintln!("zcp: {}", report::shown(&format!("{err:#}")));
     exit_code(err)
 }
 

@@ -5,6 +5,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Output;
+use crate::report::shown;
 
 const SIZED: &str = "{prefix} {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} \
                      {binary_bytes_per_sec} ETA {eta}";
@@ -46,7 +47,7 @@ impl Ui {
 
     /// Prints a warning above the bar.
     pub fn warn(&self, message: &str) {
-        self.bar.suspend(|| eprintln!("zcp: warning: {message}"));
+        self.bar.suspend(|| eprintln!("zcp: warning: {}", shown(message)));
     }
 
     /// A new file starts; `base` is the session's byte count before it.
@@ -56,7 +57,7 @@ impl Ui {
             return;
         }
         self.bar.set_prefix(format!("[{}/{}]", self.done, self.files));
-        self.bar.set_message(name.to_string());
+        self.bar.set_message(shown(name).into_owned());
     }
 
     /// The session has moved `bytes` so far.

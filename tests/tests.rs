@@ -12,6 +12,7 @@ mod errors;
 mod existing;
 mod exit_codes;
 mod faults;
+mod hostile;
 mod limits;
 mod names;
 mod peer;

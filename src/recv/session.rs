@@ -373,8 +373,11 @@ fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
     err
 }
 
+/// A read or write that hit the socket's timeout: `WouldBlock` from std, `EAGAIN` from a
+/// splice.
 fn is_idle(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock)
+            || c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EAGAIN)
     })
 }

@@ -68,11 +68,16 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
     let start = rusage::Snapshot::now();
     let mut reports: Vec<FileReport> =
         manifest.items.iter().zip(&answers).map(|(i, a)| initial_report(i, a)).collect();
+    let idle = cfg.net.idle_timeout;
     let (total, mut pending) = push_all(&mut socket, cfg, manifest, &answers, &mut reports)
+        .map_err(|e| explain_idle(e, idle))
         .with_context(|| format!("sending to {peer}"))?;
     let stats = start.side_stats(&total);
     pending.extend(protocol::frame(&Message::Finish(stats.clone())));
-    socket.write_all(&pending).context("sending statistics")?;
+    if let Err(e) = socket.write_all(&pending) {
+        let e = explain_idle(anyhow::Error::from(e).context("sending statistics"), idle);
+        return Err(peer_reason(&mut socket).unwrap_or(e));
+    }
     let summary = match next_message(&mut socket, "the receiver's summary")? {
         Message::Summary(s) => s,
         other => return Err(unexpected("SUMMARY", &other)),
@@ -371,17 +376,38 @@ fn push(
     result.map_err(|e| peer_reason(socket).unwrap_or(e))
 }
 
-/// After a failed send, the receiver's ERROR frame if it sent one (it explains the failure
-/// better than "broken pipe").
+/// How long a failed send looks for the receiver's reason, all reads together: a receiver that
+/// sends frames forever must not hold the sender (#11).
+const REASON_WITHIN: Duration = Duration::from_secs(2);
+
+/// After a failed send, the receiver's ERROR frame if it sent one within `REASON_WITHIN` (it
+/// explains the failure better than "broken pipe").
 pub fn peer_reason(socket: &mut TcpStream) -> Option<anyhow::Error> {
-    socket.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut deadline = peer::Deadline::new(socket, REASON_WITHIN).ok()?;
     loop {
-        match protocol::read_message(socket) {
+        match protocol::read_message(&mut deadline) {
             Ok(Message::Error { code, message }) => {
                 return Some(SessionError::Peer { code, message }.into());
             }
             Ok(_) => continue,
             Err(_) => return None,
         }
+    }
+}
+
+/// Names the idle timeout when the receiver took no data for that long (a write that timed
+/// out), instead of "resource temporarily unavailable".
+fn explain_idle(err: anyhow::Error, idle: Option<Duration>) -> anyhow::Error {
+    let timed_out = err.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|e| {
+            matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+        }) || c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EAGAIN)
+    });
+    match (timed_out, idle) {
+        (true, Some(t)) => err.context(format!(
+            "the receiver took no data for {} s (--idle-timeout)",
+            t.as_secs_f64()
+        )),
+        _ => err,
     }
 }
