@@ -80,6 +80,8 @@ pub struct Report {
     pub files: Vec<FileReport>,
     pub send: SideStats,
     pub recv: SideStats,
+    /// The `--output` directory this session created (it did not exist), receiver only.
+    pub created: Option<String>,
 }
 
 impl Report {
@@ -160,6 +162,12 @@ impl Report {
                 cpu_summary(self.bytes(), &self.send, &self.recv),
             )
         };
+        if let Some(dir) = &self.created {
+            line.push_str(&format!(
+                "\n  created directory {} (--output did not exist)",
+                shown(dir)
+            ));
+        }
         for f in &self.files {
             let name = shown(&f.name);
             match (f.status, &f.reason, &f.saved_as) {
@@ -292,6 +300,7 @@ impl Report {
             checksum: JsonChecksum { algorithm: "xxh3-128", ok: self.checksum_ok() },
             send: JsonSide::of(&self.send),
             recv: JsonSide::of(&self.recv),
+            created_output: self.created.as_deref(),
         };
         json_text(&view)
     }
@@ -403,6 +412,7 @@ struct JsonReport<'a> {
     checksum: JsonChecksum,
     send: JsonSide<'a>,
     recv: JsonSide<'a>,
+    created_output: Option<&'a str>,
 }
 
 #[derive(Serialize)]

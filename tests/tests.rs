@@ -15,6 +15,7 @@ mod faults;
 mod hostile;
 mod limits;
 mod names;
+mod output;
 mod peer;
 mod raw;
 mod resume;

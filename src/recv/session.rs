@@ -50,6 +50,26 @@ impl Session<'_> {
             Ok(other) => return Err(tell_peer(&mut socket, unexpected("OFFER", &other))),
             Err(e) => return Err(tell_peer(&mut socket, e)),
         };
+        match self.dest.directory_for(&offer.entries) {
+            Ok(None) => self.serve_offer(socket, offer, None, data_starts),
+            Ok(Some((dir, created))) => {
+                let session = Session { cfg: self.cfg, dest: &dir };
+                let created = created.then(|| self.cfg.output.display().to_string());
+                session.serve_offer(socket, offer, created, data_starts)
+            }
+            Err(e) => Err(tell_peer(&mut socket, e)),
+        }
+    }
+
+    /// The session after the offer: the plan, the files, the summary. `created` names the
+    /// output directory this session created, for the report.
+    fn serve_offer(
+        &self,
+        mut socket: TcpStream,
+        offer: protocol::Offer,
+        created: Option<String>,
+        data_starts: impl FnOnce(),
+    ) -> anyhow::Result<Report> {
         let mut plan = plan::plan(&offer.entries, self.dest, self.cfg);
         protocol::write_message(&mut socket, &Message::Plan(plan.wire()))
             .context("sending the plan")?;
@@ -78,7 +98,7 @@ impl Session<'_> {
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
         protocol::write_message(&mut socket, &Message::Summary(summary))
             .context("sending the summary")?;
-        Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats })
+        Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats, created })
     }
 
     /// socket. Returns once every file is written.

@@ -96,7 +96,7 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
             report.status = Status::ChecksumMismatch;
         }
     }
-    Ok(Report { role: Role::Send, files: reports, send: stats, recv: summary.stats })
+    Ok(Report { role: Role::Send, files: reports, send: stats, recv: summary.stats, created: None })
 }
 
 fn initial_report(item: &Item, answer: &Answer) -> FileReport {
