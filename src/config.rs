@@ -111,6 +111,8 @@ pub struct SendConfig {
     /// The token to prove; `None` with `no_auth`, or when the user gave none (the receiver
     /// then refuses unless it runs with `--no-auth`).
     pub token: Option<Token>,
+    /// Whether the token was generated here (`--listen` without one) and must be shown.
+    pub token_generated: bool,
     pub no_auth: bool,
     pub net: NetConfig,
     pub output: Output,
@@ -142,6 +144,13 @@ impl SendConfig {
         if args.net.raw && paths.len() != 1 {
             return Err(usage("--raw sends exactly one file".into()));
         }
+        // The listening end makes the token when it has none, as `zcp recv` does (#13).
+        let (token, token_generated) = match token(&args.auth)? {
+            None if matches!(link, Link::Listen(_)) && !args.auth.no_auth && !args.net.raw => {
+                (Some(Token::generate()?), true)
+            }
+            t => (t, false),
+        };
         Ok(SendConfig {
             method: match args.method {
                 SendMethod::Auto => Method::Auto,
@@ -154,7 +163,8 @@ impl SendConfig {
             resume: !args.no_resume,
             buffer_size: args.buffer_size as usize,
             limit_rate: args.limit_rate.filter(|&r| r > 0),
-            token: token(&args.auth)?,
+            token,
+            token_generated,
             no_auth: args.auth.no_auth,
             net: net_config(&args.net, link)?,
             output: Output::from_args(&args.output),
@@ -191,7 +201,16 @@ impl RecvConfig {
     pub fn from_args(args: RecvArgs) -> anyhow::Result<RecvConfig> {
         let (token, token_generated) = match token(&args.auth)? {
             Some(t) => (Some(t), false),
-            None if args.auth.no_auth => (None, false),
+            None if args.auth.no_auth || args.net.raw => (None, false),
+            // The listening sender made the token and printed it: a new one here cannot match.
+            None if args.connect.is_some() => {
+                return Err(crate::error::SessionError::Auth(
+                    "--connect needs the token the listening sender printed: \
+                     ZCP_TOKEN=TOKEN zcp recv --connect HOST:PORT (or --no-auth on both ends)"
+                        .into(),
+                )
+                .into());
+            }
             None => (Some(Token::generate()?), true),
         };
         let link = match args.connect {

@@ -60,7 +60,7 @@ pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
 /// Runs one session over `socket` and returns both ends' report.
 pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyhow::Result<Report> {
     let peer = socket.peer_addr().map_or_else(|_| "the receiver".to_string(), |a| a.to_string());
-    handshake::sender(&mut socket, cfg.token.as_ref())
+    handshake::sender(&mut socket, cfg.token.as_ref(), cfg.no_auth)
         .with_context(|| format!("greeting {peer}"))?;
     let answers = offer(&mut socket, manifest, cfg)?;
     peer::set_timeout(&socket, cfg.net.idle_timeout)?;

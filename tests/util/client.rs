@@ -59,7 +59,7 @@ pub fn zcp_client_token(addr: SocketAddr, token: Option<&str>) -> TcpStream {
     let ours = nonce();
     let hello = match token {
         Some(_) => Hello::with_auth(ours),
-        None => Hello::ours(),
+        None => Hello::no_auth(),
     };
     let theirs = exchange_hellos(&mut socket, hello).expect("reading the receiver's HELLO");
     assert_eq!(theirs.version, protocol::VERSION, "receiver greeted with another version");
@@ -202,7 +202,7 @@ impl FakeReceiver {
         socket.set_read_timeout(Some(Duration::from_secs(20))).expect("setting a read timeout");
         socket.set_write_timeout(Some(Duration::from_secs(20))).expect("setting a write timeout");
         protocol::read_hello(&mut socket).expect("the sender's HELLO");
-        protocol::write_hello(&mut socket, Hello::ours()).expect("sending HELLO");
+        protocol::write_hello(&mut socket, Hello::no_auth()).expect("sending HELLO");
         match protocol::read_message(&mut socket) {
             Ok(Message::Offer(offer)) => (socket, offer),
             other => panic!("expected an OFFER, got {other:?}"),
