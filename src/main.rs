@@ -92,7 +92,8 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         Ok(report) => finish(&report, output),
         Err(err) => fail(&err),
     })?;
-    if keep_open && output.summary {
+    // A stopped receiver says so even when it served no one (#13): the README promises it.
+    if (keep_open || outcome.stopped_by.is_some()) && output.summary {
         let how = outcome.stopped_by.map_or_else(String::new, |s| format!(", stopped by {s}"));
         eprintln!("served {} sessions, {} failed{how}", outcome.served, outcome.failed);
     }

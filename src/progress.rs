@@ -69,3 +69,13 @@ impl Ui {
         self.bar.finish_and_clear();
     }
 }
+
+/// A session that fails or is interrupted clears its bar too: the error and the prompt then
+/// start on a line of their own.
+impl Drop for Ui {
+    fn drop(&mut self) {
+        if !self.bar.is_finished() {
+            self.bar.finish_and_clear();
+        }
+    }
+}

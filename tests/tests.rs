@@ -14,6 +14,7 @@ mod exit_codes;
 mod faults;
 mod hostile;
 mod limits;
+mod messages;
 mod names;
 mod output;
 mod peer;

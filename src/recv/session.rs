@@ -362,10 +362,8 @@ impl Session<'_> {
     /// Names an idle timeout as such instead of "resource temporarily unavailable".
     fn explain_idle(&self, err: anyhow::Error) -> anyhow::Error {
         match (is_idle(&err), self.cfg.net.idle_timeout) {
-            (true, Some(t)) => err.context(format!(
-                "no data for {} s (--idle-timeout); partial files kept",
-                t.as_secs_f64()
-            )),
+            (true, Some(t)) => crate::error::idle_timeout(&err, "no data", t)
+                .context("the sender stalled; partial files kept"),
             _ => err,
         }
     }
@@ -384,7 +382,8 @@ fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
         ExitCode::Io => Some(ErrorCode::Io),
         ExitCode::Protocol => Some(ErrorCode::Protocol),
         ExitCode::Refused => Some(ErrorCode::Limit),
-        ExitCode::Connection if is_idle(&err) => Some(ErrorCode::Limit),
+        // The receiver broke the session off: the sender exits 3 (a timeout), not 5.
+        ExitCode::Connection if is_idle(&err) => Some(ErrorCode::Interrupted),
         _ => None,
     };
     if let Some(code) = code {

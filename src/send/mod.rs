@@ -28,7 +28,8 @@ use crate::protocol::{
 };
 use crate::report::{FileReport, Report, Role, Status};
 use crate::send::manifest::{Item, Manifest, Origin};
-use crate::sys::rusage;
+use crate::sys::{rusage, signals};
+use humansize::{BINARY, format_size};
 
 /// How often (in bytes moved) the sender checks whether the receiver has given up.
 const WATCH_EVERY: u64 = 64 << 20;
@@ -69,9 +70,14 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
     let mut reports: Vec<FileReport> =
         manifest.items.iter().zip(&answers).map(|(i, a)| initial_report(i, a)).collect();
     let idle = cfg.net.idle_timeout;
-    let (total, mut pending) = push_all(&mut socket, cfg, manifest, &answers, &mut reports)
+    // Ctrl-C now stops the transfer between calls, so the user learns what was kept.
+    signals::install()?;
+    let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports);
+    signals::restore();
+    let (total, mut pending) = pushed
         .map_err(|e| explain_idle(e, idle))
-        .with_context(|| format!("sending to {peer}"))?;
+        .with_context(|| format!("sending to {peer}"))
+        .map_err(explain_interrupt)?;
     let stats = start.side_stats(&total);
     pending.extend(protocol::frame(&Message::Finish(stats.clone())));
     if let Err(e) = socket.write_all(&pending) {
@@ -177,6 +183,13 @@ fn push_all(
     };
     let mut batched = false;
     for index in wanted {
+        if let Some(signal) = signals::pending() {
+            // The small files gathered so far are whole and checked: let them land.
+            if push.holds_data {
+                let _ = push.send_pending();
+            }
+            return Err(stopped(signal, push.total.bytes, known).into());
+        }
         let item = &manifest.items[index];
         let report = &mut reports[index];
         push.ui.file(&report.name);
@@ -353,7 +366,11 @@ fn push(
     let mut next_watch = WATCH_EVERY;
     let watched: &TcpStream = socket;
     let max_call = pacer.max_call();
+    let total = source.size.map(|s| base + s.saturating_sub(offset));
     let mut tick = |moved: u64| -> io::Result<()> {
+        if let Some(signal) = signals::pending() {
+            return Err(io::Error::other(stopped(signal, base + moved, total)));
+        }
         ui.position(base + moved);
         pacer.pace(base + moved);
         if moved >= next_watch {
@@ -373,7 +390,30 @@ fn push(
         raw: false,
     };
     let result = copy::send(&out, cfg.method, &mut tick);
-    result.map_err(|e| peer_reason(socket).unwrap_or(e))
+    result.map_err(|e| match signals::pending() {
+        Some(_) => e,
+        None => peer_reason(socket).unwrap_or(e),
+    })
+}
+
+/// The error of a transfer stopped by `signal` after `sent` bytes (of `total`, when known).
+fn stopped(signal: nix::sys::signal::Signal, sent: u64, total: Option<u64>) -> SessionError {
+    let of = total.map_or_else(String::new, |t| format!(" of {}", format_size(t, BINARY)));
+    SessionError::Interrupted(format!(
+        "stopped by {signal} after {}{of}",
+        format_size(sent, BINARY)
+    ))
+}
+
+/// Tells an interrupted user what was kept and how to go on.
+fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
+    if crate::error::exit_code(&err) != crate::error::ExitCode::Interrupted {
+        return err;
+    }
+    err.context(
+        "interrupted: the receiver keeps the files that arrived whole and the part of the one \
+         in progress; run the same command again to resume",
+    )
 }
 
 /// How long a failed send looks for the receiver's reason, all reads together: a receiver that
@@ -404,10 +444,7 @@ fn explain_idle(err: anyhow::Error, idle: Option<Duration>) -> anyhow::Error {
         }) || c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EAGAIN)
     });
     match (timed_out, idle) {
-        (true, Some(t)) => err.context(format!(
-            "the receiver took no data for {} s (--idle-timeout)",
-            t.as_secs_f64()
-        )),
+        (true, Some(t)) => crate::error::idle_timeout(&err, "the receiver took no data", t),
         _ => err,
     }
 }
