@@ -97,3 +97,22 @@ fn receivers_idle_timeout_is_named_on_both_ends() {
     assert_says(&sent, "--idle-timeout", "sender");
     assert!(!sent.stderr.contains("Broken pipe"), "sender:\n{}", sent.stderr);
 }
+
+#[test]
+fn summary_lines_fit_100_columns() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join("big.iso");
+    write_random_file(&src, 1 << 20, 22);
+    let receiver = Receiver::start(&dst, &[]);
+    let sent = send(&src, &receiver.dest(), &[]);
+    let received = receiver.wait();
+    assert_exit(&sent, 0, "sender");
+    for (who, f) in [("sender", &sent), ("receiver", &received)] {
+        for line in f.stderr.lines().filter(|l| !l.starts_with("zcp: warning")) {
+            let width = line.chars().count();
+            assert!(width <= 100, "{who}'s line is {width} columns:\n{line}");
+        }
+    }
+    assert_says(&sent, "xxh3 ok", "sender");
+}

@@ -7,6 +7,7 @@ mod auth;
 mod batch;
 mod bench;
 mod connect;
+mod docs;
 mod doctor;
 mod errors;
 mod existing;
