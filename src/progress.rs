@@ -7,9 +7,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::Output;
 use crate::report::shown;
 
-const SIZED: &str = "{prefix} {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} \
+// The file name takes what the terminal's width leaves (`wide_msg`, cut to fit), so the bar is
+// one line: on a terminal that reports no size (a pty of 0x0) indicatif assumes 80 columns, and a
+// longer line wrapped into two padded ones (#13).
+const SIZED: &str = "{prefix} {wide_msg} [{bar:20}] {binary_bytes}/{binary_total_bytes} \
                      {binary_bytes_per_sec} ETA {eta}";
-const UNSIZED: &str = "{prefix} {msg} {spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed}";
+const UNSIZED: &str =
+    "{prefix} {wide_msg} {spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed}";
 
 /// A bar for `total` bytes (a spinner when the total is unknown), or a hidden one.
 pub fn bar(visible: bool, total: Option<u64>, label: &str) -> ProgressBar {

@@ -116,3 +116,51 @@ fn summary_lines_fit_100_columns() {
     }
     assert_says(&sent, "xxh3 ok", "sender");
 }
+
+#[test]
+fn progress_bar_on_a_terminal_of_no_size_stays_on_one_line() {
+    // `script` runs the sender on a pseudo-terminal that reports 0x0: indicatif assumes 80
+    // columns, and every redraw must fit them (a longer bar wrapped into two padded lines).
+    if let Some(why) = crate::util::unusable("script", &["--version"]) {
+        return crate::util::skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join("a-file-with-a-rather-long-name-to-show-in-the-bar.bin");
+    write_random_file(&src, 4 << 20, 23);
+    let receiver = Receiver::start(&dst, &[]);
+    let send =
+        format!("{} send --limit-rate 4M {} {}", crate::util::ZCP, src.display(), receiver.dest());
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &send, "/dev/null"]).env(crate::util::TOKEN_ENV, crate::util::TOKEN);
+    let sent = crate::util::run(cmd);
+    receiver.wait();
+    assert_exit(&sent, 0, "sender on a pty");
+    assert!(sent.stdout.contains("ETA"), "the bar was drawn:\n{:?}", sent.stdout);
+    // The bar's redraws; the summary after it may wrap like any text.
+    for segment in sent.stdout.split(['\r', '\n']).filter(|s| s.contains("ETA")) {
+        let text = strip_escapes(segment);
+        let width = text.trim_end().chars().count();
+        assert!(width <= 80, "a {width}-column line on an 80-column terminal: {text:?}");
+    }
+}
+
+/// `text` without its CSI escape sequences (`ESC [ … letter`).
+fn strip_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
