@@ -592,3 +592,24 @@ struct JsonRaw<'a> {
     send: Option<JsonSide<'a>>,
     recv: Option<JsonSide<'a>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_is_shown_with_control_characters_escaped() {
+        assert_eq!(shown("big.iso"), "big.iso");
+        assert!(matches!(shown("plain name"), Cow::Borrowed(_)));
+        assert_eq!(shown("a\x1b]0;t\x07\r\n\tz"), "a\\e]0;t\\x07\\r\\n\\tz");
+        assert_eq!(shown("del\x7f c1\u{9b}"), "del\\x7f c1\\u{9b}");
+        assert_eq!(shown("naïve 日本"), "naïve 日本");
+    }
+
+    #[test]
+    fn cpu_is_per_gib_only_from_64_mib() {
+        let side = SideStats { user_us: 1_000_000, sys_us: 0, ..SideStats::default() };
+        assert_eq!(cpu_summary(4096, &side, &side), "1.00+1.00 s (send+recv)");
+        assert_eq!(cpu_summary(1 << 30, &side, &side), "1.00+1.00 s/GiB (send+recv)");
+    }
+}

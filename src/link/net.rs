@@ -187,3 +187,26 @@ fn resolve(dest: &str) -> anyhow::Result<Vec<SocketAddr>> {
     }
     Ok(addrs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_addr;
+
+    #[test]
+    fn addresses_are_host_colon_port() {
+        for good in ["127.0.0.1:7878", "[::1]:0", "host.example:65535", "0.0.0.0:7878"] {
+            assert!(check_addr("--listen", good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("127.0.0.1", "no port"),
+            ("7878", "no port"),
+            (":7878", "no host"),
+            ("127.0.0.1:80000", "out of range"),
+            ("::1:7878", "brackets"),
+            ("host:http", "not a port number"),
+        ] {
+            let err = check_addr("--listen", bad).expect_err(bad).to_string();
+            assert!(err.contains(why) && err.contains("--listen"), "{bad}: {err}");
+        }
+    }
+}
