@@ -60,8 +60,8 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
         'zcp;recv' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; port 0 picks a free port. The first line on stderr is always `listening on IP:PORT`, printed before the first connection is accepted')
             [CompletionResult]::new('--connect', '--connect', [CompletionResultType]::ParameterName, 'Fetch from a sender that waits with `zcp send --listen` instead of listening')
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write: an existing directory (entries keep their relative paths), the path of the one file to write, or `-` for standard output')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write: an existing directory (entries keep their relative paths), the path of the one file to write, or `-` for standard output')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write: a directory (entries keep their relative paths; a missing one is created when the sender offers a directory or several entries, or PATH ends in `/`), the path of the one file to write, or `-` for standard output')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write: a directory (entries keep their relative paths; a missing one is created when the sender offers a directory or several entries, or PATH ends in `/`), the path of the one file to write, or `-` for standard output')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'Which data path writes the bytes')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)')
             [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'With --keep-open: sessions served at once; the next sender is told "busy"')

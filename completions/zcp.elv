@@ -55,8 +55,8 @@ set edit:completion:arg-completer[zcp] = {|@words|
         &'zcp;recv'= {
             cand --listen 'Address to listen on; port 0 picks a free port. The first line on stderr is always `listening on IP:PORT`, printed before the first connection is accepted'
             cand --connect 'Fetch from a sender that waits with `zcp send --listen` instead of listening'
-            cand -o 'Where to write: an existing directory (entries keep their relative paths), the path of the one file to write, or `-` for standard output'
-            cand --output 'Where to write: an existing directory (entries keep their relative paths), the path of the one file to write, or `-` for standard output'
+            cand -o 'Where to write: a directory (entries keep their relative paths; a missing one is created when the sender offers a directory or several entries, or PATH ends in `/`), the path of the one file to write, or `-` for standard output'
+            cand --output 'Where to write: a directory (entries keep their relative paths; a missing one is created when the sender offers a directory or several entries, or PATH ends in `/`), the path of the one file to write, or `-` for standard output'
             cand --method 'Which data path writes the bytes'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)'
             cand --max-conns 'With --keep-open: sessions served at once; the next sender is told "busy"'

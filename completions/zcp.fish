@@ -55,7 +55,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand send" -s q -l quiet -d 'No progr
 complete -c zcp -n "__fish_zcp_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l listen -d 'Address to listen on; port 0 picks a free port. The first line on stderr is always `listening on IP:PORT`, printed before the first connection is accepted' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l connect -d 'Fetch from a sender that waits with `zcp send --listen` instead of listening' -r
-complete -c zcp -n "__fish_zcp_using_subcommand recv" -s o -l output -d 'Where to write: an existing directory (entries keep their relative paths), the path of the one file to write, or `-` for standard output' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -s o -l output -d 'Where to write: a directory (entries keep their relative paths; a missing one is created when the sender offers a directory or several entries, or PATH ends in `/`), the path of the one file to write, or `-` for standard output' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l method -d 'Which data path writes the bytes' -r -f -a "auto\t'splice, falling back to buffered, saying why'
 splice\t'splice(2) socket to pipe to file only'
 buffered\t'an explicit read/write loop through a buffer of --buffer-size'"

@@ -49,38 +49,46 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff) on stdout
-    #[command(after_help = "Install: zcp man > /usr/local/share/man/man1/zcp.1  (then: man zcp)")]
+    #[command(after_help = MAN_INSTALL)]
     Man,
 }
 
+// Examples are shell lines, a `#` comment apart from what they do: tests/docs.rs runs them
+// (send, recv) or parses them (the others), so they cannot drift from the binary.
 const COMPLETION_INSTALL: &str = "\
 Install:
-  bash        zcp completions bash > /etc/bash_completion.d/zcp
-  zsh         zcp completions zsh > \"${fpath[1]}/_zcp\"
-  fish        zcp completions fish > ~/.config/fish/completions/zcp.fish
-  elvish      zcp completions elvish >> ~/.config/elvish/rc.elv
-  powershell  zcp completions powershell >> $PROFILE";
+  zcp completions bash > /etc/bash_completion.d/zcp                # bash
+  zcp completions zsh > \"${fpath[1]}/_zcp\"                        # zsh
+  zcp completions fish > ~/.config/fish/completions/zcp.fish      # fish
+  zcp completions elvish >> ~/.config/elvish/rc.elv                # elvish
+  zcp completions powershell >> $PROFILE                           # PowerShell";
+
+const MAN_INSTALL: &str = "\
+Install:
+  zcp man > /usr/local/share/man/man1/zcp.1 && man zcp";
 
 const BENCH_EXAMPLES: &str = "\
 Examples:
-  zcp bench                                        1 GiB temp file, loopback, 5 rounds
+  zcp bench                                     # 1 GiB temp file, loopback, 5 rounds
   zcp bench --size 4G --rounds 9 --dir /dev/shm
   zcp bench --file ./video.mkv --methods sendfile:splice,buffered:buffered
-  zcp bench --compare --export-markdown results.md also netcat, socat and iperf3
-  zcp bench --files 10000 --dir /dev/shm --compare 10,000 files of 4 KiB, also tar | nc";
+  zcp bench --compare --export-markdown results.md  # also netcat, socat and iperf3
+  zcp bench --files 10000 --dir /dev/shm --compare  # 10,000 files of 4 KiB, also tar | nc";
 
 const SEND_EXAMPLES: &str = "\
 Examples:
-  zcp send ./big.iso 10.0.0.2:7878                 zero-copy with sendfile(2)
+  export ZCP_TOKEN=k3fq-x2pa-9wtm-c8de-4hbn     # the token `zcp recv` printed
+  zcp send ./big.iso 10.0.0.2:7878              # zero-copy with sendfile(2)
+  zcp send ./photos ./big.iso 10.0.0.2:7878     # directories too, all in one session
   zcp send ./big.iso 10.0.0.2:7878 --method buffered --buffer-size 1M
-  mkfifo f; (make-data > f &); zcp send f host:7878 a pipe: spliced, length unknown
-  zcp send ./big.iso [::1]:7878 --json             the report as JSON on stdout";
+  mkfifo f; (seq 100000 > f &); zcp send f 10.0.0.2:7878  # a pipe: spliced, length unknown
+  zcp send ./big.iso [::1]:7878 --json          # the report as JSON on stdout";
 
 const RECV_EXAMPLES: &str = "\
 Examples:
-  zcp recv                                         listen on 0.0.0.0:7878, write into .
-  zcp recv --listen 127.0.0.1:0 --output ./incoming
-  zcp recv --output ./copy.iso --force             write to this path, replacing it";
+  zcp recv                                      # on 0.0.0.0:7878, into .; prints a token
+  zcp recv --listen 127.0.0.1:0 --output ./incoming/  # a free port; makes ./incoming/
+  zcp recv --output ./copy.iso --force          # the one file, to this path, replacing it";
 
 /// The data paths a sender can be asked to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -216,7 +224,8 @@ pub struct RecvArgs {
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["listen", "keep_open"])]
     pub connect: Option<String>,
 
-    /// Where to write: an existing directory (entries keep their relative paths), the path of
+    /// Where to write: a directory (entries keep their relative paths; a missing one is created
+    /// when the sender offers a directory or several entries, or PATH ends in `/`), the path of
     /// the one file to write, or `-` for standard output
     #[arg(long, short, value_name = "PATH", default_value = ".")]
     pub output: PathBuf,

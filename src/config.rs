@@ -10,6 +10,7 @@ use crate::cli::{AuthArgs, NetArgs, OutputArgs, RecvArgs, RecvMethod, SendArgs, 
 use crate::datapath::{DataPath, Method};
 use crate::disk::Policy;
 use crate::link::auth::Token;
+use crate::link::net::check_addr;
 pub use crate::link::net::{Link, NetConfig};
 
 /// What a session prints.
@@ -53,6 +54,25 @@ fn seconds(flag: &str, secs: f64) -> anyhow::Result<Option<Duration>> {
     Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
 
+/// The sender's last argument, the receiver's address; when it is not one and a path before it
+/// looks like one, the arguments were probably given the wrong way round.
+fn check_dest(dest: &str, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let Err(e) = check_addr("the last argument (the receiver's address)", dest) else {
+        return Ok(());
+    };
+    let swapped = paths
+        .iter()
+        .map(|p| p.to_string_lossy())
+        .find(|p| check_addr("", p).is_ok() && !std::path::Path::new(p.as_ref()).exists());
+    match swapped {
+        Some(addr) => Err(usage(format!(
+            "{addr} looks like the receiver's address: it goes last, after the paths \
+             (zcp send PATH... HOST:PORT)"
+        ))),
+        None => Err(e.into()),
+    }
+}
+
 fn usage(message: String) -> anyhow::Error {
     crate::error::SessionError::Usage(message).into()
 }
@@ -91,6 +111,8 @@ pub struct SendConfig {
     /// The token to prove; `None` with `no_auth`, or when the user gave none (the receiver
     /// then refuses unless it runs with `--no-auth`).
     pub token: Option<Token>,
+    /// Whether the token was generated here (`--listen` without one) and must be shown.
+    pub token_generated: bool,
     pub no_auth: bool,
     pub net: NetConfig,
     pub output: Output,
@@ -100,10 +122,14 @@ impl SendConfig {
     pub fn from_args(args: SendArgs) -> anyhow::Result<SendConfig> {
         let mut paths = args.args;
         let link = match args.listen {
-            Some(addr) => Link::Listen(addr),
+            Some(addr) => {
+                check_addr("--listen", &addr)?;
+                Link::Listen(addr)
+            }
             None if paths.len() >= 2 => {
-                let dest = paths.pop().unwrap_or_default();
-                Link::Connect(dest.to_string_lossy().into_owned())
+                let dest = paths.pop().unwrap_or_default().to_string_lossy().into_owned();
+                check_dest(&dest, &paths)?;
+                Link::Connect(dest)
             }
             None => {
                 return Err(usage(
@@ -118,6 +144,13 @@ impl SendConfig {
         if args.net.raw && paths.len() != 1 {
             return Err(usage("--raw sends exactly one file".into()));
         }
+        // The listening end makes the token when it has none, as `zcp recv` does (#13).
+        let (token, token_generated) = match token(&args.auth)? {
+            None if matches!(link, Link::Listen(_)) && !args.auth.no_auth && !args.net.raw => {
+                (Some(Token::generate()?), true)
+            }
+            t => (t, false),
+        };
         Ok(SendConfig {
             method: match args.method {
                 SendMethod::Auto => Method::Auto,
@@ -130,7 +163,8 @@ impl SendConfig {
             resume: !args.no_resume,
             buffer_size: args.buffer_size as usize,
             limit_rate: args.limit_rate.filter(|&r| r > 0),
-            token: token(&args.auth)?,
+            token,
+            token_generated,
             no_auth: args.auth.no_auth,
             net: net_config(&args.net, link)?,
             output: Output::from_args(&args.output),
@@ -167,12 +201,27 @@ impl RecvConfig {
     pub fn from_args(args: RecvArgs) -> anyhow::Result<RecvConfig> {
         let (token, token_generated) = match token(&args.auth)? {
             Some(t) => (Some(t), false),
-            None if args.auth.no_auth => (None, false),
+            None if args.auth.no_auth || args.net.raw => (None, false),
+            // The listening sender made the token and printed it: a new one here cannot match.
+            None if args.connect.is_some() => {
+                return Err(crate::error::SessionError::Auth(
+                    "--connect needs the token the listening sender printed: \
+                     ZCP_TOKEN=TOKEN zcp recv --connect HOST:PORT (or --no-auth on both ends)"
+                        .into(),
+                )
+                .into());
+            }
             None => (Some(Token::generate()?), true),
         };
         let link = match args.connect {
-            Some(dest) => Link::Connect(dest),
-            None => Link::Listen(args.listen),
+            Some(dest) => {
+                check_addr("--connect", &dest)?;
+                Link::Connect(dest)
+            }
+            None => {
+                check_addr("--listen", &args.listen)?;
+                Link::Listen(args.listen)
+            }
         };
         let stdout = args.output.as_os_str() == "-";
         if stdout && (args.keep_open || args.output_args.json) {

@@ -117,6 +117,26 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
+/// `err` with its root cause (a bare "resource temporarily unavailable", say) replaced by
+/// `cause`, its contexts kept: "writing x: no data for 30 s (--idle-timeout)".
+pub fn with_root(err: &anyhow::Error, cause: io::Error) -> anyhow::Error {
+    let texts: Vec<String> = err.chain().map(ToString::to_string).collect();
+    let contexts = texts[..texts.len().saturating_sub(1)].join(": ");
+    let root = anyhow::Error::from(cause);
+    if contexts.is_empty() { root } else { root.context(contexts) }
+}
+
+/// The error of an idle timeout of `timeout` on this end, worded as `what` ("no data", "the
+/// receiver took no data"), in place of `err`'s bare root; keeps the `WouldBlock` kind.
+pub fn idle_timeout(
+    err: &anyhow::Error,
+    what: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Error {
+    let text = format!("{what} for {} s (--idle-timeout)", timeout.as_secs_f64());
+    with_root(err, io::Error::new(io::ErrorKind::WouldBlock, text))
+}
+
 /// `EINVAL`-style name of an errno value.
 pub fn errno_name(errno: i32) -> String {
     format!("{:?}", nix::errno::Errno::from_raw(errno))

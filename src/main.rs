@@ -6,7 +6,7 @@ use std::process;
 use clap::Parser;
 
 use zcp::cli::{Cli, Command};
-use zcp::config::{Link, Output, RecvConfig, SendConfig};
+use zcp::config::{Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
 use zcp::progress::Ui;
 use zcp::recv::Receiver;
@@ -55,7 +55,14 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
     }
     let manifest = send::prepare(&cfg, &ui)?;
-    let socket = zcp::link::net::establish(&cfg.net, listening)?;
+    let token = cfg.token.as_ref().filter(|_| cfg.token_generated);
+    let socket = zcp::link::net::establish(&cfg.net, |addr| {
+        listening(addr);
+        if let Some(t) = token.map(|t| t.reveal()) {
+            let port = addr.port();
+            eprintln!("token {t} (on the receiver: ZCP_TOKEN={t} zcp recv --connect HOST:{port})");
+        }
+    })?;
     let report = send::run(&cfg, &manifest, socket)?;
     Ok(finish(&report, cfg.output))
 }
@@ -67,7 +74,6 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         return Ok(print(output, || report.human(), || report.json()));
     }
     let (output, keep_open) = (cfg.print, cfg.keep_open);
-    let connect = matches!(cfg.net.link, Link::Connect(_));
     let receiver = Receiver::bind(cfg)?;
     let addr = receiver.local_addr()?;
     if let Some(addr) = addr {
@@ -75,11 +81,8 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
     }
     if let Some(token) = receiver.generated_token() {
         let t = token.reveal();
-        let how = match addr {
-            Some(a) if !connect => format!("zcp send PATH HOST:{}", a.port()),
-            _ => "zcp send --listen ADDR PATH".to_string(),
-        };
-        eprintln!("token {t} (on the sender: ZCP_TOKEN={t} {how})");
+        let port = addr.map_or(7878, |a| a.port());
+        eprintln!("token {t} (on the sender: ZCP_TOKEN={t} zcp send PATH HOST:{port})");
     }
     if !receiver.authenticates() {
         Ui::hidden()
@@ -89,7 +92,8 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         Ok(report) => finish(&report, output),
         Err(err) => fail(&err),
     })?;
-    if keep_open && output.summary {
+    // A stopped receiver says so even when it served no one (#13): the README promises it.
+    if (keep_open || outcome.stopped_by.is_some()) && output.summary {
         let how = outcome.stopped_by.map_or_else(String::new, |s| format!(", stopped by {s}"));
         eprintln!("served {} sessions, {} failed{how}", outcome.served, outcome.failed);
     }
@@ -119,8 +123,9 @@ fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) 
     ExitCode::Success
 }
 
+/// Prints the error chain; peer text in it (an ERROR frame, a refused name) is shown escaped.
 fn fail(err: &anyhow::Error) -> ExitCode {
-    eprintln!("zcp: {err:#}");
+    eprintln!("zcp: {}", report::shown(&format!("{err:#}")));
     exit_code(err)
 }
 

@@ -5,10 +5,15 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Output;
+use crate::report::shown;
 
-const SIZED: &str = "{prefix} {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} \
+// The file name takes what the terminal's width leaves (`wide_msg`, cut to fit), so the bar is
+// one line: on a terminal that reports no size (a pty of 0x0) indicatif assumes 80 columns, and a
+// longer line wrapped into two padded ones (#13).
+const SIZED: &str = "{prefix} {wide_msg} [{bar:20}] {binary_bytes}/{binary_total_bytes} \
                      {binary_bytes_per_sec} ETA {eta}";
-const UNSIZED: &str = "{prefix} {msg} {spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed}";
+const UNSIZED: &str =
+    "{prefix} {wide_msg} {spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed}";
 
 /// A bar for `total` bytes (a spinner when the total is unknown), or a hidden one.
 pub fn bar(visible: bool, total: Option<u64>, label: &str) -> ProgressBar {
@@ -46,7 +51,7 @@ impl Ui {
 
     /// Prints a warning above the bar.
     pub fn warn(&self, message: &str) {
-        self.bar.suspend(|| eprintln!("zcp: warning: {message}"));
+        self.bar.suspend(|| eprintln!("zcp: warning: {}", shown(message)));
     }
 
     /// A new file starts; `base` is the session's byte count before it.
@@ -56,7 +61,7 @@ impl Ui {
             return;
         }
         self.bar.set_prefix(format!("[{}/{}]", self.done, self.files));
-        self.bar.set_message(name.to_string());
+        self.bar.set_message(shown(name).into_owned());
     }
 
     /// The session has moved `bytes` so far.
@@ -66,5 +71,15 @@ impl Ui {
 
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// A session that fails or is interrupted clears its bar too: the error and the prompt then
+/// start on a line of their own.
+impl Drop for Ui {
+    fn drop(&mut self) {
+        if !self.bar.is_finished() {
+            self.bar.finish_and_clear();
+        }
     }
 }

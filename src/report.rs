@@ -1,13 +1,15 @@
 //! What a session reports, and all of its printing: the human summary for stderr and the JSON
 //! object for stdout. Sessions return a `Report`; this module only formats it.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::time::Duration;
 
 use humansize::{BINARY, format_size};
 use serde::Serialize;
 
-use crate::datapath::DataPath;
+use crate::copy::batch::{self, SMALL_FILE};
+use crate::datapath::{DataPath, Fallback};
 use crate::error::{SessionError, errno_name};
 use crate::protocol::SideStats;
 
@@ -78,6 +80,8 @@ pub struct Report {
     pub files: Vec<FileReport>,
     pub send: SideStats,
     pub recv: SideStats,
+    /// The `--output` directory this session created (it did not exist), receiver only.
+    pub created: Option<String>,
 }
 
 impl Report {
@@ -133,34 +137,49 @@ impl Report {
         Some(SessionError::Refused { name, reason })
     }
 
-    /// The summary for stderr: one line, then a line per refusal, note and fallback.
+    /// The summary for stderr: what moved, how fast and whether it checked out; then both
+    /// ends' data paths and CPU; then a line per refusal, note and fallback. Lines stay within
+    /// 100 columns for names of ordinary length. Text from the peer is `shown` escaped.
     pub fn human(&self) -> String {
         let what = match self.role {
             Role::Send => "sent",
             Role::Recv => "received",
         };
-        let mut line = format!(
-            "{what} {}{} in {:.2} s, {}/s · send: {} · recv: {} · cpu {} · xxh3 {}",
-            self.what_moved(),
-            format_size(self.bytes(), BINARY),
-            self.elapsed().as_secs_f64(),
-            format_size(self.throughput() as u64, BINARY),
-            path_summary(&self.send),
-            path_summary(&self.recv),
-            cpu_summary(self.bytes(), &self.send, &self.recv),
-            if self.checksum_ok() { "ok" } else { "MISMATCH" },
-        );
+        let mut line = if self.nothing_moved() {
+            // Neither sent nor checked: no rate, no paths, no checksum to speak of.
+            format!("{what} nothing: {}", self.what_moved().trim_end_matches([':', ' ']))
+        } else {
+            format!(
+                "{what} {}{}{} in {:.2} s, {}/s · xxh3 {}\n  send: {} · recv: {} · cpu {}",
+                self.what_moved(),
+                format_size(self.bytes(), BINARY),
+                self.resumed_note(),
+                self.elapsed().as_secs_f64(),
+                format_size(self.throughput() as u64, BINARY),
+                if self.checksum_ok() { "ok" } else { "MISMATCH" },
+                path_summary(&self.send),
+                path_summary(&self.recv),
+                cpu_summary(self.bytes(), &self.send, &self.recv),
+            )
+        };
+        if let Some(dir) = &self.created {
+            line.push_str(&format!(
+                "\n  created directory {} (--output did not exist)",
+                shown(dir)
+            ));
+        }
         for f in &self.files {
+            let name = shown(&f.name);
             match (f.status, &f.reason, &f.saved_as) {
                 (Status::Refused, Some(r), _) => {
-                    line.push_str(&format!("\n  refused {}: {r}", f.name))
+                    line.push_str(&format!("\n  refused {name}: {}", shown(r)))
                 }
                 (Status::ChecksumMismatch, _, _) => {
-                    line.push_str(&format!("\n  checksum mismatch: {} (not saved)", f.name))
+                    line.push_str(&format!("\n  checksum mismatch: {name} (not saved)"))
                 }
-                (_, Some(note), _) => line.push_str(&format!("\n  {}: {note}", f.name)),
+                (_, Some(note), _) => line.push_str(&format!("\n  {name}: {}", shown(note))),
                 (Status::Sent, None, Some(saved)) if self.files.len() == 1 => {
-                    line.push_str(&format!("\n  saved as {saved}"))
+                    line.push_str(&format!("\n  saved as {}", shown(saved)))
                 }
                 _ => {}
             }
@@ -172,9 +191,48 @@ impl Report {
             };
             line.push_str(&format!("\n  {side}: files took more than one path: {mix}"));
         }
+        line.push_str(&self.batched_line());
         line.push_str(&fallback_lines("send", &self.send));
         line.push_str(&fallback_lines("recv", &self.recv));
         line
+    }
+
+    /// Whether no entry crossed or was created: everything was refused or skipped.
+    fn nothing_moved(&self) -> bool {
+        self.bytes() == 0
+            && !self.files.iter().any(|f| {
+                matches!(f.status, Status::Sent | Status::ChecksumMismatch | Status::Created)
+            })
+    }
+
+    /// " (resumed at 200 MiB)" for one file that carried on from the receiver's partial copy.
+    fn resumed_note(&self) -> String {
+        match self.files.as_slice() {
+            [only] if only.resumed_from > 0 => {
+                format!(" (resumed at {})", format_size(only.resumed_from, BINARY))
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// One line for the small files that went in batches, in place of each side's "not used"
+    /// line for them: "312 files up to 64 KiB went in batches, many per write(2) and read(2)".
+    fn batched_line(&self) -> String {
+        let batched = |s: &SideStats| s.fallbacks.iter().any(is_batch_fallback);
+        if !batched(&self.send) && !batched(&self.recv) {
+            return String::new();
+        }
+        let n = self
+            .files
+            .iter()
+            .filter(|f| !f.dir && f.path == Some(DataPath::Buffered) && f.bytes <= SMALL_FILE)
+            .count();
+        let files = if n == 1 { "1 file".to_string() } else { format!("{n} files") };
+        // Why: for small files the calls, not the bytes, are the cost (README, "Many files").
+        format!(
+            "\n  {files} up to {} went in batches, many per write(2) and read(2)",
+            format_size(SMALL_FILE, BINARY)
+        )
     }
 
     /// "sendfile 3, splice 1" when this end's files did not all take one path.
@@ -197,7 +255,7 @@ impl Report {
         if let ([only], 0) = (files.as_slice(), dirs)
             && (only.status == Status::Sent || only.status == Status::ChecksumMismatch)
         {
-            return format!("{} ", only.name);
+            return format!("{} ", shown(&only.name));
         }
         let mut text = match files.len() {
             1 => "1 file".to_string(),
@@ -242,21 +300,52 @@ impl Report {
             checksum: JsonChecksum { algorithm: "xxh3-128", ok: self.checksum_ok() },
             send: JsonSide::of(&self.send),
             recv: JsonSide::of(&self.recv),
+            created_output: self.created.as_deref(),
         };
         json_text(&view)
     }
 }
 
 /// One line per fallback a side took, each starting on a new line.
+/// Batched small files are told in one line of their own (`Report::batched_line`).
 fn fallback_lines(side: &str, stats: &SideStats) -> String {
     stats
         .fallbacks
         .iter()
+        .filter(|fb| !is_batch_fallback(fb))
         .map(|fb| {
             let errno = fb.errno.map(|e| format!(" ({})", errno_name(e))).unwrap_or_default();
-            format!("\n  {side}: {} not used: {}{errno}", fb.from, fb.reason)
+            format!("\n  {side}: {} not used: {}{errno}", fb.from, shown(&fb.reason))
         })
         .collect()
+}
+
+/// Whether a fallback is the one every batch of small files records.
+fn is_batch_fallback(fb: &Fallback) -> bool {
+    *fb == batch::send_reason() || *fb == batch::recv_reason()
+}
+
+/// Text that came from the peer (names, refusal and fallback reasons, ERROR messages), fit for
+/// a terminal: control characters are shown escaped (`\e`, `\r`, `\n`, `\t`, `\x07`,
+/// `\u{9b}`), so that they cannot move the cursor, set the title or draw a fake line
+/// (#11). `--json` keeps the exact text.
+pub fn shown(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\x1b' => out.push_str("\\e"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A report object as pretty JSON, the one way every `--json` output is rendered. Our view
@@ -289,10 +378,17 @@ fn path_summary(s: &SideStats) -> String {
     }
 }
 
+/// Below this many bytes, CPU per GiB extrapolates start-up costs into nonsense
+/// (`29885.81 s/GiB` for a few tiny files): the summary shows CPU seconds instead.
+const CPU_PER_GIB_FROM: u64 = 64 << 20;
+
 fn cpu_summary(bytes: u64, send: &SideStats, recv: &SideStats) -> String {
+    let secs = |s: &SideStats| s.user_us.saturating_add(s.sys_us) as f64 / 1e6;
     match (cpu_per_gib(bytes, send), cpu_per_gib(bytes, recv)) {
-        (Some(s), Some(r)) => format!("{s:.2}+{r:.2} s/GiB (send+recv)"),
-        _ => "n/a for 0 bytes".into(),
+        (Some(s), Some(r)) if bytes >= CPU_PER_GIB_FROM => {
+            format!("{s:.2}+{r:.2} s/GiB (send+recv)")
+        }
+        _ => format!("{:.2}+{:.2} s (send+recv)", secs(send), secs(recv)),
     }
 }
 
@@ -316,6 +412,7 @@ struct JsonReport<'a> {
     checksum: JsonChecksum,
     send: JsonSide<'a>,
     recv: JsonSide<'a>,
+    created_output: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -437,18 +534,21 @@ impl RawReport {
             Role::Send => ("sent", "send"),
             Role::Recv => ("received", "recv"),
         };
-        let cpu = cpu_per_gib(self.stats.bytes, &self.stats)
-            .map_or_else(|| "n/a for 0 bytes".to_string(), |c| format!("{c:.2} s/GiB"));
+        let secs = self.stats.user_us.saturating_add(self.stats.sys_us) as f64 / 1e6;
+        let cpu = match cpu_per_gib(self.stats.bytes, &self.stats) {
+            Some(c) if self.stats.bytes >= CPU_PER_GIB_FROM => format!("{c:.2} s/GiB"),
+            _ => format!("{secs:.2} s"),
+        };
         let mut line = format!(
             "{what} {} {} in {:.2} s, {}/s · {side}: {} · cpu {cpu} · raw: no checksum, no authentication",
-            self.name,
+            shown(&self.name),
             format_size(self.stats.bytes, BINARY),
             self.elapsed_s(),
             format_size(self.throughput() as u64, BINARY),
             path_summary(&self.stats),
         );
         if let Some(saved) = &self.saved_as {
-            line.push_str(&format!("\n  saved as {saved}"));
+            line.push_str(&format!("\n  saved as {}", shown(saved)));
         }
         line.push_str(&fallback_lines(side, &self.stats));
         line
@@ -491,4 +591,25 @@ struct JsonRaw<'a> {
     authenticated: bool,
     send: Option<JsonSide<'a>>,
     recv: Option<JsonSide<'a>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_is_shown_with_control_characters_escaped() {
+        assert_eq!(shown("big.iso"), "big.iso");
+        assert!(matches!(shown("plain name"), Cow::Borrowed(_)));
+        assert_eq!(shown("a\x1b]0;t\x07\r\n\tz"), "a\\e]0;t\\x07\\r\\n\\tz");
+        assert_eq!(shown("del\x7f c1\u{9b}"), "del\\x7f c1\\u{9b}");
+        assert_eq!(shown("naïve 日本"), "naïve 日本");
+    }
+
+    #[test]
+    fn cpu_is_per_gib_only_from_64_mib() {
+        let side = SideStats { user_us: 1_000_000, sys_us: 0, ..SideStats::default() };
+        assert_eq!(cpu_summary(4096, &side, &side), "1.00+1.00 s (send+recv)");
+        assert_eq!(cpu_summary(1 << 30, &side, &side), "1.00+1.00 s/GiB (send+recv)");
+    }
 }

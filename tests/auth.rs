@@ -184,3 +184,17 @@ fn replayed_session_is_refused() {
     assert_says(&received, "token is wrong", "receiver of the replay");
     assert_nothing_written(&replay_dst);
 }
+
+#[test]
+fn no_auth_receiver_refuses_a_sender_that_did_not_say_no_auth() {
+    // A sender with no token at all is not a sender that said --no-auth (#13).
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, _) = setup(work.path(), 100_000, 10);
+    let no_token: &[EnvVar<'_>] = &[(TOKEN_ENV, None)];
+    let (sent, received) = session(&dst, (&["--no-auth"], &[]), &src, (&[], no_token));
+    assert_exit(&sent, 8, "sender");
+    assert_exit(&received, 8, "receiver");
+    assert_says(&sent, "the sender must say --no-auth too", "sender");
+    assert_says(&received, "did not say --no-auth", "receiver");
+    assert_nothing_written(&dst);
+}

@@ -6,8 +6,8 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    ClosedPort, Process, assert_exit, assert_file_holds, assert_says, ipv6_loopback, run, send,
-    send_cmd, skip, subdir, unusable, wrapped, write_random_file, zcp_command,
+    ClosedPort, Process, TOKEN_ENV, assert_exit, assert_file_holds, assert_says, ipv6_loopback,
+    run, send, send_cmd, skip, subdir, unusable, wrapped, write_random_file, zcp_command,
 };
 
 const NAME: &str = "hop.bin";
@@ -134,4 +134,43 @@ fn connect_timeout_gives_up_with_exit_3() {
     assert_exit(&sent, 3, "sender");
     assert_says(&sent, "timed out", "sender");
     assert!(took < Duration::from_secs(5), "a 0.5 s connect timeout took {took:?}");
+}
+
+#[test]
+fn listening_sender_without_a_token_makes_one_for_the_receiver() {
+    // As `zcp recv` does: the listening end makes the token and says how to use it (#13).
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join(NAME);
+    let data = write_random_file(&src, 10_000, 2);
+    let mut args = vec!["send".into(), src.into_os_string()];
+    args.extend(["--listen", "127.0.0.1:0"].map(Into::into));
+    let mut sender = Process::spawn(zcp_command(&args, &[(TOKEN_ENV, None)]));
+    let addr = sender.listening();
+    let line = sender.wait_line("token ");
+    let token = line.split_whitespace().nth(1).expect("the token").to_string();
+    let advice = format!("ZCP_TOKEN={token} zcp recv --connect HOST:{}", addr.port());
+    assert!(line.contains(&advice), "the advice names the receiver's command: {line}");
+
+    let mut recv = zcp_command(
+        &["recv", "--connect", &addr.to_string(), "--output"],
+        &[(TOKEN_ENV, Some(&token))],
+    );
+    recv.arg(&dst);
+    let received = run(recv);
+    let sent = sender.wait();
+    assert_exit(&sent, 0, "listening sender");
+    assert_exit(&received, 0, "connecting receiver");
+    assert_file_holds(&dst.join(NAME), &data, "the reverse transfer");
+}
+
+#[test]
+fn connecting_receiver_without_a_token_asks_for_the_senders() {
+    let closed = ClosedPort::new();
+    let recv = zcp_command(&["recv", "--connect", &closed.dest()], &[(TOKEN_ENV, None)]);
+    let received = run(recv);
+    assert_exit(&received, 8, "connecting receiver");
+    assert_says(&received, "the token the listening sender printed", "connecting receiver");
+    let made_up = received.stderr.lines().any(|l| l.starts_with("token "));
+    assert!(!made_up, "no token is made up:\n{}", received.stderr);
 }

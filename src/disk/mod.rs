@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, OFlag};
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag};
 use nix::sys::stat::Mode;
 
 use crate::protocol::{Entry, EntryKind, RefuseCode, names};
@@ -97,13 +97,41 @@ impl Destination {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let dir = open_dir(AT_FDCWD, parent.as_os_str(), true)
+        // The parent must exist: a mistyped path does not grow directories (#13).
+        let dir = open_dir(AT_FDCWD, parent.as_os_str(), false)
             .with_context(|| format!("output directory {}", parent.display()))?;
         Ok(Destination::File {
             path: output.to_path_buf(),
             dirs: Dirs::new(dir),
             name: name.to_os_string(),
         })
+    }
+
+    /// The directory an offer lands in when `--output` named a path that does not exist (#13):
+    /// created there, one level (its parent exists), when the path ends in `/`, or the offer
+    /// holds a directory or more than one entry; found again when an earlier session created
+    /// it. `None` leaves the destination as it is (one file to a missing path stays a file).
+    /// The flag says whether this call created the directory.
+    pub fn directory_for(&self, entries: &[Entry]) -> anyhow::Result<Option<(Destination, bool)>> {
+        let Destination::File { path, dirs, name } = self else { return Ok(None) };
+        use nix::sys::stat::{SFlag, fstatat};
+        let found = match fstatat(&*dirs.root, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Some(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR),
+            Err(Errno::ENOENT) => None,
+            Err(e) => return Err(anyhow::Error::from(e).context(format!("{}", path.display()))),
+        };
+        let wants_dir = path.as_os_str().as_bytes().ends_with(b"/")
+            || entries.len() > 1
+            || entries.iter().any(|e| e.kind == EntryKind::Dir);
+        let created = match found {
+            Some(true) => false,
+            None if wants_dir => true,
+            // A file, or one file to a missing path: the destination names the file.
+            Some(false) | None => return Ok(None),
+        };
+        let dir = open_dir(&*dirs.root, name, true)
+            .with_context(|| format!("creating output directory {}", path.display()))?;
+        Ok(Some((Destination::Directory { path: path.clone(), dirs: Dirs::new(dir) }, created)))
     }
 
     /// Whether this destination takes one file only.

@@ -18,17 +18,23 @@ pub fn hello(auth: bool, nonce: [u8; 32]) -> Hello {
 }
 
 /// The sender's side: greets first, reads the receiver's greeting, proves the token and checks
-/// the receiver's proof in turn.
-pub fn sender(socket: &mut TcpStream, token: Option<&Token>) -> anyhow::Result<()> {
+/// the receiver's proof in turn. `no_auth`: the user said `--no-auth` (the greeting says so).
+pub fn sender(socket: &mut TcpStream, token: Option<&Token>, no_auth: bool) -> anyhow::Result<()> {
     let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
     let nonce = auth::nonce()?;
-    protocol::write_hello(socket, hello(token.is_some(), nonce)).context("sending the greeting")?;
+    let ours = if no_auth { Hello::no_auth() } else { hello(token.is_some(), nonce) };
+    protocol::write_hello(socket, ours).context("sending the greeting")?;
     let theirs = protocol::read_hello(&mut deadline)
         .map_err(|e| peer::read_failure(e, "the receiver's greeting", Some(HANDSHAKE_TIMEOUT)))?;
     if theirs.version != protocol::VERSION {
         return Err(ProtocolError::UnsupportedVersion(theirs.version).into());
     }
     match (token, theirs.auth()) {
+        // #13: without a token on either end, both must have said --no-auth.
+        (None, false) if no_auth && !theirs.said_no_auth() => Err(SessionError::Auth(
+            "the receiver did not say --no-auth: both ends must, or both need the token".into(),
+        )
+        .into()),
         (None, false) => Ok(()),
         (None, true) => Err(SessionError::Auth(
             "the receiver requires a token: set ZCP_TOKEN, or pass --token-file or --token".into(),
@@ -71,7 +77,9 @@ pub fn receiver(
     let theirs = protocol::read_hello(deadline)
         .map_err(|e| peer::read_failure(e, "the sender's greeting", Some(HANDSHAKE_TIMEOUT)))?;
     let nonce = auth::nonce()?;
-    protocol::write_hello(socket, hello(token.is_some(), nonce)).context("sending the greeting")?;
+    // A receiver without a token runs with --no-auth (it makes one otherwise), and says so.
+    let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::no_auth() };
+    protocol::write_hello(socket, ours).context("sending the greeting")?;
     if theirs.version != protocol::VERSION {
         let err = ProtocolError::UnsupportedVersion(theirs.version);
         peer::fail_with(socket, ErrorCode::UnsupportedVersion, &err.to_string());
@@ -82,6 +90,12 @@ pub fn receiver(
         Err(SessionError::Auth(ours.to_string()).into())
     };
     match (token, theirs.auth()) {
+        // #13: a sender without a token is served only when it said --no-auth too.
+        (None, false) if !theirs.said_no_auth() => refuse(
+            socket,
+            "this receiver runs with --no-auth: the sender must say --no-auth too",
+            "the sender has no token and did not say --no-auth (both ends must)",
+        ),
         (None, false) => Ok(()),
         (Some(_), false) => refuse(
             socket,

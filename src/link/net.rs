@@ -142,13 +142,71 @@ pub fn listen(addr: &str) -> anyhow::Result<TcpListener> {
     Err(anyhow::Error::from(last).context(format!("listening on {addr}")))
 }
 
+/// Checks that `addr`, given as `arg` (`--listen`, "the receiver's address"), has the shape
+/// `HOST:PORT`, `IP:PORT` or `[IPv6]:PORT` with a port in 0..=65535, before anything is read
+/// or resolved: a mistake there is a usage error (exit 2) that names the argument.
+pub fn check_addr(arg: &str, addr: &str) -> Result<(), SessionError> {
+    let bad = |why: String| {
+        SessionError::Usage(format!(
+            "{arg} takes HOST:PORT, IP:PORT or [IPv6]:PORT (e.g. 127.0.0.1:7878), got {addr:?}: \
+             {why}"
+        ))
+    };
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(bad("no port".into()));
+    };
+    if host.is_empty() {
+        return Err(bad("no host".into()));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(bad("an IPv6 address goes in brackets".into()));
+    }
+    match port.parse::<u32>() {
+        Ok(p) if p <= u32::from(u16::MAX) => Ok(()),
+        Ok(p) => Err(bad(format!("port {p} is out of range (0 to 65535)"))),
+        Err(_) => Err(bad(format!("{port:?} is not a port number"))),
+    }
+}
+
+/// The addresses of `dest`. A name that does not resolve is a usage error naming the host
+/// (exit 2): the command line is the likeliest culprit, though a resolver that is down looks
+/// the same from here.
 fn resolve(dest: &str) -> anyhow::Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = dest
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {dest} (expected HOST:PORT, [IPv6]:PORT)"))?
-        .collect();
+    let addrs: Vec<SocketAddr> = match dest.to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(e) => {
+            let host = dest.rsplit_once(':').map_or(dest, |(h, _)| h);
+            return Err(SessionError::Usage(format!(
+                "cannot resolve host {host} (in {dest}): {e}"
+            ))
+            .into());
+        }
+    };
     if addrs.is_empty() {
         return Err(anyhow!("resolving {dest}: no addresses"));
     }
     Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_addr;
+
+    #[test]
+    fn addresses_are_host_colon_port() {
+        for good in ["127.0.0.1:7878", "[::1]:0", "host.example:65535", "0.0.0.0:7878"] {
+            assert!(check_addr("--listen", good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("127.0.0.1", "no port"),
+            ("7878", "no port"),
+            (":7878", "no host"),
+            ("127.0.0.1:80000", "out of range"),
+            ("::1:7878", "brackets"),
+            ("host:http", "not a port number"),
+        ] {
+            let err = check_addr("--listen", bad).expect_err(bad).to_string();
+            assert!(err.contains(why) && err.contains("--listen"), "{bad}: {err}");
+        }
+    }
 }

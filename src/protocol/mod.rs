@@ -38,7 +38,7 @@
 //! |-------|----------------------------------------------------------------|
 //! | 8     | magic `89 5A 43 50 0D 0A 1A 0A` (`\x89ZCP\r\n\x1a\n`)           |
 //! | 2     | protocol version, `1`                                          |
-//! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); other bits ignored |
+//! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); bit 1 NO_AUTH (this end runs with `--no-auth`); other bits ignored |
 //! | 32    | nonce: fresh random bytes when AUTH is set, else zero          |
 //!
 //! The magic's first byte is not ASCII, so a line of text (`hello` from netcat, an HTTP request)
@@ -46,7 +46,8 @@
 //! another version answers with an ERROR frame (code 2) and closes. When the two ends' AUTH flags
 //! differ, the receiver sends ERROR code 5 and both ends stop: a sender with a token never talks
 //! to a receiver that cannot prove it, and a receiver that requires one never plans for a sender
-//! without it.
+//! without it. An end without a token talks only to a peer whose greeting says NO_AUTH: both
+//! ends must say `--no-auth` (a sender that simply has no token is refused, #13).
 //!
 //! ## Frames
 //!
@@ -142,6 +143,8 @@ pub const MAX_NAME: usize = 4096;
 pub const HELLO_LEN: usize = 8 + 2 + 4 + 32;
 /// Greeting flag: the sender will prove the token / the receiver requires it.
 pub const FLAG_AUTH: u32 = 1;
+/// Greeting flag: this end runs with `--no-auth` on purpose (not merely without a token).
+pub const FLAG_NO_AUTH: u32 = 2;
 
 /// The opening greeting of either end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +166,18 @@ impl Hello {
         Hello { version: VERSION, flags: FLAG_AUTH, nonce }
     }
 
+    /// The greeting of an end that runs with `--no-auth`.
+    pub fn no_auth() -> Self {
+        Hello { version: VERSION, flags: FLAG_NO_AUTH, nonce: [0; 32] }
+    }
+
     pub fn auth(&self) -> bool {
         self.flags & FLAG_AUTH != 0
+    }
+
+    /// Whether the peer said `--no-auth` (and asks for no token proof).
+    pub fn said_no_auth(&self) -> bool {
+        self.flags & FLAG_NO_AUTH != 0 && !self.auth()
     }
 }
 

@@ -50,6 +50,26 @@ impl Session<'_> {
             Ok(other) => return Err(tell_peer(&mut socket, unexpected("OFFER", &other))),
             Err(e) => return Err(tell_peer(&mut socket, e)),
         };
+        match self.dest.directory_for(&offer.entries) {
+            Ok(None) => self.serve_offer(socket, offer, None, data_starts),
+            Ok(Some((dir, created))) => {
+                let session = Session { cfg: self.cfg, dest: &dir };
+                let created = created.then(|| self.cfg.output.display().to_string());
+                session.serve_offer(socket, offer, created, data_starts)
+            }
+            Err(e) => Err(tell_peer(&mut socket, e)),
+        }
+    }
+
+    /// The session after the offer: the plan, the files, the summary. `created` names the
+    /// output directory this session created, for the report.
+    fn serve_offer(
+        &self,
+        mut socket: TcpStream,
+        offer: protocol::Offer,
+        created: Option<String>,
+        data_starts: impl FnOnce(),
+    ) -> anyhow::Result<Report> {
         let mut plan = plan::plan(&offer.entries, self.dest, self.cfg);
         protocol::write_message(&mut socket, &Message::Plan(plan.wire()))
             .context("sending the plan")?;
@@ -78,7 +98,7 @@ impl Session<'_> {
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
         protocol::write_message(&mut socket, &Message::Summary(summary))
             .context("sending the summary")?;
-        Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats })
+        Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats, created })
     }
 
     /// socket. Returns once every file is written.
@@ -342,10 +362,8 @@ impl Session<'_> {
     /// Names an idle timeout as such instead of "resource temporarily unavailable".
     fn explain_idle(&self, err: anyhow::Error) -> anyhow::Error {
         match (is_idle(&err), self.cfg.net.idle_timeout) {
-            (true, Some(t)) => err.context(format!(
-                "no data for {} s (--idle-timeout); partial files kept",
-                t.as_secs_f64()
-            )),
+            (true, Some(t)) => crate::error::idle_timeout(&err, "no data", t)
+                .context("the sender stalled; partial files kept"),
             _ => err,
         }
     }
@@ -364,7 +382,8 @@ fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
         ExitCode::Io => Some(ErrorCode::Io),
         ExitCode::Protocol => Some(ErrorCode::Protocol),
         ExitCode::Refused => Some(ErrorCode::Limit),
-        ExitCode::Connection if is_idle(&err) => Some(ErrorCode::Limit),
+        // The receiver broke the session off: the sender exits 3 (a timeout), not 5.
+        ExitCode::Connection if is_idle(&err) => Some(ErrorCode::Interrupted),
         _ => None,
     };
     if let Some(code) = code {
@@ -373,8 +392,11 @@ fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
     err
 }
 
+/// A read or write that hit the socket's timeout: `WouldBlock` from std, `EAGAIN` from a
+/// splice.
 fn is_idle(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock)
+            || c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EAGAIN)
     })
 }

@@ -28,7 +28,8 @@ use crate::protocol::{
 };
 use crate::report::{FileReport, Report, Role, Status};
 use crate::send::manifest::{Item, Manifest, Origin};
-use crate::sys::rusage;
+use crate::sys::{rusage, signals};
+use humansize::{BINARY, format_size};
 
 /// How often (in bytes moved) the sender checks whether the receiver has given up.
 const WATCH_EVERY: u64 = 64 << 20;
@@ -60,7 +61,7 @@ pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
 /// Runs one session over `socket` and returns both ends' report.
 pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyhow::Result<Report> {
     let peer = socket.peer_addr().map_or_else(|_| "the receiver".to_string(), |a| a.to_string());
-    handshake::sender(&mut socket, cfg.token.as_ref())
+    handshake::sender(&mut socket, cfg.token.as_ref(), cfg.no_auth)
         .with_context(|| format!("greeting {peer}"))?;
     let answers = offer(&mut socket, manifest, cfg)?;
     peer::set_timeout(&socket, cfg.net.idle_timeout)?;
@@ -68,11 +69,21 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
     let start = rusage::Snapshot::now();
     let mut reports: Vec<FileReport> =
         manifest.items.iter().zip(&answers).map(|(i, a)| initial_report(i, a)).collect();
-    let (total, mut pending) = push_all(&mut socket, cfg, manifest, &answers, &mut reports)
-        .with_context(|| format!("sending to {peer}"))?;
+    let idle = cfg.net.idle_timeout;
+    // Ctrl-C now stops the transfer between calls, so the user learns what was kept.
+    signals::install()?;
+    let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports);
+    signals::restore();
+    let (total, mut pending) = pushed
+        .map_err(|e| explain_idle(e, idle))
+        .with_context(|| format!("sending to {peer}"))
+        .map_err(explain_interrupt)?;
     let stats = start.side_stats(&total);
     pending.extend(protocol::frame(&Message::Finish(stats.clone())));
-    socket.write_all(&pending).context("sending statistics")?;
+    if let Err(e) = socket.write_all(&pending) {
+        let e = explain_idle(anyhow::Error::from(e).context("sending statistics"), idle);
+        return Err(peer_reason(&mut socket).unwrap_or(e));
+    }
     let summary = match next_message(&mut socket, "the receiver's summary")? {
         Message::Summary(s) => s,
         other => return Err(unexpected("SUMMARY", &other)),
@@ -91,7 +102,7 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
             report.status = Status::ChecksumMismatch;
         }
     }
-    Ok(Report { role: Role::Send, files: reports, send: stats, recv: summary.stats })
+    Ok(Report { role: Role::Send, files: reports, send: stats, recv: summary.stats, created: None })
 }
 
 fn initial_report(item: &Item, answer: &Answer) -> FileReport {
@@ -172,6 +183,13 @@ fn push_all(
     };
     let mut batched = false;
     for index in wanted {
+        if let Some(signal) = signals::pending() {
+            // The small files gathered so far are whole and checked: let them land.
+            if push.holds_data {
+                let _ = push.send_pending();
+            }
+            return Err(stopped(signal, push.total.bytes, known).into());
+        }
         let item = &manifest.items[index];
         let report = &mut reports[index];
         push.ui.file(&report.name);
@@ -348,7 +366,11 @@ fn push(
     let mut next_watch = WATCH_EVERY;
     let watched: &TcpStream = socket;
     let max_call = pacer.max_call();
+    let total = source.size.map(|s| base + s.saturating_sub(offset));
     let mut tick = |moved: u64| -> anyhow::Result<()> {
+        if let Some(signal) = signals::pending() {
+            return Err(stopped(signal, base + moved, total).into());
+        }
         ui.position(base + moved);
         pacer.pace(base + moved);
         if moved >= next_watch {
@@ -368,20 +390,61 @@ fn push(
         framing: Framing::of(source.size, offset, false),
     };
     let result = copy::send(&out, cfg.method, &mut tick);
-    result.map_err(|e| peer_reason(socket).unwrap_or(e))
+    result.map_err(|e| match signals::pending() {
+        Some(_) => e,
+        None => peer_reason(socket).unwrap_or(e),
+    })
 }
 
-/// After a failed send, the receiver's ERROR frame if it sent one (it explains the failure
-/// better than "broken pipe").
+/// The error of a transfer stopped by `signal` after `sent` bytes (of `total`, when known).
+fn stopped(signal: nix::sys::signal::Signal, sent: u64, total: Option<u64>) -> SessionError {
+    let of = total.map_or_else(String::new, |t| format!(" of {}", format_size(t, BINARY)));
+    SessionError::Interrupted(format!(
+        "stopped by {signal} after {}{of}",
+        format_size(sent, BINARY)
+    ))
+}
+
+/// Tells an interrupted user what was kept and how to go on.
+fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
+    if crate::error::exit_code(&err) != crate::error::ExitCode::Interrupted {
+        return err;
+    }
+    err.context(
+        "interrupted: the receiver keeps the files that arrived whole and the part of the one \
+         in progress; run the same command again to resume",
+    )
+}
+
+/// How long a failed send looks for the receiver's reason, all reads together: a receiver that
+/// sends frames forever must not hold the sender (#11).
+const REASON_WITHIN: Duration = Duration::from_secs(2);
+
+/// After a failed send, the receiver's ERROR frame if it sent one within `REASON_WITHIN` (it
+/// explains the failure better than "broken pipe").
 pub fn peer_reason(socket: &mut TcpStream) -> Option<anyhow::Error> {
-    socket.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut deadline = peer::Deadline::new(socket, REASON_WITHIN).ok()?;
     loop {
-        match protocol::read_message(socket) {
+        match protocol::read_message(&mut deadline) {
             Ok(Message::Error { code, message }) => {
                 return Some(SessionError::Peer { code, message }.into());
             }
             Ok(_) => continue,
             Err(_) => return None,
         }
+    }
+}
+
+/// Names the idle timeout when the receiver took no data for that long (a write that timed
+/// out), instead of "resource temporarily unavailable".
+fn explain_idle(err: anyhow::Error, idle: Option<Duration>) -> anyhow::Error {
+    let timed_out = err.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|e| {
+            matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+        }) || c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EAGAIN)
+    });
+    match (timed_out, idle) {
+        (true, Some(t)) => crate::error::idle_timeout(&err, "the receiver took no data", t),
+        _ => err,
     }
 }

@@ -59,7 +59,7 @@ pub fn zcp_client_token(addr: SocketAddr, token: Option<&str>) -> TcpStream {
     let ours = nonce();
     let hello = match token {
         Some(_) => Hello::with_auth(ours),
-        None => Hello::ours(),
+        None => Hello::no_auth(),
     };
     let theirs = exchange_hellos(&mut socket, hello).expect("reading the receiver's HELLO");
     assert_eq!(theirs.version, protocol::VERSION, "receiver greeted with another version");
@@ -169,4 +169,43 @@ pub fn write_in_background(socket: &TcpStream, bytes: Vec<u8>) -> std::thread::J
     std::thread::spawn(move || {
         let _ = s.write_all(&bytes);
     })
+}
+
+/// A receiver played by the test, to answer `zcp send` as `zcp recv` never would: listens on
+/// loopback, greets one sender without a token (the sender runs with `--no-auth`) and hands
+/// over the socket with the sender's offer.
+pub struct FakeReceiver {
+    listener: std::net::TcpListener,
+}
+
+impl FakeReceiver {
+    pub fn new() -> FakeReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding loopback");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        FakeReceiver { listener }
+    }
+
+    /// `127.0.0.1:PORT`, for `zcp send`.
+    pub fn dest(&self) -> String {
+        self.listener.local_addr().expect("the listening address").to_string()
+    }
+
+    /// Takes the sender (waiting at most `STARTUP`), greets it and reads its offer.
+    pub fn accept(&self) -> (TcpStream, Offer) {
+        let mut taken = None;
+        super::wait_until(super::STARTUP, "the sender to connect", || {
+            taken = self.listener.accept().ok();
+            taken.is_some()
+        });
+        let (mut socket, _) = taken.expect("a connection");
+        socket.set_nonblocking(false).expect("a blocking socket");
+        socket.set_read_timeout(Some(Duration::from_secs(20))).expect("setting a read timeout");
+        socket.set_write_timeout(Some(Duration::from_secs(20))).expect("setting a write timeout");
+        protocol::read_hello(&mut socket).expect("the sender's HELLO");
+        protocol::write_hello(&mut socket, Hello::no_auth()).expect("sending HELLO");
+        match protocol::read_message(&mut socket) {
+            Ok(Message::Offer(offer)) => (socket, offer),
+            other => panic!("expected an OFFER, got {other:?}"),
+        }
+    }
 }

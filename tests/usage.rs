@@ -1,0 +1,57 @@
+//! Mistakes on the command line (#13): each address mistake exits 2 before anything is read or
+//! sent, with a message that names the argument at fault.
+
+use crate::util::{Finished, assert_exit, assert_says, run, zcp_command};
+
+/// `zcp send a.txt ARGS…` from a directory holding `a.txt`.
+fn send_from_a_dir(args: &[&str]) -> Finished {
+    let work = tempfile::tempdir().expect("tempdir");
+    std::fs::write(work.path().join("a.txt"), b"hello\n").expect("a source");
+    let mut cmd = zcp_command(args, &[]);
+    cmd.current_dir(work.path());
+    run(cmd)
+}
+
+#[track_caller]
+fn assert_usage(f: &Finished, names: &[&str], who: &str) {
+    assert_exit(f, 2, who);
+    for needle in names {
+        assert_says(f, needle, who);
+    }
+}
+
+#[test]
+fn address_without_a_port_exits_2() {
+    let f = send_from_a_dir(&["send", "a.txt", "127.0.0.1"]);
+    assert_usage(&f, &["receiver's address", "\"127.0.0.1\"", "no port"], "send to 127.0.0.1");
+}
+
+#[test]
+fn listen_with_a_bare_port_exits_2() {
+    let f = send_from_a_dir(&["send", "--listen", "7878", "a.txt"]);
+    assert_usage(&f, &["--listen", "\"7878\""], "send --listen 7878");
+    let f = run(zcp_command(&["recv", "--listen", "7878"], &[]));
+    assert_usage(&f, &["--listen", "\"7878\""], "recv --listen 7878");
+}
+
+#[test]
+fn port_out_of_range_exits_2() {
+    let f = send_from_a_dir(&["send", "a.txt", "127.0.0.1:80000"]);
+    assert_usage(&f, &["port 80000 is out of range"], "send to port 80000");
+    let f = run(zcp_command(&["recv", "--connect", "127.0.0.1:80000"], &[]));
+    assert_usage(&f, &["--connect", "port 80000"], "recv --connect port 80000");
+}
+
+#[test]
+fn unknown_host_exits_2_naming_it() {
+    // `.invalid` never resolves (RFC 2606); with no resolver at all it fails the same way.
+    let f = send_from_a_dir(&["send", "a.txt", "no-such-host.invalid:7878"]);
+    assert_usage(&f, &["cannot resolve host no-such-host.invalid"], "send to an unknown host");
+}
+
+#[test]
+fn swapped_arguments_point_at_the_order() {
+    let f = send_from_a_dir(&["send", "127.0.0.1:7878", "a.txt"]);
+    assert_usage(&f, &["127.0.0.1:7878 looks like the receiver's address", "goes last"], "swapped");
+    assert!(!f.stderr.contains("No such file"), "swapped arguments:\n{}", f.stderr);
+}
