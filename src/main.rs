@@ -55,7 +55,8 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
     }
     let manifest = send::prepare(&cfg, &ui)?;
-    let socket = zcp::link::net::establish(&cfg.net, listening)?;
+    let greet = |socket: &mut _, direction| send::greet(&cfg, socket, direction);
+    let (socket, ()) = zcp::link::net::establish(&cfg.net, listening, greet)?;
     let report = send::run(&cfg, &manifest, socket)?;
     Ok(finish(&report, cfg.output))
 }

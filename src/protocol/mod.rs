@@ -130,7 +130,7 @@ use std::io::{self, Read, Write};
 /// First bytes of every zcp connection, from the sender and answered by the receiver.
 pub const MAGIC: [u8; 8] = *b"\x89ZCP\r\n\x1a\n";
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Largest chunk in the chunked data form.
 pub const MAX_CHUNK: u32 = 16 << 20;
 /// Largest number of entries in one offer.
