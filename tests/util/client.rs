@@ -241,3 +241,37 @@ pub fn peer_closed(socket: &TcpStream) -> bool {
     let _ = socket.set_nonblocking(false);
     closed
 }
+
+/// Forwards bytes between `a` and `b` both ways, as a relay between two ends would, until `a`
+/// closes; returns everything `a` wrote.
+pub fn ferry(a: TcpStream, b: TcpStream) -> std::thread::JoinHandle<Vec<u8>> {
+    let (mut a_in, mut b_out) = (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
+    let (mut b_in, mut a_out) = (b, a);
+    std::thread::spawn(move || {
+        let back = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut b_in, &mut a_out);
+            let _ = a_out.shutdown(std::net::Shutdown::Write);
+        });
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 64 << 10];
+        while let Ok(n) = std::io::Read::read(&mut a_in, &mut buf) {
+            if n == 0 || b_out.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let _ = b_out.shutdown(std::net::Shutdown::Both);
+        let _ = back.join();
+        seen
+    })
+}
+
+/// The frames in `bytes`, up to the first that does not parse.
+pub fn frames(mut bytes: &[u8]) -> Vec<Message> {
+    std::iter::from_fn(|| protocol::read_message(&mut bytes).ok()).collect()
+}
+
+/// The frames in `bytes` after a greeting, up to the first that does not parse.
+pub fn frames_after_hello(bytes: &[u8]) -> Vec<Message> {
+    frames(bytes.get(protocol::HELLO_LEN..).unwrap_or_default())
+}

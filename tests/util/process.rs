@@ -390,3 +390,14 @@ pub fn assert_no_panic(f: &Finished, who: &str) {
 pub fn assert_says(f: &Finished, needle: &str, who: &str) {
     assert!(f.stderr.contains(needle), "{who} should say {needle:?}:\n{}", f.stderr);
 }
+
+/// Starts `zcp send SRC --listen 127.0.0.1:0 EXTRA…` with the test token (unless `extra` names
+/// its own authentication) and returns it with the address it listens on.
+pub fn send_listening(src: &Path, extra: &[&str]) -> (Process, SocketAddr) {
+    let mut args: Vec<OsString> = vec!["send".into(), src.into()];
+    args.extend(["--listen", "127.0.0.1:0"].map(OsString::from));
+    args.extend(extra.iter().map(OsString::from));
+    let mut sender = Process::spawn(zcp_command(&args, &[]));
+    let addr = sender.listening();
+    (sender, addr)
+}
