@@ -116,46 +116,66 @@ fn authenticate(
     greetings: &[u8],
 ) -> anyhow::Result<()> {
     let pake = Pake::start(token, end);
-    let them = end.role.peer().name();
     match end.direction {
-        Direction::Accepted => {
-            let ours = Message::Pake { message: pake.message() };
-            protocol::write_message(socket, &ours).context("sending the key exchange")?;
-            let theirs = read_pake(deadline, them)?;
-            let keys = match pake.finish(&theirs, greetings) {
-                Ok(keys) => keys,
-                Err(e) => {
-                    let why = format!("the {them} cannot be trusted: {e}");
-                    return refuse(socket, "wrong token", &why);
-                }
-            };
-            let proof = read_proof(deadline, them)?;
-            if !keys.check_connector(&proof) {
-                return refuse(socket, "wrong token", &format!("the {them}'s token is wrong"));
-            }
-            protocol::write_message(socket, &Message::Auth { proof: keys.acceptor_proof() })
-                .context("sending the token proof")
-        }
-        Direction::Connected => {
-            let theirs = read_pake(deadline, them)?;
-            let mine = pake.message();
-            let keys = pake
-                .finish(&theirs, greetings)
-                .map_err(|e| SessionError::Auth(format!("the {them} cannot be trusted: {e}")))?;
-            let mut both = protocol::frame(&Message::Pake { message: mine });
-            both.extend(protocol::frame(&Message::Auth { proof: keys.connector_proof() }));
-            socket.write_all(&both).context("sending the key exchange and the token proof")?;
-            let proof = read_proof(deadline, them)?;
-            if keys.check_acceptor(&proof) {
-                return Ok(());
-            }
-            Err(SessionError::Auth(format!(
-                "the {them} could not prove the token: its token differs, or it is not the \
-                 {them} you meant"
-            ))
-            .into())
-        }
+        Direction::Accepted => accept_proof(socket, deadline, pake, end.role.peer(), greetings),
+        Direction::Connected => prove_first(socket, deadline, pake, end.role.peer(), greetings),
     }
+}
+
+/// The accepting end: sends its SPAKE2 message (which proves nothing and shows nothing), then
+/// proves itself only once the connecting end's proof checks; else tells it "wrong token".
+fn accept_proof(
+    socket: &mut TcpStream,
+    deadline: &mut Deadline,
+    pake: Pake,
+    them: Role,
+    greetings: &[u8],
+) -> anyhow::Result<()> {
+    let them = them.name();
+    let ours = Message::Pake { message: pake.message() };
+    protocol::write_message(socket, &ours).context("sending the key exchange")?;
+    let theirs = read_pake(deadline, them)?;
+    let keys = match pake.finish(&theirs, greetings) {
+        Ok(keys) => keys,
+        Err(e) => {
+            return refuse(socket, "wrong token", &format!("the {them} cannot be trusted: {e}"));
+        }
+    };
+    let proof = read_proof(deadline, them)?;
+    if !keys.check_connector(&proof) {
+        return refuse(socket, "wrong token", &format!("the {them}'s token is wrong"));
+    }
+    protocol::write_message(socket, &Message::Auth { proof: keys.acceptor_proof() })
+        .context("sending the token proof")
+}
+
+/// The connecting end: answers the accepting end's SPAKE2 message with its own and its proof,
+/// in one write, then checks the accepting end's proof.
+fn prove_first(
+    socket: &mut TcpStream,
+    deadline: &mut Deadline,
+    pake: Pake,
+    them: Role,
+    greetings: &[u8],
+) -> anyhow::Result<()> {
+    let them = them.name();
+    let theirs = read_pake(deadline, them)?;
+    let mine = pake.message();
+    let keys = pake
+        .finish(&theirs, greetings)
+        .map_err(|e| SessionError::Auth(format!("the {them} cannot be trusted: {e}")))?;
+    let mut both = protocol::frame(&Message::Pake { message: mine });
+    both.extend(protocol::frame(&Message::Auth { proof: keys.connector_proof() }));
+    socket.write_all(&both).context("sending the key exchange and the token proof")?;
+    let proof = read_proof(deadline, them)?;
+    if keys.check_acceptor(&proof) {
+        return Ok(());
+    }
+    Err(SessionError::Auth(format!(
+        "the {them} could not prove the token: its token differs, or it is not the {them} you \
+         meant"
+    ))
+    .into())
 }
 
 fn read_pake(deadline: &mut Deadline, them: &str) -> anyhow::Result<[u8; auth::PAKE_LEN]> {
