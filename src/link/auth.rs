@@ -328,6 +328,20 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_that_rewrites_the_side_byte_gets_no_agreement_either() {
+        let t = Token::new("secret").unwrap();
+        let sender = Pake::start(&t, End { role: Role::Sender, direction: Direction::Accepted });
+        let receiver = Pake::start(&t, RECEIVES);
+        let (mut to_receiver, mut to_sender) = (sender.message(), receiver.message());
+        (to_receiver[0], to_sender[0]) = (b'A', b'A');
+        let s = sender.finish(&to_sender, b"greetings").unwrap();
+        let r = receiver.finish(&to_receiver, b"greetings").unwrap();
+        // Each waits for a connector's proof; neither key makes one the other accepts.
+        assert!(!s.check_connector(&r.connector_proof()));
+        assert!(!r.check_connector(&s.connector_proof()));
+    }
+
+    #[test]
     fn ends_that_disagree_about_roles_do_not_confirm() {
         // Two senders (or a side byte rewritten on the way): the identities differ.
         let t = Token::new("secret").unwrap();
