@@ -1,8 +1,7 @@
-//! The handshake, for both roles and both directions: greetings (magic, version, AUTH flag and
-//! nonce; the sender's first), then, when both ends hold a token, SPAKE2 and the key
-//! confirmations: the accepting end's SPAKE2 message, the connecting end's message and proof,
-//! and only once that proof checks, the accepting end's proof. The whole exchange runs against
-//! one deadline (`HANDSHAKE_TIMEOUT`), so a peer trickling bytes cannot stretch it. The protocol
+//! The handshake, for both roles and both directions: greetings (the sender's first), then,
+//! when both ends hold a token, SPAKE2 and the key confirmations, the connecting end proving
+//! first and the accepting end only after that proof checks. All of it runs against one
+//! deadline (`HANDSHAKE_TIMEOUT`), so a peer trickling bytes cannot stretch it. The protocol
 //! module's docs hold the wire format and the security argument.
 
 use std::io::Write;

@@ -1,10 +1,8 @@
-//! Where accepted connections wait until they authenticate. Each runs its handshake on its own
-//! thread against the handshake deadline; at most `MAX_WAITING` run at once. When a new
-//! connection is queued and the lobby is full, the oldest handshake is pushed out once it has
-//! run for `GRACE` (honest ones take milliseconds), so idle connections cannot lock real peers
-//! out, and a burst of real peers waits its turn in the kernel's queue instead. A connection
-//! that fails costs one line on stderr and nothing else. What an authenticated connection may
-//! do is up to the caller (`recv::server`, `net::establish`).
+//! Where accepted connections wait until they authenticate: at most `MAX_WAITING` handshakes
+//! at once, each on its own thread against the handshake deadline; when full and another
+//! connection is queued, the oldest is pushed out once it has run `GRACE`. A connection that
+//! fails costs one line on stderr and nothing else. What an authenticated connection may do is
+//! up to the caller (`recv::server`, `net::establish`).
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Handshakes that may run at once.
 pub const MAX_WAITING: usize = 8;
-/// How long a handshake keeps its place in a full lobby while another connection is queued.
+/// How long a handshake keeps its place in a full lobby while another connection is queued:
+/// honest handshakes take milliseconds, so idle connections cannot lock real peers out, and a
+/// burst of real peers waits its turn in the kernel's queue instead of pushing each other out.
 pub const GRACE: Duration = Duration::from_secs(2);
 
 /// The connections whose handshakes run now.
