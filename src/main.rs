@@ -56,13 +56,15 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
     }
     let manifest = send::prepare(&cfg, &ui)?;
     let token = cfg.token.as_ref().filter(|_| cfg.token_generated);
-    let socket = zcp::link::net::establish(&cfg.net, |addr| {
+    let announce = |addr: std::net::SocketAddr| {
         listening(addr);
         if let Some(t) = token.map(|t| t.reveal()) {
             let port = addr.port();
             eprintln!("token {t} (on the receiver: ZCP_TOKEN={t} zcp recv --connect HOST:{port})");
         }
-    })?;
+    };
+    let greet = |socket: &mut _, direction| send::greet(&cfg, socket, direction);
+    let (socket, ()) = zcp::link::net::establish(&cfg.net, announce, greet)?;
     let report = send::run(&cfg, &manifest, socket)?;
     Ok(finish(&report, cfg.output))
 }

@@ -26,7 +26,7 @@ pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         Source::open(path)?
     };
     source.name = source.display.clone().into_bytes();
-    let socket = net::establish(&cfg.net, listening)?;
+    let (socket, ()) = net::establish(&cfg.net, listening, |_, _| Ok(()))?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
     let start = rusage::Snapshot::now();
     let mut pacer = Pacer::new(cfg.limit_rate);
@@ -77,7 +77,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     let decision = dest
         .decide(&entry, cfg.policy, &mut crate::disk::Listing::default())
         .map_err(|r| anyhow::anyhow!(r.reason))?;
-    let socket = net::establish(&cfg.net, listening)?;
+    let (socket, ()) = net::establish(&cfg.net, listening, |_, _| Ok(()))?;
     socket.set_read_timeout(cfg.net.idle_timeout).context("setting the socket read timeout")?;
     let start = rusage::Snapshot::now();
     let max = cfg.max_size;

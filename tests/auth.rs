@@ -1,6 +1,7 @@
 //! Authentication through the real binary: the token from each of its three places, a generated
 //! token, wrong and missing tokens, ends that disagree about `--no-auth`, and a recorded session
-//! replayed to a fresh receiver. A refused session must write nothing at all.
+//! replayed to a fresh receiver. A refused session must write nothing at all, and a one-shot
+//! receiver goes on waiting for a sender that authenticates.
 
 use std::fs;
 use std::io::Read;
@@ -8,10 +9,14 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::util;
+
 use crate::util::{
-    EnvVar, Fault, Finished, Proxy, Receiver, TOKEN, TOKEN_ENV, assert_exit, assert_file_holds,
-    assert_says, dir_names, run, send, send_cmd, subdir, write_in_background, write_random_file,
+    EnvVar, Fault, Finished, Proxy, Receiver, SESSION, TOKEN, TOKEN_ENV, assert_exit,
+    assert_file_holds, assert_says, dir_names, run, send, send_cmd, subdir, write_in_background,
+    write_random_file,
 };
+use util::protocol::{self, Message};
 
 const NAME: &str = "secret.bin";
 
@@ -101,43 +106,60 @@ fn generated_token_is_printed_and_works() {
     assert_round_trip(&sent, &received, &dst, &data);
 }
 
+/// Waits until `receiver` logs that it ignored a connection, for a reason that says `why`, and
+/// returns that line: the receiver goes on waiting for a sender that authenticates.
+pub(crate) fn ignored_line(receiver: &mut Receiver, why: &str) -> String {
+    let line = receiver.process().wait_line_within("ignored a connection from", SESSION);
+    assert!(line.contains(why), "the receiver should say {why:?}: {line:?}");
+    line
+}
+
+/// A sender with the right token, after a refused one: the receiver serves it and exits 0.
+fn the_right_sender_is_served(receiver: Receiver, src: &Path, dst: &Path, data: &[u8]) {
+    let sent = run(send_cmd(&[src], &receiver.dest(), &["--token", TOKEN], &[]));
+    let received = receiver.wait();
+    assert_round_trip(&sent, &received, dst, data);
+}
+
 #[test]
-pub(crate) fn wrong_token_exits_8_on_both_ends_and_writes_nothing() {
+pub(crate) fn wrong_token_exits_8_and_the_receiver_serves_the_right_one() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (src, dst, _) = setup(work.path(), 100_000, 5);
-    let (sent, received) =
-        session(&dst, (&["--token", TOKEN], &[]), &src, (&["--token", "not-the-token"], &[]));
+    let (src, dst, data) = setup(work.path(), 100_000, 5);
+    let mut receiver = Receiver::start(&dst, &["--token", TOKEN]);
+    let wrong = ["--token", "not-the-token"];
+    let sent = run(send_cmd(&[&src], &receiver.dest(), &wrong, &[]));
     assert_exit(&sent, 8, "sender");
-    assert_exit(&received, 8, "receiver");
     assert_says(&sent, "wrong token", "sender");
-    assert_says(&received, "token is wrong", "receiver");
+    ignored_line(&mut receiver, "token is wrong");
     assert_nothing_written(&dst);
+    assert!(receiver.process().running(), "a wrong token ended a one-shot receiver");
+    the_right_sender_is_served(receiver, &src, &dst, &data);
 }
 
 #[test]
 fn missing_token_exits_8_telling_how_to_set_it() {
     let work = tempfile::tempdir().expect("tempdir");
-    let (src, dst, _) = setup(work.path(), 100_000, 6);
-    let no_token: &[EnvVar<'_>] = &[(TOKEN_ENV, None)];
-    let (sent, received) = session(&dst, (&["--token", TOKEN], &[]), &src, (&[], no_token));
+    let (src, dst, data) = setup(work.path(), 100_000, 6);
+    let mut receiver = Receiver::start(&dst, &["--token", TOKEN]);
+    let sent = run(send_cmd(&[&src], &receiver.dest(), &[], &[(TOKEN_ENV, None)]));
     assert_exit(&sent, 8, "sender");
-    assert_exit(&received, 8, "receiver");
     assert_says(&sent, "requires a token", "sender");
     assert_says(&sent, "ZCP_TOKEN", "sender");
     assert_says(&sent, "--token-file", "sender");
-    assert_says(&received, "offered no token", "receiver");
+    ignored_line(&mut receiver, "offered no token");
     assert_nothing_written(&dst);
+    the_right_sender_is_served(receiver, &src, &dst, &data);
 }
 
 #[test]
 fn token_against_a_no_auth_receiver_exits_8() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), 100_000, 7);
-    let (sent, received) = session(&dst, (&["--no-auth"], &[]), &src, (&[], &[]));
+    let mut receiver = Receiver::start(&dst, &["--no-auth"]);
+    let sent = run(send_cmd(&[&src], &receiver.dest(), &[], &[]));
     assert_exit(&sent, 8, "sender");
-    assert_exit(&received, 8, "receiver");
     assert_says(&sent, "--no-auth", "sender");
-    assert_says(&received, "--no-auth", "receiver");
+    ignored_line(&mut receiver, "--no-auth");
     assert_nothing_written(&dst);
 }
 
@@ -170,19 +192,26 @@ fn replayed_session_is_refused() {
 
     // Replay it byte for byte to a fresh receiver with the same token.
     let replay_dst = subdir(work.path(), "replay");
-    let second = Receiver::start(&replay_dst, &[]);
+    let mut second = Receiver::start(&replay_dst, &["--token", TOKEN]);
     let addr = second.addr();
     let mut socket = TcpStream::connect(addr).expect("connecting to the second receiver");
     socket.set_read_timeout(Some(Duration::from_secs(20))).expect("read timeout");
     let writer = write_in_background(&socket, log.from_sender);
     let mut answer = Vec::new();
     let _ = socket.read_to_end(&mut answer);
-    let received = second.wait();
+    ignored_line(&mut second, "token is wrong");
     drop(socket);
     writer.join().expect("replay writer");
-    assert_exit(&received, 8, "receiver of the replay");
-    assert_says(&received, "token is wrong", "receiver of the replay");
     assert_nothing_written(&replay_dst);
+    // What the replay got back: the receiver's greeting and key exchange, then "wrong token";
+    // never a proof of its own.
+    let mut answer = &answer[protocol::HELLO_LEN..];
+    assert!(matches!(protocol::read_message(&mut answer), Ok(Message::Pake { .. })));
+    match protocol::read_message(&mut answer) {
+        Ok(Message::Error { message, .. }) => assert_eq!(message, "wrong token"),
+        other => panic!("expected ERROR \"wrong token\", got {other:?}"),
+    }
+    the_right_sender_is_served(second, &src, &replay_dst, &data);
 }
 
 #[test]
@@ -191,10 +220,10 @@ fn no_auth_receiver_refuses_a_sender_that_did_not_say_no_auth() {
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), 100_000, 10);
     let no_token: &[EnvVar<'_>] = &[(TOKEN_ENV, None)];
-    let (sent, received) = session(&dst, (&["--no-auth"], &[]), &src, (&[], no_token));
+    let mut receiver = Receiver::start(&dst, &["--no-auth"]);
+    let sent = run(send_cmd(&[&src], &receiver.dest(), &[], no_token));
     assert_exit(&sent, 8, "sender");
-    assert_exit(&received, 8, "receiver");
     assert_says(&sent, "the sender must say --no-auth too", "sender");
-    assert_says(&received, "did not say --no-auth", "receiver");
+    ignored_line(&mut receiver, "did not say --no-auth");
     assert_nothing_written(&dst);
 }

@@ -12,31 +12,34 @@ use std::time::Duration;
 
 use crate::util;
 use crate::util::{
-    ClosedPort, Finished, Process, ReadOnlyMount, Receiver, TOKEN, TOKEN_ENV, assert_file_holds,
-    dir_names, run, send, send_cmd, skip, subdir, wait_until, write_random_file,
+    ClosedPort, Finished, Process, ReadOnlyMount, Receiver, SESSION, TOKEN, TOKEN_ENV,
+    assert_file_holds, dir_names, run, send, send_cmd, skip, subdir, wait_until, write_random_file,
 };
 
 const NAME: &str = "payload.bin";
 
-/// Connects to a fresh receiver, writes `garbage`, and checks it is turned away as not zcp.
+/// Connects to a fresh receiver, writes `garbage`, and checks it is ignored as not zcp: the
+/// receiver says so in one line and goes on to serve a real sender.
 fn receiver_turns_away(garbage: &[u8]) {
     let work = tempfile::tempdir().expect("tempdir");
-    let receiver = Receiver::start(work.path(), &[]);
+    let mut receiver = Receiver::start(work.path(), &[]);
     let mut socket = TcpStream::connect(receiver.addr()).expect("connecting");
     socket.write_all(garbage).expect("writing garbage");
-    let received = receiver.wait();
     let shown = String::from_utf8_lossy(garbage);
-    assert_eq!(received.code(), Some(4), "after {shown:?}, receiver:\n{}", received.stderr);
-    assert!(
-        received.stderr.contains("not a zcp peer"),
-        "after {shown:?}, receiver should say so:\n{}",
-        received.stderr
-    );
+    let line = receiver.process().wait_line_within("ignored a connection", SESSION);
+    assert!(line.contains("not a zcp peer"), "after {shown:?}, the receiver should say so: {line}");
     assert!(dir_names(work.path()).is_empty(), "after {shown:?}, files were created");
+    let src = tempfile::tempdir().expect("tempdir");
+    let data = write_random_file(&src.path().join(NAME), 1000, 9);
+    let sent = send(&src.path().join(NAME), &receiver.dest(), &[]);
+    let received = receiver.wait();
+    assert_eq!(sent.code(), Some(0), "after {shown:?}, sender:\n{}", sent.stderr);
+    assert_eq!(received.code(), Some(0), "after {shown:?}, receiver:\n{}", received.stderr);
+    assert_file_holds(&work.path().join(NAME), &data, "the file sent after the garbage");
 }
 
 #[test]
-pub(crate) fn receiver_turns_away_a_line_of_text() {
+fn receiver_turns_away_a_line_of_text() {
     receiver_turns_away(b"hello\n");
 }
 
@@ -46,7 +49,7 @@ fn receiver_turns_away_an_http_request() {
 }
 
 #[test]
-fn sender_turns_away_an_http_server() {
+pub(crate) fn sender_turns_away_an_http_server() {
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join(NAME);
     write_random_file(&src, 1000, 1);

@@ -16,11 +16,11 @@ const COVERED: &[(i32, fn())] = &[
     (0, auth::token_from_the_environment_on_both_ends),
     (2, code_2_usage),
     (3, connect::connection_refused_exits_3_on_either_end),
-    (4, errors::receiver_turns_away_a_line_of_text),
+    (4, errors::sender_turns_away_an_http_server),
     (5, errors::existing_target_is_refused_without_force),
     (6, faults::flipped_byte_is_a_checksum_mismatch_on_both_ends),
     (7, errors::missing_source_exits_7_naming_it),
-    (8, auth::wrong_token_exits_8_on_both_ends_and_writes_nothing),
+    (8, auth::wrong_token_exits_8_and_the_receiver_serves_the_right_one),
     (130, code_130_sigint),
     (143, faults::sigterm_stops_a_keep_open_receiver_with_143_and_a_summary),
 ];

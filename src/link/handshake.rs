@@ -1,13 +1,15 @@
-//! The handshake, for both roles: greetings (magic, version, AUTH flag and nonce), then, when
-//! both ends hold a token, the token proofs — the sender's first, checked by the receiver before
-//! it proves its own. The whole exchange runs against one deadline (`HANDSHAKE_TIMEOUT`), so a
-//! peer trickling bytes cannot stretch it. The protocol module's docs hold the wire format.
+//! The handshake, for both roles and both directions: greetings (the sender's first), then,
+//! when both ends hold a token, SPAKE2 and the key confirmations, the connecting end proving
+//! first and the accepting end only after that proof checks. All of it runs against one
+//! deadline (`HANDSHAKE_TIMEOUT`), so a peer trickling bytes cannot stretch it. The protocol
+//! module's docs hold the wire format and the security argument.
 
+use std::io::Write;
 use std::net::TcpStream;
 
 use anyhow::Context;
 
-use super::auth::{self, Token};
+use super::auth::{self, Direction, End, Pake, Role, Token};
 use super::peer::{self, Deadline, HANDSHAKE_TIMEOUT, unexpected};
 use crate::error::SessionError;
 use crate::protocol::{self, ErrorCode, Hello, Message, ProtocolError};
@@ -17,13 +19,18 @@ pub fn hello(auth: bool, nonce: [u8; 32]) -> Hello {
     if auth { Hello::with_auth(nonce) } else { Hello::ours() }
 }
 
-/// The sender's side: greets first, reads the receiver's greeting, proves the token and checks
-/// the receiver's proof in turn. `no_auth`: the user said `--no-auth` (the greeting says so).
-pub fn sender(socket: &mut TcpStream, token: Option<&Token>, no_auth: bool) -> anyhow::Result<()> {
+/// The sender's side: greets first, reads the receiver's greeting, then authenticates as the
+/// end that connected or accepted (`direction`). `no_auth`: the user said `--no-auth` (the
+/// greeting says so).
+pub fn sender(
+    socket: &mut TcpStream,
+    direction: Direction,
+    token: Option<&Token>,
+    no_auth: bool,
+) -> anyhow::Result<()> {
     let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
-    let nonce = auth::nonce()?;
-    let ours = if no_auth { Hello::no_auth() } else { hello(token.is_some(), nonce) };
-    protocol::write_hello(socket, ours).context("sending the greeting")?;
+    let mine = if no_auth { Hello::no_auth() } else { hello(token.is_some(), auth::nonce()?) };
+    protocol::write_hello(socket, mine).context("sending the greeting")?;
     let theirs = protocol::read_hello(&mut deadline)
         .map_err(|e| peer::read_failure(e, "the receiver's greeting", Some(HANDSHAKE_TIMEOUT)))?;
     if theirs.version != protocol::VERSION {
@@ -47,48 +54,34 @@ pub fn sender(socket: &mut TcpStream, token: Option<&Token>, no_auth: bool) -> a
         )
         .into()),
         (Some(token), true) => {
-            let proof = token.sender_proof(&nonce, &theirs.nonce);
-            protocol::write_message(socket, &Message::Auth { proof })
-                .context("sending the token proof")?;
-            match deadline.next_message("the receiver's token proof")? {
-                Message::Auth { proof } if token.check_receiver(&proof, &nonce, &theirs.nonce) => {
-                    Ok(())
-                }
-                Message::Auth { .. } => Err(SessionError::Auth(
-                    "the receiver could not prove the token: its token differs, or it is not \
-                     the receiver you meant"
-                        .into(),
-                )
-                .into()),
-                other => Err(unexpected("AUTH", &other)),
-            }
+            let end = End { role: Role::Sender, direction };
+            authenticate(socket, &mut deadline, token, end, &greetings(mine, theirs))
         }
     }
 }
 
 /// The receiver's side: reads the sender's greeting (refusing anything that is not zcp at its
-/// first byte), answers, checks the sender's token proof and proves the token in turn. Reads go
-/// through `deadline`, which the session goes on using for the offer.
+/// first byte), answers, then authenticates as the end that connected or accepted
+/// (`direction`). Reads go through `deadline`, which the session goes on using for the offer.
 pub fn receiver(
     socket: &mut TcpStream,
     deadline: &mut Deadline,
+    direction: Direction,
     token: Option<&Token>,
 ) -> anyhow::Result<()> {
     let theirs = protocol::read_hello(deadline)
         .map_err(|e| peer::read_failure(e, "the sender's greeting", Some(HANDSHAKE_TIMEOUT)))?;
-    let nonce = auth::nonce()?;
     // A receiver without a token runs with --no-auth (it makes one otherwise), and says so.
-    let ours = if token.is_some() { Hello::with_auth(nonce) } else { Hello::no_auth() };
-    protocol::write_hello(socket, ours).context("sending the greeting")?;
+    let mine = match token {
+        Some(_) => Hello::with_auth(auth::nonce()?),
+        None => Hello::no_auth(),
+    };
+    protocol::write_hello(socket, mine).context("sending the greeting")?;
     if theirs.version != protocol::VERSION {
         let err = ProtocolError::UnsupportedVersion(theirs.version);
         peer::fail_with(socket, ErrorCode::UnsupportedVersion, &err.to_string());
         return Err(err.into());
     }
-    let refuse = |socket: &mut TcpStream, told: &str, ours: &str| {
-        peer::fail_with(socket, ErrorCode::Auth, told);
-        Err(SessionError::Auth(ours.to_string()).into())
-    };
     match (token, theirs.auth()) {
         // #13: a sender without a token is served only when it said --no-auth too.
         (None, false) if !theirs.said_no_auth() => refuse(
@@ -109,16 +102,108 @@ pub fn receiver(
             "the sender asked for a token proof, but this receiver runs with --no-auth",
         ),
         (Some(token), true) => {
-            let proof = match deadline.next_message("the sender's token proof")? {
-                Message::Auth { proof } => proof,
-                other => return Err(unexpected("AUTH", &other)),
-            };
-            if !token.check_sender(&proof, &theirs.nonce, &nonce) {
-                return refuse(socket, "wrong token", "the sender's token is wrong");
-            }
-            let mine = token.receiver_proof(&theirs.nonce, &nonce);
-            protocol::write_message(socket, &Message::Auth { proof: mine })
-                .context("sending the token proof")
+            let end = End { role: Role::Receiver, direction };
+            authenticate(socket, deadline, token, end, &greetings(theirs, mine))
         }
+    }
+}
+
+/// Both greetings as they crossed the wire, the sender's first: the transcript starts here.
+fn greetings(sender: Hello, receiver: Hello) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(2 * protocol::HELLO_LEN);
+    // Writing to a Vec cannot fail.
+    let _ = protocol::write_hello(&mut bytes, sender);
+    let _ = protocol::write_hello(&mut bytes, receiver);
+    bytes
+}
+
+/// Tells the peer why (`told`) and fails with an authentication error (`ours`).
+fn refuse(socket: &mut TcpStream, told: &str, ours: &str) -> anyhow::Result<()> {
+    peer::fail_with(socket, ErrorCode::Auth, told);
+    Err(SessionError::Auth(ours.to_string()).into())
+}
+
+/// SPAKE2 and the key confirmations, connecting end first.
+fn authenticate(
+    socket: &mut TcpStream,
+    deadline: &mut Deadline,
+    token: &Token,
+    end: End,
+    greetings: &[u8],
+) -> anyhow::Result<()> {
+    let pake = Pake::start(token, end);
+    match end.direction {
+        Direction::Accepted => accept_proof(socket, deadline, pake, end.role.peer(), greetings),
+        Direction::Connected => prove_first(socket, deadline, pake, end.role.peer(), greetings),
+    }
+}
+
+/// The accepting end: sends its SPAKE2 message (which proves nothing and shows nothing), then
+/// proves itself only once the connecting end's proof checks; else tells it "wrong token".
+fn accept_proof(
+    socket: &mut TcpStream,
+    deadline: &mut Deadline,
+    pake: Pake,
+    them: Role,
+    greetings: &[u8],
+) -> anyhow::Result<()> {
+    let them = them.name();
+    let ours = Message::Pake { message: pake.message() };
+    protocol::write_message(socket, &ours).context("sending the key exchange")?;
+    let theirs = read_pake(deadline, them)?;
+    let keys = match pake.finish(&theirs, greetings) {
+        Ok(keys) => keys,
+        Err(e) => {
+            return refuse(socket, "wrong token", &format!("the {them} cannot be trusted: {e}"));
+        }
+    };
+    let proof = read_proof(deadline, them)?;
+    if !keys.check_connector(&proof) {
+        return refuse(socket, "wrong token", &format!("the {them}'s token is wrong"));
+    }
+    protocol::write_message(socket, &Message::Auth { proof: keys.acceptor_proof() })
+        .context("sending the token proof")
+}
+
+/// The connecting end: answers the accepting end's SPAKE2 message with its own and its proof,
+/// in one write, then checks the accepting end's proof.
+fn prove_first(
+    socket: &mut TcpStream,
+    deadline: &mut Deadline,
+    pake: Pake,
+    them: Role,
+    greetings: &[u8],
+) -> anyhow::Result<()> {
+    let them = them.name();
+    let theirs = read_pake(deadline, them)?;
+    let mine = pake.message();
+    let keys = pake
+        .finish(&theirs, greetings)
+        .map_err(|e| SessionError::Auth(format!("the {them} cannot be trusted: {e}")))?;
+    let mut both = protocol::frame(&Message::Pake { message: mine });
+    both.extend(protocol::frame(&Message::Auth { proof: keys.connector_proof() }));
+    socket.write_all(&both).context("sending the key exchange and the token proof")?;
+    let proof = read_proof(deadline, them)?;
+    if keys.check_acceptor(&proof) {
+        return Ok(());
+    }
+    Err(SessionError::Auth(format!(
+        "the {them} could not prove the token: its token differs, or it is not the {them} you \
+         meant"
+    ))
+    .into())
+}
+
+fn read_pake(deadline: &mut Deadline, them: &str) -> anyhow::Result<[u8; auth::PAKE_LEN]> {
+    match deadline.next_message(&format!("the {them}'s key exchange"))? {
+        Message::Pake { message } => Ok(message),
+        other => Err(unexpected("PAKE", &other)),
+    }
+}
+
+fn read_proof(deadline: &mut Deadline, them: &str) -> anyhow::Result<[u8; auth::PROOF_LEN]> {
+    match deadline.next_message(&format!("the {them}'s token proof"))? {
+        Message::Auth { proof } => Ok(proof),
+        other => Err(unexpected("AUTH", &other)),
     }
 }

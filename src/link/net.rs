@@ -1,13 +1,17 @@
 //! Connecting and listening: resolves `HOST:PORT` (names, IPv4, `[IPv6]`) and tries every
-//! address in order, naming each failure when all fail.
+//! address in order, naming each failure when all fail; a one-peer end takes the first peer
+//! that passes its handshake.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 
+use super::auth::Direction;
+use super::lobby::{Lobby, Ticket};
 use crate::error::SessionError;
 use crate::sys::signals;
 
@@ -34,30 +38,72 @@ pub struct NetConfig {
     pub raw: bool,
 }
 
-/// The connection a one-peer end uses: to `--connect`, or the first peer to reach `--listen`
-/// (`listening` is told the bound address first). While it waits for that peer, Ctrl-C and
-/// SIGTERM end the wait with `SessionError::Interrupted`; once connected they act as usual.
-pub fn establish(net: &NetConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<TcpStream> {
+/// How often a listening end waiting for its peer looks at signals and finished handshakes.
+const TICK: Duration = Duration::from_millis(50);
+
+/// The connection a one-peer end uses, with `greet` (the handshake) done on it: to `--connect`,
+/// or the first peer to reach `--listen` that `greet` accepts (`listening` is told the bound
+/// address first). Accepted connections run `greet` in a `Lobby`: one that fails is logged and
+/// ignored, and the end goes on waiting. While it waits, Ctrl-C and SIGTERM end the wait with
+/// `SessionError::Interrupted`; once connected they act as usual.
+pub fn establish<T: Send>(
+    net: &NetConfig,
+    listening: impl FnOnce(SocketAddr),
+    greet: impl Fn(&mut TcpStream, Direction) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<(TcpStream, T)> {
     match &net.link {
-        Link::Connect(dest) => connect(dest, net.connect_timeout, net.retries),
+        Link::Connect(dest) => {
+            let mut socket = connect(dest, net.connect_timeout, net.retries)?;
+            let greeted = greet(&mut socket, Direction::Connected)?;
+            Ok((socket, greeted))
+        }
         Link::Listen(addr) => {
             let listener = listen(addr)?;
             signals::install()?;
             listening(listener.local_addr().context("reading the listening address")?);
-            loop {
-                if let Some(signal) = signals::pending() {
-                    return Err(SessionError::Interrupted(format!(
-                        "stopped by {signal} while waiting for a peer"
-                    ))
-                    .into());
-                }
-                if let Some((socket, _)) = accept_within(&listener, Duration::from_millis(100))? {
-                    signals::restore();
-                    return Ok(socket);
-                }
-            }
+            let found = first_to_greet(&listener, &greet)?;
+            signals::restore();
+            Ok(found)
         }
     }
+}
+
+/// Accepts connections on `listener`, each greeted on its own thread in a `Lobby`, until one
+/// passes `greet`; the others still waiting are then shut.
+fn first_to_greet<T: Send>(
+    listener: &TcpListener,
+    greet: &(impl Fn(&mut TcpStream, Direction) -> anyhow::Result<T> + Sync),
+) -> anyhow::Result<(TcpStream, T)> {
+    let lobby = Lobby::default();
+    let (tx, rx) = mpsc::channel();
+    thread::scope(|scope| {
+        let found = loop {
+            if let Ok(found) = rx.try_recv() {
+                break Ok(found);
+            }
+            if let Some(signal) = signals::pending() {
+                break Err(SessionError::Interrupted(format!(
+                    "stopped by {signal} while waiting for a peer"
+                ))
+                .into());
+            }
+            match accept_into(listener, &lobby, TICK) {
+                Ok(Some((mut socket, peer, ticket))) => {
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        let accepted = |s: &mut TcpStream| greet(s, Direction::Accepted);
+                        if let Some(greeted) = ticket.greet(&mut socket, peer, accepted) {
+                            let _ = tx.send((socket, greeted));
+                        }
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        lobby.close();
+        found
+    })
 }
 
 /// Connects to the first address of `dest` that answers, each attempt limited to `timeout`;
@@ -111,14 +157,8 @@ pub fn accept_within(
     listener: &TcpListener,
     timeout: Duration,
 ) -> anyhow::Result<Option<(TcpStream, SocketAddr)>> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
-    let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
-    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, ms) {
-        Ok(0) | Err(nix::errno::Errno::EINTR) => return Ok(None),
-        Ok(_) => {}
-        Err(e) => return Err(anyhow::Error::from(e).context("waiting for a connection")),
+    if !readable(listener, timeout)? {
+        return Ok(None);
     }
     match listener.accept() {
         Ok((stream, peer)) => {
@@ -127,6 +167,33 @@ pub fn accept_within(
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(anyhow::Error::from(e).context("accepting a connection")),
+    }
+}
+
+/// Waits up to `timeout` for a connection `lobby` has room for, accepts it and lets it in: a
+/// full lobby leaves connections in the kernel's queue until a handshake ends or is pushed out.
+pub fn accept_into<'l>(
+    listener: &TcpListener,
+    lobby: &'l Lobby,
+    timeout: Duration,
+) -> anyhow::Result<Option<(TcpStream, SocketAddr, Ticket<'l>)>> {
+    if !readable(listener, timeout)? || !lobby.make_room(timeout) {
+        return Ok(None);
+    }
+    let Some((socket, peer)) = accept_within(listener, Duration::ZERO)? else { return Ok(None) };
+    Ok(lobby.enter(&socket).map(|ticket| (socket, peer, ticket)))
+}
+
+/// Whether a connection waits on `listener`, waiting up to `timeout` for one.
+fn readable(listener: &TcpListener, timeout: Duration) -> anyhow::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, ms) {
+        Ok(0) | Err(nix::errno::Errno::EINTR) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) => Err(anyhow::Error::from(e).context("waiting for a connection")),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The framed messages of protocol version 1 and their payload layouts (documented in the module
+//! The framed messages of protocol version 2 and their payload layouts (documented in the module
 //! above).
 
 use super::wire::{Decoder, Encoder};
@@ -12,6 +12,7 @@ const FINISH: u8 = 0x04;
 const SUMMARY: u8 = 0x05;
 const AUTH: u8 = 0x06;
 const FILE_START: u8 = 0x07;
+const PAKE: u8 = 0x08;
 const ERROR: u8 = 0x7F;
 
 const SMALL_LIMIT: u64 = 1 << 20;
@@ -33,9 +34,13 @@ pub enum Message {
     FileEnd(FileEnd),
     Finish(SideStats),
     Summary(Summary),
-    /// Proof that this end holds the session token (see `auth`).
+    /// Key confirmation: proof that this end holds the session token (see `link::auth`).
     Auth {
         proof: [u8; 32],
+    },
+    /// This end's SPAKE2 message: a side byte and a point (see `link::auth`).
+    Pake {
+        message: [u8; 33],
     },
     /// The bytes of entry `index` follow, from `offset` on.
     FileStart {
@@ -184,6 +189,7 @@ impl Message {
             SUMMARY => ("SUMMARY", LIST_LIMIT),
             AUTH => ("AUTH", SMALL_LIMIT),
             FILE_START => ("FILE_START", SMALL_LIMIT),
+            PAKE => ("PAKE", SMALL_LIMIT),
             ERROR => ("ERROR", SMALL_LIMIT),
             _ => return None,
         })
@@ -199,6 +205,7 @@ impl Message {
             Message::Summary(_) => "SUMMARY",
             Message::Auth { .. } => "AUTH",
             Message::FileStart { .. } => "FILE_START",
+            Message::Pake { .. } => "PAKE",
             Message::Error { .. } => "ERROR",
         }
     }
@@ -240,6 +247,10 @@ impl Message {
                 e.u32(*index).u64(*offset);
                 FILE_START
             }
+            Message::Pake { message } => {
+                e.raw(message);
+                PAKE
+            }
             Message::Error { code, message } => {
                 e.u16(code.to_wire()).text(message, MAX_TEXT);
                 ERROR
@@ -278,6 +289,11 @@ impl Message {
                 Message::Auth { proof }
             }
             FILE_START => Message::FileStart { index: d.u32()?, offset: d.u64()? },
+            PAKE => {
+                let mut message = [0u8; 33];
+                message.copy_from_slice(d.take(33)?);
+                Message::Pake { message }
+            }
             _ => Message::Error { code: ErrorCode::from_wire(d.u16()?), message: d.text()? },
         };
         d.finish()?;

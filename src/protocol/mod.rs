@@ -1,18 +1,22 @@
-//! The zcp wire protocol, version 1: pure encoding and decoding over `Read`/`Write`. It owns the
+//! The zcp wire protocol, version 2: pure encoding and decoding over `Read`/`Write`. It owns the
 //! byte layout and its limits; it does not choose data paths or touch files (see `copy`, `send`,
 //! `recv`).
 //!
 //! # Overview
 //!
 //! One TCP connection carries one session. The sender speaks first (also when it is the end
-//! that listens, with `zcp send --listen`):
+//! that listens, with `zcp send --listen`). When both greet with the AUTH flag, the key
+//! exchange follows: the end that *accepted* the connection sends its SPAKE2 message, the end
+//! that *connected* answers with its own and its proof, and only then does the accepting end
+//! prove itself (see [Authentication](#authentication)). With the sender connecting:
 //!
 //! ```text
-//! sender                                   receiver
+//! sender (connected)                       receiver (accepted)
 //!   HELLO (nonce S) ─────────────────────────▶
 //!   ◀─────────────────────────── HELLO (nonce R)
-//!   AUTH  (HMAC(token, sender label, R, S)) ─▶       only when both greet with the AUTH flag
-//!   ◀──────── AUTH (HMAC(token, receiver label, S, R))
+//!   ◀──────────────────────── PAKE (receiver's)      only when both greet with the AUTH flag
+//!   PAKE (sender's), AUTH (connector proof) ─▶
+//!   ◀────────────────── AUTH (acceptor proof)
 //!   OFFER (manifest of every entry) ─────────▶
 //!   ◀──────────── PLAN (one answer per entry)
 //!   for each entry answered "send" or "resume", in manifest order:
@@ -22,6 +26,9 @@
 //!   FINISH (sender's statistics) ────────────▶
 //!   ◀──── SUMMARY (per-file verdicts, receiver's statistics)
 //! ```
+//!
+//! With `zcp send --listen` the roles of the key exchange swap: after both greetings the
+//! sender sends its PAKE, the receiver its PAKE and proof, the sender its proof, then the OFFER.
 //!
 //! So a session costs one round trip for the plan (two with authentication) however many entries
 //! the offer holds, and each file's bytes travel as one raw run that `sendfile(2)` can push in a
@@ -37,17 +44,27 @@
 //! | bytes | field                                                          |
 //! |-------|----------------------------------------------------------------|
 //! | 8     | magic `89 5A 43 50 0D 0A 1A 0A` (`\x89ZCP\r\n\x1a\n`)           |
-//! | 2     | protocol version, `1`                                          |
+//! | 2     | protocol version, `2`                                          |
 //! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); bit 1 NO_AUTH (this end runs with `--no-auth`); other bits ignored |
 //! | 32    | nonce: fresh random bytes when AUTH is set, else zero          |
 //!
 //! The magic's first byte is not ASCII, so a line of text (`hello` from netcat, an HTTP request)
-//! is told apart at its first byte and answered with "not a zcp peer". A receiver that sees
-//! another version answers with an ERROR frame (code 2) and closes. When the two ends' AUTH flags
-//! differ, the receiver sends ERROR code 5 and both ends stop: a sender with a token never talks
-//! to a receiver that cannot prove it, and a receiver that requires one never plans for a sender
-//! without it. An end without a token talks only to a peer whose greeting says NO_AUTH: both
-//! ends must say `--no-auth` (a sender that simply has no token is refused, #13).
+//! is told apart at its first byte and refused as "not a zcp peer". A receiver that sees
+//! another version answers with its greeting (so the peer learns this end's version too) and
+//! an ERROR frame (code 2) naming both versions, and closes; a sender that reads another
+//! version stops with the same message. Version 1's HMAC proofs were unsafe (issue #11), and
+//! versions 1 and 2 do not interoperate. When the two ends' AUTH flags differ, the receiver
+//! sends ERROR code 5 and both ends stop: a sender with a token never talks to a receiver that
+//! cannot prove it, and a receiver that requires one never plans for a sender without it. An end
+//! without a token talks only to a peer whose greeting says NO_AUTH: both ends must say
+//! `--no-auth` (a sender that simply has no token is refused, #13). The
+//! nonce is kept in version 2 as part of the transcript; the key exchange brings its own
+//! freshness.
+//!
+//! A listening end (`zcp recv --listen`, `zcp send --listen`) takes the first peer that
+//! completes this handshake. A connection that fails it (closes, stays silent past the 10 s
+//! handshake deadline, speaks another protocol or version, proves a wrong token) is closed and
+//! logged, and the end goes on waiting; it never counts toward `--max-conns`.
 //!
 //! ## Frames
 //!
@@ -62,8 +79,9 @@
 //! | 0x03 | FILE_END   | → recv    | 1 MiB  | `u8 algorithm` (1 = xxh3-128), 16-byte digest   |
 //! | 0x04 | FINISH     | → recv    | 1 MiB  | statistics                                      |
 //! | 0x05 | SUMMARY    | → send    | 64 MiB | `u32 count`, verdicts, statistics               |
-//! | 0x06 | AUTH       | either    | 1 MiB  | 32-byte HMAC-SHA256 proof                       |
+//! | 0x06 | AUTH       | either    | 1 MiB  | 32-byte key confirmation (HMAC-SHA256)          |
 //! | 0x07 | FILE_START | → recv    | 1 MiB  | `u32 entry index`, `u64 offset`                 |
+//! | 0x08 | PAKE       | either    | 1 MiB  | 33-byte SPAKE2 message: side byte, Ed25519 point |
 //! | 0x7F | ERROR      | either    | 1 MiB  | `u16 code`, `str16 message`                     |
 //!
 //! **Entry**: `u8 kind` (1 = regular file, 2 = directory), `u8 flags` (bit 0: size known),
@@ -97,11 +115,82 @@
 //! 4 interrupted (receiver shut down), 5 authentication failed or missing, 6 busy (too many
 //! sessions), 7 a limit or timeout was hit.
 //!
-//! **AUTH**: the sender's proof is HMAC-SHA256 keyed with the token over the label
-//! `zcp/1 sender proof`, the receiver's nonce and the sender's nonce; the receiver's uses the
-//! label `zcp/1 receiver proof` and the nonces in the other order. Each part is preceded by its
-//! `u32` length. Both are compared in constant time; the token never crosses the wire, and
-//! fresh nonces on both sides mean a recorded session cannot be replayed.
+//! ## Authentication
+//!
+//! Both ends hold a token (a shared secret, often typed by a person and so possibly weak). The
+//! handshake must let each end know that the other holds it, without giving anyone without it
+//! a way in, a way to check guesses offline, or a proof usable anywhere else. It is SPAKE2
+//! (RFC 9382's construction; the `spake2` crate of RustCrypto, Ed25519 group) followed by key
+//! confirmation, as in RFC 9382 §4:
+//!
+//! 1. Roles and direction. SPAKE2 side A is the end that **connected**, side B the end that
+//!    **accepted**. Its identities are `zcp/2 <role> connected` for A and `zcp/2 <role>
+//!    accepted` for B, `<role>` being `sender` or `receiver`: a connecting sender and an
+//!    accepting receiver use `zcp/2 sender connected` / `zcp/2 receiver accepted`; with
+//!    `send --listen`, `zcp/2 receiver connected` / `zcp/2 sender accepted`. Each end derives
+//!    them from what it knows itself (its role, and whether it called `connect` or `accept`).
+//! 2. PAKE frames. The accepting end sends its SPAKE2 message (`'B'`, then `y·G + w·N`); the
+//!    connecting end answers with its own (`'A'`, `x·G + w·M`); `w` is derived from the token.
+//!    Each end computes the shared key `K = SHA-256(SHA-256(token), SHA-256(idA), SHA-256(idB),
+//!    X, Y, Z)` (the crate's transcript hash).
+//! 3. Transcript. `T = SHA-256` over, each part preceded by its `u32` length: the label
+//!    `zcp/2 handshake transcript`, idA, idB, both greetings as sent (the sender's 46 bytes
+//!    first), the connector's PAKE, the acceptor's PAKE.
+//! 4. Confirmation keys: `Kc = HMAC-SHA256(K, "zcp/2 connector confirmation")` and
+//!    `Ka = HMAC-SHA256(K, "zcp/2 acceptor confirmation")` (each input length-prefixed, as
+//!    below).
+//! 5. AUTH frames. The connecting end sends `HMAC(Kc, T)` together with its PAKE. The accepting
+//!    end checks it (constant time); on failure it answers ERROR code 5 `wrong token` and
+//!    closes. Only on success does it send `HMAC(Ka, T ‖ connector proof)`, which the connecting
+//!    end checks before it goes on. Every HMAC input part is preceded by its `u32` length.
+//!
+//! What each message proves, and to whom:
+//!
+//! - The PAKE messages prove nothing and reveal nothing: each is a uniformly random group
+//!   element to anyone who does not know the secret scalars, whatever the token. They can be
+//!   sent to anyone.
+//! - The connector's AUTH proves to the acceptor that the connector knows the token **and**
+//!   computed the same `K` over the same identities (so agrees on who connected, and on the
+//!   roles), and saw the same greetings and PAKE messages (the transcript): nothing on the way
+//!   was changed.
+//! - The acceptor's AUTH proves the same to the connector, and in addition that the acceptor
+//!   checked the connector's proof (it covers it).
+//!
+//! Against each attack class:
+//!
+//! - **Offline guessing.** An eavesdropper sees two PAKE messages and two MACs under a key it
+//!   cannot compute without solving Diffie-Hellman: nothing to test a guess against. An
+//!   active attacker that runs the protocol with a guessed token learns, from the answer, only
+//!   whether that one guess was right: one online guess per connection. A listening end
+//!   (`recv --listen`, `send --listen`) never sends a checkable value (an AUTH) to a peer that
+//!   has not proved the token first; a connecting end proves first, but to an impostor that
+//!   still gets it one guess, since its own PAKE message fixes one candidate token. (A Noise
+//!   PSK pattern was the alternative: its first message is an AEAD tag under a key derived
+//!   from the PSK, which lets anyone who receives it test token guesses offline — fine for
+//!   random keys, wrong for typed tokens. Hence a PAKE.)
+//! - **Reflection.** Each end's proof is under its own key (`Kc` or `Ka`) and covers a
+//!   different input; an end never accepts a proof of its own kind. SPAKE2 itself refuses a
+//!   message from its own side (`'A'` to an A, `'B'` to a B). An accepting end has nothing to
+//!   reflect before its peer proved.
+//! - **Relay** (issue #11). An attacker connected to two listening ends (a `send --listen` and
+//!   a `recv --listen` with the same token) and ferrying bytes between them: both ends
+//!   accepted, so both are side B and both send a `'B'` message; each refuses the other's
+//!   (wrong side). Rewriting the side byte does not help: the ends then disagree on the
+//!   identities and on the points, so their keys differ, and each waits for a connector proof
+//!   that only the token holder could make. The same holds for two connecting ends. An
+//!   attacker between one connecting and one accepting end that forwards bytes unchanged is
+//!   just a network path; it cannot change the handshake (the transcript), but see below for
+//!   what it can do afterwards.
+//! - **Replay.** Each end's SPAKE2 scalar is fresh per connection, so `K`, and every proof,
+//!   is too: a recorded handshake replayed to a fresh end fails at the first AUTH.
+//! - **Downgrade.** The greetings (version, flags, nonces) are in the transcript, so an
+//!   attacker who rewrites them in flight makes the proofs fail; an end that requires a token
+//!   never proceeds without one (the AUTH flag must match, else ERROR code 5).
+//!
+//! Not covered: after the handshake the data stream is plaintext and not integrity-protected
+//! by the session key (issue #14); an attacker on the network path between two honest ends can
+//! read, and could change, the files after authentication. The token is never sent; a stolen
+//! token lets its holder act as either end.
 //!
 //! ## File data
 //!
@@ -131,7 +220,7 @@ use std::io::{self, Read, Write};
 /// First bytes of every zcp connection, from the sender and answered by the receiver.
 pub const MAGIC: [u8; 8] = *b"\x89ZCP\r\n\x1a\n";
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Largest chunk in the chunked data form.
 pub const MAX_CHUNK: u32 = 16 << 20;
 /// Largest number of entries in one offer.

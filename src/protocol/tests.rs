@@ -15,7 +15,7 @@ use super::*;
 use crate::datapath::{DataPath, Fallback};
 
 /// Frame types, names and payload limits as the module documentation specifies them.
-const FRAME_TYPES: [(u8, &str, u64); 8] = [
+const FRAME_TYPES: [(u8, &str, u64); 9] = [
     (0x01, "OFFER", 64 << 20),
     (0x02, "PLAN", 64 << 20),
     (0x03, "FILE_END", 1 << 20),
@@ -23,6 +23,7 @@ const FRAME_TYPES: [(u8, &str, u64); 8] = [
     (0x05, "SUMMARY", 64 << 20),
     (0x06, "AUTH", 1 << 20),
     (0x07, "FILE_START", 1 << 20),
+    (0x08, "PAKE", 1 << 20),
     (0x7F, "ERROR", 1 << 20),
 ];
 const OFFER: u8 = 0x01;
@@ -32,6 +33,7 @@ const FINISH: u8 = 0x04;
 const SUMMARY: u8 = 0x05;
 const AUTH: u8 = 0x06;
 const FILE_START: u8 = 0x07;
+const PAKE: u8 = 0x08;
 const ERROR: u8 = 0x7F;
 /// Every error code with its documented wire value.
 const ERROR_CODES: [(ErrorCode, u16); 7] = [
@@ -300,6 +302,10 @@ fn auth_round_trips() {
         let auth = Message::Auth { proof };
         assert_eq!(round_trip(&auth), auth);
     }
+    for message in [[0u8; 33], [0xff; 33], core::array::from_fn(|i| i as u8)] {
+        let pake = Message::Pake { message };
+        assert_eq!(round_trip(&pake), pake);
+    }
 }
 
 #[test]
@@ -484,6 +490,7 @@ fn every_message_frames_under_its_own_name_and_limit() {
         Message::Summary(Summary { verdicts: Vec::new(), stats: SideStats::default() }),
         Message::Auth { proof: [0; 32] },
         Message::FileStart { index: 0, offset: 0 },
+        Message::Pake { message: [0; 33] },
         Message::Error { code: ErrorCode::Io, message: String::new() },
     ];
     assert_eq!(messages.len(), FRAME_TYPES.len());
@@ -602,12 +609,12 @@ fn hello_round_trips() {
 #[test]
 fn hello_bytes_match_the_documented_layout() {
     assert_eq!(HELLO_LEN, 46);
-    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 1, 0, 0, 0, 0];
+    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 2, 0, 0, 0, 0];
     expected.extend_from_slice(&[0; 32]);
     assert_eq!(hello_bytes(Hello::ours()), expected);
 
     let nonce: [u8; 32] = core::array::from_fn(|i| 0xA0 + i as u8);
-    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 1, 0, 0, 0, 1];
+    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 2, 0, 0, 0, 1];
     expected.extend_from_slice(&nonce);
     assert_eq!(hello_bytes(Hello::with_auth(nonce)), expected);
 }
@@ -733,7 +740,7 @@ fn length_at_the_type_limit_is_accepted() {
 
 #[test]
 fn unknown_frame_type_is_refused() {
-    for kind in [0x00, 0x08, 0x10, 0x7E, 0x80, 0xFF] {
+    for kind in [0x00, 0x09, 0x10, 0x7E, 0x80, 0xFF] {
         let err = protocol_error(read_message(&mut ThenFail(&[kind, 0, 0, 0, 0])));
         assert_eq!(err, ProtocolError::UnknownFrame(kind));
     }
@@ -785,6 +792,7 @@ fn trailing_bytes_are_malformed() {
         Message::Summary(Summary { verdicts: Vec::new(), stats: SideStats::default() }),
         Message::Auth { proof: [7; 32] },
         Message::FileStart { index: 3, offset: 4 },
+        Message::Pake { message: [8; 33] },
         Message::Error { code: ErrorCode::Io, message: "x".into() },
     ];
     for msg in messages {
@@ -881,6 +889,12 @@ fn auth_and_file_start_payloads_have_exact_sizes() {
             e.raw(&vec![1; len]);
         });
         assert!(matches!(err, Err(ProtocolError::Malformed(_))), "AUTH of {len} bytes: {err:?}");
+    }
+    for len in [0, 32, 34, 66] {
+        let err = decode_payload(PAKE, |e| {
+            e.raw(&vec![1; len]);
+        });
+        assert!(matches!(err, Err(ProtocolError::Malformed(_))), "PAKE of {len} bytes: {err:?}");
     }
     for len in [0, 4, 11, 13] {
         let err = decode_payload(FILE_START, |e| {
@@ -1081,6 +1095,8 @@ fn arb_message() -> impl Strategy<Value = Message> {
         arb_stats().prop_map(Message::Finish),
         arb_summary().prop_map(Message::Summary),
         any::<[u8; 32]>().prop_map(|proof| Message::Auth { proof }),
+        prop::array::uniform32(any::<u8>())
+            .prop_map(|m| Message::Pake { message: core::array::from_fn(|i| m[i % 32]) }),
         (any::<u32>(), any::<u64>())
             .prop_map(|(index, offset)| Message::FileStart { index, offset }),
         (arb_error_code(), arb_text()).prop_map(|(code, message)| Message::Error { code, message }),

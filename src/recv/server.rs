@@ -1,11 +1,12 @@
 //! The receiving end as a process: binds `--listen` (or connects, for reverse connections),
-//! serves one session or, with `--keep-open`, many at once (each on its own thread, at most
-//! `--max-conns`, the rest told "busy"), and stops cleanly on Ctrl-C or SIGTERM, telling every
-//! live sender.
+//! lets each connection authenticate in a `Lobby` (a failed one is logged and ignored), serves
+//! the first authenticated sender or, with `--keep-open`, many at once (each on its own thread,
+//! at most `--max-conns`, the rest told "busy"), and stops cleanly on Ctrl-C or SIGTERM,
+//! telling every live sender.
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -16,14 +17,14 @@ use super::session::Session;
 use crate::config::{Link, RecvConfig};
 use crate::disk::Destination;
 use crate::error::ExitCode;
-use crate::link::auth::{self, Token};
+use crate::link::auth::{Direction, Token};
+use crate::link::lobby::{Lobby, Ticket};
+use crate::link::peer::{Deadline, HANDSHAKE_TIMEOUT};
 use crate::link::{handshake, net, peer};
 use crate::protocol::{self, ErrorCode, Message};
 use crate::report::Report;
 use crate::sys::signals;
 
-/// Senders told "busy" at once, at most.
-const TURN_AWAY_MAX: usize = 32;
 /// How often the serving loop looks at signals and finished sessions.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -44,11 +45,10 @@ pub struct Outcome {
     pub stopped_by: Option<nix::sys::signal::Signal>,
 }
 
-/// Sessions started and how those that ended went, while the receiver runs.
+/// How the sessions that ended went, while the receiver runs.
 #[derive(Default)]
 struct Tally {
     outcome: Outcome,
-    started: u64,
 }
 
 impl Tally {
@@ -104,52 +104,53 @@ impl Receiver {
     }
 
     /// Serves one session, or sessions until a signal with `--keep-open`. Each finished
-    /// session's report (or error) goes to `done`, which returns its exit code.
+    /// session's report (or error) goes to `done`, which returns its exit code. Connections
+    /// wait in a `Lobby` until they authenticate; only then do they count as sessions.
     pub fn run(
         &self,
         mut done: impl FnMut(anyhow::Result<Report>) -> ExitCode,
     ) -> anyhow::Result<Outcome> {
         signals::install()?;
-        let live = Live::default();
+        let (live, lobby) = (Live::default(), Lobby::default());
         let (tx, rx) = mpsc::channel::<anyhow::Result<Report>>();
         thread::scope(|scope| {
-            let spawn = |socket: TcpStream, peer: String| {
-                let tx = tx.clone();
-                let id = live.add(&socket);
-                let live = &live;
-                scope.spawn(move || {
-                    let _ = tx.send(self.session(socket, &peer, live, id));
-                });
-            };
             let mut tally = Tally::default();
             if let Link::Connect(dest) = &self.cfg.net.link {
                 let socket =
                     net::connect(dest, self.cfg.net.connect_timeout, self.cfg.net.retries)?;
-                spawn(socket, dest.clone());
-                tally.started = 1;
+                let (tx, live, id) = (tx.clone(), &live, live.add(&socket));
+                scope.spawn(move || {
+                    let _ = tx.send(self.dialed(socket, dest, live, id));
+                });
             }
             loop {
                 while let Ok(result) = rx.try_recv() {
                     tally.count(done(result));
                 }
                 if let Some(signal) = signals::pending() {
+                    lobby.close();
                     live.stop_all();
                     tally.outcome.stopped_by = Some(signal);
                     break;
                 }
-                let one_shot_over = tally.started > 0 && !self.cfg.keep_open;
-                if one_shot_over && live.count() == 0 && tally.outcome.served == tally.started {
-                    break;
+                let one_shot_over = live.admitted() > 0 && !self.cfg.keep_open;
+                if one_shot_over {
+                    lobby.close();
+                    if live.count() == 0 && tally.outcome.served == live.admitted() {
+                        break;
+                    }
                 }
                 match self.listener.as_ref().filter(|_| !one_shot_over) {
                     Some(listener) => {
-                        if let Some((socket, peer)) = net::accept_within(listener, TICK)? {
-                            if live.count() >= self.cfg.max_conns as usize {
-                                turn_away(socket, self.cfg.max_conns);
-                            } else {
-                                spawn(socket, peer.to_string());
-                                tally.started += 1;
-                            }
+                        if let Some((socket, peer, ticket)) =
+                            net::accept_into(listener, &lobby, TICK)?
+                        {
+                            let (tx, live) = (tx.clone(), &live);
+                            scope.spawn(move || {
+                                if let Some(result) = self.welcome(socket, peer, ticket, live) {
+                                    let _ = tx.send(result);
+                                }
+                            });
                         }
                     }
                     // Nothing to accept: wait on the sessions, so the end is seen at once.
@@ -161,7 +162,7 @@ impl Receiver {
                 }
             }
             // Sessions cut short by a signal still report, then the run ends.
-            while live.count() > 0 || tally.outcome.served < tally.started {
+            while live.count() > 0 || tally.outcome.served < live.admitted() {
                 let Ok(result) = rx.recv_timeout(Duration::from_secs(5)) else { break };
                 tally.count(done(result));
             }
@@ -169,17 +170,66 @@ impl Receiver {
         })
     }
 
+    /// An accepted connection: its handshake in the lobby, then, once the sender has
+    /// authenticated, a session, or "busy" when this receiver serves all it may. `None` when
+    /// it never became a session.
+    fn welcome(
+        &self,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        ticket: Ticket<'_>,
+        live: &Live,
+    ) -> Option<anyhow::Result<Report>> {
+        let greeted =
+            ticket.greet(&mut socket, peer, |s| self.handshake(s, Direction::Accepted))?;
+        let (limit, once) = match self.cfg.keep_open {
+            true => (self.cfg.max_conns as usize, false),
+            false => (1, true),
+        };
+        let Some(id) = live.admit(&socket, limit, once) else {
+            turn_away(socket, self.cfg.keep_open.then_some(self.cfg.max_conns));
+            return None;
+        };
+        Some(self.session(socket, greeted, &peer.to_string(), live, id))
+    }
+
+    /// The one connection of `--connect`, counted as a session from the start: a failed
+    /// handshake fails the run.
+    fn dialed(
+        &self,
+        mut socket: TcpStream,
+        peer: &str,
+        live: &Live,
+        id: u64,
+    ) -> anyhow::Result<Report> {
+        match self.handshake(&mut socket, Direction::Connected) {
+            Ok(greeted) => self.session(socket, greeted, peer, live, id),
+            Err(e) => {
+                live.remove(id);
+                Err(e.context(format!("receiving from {peer}")))
+            }
+        }
+    }
+
+    /// The receiver's handshake; the deadline it ran against goes on to bound the offer.
+    fn handshake(&self, socket: &mut TcpStream, direction: Direction) -> anyhow::Result<Deadline> {
+        let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
+        handshake::receiver(socket, &mut deadline, direction, self.cfg.token.as_ref())?;
+        Ok(deadline)
+    }
+
     /// One session on its own thread. A session that panics still ends as a session: counted,
     /// reported, gone from the live list (else a one-shot receiver would wait for it forever).
     fn session(
         &self,
         socket: TcpStream,
+        greeted: Deadline,
         peer: &str,
         live: &Live,
         id: u64,
     ) -> anyhow::Result<Report> {
         let session = Session { cfg: &self.cfg, dest: &self.dest };
-        let serve = || session.serve(socket, || live.started_data(id));
+        let serve = || session.serve(socket, greeted, || live.started_data(id));
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve));
         live.remove(id);
         served
@@ -188,39 +238,14 @@ impl Receiver {
     }
 }
 
-/// Tells a sender that came while all `max` sessions run that it must wait. The greeting echoes
-/// the sender's AUTH flag, so that a sender with a token reads on to "busy" instead of stopping
-/// at a flag mismatch.
-fn turn_away(mut socket: TcpStream, max: u32) {
-    // At most this many answers at once; past that a sender is just closed on (it sees the
-    // connection end): a flood of connections must not become a flood of threads.
-    static ANSWERING: AtomicUsize = AtomicUsize::new(0);
-    if ANSWERING.fetch_add(1, Ordering::AcqRel) >= TURN_AWAY_MAX {
-        ANSWERING.fetch_sub(1, Ordering::AcqRel);
-        return;
-    }
-    let spawned = thread::Builder::new().name("zcp-busy".into()).spawn(move || {
-        struct Done;
-        impl Drop for Done {
-            fn drop(&mut self) {
-                ANSWERING.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let _done = Done;
-        let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
-        let Ok(theirs) = protocol::read_hello(&mut socket) else { return };
-        let ours = handshake::hello(theirs.auth(), auth::nonce().unwrap_or_default());
-        if protocol::write_hello(&mut socket, ours).is_ok() {
-            peer::fail_with(
-                &mut socket,
-                ErrorCode::Busy,
-                &format!("receiver busy: {max} sessions running, try again later"),
-            );
-        }
-    });
-    if spawned.is_err() {
-        ANSWERING.fetch_sub(1, Ordering::AcqRel);
-    }
+/// Tells an authenticated sender that came while this receiver serves all it may (`max`
+/// sessions with `--keep-open`, else its one sender) that it must try later.
+fn turn_away(mut socket: TcpStream, max: Option<u32>) {
+    let why = match max {
+        Some(max) => format!("receiver busy: {max} sessions running, try again later"),
+        None => "receiver busy: it serves another sender and then exits".to_string(),
+    };
+    peer::fail_with(&mut socket, ErrorCode::Busy, &why);
 }
 
 /// The sessions running now, so a signal can tell each sender and unblock its thread.
@@ -228,6 +253,8 @@ fn turn_away(mut socket: TcpStream, max: u32) {
 struct Live {
     sessions: Mutex<Vec<LiveSession>>,
     next: AtomicU64,
+    /// Sessions ever admitted: a one-shot receiver ends once its one has.
+    admitted: AtomicU64,
 }
 
 /// A running session's socket, and whether file data flows on it yet.
@@ -238,12 +265,31 @@ struct LiveSession {
 }
 
 impl Live {
+    /// Counts a session in unconditionally (the one of `--connect`).
     fn add(&self, socket: &TcpStream) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         if let (Ok(socket), Ok(mut list)) = (socket.try_clone(), self.sessions.lock()) {
             list.push(LiveSession { id, socket, in_data: false });
         }
+        self.admitted.fetch_add(1, Ordering::AcqRel);
         id
+    }
+
+    /// Counts a session in when fewer than `limit` run (and, `once`, none ran before).
+    fn admit(&self, socket: &TcpStream, limit: usize, once: bool) -> Option<u64> {
+        let socket = socket.try_clone().ok()?;
+        let mut list = self.sessions.lock().ok()?;
+        if list.len() >= limit || (once && self.admitted() > 0) {
+            return None;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        list.push(LiveSession { id, socket, in_data: false });
+        self.admitted.fetch_add(1, Ordering::AcqRel);
+        Some(id)
+    }
+
+    fn admitted(&self) -> u64 {
+        self.admitted.load(Ordering::Acquire)
     }
 
     fn started_data(&self, id: u64) {

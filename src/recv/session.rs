@@ -1,4 +1,4 @@
-//! One receiving session on its socket, start to end: the handshake, the offer and the plan,
+//! One receiving session on its socket, once the sender authenticated: the offer and the plan,
 //! every file's bytes (small ones from the read-ahead and handed to the writer threads, the
 //! others by the configured data path straight into their part files), each checked against
 //! its digest and put in place, then the summary.
@@ -18,8 +18,7 @@ use crate::datapath::{DataPath, Method};
 use crate::disk::writer::{Job, Writer};
 use crate::disk::{Decision, Destination, LockedPart, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
-use crate::link::handshake;
-use crate::link::peer::{self, HANDSHAKE_TIMEOUT, unexpected};
+use crate::link::peer::{self, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{
     self, Entry, ErrorCode, Message, ProtocolError, Summary, Verdict, VerdictStatus,
@@ -34,17 +33,17 @@ pub(super) struct Session<'r> {
 }
 
 impl Session<'_> {
-    /// One session, start to end.
-    /// `data_starts` is called once the plan is sent and file data may flow.
+    /// One session, from the offer to the end, on a socket whose handshake passed; the offer
+    /// is read against the handshake's deadline (`handshake`). `data_starts` is called once the
+    /// plan is sent and file data may flow.
     pub fn serve(
         &self,
         mut socket: TcpStream,
+        mut handshake: peer::Deadline,
         data_starts: impl FnOnce(),
     ) -> anyhow::Result<Report> {
         // Writes may stall too (a sender that stops reading): bound them like idle reads.
         socket.set_write_timeout(self.cfg.net.idle_timeout).context("setting the write timeout")?;
-        let mut handshake = peer::Deadline::new(&socket, HANDSHAKE_TIMEOUT)?;
-        handshake::receiver(&mut socket, &mut handshake, self.cfg.token.as_ref())?;
         let offer = match handshake.next_message("the sender's offer") {
             Ok(Message::Offer(offer)) => offer,
             Ok(other) => return Err(tell_peer(&mut socket, unexpected("OFFER", &other))),

@@ -1,7 +1,7 @@
-//! The sending session: walk the paths into a manifest, connect (or wait for a receiver), prove
-//! the token, offer everything at once, follow the one plan that comes back, and push each file
-//! by the chosen data path, resuming where the receiver holds a matching prefix; small files go
-//! in batches, many to one write.
+//! The sending session: walk the paths into a manifest, prove the token on the connection
+//! `net::establish` made (`greet`), offer everything at once, follow the one plan that comes
+//! back, and push each file by the chosen data path, resuming where the receiver holds a
+//! matching prefix; small files go in batches, many to one write.
 
 pub mod manifest;
 
@@ -20,6 +20,7 @@ use crate::copy::source::Source;
 use crate::copy::{self, Counted, Framing, Moved, Outgoing};
 use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
+use crate::link::auth::Direction;
 use crate::link::handshake;
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
 use crate::progress::Ui;
@@ -58,11 +59,24 @@ pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
     Ok(manifest)
 }
 
-/// Runs one session over `socket` and returns both ends' report.
+/// The sender's handshake on a connection made in `direction`: what `net::establish` runs.
+/// A connection this end made names its peer; an accepted one is logged with it already.
+pub fn greet(cfg: &SendConfig, socket: &mut TcpStream, direction: Direction) -> anyhow::Result<()> {
+    let greeted = handshake::sender(socket, direction, cfg.token.as_ref(), cfg.no_auth);
+    match direction {
+        Direction::Connected => greeted.with_context(|| format!("greeting {}", peer_name(socket))),
+        Direction::Accepted => greeted,
+    }
+}
+
+fn peer_name(socket: &TcpStream) -> String {
+    socket.peer_addr().map_or_else(|_| "the receiver".to_string(), |a| a.to_string())
+}
+
+/// Runs one session over `socket`, greeted already (see `greet`), and returns both ends'
+/// report.
 pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyhow::Result<Report> {
-    let peer = socket.peer_addr().map_or_else(|_| "the receiver".to_string(), |a| a.to_string());
-    handshake::sender(&mut socket, cfg.token.as_ref(), cfg.no_auth)
-        .with_context(|| format!("greeting {peer}"))?;
+    let peer = peer_name(&socket);
     let answers = offer(&mut socket, manifest, cfg)?;
     peer::set_timeout(&socket, cfg.net.idle_timeout)?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;

@@ -1,12 +1,13 @@
-//! A peer that speaks the protocol through the library, as `zcp send` would (greeting, token
-//! proofs, offer, files, finish), so that tests can also send what `zcp send` never would.
+//! A peer that speaks the protocol through the library, as `zcp send` would (greeting, key
+//! exchange and token proofs, offer, files, finish), so that tests can also send what `zcp
+//! send` never would, and play either end of the handshake as a hostile peer.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use super::TOKEN;
-use super::auth::{self, Token};
+use super::auth::{self, Direction, End, PAKE_LEN, Pake, Role, Token};
 use super::protocol::{
     self, Entry, EntryKind, FileEnd, Hello, Message, Offer, Plan, ReadError, SideStats, Summary,
 };
@@ -30,35 +31,66 @@ pub fn nonce() -> [u8; 32] {
     auth::nonce().expect("random bytes for a nonce")
 }
 
-/// Sends the sender's token proof over both greetings' nonces.
-pub fn send_proof(socket: &mut TcpStream, token: &Token, ours: &[u8; 32], theirs: &[u8; 32]) {
-    let proof = token.sender_proof(ours, theirs);
-    protocol::write_message(socket, &Message::Auth { proof }).expect("sending AUTH");
+/// Both greetings as they crossed the wire, the sender's first: where the transcript starts.
+pub fn greetings(sender: Hello, receiver: Hello) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    protocol::write_hello(&mut bytes, sender).expect("writing to a Vec");
+    protocol::write_hello(&mut bytes, receiver).expect("writing to a Vec");
+    bytes
 }
 
-/// Reads the receiver's answer to our proof and checks it proves `token` for these nonces;
-/// `Err` says what came instead.
-pub fn read_receiver_proof(
-    socket: &mut TcpStream,
-    token: &Token,
-    ours: &[u8; 32],
-    theirs: &[u8; 32],
-) -> Result<(), String> {
+/// Reads the peer's SPAKE2 message; `Err` says what came instead.
+pub fn read_pake(socket: &mut TcpStream) -> Result<[u8; PAKE_LEN], String> {
     match protocol::read_message(socket) {
-        Ok(Message::Auth { proof }) if token.check_receiver(&proof, ours, theirs) => Ok(()),
-        Ok(Message::Auth { .. }) => Err("the receiver's proof does not verify".into()),
-        Ok(other) => Err(format!("expected AUTH, got {other:?}")),
-        Err(e) => Err(format!("expected AUTH, got {e:?}")),
+        Ok(Message::Pake { message }) => Ok(message),
+        other => Err(format!("expected PAKE, got {other:?}")),
     }
 }
 
-/// Connects and runs the handshake as `zcp send` would: greetings, then (with a token) both
-/// proofs. Panics when the receiver does not go along. Ready for `offer`.
+/// Reads the peer's token proof; `Err` says what came instead.
+pub fn read_proof(socket: &mut TcpStream) -> Result<[u8; 32], String> {
+    match protocol::read_message(socket) {
+        Ok(Message::Auth { proof }) => Ok(proof),
+        other => Err(format!("expected AUTH, got {other:?}")),
+    }
+}
+
+/// Writes `messages` as frames in one write.
+pub fn send_frames(socket: &mut TcpStream, messages: &[Message]) {
+    let bytes: Vec<u8> = messages.iter().flat_map(protocol::frame).collect();
+    socket.write_all(&bytes).expect("sending frames");
+}
+
+/// The connecting end's side of the key exchange, after the greetings: reads the accepting
+/// end's SPAKE2 message, sends ours and our proof, and checks the proof that answers it.
+/// `end` says which role this client plays; `Err` says where it stopped.
+pub fn authenticate_as_connector(
+    socket: &mut TcpStream,
+    token: &Token,
+    end: End,
+    greetings: &[u8],
+) -> Result<(), String> {
+    let pake = Pake::start(token, end);
+    let theirs = read_pake(socket)?;
+    let mine = pake.message();
+    let keys = pake.finish(&theirs, greetings).map_err(|e| format!("key exchange: {e}"))?;
+    send_frames(
+        socket,
+        &[Message::Pake { message: mine }, Message::Auth { proof: keys.connector_proof() }],
+    );
+    let proof = read_proof(socket)?;
+    match keys.check_acceptor(&proof) {
+        true => Ok(()),
+        false => Err("the accepting end's proof does not verify".into()),
+    }
+}
+
+/// Connects and runs the handshake as `zcp send` would: greetings, then (with a token) the key
+/// exchange and both proofs. Panics when the receiver does not go along. Ready for `offer`.
 pub fn zcp_client_token(addr: SocketAddr, token: Option<&str>) -> TcpStream {
     let mut socket = connect(addr);
-    let ours = nonce();
     let hello = match token {
-        Some(_) => Hello::with_auth(ours),
+        Some(_) => Hello::with_auth(nonce()),
         None => Hello::no_auth(),
     };
     let theirs = exchange_hellos(&mut socket, hello).expect("reading the receiver's HELLO");
@@ -66,8 +98,8 @@ pub fn zcp_client_token(addr: SocketAddr, token: Option<&str>) -> TcpStream {
     assert_eq!(theirs.auth(), token.is_some(), "receiver's AUTH flag: {theirs:?}");
     if let Some(token) = token {
         let token = Token::new(token).expect("a valid token");
-        send_proof(&mut socket, &token, &ours, &theirs.nonce);
-        read_receiver_proof(&mut socket, &token, &ours, &theirs.nonce)
+        let end = End { role: Role::Sender, direction: Direction::Connected };
+        authenticate_as_connector(&mut socket, &token, end, &greetings(hello, theirs))
             .unwrap_or_else(|e| panic!("authenticating with the receiver: {e}"));
     }
     socket
@@ -208,4 +240,77 @@ impl FakeReceiver {
             other => panic!("expected an OFFER, got {other:?}"),
         }
     }
+}
+
+/// A greeting as bytes on the wire.
+pub fn hello_bytes(hello: Hello) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    protocol::write_hello(&mut bytes, hello).expect("writing to a Vec");
+    bytes
+}
+
+/// Writes `bytes` to `socket` one at a time, 1.5 s apart, in a thread; it stops once the peer
+/// closed the connection (or after 30 s).
+pub fn trickle(socket: TcpStream, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let mut socket = socket;
+        for byte in bytes {
+            if socket.write_all(&[byte]).is_err() || started.elapsed() > Duration::from_secs(30) {
+                return;
+            }
+            // Not synchronisation: the pace of the trickle is the scenario under test.
+            std::thread::sleep(Duration::from_millis(1500));
+            if peer_closed(&socket) {
+                return;
+            }
+        }
+    })
+}
+
+/// Whether the peer has closed `socket` (a read would return end of file now).
+pub fn peer_closed(socket: &TcpStream) -> bool {
+    if socket.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let closed = match socket.peek(&mut [0u8; 1]) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    let _ = socket.set_nonblocking(false);
+    closed
+}
+
+/// Forwards bytes between `a` and `b` both ways, as a relay between two ends would, until `a`
+/// closes; returns everything `a` wrote.
+pub fn ferry(a: TcpStream, b: TcpStream) -> std::thread::JoinHandle<Vec<u8>> {
+    let (mut a_in, mut b_out) = (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
+    let (mut b_in, mut a_out) = (b, a);
+    std::thread::spawn(move || {
+        let back = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut b_in, &mut a_out);
+            let _ = a_out.shutdown(std::net::Shutdown::Write);
+        });
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 64 << 10];
+        while let Ok(n) = std::io::Read::read(&mut a_in, &mut buf) {
+            if n == 0 || b_out.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let _ = b_out.shutdown(std::net::Shutdown::Both);
+        let _ = back.join();
+        seen
+    })
+}
+
+/// The frames in `bytes`, up to the first that does not parse.
+pub fn frames(mut bytes: &[u8]) -> Vec<Message> {
+    std::iter::from_fn(|| protocol::read_message(&mut bytes).ok()).collect()
+}
+
+/// The frames in `bytes` after a greeting, up to the first that does not parse.
+pub fn frames_after_hello(bytes: &[u8]) -> Vec<Message> {
+    frames(bytes.get(protocol::HELLO_LEN..).unwrap_or_default())
 }

@@ -97,6 +97,15 @@ impl Process {
         self.wait_line_where(prefix, |line| line.starts_with(prefix))
     }
 
+    /// Waits at most `limit` for a stderr line that contains `needle` and returns it; fails
+    /// the test with everything printed when the child exits or `limit` passes first.
+    pub fn wait_line_within(&mut self, needle: &str, limit: Duration) -> String {
+        match self.try_wait_line_within(limit, |line| line.contains(needle)) {
+            Ok(line) => line,
+            Err(f) => panic!("{} ended before printing {needle:?}: {f:#?}", self.what),
+        }
+    }
+
     /// Waits for a stderr line for which `wanted` holds (described as `what`), as `wait_line`.
     fn wait_line_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         match self.try_wait_line(&wanted) {
@@ -107,7 +116,16 @@ impl Process {
 
     /// Like `wait_line_where`, but returns how the child ended if it ended first.
     fn try_wait_line(&mut self, wanted: impl Fn(&str) -> bool) -> Result<String, Finished> {
-        let deadline = Instant::now() + STARTUP;
+        self.try_wait_line_within(STARTUP, wanted)
+    }
+
+    /// Like `try_wait_line`, waiting at most `limit`.
+    fn try_wait_line_within(
+        &mut self,
+        limit: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<String, Finished> {
+        let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -116,7 +134,7 @@ impl Process {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.reap(STARTUP)),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let f = self.kill_and_collect();
-                    panic!("{} printed no awaited line within {STARTUP:?}: {f:#?}", self.what);
+                    panic!("{} printed no awaited line within {limit:?}: {f:#?}", self.what);
                 }
             }
         }
@@ -371,4 +389,15 @@ pub fn assert_no_panic(f: &Finished, who: &str) {
 #[track_caller]
 pub fn assert_says(f: &Finished, needle: &str, who: &str) {
     assert!(f.stderr.contains(needle), "{who} should say {needle:?}:\n{}", f.stderr);
+}
+
+/// Starts `zcp send SRC --listen 127.0.0.1:0 EXTRA…` with the test token (unless `extra` names
+/// its own authentication) and returns it with the address it listens on.
+pub fn send_listening(src: &Path, extra: &[&str]) -> (Process, SocketAddr) {
+    let mut args: Vec<OsString> = vec!["send".into(), src.into()];
+    args.extend(["--listen", "127.0.0.1:0"].map(OsString::from));
+    args.extend(extra.iter().map(OsString::from));
+    let mut sender = Process::spawn(zcp_command(&args, &[]));
+    let addr = sender.listening();
+    (sender, addr)
 }
