@@ -49,7 +49,7 @@ fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
 /// A positive number of seconds, `None` for 0.
 fn seconds(flag: &str, secs: f64) -> anyhow::Result<Option<Duration>> {
     if !(0.0..=1e9).contains(&secs) {
-        return Err(usage(format!("{flag} takes a number of seconds, got {secs}")));
+        return Err(usage_error(format!("{flag} takes a number of seconds, got {secs}")));
     }
     Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
@@ -65,7 +65,7 @@ fn check_dest(dest: &str, paths: &[PathBuf]) -> anyhow::Result<()> {
         .map(|p| p.to_string_lossy())
         .find(|p| check_addr("", p).is_ok() && !std::path::Path::new(p.as_ref()).exists());
     match swapped {
-        Some(addr) => Err(usage(format!(
+        Some(addr) => Err(usage_error(format!(
             "{addr} looks like the receiver's address: it goes last, after the paths \
              (zcp send PATH... HOST:PORT)"
         ))),
@@ -73,7 +73,7 @@ fn check_dest(dest: &str, paths: &[PathBuf]) -> anyhow::Result<()> {
     }
 }
 
-fn usage(message: String) -> anyhow::Error {
+fn usage_error(message: String) -> anyhow::Error {
     crate::error::SessionError::Usage(message).into()
 }
 
@@ -100,7 +100,8 @@ pub struct SendConfig {
     pub stdin_name: Option<String>,
     /// Send what symlinks point to instead of skipping them.
     pub follow_symlinks: bool,
-    /// Ignore the receiver's partial copies and send every file whole.
+    /// Resume files where the receiver holds a matching prefix (`--no-resume` sends every
+    /// file whole).
     pub resume: bool,
     /// Which data path to use.
     pub method: Method,
@@ -115,7 +116,8 @@ pub struct SendConfig {
     pub token_generated: bool,
     pub no_auth: bool,
     pub net: NetConfig,
-    pub output: Output,
+    /// What the session prints.
+    pub print: Output,
 }
 
 impl SendConfig {
@@ -132,17 +134,19 @@ impl SendConfig {
                 Link::Connect(dest)
             }
             None => {
-                return Err(usage(
+                return Err(usage_error(
                     "give the receiver's HOST:PORT after the paths, or --listen ADDR".into(),
                 ));
             }
         };
         let stdin = paths.iter().filter(|p| p.as_os_str() == "-").count();
         if stdin > 1 || (stdin == 1 && args.name.is_none()) {
-            return Err(usage("standard input (-) can be sent once, with --name NAME".into()));
+            return Err(usage_error(
+                "standard input (-) can be sent once, with --name NAME".into(),
+            ));
         }
         if args.net.raw && paths.len() != 1 {
-            return Err(usage("--raw sends exactly one file".into()));
+            return Err(usage_error("--raw sends exactly one file".into()));
         }
         // The listening end makes the token when it has none, as `zcp recv` does (#13).
         let (token, token_generated) = match token(&args.auth)? {
@@ -167,7 +171,7 @@ impl SendConfig {
             token_generated,
             no_auth: args.auth.no_auth,
             net: net_config(&args.net, link)?,
-            output: Output::from_args(&args.output),
+            print: Output::from_args(&args.output),
             paths,
         })
     }
@@ -225,12 +229,12 @@ impl RecvConfig {
         };
         let stdout = args.output.as_os_str() == "-";
         if stdout && (args.keep_open || args.output_args.json) {
-            return Err(usage(
+            return Err(usage_error(
                 "--output - writes the file to standard output: no --keep-open, no --json".into(),
             ));
         }
         if args.net.raw && args.keep_open {
-            return Err(usage(
+            return Err(usage_error(
                 "--raw receives one stream: it cannot be combined with --keep-open".into(),
             ));
         }

@@ -93,7 +93,10 @@ impl fmt::Display for SessionError {
                 }
             }
             SessionError::IsADirectory(p) => {
-                write!(f, "{p} is a directory (sending directories is not supported yet)")
+                write!(
+                    f,
+                    "{p} is a directory, not a file (--raw sends one file; without --raw a directory goes as a tree)"
+                )
             }
             SessionError::Refused { name, reason } => {
                 write!(f, "receiver refused {name}: {reason}")

@@ -49,7 +49,7 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
     let ui = Ui::hidden();
     if cfg.net.raw {
         let report = raw::send(&cfg, listening)?;
-        return Ok(print(cfg.output, || report.human(), || report.json()));
+        return Ok(print(cfg.print, || report.human(), || report.json()));
     }
     if cfg.no_auth {
         ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
@@ -66,7 +66,7 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
     let greet = |socket: &mut _, direction| send::greet(&cfg, socket, direction);
     let (socket, ()) = zcp::link::net::establish(&cfg.net, announce, greet)?;
     let report = send::run(&cfg, &manifest, socket)?;
-    Ok(finish(&report, cfg.output))
+    Ok(finish(&report, cfg.print))
 }
 
 fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {

@@ -25,7 +25,7 @@ const PEAK_SAMPLE: Duration = Duration::from_millis(5);
 
 /// What one child cost, from `wait4(2)`'s rusage.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Usage {
+pub struct Rusage {
     /// User plus system CPU time.
     pub cpu: Duration,
     /// Voluntary plus involuntary context switches.
@@ -40,7 +40,7 @@ pub struct Exit {
     pub name: String,
     /// The raw wait status.
     status: i32,
-    pub usage: Usage,
+    pub usage: Rusage,
     pub stdout: String,
     pub stderr: String,
 }
@@ -215,7 +215,7 @@ fn exited(pid: i32, block: bool) -> std::io::Result<bool> {
 /// `wait4(2)` for one pid: reaps it and returns its wait status and resource usage. nix has
 /// no wait4, and `getrusage(RUSAGE_CHILDREN)` sums all reaped children, where the sender and
 /// the receiver each need their own.
-fn wait4(pid: i32) -> std::io::Result<(i32, Usage)> {
+fn wait4(pid: i32) -> std::io::Result<(i32, Rusage)> {
     let mut status = 0;
     // SAFETY: rusage is plain data; all-zero bytes is a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -267,10 +267,10 @@ fn vm_hwm(pid: i32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn usage_of(ru: &libc::rusage) -> Usage {
+fn usage_of(ru: &libc::rusage) -> Rusage {
     let micros = |t: libc::timeval| t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64;
     let max_rss = ru.ru_maxrss.max(0) as u64;
-    Usage {
+    Rusage {
         cpu: Duration::from_micros(micros(ru.ru_utime) + micros(ru.ru_stime)),
         switches: (ru.ru_nvcsw.max(0) + ru.ru_nivcsw.max(0)) as u64,
         // Linux and the BSDs count KiB; macOS counts bytes.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use super::process::{Exit, Proc, Usage};
+use super::process::{Exit, Proc, Rusage};
 use super::stats::{Sample, Side};
 use super::workspace::Workspace;
 use super::{Pair, check_stop};
@@ -242,7 +242,7 @@ fn reported_side(exit: &Exit, side: &str) -> anyhow::Result<Side> {
 }
 
 /// A side of a peer tool: only what wait4 knows.
-pub fn unreported_side(usage: Usage) -> Side {
+pub fn unreported_side(usage: Rusage) -> Side {
     Side { path: None, syscalls: None, bytes_per_call: None, usage, fallbacks: Vec::new() }
 }
 

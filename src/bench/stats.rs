@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::process::Usage;
+use super::process::Rusage;
 use crate::sys::machine::Machine;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -31,7 +31,7 @@ pub struct Side {
     /// Data-path syscalls and bytes per call, from the zcp report.
     pub syscalls: Option<u64>,
     pub bytes_per_call: Option<f64>,
-    pub usage: Usage,
+    pub usage: Rusage,
     /// "send: sendfile not used: …", from the report's fallbacks.
     pub fallbacks: Vec<String>,
 }
@@ -195,7 +195,7 @@ mod tests {
             path: Some("buffered".into()),
             syscalls: Some(10),
             bytes_per_call: Some(100.0),
-            usage: Usage { cpu: Duration::ZERO, switches: 3, peak_rss: 1 << 20 },
+            usage: Rusage { cpu: Duration::ZERO, switches: 3, peak_rss: 1 << 20 },
             fallbacks: Vec::new(),
         };
         Sample { throughput, cpu: Duration::from_millis(cpu_ms), send: side.clone(), recv: side }

@@ -189,7 +189,7 @@ fn push_all(
         socket,
         cfg,
         pending: Vec::new(),
-        ui: Ui::new(cfg.output, known, wanted.len() as u64),
+        ui: Ui::new(cfg.print, known, wanted.len() as u64),
         pacer: Pacer::new(cfg.limit_rate),
         opener: batch::Opener::new(cfg.follow_symlinks),
         total: Moved::default(),
