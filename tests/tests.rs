@@ -15,6 +15,7 @@ mod faults;
 mod limits;
 mod names;
 mod peer;
+mod planted;
 mod raw;
 mod resume;
 mod robustness;

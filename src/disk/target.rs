@@ -83,15 +83,36 @@ impl Target {
         }))
     }
 
-    /// The part file a previous transfer left, if any (opened, never created).
+    /// The part file a previous transfer left, if any (opened, never created), checked to be
+    /// ours to use (see `unsafe_part`) before a byte of it is read.
     pub(super) fn existing_part(&self) -> Result<Option<File>, Refusal> {
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
         let dir = self.dir().map_err(|e| self.refusal(e))?;
-        match openat(&*dir, self.part_name().as_os_str(), flags, Mode::empty()) {
-            Ok(fd) => Ok(Some(File::from(fd))),
-            Err(Errno::ENOENT) => Ok(None),
-            Err(e) => Err(self.refusal(e.into())),
+        let part = match openat(&*dir, self.part_name().as_os_str(), flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => return Err(self.unsafe_refusal("it is a symbolic link")),
+            Err(e) => return Err(self.refusal(e.into())),
+        };
+        match unsafe_part(&part) {
+            Ok(None) => Ok(Some(part)),
+            Ok(Some(why)) => Err(self.unsafe_refusal(&why)),
+            Err(e) => Err(self.refusal(e)),
         }
+    }
+
+    /// The refusal of a part file that is not this receiver's to use: it is left alone (not
+    /// read, written, or removed) and the user is told to look at it.
+    fn unsafe_refusal(&self, why: &str) -> Refusal {
+        let part = self.part_shown();
+        Refusal::new(
+            RefuseCode::Exists,
+            format!(
+                "part file {} is not safe to use ({why}); refused, left as it is: remove it to receive {}",
+                part.display(),
+                self.shown.display()
+            ),
+        )
     }
 
     /// Refuses early when the target's directory cannot be written (read-only, no permission),
@@ -128,16 +149,36 @@ impl Target {
         }
     }
 
-    /// Opens (creating) the part file; `truncate` starts it over.
+    /// Opens (creating) the part file without following a link and without blocking on a
+    /// FIFO, and checks it is ours to write (see `unsafe_part`) before anything touches it;
+    /// `truncate` then starts it over (never `O_TRUNC`: that would cut a file before the check).
     pub fn open_part(&self, truncate: bool) -> Result<File, Refusal> {
-        let mut flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        if truncate {
-            flags |= OFlag::O_TRUNC;
-        }
+        let flags = OFlag::O_RDWR
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NONBLOCK;
         let dir = self.dir().map_err(|e| self.refusal(e))?;
-        openat(&*dir, self.part_name().as_os_str(), flags, Mode::from_bits_truncate(0o600))
-            .map(File::from)
-            .map_err(|e| self.refusal(e.into()))
+        let part = match openat(
+            &*dir,
+            self.part_name().as_os_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ELOOP) => return Err(self.unsafe_refusal("it is a symbolic link")),
+            Err(e) => return Err(self.refusal(e.into())),
+        };
+        if let Some(why) = unsafe_part(&part).map_err(|e| self.refusal(e))? {
+            return Err(self.unsafe_refusal(&why));
+        }
+        // A regular file: O_NONBLOCK means nothing to it, but the data paths should not see it.
+        nix::fcntl::fcntl(&part, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
+            .map_err(|e| self.refusal(e.into()))?;
+        if truncate {
+            part.set_len(0).map_err(|e| self.refusal(e))?;
+        }
+        Ok(part)
     }
 
     pub(super) fn refusal(&self, e: io::Error) -> Refusal {
@@ -148,6 +189,17 @@ impl Target {
     /// renames it into place. Without `force` an existing target is never replaced, even one
     /// that appeared during the transfer.
     pub fn commit(&self, part: &File, entry: &Entry, force: bool) -> anyhow::Result<()> {
+        // Never give the sender's mode to a file that is linked elsewhere too (a link made
+        // while it was written): refuse instead.
+        if let Some(why) = unsafe_part(part)
+            .with_context(|| format!("checking {}", self.part_shown().display()))?
+        {
+            return Err(SessionError::Refused {
+                name: String::from_utf8_lossy(&entry.name).into_owned(),
+                reason: self.unsafe_refusal(&why).reason,
+            }
+            .into());
+        }
         part.set_permissions(std::fs::Permissions::from_mode(entry.mode & 0o777))
             .with_context(|| format!("setting the mode of {}", self.part_shown().display()))?;
         if entry.size.is_some() {
@@ -219,7 +271,9 @@ impl Target {
             return lock(part)?.ok_or_else(|| busy().into());
         }
         // Lock before touching the contents: another session may be writing this file.
-        let part = self.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
+        let refused =
+            |r: Refusal| SessionError::Refused { name: name.to_string(), reason: r.reason };
+        let part = self.open_part(false).map_err(refused)?;
         let part = lock(part)?.ok_or_else(busy)?;
         part.set_len(offset)
             .with_context(|| format!("truncating {}", self.part_shown().display()))?;
@@ -249,6 +303,40 @@ impl Target {
             let flags = nix::unistd::UnlinkatFlags::NoRemoveDir;
             let _ = nix::unistd::unlinkat(&*dir, self.part_name().as_os_str(), flags);
         }
+    }
+}
+
+/// Why a part file found on disk is not this receiver's to read or write, if it is not: it
+/// must be a regular file with one link, owned by the receiving user. Anything else (a hard
+/// link to a file elsewhere, a file another user planted, a FIFO or a device) would let
+/// received bytes, modes or a resume prefix reach or come from something outside this
+/// transfer.
+fn unsafe_part(part: &File) -> io::Result<Option<String>> {
+    use nix::sys::stat::{SFlag, fstat};
+    let st = fstat(part)?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let euid = nix::unistd::geteuid().as_raw();
+    Ok(if kind != SFlag::S_IFREG {
+        Some(format!("it is not a regular file but a {}", kind_name(kind)))
+    } else if st.st_nlink != 1 {
+        Some(format!("it has {} hard links: another name shares its contents", st.st_nlink))
+    } else if st.st_uid != euid {
+        Some(format!("it is owned by uid {}, not by this receiver (uid {euid})", st.st_uid))
+    } else {
+        None
+    })
+}
+
+fn kind_name(kind: nix::sys::stat::SFlag) -> &'static str {
+    use nix::sys::stat::SFlag;
+    match kind {
+        SFlag::S_IFIFO => "FIFO",
+        SFlag::S_IFDIR => "directory",
+        SFlag::S_IFCHR => "character device",
+        SFlag::S_IFBLK => "block device",
+        SFlag::S_IFSOCK => "socket",
+        SFlag::S_IFLNK => "symbolic link",
+        _ => "special file",
     }
 }
 
