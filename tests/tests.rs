@@ -14,6 +14,7 @@ mod exit_codes;
 mod faults;
 mod limits;
 mod names;
+mod offers;
 mod peer;
 mod planted;
 mod raw;

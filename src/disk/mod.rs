@@ -41,13 +41,24 @@ pub enum Destination {
     Stdout,
 }
 
-/// How the receiver treats targets that already exist.
+/// How the receiver treats targets that already exist, and which mode bits it gives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Policy {
     /// Replace existing files.
     pub force: bool,
     /// Skip files whose size and mtime already match.
     pub skip_existing: bool,
+    /// The receiver's umask, read once at start: these bits are cleared from every offered
+    /// mode, as for any file the receiving user creates.
+    pub umask: u32,
+}
+
+impl Policy {
+    /// The permission bits an entry offered with `offered` gets here: never setuid, setgid or
+    /// sticky, and less the receiver's umask.
+    pub fn mode_of(&self, offered: u32) -> u32 {
+        offered & 0o777 & !self.umask
+    }
 }
 
 /// Why an entry will not be written.
@@ -135,6 +146,7 @@ impl Destination {
                     dirs: Arc::clone(dirs),
                     rel: Vec::new(),
                     name: name.clone(),
+                    mode: policy.mode_of(entry.mode),
                     shown: path.clone(),
                 };
                 return decide_file(target, entry, policy, listing);
@@ -153,8 +165,13 @@ impl Destination {
             EntryKind::File => {
                 dirs.get(rel_dirs).map_err(|e| walk_refusal(&shown, e))?;
                 let rel = rel_dirs.iter().map(|c| c.to_os_string()).collect();
-                let target =
-                    Target { dirs: Arc::clone(dirs), rel, name: last.to_os_string(), shown };
+                let target = Target {
+                    dirs: Arc::clone(dirs),
+                    rel,
+                    name: last.to_os_string(),
+                    mode: policy.mode_of(entry.mode),
+                    shown,
+                };
                 decide_file(target, entry, policy, listing)
             }
         }
@@ -172,12 +189,12 @@ impl Destination {
 
     /// Re-opens the directory of a received entry and applies its mode and mtime; done after all
     /// files, so a read-only directory mode does not stop its own contents from landing.
-    pub fn finish_dir(&self, entry: &Entry) -> io::Result<()> {
+    pub fn finish_dir(&self, entry: &Entry, policy: Policy) -> io::Result<()> {
         let Destination::Directory { dirs, .. } = self else { return Ok(()) };
         let parts = check_path(&entry.name).map_err(io::Error::other)?;
         let fd = dirs.get(&parts)?;
         let dir = File::from(fd.try_clone()?);
-        dir.set_permissions(std::fs::Permissions::from_mode(entry.mode & 0o777))?;
+        dir.set_permissions(std::fs::Permissions::from_mode(policy.mode_of(entry.mode)))?;
         dir.set_times(FileTimes::new().set_modified(mtime_of(entry)))
     }
 }

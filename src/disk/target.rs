@@ -41,6 +41,9 @@ pub struct Target {
     pub(super) dirs: Arc<Dirs>,
     pub(super) rel: Vec<OsString>,
     pub(super) name: OsString,
+    /// The permission bits the file gets: the offered ones less the receiver's umask, never
+    /// setuid, setgid or sticky.
+    pub(super) mode: u32,
     /// The path as users see it, for messages only; never opened.
     pub shown: PathBuf,
 }
@@ -200,7 +203,7 @@ impl Target {
             }
             .into());
         }
-        part.set_permissions(std::fs::Permissions::from_mode(entry.mode & 0o777))
+        part.set_permissions(std::fs::Permissions::from_mode(self.mode))
             .with_context(|| format!("setting the mode of {}", self.part_shown().display()))?;
         if entry.size.is_some() {
             part.set_times(FileTimes::new().set_modified(mtime_of(entry)))
@@ -231,7 +234,7 @@ impl Target {
         let dir = self
             .dir()
             .with_context(|| format!("opening the directory of {}", self.shown.display()))?;
-        let mode = entry.mode & 0o777;
+        let mode = self.mode;
         let Some(file) = unnamed_file(&dir, mode)
             .with_context(|| format!("creating the file for {}", self.shown.display()))?
         else {

@@ -65,7 +65,7 @@ impl Session<'_> {
         // symlink in the way) has nothing to finish, and must not fail the session.
         let dirs = offer.entries.iter().zip(&plan.decisions).rev();
         for (entry, _) in dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true }))) {
-            self.dest.finish_dir(entry).with_context(|| {
+            self.dest.finish_dir(entry, self.cfg.policy).with_context(|| {
                 format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
             })?;
         }
