@@ -1,13 +1,15 @@
-//! What the receiver makes of an offer as a whole: modes under its umask.
+//! What the receiver makes of an offer as a whole: modes under its umask, a session refused
+//! by `--max-size` leaving no directories behind, a file entry nested under another file entry
+//! refused alone.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::util::protocol::{Answer, Entry};
+use crate::util::protocol::{Answer, Entry, RefuseCode};
 use crate::util::{
-    Receiver, assert_exit, dir_entry, file_entry, finish, offer, send_file, subdir, zcp_client,
+    Receiver, assert_exit, assert_says, dir_entry, dir_names, file_entry, finish, offer, send_file,
+    send_paths, subdir, tree_listing, write_random_file, zcp_client,
 };
 
 fn mode_of(path: &Path) -> u32 {
@@ -19,10 +21,7 @@ fn mode_of(path: &Path) -> u32 {
 fn the_receivers_umask_applies_to_offered_modes() {
     let work = tempfile::tempdir().expect("tempdir");
     let dst = subdir(work.path(), "dst");
-    let shell: [&OsStr; 3] =
-        ["sh".as_ref(), "-c".as_ref(), r#"umask 022; exec "$0" "$@""#.as_ref()];
-    let recv = Receiver::try_start_env(&shell, &dst, &[], &[])
-        .unwrap_or_else(|f| panic!("receiver under umask 022: {f:#?}"));
+    let recv = Receiver::start_umask(&dst, &[], 0o022);
     let mut socket = zcp_client(recv.addr());
     let data = b"mode test\n";
     let entries = vec![
@@ -40,4 +39,72 @@ fn the_receivers_umask_applies_to_offered_modes() {
     assert_eq!(mode_of(&open), 0o755, "directory offered 0777 under umask 022");
     assert_eq!(mode_of(&open.join("any.txt")), 0o755, "file offered 0777 under umask 022");
     assert_eq!(mode_of(&open.join("setuid.txt")), 0o755, "setuid, setgid and sticky dropped");
+}
+
+#[test]
+fn a_session_over_max_size_leaves_no_directories_behind() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = subdir(work.path(), "src");
+    let tree = subdir(&src, "tree");
+    write_random_file(&subdir(&subdir(&tree, "a"), "b").join("big.bin"), 2 << 20, 5);
+    subdir(&tree, "empty");
+    let dst = subdir(work.path(), "dst");
+    // A directory that was there before is not this session's to remove.
+    subdir(&subdir(&dst, "tree"), "kept");
+    let recv = Receiver::start(&dst, &["--max-size", "1M"]);
+    let sent = send_paths(&[&tree], &recv.dest(), &[]);
+    let received = recv.wait();
+    assert_exit(&sent, 5, "sender");
+    assert_exit(&received, 5, "receiver");
+    assert_says(&received, "--max-size", "receiver");
+    assert_eq!(tree_listing(&dst), vec!["tree/", "tree/kept/"], "a refused session left these");
+}
+
+/// Offers `entries` (file contents `data` each), sends what the plan asks for, finishes, and
+/// returns the answers and the receiver's exit code.
+fn offer_files(dst: &Path, entries: Vec<Entry>, data: &[u8]) -> (Vec<Answer>, Option<i32>) {
+    let recv = Receiver::start(dst, &[]);
+    let mut socket = zcp_client(recv.addr());
+    let plan = offer(&mut socket, entries);
+    for (i, answer) in plan.answers.iter().enumerate() {
+        if matches!(answer, Answer::Send { .. }) {
+            send_file(&mut socket, i as u32, 0, data);
+        }
+    }
+    finish(&mut socket);
+    (plan.answers, recv.wait().code())
+}
+
+#[track_caller]
+fn assert_refused(answer: &Answer, needle: &str) {
+    match answer {
+        Answer::Refuse { code: RefuseCode::InvalidName, reason } => {
+            assert!(reason.contains(needle), "reason {reason:?} should say {needle:?}")
+        }
+        other => panic!("expected a refusal saying {needle:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_file_nested_under_a_file_of_the_same_offer_is_refused_alone() {
+    let data = b"a file\n";
+    let size = Some(data.len() as u64);
+    let work = tempfile::tempdir().expect("tempdir");
+
+    let dst = subdir(work.path(), "file_first");
+    let entries = vec![file_entry(b"a", size), file_entry(b"a/b", size), file_entry(b"c", size)];
+    let (answers, code) = offer_files(&dst, entries, data);
+    assert_refused(&answers[1], "inside \"a\", which this offer sends as a file");
+    assert_eq!(code, Some(5), "a refused entry: exit 5 as for other refusals");
+    assert_eq!(fs::read(dst.join("a")).expect("a landed as a file"), data);
+    assert_eq!(fs::read(dst.join("c")).expect("c landed"), data);
+    assert_eq!(dir_names(&dst), vec!["a", "c"], "no part file, no directory a/");
+
+    let dst = subdir(work.path(), "nested_first");
+    let entries = vec![file_entry(b"a/b", size), file_entry(b"a", size)];
+    let (answers, code) = offer_files(&dst, entries, data);
+    assert_refused(&answers[1], "earlier entries of this offer lie inside it");
+    assert_eq!(code, Some(5));
+    assert_eq!(fs::read(dst.join("a/b")).expect("a/b landed"), data);
+    assert_eq!(tree_listing(&dst), vec!["a/", "a/b"]);
 }

@@ -158,13 +158,19 @@ impl Destination {
             .ok_or_else(|| Refusal::new(RefuseCode::InvalidName, "empty path"))?;
         match entry.kind {
             EntryKind::Dir => {
-                let existed = dirs.exists(&parts);
-                dirs.get(&parts).map_err(|e| walk_refusal(&shown, e))?;
-                Ok(Decision::Dir { created: !existed })
+                let before = listing.made.len();
+                dirs.make(&parts, &mut listing.made).map_err(|e| walk_refusal(&shown, e))?;
+                // The last component is created last: it was made here if it was made at all.
+                let created = listing.made.len() > before
+                    && listing.made.last().is_some_and(|m| m.len() == entry.name.len());
+                Ok(Decision::Dir { created })
             }
             EntryKind::File => {
-                dirs.get(rel_dirs).map_err(|e| walk_refusal(&shown, e))?;
-                let rel = rel_dirs.iter().map(|c| c.to_os_string()).collect();
+                dirs.make(rel_dirs, &mut listing.made).map_err(|e| walk_refusal(&shown, e))?;
+                let rel = entry.name[..entry.name.len() - last.len()]
+                    .strip_suffix(b"/")
+                    .unwrap_or_default()
+                    .to_vec();
                 let target = Target {
                     dirs: Arc::clone(dirs),
                     rel,
@@ -285,10 +291,14 @@ fn code_of(e: &io::Error) -> RefuseCode {
 /// The names in one directory, read once per directory while a plan is made: most entries of
 /// a tree are new, and a name that is not listed needs no `fstatat` or `openat` to say so. A
 /// listing lives for one plan only; what appears after it is caught by the no-replace rename.
+///
+/// It also keeps the directories the plan created, so that a refused plan removes them again
+/// (`Destination::undo`).
 #[derive(Debug, Default)]
 pub struct Listing {
-    dir: Option<Vec<OsString>>,
+    dir: Option<Vec<u8>>,
     names: HashSet<OsString>,
+    made: Vec<Vec<u8>>,
 }
 
 impl Listing {
@@ -310,6 +320,14 @@ impl Listing {
 }
 
 impl Destination {
+    /// Removes the directories this plan created (see `Listing`), deepest first, each only
+    /// while it is empty: for a plan that was refused as a whole.
+    pub fn undo(&self, listing: &Listing) {
+        if let Destination::Directory { dirs, .. } = self {
+            dirs.unmake(&listing.made);
+        }
+    }
+
     /// Bytes available to an unprivileged writer where files land, when it can be told.
     pub fn free_space(&self) -> Option<u64> {
         let dir = match self {

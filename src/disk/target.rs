@@ -39,7 +39,9 @@ pub(super) struct Existing {
 #[derive(Debug)]
 pub struct Target {
     pub(super) dirs: Arc<Dirs>,
-    pub(super) rel: Vec<OsString>,
+    /// The directory's path below the output directory, `/`-joined (empty: the output
+    /// directory itself). One allocation, however deep.
+    pub(super) rel: Vec<u8>,
     pub(super) name: OsString,
     /// The permission bits the file gets: the offered ones less the receiver's umask, never
     /// setuid, setgid or sticky.
@@ -50,7 +52,10 @@ pub struct Target {
 
 impl Target {
     pub(super) fn dir(&self) -> io::Result<Arc<OwnedFd>> {
-        let rel: Vec<&OsStr> = self.rel.iter().map(OsString::as_os_str).collect();
+        let rel: Vec<&OsStr> = match self.rel.is_empty() {
+            true => Vec::new(),
+            false => self.rel.split(|&b| b == b'/').map(OsStr::from_bytes).collect(),
+        };
         self.dirs.get(&rel)
     }
 

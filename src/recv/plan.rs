@@ -5,17 +5,19 @@
 
 use humansize::{BINARY, format_size};
 
+use super::offer::OfferTree;
 use crate::config::RecvConfig;
 use crate::copy::batch::SMALL_FILE;
 use crate::datapath::{DataPath, Method};
 use crate::disk::{Decision, Destination, Listing, Refusal};
-use crate::protocol::{self, Answer, Entry, EntryKind, Plan, RefuseCode, Verdict};
+use crate::protocol::{self, Answer, Entry, EntryKind, Plan, RefuseCode, Verdict, names};
 use crate::report::{FileReport, Status};
 
-/// Decides every entry, then refuses the lot when it would not fit.
+/// Decides every entry, then refuses the lot when it would not fit, removing the directories
+/// deciding created.
 pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> SessionPlan {
     let mut plan = SessionPlan::default();
-    let mut names = std::collections::HashSet::new();
+    let mut tree = OfferTree::default();
     let mut listing = Listing::default();
     for (i, entry) in entries.iter().enumerate() {
         let decision = if dest.single() && i > 0 {
@@ -23,16 +25,24 @@ pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> S
                 RefuseCode::Unsupported,
                 "--output names one file, taken by the first entry",
             ))
-        } else if !names.insert(entry.name.as_slice()) {
-            Err(Refusal::new(RefuseCode::Exists, "the offer names it twice"))
-        } else {
+        } else if names::components(&entry.name).is_err() {
+            // Refused by `decide` with the reason, before anything else looks at it.
             dest.decide(entry, cfg.policy, &mut listing)
+        } else {
+            tree.add(&entry.name, entry.kind).and_then(|()| {
+                let decision = dest.decide(entry, cfg.policy, &mut listing);
+                if decision.is_err() {
+                    tree.refused(&entry.name);
+                }
+                decision
+            })
         };
         plan.push(entry, decision);
     }
     let needed = plan.needed(entries);
     if let Some(why) = too_big(needed, cfg.max_size, || dest.free_space()) {
-        plan.refuse_all_receives(RefuseCode::NoSpace, &why);
+        plan.refuse_all(RefuseCode::NoSpace, &why);
+        dest.undo(&listing);
     }
     plan
 }
@@ -114,9 +124,10 @@ impl SessionPlan {
         self.decisions.push(decision);
     }
 
-    fn refuse_all_receives(&mut self, code: RefuseCode, why: &str) {
+    /// Refuses every entry that was to be received or created: the session is refused.
+    fn refuse_all(&mut self, code: RefuseCode, why: &str) {
         for (d, r) in self.decisions.iter_mut().zip(&mut self.reports) {
-            if matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout)) {
+            if matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout | Decision::Dir { .. })) {
                 *d = Err(Refusal::new(code, why));
                 r.status = Status::Refused;
                 r.reason = Some(why.to_string());
@@ -225,7 +236,7 @@ mod tests {
         plan.push(&file(1), Ok(Decision::Skip));
         plan.push(&file(1), Err(Refusal::new(RefuseCode::Exists, "there")));
         assert_eq!(plan.wanted(), vec![0]);
-        plan.refuse_all_receives(RefuseCode::NoSpace, "full");
+        plan.refuse_all(RefuseCode::NoSpace, "full");
         assert!(plan.wanted().is_empty(), "a refused session wants nothing");
         let answers = plan.wire().answers;
         assert!(
