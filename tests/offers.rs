@@ -1,15 +1,17 @@
 //! What the receiver makes of an offer as a whole: modes under its umask, a session refused
 //! by `--max-size` leaving no directories behind, a file entry nested under another file entry
-//! refused alone.
+//! refused alone, and the per-session bounds on entries, name bytes and depth.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::util::protocol::{Answer, Entry, RefuseCode};
+use crate::util::protocol::{
+    Answer, Entry, MAX_DEPTH, MAX_NAME, MAX_OFFER_NAMES, Message, RefuseCode,
+};
 use crate::util::{
     Receiver, assert_exit, assert_says, dir_entry, dir_names, file_entry, finish, offer, send_file,
-    send_paths, subdir, tree_listing, write_random_file, zcp_client,
+    send_paths, subdir, tree_listing, try_offer, write_random_file, zcp_client,
 };
 
 fn mode_of(path: &Path) -> u32 {
@@ -107,4 +109,65 @@ fn a_file_nested_under_a_file_of_the_same_offer_is_refused_alone() {
     assert_eq!(code, Some(5));
     assert_eq!(fs::read(dst.join("a/b")).expect("a/b landed"), data);
     assert_eq!(tree_listing(&dst), vec!["a/", "a/b"]);
+}
+
+/// Offers `entries` and expects the whole session refused with an ERROR naming `bound`, the
+/// receiver exiting 5 with nothing written.
+fn assert_session_refused(entries: Vec<Entry>, bound: &str) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let recv = Receiver::start(&dst, &[]);
+    let mut socket = zcp_client(recv.addr());
+    match try_offer(&mut socket, entries) {
+        Ok(Message::Error { message, .. }) => assert!(message.contains(bound), "{message}"),
+        other => panic!("an offer past {bound} was answered {other:?}"),
+    }
+    let received = recv.wait();
+    assert_exit(&received, 5, "receiver");
+    assert_says(&received, bound, "receiver");
+    assert!(dir_names(&dst).is_empty(), "a refused offer left {:?}", dir_names(&dst));
+}
+
+#[test]
+fn an_offer_deeper_than_max_depth_is_refused_whole() {
+    let deep = [b"d/".repeat(MAX_DEPTH).as_slice(), b"f"].concat();
+    assert_session_refused(vec![dir_entry(b"d"), file_entry(&deep, Some(1))], "MAX_DEPTH");
+}
+
+#[test]
+fn an_offer_past_max_offer_names_is_refused_whole() {
+    let count = MAX_OFFER_NAMES / MAX_NAME + 1;
+    let entries = (0..count)
+        .map(|i| {
+            let mut name = format!("{i:08}").into_bytes();
+            name.resize(MAX_NAME, b'n');
+            file_entry(&name, Some(0))
+        })
+        .collect();
+    assert_session_refused(entries, "MAX_OFFER_NAMES");
+}
+
+#[test]
+fn deep_distinct_paths_plan_and_land() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    // A chain as deep as a session takes, every level offered as a directory, then files at
+    // the bottom: each entry's directory is one step from the one before.
+    let mut entries = Vec::new();
+    let mut path = Vec::new();
+    for level in 0..MAX_DEPTH - 1 {
+        if level > 0 {
+            path.push(b'/');
+        }
+        path.extend_from_slice(format!("{level}").as_bytes());
+        entries.push(dir_entry(&path));
+    }
+    for i in 0..64 {
+        entries.push(file_entry(&[path.as_slice(), format!("/f{i}").as_bytes()].concat(), Some(2)));
+    }
+    let (answers, code) = offer_files(&dst, entries, b"ok");
+    assert!(answers.iter().all(|a| !matches!(a, Answer::Refuse { .. })), "{answers:?}");
+    assert_eq!(code, Some(0));
+    let bottom = dst.join(std::str::from_utf8(&path).expect("ASCII path"));
+    assert_eq!(fs::read(bottom.join("f63")).expect("the last file"), b"ok");
 }

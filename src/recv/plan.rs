@@ -10,6 +10,7 @@ use crate::config::RecvConfig;
 use crate::copy::batch::SMALL_FILE;
 use crate::datapath::{DataPath, Method};
 use crate::disk::{Decision, Destination, Listing, Refusal};
+use crate::error::SessionError;
 use crate::protocol::{self, Answer, Entry, EntryKind, Plan, RefuseCode, Verdict, names};
 use crate::report::{FileReport, Status};
 
@@ -45,6 +46,13 @@ pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> S
         dest.undo(&listing);
     }
     plan
+}
+
+/// Checks the offer against the session bounds (`protocol::names::offer_bounds`) before it is
+/// planned: past one, the whole session is refused and nothing is created.
+pub(super) fn check_bounds(entries: &[Entry]) -> Result<(), SessionError> {
+    names::offer_bounds(entries)
+        .map_err(|reason| SessionError::Refused { name: "the offer".into(), reason })
 }
 
 /// Why a session that needs `needed` bytes cannot be taken: over `max_size`, or more than the

@@ -50,6 +50,9 @@ impl Session<'_> {
             Ok(other) => return Err(tell_peer(&mut socket, unexpected("OFFER", &other))),
             Err(e) => return Err(tell_peer(&mut socket, e)),
         };
+        if let Err(e) = plan::check_bounds(&offer.entries) {
+            return Err(tell_peer(&mut socket, e.into()));
+        }
         let mut plan = plan::plan(&offer.entries, self.dest, self.cfg);
         protocol::write_message(&mut socket, &Message::Plan(plan.wire()))
             .context("sending the plan")?;
