@@ -34,7 +34,7 @@ pub use target::{LockedPart, Target};
 #[derive(Debug)]
 pub enum Destination {
     /// Entries land under this directory, held open by descriptor.
-    Directory { path: PathBuf, dirs: Arc<Dirs> },
+    Directory { path: Arc<Path>, dirs: Arc<Dirs> },
     /// The one file to write: `name` in the root of `dirs`.
     File { path: PathBuf, dirs: Arc<Dirs>, name: OsString },
     /// `-`: the one file goes to standard output.
@@ -99,7 +99,7 @@ impl Destination {
         if output.is_dir() {
             let dir = open_dir(AT_FDCWD, output.as_os_str(), true)
                 .with_context(|| format!("opening output directory {}", output.display()))?;
-            return Ok(Destination::Directory { path: output.to_path_buf(), dirs: Dirs::new(dir) });
+            return Ok(Destination::Directory { path: output.into(), dirs: Dirs::new(dir) });
         }
         let Some(name) = output.file_name() else {
             bail!("output {} is neither a directory nor a file path", output.display());
@@ -132,9 +132,9 @@ impl Destination {
     ) -> Result<Decision, Refusal> {
         let parts =
             check_path(&entry.name).map_err(|why| Refusal::new(RefuseCode::InvalidName, why))?;
-        let (dirs, shown_root) = match self {
+        let (dirs, root) = match self {
             Destination::Stdout => return self.decide_stdout(entry),
-            Destination::Directory { path, dirs } => (dirs, path.clone()),
+            Destination::Directory { path, dirs } => (dirs, path),
             Destination::File { path, dirs, name } => {
                 if entry.kind == EntryKind::Dir {
                     return Err(Refusal::new(
@@ -142,42 +142,29 @@ impl Destination {
                         "--output names a file, not a directory",
                     ));
                 }
-                let target = Target {
-                    dirs: Arc::clone(dirs),
-                    rel: Vec::new(),
-                    name: name.clone(),
-                    mode: policy.mode_of(entry.mode),
-                    shown: path.clone(),
-                };
+                let parent = path.parent().unwrap_or(Path::new(""));
+                let mode = policy.mode_of(entry.mode);
+                let target = Target::new(Arc::clone(dirs), parent.into(), name.as_bytes(), mode);
                 return decide_file(target, entry, policy, listing);
             }
         };
-        let shown = shown_root.join(OsStr::from_bytes(&entry.name));
-        let (last, rel_dirs) = parts
+        let refused = |e| walk_refusal(&root.join(OsStr::from_bytes(&entry.name)), e);
+        let (_, rel_dirs) = parts
             .split_last()
             .ok_or_else(|| Refusal::new(RefuseCode::InvalidName, "empty path"))?;
         match entry.kind {
             EntryKind::Dir => {
                 let before = listing.made.len();
-                dirs.make(&parts, &mut listing.made).map_err(|e| walk_refusal(&shown, e))?;
+                dirs.make(&parts, &mut listing.made).map_err(refused)?;
                 // The last component is created last: it was made here if it was made at all.
                 let created = listing.made.len() > before
                     && listing.made.last().is_some_and(|m| m.len() == entry.name.len());
                 Ok(Decision::Dir { created })
             }
             EntryKind::File => {
-                dirs.make(rel_dirs, &mut listing.made).map_err(|e| walk_refusal(&shown, e))?;
-                let rel = entry.name[..entry.name.len() - last.len()]
-                    .strip_suffix(b"/")
-                    .unwrap_or_default()
-                    .to_vec();
-                let target = Target {
-                    dirs: Arc::clone(dirs),
-                    rel,
-                    name: last.to_os_string(),
-                    mode: policy.mode_of(entry.mode),
-                    shown,
-                };
+                dirs.make(rel_dirs, &mut listing.made).map_err(refused)?;
+                let mode = policy.mode_of(entry.mode);
+                let target = Target::new(Arc::clone(dirs), Arc::clone(root), &entry.name, mode);
                 decide_file(target, entry, policy, listing)
             }
         }
@@ -212,13 +199,13 @@ fn decide_file(
     listing: &mut Listing,
 ) -> Result<Decision, Refusal> {
     let names = listing.of(&target)?;
-    let existing = if names.contains(&target.name) { target.existing()? } else { None };
+    let existing = if names.contains(target.name()) { target.existing()? } else { None };
     let part_exists = names.contains(&target.part_name());
     if let Some(existing) = existing {
         if existing.is_dir {
             return Err(Refusal::new(
                 RefuseCode::Exists,
-                format!("{} exists and is a directory", target.shown.display()),
+                format!("{} exists and is a directory", target.shown().display()),
             ));
         }
         if policy.skip_existing && same_file(&existing, entry) {
@@ -232,7 +219,7 @@ fn decide_file(
             };
             return Err(Refusal::new(
                 RefuseCode::Exists,
-                format!("{} exists ({hint})", target.shown.display()),
+                format!("{} exists ({hint})", target.shown().display()),
             ));
         }
     }
@@ -303,7 +290,7 @@ pub struct Listing {
 
 impl Listing {
     fn of(&mut self, target: &Target) -> Result<&HashSet<OsString>, Refusal> {
-        if self.dir.as_ref() != Some(&target.rel) {
+        if self.dir.as_deref() != Some(target.rel()) {
             let dir = target.dir().map_err(|e| target.refusal(e))?;
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
             let listed = nix::dir::Dir::openat(&*dir, ".", flags, Mode::empty())
@@ -313,7 +300,7 @@ impl Listing {
                 .filter_map(Result::ok)
                 .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
                 .collect();
-            self.dir = Some(target.rel.clone());
+            self.dir = Some(target.rel().to_vec());
         }
         Ok(&self.names)
     }

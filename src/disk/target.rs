@@ -34,41 +34,62 @@ pub(super) struct Existing {
     pub mtime_nsec: i64,
 }
 
-/// A file to be written: its directory (relative to the output directory), final name, and the
-/// path shown to users. It holds no descriptor: many targets wait in a plan at once.
+/// A file to be written: its path below the output directory (its directory, then its final
+/// name) and the mode it gets. It holds no descriptor and one allocation, however deep: a plan
+/// holds a target per offered file, up to a million at once.
 #[derive(Debug)]
 pub struct Target {
     pub(super) dirs: Arc<Dirs>,
-    /// The directory's path below the output directory, `/`-joined (empty: the output
-    /// directory itself). One allocation, however deep.
-    pub(super) rel: Vec<u8>,
-    pub(super) name: OsString,
+    /// The output directory as users named it, shared by every target: for messages only.
+    pub(super) root: Arc<Path>,
+    /// The path below the output directory, `/`-joined; the name starts at `name_at`.
+    pub(super) path: Box<[u8]>,
+    pub(super) name_at: usize,
     /// The permission bits the file gets: the offered ones less the receiver's umask, never
     /// setuid, setgid or sticky.
     pub(super) mode: u32,
-    /// The path as users see it, for messages only; never opened.
-    pub shown: PathBuf,
 }
 
 impl Target {
+    /// The target at `path` (a checked name) below the directory `root` names.
+    pub(super) fn new(dirs: Arc<Dirs>, root: Arc<Path>, path: &[u8], mode: u32) -> Target {
+        let name_at = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        Target { dirs, root, path: path.into(), name_at, mode }
+    }
+
+    /// The directory's path below the output directory (empty: the output directory itself).
+    pub(super) fn rel(&self) -> &[u8] {
+        &self.path[..self.name_at.saturating_sub(1)]
+    }
+
+    /// The final name in its directory.
+    pub(super) fn name(&self) -> &OsStr {
+        OsStr::from_bytes(&self.path[self.name_at..])
+    }
+
+    /// The path as users see it, for messages only; never opened.
+    pub fn shown(&self) -> PathBuf {
+        self.root.join(OsStr::from_bytes(&self.path))
+    }
+
     pub(super) fn dir(&self) -> io::Result<Arc<OwnedFd>> {
-        let rel: Vec<&OsStr> = match self.rel.is_empty() {
-            true => Vec::new(),
-            false => self.rel.split(|&b| b == b'/').map(OsStr::from_bytes).collect(),
+        let rel: Vec<&OsStr> = match self.rel() {
+            [] => Vec::new(),
+            rel => rel.split(|&b| b == b'/').map(OsStr::from_bytes).collect(),
         };
         self.dirs.get(&rel)
     }
 
     pub(super) fn part_name(&self) -> OsString {
         let mut part = b".".to_vec();
-        part.extend_from_slice(self.name.as_bytes());
+        part.extend_from_slice(self.name().as_bytes());
         part.extend_from_slice(b".zcp-part");
         OsString::from_vec(part)
     }
 
     /// The part file's path as users see it.
     pub fn part_shown(&self) -> PathBuf {
-        self.shown.with_file_name(self.part_name())
+        self.shown().with_file_name(self.part_name())
     }
 
     /// What already stands under the target name (a final symlink is not followed).
@@ -76,7 +97,7 @@ impl Target {
         use nix::sys::stat::{SFlag, fstatat};
         let flags = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
         let dir = self.dir().map_err(|e| self.refusal(e))?;
-        let st = match fstatat(&*dir, self.name.as_os_str(), flags) {
+        let st = match fstatat(&*dir, self.name(), flags) {
             Ok(st) => st,
             Err(Errno::ENOENT) => return Ok(None),
             Err(e) => return Err(self.refusal(e.into())),
@@ -118,7 +139,7 @@ impl Target {
             format!(
                 "part file {} is not safe to use ({why}); refused, left as it is: remove it to receive {}",
                 part.display(),
-                self.shown.display()
+                self.shown().display()
             ),
         )
     }
@@ -132,15 +153,16 @@ impl Target {
             .writable
             .lock()
             .map_err(|_| Refusal::new(RefuseCode::Other, "directory cache poisoned"))?;
-        if last.as_ref() == Some(&self.rel) {
+        if last.as_deref() == Some(self.rel()) {
             return Ok(());
         }
         let dir = self.dir().map_err(|e| self.refusal(e))?;
         faccessat(&*dir, ".", AccessFlags::W_OK, nix::fcntl::AtFlags::empty()).map_err(|e| {
-            let shown = self.shown.parent().unwrap_or(Path::new(".")).display();
+            let shown = self.shown();
+            let shown = shown.parent().unwrap_or(Path::new(".")).display();
             Refusal::new(code_of(&e.into()), format!("cannot create files in {shown}: {e}"))
         })?;
-        *last = Some(self.rel.clone());
+        *last = Some(self.rel().to_vec());
         Ok(())
     }
 
@@ -216,9 +238,13 @@ impl Target {
         }
         let dir = self
             .dir()
-            .with_context(|| format!("opening the directory of {}", self.shown.display()))?;
-        rename(&dir, &self.part_name(), &self.name, force).with_context(|| {
-            format!("moving {} into place as {}", self.part_shown().display(), self.shown.display())
+            .with_context(|| format!("opening the directory of {}", self.shown().display()))?;
+        rename(&dir, &self.part_name(), self.name(), force).with_context(|| {
+            format!(
+                "moving {} into place as {}",
+                self.part_shown().display(),
+                self.shown().display()
+            )
         })
     }
 
@@ -238,26 +264,26 @@ impl Target {
         }
         let dir = self
             .dir()
-            .with_context(|| format!("opening the directory of {}", self.shown.display()))?;
+            .with_context(|| format!("opening the directory of {}", self.shown().display()))?;
         let mode = self.mode;
         let Some(file) = unnamed_file(&dir, mode)
-            .with_context(|| format!("creating the file for {}", self.shown.display()))?
+            .with_context(|| format!("creating the file for {}", self.shown().display()))?
         else {
             self.dirs.no_unnamed.store(true, Ordering::Relaxed);
             return Ok(None);
         };
         let mut out = Counted::new(&file);
-        out.write_all(body).with_context(|| format!("writing {}", self.shown.display()))?;
+        out.write_all(body).with_context(|| format!("writing {}", self.shown().display()))?;
         let calls = out.calls;
         // Always: the umask, or a directory's default ACL, may have taken bits at creation.
         file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("setting the mode of {}", self.shown.display()))?;
+            .with_context(|| format!("setting the mode of {}", self.shown().display()))?;
         if entry.size.is_some() {
             file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
-                .with_context(|| format!("setting the mtime of {}", self.shown.display()))?;
+                .with_context(|| format!("setting the mtime of {}", self.shown().display()))?;
         }
-        let linked = link_unnamed(&file, &dir, &self.name)
-            .with_context(|| format!("putting {} in place", self.shown.display()))?;
+        let linked = link_unnamed(&file, &dir, self.name())
+            .with_context(|| format!("putting {} in place", self.shown().display()))?;
         if !linked {
             self.dirs.no_unnamed.store(true, Ordering::Relaxed);
             return Ok(None);

@@ -219,7 +219,7 @@ impl Session<'_> {
         (report.bytes, report.path) = (size, Some(DataPath::Buffered));
         let verdict = if xxh3 == end.xxh3 {
             writer.write(Job { target, entry, body: inbox.held().to_vec() })?;
-            report.saved_as = Some(target.shown.display().to_string());
+            report.saved_as = Some(target.shown().display().to_string());
             Verdict { status: VerdictStatus::Ok, detail: String::new() }
         } else {
             mismatch(&mut report)
@@ -337,7 +337,7 @@ impl Session<'_> {
         }
         if let Some((target, file)) = part {
             target.commit(&file, entry, self.cfg.policy.force)?;
-            report.saved_as = Some(target.shown.display().to_string());
+            report.saved_as = Some(target.shown().display().to_string());
         }
         Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
     }
