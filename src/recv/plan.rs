@@ -5,7 +5,7 @@
 
 use humansize::{BINARY, format_size};
 
-use super::offer::OfferTree;
+use super::offer::Clashes;
 use crate::config::RecvConfig;
 use crate::copy::batch::SMALL_FILE;
 use crate::datapath::{DataPath, Method};
@@ -17,8 +17,8 @@ use crate::report::{FileReport, Status};
 /// Decides every entry, then refuses the lot when it would not fit, removing the directories
 /// deciding created.
 pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> SessionPlan {
-    let mut plan = SessionPlan::default();
-    let mut tree = OfferTree::default();
+    let mut plan = SessionPlan::with_capacity(entries.len());
+    let clashes = Clashes::find(entries);
     let mut listing = Listing::default();
     for (i, entry) in entries.iter().enumerate() {
         let decision = if dest.single() && i > 0 {
@@ -26,17 +26,17 @@ pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> S
                 RefuseCode::Unsupported,
                 "--output names one file, taken by the first entry",
             ))
-        } else if names::components(&entry.name).is_err() {
-            // Refused by `decide` with the reason, before anything else looks at it.
-            dest.decide(entry, cfg.policy, &mut listing)
+        } else if clashes.twice(i) {
+            Err(Refusal::new(RefuseCode::Exists, "the offer names it twice"))
+        } else if let Some(file) = clashes.inside(i) {
+            Err(inside_file(&entries[file].name))
+        } else if clashes.holds(i).is_some() {
+            Err(Refusal::new(
+                RefuseCode::InvalidName,
+                "offered as a file, but earlier entries of this offer lie inside it",
+            ))
         } else {
-            tree.add(&entry.name, entry.kind).and_then(|()| {
-                let decision = dest.decide(entry, cfg.policy, &mut listing);
-                if decision.is_err() {
-                    tree.refused(&entry.name);
-                }
-                decision
-            })
+            dest.decide(entry, cfg.policy, &mut listing)
         };
         plan.push(entry, decision);
     }
@@ -46,6 +46,15 @@ pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> S
         dest.undo(&listing);
     }
     plan
+}
+
+/// The refusal of an entry inside a file entry of the same offer.
+fn inside_file(file: &[u8]) -> Refusal {
+    let file = String::from_utf8_lossy(file);
+    Refusal::new(
+        RefuseCode::InvalidName,
+        format!("it lies inside {file:?}, which this offer sends as a file, not a directory"),
+    )
 }
 
 /// Checks the offer against the session bounds (`protocol::names::offer_bounds`) before it is
@@ -115,6 +124,14 @@ pub(super) struct SessionPlan {
 }
 
 impl SessionPlan {
+    fn with_capacity(entries: usize) -> SessionPlan {
+        SessionPlan {
+            decisions: Vec::with_capacity(entries),
+            reports: Vec::with_capacity(entries),
+            verdicts: Vec::new(),
+        }
+    }
+
     fn push(&mut self, entry: &Entry, decision: Result<Decision, Refusal>) {
         let name = String::from_utf8_lossy(&entry.name).into_owned();
         let dir = entry.kind == EntryKind::Dir;
