@@ -203,17 +203,25 @@ impl Message {
         }
     }
 
+    /// The frame type and payload, apart (tests take frames apart with it).
+    #[cfg(test)]
     pub(super) fn encode(&self) -> (u8, Vec<u8>) {
         let mut e = Encoder::new();
-        let kind = match self {
+        let kind = self.encode_into(&mut e);
+        (kind, e.into_inner())
+    }
+
+    /// Appends the payload to `e` and returns the frame type.
+    pub(super) fn encode_into(&self, e: &mut Encoder) -> u8 {
+        match self {
             Message::Offer(offer) => {
                 e.u32(offer.entries.len() as u32);
-                offer.entries.iter().for_each(|entry| encode_entry(&mut e, entry));
+                offer.entries.iter().for_each(|entry| encode_entry(e, entry));
                 OFFER
             }
             Message::Plan(plan) => {
-                e.u32(plan.answers.len() as u32);
-                plan.answers.iter().for_each(|answer| encode_answer(&mut e, answer));
+                e.reserve(4 + plan.answers.len() * ANSWER_LEN).u32(plan.answers.len() as u32);
+                plan.answers.iter().for_each(|answer| encode_answer(e, answer));
                 PLAN
             }
             Message::FileEnd(end) => {
@@ -221,7 +229,7 @@ impl Message {
                 FILE_END
             }
             Message::Finish(stats) => {
-                encode_stats(&mut e, stats);
+                encode_stats(e, stats);
                 FINISH
             }
             Message::Summary(summary) => {
@@ -229,7 +237,7 @@ impl Message {
                 for v in &summary.verdicts {
                     e.u8(v.status.to_wire()).text(&v.detail, MAX_TEXT);
                 }
-                encode_stats(&mut e, &summary.stats);
+                encode_stats(e, &summary.stats);
                 SUMMARY
             }
             Message::Auth { proof } => {
@@ -244,8 +252,7 @@ impl Message {
                 e.u16(code.to_wire()).text(message, MAX_TEXT);
                 ERROR
             }
-        };
-        (kind, e.into_inner())
+        }
     }
 
     pub(super) fn decode(kind: u8, payload: &[u8]) -> Result<Message, ProtocolError> {

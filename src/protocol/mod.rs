@@ -307,11 +307,13 @@ pub fn write_message(w: &mut impl Write, msg: &Message) -> io::Result<()> {
 
 /// One framed message as bytes, for callers that gather several frames into one write.
 pub fn frame(msg: &Message) -> Vec<u8> {
-    let (kind, payload) = msg.encode();
-    let mut frame = Vec::with_capacity(5 + payload.len());
-    frame.push(kind);
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&payload);
+    // Built in place behind room for the header: a 30 MB PLAN is not copied once more.
+    let mut e = wire::Encoder::after_header(FRAME_HEADER);
+    let kind = msg.encode_into(&mut e);
+    let mut frame = e.into_inner();
+    let len = (frame.len() - FRAME_HEADER) as u32;
+    frame[0] = kind;
+    frame[1..FRAME_HEADER].copy_from_slice(&len.to_be_bytes());
     frame
 }
 
