@@ -363,6 +363,14 @@ fn decode_entry(d: &mut Decoder<'_>) -> Result<Entry, ProtocolError> {
     Ok(Entry { kind, name: name.to_vec(), size, mode, mtime_sec, mtime_nsec })
 }
 
+/// Appends a PLAN payload made of `answers`, one at a time: the same bytes as
+/// `Message::Plan`, without a list of a million answers held first.
+pub(super) fn encode_plan(e: &mut Encoder, answers: impl ExactSizeIterator<Item = Answer>) -> u8 {
+    e.reserve(4 + answers.len() * ANSWER_LEN).u32(answers.len() as u32);
+    answers.for_each(|answer| encode_answer(e, &answer));
+    PLAN
+}
+
 fn encode_answer(e: &mut Encoder, answer: &Answer) {
     let (action, offset, prefix, code, reason) = match answer {
         Answer::Send { offset } => (1, *offset, 0, 0, ""),

@@ -305,16 +305,30 @@ pub fn write_message(w: &mut impl Write, msg: &Message) -> io::Result<()> {
     w.write_all(&frame(msg))
 }
 
+/// Writes a PLAN frame of `answers`, encoded as they come (the bytes of `Message::Plan`).
+pub fn write_plan(
+    w: &mut impl Write,
+    answers: impl ExactSizeIterator<Item = Answer>,
+) -> io::Result<()> {
+    let mut e = wire::Encoder::after_header(FRAME_HEADER);
+    let kind = message::encode_plan(&mut e, answers);
+    w.write_all(&with_header(kind, e.into_inner()))
+}
+
+/// Fills in the header of a frame built behind room for it.
+fn with_header(kind: u8, mut frame: Vec<u8>) -> Vec<u8> {
+    let len = (frame.len() - FRAME_HEADER) as u32;
+    frame[0] = kind;
+    frame[1..FRAME_HEADER].copy_from_slice(&len.to_be_bytes());
+    frame
+}
+
 /// One framed message as bytes, for callers that gather several frames into one write.
 pub fn frame(msg: &Message) -> Vec<u8> {
     // Built in place behind room for the header: a 30 MB PLAN is not copied once more.
     let mut e = wire::Encoder::after_header(FRAME_HEADER);
     let kind = msg.encode_into(&mut e);
-    let mut frame = e.into_inner();
-    let len = (frame.len() - FRAME_HEADER) as u32;
-    frame[0] = kind;
-    frame[1..FRAME_HEADER].copy_from_slice(&len.to_be_bytes());
-    frame
+    with_header(kind, e.into_inner())
 }
 
 /// Reads one framed message. The payload buffer grows only as bytes arrive, and never past the

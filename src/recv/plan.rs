@@ -11,7 +11,7 @@ use crate::copy::batch::SMALL_FILE;
 use crate::datapath::{DataPath, Method};
 use crate::disk::{Decision, Destination, Listing, Refusal};
 use crate::error::SessionError;
-use crate::protocol::{self, Answer, Entry, EntryKind, Plan, RefuseCode, Verdict, names};
+use crate::protocol::{self, Answer, Entry, EntryKind, RefuseCode, Verdict, names};
 use crate::report::{FileReport, Status};
 
 /// Decides every entry, then refuses the lot when it would not fit, removing the directories
@@ -179,23 +179,18 @@ impl SessionPlan {
             .collect()
     }
 
-    /// The PLAN frame.
-    pub fn wire(&self) -> Plan {
-        let answers = self
-            .decisions
-            .iter()
-            .map(|d| match d {
-                Ok(Decision::Receive { offset: 0, .. } | Decision::Stdout) => {
-                    Answer::Send { offset: 0 }
-                }
-                Ok(Decision::Receive { offset, prefix_xxh3, .. }) => {
-                    Answer::Resume { offset: *offset, prefix_xxh3: *prefix_xxh3 }
-                }
-                Ok(Decision::Dir { .. } | Decision::Skip) => Answer::Skip,
-                Err(r) => Answer::Refuse { code: r.code, reason: r.reason.clone() },
-            })
-            .collect();
-        Plan { answers }
+    /// The PLAN frame's answers, one per entry, made as they are sent.
+    pub fn answers(&self) -> impl ExactSizeIterator<Item = Answer> + '_ {
+        self.decisions.iter().map(|d| match d {
+            Ok(Decision::Receive { offset: 0, .. } | Decision::Stdout) => {
+                Answer::Send { offset: 0 }
+            }
+            Ok(Decision::Receive { offset, prefix_xxh3, .. }) => {
+                Answer::Resume { offset: *offset, prefix_xxh3: *prefix_xxh3 }
+            }
+            Ok(Decision::Dir { .. } | Decision::Skip) => Answer::Skip,
+            Err(r) => Answer::Refuse { code: r.code, reason: r.reason.clone() },
+        })
     }
 }
 
@@ -263,7 +258,7 @@ mod tests {
         assert_eq!(plan.wanted(), vec![0]);
         plan.refuse_all(RefuseCode::NoSpace, "full");
         assert!(plan.wanted().is_empty(), "a refused session wants nothing");
-        let answers = plan.wire().answers;
+        let answers: Vec<Answer> = plan.answers().collect();
         assert!(
             matches!(&answers[0], Answer::Refuse { code: RefuseCode::NoSpace, reason } if reason == "full")
         );

@@ -54,8 +54,7 @@ impl Session<'_> {
             return Err(tell_peer(&mut socket, e.into()));
         }
         let mut plan = plan::plan(&offer.entries, self.dest, self.cfg);
-        protocol::write_message(&mut socket, &Message::Plan(plan.wire()))
-            .context("sending the plan")?;
+        protocol::write_plan(&mut socket, plan.answers()).context("sending the plan")?;
         peer::set_timeout(&socket, self.cfg.net.idle_timeout)?;
         data_starts();
         let start = rusage::Snapshot::now();
