@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::util::protocol::{
-    Answer, Entry, MAX_DEPTH, MAX_NAME, MAX_OFFER_NAMES, Message, RefuseCode,
+    Answer, Entry, MAX_DEPTH, MAX_ENTRIES, MAX_NAME, MAX_OFFER_NAMES, Message, RefuseCode,
 };
 use crate::util::{
     Receiver, assert_exit, assert_says, dir_entry, dir_names, file_entry, finish, offer, send_file,
@@ -170,4 +170,23 @@ fn deep_distinct_paths_plan_and_land() {
     assert_eq!(code, Some(0));
     let bottom = dst.join(std::str::from_utf8(&path).expect("ASCII path"));
     assert_eq!(fs::read(bottom.join("f63")).expect("the last file"), b"ok");
+}
+
+#[test]
+fn an_offer_past_max_entries_is_refused_whole() {
+    // The count field is checked before anything is allocated: a malformed offer (exit 4).
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let recv = Receiver::start(&dst, &[]);
+    let mut socket = zcp_client(recv.addr());
+    let entries = vec![file_entry(b"f", Some(0)); MAX_ENTRIES as usize + 1];
+    match try_offer(&mut socket, entries) {
+        Ok(Message::Error { message, .. }) => {
+            assert!(message.contains(&MAX_ENTRIES.to_string()), "{message}")
+        }
+        other => panic!("an offer past MAX_ENTRIES was answered {other:?}"),
+    }
+    let received = recv.wait();
+    assert_exit(&received, 4, "receiver");
+    assert!(dir_names(&dst).is_empty(), "a refused offer left {:?}", dir_names(&dst));
 }

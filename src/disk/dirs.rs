@@ -88,20 +88,13 @@ impl Dirs {
     /// first, and forgets every descriptor kept: a refused plan leaves no tree behind.
     pub(super) fn unmake(&self, made: &[Vec<u8>]) {
         use nix::unistd::{UnlinkatFlags, unlinkat};
-        // The directories open along the path last walked, so a tree is walked once.
-        let mut open: Vec<(&[u8], OwnedFd)> = Vec::new();
+        let mut walk = Walk::default();
         for path in made.iter().rev() {
             let (parent, name) = match path.iter().rposition(|&b| b == b'/') {
                 Some(i) => (&path[..i], &path[i + 1..]),
                 None => (&path[..0], &path[..]),
             };
-            while open.last().is_some_and(|(p, _)| !is_within(parent, p)) {
-                open.pop();
-            }
-            if self.reopen(&mut open, parent).is_err() {
-                continue;
-            }
-            let dir = open.last().map_or(&*self.root, |(_, fd)| fd);
+            let Ok(dir) = walk.reach(self, parent) else { continue };
             // Not empty (another session wrote there meanwhile) or gone: left as it is.
             let _ = unlinkat(dir, OsStr::from_bytes(name), UnlinkatFlags::RemoveDir);
         }
@@ -112,24 +105,40 @@ impl Dirs {
             *writable = None;
         }
     }
+}
 
-    /// Opens the directories down to `path` from the deepest of `open` that holds it (without
-    /// following links or creating anything), pushing each onto `open`.
-    fn reopen<'p>(&self, open: &mut Vec<(&'p [u8], OwnedFd)>, path: &'p [u8]) -> io::Result<()> {
-        let mut end = open.last().map_or(0, |(p, _)| p.len());
+/// The directories open along the path last reached below the root, so that paths visited in
+/// a tree's order (or its reverse) cost one step each, not their depth.
+#[derive(Default)]
+pub(super) struct Walk<'p> {
+    open: Vec<(&'p [u8], OwnedFd)>,
+}
+
+impl<'p> Walk<'p> {
+    /// The directory `path` (`/`-joined, empty: the root), opened from the deepest open
+    /// directory that holds it, without following links or creating anything.
+    pub(super) fn reach<'w>(
+        &'w mut self,
+        dirs: &'w Dirs,
+        path: &'p [u8],
+    ) -> io::Result<&'w OwnedFd> {
+        while self.open.last().is_some_and(|(p, _)| !is_within(path, p)) {
+            self.open.pop();
+        }
+        let mut end = self.open.last().map_or(0, |(p, _)| p.len());
         while end < path.len() {
             let start = if end == 0 { 0 } else { end + 1 };
             let stop =
                 path[start..].iter().position(|&b| b == b'/').map_or(path.len(), |i| start + i);
             let name = OsStr::from_bytes(&path[start..stop]);
-            let next = match open.last() {
+            let next = match self.open.last() {
                 Some((_, fd)) => open_dir(fd, name, false)?,
-                None => open_dir(&*self.root, name, false)?,
+                None => open_dir(&*dirs.root, name, false)?,
             };
-            open.push((&path[..stop], next));
+            self.open.push((&path[..stop], next));
             end = stop;
         }
-        Ok(())
+        Ok(self.open.last().map_or(&*dirs.root, |(_, fd)| fd))
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileTimes};
 use std::io::{self};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -180,15 +180,28 @@ impl Destination {
         }
     }
 
-    /// Re-opens the directory of a received entry and applies its mode and mtime; done after all
-    /// files, so a read-only directory mode does not stop its own contents from landing.
-    pub fn finish_dir(&self, entry: &Entry, policy: Policy) -> io::Result<()> {
+    /// Applies the mode and mtime of each directory entry in `entries` (the ones this session
+    /// created, deepest first); done after all files, so a read-only directory mode does not
+    /// stop its own contents from landing. One walk serves them all: a tree costs one step a
+    /// directory, not its depth.
+    pub fn finish_dirs<'e>(
+        &self,
+        entries: impl Iterator<Item = &'e Entry>,
+        policy: Policy,
+    ) -> anyhow::Result<()> {
         let Destination::Directory { dirs, .. } = self else { return Ok(()) };
-        let parts = check_path(&entry.name).map_err(io::Error::other)?;
-        let fd = dirs.get(&parts)?;
-        let dir = File::from(fd.try_clone()?);
-        dir.set_permissions(std::fs::Permissions::from_mode(policy.mode_of(entry.mode)))?;
-        dir.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+        let mut walk = dirs::Walk::default();
+        for entry in entries {
+            let finish = |dir: &OwnedFd| -> io::Result<()> {
+                let dir = File::from(dir.try_clone()?);
+                dir.set_permissions(std::fs::Permissions::from_mode(policy.mode_of(entry.mode)))?;
+                dir.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+            };
+            walk.reach(dirs, &entry.name).and_then(finish).with_context(|| {
+                format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
+            })?;
+        }
+        Ok(())
     }
 }
 

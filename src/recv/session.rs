@@ -66,11 +66,8 @@ impl Session<'_> {
         // Only the directories this session created or found: a refused one (unsafe name, a
         // symlink in the way) has nothing to finish, and must not fail the session.
         let dirs = offer.entries.iter().zip(&plan.decisions).rev();
-        for (entry, _) in dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true }))) {
-            self.dest.finish_dir(entry, self.cfg.policy).with_context(|| {
-                format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
-            })?;
-        }
+        let created = dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true })));
+        self.dest.finish_dirs(created.map(|(entry, _)| entry), self.cfg.policy)?;
         let idle = self.cfg.net.idle_timeout;
         let sender = match peer::next_message_from(&mut inbox, idle, "the sender's statistics")? {
             Message::Finish(stats) => stats,
