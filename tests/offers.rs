@@ -2,6 +2,7 @@
 //! by `--max-size` leaving no directories behind, a file entry nested under another file entry
 //! refused alone, and the per-session bounds on entries, name bytes and depth.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -11,7 +12,7 @@ use crate::util::protocol::{
 };
 use crate::util::{
     Receiver, assert_exit, assert_says, dir_entry, dir_names, file_entry, finish, offer, send_file,
-    send_paths, subdir, tree_listing, try_offer, write_random_file, zcp_client,
+    send_paths, skip, subdir, tree_listing, try_offer, unusable, write_random_file, zcp_client,
 };
 
 fn mode_of(path: &Path) -> u32 {
@@ -65,7 +66,11 @@ fn a_session_over_max_size_leaves_no_directories_behind() {
 /// Offers `entries` (file contents `data` each), sends what the plan asks for, finishes, and
 /// returns the answers and the receiver's exit code.
 fn offer_files(dst: &Path, entries: Vec<Entry>, data: &[u8]) -> (Vec<Answer>, Option<i32>) {
-    let recv = Receiver::start(dst, &[]);
+    offer_files_to(Receiver::start(dst, &[]), entries, data)
+}
+
+/// `offer_files` to a receiver already started.
+fn offer_files_to(recv: Receiver, entries: Vec<Entry>, data: &[u8]) -> (Vec<Answer>, Option<i32>) {
     let mut socket = zcp_client(recv.addr());
     let plan = offer(&mut socket, entries);
     for (i, answer) in plan.answers.iter().enumerate() {
@@ -147,29 +152,63 @@ fn an_offer_past_max_offer_names_is_refused_whole() {
     assert_session_refused(entries, "MAX_OFFER_NAMES");
 }
 
+/// A chain as deep as a session takes, every level offered as a directory, then 64 files at
+/// the bottom: each entry's directory is one step from the one before. Returns the entries
+/// and the bottom directory's name.
+fn deep_chain() -> (Vec<Entry>, String) {
+    let mut entries = Vec::new();
+    let mut path = String::new();
+    for level in 0..MAX_DEPTH - 1 {
+        if level > 0 {
+            path.push('/');
+        }
+        path.push_str(&level.to_string());
+        entries.push(dir_entry(path.as_bytes()));
+    }
+    for i in 0..64 {
+        entries.push(file_entry(format!("{path}/f{i}").as_bytes(), Some(2)));
+    }
+    (entries, path)
+}
+
 #[test]
 fn deep_distinct_paths_plan_and_land() {
     let work = tempfile::tempdir().expect("tempdir");
     let dst = subdir(work.path(), "dst");
-    // A chain as deep as a session takes, every level offered as a directory, then files at
-    // the bottom: each entry's directory is one step from the one before.
-    let mut entries = Vec::new();
-    let mut path = Vec::new();
-    for level in 0..MAX_DEPTH - 1 {
-        if level > 0 {
-            path.push(b'/');
-        }
-        path.extend_from_slice(format!("{level}").as_bytes());
-        entries.push(dir_entry(&path));
-    }
-    for i in 0..64 {
-        entries.push(file_entry(&[path.as_slice(), format!("/f{i}").as_bytes()].concat(), Some(2)));
-    }
+    let (entries, bottom) = deep_chain();
     let (answers, code) = offer_files(&dst, entries, b"ok");
     assert!(answers.iter().all(|a| !matches!(a, Answer::Refuse { .. })), "{answers:?}");
     assert_eq!(code, Some(0));
-    let bottom = dst.join(std::str::from_utf8(&path).expect("ASCII path"));
-    assert_eq!(fs::read(bottom.join("f63")).expect("the last file"), b"ok");
+    assert_eq!(fs::read(dst.join(bottom).join("f63")).expect("the last file"), b"ok");
+}
+
+#[test]
+fn a_deep_tree_costs_the_receiver_a_few_directory_opens_an_entry() {
+    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let log = work.path().join("trace.log");
+    let strace: [&OsStr; 6] = [
+        "strace".as_ref(),
+        "-f".as_ref(),
+        "-o".as_ref(),
+        log.as_ref(),
+        "-e".as_ref(),
+        "trace=openat,mkdirat".as_ref(),
+    ];
+    let recv = Receiver::try_start_env(&strace, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("receiver under strace: {f:#?}"));
+    let (entries, _) = deep_chain();
+    let count = entries.len();
+    let (_, code) = offer_files_to(recv, entries, b"ok");
+    assert_eq!(code, Some(0));
+    let trace = fs::read_to_string(&log).expect("the trace");
+    let opens = trace.lines().filter(|l| l.contains("openat(") || l.contains("mkdirat(")).count();
+    eprintln!("{opens} openat/mkdirat calls for {count} entries");
+    // Walking each entry's chain from the output directory cost ~135,000 calls here.
+    assert!(opens < 8 * count, "{opens} openat/mkdirat calls for {count} entries");
 }
 
 #[test]
