@@ -44,10 +44,11 @@ impl Dirs {
         self.make(rel, &mut Vec::new())
     }
 
-    /// As `get`, and adds to `made` the path (`/`-joined, parents first) of every directory it
+    /// As `get`, and adds to `made` the length of the path (`/`-joined, parents first; a
+    /// prefix of `rel` joined) of every directory it
     /// created. A walk starts from the deepest of `rel` and its parent that is kept open: the
     /// entries of a tree come parent first, so each costs one step, not its whole depth.
-    pub(super) fn make(&self, rel: &[&OsStr], made: &mut Vec<Vec<u8>>) -> io::Result<Arc<OwnedFd>> {
+    pub(super) fn make(&self, rel: &[&OsStr], made: &mut Vec<usize>) -> io::Result<Arc<OwnedFd>> {
         if rel.is_empty() {
             return Ok(Arc::clone(&self.root));
         }
@@ -72,7 +73,7 @@ impl Dirs {
             at += name.len() + usize::from(at > 0);
             let (next, created) = make_dir(&fd, name)?;
             if created {
-                made.push(key[..at].to_vec());
+                made.push(at);
             }
             fd = Arc::new(next);
             done += 1;
@@ -86,7 +87,7 @@ impl Dirs {
 
     /// Removes the directories of `made` (as `make` listed them) that are still empty, deepest
     /// first, and forgets every descriptor kept: a refused plan leaves no tree behind.
-    pub(super) fn unmake(&self, made: &[Vec<u8>]) {
+    pub(super) fn unmake(&self, made: &[&[u8]]) {
         use nix::unistd::{UnlinkatFlags, unlinkat};
         let mut walk = Walk::default();
         for path in made.iter().rev() {

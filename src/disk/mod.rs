@@ -124,11 +124,11 @@ impl Destination {
 
     /// Decides one entry: checks its name, creates directories, finds an existing target or a
     /// part file to resume, and proves the part file can be created.
-    pub fn decide(
+    pub fn decide<'o>(
         &self,
-        entry: &Entry,
+        entry: &'o Entry,
         policy: Policy,
-        listing: &mut Listing,
+        listing: &mut Listing<'o>,
     ) -> Result<Decision, Refusal> {
         let parts =
             check_path(&entry.name).map_err(|why| Refusal::new(RefuseCode::InvalidName, why))?;
@@ -154,15 +154,13 @@ impl Destination {
             .ok_or_else(|| Refusal::new(RefuseCode::InvalidName, "empty path"))?;
         match entry.kind {
             EntryKind::Dir => {
-                let before = listing.made.len();
-                dirs.make(&parts, &mut listing.made).map_err(refused)?;
+                let made = listing.make(dirs, &parts, &entry.name).map_err(refused)?;
                 // The last component is created last: it was made here if it was made at all.
-                let created = listing.made.len() > before
-                    && listing.made.last().is_some_and(|m| m.len() == entry.name.len());
+                let created = made.last() == Some(&entry.name.len());
                 Ok(Decision::Dir { created })
             }
             EntryKind::File => {
-                dirs.make(rel_dirs, &mut listing.made).map_err(refused)?;
+                listing.make(dirs, rel_dirs, &entry.name).map_err(refused)?;
                 let mode = policy.mode_of(entry.mode);
                 let target = Target::new(Arc::clone(dirs), Arc::clone(root), &entry.name, mode);
                 decide_file(target, entry, policy, listing)
@@ -209,7 +207,7 @@ fn decide_file(
     target: Target,
     entry: &Entry,
     policy: Policy,
-    listing: &mut Listing,
+    listing: &mut Listing<'_>,
 ) -> Result<Decision, Refusal> {
     let names = listing.of(&target)?;
     let existing = if names.contains(target.name()) { target.existing()? } else { None };
@@ -295,13 +293,25 @@ fn code_of(e: &io::Error) -> RefuseCode {
 /// It also keeps the directories the plan created, so that a refused plan removes them again
 /// (`Destination::undo`).
 #[derive(Debug, Default)]
-pub struct Listing {
+pub struct Listing<'o> {
     dir: Option<Vec<u8>>,
     names: HashSet<OsString>,
-    made: Vec<Vec<u8>>,
+    /// The directories made, as prefixes of the offered names that made them.
+    made: Vec<&'o [u8]>,
+    /// Scratch: the lengths of those `make` made last.
+    lengths: Vec<usize>,
 }
 
-impl Listing {
+impl<'o> Listing<'o> {
+    /// `dirs.make(rel)` for the entry named `name`, noting the directories it made; returns
+    /// the lengths of their paths (prefixes of `name`).
+    fn make(&mut self, dirs: &Dirs, rel: &[&OsStr], name: &'o [u8]) -> io::Result<&[usize]> {
+        self.lengths.clear();
+        dirs.make(rel, &mut self.lengths)?;
+        self.made.extend(self.lengths.iter().map(|&len| &name[..len]));
+        Ok(&self.lengths)
+    }
+
     fn of(&mut self, target: &Target) -> Result<&HashSet<OsString>, Refusal> {
         if self.dir.as_deref() != Some(target.rel()) {
             let dir = target.dir().map_err(|e| target.refusal(e))?;
@@ -322,7 +332,7 @@ impl Listing {
 impl Destination {
     /// Removes the directories this plan created (see `Listing`), deepest first, each only
     /// while it is empty: for a plan that was refused as a whole.
-    pub fn undo(&self, listing: &Listing) {
+    pub fn undo(&self, listing: &Listing<'_>) {
         if let Destination::Directory { dirs, .. } = self {
             dirs.unmake(&listing.made);
         }
