@@ -91,6 +91,15 @@ fn token(args: &AuthArgs) -> anyhow::Result<Option<Token>> {
     }
 }
 
+/// The process umask. Reading it means setting it, so this runs once, while the process has
+/// one thread, and puts the old value straight back.
+fn current_umask() -> u32 {
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o077));
+    umask(old);
+    old.bits()
+}
+
 /// Options of `zcp send`.
 #[derive(Debug, Clone)]
 pub struct SendConfig {
@@ -245,7 +254,11 @@ impl RecvConfig {
                 RecvMethod::Buffered => Method::Only(DataPath::Buffered),
             },
             buffer_size: args.buffer_size as usize,
-            policy: Policy { force: args.force, skip_existing: args.skip_existing },
+            policy: Policy {
+                force: args.force,
+                skip_existing: args.skip_existing,
+                umask: current_umask(),
+            },
             keep_open: args.keep_open,
             max_conns: args.max_conns,
             max_size: args.max_size,

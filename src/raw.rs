@@ -105,13 +105,13 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
             let moved = copy::recv(&inc, cfg.method, &mut tick).with_context(|| {
                 format!(
                     "writing {} (partial data kept in {})",
-                    target.shown.display(),
+                    target.shown().display(),
                     target.part_shown().display()
                 )
             })?;
             let entry = Entry { mode: 0o644, ..entry };
             target.commit(&part, &entry, cfg.policy.force)?;
-            (moved, Some(target.shown.display().to_string()))
+            (moved, Some(target.shown().display().to_string()))
         }
         _ => {
             let out = crate::disk::stdout()?;

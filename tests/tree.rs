@@ -92,7 +92,8 @@ fn assert_same_tree(sent: &Path, received: &Path) {
 
 /// Runs a receiver into `dst` and `zcp send PATHS… --json` against it; returns both ends.
 fn session(paths: &[&Path], dst: &Path, send_args: &[&str]) -> (Finished, Value, String) {
-    let receiver = Receiver::start(dst, &["--json"]);
+    // Under umask 0 the offered modes land exactly (the umask's part: offers.rs).
+    let receiver = Receiver::start_umask(dst, &["--json"], 0);
     let mut args = vec!["--json"];
     args.extend_from_slice(send_args);
     let sent = send_paths(paths, &receiver.dest(), &args);

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileTimes};
 use std::io::{self};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -34,20 +34,31 @@ pub use target::{LockedPart, Target};
 #[derive(Debug)]
 pub enum Destination {
     /// Entries land under this directory, held open by descriptor.
-    Directory { path: PathBuf, dirs: Arc<Dirs> },
+    Directory { path: Arc<Path>, dirs: Arc<Dirs> },
     /// The one file to write: `name` in the root of `dirs`.
     File { path: PathBuf, dirs: Arc<Dirs>, name: OsString },
     /// `-`: the one file goes to standard output.
     Stdout,
 }
 
-/// How the receiver treats targets that already exist.
+/// How the receiver treats targets that already exist, and which mode bits it gives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Policy {
     /// Replace existing files.
     pub force: bool,
     /// Skip files whose size and mtime already match.
     pub skip_existing: bool,
+    /// The receiver's umask, read once at start: these bits are cleared from every offered
+    /// mode, as for any file the receiving user creates.
+    pub umask: u32,
+}
+
+impl Policy {
+    /// The permission bits an entry offered with `offered` gets here: never setuid, setgid or
+    /// sticky, and less the receiver's umask.
+    pub fn mode_of(&self, offered: u32) -> u32 {
+        offered & 0o777 & !self.umask
+    }
 }
 
 /// Why an entry will not be written.
@@ -88,7 +99,7 @@ impl Destination {
         if output.is_dir() {
             let dir = open_dir(AT_FDCWD, output.as_os_str(), true)
                 .with_context(|| format!("opening output directory {}", output.display()))?;
-            return Ok(Destination::Directory { path: output.to_path_buf(), dirs: Dirs::new(dir) });
+            return Ok(Destination::Directory { path: output.into(), dirs: Dirs::new(dir) });
         }
         let Some(name) = output.file_name() else {
             bail!("output {} is neither a directory nor a file path", output.display());
@@ -131,7 +142,10 @@ impl Destination {
         };
         let dir = open_dir(&*dirs.root, name, true)
             .with_context(|| format!("creating output directory {}", path.display()))?;
-        Ok(Some((Destination::Directory { path: path.clone(), dirs: Dirs::new(dir) }, created)))
+        Ok(Some((
+            Destination::Directory { path: path.as_path().into(), dirs: Dirs::new(dir) },
+            created,
+        )))
     }
 
     /// Whether this destination takes one file only.
@@ -141,17 +155,17 @@ impl Destination {
 
     /// Decides one entry: checks its name, creates directories, finds an existing target or a
     /// part file to resume, and proves the part file can be created.
-    pub fn decide(
+    pub fn decide<'o>(
         &self,
-        entry: &Entry,
+        entry: &'o Entry,
         policy: Policy,
-        listing: &mut Listing,
+        listing: &mut Listing<'o>,
     ) -> Result<Decision, Refusal> {
         let parts =
             check_path(&entry.name).map_err(|why| Refusal::new(RefuseCode::InvalidName, why))?;
-        let (dirs, shown_root) = match self {
+        let (dirs, root) = match self {
             Destination::Stdout => return self.decide_stdout(entry),
-            Destination::Directory { path, dirs } => (dirs, path.clone()),
+            Destination::Directory { path, dirs } => (dirs, path),
             Destination::File { path, dirs, name } => {
                 if entry.kind == EntryKind::Dir {
                     return Err(Refusal::new(
@@ -159,30 +173,27 @@ impl Destination {
                         "--output names a file, not a directory",
                     ));
                 }
-                let target = Target {
-                    dirs: Arc::clone(dirs),
-                    rel: Vec::new(),
-                    name: name.clone(),
-                    shown: path.clone(),
-                };
+                let parent = path.parent().unwrap_or(Path::new(""));
+                let mode = policy.mode_of(entry.mode);
+                let target = Target::new(Arc::clone(dirs), parent.into(), name.as_bytes(), mode);
                 return decide_file(target, entry, policy, listing);
             }
         };
-        let shown = shown_root.join(OsStr::from_bytes(&entry.name));
-        let (last, rel_dirs) = parts
+        let refused = |e| walk_refusal(&root.join(OsStr::from_bytes(&entry.name)), e);
+        let (_, rel_dirs) = parts
             .split_last()
             .ok_or_else(|| Refusal::new(RefuseCode::InvalidName, "empty path"))?;
         match entry.kind {
             EntryKind::Dir => {
-                let existed = dirs.exists(&parts);
-                dirs.get(&parts).map_err(|e| walk_refusal(&shown, e))?;
-                Ok(Decision::Dir { created: !existed })
+                let made = listing.make(dirs, &parts, &entry.name).map_err(refused)?;
+                // The last component is created last: it was made here if it was made at all.
+                let created = made.last() == Some(&entry.name.len());
+                Ok(Decision::Dir { created })
             }
             EntryKind::File => {
-                dirs.get(rel_dirs).map_err(|e| walk_refusal(&shown, e))?;
-                let rel = rel_dirs.iter().map(|c| c.to_os_string()).collect();
-                let target =
-                    Target { dirs: Arc::clone(dirs), rel, name: last.to_os_string(), shown };
+                listing.make(dirs, rel_dirs, &entry.name).map_err(refused)?;
+                let mode = policy.mode_of(entry.mode);
+                let target = Target::new(Arc::clone(dirs), Arc::clone(root), &entry.name, mode);
                 decide_file(target, entry, policy, listing)
             }
         }
@@ -198,15 +209,28 @@ impl Destination {
         }
     }
 
-    /// Re-opens the directory of a received entry and applies its mode and mtime; done after all
-    /// files, so a read-only directory mode does not stop its own contents from landing.
-    pub fn finish_dir(&self, entry: &Entry) -> io::Result<()> {
+    /// Applies the mode and mtime of each directory entry in `entries` (the ones this session
+    /// created, deepest first); done after all files, so a read-only directory mode does not
+    /// stop its own contents from landing. One walk serves them all: a tree costs one step a
+    /// directory, not its depth.
+    pub fn finish_dirs<'e>(
+        &self,
+        entries: impl Iterator<Item = &'e Entry>,
+        policy: Policy,
+    ) -> anyhow::Result<()> {
         let Destination::Directory { dirs, .. } = self else { return Ok(()) };
-        let parts = check_path(&entry.name).map_err(io::Error::other)?;
-        let fd = dirs.get(&parts)?;
-        let dir = File::from(fd.try_clone()?);
-        dir.set_permissions(std::fs::Permissions::from_mode(entry.mode & 0o777))?;
-        dir.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+        let mut walk = dirs::Walk::default();
+        for entry in entries {
+            let finish = |dir: &OwnedFd| -> io::Result<()> {
+                let dir = File::from(dir.try_clone()?);
+                dir.set_permissions(std::fs::Permissions::from_mode(policy.mode_of(entry.mode)))?;
+                dir.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+            };
+            walk.reach(dirs, &entry.name).and_then(finish).with_context(|| {
+                format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -214,16 +238,16 @@ fn decide_file(
     target: Target,
     entry: &Entry,
     policy: Policy,
-    listing: &mut Listing,
+    listing: &mut Listing<'_>,
 ) -> Result<Decision, Refusal> {
     let names = listing.of(&target)?;
-    let existing = if names.contains(&target.name) { target.existing()? } else { None };
+    let existing = if names.contains(target.name()) { target.existing()? } else { None };
     let part_exists = names.contains(&target.part_name());
     if let Some(existing) = existing {
         if existing.is_dir {
             return Err(Refusal::new(
                 RefuseCode::Exists,
-                format!("{} exists and is a directory", target.shown.display()),
+                format!("{} exists and is a directory", target.shown().display()),
             ));
         }
         if policy.skip_existing && same_file(&existing, entry) {
@@ -237,7 +261,7 @@ fn decide_file(
             };
             return Err(Refusal::new(
                 RefuseCode::Exists,
-                format!("{} exists ({hint})", target.shown.display()),
+                format!("{} exists ({hint})", target.shown().display()),
             ));
         }
     }
@@ -296,15 +320,31 @@ fn code_of(e: &io::Error) -> RefuseCode {
 /// The names in one directory, read once per directory while a plan is made: most entries of
 /// a tree are new, and a name that is not listed needs no `fstatat` or `openat` to say so. A
 /// listing lives for one plan only; what appears after it is caught by the no-replace rename.
+///
+/// It also keeps the directories the plan created, so that a refused plan removes them again
+/// (`Destination::undo`).
 #[derive(Debug, Default)]
-pub struct Listing {
-    dir: Option<Vec<OsString>>,
+pub struct Listing<'o> {
+    dir: Option<Vec<u8>>,
     names: HashSet<OsString>,
+    /// The directories made, as prefixes of the offered names that made them.
+    made: Vec<&'o [u8]>,
+    /// Scratch: the lengths of those `make` made last.
+    lengths: Vec<usize>,
 }
 
-impl Listing {
+impl<'o> Listing<'o> {
+    /// `dirs.make(rel)` for the entry named `name`, noting the directories it made; returns
+    /// the lengths of their paths (prefixes of `name`).
+    fn make(&mut self, dirs: &Dirs, rel: &[&OsStr], name: &'o [u8]) -> io::Result<&[usize]> {
+        self.lengths.clear();
+        dirs.make(rel, &mut self.lengths)?;
+        self.made.extend(self.lengths.iter().map(|&len| &name[..len]));
+        Ok(&self.lengths)
+    }
+
     fn of(&mut self, target: &Target) -> Result<&HashSet<OsString>, Refusal> {
-        if self.dir.as_ref() != Some(&target.rel) {
+        if self.dir.as_deref() != Some(target.rel()) {
             let dir = target.dir().map_err(|e| target.refusal(e))?;
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
             let listed = nix::dir::Dir::openat(&*dir, ".", flags, Mode::empty())
@@ -314,13 +354,21 @@ impl Listing {
                 .filter_map(Result::ok)
                 .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
                 .collect();
-            self.dir = Some(target.rel.clone());
+            self.dir = Some(target.rel().to_vec());
         }
         Ok(&self.names)
     }
 }
 
 impl Destination {
+    /// Removes the directories this plan created (see `Listing`), deepest first, each only
+    /// while it is empty: for a plan that was refused as a whole.
+    pub fn undo(&self, listing: &Listing<'_>) {
+        if let Destination::Directory { dirs, .. } = self {
+            dirs.unmake(&listing.made);
+        }
+    }
+
     /// Bytes available to an unprivileged writer where files land, when it can be told.
     pub fn free_space(&self) -> Option<u64> {
         let dir = match self {

@@ -34,33 +34,62 @@ pub(super) struct Existing {
     pub mtime_nsec: i64,
 }
 
-/// A file to be written: its directory (relative to the output directory), final name, and the
-/// path shown to users. It holds no descriptor: many targets wait in a plan at once.
+/// A file to be written: its path below the output directory (its directory, then its final
+/// name) and the mode it gets. It holds no descriptor and one allocation, however deep: a plan
+/// holds a target per offered file, up to a million at once.
 #[derive(Debug)]
 pub struct Target {
     pub(super) dirs: Arc<Dirs>,
-    pub(super) rel: Vec<OsString>,
-    pub(super) name: OsString,
-    /// The path as users see it, for messages only; never opened.
-    pub shown: PathBuf,
+    /// The output directory as users named it, shared by every target: for messages only.
+    pub(super) root: Arc<Path>,
+    /// The path below the output directory, `/`-joined; the name starts at `name_at`.
+    pub(super) path: Box<[u8]>,
+    pub(super) name_at: usize,
+    /// The permission bits the file gets: the offered ones less the receiver's umask, never
+    /// setuid, setgid or sticky.
+    pub(super) mode: u32,
 }
 
 impl Target {
+    /// The target at `path` (a checked name) below the directory `root` names.
+    pub(super) fn new(dirs: Arc<Dirs>, root: Arc<Path>, path: &[u8], mode: u32) -> Target {
+        let name_at = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        Target { dirs, root, path: path.into(), name_at, mode }
+    }
+
+    /// The directory's path below the output directory (empty: the output directory itself).
+    pub(super) fn rel(&self) -> &[u8] {
+        &self.path[..self.name_at.saturating_sub(1)]
+    }
+
+    /// The final name in its directory.
+    pub(super) fn name(&self) -> &OsStr {
+        OsStr::from_bytes(&self.path[self.name_at..])
+    }
+
+    /// The path as users see it, for messages only; never opened.
+    pub fn shown(&self) -> PathBuf {
+        self.root.join(OsStr::from_bytes(&self.path))
+    }
+
     pub(super) fn dir(&self) -> io::Result<Arc<OwnedFd>> {
-        let rel: Vec<&OsStr> = self.rel.iter().map(OsString::as_os_str).collect();
+        let rel: Vec<&OsStr> = match self.rel() {
+            [] => Vec::new(),
+            rel => rel.split(|&b| b == b'/').map(OsStr::from_bytes).collect(),
+        };
         self.dirs.get(&rel)
     }
 
     pub(super) fn part_name(&self) -> OsString {
         let mut part = b".".to_vec();
-        part.extend_from_slice(self.name.as_bytes());
+        part.extend_from_slice(self.name().as_bytes());
         part.extend_from_slice(b".zcp-part");
         OsString::from_vec(part)
     }
 
     /// The part file's path as users see it.
     pub fn part_shown(&self) -> PathBuf {
-        self.shown.with_file_name(self.part_name())
+        self.shown().with_file_name(self.part_name())
     }
 
     /// What already stands under the target name (a final symlink is not followed).
@@ -68,7 +97,7 @@ impl Target {
         use nix::sys::stat::{SFlag, fstatat};
         let flags = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
         let dir = self.dir().map_err(|e| self.refusal(e))?;
-        let st = match fstatat(&*dir, self.name.as_os_str(), flags) {
+        let st = match fstatat(&*dir, self.name(), flags) {
             Ok(st) => st,
             Err(Errno::ENOENT) => return Ok(None),
             Err(e) => return Err(self.refusal(e.into())),
@@ -83,15 +112,36 @@ impl Target {
         }))
     }
 
-    /// The part file a previous transfer left, if any (opened, never created).
+    /// The part file a previous transfer left, if any (opened, never created), checked to be
+    /// ours to use (see `unsafe_part`) before a byte of it is read.
     pub(super) fn existing_part(&self) -> Result<Option<File>, Refusal> {
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
         let dir = self.dir().map_err(|e| self.refusal(e))?;
-        match openat(&*dir, self.part_name().as_os_str(), flags, Mode::empty()) {
-            Ok(fd) => Ok(Some(File::from(fd))),
-            Err(Errno::ENOENT) => Ok(None),
-            Err(e) => Err(self.refusal(e.into())),
+        let part = match openat(&*dir, self.part_name().as_os_str(), flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => return Err(self.unsafe_refusal("it is a symbolic link")),
+            Err(e) => return Err(self.refusal(e.into())),
+        };
+        match unsafe_part(&part) {
+            Ok(None) => Ok(Some(part)),
+            Ok(Some(why)) => Err(self.unsafe_refusal(&why)),
+            Err(e) => Err(self.refusal(e)),
         }
+    }
+
+    /// The refusal of a part file that is not this receiver's to use: it is left alone (not
+    /// read, written, or removed) and the user is told to look at it.
+    fn unsafe_refusal(&self, why: &str) -> Refusal {
+        let part = self.part_shown();
+        Refusal::new(
+            RefuseCode::Exists,
+            format!(
+                "part file {} is not safe to use ({why}); refused, left as it is: remove it to receive {}",
+                part.display(),
+                self.shown().display()
+            ),
+        )
     }
 
     /// Refuses early when the target's directory cannot be written (read-only, no permission),
@@ -103,15 +153,16 @@ impl Target {
             .writable
             .lock()
             .map_err(|_| Refusal::new(RefuseCode::Other, "directory cache poisoned"))?;
-        if last.as_ref() == Some(&self.rel) {
+        if last.as_deref() == Some(self.rel()) {
             return Ok(());
         }
         let dir = self.dir().map_err(|e| self.refusal(e))?;
         faccessat(&*dir, ".", AccessFlags::W_OK, nix::fcntl::AtFlags::empty()).map_err(|e| {
-            let shown = self.shown.parent().unwrap_or(Path::new(".")).display();
+            let shown = self.shown();
+            let shown = shown.parent().unwrap_or(Path::new(".")).display();
             Refusal::new(code_of(&e.into()), format!("cannot create files in {shown}: {e}"))
         })?;
-        *last = Some(self.rel.clone());
+        *last = Some(self.rel().to_vec());
         Ok(())
     }
 
@@ -128,16 +179,36 @@ impl Target {
         }
     }
 
-    /// Opens (creating) the part file; `truncate` starts it over.
+    /// Opens (creating) the part file without following a link and without blocking on a
+    /// FIFO, and checks it is ours to write (see `unsafe_part`) before anything touches it;
+    /// `truncate` then starts it over (never `O_TRUNC`: that would cut a file before the check).
     pub fn open_part(&self, truncate: bool) -> Result<File, Refusal> {
-        let mut flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        if truncate {
-            flags |= OFlag::O_TRUNC;
-        }
+        let flags = OFlag::O_RDWR
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NONBLOCK;
         let dir = self.dir().map_err(|e| self.refusal(e))?;
-        openat(&*dir, self.part_name().as_os_str(), flags, Mode::from_bits_truncate(0o600))
-            .map(File::from)
-            .map_err(|e| self.refusal(e.into()))
+        let part = match openat(
+            &*dir,
+            self.part_name().as_os_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ELOOP) => return Err(self.unsafe_refusal("it is a symbolic link")),
+            Err(e) => return Err(self.refusal(e.into())),
+        };
+        if let Some(why) = unsafe_part(&part).map_err(|e| self.refusal(e))? {
+            return Err(self.unsafe_refusal(&why));
+        }
+        // A regular file: O_NONBLOCK means nothing to it, but the data paths should not see it.
+        nix::fcntl::fcntl(&part, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
+            .map_err(|e| self.refusal(e.into()))?;
+        if truncate {
+            part.set_len(0).map_err(|e| self.refusal(e))?;
+        }
+        Ok(part)
     }
 
     pub(super) fn refusal(&self, e: io::Error) -> Refusal {
@@ -148,7 +219,18 @@ impl Target {
     /// renames it into place. Without `force` an existing target is never replaced, even one
     /// that appeared during the transfer.
     pub fn commit(&self, part: &File, entry: &Entry, force: bool) -> anyhow::Result<()> {
-        part.set_permissions(std::fs::Permissions::from_mode(entry.mode & 0o777))
+        // Never give the sender's mode to a file that is linked elsewhere too (a link made
+        // while it was written): refuse instead.
+        if let Some(why) = unsafe_part(part)
+            .with_context(|| format!("checking {}", self.part_shown().display()))?
+        {
+            return Err(SessionError::Refused {
+                name: String::from_utf8_lossy(&entry.name).into_owned(),
+                reason: self.unsafe_refusal(&why).reason,
+            }
+            .into());
+        }
+        part.set_permissions(std::fs::Permissions::from_mode(self.mode))
             .with_context(|| format!("setting the mode of {}", self.part_shown().display()))?;
         if entry.size.is_some() {
             part.set_times(FileTimes::new().set_modified(mtime_of(entry)))
@@ -156,9 +238,13 @@ impl Target {
         }
         let dir = self
             .dir()
-            .with_context(|| format!("opening the directory of {}", self.shown.display()))?;
-        rename(&dir, &self.part_name(), &self.name, force).with_context(|| {
-            format!("moving {} into place as {}", self.part_shown().display(), self.shown.display())
+            .with_context(|| format!("opening the directory of {}", self.shown().display()))?;
+        rename(&dir, &self.part_name(), self.name(), force).with_context(|| {
+            format!(
+                "moving {} into place as {}",
+                self.part_shown().display(),
+                self.shown().display()
+            )
         })
     }
 
@@ -178,26 +264,26 @@ impl Target {
         }
         let dir = self
             .dir()
-            .with_context(|| format!("opening the directory of {}", self.shown.display()))?;
-        let mode = entry.mode & 0o777;
+            .with_context(|| format!("opening the directory of {}", self.shown().display()))?;
+        let mode = self.mode;
         let Some(file) = unnamed_file(&dir, mode)
-            .with_context(|| format!("creating the file for {}", self.shown.display()))?
+            .with_context(|| format!("creating the file for {}", self.shown().display()))?
         else {
             self.dirs.no_unnamed.store(true, Ordering::Relaxed);
             return Ok(None);
         };
         let mut out = Counted::new(&file);
-        out.write_all(body).with_context(|| format!("writing {}", self.shown.display()))?;
+        out.write_all(body).with_context(|| format!("writing {}", self.shown().display()))?;
         let calls = out.calls;
         // Always: the umask, or a directory's default ACL, may have taken bits at creation.
         file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("setting the mode of {}", self.shown.display()))?;
+            .with_context(|| format!("setting the mode of {}", self.shown().display()))?;
         if entry.size.is_some() {
             file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
-                .with_context(|| format!("setting the mtime of {}", self.shown.display()))?;
+                .with_context(|| format!("setting the mtime of {}", self.shown().display()))?;
         }
-        let linked = link_unnamed(&file, &dir, &self.name)
-            .with_context(|| format!("putting {} in place", self.shown.display()))?;
+        let linked = link_unnamed(&file, &dir, self.name())
+            .with_context(|| format!("putting {} in place", self.shown().display()))?;
         if !linked {
             self.dirs.no_unnamed.store(true, Ordering::Relaxed);
             return Ok(None);
@@ -219,7 +305,9 @@ impl Target {
             return lock(part)?.ok_or_else(|| busy().into());
         }
         // Lock before touching the contents: another session may be writing this file.
-        let part = self.open_part(false).map_err(|r| anyhow::anyhow!(r.reason))?;
+        let refused =
+            |r: Refusal| SessionError::Refused { name: name.to_string(), reason: r.reason };
+        let part = self.open_part(false).map_err(refused)?;
         let part = lock(part)?.ok_or_else(busy)?;
         part.set_len(offset)
             .with_context(|| format!("truncating {}", self.part_shown().display()))?;
@@ -249,6 +337,40 @@ impl Target {
             let flags = nix::unistd::UnlinkatFlags::NoRemoveDir;
             let _ = nix::unistd::unlinkat(&*dir, self.part_name().as_os_str(), flags);
         }
+    }
+}
+
+/// Why a part file found on disk is not this receiver's to read or write, if it is not: it
+/// must be a regular file with one link, owned by the receiving user. Anything else (a hard
+/// link to a file elsewhere, a file another user planted, a FIFO or a device) would let
+/// received bytes, modes or a resume prefix reach or come from something outside this
+/// transfer.
+fn unsafe_part(part: &File) -> io::Result<Option<String>> {
+    use nix::sys::stat::{SFlag, fstat};
+    let st = fstat(part)?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let euid = nix::unistd::geteuid().as_raw();
+    Ok(if kind != SFlag::S_IFREG {
+        Some(format!("it is not a regular file but a {}", kind_name(kind)))
+    } else if st.st_nlink != 1 {
+        Some(format!("it has {} hard links: another name shares its contents", st.st_nlink))
+    } else if st.st_uid != euid {
+        Some(format!("it is owned by uid {}, not by this receiver (uid {euid})", st.st_uid))
+    } else {
+        None
+    })
+}
+
+fn kind_name(kind: nix::sys::stat::SFlag) -> &'static str {
+    use nix::sys::stat::SFlag;
+    match kind {
+        SFlag::S_IFIFO => "FIFO",
+        SFlag::S_IFDIR => "directory",
+        SFlag::S_IFCHR => "character device",
+        SFlag::S_IFBLK => "block device",
+        SFlag::S_IFSOCK => "socket",
+        SFlag::S_IFLNK => "symbolic link",
+        _ => "special file",
     }
 }
 

@@ -210,17 +210,25 @@ impl Message {
         }
     }
 
+    /// The frame type and payload, apart (tests take frames apart with it).
+    #[cfg(test)]
     pub(super) fn encode(&self) -> (u8, Vec<u8>) {
         let mut e = Encoder::new();
-        let kind = match self {
+        let kind = self.encode_into(&mut e);
+        (kind, e.into_inner())
+    }
+
+    /// Appends the payload to `e` and returns the frame type.
+    pub(super) fn encode_into(&self, e: &mut Encoder) -> u8 {
+        match self {
             Message::Offer(offer) => {
                 e.u32(offer.entries.len() as u32);
-                offer.entries.iter().for_each(|entry| encode_entry(&mut e, entry));
+                offer.entries.iter().for_each(|entry| encode_entry(e, entry));
                 OFFER
             }
             Message::Plan(plan) => {
-                e.u32(plan.answers.len() as u32);
-                plan.answers.iter().for_each(|answer| encode_answer(&mut e, answer));
+                e.reserve(4 + plan.answers.len() * ANSWER_LEN).u32(plan.answers.len() as u32);
+                plan.answers.iter().for_each(|answer| encode_answer(e, answer));
                 PLAN
             }
             Message::FileEnd(end) => {
@@ -228,7 +236,7 @@ impl Message {
                 FILE_END
             }
             Message::Finish(stats) => {
-                encode_stats(&mut e, stats);
+                encode_stats(e, stats);
                 FINISH
             }
             Message::Summary(summary) => {
@@ -236,7 +244,7 @@ impl Message {
                 for v in &summary.verdicts {
                     e.u8(v.status.to_wire()).text(&v.detail, MAX_TEXT);
                 }
-                encode_stats(&mut e, &summary.stats);
+                encode_stats(e, &summary.stats);
                 SUMMARY
             }
             Message::Auth { proof } => {
@@ -255,8 +263,7 @@ impl Message {
                 e.u16(code.to_wire()).text(message, MAX_TEXT);
                 ERROR
             }
-        };
-        (kind, e.into_inner())
+        }
     }
 
     pub(super) fn decode(kind: u8, payload: &[u8]) -> Result<Message, ProtocolError> {
@@ -370,6 +377,14 @@ fn decode_entry(d: &mut Decoder<'_>) -> Result<Entry, ProtocolError> {
     }
     let size = (flags & 1 == 1).then_some(size);
     Ok(Entry { kind, name: name.to_vec(), size, mode, mtime_sec, mtime_nsec })
+}
+
+/// Appends a PLAN payload made of `answers`, one at a time: the same bytes as
+/// `Message::Plan`, without a list of a million answers held first.
+pub(super) fn encode_plan(e: &mut Encoder, answers: impl ExactSizeIterator<Item = Answer>) -> u8 {
+    e.reserve(4 + answers.len() * ANSWER_LEN).u32(answers.len() as u32);
+    answers.for_each(|answer| encode_answer(e, &answer));
+    PLAN
 }
 
 fn encode_answer(e: &mut Encoder, answer: &Answer) {

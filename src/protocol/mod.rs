@@ -90,8 +90,16 @@
 //! `/`-separated path whose components are all normal (no empty, `.` or `..` component, no NUL).
 //! A name that is empty or longer than 4096 bytes makes the whole OFFER malformed; any other
 //! name that is not such a path is refused entry by entry (the other entries still land), as
-//! is a name offered twice. Accepted names are resolved below the output directory without
-//! following symlinks. Directories come before their contents.
+//! is a name offered twice, and a name that lies inside a file entry of the same offer (`a` and
+//! `a/b`, either order: the later one is refused). Accepted names are resolved below the output
+//! directory without following symlinks. Directories come before their contents.
+//!
+//! Per-session bounds, checked by the receiver on the whole offer before anything is planned or
+//! created: at most 1,000,000 entries (`MAX_ENTRIES`; a larger count field makes the OFFER
+//! malformed before anything is allocated), 32 MiB of names in all (`MAX_OFFER_NAMES`), and 256
+//! components in any one name (`MAX_DEPTH`). An offer past the name or depth bound is answered
+//! with ERROR code 7 naming the bound, and the session ends with nothing written (both ends
+//! exit 5).
 //!
 //! **Answer**: `u8 action`, `u64 offset`, 16-byte `prefix digest`, `u16 refusal code`,
 //! `str16 reason`. Actions: 1 = send from 0; 2 = skip (nothing to send: a directory, or a file
@@ -227,6 +235,12 @@ pub const MAX_CHUNK: u32 = 16 << 20;
 pub const MAX_ENTRIES: u32 = 1_000_000;
 /// Longest entry name, in bytes.
 pub const MAX_NAME: usize = 4096;
+/// Most name bytes one offer may hold, all its names together: a million entries with names
+/// of 32 bytes on average fit (a real tree of a million files has shorter relative paths).
+pub const MAX_OFFER_NAMES: usize = 32 << 20;
+/// Most components in one name (`a/b/c` has 3): deeper than real trees go, and it bounds the
+/// directories one name can ask the receiver to walk or create.
+pub const MAX_DEPTH: usize = 256;
 
 /// Length of the greeting.
 pub const HELLO_LEN: usize = 8 + 2 + 4 + 32;
@@ -393,14 +407,30 @@ pub fn write_message(w: &mut impl Write, msg: &Message) -> io::Result<()> {
     w.write_all(&frame(msg))
 }
 
+/// Writes a PLAN frame of `answers`, encoded as they come (the bytes of `Message::Plan`).
+pub fn write_plan(
+    w: &mut impl Write,
+    answers: impl ExactSizeIterator<Item = Answer>,
+) -> io::Result<()> {
+    let mut e = wire::Encoder::after_header(FRAME_HEADER);
+    let kind = message::encode_plan(&mut e, answers);
+    w.write_all(&with_header(kind, e.into_inner()))
+}
+
+/// Fills in the header of a frame built behind room for it.
+fn with_header(kind: u8, mut frame: Vec<u8>) -> Vec<u8> {
+    let len = (frame.len() - FRAME_HEADER) as u32;
+    frame[0] = kind;
+    frame[1..FRAME_HEADER].copy_from_slice(&len.to_be_bytes());
+    frame
+}
+
 /// One framed message as bytes, for callers that gather several frames into one write.
 pub fn frame(msg: &Message) -> Vec<u8> {
-    let (kind, payload) = msg.encode();
-    let mut frame = Vec::with_capacity(5 + payload.len());
-    frame.push(kind);
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&payload);
-    frame
+    // Built in place behind room for the header: a 30 MB PLAN is not copied once more.
+    let mut e = wire::Encoder::after_header(FRAME_HEADER);
+    let kind = msg.encode_into(&mut e);
+    with_header(kind, e.into_inner())
 }
 
 /// Reads one framed message. The payload buffer grows only as bytes arrive, and never past the

@@ -1,7 +1,7 @@
 //! The naming rule for offered entries, shared by both ends: the sender checks `--name` with
 //! it, the receiver every offered name before anything touches the disk.
 
-use super::MAX_NAME;
+use super::{Entry, MAX_DEPTH, MAX_ENTRIES, MAX_NAME, MAX_OFFER_NAMES};
 
 /// Longest component of a name: NAME_MAX (255) less the receiver's part-file decoration
 /// (`.` before, `.zcp-part` after), so every accepted name has a part file too.
@@ -36,6 +36,36 @@ pub fn components(name: &[u8]) -> Result<Vec<&[u8]>, String> {
             c => Ok(c),
         })
         .collect()
+}
+
+/// Checks an offer against the per-session bounds a receiver holds it to: at most
+/// `MAX_ENTRIES` entries, `MAX_OFFER_NAMES` name bytes in all, and `MAX_DEPTH` components in
+/// any name. The error names the bound that was passed.
+pub fn offer_bounds(entries: &[Entry]) -> Result<(), String> {
+    if entries.len() > MAX_ENTRIES as usize {
+        return Err(format!(
+            "the offer holds {} entries, more than the {MAX_ENTRIES} a session takes (MAX_ENTRIES)",
+            entries.len()
+        ));
+    }
+    let bytes = entries.iter().map(|e| e.name.len()).fold(0usize, usize::saturating_add);
+    if bytes > MAX_OFFER_NAMES {
+        return Err(format!(
+            "the offer's names add up to {bytes} bytes, more than the {MAX_OFFER_NAMES} a session takes (MAX_OFFER_NAMES)"
+        ));
+    }
+    let deepest = entries.iter().map(|e| depth(&e.name)).max().unwrap_or(0);
+    if deepest > MAX_DEPTH {
+        return Err(format!(
+            "the offer names a path {deepest} components deep, more than the {MAX_DEPTH} a session takes (MAX_DEPTH)"
+        ));
+    }
+    Ok(())
+}
+
+/// Components in a name: one more than its separators.
+fn depth(name: &[u8]) -> usize {
+    1 + name.iter().filter(|&&b| b == b'/').count()
 }
 
 #[cfg(test)]
@@ -76,5 +106,29 @@ mod tests {
         let exactly = [b"d/".repeat(MAX_NAME / 2 - 1).as_slice(), b"xx"].concat();
         assert_eq!(exactly.len(), MAX_NAME);
         assert!(components(&exactly).is_ok());
+    }
+
+    fn named(name: &[u8]) -> Entry {
+        Entry {
+            kind: super::super::EntryKind::File,
+            name: name.to_vec(),
+            size: Some(0),
+            mode: 0o644,
+            mtime_sec: 0,
+            mtime_nsec: 0,
+        }
+    }
+
+    #[test]
+    fn offers_within_the_bounds_pass_and_each_bound_is_named_when_passed() {
+        let deepest = b"d/".repeat(MAX_DEPTH - 1).into_iter().chain(*b"f").collect::<Vec<_>>();
+        assert_eq!(offer_bounds(&[named(b"a"), named(&deepest)]), Ok(()));
+        let deeper = [b"d/".as_slice(), &deepest].concat();
+        assert!(offer_bounds(&[named(&deeper)]).unwrap_err().contains("(MAX_DEPTH)"));
+        let long = named(&vec![b'n'; MAX_NAME]);
+        let many = vec![long; MAX_OFFER_NAMES / MAX_NAME + 1];
+        assert!(offer_bounds(&many).unwrap_err().contains("(MAX_OFFER_NAMES)"));
+        let count = vec![named(b"a"); MAX_ENTRIES as usize + 1];
+        assert!(offer_bounds(&count).unwrap_err().contains("(MAX_ENTRIES)"));
     }
 }

@@ -1321,3 +1321,16 @@ fn file_frames_have_the_fixed_lengths_the_receiver_plans_its_reads_by() {
     let end = frame(&Message::FileEnd(FileEnd { xxh3: u128::MAX }));
     assert_eq!(end.len(), FILE_END_FRAME);
 }
+
+#[test]
+fn a_plan_written_as_it_is_made_is_the_plan_frame() {
+    let answers = vec![
+        Answer::Send { offset: 0 },
+        Answer::Resume { offset: 7, prefix_xxh3: u128::MAX - 3 },
+        Answer::Skip,
+        Answer::Refuse { code: RefuseCode::Exists, reason: "there".into() },
+    ];
+    let mut streamed = Vec::new();
+    write_plan(&mut streamed, answers.clone().into_iter()).expect("writing to a Vec");
+    assert_eq!(streamed, frame(&Message::Plan(Plan { answers })));
+}

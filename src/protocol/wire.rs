@@ -12,8 +12,21 @@ pub struct Encoder {
 
 impl Encoder {
     /// An empty payload.
+    #[cfg(test)]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An encoder whose buffer starts with `header` zero bytes, to be filled in later: a frame
+    /// is built in place, its payload never copied behind its header.
+    pub fn after_header(header: usize) -> Self {
+        Encoder { buf: vec![0; header] }
+    }
+
+    /// Makes room for `more` bytes at once: a list of a million items grows in one step.
+    pub fn reserve(&mut self, more: usize) -> &mut Self {
+        self.buf.reserve(more);
+        self
     }
 
     /// The payload built so far.

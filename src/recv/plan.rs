@@ -5,17 +5,20 @@
 
 use humansize::{BINARY, format_size};
 
+use super::offer::Clashes;
 use crate::config::RecvConfig;
 use crate::copy::batch::SMALL_FILE;
 use crate::datapath::{DataPath, Method};
 use crate::disk::{Decision, Destination, Listing, Refusal};
-use crate::protocol::{self, Answer, Entry, EntryKind, Plan, RefuseCode, Verdict};
+use crate::error::SessionError;
+use crate::protocol::{self, Answer, Entry, EntryKind, RefuseCode, Verdict, names};
 use crate::report::{FileReport, Status};
 
-/// Decides every entry, then refuses the lot when it would not fit.
+/// Decides every entry, then refuses the lot when it would not fit, removing the directories
+/// deciding created.
 pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> SessionPlan {
-    let mut plan = SessionPlan::default();
-    let mut names = std::collections::HashSet::new();
+    let mut plan = SessionPlan::with_capacity(entries.len());
+    let clashes = Clashes::find(entries);
     let mut listing = Listing::default();
     for (i, entry) in entries.iter().enumerate() {
         let decision = if dest.single() && i > 0 {
@@ -23,8 +26,15 @@ pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> S
                 RefuseCode::Unsupported,
                 "--output names one file, taken by the first entry",
             ))
-        } else if !names.insert(entry.name.as_slice()) {
+        } else if clashes.twice(i) {
             Err(Refusal::new(RefuseCode::Exists, "the offer names it twice"))
+        } else if let Some(file) = clashes.inside(i) {
+            Err(inside_file(&entries[file].name))
+        } else if clashes.holds(i).is_some() {
+            Err(Refusal::new(
+                RefuseCode::InvalidName,
+                "offered as a file, but earlier entries of this offer lie inside it",
+            ))
         } else {
             dest.decide(entry, cfg.policy, &mut listing)
         };
@@ -32,9 +42,26 @@ pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> S
     }
     let needed = plan.needed(entries);
     if let Some(why) = too_big(needed, cfg.max_size, || dest.free_space()) {
-        plan.refuse_all_receives(RefuseCode::NoSpace, &why);
+        plan.refuse_all(RefuseCode::NoSpace, &why);
+        dest.undo(&listing);
     }
     plan
+}
+
+/// The refusal of an entry inside a file entry of the same offer.
+fn inside_file(file: &[u8]) -> Refusal {
+    let file = String::from_utf8_lossy(file);
+    Refusal::new(
+        RefuseCode::InvalidName,
+        format!("it lies inside {file:?}, which this offer sends as a file, not a directory"),
+    )
+}
+
+/// Checks the offer against the session bounds (`protocol::names::offer_bounds`) before it is
+/// planned: past one, the whole session is refused and nothing is created.
+pub(super) fn check_bounds(entries: &[Entry]) -> Result<(), SessionError> {
+    names::offer_bounds(entries)
+        .map_err(|reason| SessionError::Refused { name: "the offer".into(), reason })
 }
 
 /// Why a session that needs `needed` bytes cannot be taken: over `max_size`, or more than the
@@ -97,6 +124,14 @@ pub(super) struct SessionPlan {
 }
 
 impl SessionPlan {
+    fn with_capacity(entries: usize) -> SessionPlan {
+        SessionPlan {
+            decisions: Vec::with_capacity(entries),
+            reports: Vec::with_capacity(entries),
+            verdicts: Vec::new(),
+        }
+    }
+
     fn push(&mut self, entry: &Entry, decision: Result<Decision, Refusal>) {
         let name = String::from_utf8_lossy(&entry.name).into_owned();
         let dir = entry.kind == EntryKind::Dir;
@@ -114,9 +149,10 @@ impl SessionPlan {
         self.decisions.push(decision);
     }
 
-    fn refuse_all_receives(&mut self, code: RefuseCode, why: &str) {
+    /// Refuses every entry that was to be received or created: the session is refused.
+    fn refuse_all(&mut self, code: RefuseCode, why: &str) {
         for (d, r) in self.decisions.iter_mut().zip(&mut self.reports) {
-            if matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout)) {
+            if matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout | Decision::Dir { .. })) {
                 *d = Err(Refusal::new(code, why));
                 r.status = Status::Refused;
                 r.reason = Some(why.to_string());
@@ -143,23 +179,18 @@ impl SessionPlan {
             .collect()
     }
 
-    /// The PLAN frame.
-    pub fn wire(&self) -> Plan {
-        let answers = self
-            .decisions
-            .iter()
-            .map(|d| match d {
-                Ok(Decision::Receive { offset: 0, .. } | Decision::Stdout) => {
-                    Answer::Send { offset: 0 }
-                }
-                Ok(Decision::Receive { offset, prefix_xxh3, .. }) => {
-                    Answer::Resume { offset: *offset, prefix_xxh3: *prefix_xxh3 }
-                }
-                Ok(Decision::Dir { .. } | Decision::Skip) => Answer::Skip,
-                Err(r) => Answer::Refuse { code: r.code, reason: r.reason.clone() },
-            })
-            .collect();
-        Plan { answers }
+    /// The PLAN frame's answers, one per entry, made as they are sent.
+    pub fn answers(&self) -> impl ExactSizeIterator<Item = Answer> + '_ {
+        self.decisions.iter().map(|d| match d {
+            Ok(Decision::Receive { offset: 0, .. } | Decision::Stdout) => {
+                Answer::Send { offset: 0 }
+            }
+            Ok(Decision::Receive { offset, prefix_xxh3, .. }) => {
+                Answer::Resume { offset: *offset, prefix_xxh3: *prefix_xxh3 }
+            }
+            Ok(Decision::Dir { .. } | Decision::Skip) => Answer::Skip,
+            Err(r) => Answer::Refuse { code: r.code, reason: r.reason.clone() },
+        })
     }
 }
 
@@ -225,9 +256,9 @@ mod tests {
         plan.push(&file(1), Ok(Decision::Skip));
         plan.push(&file(1), Err(Refusal::new(RefuseCode::Exists, "there")));
         assert_eq!(plan.wanted(), vec![0]);
-        plan.refuse_all_receives(RefuseCode::NoSpace, "full");
+        plan.refuse_all(RefuseCode::NoSpace, "full");
         assert!(plan.wanted().is_empty(), "a refused session wants nothing");
-        let answers = plan.wire().answers;
+        let answers: Vec<Answer> = plan.answers().collect();
         assert!(
             matches!(&answers[0], Answer::Refuse { code: RefuseCode::NoSpace, reason } if reason == "full")
         );

@@ -49,6 +49,9 @@ impl Session<'_> {
             Ok(other) => return Err(tell_peer(&mut socket, unexpected("OFFER", &other))),
             Err(e) => return Err(tell_peer(&mut socket, e)),
         };
+        if let Err(e) = plan::check_bounds(&offer.entries) {
+            return Err(tell_peer(&mut socket, e.into()));
+        }
         match self.dest.directory_for(&offer.entries) {
             Ok(None) => self.serve_offer(socket, offer, None, data_starts),
             Ok(Some((dir, created))) => {
@@ -70,8 +73,7 @@ impl Session<'_> {
         data_starts: impl FnOnce(),
     ) -> anyhow::Result<Report> {
         let mut plan = plan::plan(&offer.entries, self.dest, self.cfg);
-        protocol::write_message(&mut socket, &Message::Plan(plan.wire()))
-            .context("sending the plan")?;
+        protocol::write_plan(&mut socket, plan.answers()).context("sending the plan")?;
         peer::set_timeout(&socket, self.cfg.net.idle_timeout)?;
         data_starts();
         let start = rusage::Snapshot::now();
@@ -83,11 +85,8 @@ impl Session<'_> {
         // Only the directories this session created or found: a refused one (unsafe name, a
         // symlink in the way) has nothing to finish, and must not fail the session.
         let dirs = offer.entries.iter().zip(&plan.decisions).rev();
-        for (entry, _) in dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true }))) {
-            self.dest.finish_dir(entry).with_context(|| {
-                format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
-            })?;
-        }
+        let made = dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true })));
+        self.dest.finish_dirs(made.map(|(entry, _)| entry), self.cfg.policy)?;
         let idle = self.cfg.net.idle_timeout;
         let sender = match peer::next_message_from(&mut inbox, idle, "the sender's statistics")? {
             Message::Finish(stats) => stats,
@@ -235,7 +234,7 @@ impl Session<'_> {
         (report.bytes, report.path) = (size, Some(DataPath::Buffered));
         let verdict = if xxh3 == end.xxh3 {
             writer.write(Job { target, entry, body: inbox.held().to_vec() })?;
-            report.saved_as = Some(target.shown.display().to_string());
+            report.saved_as = Some(target.shown().display().to_string());
             Verdict { status: VerdictStatus::Ok, detail: String::new() }
         } else {
             mismatch(&mut report)
@@ -353,7 +352,7 @@ impl Session<'_> {
         }
         if let Some((target, file)) = part {
             target.commit(&file, entry, self.cfg.policy.force)?;
-            report.saved_as = Some(target.shown.display().to_string());
+            report.saved_as = Some(target.shown().display().to_string());
         }
         Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
     }

@@ -272,6 +272,14 @@ impl Receiver {
             .unwrap_or_else(|f| panic!("receiver exited before listening: {f:#?}"))
     }
 
+    /// Like `start`, under `umask` (set by `sh`, which then execs the receiver).
+    pub fn start_umask(output: &Path, extra: &[&str], umask: u32) -> Receiver {
+        let script = format!(r#"umask {umask:03o}; exec "$0" "$@""#);
+        let shell: [&OsStr; 3] = ["sh".as_ref(), "-c".as_ref(), script.as_ref()];
+        Receiver::try_start_env(&shell, output, extra, &[])
+            .unwrap_or_else(|f| panic!("receiver under umask {umask:03o} exited: {f:#?}"))
+    }
+
     /// Like `start`, but returns how the receiver ended if it exited before listening.
     pub fn try_start(output: &Path, extra: &[&str]) -> Result<Receiver, Finished> {
         Receiver::try_start_env(&[], output, extra, &[])
