@@ -50,6 +50,14 @@ impl ExitCode {
         (ExitCode::Terminated, "stopped by SIGTERM"),
     ];
 
+    /// The code for a stop by `signal`: 128 + its number (130 for SIGINT, 143 for SIGTERM).
+    pub fn stopped_by(signal: nix::sys::signal::Signal) -> ExitCode {
+        match signal {
+            nix::sys::signal::Signal::SIGTERM => ExitCode::Terminated,
+            _ => ExitCode::Interrupted,
+        }
+    }
+
     /// The number the process exits with.
     pub fn code(self) -> i32 {
         self as i32
@@ -63,8 +71,8 @@ pub enum SessionError {
     Usage(String),
     /// The token proof failed or is missing.
     Auth(String),
-    /// The receiver stopped (Ctrl-C, SIGTERM).
-    Interrupted(String),
+    /// This end was stopped by `signal` (SIGINT, SIGTERM) before it was done.
+    Interrupted { signal: nix::sys::signal::Signal, message: String },
     /// `--method` named a path that cannot serve this source or destination.
     MethodUnavailable { path: DataPath, errno: Option<i32>, reason: String },
     /// The source is a directory.
@@ -82,9 +90,9 @@ pub enum SessionError {
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SessionError::Usage(m) | SessionError::Auth(m) | SessionError::Interrupted(m) => {
-                f.write_str(m)
-            }
+            SessionError::Usage(m)
+            | SessionError::Auth(m)
+            | SessionError::Interrupted { message: m, .. } => f.write_str(m),
             SessionError::MethodUnavailable { path, errno, reason } => {
                 write!(f, "--method {path} cannot be used: {reason}")?;
                 match errno {
@@ -155,7 +163,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
         return Some(match e {
             SessionError::Usage(_) => ExitCode::Usage,
             SessionError::Auth(_) => ExitCode::Auth,
-            SessionError::Interrupted(_) => ExitCode::Interrupted,
+            SessionError::Interrupted { signal, .. } => ExitCode::stopped_by(*signal),
             SessionError::MethodUnavailable { .. } => ExitCode::Usage,
             SessionError::IsADirectory(_) => ExitCode::Io,
             SessionError::Refused { .. } => ExitCode::Refused,

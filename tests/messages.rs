@@ -54,6 +54,18 @@ fn interrupted_sender_says_what_was_kept_and_the_rerun_resumes() {
 }
 
 #[test]
+fn sender_stopped_by_sigterm_exits_143_with_the_resume_hint() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (sender, receiver, _) = transfer_in_progress(work.path());
+    sender.signal(Signal::SIGTERM);
+    let sent = sender.wait_for(Duration::from_secs(15));
+    receiver.wait_for(Duration::from_secs(15));
+    assert_exit(&sent, 143, "sender stopped by SIGTERM");
+    assert_says(&sent, "stopped by SIGTERM after", "sender stopped by SIGTERM");
+    assert_says(&sent, "run the same command again to resume", "sender stopped by SIGTERM");
+}
+
+#[test]
 fn receiver_stopped_mid_transfer_is_reported_as_stopped_on_the_sender() {
     let work = tempfile::tempdir().expect("tempdir");
     let (sender, mut receiver, _) = transfer_in_progress(work.path());

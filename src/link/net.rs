@@ -82,10 +82,8 @@ fn first_to_greet<T: Send>(
                 break Ok(found);
             }
             if let Some(signal) = signals::pending() {
-                break Err(SessionError::Interrupted(format!(
-                    "stopped by {signal} while waiting for a peer"
-                ))
-                .into());
+                let message = format!("stopped by {signal} while waiting for a peer");
+                break Err(SessionError::Interrupted { signal, message }.into());
             }
             match accept_into(listener, &lobby, TICK) {
                 Ok(Some((mut socket, peer, ticket))) => {

@@ -413,15 +413,14 @@ fn push(
 /// The error of a transfer stopped by `signal` after `sent` bytes (of `total`, when known).
 fn stopped(signal: nix::sys::signal::Signal, sent: u64, total: Option<u64>) -> SessionError {
     let of = total.map_or_else(String::new, |t| format!(" of {}", format_size(t, BINARY)));
-    SessionError::Interrupted(format!(
-        "stopped by {signal} after {}{of}",
-        format_size(sent, BINARY)
-    ))
+    let message = format!("stopped by {signal} after {}{of}", format_size(sent, BINARY));
+    SessionError::Interrupted { signal, message }
 }
 
 /// Tells an interrupted user what was kept and how to go on.
 fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
-    if crate::error::exit_code(&err) != crate::error::ExitCode::Interrupted {
+    use crate::error::ExitCode;
+    if !matches!(crate::error::exit_code(&err), ExitCode::Interrupted | ExitCode::Terminated) {
         return err;
     }
     err.context(

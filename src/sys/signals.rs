@@ -48,8 +48,5 @@ pub fn pending() -> Option<Signal> {
 
 /// The exit code for a stop by `signal`: 128 + its number (130 for SIGINT, 143 for SIGTERM).
 pub fn exit_code(signal: Signal) -> crate::error::ExitCode {
-    match signal {
-        Signal::SIGTERM => crate::error::ExitCode::Terminated,
-        _ => crate::error::ExitCode::Interrupted,
-    }
+    crate::error::ExitCode::stopped_by(signal)
 }
