@@ -93,7 +93,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     };
     let (moved, saved_as) = match decision {
         Decision::Receive { target, .. } => {
-            let part = target.open_part(true).map_err(|r| anyhow::anyhow!(r.reason))?;
+            let part = target.part().open(true).map_err(|r| anyhow::anyhow!(r.reason))?;
             let inc = Incoming {
                 socket: &socket,
                 file: &part,
@@ -106,11 +106,11 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
                 format!(
                     "writing {} (partial data kept in {})",
                     target.shown().display(),
-                    target.part_shown().display()
+                    target.part().shown().display()
                 )
             })?;
             let entry = Entry { mode: 0o644, ..entry };
-            target.commit(&part, &entry, cfg.policy.force)?;
+            target.part().commit(&part, &entry, cfg.policy.force)?;
             (moved, Some(target.shown().display().to_string()))
         }
         _ => {

@@ -6,7 +6,9 @@
 //! an unnamed file (`O_TMPFILE`) linked in under its name. It does not move bytes (see `copy`).
 
 mod dirs;
+mod part;
 mod target;
+mod unnamed;
 pub mod writer;
 
 use std::collections::HashSet;
@@ -28,7 +30,8 @@ use crate::protocol::{Entry, EntryKind, RefuseCode, names};
 use dirs::{Dirs, open_dir};
 use target::{Existing, mtime_of};
 
-pub use target::{LockedPart, Target};
+pub use part::{LockedPart, Part};
+pub use target::Target;
 
 /// What `--output` names.
 #[derive(Debug)]
@@ -242,7 +245,7 @@ fn decide_file(
 ) -> Result<Decision, Refusal> {
     let names = listing.of(&target)?;
     let existing = if names.contains(target.name()) { target.existing()? } else { None };
-    let part_exists = names.contains(&target.part_name());
+    let part_exists = names.contains(&target.part().name());
     if let Some(existing) = existing {
         if existing.is_dir {
             return Err(Refusal::new(
@@ -266,7 +269,7 @@ fn decide_file(
         }
     }
     target.check_writable()?;
-    let Some(part) = (if part_exists { target.existing_part()? } else { None }) else {
+    let Some(part) = (if part_exists { target.part().existing()? } else { None }) else {
         return Ok(Decision::Receive { target, offset: 0, prefix_xxh3: 0, part: false });
     };
     let len = part.metadata().map_err(|e| target.refusal(e))?.len();

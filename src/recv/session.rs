@@ -278,13 +278,13 @@ impl Session<'_> {
                         format!("{name}: sender resumed at {offset}, the plan said {planned}");
                     return Err(ProtocolError::Malformed(why).into());
                 }
-                let part = target.open_locked(&name, offset)?;
+                let part = target.part().open_locked(&name, offset)?;
                 let moved = self
                     .receive_into(socket, entry, &part, offset, &mut tick)
                     .with_context(|| {
                         format!(
                             "writing {name} (partial data kept in {})",
-                            target.part_shown().display()
+                            target.part().shown().display()
                         )
                     })?;
                 (moved, Some((target, part)))
@@ -346,12 +346,12 @@ impl Session<'_> {
     ) -> anyhow::Result<Verdict> {
         if !matched {
             if let Some((target, _)) = part {
-                target.discard();
+                target.part().discard();
             }
             return Ok(mismatch(report));
         }
         if let Some((target, file)) = part {
-            target.commit(&file, entry, self.cfg.policy.force)?;
+            target.part().commit(&file, entry, self.cfg.policy.force)?;
             report.saved_as = Some(target.shown().display().to_string());
         }
         Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })

@@ -1,0 +1,243 @@
+//! A target's part file, `.NAME.zcp-part` beside it: found and checked to be ours before a
+//! byte of it is read, created exclusively, locked while written, renamed into place once
+//! verified (never replacing a file without `--force`), or removed when the data was wrong.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, FileTimes};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+
+use super::Refusal;
+use super::target::{Target, mtime_of};
+use crate::error::SessionError;
+use crate::protocol::{Entry, RefuseCode};
+
+/// The part file of one target.
+pub struct Part<'t> {
+    pub(super) target: &'t Target,
+}
+
+impl Part<'_> {
+    pub fn name(&self) -> OsString {
+        let mut part = b".".to_vec();
+        part.extend_from_slice(self.target.name().as_bytes());
+        part.extend_from_slice(b".zcp-part");
+        OsString::from_vec(part)
+    }
+
+    /// The part file's path as users see it.
+    pub fn shown(&self) -> PathBuf {
+        self.target.shown().with_file_name(self.name())
+    }
+
+    /// The part file a previous transfer left, if any (opened, never created), checked to be
+    /// ours to use (see `unsafe_part`) before a byte of it is read.
+    pub fn existing(&self) -> Result<Option<File>, Refusal> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+        let dir = self.target.dir().map_err(|e| self.target.refusal(e))?;
+        let part = match openat(&*dir, self.name().as_os_str(), flags, Mode::empty()) {
+            Ok(fd) => File::from(fd),
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => return Err(self.unsafe_refusal("it is a symbolic link")),
+            Err(e) => return Err(self.target.refusal(e.into())),
+        };
+        match unsafe_part(&part) {
+            Ok(None) => Ok(Some(part)),
+            Ok(Some(why)) => Err(self.unsafe_refusal(&why)),
+            Err(e) => Err(self.target.refusal(e)),
+        }
+    }
+
+    /// The refusal of a part file that is not this receiver's to use: it is left alone (not
+    /// read, written, or removed) and the user is told to look at it.
+    fn unsafe_refusal(&self, why: &str) -> Refusal {
+        let part = self.shown();
+        Refusal::new(
+            RefuseCode::Exists,
+            format!(
+                "part file {} is not safe to use ({why}); refused, left as it is: remove it to receive {}",
+                part.display(),
+                self.target.shown().display()
+            ),
+        )
+    }
+
+    /// Creates the part file, `None` when one exists already (another session's, or one left
+    /// since the plan).
+    pub fn create(&self) -> Result<Option<File>, Refusal> {
+        let flags =
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let dir = self.target.dir().map_err(|e| self.target.refusal(e))?;
+        match openat(&*dir, self.name().as_os_str(), flags, Mode::from_bits_truncate(0o600)) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(Errno::EEXIST) => Ok(None),
+            Err(e) => Err(self.target.refusal(e.into())),
+        }
+    }
+
+    /// Opens (creating) the part file without following a link and without blocking on a
+    /// FIFO, and checks it is ours to write (see `unsafe_part`) before anything touches it;
+    /// `truncate` then starts it over (never `O_TRUNC`: that would cut a file before the check).
+    pub fn open(&self, truncate: bool) -> Result<File, Refusal> {
+        let flags = OFlag::O_RDWR
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NONBLOCK;
+        let dir = self.target.dir().map_err(|e| self.target.refusal(e))?;
+        let part =
+            match openat(&*dir, self.name().as_os_str(), flags, Mode::from_bits_truncate(0o600)) {
+                Ok(fd) => File::from(fd),
+                Err(Errno::ELOOP) => return Err(self.unsafe_refusal("it is a symbolic link")),
+                Err(e) => return Err(self.target.refusal(e.into())),
+            };
+        if let Some(why) = unsafe_part(&part).map_err(|e| self.target.refusal(e))? {
+            return Err(self.unsafe_refusal(&why));
+        }
+        // A regular file: O_NONBLOCK means nothing to it, but the data paths should not see it.
+        nix::fcntl::fcntl(&part, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
+            .map_err(|e| self.target.refusal(e.into()))?;
+        if truncate {
+            part.set_len(0).map_err(|e| self.target.refusal(e))?;
+        }
+        Ok(part)
+    }
+
+    /// Applies the offered mode (and mtime, for files of known size) to the part file and
+    /// renames it into place. Without `force` an existing target is never replaced, even one
+    /// that appeared during the transfer.
+    pub fn commit(&self, part: &File, entry: &Entry, force: bool) -> anyhow::Result<()> {
+        // Never give the sender's mode to a file that is linked elsewhere too (a link made
+        // while it was written): refuse instead.
+        if let Some(why) =
+            unsafe_part(part).with_context(|| format!("checking {}", self.shown().display()))?
+        {
+            return Err(SessionError::Refused {
+                name: String::from_utf8_lossy(&entry.name).into_owned(),
+                reason: self.unsafe_refusal(&why).reason,
+            }
+            .into());
+        }
+        part.set_permissions(std::fs::Permissions::from_mode(self.target.mode))
+            .with_context(|| format!("setting the mode of {}", self.shown().display()))?;
+        if entry.size.is_some() {
+            part.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+                .with_context(|| format!("setting the mtime of {}", self.shown().display()))?;
+        }
+        let dir = self.target.dir().with_context(|| {
+            format!("opening the directory of {}", self.target.shown().display())
+        })?;
+        rename(&dir, &self.name(), self.target.name(), force).with_context(|| {
+            format!(
+                "moving {} into place as {}",
+                self.shown().display(),
+                self.target.shown().display()
+            )
+        })
+    }
+
+    /// Opens the part file to write from `offset` (0: a new one), under its lock, cut to that
+    /// length. Refused (as `name`) when another session holds the lock.
+    pub fn open_locked(&self, name: &str, offset: u64) -> anyhow::Result<LockedPart> {
+        let busy = || SessionError::Refused {
+            name: name.to_string(),
+            reason: "another session is writing it".to_string(),
+        };
+        // Usually the file is new: created here, it is empty and nobody else's.
+        if offset == 0
+            && let Some(part) = self.create().map_err(|r| anyhow::anyhow!(r.reason))?
+        {
+            return lock(part)?.ok_or_else(|| busy().into());
+        }
+        // Lock before touching the contents: another session may be writing this file.
+        let refused =
+            |r: Refusal| SessionError::Refused { name: name.to_string(), reason: r.reason };
+        let part = self.open(false).map_err(refused)?;
+        let part = lock(part)?.ok_or_else(busy)?;
+        part.set_len(offset).with_context(|| format!("truncating {}", self.shown().display()))?;
+        Ok(part)
+    }
+
+    /// Removes the part file: its contents are known to be wrong.
+    pub fn discard(&self) {
+        if let Ok(dir) = self.target.dir() {
+            let flags = nix::unistd::UnlinkatFlags::NoRemoveDir;
+            let _ = nix::unistd::unlinkat(&*dir, self.name().as_os_str(), flags);
+        }
+    }
+}
+
+/// Why a part file found on disk is not this receiver's to read or write, if it is not: it
+/// must be a regular file with one link, owned by the receiving user. Anything else (a hard
+/// link to a file elsewhere, a file another user planted, a FIFO or a device) would let
+/// received bytes, modes or a resume prefix reach or come from something outside this
+/// transfer.
+fn unsafe_part(part: &File) -> io::Result<Option<String>> {
+    use nix::sys::stat::{SFlag, fstat};
+    let st = fstat(part)?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let euid = nix::unistd::geteuid().as_raw();
+    Ok(if kind != SFlag::S_IFREG {
+        Some(format!("it is not a regular file but a {}", kind_name(kind)))
+    } else if st.st_nlink != 1 {
+        Some(format!("it has {} hard links: another name shares its contents", st.st_nlink))
+    } else if st.st_uid != euid {
+        Some(format!("it is owned by uid {}, not by this receiver (uid {euid})", st.st_uid))
+    } else {
+        None
+    })
+}
+
+fn kind_name(kind: nix::sys::stat::SFlag) -> &'static str {
+    use nix::sys::stat::SFlag;
+    match kind {
+        SFlag::S_IFIFO => "FIFO",
+        SFlag::S_IFDIR => "directory",
+        SFlag::S_IFCHR => "character device",
+        SFlag::S_IFBLK => "block device",
+        SFlag::S_IFSOCK => "socket",
+        SFlag::S_IFLNK => "symbolic link",
+        _ => "special file",
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn rename(dir: &OwnedFd, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
+    use nix::fcntl::{RenameFlags, renameat2};
+    let flags = if replace { RenameFlags::empty() } else { RenameFlags::RENAME_NOREPLACE };
+    renameat2(dir, from, dir, to, flags).map_err(io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename(dir: &OwnedFd, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
+    use nix::unistd::{LinkatFlags, UnlinkatFlags, linkat, unlinkat};
+    if replace {
+        nix::fcntl::renameat(dir, from, dir, to).map_err(io::Error::from)
+    } else {
+        // No atomic no-replace rename here: link(2) fails on an existing target.
+        linkat(dir, from, dir, to, LinkatFlags::NoSymlinkFollow)?;
+        unlinkat(dir, from, UnlinkatFlags::NoRemoveDir).map_err(io::Error::from)
+    }
+}
+
+/// A part file under its exclusive `flock(2)` lock, which ends when this is dropped.
+pub type LockedPart = nix::fcntl::Flock<File>;
+
+/// Takes the part file's exclusive lock without waiting, so two sessions never write one file.
+/// `None` when another holder has it.
+fn lock(part: File) -> io::Result<Option<LockedPart>> {
+    use nix::fcntl::{Flock, FlockArg};
+    match Flock::lock(part, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => Ok(Some(locked)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(errno.into()),
+    }
+}

@@ -1,0 +1,104 @@
+//! Small verified files written without a part file: an unnamed file (`O_TMPFILE`) linked in
+//! under its name once complete, so no name ever shows a partial file.
+
+use std::ffi::OsStr;
+use std::fs::{File, FileTimes};
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, openat};
+use nix::sys::stat::Mode;
+
+use super::target::{Target, mtime_of};
+use crate::copy::Counted;
+use crate::protocol::Entry;
+
+/// Writes a whole file that arrived in one piece, already verified, without a part file:
+/// into an unnamed file (`O_TMPFILE`) that is linked in under its name once complete, so no
+/// name ever shows a partial file and a crash leaves nothing behind. Returns the `write`
+/// calls made, or `None` when this file system cannot (or `force` asks to replace a file,
+/// which a link cannot): the caller then goes through the part file.
+pub(super) fn write(
+    target: &Target,
+    body: &[u8],
+    entry: &Entry,
+    force: bool,
+) -> anyhow::Result<Option<u64>> {
+    if force || target.dirs.no_unnamed.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let dir = target
+        .dir()
+        .with_context(|| format!("opening the directory of {}", target.shown().display()))?;
+    let mode = target.mode;
+    let Some(file) = unnamed_file(&dir, mode)
+        .with_context(|| format!("creating the file for {}", target.shown().display()))?
+    else {
+        target.dirs.no_unnamed.store(true, Ordering::Relaxed);
+        return Ok(None);
+    };
+    let mut out = Counted::new(&file);
+    out.write_all(body).with_context(|| format!("writing {}", target.shown().display()))?;
+    let calls = out.calls;
+    // Always: the umask, or a directory's default ACL, may have taken bits at creation.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", target.shown().display()))?;
+    if entry.size.is_some() {
+        file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+            .with_context(|| format!("setting the mtime of {}", target.shown().display()))?;
+    }
+    let linked = link_unnamed(&file, &dir, target.name())
+        .with_context(|| format!("putting {} in place", target.shown().display()))?;
+    if !linked {
+        target.dirs.no_unnamed.store(true, Ordering::Relaxed);
+        return Ok(None);
+    }
+    Ok(Some(calls))
+}
+
+/// A new unnamed file in `dir` with `mode`, or `None` when the file system has no `O_TMPFILE`.
+#[cfg(target_os = "linux")]
+fn unnamed_file(dir: &OwnedFd, mode: u32) -> io::Result<Option<File>> {
+    let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    match openat(dir, ".", flags, Mode::from_bits_truncate(mode)) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        // EISDIR: a kernel that predates O_TMPFILE reads it as O_DIRECTORY.
+        Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unnamed_file(_dir: &OwnedFd, _mode: u32) -> io::Result<Option<File>> {
+    Ok(None)
+}
+
+/// Gives an unnamed file its `name` in `dir`; never replaces an existing file. `false` when the
+/// kernel will not link it here (linking by descriptor needs CAP_DAC_READ_SEARCH; without it,
+/// the `/proc/target/fd` route needs /proc).
+#[cfg(target_os = "linux")]
+fn link_unnamed(file: &File, dir: &OwnedFd, name: &OsStr) -> io::Result<bool> {
+    use nix::fcntl::AtFlags;
+    use nix::unistd::linkat;
+    use std::os::fd::AsRawFd;
+    match linkat(file, "", dir, name, AtFlags::AT_EMPTY_PATH) {
+        Ok(()) => return Ok(true),
+        Err(Errno::ENOENT | Errno::EPERM | Errno::EINVAL) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let proc_path = format!("/proc/target/fd/{}", file.as_raw_fd());
+    match linkat(AT_FDCWD, proc_path.as_str(), dir, name, AtFlags::AT_SYMLINK_FOLLOW) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT | Errno::EPERM | Errno::EXDEV) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn link_unnamed(_file: &File, _dir: &OwnedFd, _name: &OsStr) -> io::Result<bool> {
+    Ok(false)
+}
