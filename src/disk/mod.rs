@@ -32,6 +32,7 @@ use target::{Existing, mtime_of};
 
 pub use part::{LockedPart, Part};
 pub use target::Target;
+pub use unnamed::write_small;
 
 /// What `--output` names.
 #[derive(Debug)]

@@ -22,7 +22,14 @@ use crate::protocol::{Entry, RefuseCode};
 
 /// The part file of one target.
 pub struct Part<'t> {
-    pub(super) target: &'t Target,
+    target: &'t Target,
+}
+
+impl Target {
+    /// Its part file.
+    pub fn part(&self) -> Part<'_> {
+        Part { target: self }
+    }
 }
 
 impl Part<'_> {

@@ -1,9 +1,9 @@
-//! One file to be written, and how it gets there: its part file (`.NAME.zcp-part`, created
-//! exclusively, locked while written, renamed into place once verified, never replacing a file
-//! without `--force`), or for a small verified file an unnamed file linked in under its name.
+//! One file to be written: where it goes below the output directory, what stands there
+//! already, whether its directory takes new files, and the mode it gets. How it gets there is
+//! `part` (through its part file) or `unnamed` (a small verified file, written whole).
 
 use std::ffi::OsStr;
-use std::io::{self, Write};
+use std::io::{self};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
@@ -11,14 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use nix::errno::Errno;
 
 use super::dirs::Dirs;
-use super::part::Part;
-use super::unnamed;
 use super::{Refusal, code_of};
-use crate::copy::Counted;
 use crate::protocol::{Entry, RefuseCode};
 
 /// What stands under a target name already.
@@ -67,11 +63,6 @@ impl Target {
     /// The path as users see it, for messages only; never opened.
     pub fn shown(&self) -> PathBuf {
         self.root.join(OsStr::from_bytes(&self.path))
-    }
-
-    /// Its part file.
-    pub fn part(&self) -> Part<'_> {
-        Part { target: self }
     }
 
     pub(super) fn dir(&self) -> io::Result<Arc<OwnedFd>> {
@@ -126,23 +117,6 @@ impl Target {
 
     pub(super) fn refusal(&self, e: io::Error) -> Refusal {
         Refusal::new(code_of(&e), format!("cannot write {}: {e}", self.part().shown().display()))
-    }
-
-    /// Writes a verified small file: as an unnamed file linked into place where the file system
-    /// allows, else through its part file like any other. Returns the `write` calls made.
-    pub fn write_small(&self, body: &[u8], entry: &Entry, force: bool) -> anyhow::Result<u64> {
-        if let Some(calls) = unnamed::write(self, body, entry, force)? {
-            return Ok(calls);
-        }
-        let name = String::from_utf8_lossy(&entry.name);
-        let part = self.part().open_locked(&name, 0)?;
-        let mut out = Counted::new(&*part);
-        out.write_all(body).with_context(|| {
-            format!("writing {name} (partial data kept in {})", self.part().shown().display())
-        })?;
-        let calls = out.calls;
-        self.part().commit(&part, entry, force)?;
-        Ok(calls)
     }
 }
 

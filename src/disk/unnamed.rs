@@ -1,5 +1,6 @@
 //! Small verified files written without a part file: an unnamed file (`O_TMPFILE`) linked in
-//! under its name once complete, so no name ever shows a partial file.
+//! under its name once complete, so no name ever shows a partial file; through its part file
+//! where the file system cannot.
 
 use std::ffi::OsStr;
 use std::fs::{File, FileTimes};
@@ -16,6 +17,28 @@ use nix::sys::stat::Mode;
 use super::target::{Target, mtime_of};
 use crate::copy::Counted;
 use crate::protocol::Entry;
+
+/// Writes a verified small file whole: as an unnamed file linked into place where the file system
+/// allows, else through its part file like any other. Returns the `write` calls made.
+pub fn write_small(
+    target: &Target,
+    body: &[u8],
+    entry: &Entry,
+    force: bool,
+) -> anyhow::Result<u64> {
+    if let Some(calls) = write(target, body, entry, force)? {
+        return Ok(calls);
+    }
+    let name = String::from_utf8_lossy(&entry.name);
+    let part = target.part().open_locked(&name, 0)?;
+    let mut out = Counted::new(&*part);
+    out.write_all(body).with_context(|| {
+        format!("writing {name} (partial data kept in {})", target.part().shown().display())
+    })?;
+    let calls = out.calls;
+    target.part().commit(&part, entry, force)?;
+    Ok(calls)
+}
 
 /// Writes a whole file that arrived in one piece, already verified, without a part file:
 /// into an unnamed file (`O_TMPFILE`) that is linked in under its name once complete, so no

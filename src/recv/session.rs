@@ -16,7 +16,7 @@ use crate::copy::batch::{self, Inbox};
 use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::{DataPath, Method};
 use crate::disk::writer::{Job, Writer};
-use crate::disk::{Decision, Destination, LockedPart, Refusal, Target};
+use crate::disk::{self, Decision, Destination, LockedPart, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
 use crate::link::peer::{self, unexpected};
 use crate::progress::Ui;
@@ -115,7 +115,7 @@ impl Session<'_> {
             Ui::new(self.cfg.print, known, wanted.len() as u64)
         };
         let force = self.cfg.policy.force;
-        let write = |job: &Job<'_>| job.target.write_small(&job.body, job.entry, force);
+        let write = |job: &Job<'_>| disk::write_small(job.target, &job.body, job.entry, force);
         let total = thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
             let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut ui);
