@@ -128,7 +128,9 @@ mod tests {
         let long = named(&vec![b'n'; MAX_NAME]);
         let many = vec![long; MAX_OFFER_NAMES / MAX_NAME + 1];
         assert!(offer_bounds(&many).unwrap_err().contains("(MAX_OFFER_NAMES)"));
-        let count = vec![named(b"a"); MAX_ENTRIES as usize + 1];
+        let mut count = vec![named(b"a"); MAX_ENTRIES as usize];
+        assert_eq!(offer_bounds(&count), Ok(()), "exactly MAX_ENTRIES entries pass");
+        count.push(named(b"a"));
         assert!(offer_bounds(&count).unwrap_err().contains("(MAX_ENTRIES)"));
     }
 }
