@@ -27,10 +27,10 @@ pub use proxy::{Fault, Proxy, ProxyLog};
 
 // The library items the tests use, in one place: when a module of `src/` moves, only these
 // lines change.
-pub use zcp::link::auth;
 pub use zcp::cli::{Cli, RecvMethod, SendMethod};
 pub use zcp::copy::batch::SMALL_FILE;
 pub use zcp::error::ExitCode;
+pub use zcp::link::auth;
 pub use zcp::protocol;
 pub use zcp::shell::{completion_file, completions};
 
