@@ -81,7 +81,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --size 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G [default: 1G]; with --files, the size of each file [default: 4K]'
             cand --files 'Send a tree of N files of --size each (500 to a directory) instead of one file; with --compare, against tar | nc'
             cand --rounds 'Rounds; each round runs every pair once, interleaved (A B C A B C …)'
-            cand --dir 'Directory for the test file and the received copies (default: the system temp dir)'
+            cand --dir 'Directory for the test file and the received copies (default: the system temp dir); repeat it to measure on several file systems in one run, rounds interleaved'
             cand --file 'Send this existing file instead of a temporary one (it is never modified)'
             cand --methods 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M'
