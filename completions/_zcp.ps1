@@ -90,6 +90,7 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Directory for the test file and the received copies (default: the system temp dir); repeat it to measure on several file systems in one run, rounds interleaved')
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Send this existing file instead of a temporary one (it is never modified)')
             [CompletionResult]::new('--methods', '--methods', [CompletionResultType]::ParameterName, 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]')
+            [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M')
             [CompletionResult]::new('--export-markdown', '--export-markdown', [CompletionResultType]::ParameterName, 'Also write the results as a Markdown table to FILE')
             [CompletionResult]::new('--compare', '--compare', [CompletionResultType]::ParameterName, 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc')

@@ -84,6 +84,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --dir 'Directory for the test file and the received copies (default: the system temp dir); repeat it to measure on several file systems in one run, rounds interleaved'
             cand --file 'Send this existing file instead of a temporary one (it is never modified)'
             cand --methods 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]'
+            cand --against 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M'
             cand --export-markdown 'Also write the results as a Markdown table to FILE'
             cand --compare 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc'

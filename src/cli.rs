@@ -292,6 +292,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SEND:RECV,...")]
     pub methods: Option<String>,
 
+    /// Also run the same pairs with another zcp binary (e.g. an older build), as rows named
+    /// `PAIR @ LABEL`, interleaved with the others
+    #[arg(long, value_name = "LABEL=PATH")]
+    pub against: Option<String>,
+
     /// Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with
     /// --files, tar | nc
     #[arg(long)]

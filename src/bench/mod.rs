@@ -57,6 +57,8 @@ pub struct BenchConfig {
     pub pairs: Vec<Pair>,
     /// Also run nc, socat and iperf3.
     pub compare: bool,
+    /// Another zcp binary to run the same pairs with, and the label its rows carry.
+    pub against: Option<(String, PathBuf)>,
     /// Buffer of the buffered path, in bytes.
     pub buffer_size: u64,
     /// Where to write the Markdown table, if anywhere.
@@ -132,6 +134,7 @@ impl BenchConfig {
             file,
             pairs,
             compare: args.compare,
+            against: args.against.as_deref().map(parse_against).transpose()?,
             buffer_size: args.buffer_size,
             export_markdown: args.export_markdown,
             json: args.output.json,
@@ -148,6 +151,15 @@ fn absolute_dir(dir: &Path) -> anyhow::Result<PathBuf> {
         return Err(usage(format!("--dir {} is not a directory", abs.display())));
     }
     Ok(abs)
+}
+
+/// `LABEL=PATH` of `--against`, the path made absolute.
+fn parse_against(text: &str) -> anyhow::Result<(String, PathBuf)> {
+    let Some((label, path)) = text.split_once('=') else {
+        return Err(usage(format!("--against: {text:?} is not LABEL=PATH")));
+    };
+    let path = std::fs::canonicalize(path).with_context(|| format!("--against {path}"))?;
+    Ok((label.to_string(), path))
 }
 
 fn usage(message: String) -> anyhow::Error {
@@ -202,7 +214,8 @@ struct Contender {
 }
 
 enum What {
-    Zcp(Pair),
+    /// A pair, run by another zcp binary when one is given.
+    Zcp(Pair, Option<PathBuf>),
     /// A peer tool and where it is installed, if it is.
     Peer(Peer, Option<PathBuf>),
 }
@@ -214,7 +227,7 @@ impl Contender {
 
     fn into_row(self, size: u64, files: Option<u64>) -> Row {
         let kind = match self.what {
-            What::Zcp(_) => Kind::Zcp,
+            What::Zcp(..) => Kind::Zcp,
             What::Peer(..) => Kind::Peer,
         };
         let outcome = match (self.what, self.failure) {
@@ -227,7 +240,13 @@ impl Contender {
 }
 
 fn contenders(cfg: &BenchConfig) -> Vec<Contender> {
-    let zcp = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p)));
+    let ours = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p, None)));
+    let theirs = cfg.against.iter().flat_map(|(label, path)| {
+        cfg.pairs
+            .iter()
+            .map(move |p| (format!("{} @ {label}", p.name()), What::Zcp(*p, Some(path.clone()))))
+    });
+    let zcp = ours.chain(theirs);
     let peers: &[Peer] = if cfg.files.is_some() { &Peer::TREE } else { &Peer::FILE };
     let peers = peers.iter().copied().filter(|_| cfg.compare);
     let peers = peers.map(|p| (p.name().to_string(), What::Peer(p, p.locate())));
@@ -350,7 +369,10 @@ fn run_round(
 fn run_once(ctx: &RunContext<'_>, what: &What, number: usize) -> anyhow::Result<Sample> {
     let dir = ctx.workspace.run_dir(number)?;
     match what {
-        What::Zcp(pair) => run::zcp(ctx, pair, dir.path()),
+        What::Zcp(pair, None) => run::zcp(ctx, pair, dir.path()),
+        What::Zcp(pair, Some(other)) => {
+            run::zcp(&RunContext { zcp: other, ..*ctx }, pair, dir.path())
+        }
         What::Peer(peer, Some(program)) => peer.run(program, ctx, dir.path()),
         What::Peer(peer, None) => bail!("{} is not installed", peer.programs().join(" or ")),
     }
