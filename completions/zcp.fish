@@ -78,9 +78,10 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -s h -l help -d 'Print hel
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l size -d 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G [default: 1G]; with --files, the size of each file [default: 4K]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l files -d 'Send a tree of N files of --size each (500 to a directory) instead of one file; with --compare, against tar | nc' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l rounds -d 'Rounds; each round runs every pair once, interleaved (A B C A B C …)' -r
-complete -c zcp -n "__fish_zcp_using_subcommand bench" -l dir -d 'Directory for the test file and the received copies (default: the system temp dir)' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l dir -d 'Directory for the test file and the received copies (default: the system temp dir); repeat it to measure on several file systems in one run, rounds interleaved' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l file -d 'Send this existing file instead of a temporary one (it is never modified)' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l methods -d 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]' -r
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l against -d 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-markdown -d 'Also write the results as a Markdown table to FILE' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l compare -d 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc'

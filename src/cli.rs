@@ -71,6 +71,7 @@ const BENCH_EXAMPLES: &str = "\
 Examples:
   zcp bench                                     # 1 GiB temp file, loopback, 5 rounds
   zcp bench --size 4G --rounds 9 --dir /dev/shm
+  zcp bench --compare --rounds 9 --dir /dev/shm --dir /tmp  # tmpfs and a disk, interleaved
   zcp bench --file ./video.mkv --methods sendfile:splice,buffered:buffered
   zcp bench --compare --export-markdown results.md  # also netcat, socat and iperf3
   zcp bench --files 10000 --dir /dev/shm --compare  # 10,000 files of 4 KiB, also tar | nc";
@@ -285,9 +286,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rounds: u32,
 
-    /// Directory for the test file and the received copies (default: the system temp dir)
+    /// Directory for the test file and the received copies (default: the system temp dir);
+    /// repeat it to measure on several file systems in one run, rounds interleaved
     #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub dir: Vec<PathBuf>,
 
     /// Send this existing file instead of a temporary one (it is never modified)
     #[arg(long, value_name = "FILE", conflicts_with_all = ["size", "files"])]
@@ -298,6 +300,11 @@ pub struct BenchArgs {
     /// auto:auto,sendfile:splice,buffered:buffered]
     #[arg(long, value_name = "SEND:RECV,...")]
     pub methods: Option<String>,
+
+    /// Also run the same pairs with another zcp binary (e.g. an older build), as rows named
+    /// `PAIR @ LABEL`, interleaved with the others
+    #[arg(long, value_name = "LABEL=PATH")]
+    pub against: Option<String>,
 
     /// Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with
     /// --files, tar | nc

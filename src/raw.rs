@@ -42,6 +42,8 @@ pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         buffer_size: cfg.buffer_size,
         max_call,
         framing: Framing::of(source.size, 0, true),
+        // A raw report shows no checksum: take none.
+        checksum: false,
     };
     let moved = copy::send(&out, cfg.method, &mut tick)
         .with_context(|| format!("sending {}", source.display))?;
@@ -101,6 +103,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
                 offset: 0,
                 positioned: true,
                 buffer_size: cfg.buffer_size,
+                checksum: false,
             };
             let moved = copy::recv(&inc, cfg.method, &mut tick).with_context(|| {
                 format!(
@@ -122,6 +125,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
                 offset: 0,
                 positioned: false,
                 buffer_size: cfg.buffer_size,
+                checksum: false,
             };
             (copy::recv(&inc, cfg.method, &mut tick).context("writing to standard output")?, None)
         }

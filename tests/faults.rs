@@ -183,12 +183,24 @@ fn cut_connection_fails_both_ends_then_resumes() {
 
 #[test]
 pub(crate) fn flipped_byte_is_a_checksum_mismatch_on_both_ends() {
+    flipped_byte_is_caught(2 * MIB, MIB as u64);
+}
+
+/// The receiver hashes what it wrote window by window (4 MiB): a byte flipped in a later
+/// window, and in the last partial one, is caught all the same.
+#[test]
+fn flipped_byte_windows_after_the_first_is_caught() {
+    flipped_byte_is_caught(13 * MIB + 4321, 9 * MIB as u64 + 77);
+    flipped_byte_is_caught(13 * MIB + 4321, 13 * MIB as u64);
+}
+
+fn flipped_byte_is_caught(size: usize, at: u64) {
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
-    write_random_file(&src, 2 * MIB, 31);
+    write_random_file(&src, size, 31);
     // Far past the greeting, proofs, offer and FILE_START: inside the file's bytes.
-    let (sent, received, log) = through_proxy(&src, &dst, Fault::FlipAt(MIB as u64));
+    let (sent, received, log) = through_proxy(&src, &dst, Fault::FlipAt(at));
     assert!(log.flipped, "the proxy never flipped a byte");
     assert_exit(&sent, 6, "sender");
     assert_exit(&received, 6, "receiver");

@@ -137,7 +137,7 @@ fn auto_receiver_writes_the_data_with_splice() {
     let data = write_random_file(&src, SIZE, 98);
     let dst = util::subdir(work.path(), "dst");
     let log = work.path().join("recv.strace");
-    let args = strace_args(&log, "splice,tee,read,write,recvfrom");
+    let args = strace_args(&log, "splice,tee,read,write,recvfrom,mmap,madvise,munmap");
     let wrapper: Vec<&OsStr> =
         std::iter::once(OsStr::new("strace")).chain(args.iter().map(OsString::as_os_str)).collect();
     let receiver = Receiver::try_start_env(&wrapper, &dst, &["--json"], &[])
@@ -156,17 +156,19 @@ fn auto_receiver_writes_the_data_with_splice() {
     // Every byte is spliced twice: socket to pipe, then pipe to file.
     assert_eq!(splice.bytes(), 2 * SIZE as i64, "splice should move the whole file: {splice:?}");
     assert_eq!(report["recv"]["syscalls"], splice.calls, "report vs strace: {splice:?}");
-    // The checksum is taken from a tee(2) copy read with read(2): every byte once, counted
-    // apart from the data path.
+    // The checksum is taken from a read-only shared mapping of the file just written (issue
+    // #10): no tee'd copy, and read(2) sees only start-up files (libraries, /proc/self/status).
     let (tee, read) = (traced(&trace, "tee"), traced(&trace, "read"));
-    assert_eq!(tee.bytes(), SIZE as i64, "tee should copy the whole file once: {tee:?}");
-    // Besides the copy, read(2) sees only start-up files (libraries, /proc/self/status).
-    let copy_read = read.bytes() - SIZE as i64;
-    assert!((0..65536).contains(&copy_read), "the tee'd copy is read once: {read:?}");
+    assert_eq!(tee.calls, 0, "no tee'd copy for the checksum: {tee:?}");
+    assert!((0..65536).contains(&read.bytes()), "no read(2) of the data: {read:?}");
+    let shared = trace.lines().filter(|l| l.contains("PROT_READ, MAP_SHARED,")).count();
+    assert!(shared >= 1, "the file was not mapped for its checksum:\n{trace}");
     let counted = report["recv"]["checksum_syscalls"].as_u64().unwrap_or(u64::MAX) as usize;
+    // mmap returns an address, which `traced` does not parse: count the shared mappings.
+    let mapping = [shared, traced(&trace, "madvise").calls, traced(&trace, "munmap").calls];
     assert!(
-        (tee.calls..=tee.calls + read.calls).contains(&counted),
-        "checksum calls {counted} vs strace tee {tee:?} read {read:?}"
+        (3..=mapping.iter().sum()).contains(&counted),
+        "checksum calls {counted} vs strace mmap/madvise/munmap {mapping:?}"
     );
     // std's `TcpStream` reads with recv(2), which strace shows as recvfrom: frames only.
     let frames = traced(&trace, "recvfrom");
@@ -242,4 +244,50 @@ fn small_files_move_in_batches_as_strace_sees_them() {
     assert!(reads.calls < FILES / 10, "files were not read in batches: {reads:?}");
     let counted = report["recv"]["syscalls"].as_u64().unwrap_or(0) as usize;
     assert!((FILES..=FILES + reads.calls).contains(&counted), "receiver: {counted} {reads:?}");
+}
+
+#[test]
+fn raw_mode_takes_no_checksum_on_either_end() {
+    require_strace!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join(NAME);
+    let data = write_random_file(&src, SIZE, 97);
+    let out = work.path().join("out.bin");
+    let (send_log, recv_log) = (work.path().join("send.strace"), work.path().join("recv.strace"));
+    let mut recv = Command::new("strace");
+    recv.args(strace_args(&recv_log, "splice,tee,read,pread64,mmap"))
+        .arg(ZCP)
+        .args(["recv", "--raw", "--listen", "127.0.0.1:0", "--json", "--output"])
+        .arg(&out);
+    let mut recv = util::Process::spawn(recv);
+    let addr = recv.listening();
+    let mut sender = Command::new("strace");
+    sender
+        .args(strace_args(&send_log, "sendfile,pread64,read"))
+        .arg(ZCP)
+        .args(["send", "--raw", "--json"])
+        .arg(&src)
+        .arg(addr.to_string());
+    let sent = run(sender);
+    let received = recv.wait();
+    assert_eq!(sent.code(), Some(0), "traced raw sender failed:\n{}", sent.stderr);
+    assert_eq!(received.code(), Some(0), "traced raw receiver failed:\n{}", received.stderr);
+    util::assert_file_holds(&out, &data, "raw receive");
+
+    // The receiver: spliced, and no digest taken (raw reports show none).
+    let (report, trace) = (received.json(), fs::read_to_string(&recv_log).expect("recv log"));
+    assert_eq!(json_str(&report, "/recv/path"), "splice", "{report:#}");
+    assert_eq!(report["recv"]["checksum_syscalls"], 0, "{report:#}");
+    assert_eq!(traced(&trace, "tee").calls, 0, "raw mode tees for a digest:\n{trace}");
+    let read = traced(&trace, "read").bytes() + traced(&trace, "pread64").bytes();
+    assert!(read < 65536, "raw mode read the data back: {read} bytes");
+    let shared = trace.lines().filter(|l| l.contains("MAP_SHARED")).count();
+    assert_eq!(shared, 0, "raw mode mapped the file for a digest:\n{trace}");
+
+    // The sender: sendfile, and no read of the file for a digest.
+    let (report, trace) = (sent.json(), fs::read_to_string(&send_log).expect("send log"));
+    assert_eq!(json_str(&report, "/send/path"), "sendfile", "{report:#}");
+    assert_eq!(report["send"]["checksum_syscalls"], 0, "{report:#}");
+    let read = traced(&trace, "read").bytes() + traced(&trace, "pread64").bytes();
+    assert!(read < (SIZE / 4) as i64, "raw mode read the file for a digest: {read} bytes");
 }

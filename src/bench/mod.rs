@@ -48,14 +48,17 @@ pub struct BenchConfig {
     pub files: Option<u32>,
     /// Rounds; each runs every contender once, in the same order.
     pub rounds: u32,
-    /// Where the test file and the received copies go.
-    pub dir: PathBuf,
+    /// Where the test file and the received copies go: one directory per file system measured,
+    /// their rounds interleaved.
+    pub dirs: Vec<PathBuf>,
     /// The user's file to send instead of a test file, absolute. Only ever read.
     pub file: Option<PathBuf>,
     /// zcp method pairs, in the order they run.
     pub pairs: Vec<Pair>,
     /// Also run nc, socat and iperf3.
     pub compare: bool,
+    /// Another zcp binary to run the same pairs with, and the label its rows carry.
+    pub against: Option<(String, PathBuf)>,
     /// Buffer of the buffered path, in bytes.
     pub buffer_size: u64,
     /// Where to write the Markdown table, if anywhere.
@@ -113,13 +116,8 @@ impl BenchConfig {
             FILE_PAIRS
         });
         let pairs = methods.split(',').map(Pair::parse).collect::<anyhow::Result<Vec<_>>>()?;
-        // Absolute, because peers run in the run's directory and link to the file from there.
-        let dir = args.dir.unwrap_or_else(std::env::temp_dir);
-        let dir =
-            std::fs::canonicalize(&dir).with_context(|| format!("--dir {}", dir.display()))?;
-        if !dir.is_dir() {
-            return Err(usage(format!("--dir {} is not a directory", dir.display())));
-        }
+        let dirs = if args.dir.is_empty() { vec![std::env::temp_dir()] } else { args.dir };
+        let dirs = dirs.iter().map(|d| absolute_dir(d)).collect::<anyhow::Result<Vec<_>>>()?;
         let file = match args.file {
             Some(path) => Some(
                 std::fs::canonicalize(&path)
@@ -132,10 +130,11 @@ impl BenchConfig {
             size,
             files: args.files,
             rounds: args.rounds,
-            dir,
+            dirs,
             file,
             pairs,
             compare: args.compare,
+            against: args.against.as_deref().map(parse_against).transpose()?,
             buffer_size: args.buffer_size,
             export_markdown: args.export_markdown,
             json: args.output.json,
@@ -143,6 +142,24 @@ impl BenchConfig {
             table: !quiet,
         })
     }
+}
+
+/// Absolute, because peers run in the run's directory and link to the file from there.
+fn absolute_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    let abs = std::fs::canonicalize(dir).with_context(|| format!("--dir {}", dir.display()))?;
+    if !abs.is_dir() {
+        return Err(usage(format!("--dir {} is not a directory", abs.display())));
+    }
+    Ok(abs)
+}
+
+/// `LABEL=PATH` of `--against`, the path made absolute.
+fn parse_against(text: &str) -> anyhow::Result<(String, PathBuf)> {
+    let Some((label, path)) = text.split_once('=') else {
+        return Err(usage(format!("--against: {text:?} is not LABEL=PATH")));
+    };
+    let path = std::fs::canonicalize(path).with_context(|| format!("--against {path}"))?;
+    Ok((label.to_string(), path))
 }
 
 fn usage(message: String) -> anyhow::Error {
@@ -197,7 +214,8 @@ struct Contender {
 }
 
 enum What {
-    Zcp(Pair),
+    /// A pair, run by another zcp binary when one is given.
+    Zcp(Pair, Option<PathBuf>),
     /// A peer tool and where it is installed, if it is.
     Peer(Peer, Option<PathBuf>),
 }
@@ -209,7 +227,7 @@ impl Contender {
 
     fn into_row(self, size: u64, files: Option<u64>) -> Row {
         let kind = match self.what {
-            What::Zcp(_) => Kind::Zcp,
+            What::Zcp(..) => Kind::Zcp,
             What::Peer(..) => Kind::Peer,
         };
         let outcome = match (self.what, self.failure) {
@@ -222,7 +240,13 @@ impl Contender {
 }
 
 fn contenders(cfg: &BenchConfig) -> Vec<Contender> {
-    let zcp = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p)));
+    let ours = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p, None)));
+    let theirs = cfg.against.iter().flat_map(|(label, path)| {
+        cfg.pairs
+            .iter()
+            .map(move |p| (format!("{} @ {label}", p.name()), What::Zcp(*p, Some(path.clone()))))
+    });
+    let zcp = ours.chain(theirs);
     let peers: &[Peer] = if cfg.files.is_some() { &Peer::TREE } else { &Peer::FILE };
     let peers = peers.iter().copied().filter(|_| cfg.compare);
     let peers = peers.map(|p| (p.name().to_string(), What::Peer(p, p.locate())));
@@ -231,39 +255,57 @@ fn contenders(cfg: &BenchConfig) -> Vec<Contender> {
         .collect()
 }
 
-/// Prepares the file, runs every round and folds the samples. The workspace, and with it the
-/// test file and any copy left, is gone when this returns, whichever way it returns.
-fn measure(cfg: &BenchConfig) -> anyhow::Result<Results> {
+/// Prepares the file in every directory, runs every round there (round 1 in each directory, then
+/// round 2, …) and folds the samples, one `Results` per directory. The workspaces, and with them
+/// the test files and any copy left, are gone when this returns, whichever way it returns.
+fn measure(cfg: &BenchConfig) -> anyhow::Result<Vec<Results>> {
     let zcp = std::env::current_exe().context("finding the zcp binary itself")?;
-    let workspace = Workspace::create(&cfg.dir)?;
-    let (source, size) = prepare_source(cfg, &workspace)?;
     let token = Token::generate()?;
-    let source_name = source.file_name().map(|n| n.to_string_lossy().into_owned());
-    let ctx = RunContext {
-        zcp: &zcp,
-        source: &source,
-        source_name: source_name.as_deref().unwrap_or(workspace::TEST_FILE),
-        size,
-        files: cfg.files.map(u64::from),
-        buffer_size: cfg.buffer_size,
-        token: token.reveal(),
-        workspace: &workspace,
-    };
-    let mut contenders = contenders(cfg);
-    run_rounds(cfg, &ctx, &mut contenders)?;
+    let mut places = Vec::new();
+    for dir in &cfg.dirs {
+        let workspace = Workspace::create(dir)?;
+        let (source, size) = prepare_source(cfg, &workspace)?;
+        places.push((workspace, source, size, contenders(cfg)));
+    }
+    let per_round: u64 = places
+        .iter()
+        .map(|(_, _, size, c)| size * c.iter().filter(|c| c.runnable()).count() as u64)
+        .sum();
+    let bar = progress::bar(cfg.progress, Some(per_round * u64::from(cfg.rounds)), "bench");
+    let mut runs = 0;
+    for round in 1..=cfg.rounds {
+        for (workspace, source, size, contenders) in &mut places {
+            let source_name = source.file_name().map(|n| n.to_string_lossy().into_owned());
+            let ctx = RunContext {
+                zcp: &zcp,
+                source,
+                source_name: source_name.as_deref().unwrap_or(workspace::TEST_FILE),
+                size: *size,
+                files: cfg.files.map(u64::from),
+                buffer_size: cfg.buffer_size,
+                token: token.reveal(),
+                workspace,
+            };
+            run_round(cfg, &ctx, contenders, round, (&mut runs, &bar))?;
+        }
+    }
+    bar.finish_and_clear();
     let files = cfg.files.map(u64::from);
-    let mut rows: Vec<Row> = contenders.into_iter().map(|c| c.into_row(size, files)).collect();
-    stats::add_ratios(&mut rows);
-    Ok(Results {
-        machine: Machine::this(),
-        file_bytes: size,
-        file: cfg.file.as_ref().map(|f| f.display().to_string()),
-        files,
-        dir: cfg.dir.display().to_string(),
-        rounds: cfg.rounds,
-        command: command_line(),
-        rows,
-    })
+    let results = cfg.dirs.iter().zip(places).map(|(dir, (_, _, size, contenders))| {
+        let mut rows: Vec<Row> = contenders.into_iter().map(|c| c.into_row(size, files)).collect();
+        stats::add_ratios(&mut rows);
+        Results {
+            machine: Machine::this(),
+            file_bytes: size,
+            file: cfg.file.as_ref().map(|f| f.display().to_string()),
+            files,
+            dir: dir.display().to_string(),
+            rounds: cfg.rounds,
+            command: command_line(),
+            rows,
+        }
+    });
+    Ok(results.collect())
 }
 
 /// The user's file (checked, never written), or a fresh test file or tree in the workspace;
@@ -292,39 +334,34 @@ fn prepare_source(cfg: &BenchConfig, workspace: &Workspace) -> anyhow::Result<(P
     Ok((path?, cfg.size))
 }
 
-/// Runs every runnable contender once per round, interleaved so that drift of the machine hits
-/// all alike, and starting each round one contender later (A B C, B C A, C A B, …): whoever runs
-/// right after another contender's writes pays for their writeback, and that must not always be
-/// the same one. A contender that fails is not run again.
-fn run_rounds(
+/// Runs every runnable contender once in round `round`, interleaved so that drift of the
+/// machine hits all alike, and starting each round one contender later (A B C, B C A, C A B,
+/// …): whoever runs right after another contender's writes pays for their writeback, and that
+/// must not always be the same one. A contender that fails is not run again.
+fn run_round(
     cfg: &BenchConfig,
     ctx: &RunContext<'_>,
     contenders: &mut [Contender],
+    round: u32,
+    (runs, bar): (&mut usize, &indicatif::ProgressBar),
 ) -> anyhow::Result<()> {
-    let per_round = contenders.iter().filter(|c| c.runnable()).count() as u64;
-    let total = ctx.size.saturating_mul(per_round * u64::from(cfg.rounds));
-    let bar = progress::bar(cfg.progress, Some(total), "bench");
-    let mut runs = 0;
     let count = contenders.len().max(1);
-    for round in 1..=cfg.rounds {
-        let first = (round as usize - 1) % count;
-        let (head, tail) = contenders.split_at_mut(first);
-        for contender in tail.iter_mut().chain(head.iter_mut()).filter(|c| c.runnable()) {
-            bar.set_prefix(format!("round {round}/{} {}", cfg.rounds, contender.name));
-            runs += 1;
-            let result = run_once(ctx, &contender.what, runs);
-            check_stop()?;
-            bar.inc(ctx.size);
-            match result {
-                Ok(sample) => contender.samples.push(sample),
-                Err(e) => {
-                    contender.failure = Some((round, format!("{e:#}")));
-                    bar.dec_length(ctx.size * u64::from(cfg.rounds - round));
-                }
+    let first = (round as usize - 1) % count;
+    let (head, tail) = contenders.split_at_mut(first);
+    for contender in tail.iter_mut().chain(head.iter_mut()).filter(|c| c.runnable()) {
+        bar.set_prefix(format!("round {round}/{} {}", cfg.rounds, contender.name));
+        *runs += 1;
+        let result = run_once(ctx, &contender.what, *runs);
+        check_stop()?;
+        bar.inc(ctx.size);
+        match result {
+            Ok(sample) => contender.samples.push(sample),
+            Err(e) => {
+                contender.failure = Some((round, format!("{e:#}")));
+                bar.dec_length(ctx.size * u64::from(cfg.rounds - round));
             }
         }
     }
-    bar.finish_and_clear();
     Ok(())
 }
 
@@ -332,29 +369,41 @@ fn run_rounds(
 fn run_once(ctx: &RunContext<'_>, what: &What, number: usize) -> anyhow::Result<Sample> {
     let dir = ctx.workspace.run_dir(number)?;
     match what {
-        What::Zcp(pair) => run::zcp(ctx, pair, dir.path()),
+        What::Zcp(pair, None) => run::zcp(ctx, pair, dir.path()),
+        What::Zcp(pair, Some(other)) => {
+            run::zcp(&RunContext { zcp: other, ..*ctx }, pair, dir.path())
+        }
         What::Peer(peer, Some(program)) => peer.run(program, ctx, dir.path()),
         What::Peer(peer, None) => bail!("{} is not installed", peer.programs().join(" or ")),
     }
 }
 
-/// Prints the table, writes the Markdown, prints the JSON; exit code 1 if a contender failed.
-fn report(cfg: &BenchConfig, results: &Results) -> anyhow::Result<ExitCode> {
-    if cfg.table {
-        eprintln!("{}", table::human(results));
-    } else {
-        // Errors are printed even with --quiet.
-        for failure in table::failures(results) {
-            eprintln!("zcp: bench: {failure}");
+/// Prints the tables, writes the Markdown, prints the JSON (one object; with several `--dir`,
+/// one object holding each directory's in `dirs`); exit code 1 if a contender failed.
+fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<ExitCode> {
+    for results in all {
+        if cfg.table {
+            eprintln!("{}\n", table::human(results));
+        } else {
+            // Errors are printed even with --quiet.
+            for failure in table::failures(results) {
+                eprintln!("zcp: bench: {failure}");
+            }
         }
     }
     if let Some(path) = &cfg.export_markdown {
-        write_markdown(path, &table::markdown(results))?;
+        let text: Vec<String> = all.iter().map(table::markdown).collect();
+        write_markdown(path, &text.join("\n"))?;
     }
     if cfg.json {
-        crate::report::line_to_stdout(&table::json(results)).context("writing the JSON results")?;
+        let text = match all {
+            [one] => table::json(one),
+            many => table::json_many(many),
+        };
+        crate::report::line_to_stdout(&text).context("writing the JSON results")?;
     }
-    Ok(if results.any_failed() { ExitCode::Failure } else { ExitCode::Success })
+    let failed = all.iter().any(Results::any_failed);
+    Ok(if failed { ExitCode::Failure } else { ExitCode::Success })
 }
 
 fn write_markdown(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -75,6 +75,9 @@ pub struct Summary {
     /// For a tree: files per second at the median throughput.
     pub files_per_s: Option<f64>,
     pub cpu_s_per_gib: f64,
+    /// The lowest and highest CPU s/GiB of a run: the spread of `cpu_s_per_gib`.
+    pub cpu_min: f64,
+    pub cpu_max: f64,
     /// Context switches of both processes.
     pub switches: u64,
     pub send: SideSummary,
@@ -86,6 +89,8 @@ pub struct Summary {
 
 #[derive(Debug, Clone)]
 pub struct SideSummary {
+    /// Median CPU seconds per GiB of this end alone.
+    pub cpu_s_per_gib: f64,
     pub syscalls: Option<u64>,
     pub bytes_per_call: Option<f64>,
     pub switches: u64,
@@ -128,6 +133,7 @@ pub fn summarize(samples: &[Sample], size: u64, files: Option<u64>) -> Summary {
     fallbacks.sort();
     fallbacks.dedup();
     let median_rate = median(&throughput);
+    let cpu: Vec<f64> = samples.iter().map(|s| s.cpu.as_secs_f64() / gib).collect();
     Summary {
         runs: samples.len(),
         send_path: samples.first().and_then(|s| s.send.path.clone()),
@@ -136,21 +142,23 @@ pub fn summarize(samples: &[Sample], size: u64, files: Option<u64>) -> Summary {
         files_per_s: files.map(|n| median_rate * n as f64 / size.max(1) as f64),
         min: throughput.iter().copied().fold(f64::INFINITY, f64::min),
         max: throughput.iter().copied().fold(0.0, f64::max),
-        cpu_s_per_gib: median(
-            &samples.iter().map(|s| s.cpu.as_secs_f64() / gib).collect::<Vec<_>>(),
-        ),
+        cpu_s_per_gib: median(&cpu),
+        cpu_min: cpu.iter().copied().fold(f64::INFINITY, f64::min),
+        cpu_max: cpu.iter().copied().fold(0.0, f64::max),
         switches: median_u64(samples.iter().map(|s| s.send.usage.switches + s.recv.usage.switches)),
-        send: side_summary(samples.iter().map(|s| &s.send)),
-        recv: side_summary(samples.iter().map(|s| &s.recv)),
+        send: side_summary(samples.iter().map(|s| &s.send), gib),
+        recv: side_summary(samples.iter().map(|s| &s.recv), gib),
         ratio_to_buffered: None,
         fallbacks,
     }
 }
 
-fn side_summary<'a>(sides: impl Iterator<Item = &'a Side> + Clone) -> SideSummary {
+fn side_summary<'a>(sides: impl Iterator<Item = &'a Side> + Clone, gib: f64) -> SideSummary {
+    let cpu: Vec<f64> = sides.clone().map(|s| s.usage.cpu.as_secs_f64() / gib).collect();
     let syscalls: Vec<u64> = sides.clone().filter_map(|s| s.syscalls).collect();
     let per_call: Vec<f64> = sides.clone().filter_map(|s| s.bytes_per_call).collect();
     SideSummary {
+        cpu_s_per_gib: median(&cpu),
         syscalls: (!syscalls.is_empty()).then(|| median_u64(syscalls.into_iter())),
         bytes_per_call: (!per_call.is_empty()).then(|| median(&per_call)),
         switches: median_u64(sides.clone().map(|s| s.usage.switches)),
@@ -212,7 +220,7 @@ mod tests {
     fn summary_takes_median_min_max_and_cpu_per_gib() {
         let s = summarize(&[sample(3.0, 500), sample(1.0, 1000), sample(2.0, 250)], 1 << 29, None);
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
-        assert_eq!(s.cpu_s_per_gib, 1.0);
+        assert_eq!((s.cpu_s_per_gib, s.cpu_min, s.cpu_max), (1.0, 0.5, 2.0));
         assert_eq!(s.switches, 6);
         assert_eq!(s.send.syscalls, Some(10));
     }

@@ -6,13 +6,15 @@ use serde::Serialize;
 
 use super::stats::{Kind, Outcome, Results, Row, SideSummary, Summary};
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 13] = [
     "pair",
     "send",
     "recv",
     "median",
     "min–max",
     "CPU s/GiB",
+    "CPU min–max",
+    "CPU send / recv",
     "syscalls send / recv",
     "bytes/call send / recv",
     "ctx switches",
@@ -137,6 +139,8 @@ fn measured_cells(row: &Row) -> Option<Vec<String>> {
         },
         range(s.min, s.max),
         format!("{:.2}", s.cpu_s_per_gib),
+        format!("{:.2}–{:.2}", s.cpu_min, s.cpu_max),
+        format!("{:.2} / {:.2}", s.send.cpu_s_per_gib, s.recv.cpu_s_per_gib),
         per_side(&s.send, &s.recv, |side| side.syscalls.map(|n| n.to_string())),
         per_side(&s.send, &s.recv, |side| side.bytes_per_call.map(|b| size(b as u64))),
         s.switches.to_string(),
@@ -212,6 +216,13 @@ pub fn json(results: &Results) -> String {
     crate::report::json_text(&view)
 }
 
+/// With several `--dir`: one object whose `dirs` holds each directory's object (as `json`).
+pub fn json_many(all: &[Results]) -> String {
+    let dirs: Vec<serde_json::Value> =
+        all.iter().filter_map(|r| serde_json::from_str(&json(r)).ok()).collect();
+    crate::report::json_text(&serde_json::json!({ "dirs": dirs }))
+}
+
 #[derive(Serialize)]
 struct JsonResults<'a> {
     machine: &'a str,
@@ -241,6 +252,8 @@ struct JsonPair<'a> {
     throughput_bytes_per_s: Option<JsonRange>,
     files_per_s: Option<f64>,
     cpu_s_per_gib: Option<f64>,
+    cpu_s_per_gib_min: Option<f64>,
+    cpu_s_per_gib_max: Option<f64>,
     context_switches: Option<u64>,
     send: Option<JsonSide>,
     recv: Option<JsonSide>,
@@ -257,6 +270,7 @@ struct JsonRange {
 
 #[derive(Serialize)]
 struct JsonSide {
+    cpu_s_per_gib: f64,
     syscalls: Option<u64>,
     bytes_per_call: Option<f64>,
     context_switches: u64,
@@ -280,6 +294,8 @@ impl<'a> JsonPair<'a> {
             throughput_bytes_per_s: None,
             files_per_s: None,
             cpu_s_per_gib: None,
+            cpu_s_per_gib_min: None,
+            cpu_s_per_gib_max: None,
             context_switches: None,
             send: None,
             recv: None,
@@ -304,6 +320,7 @@ impl<'a> JsonPair<'a> {
         self.throughput_bytes_per_s = Some(JsonRange { median: s.median, min: s.min, max: s.max });
         self.files_per_s = s.files_per_s;
         self.cpu_s_per_gib = Some(s.cpu_s_per_gib);
+        (self.cpu_s_per_gib_min, self.cpu_s_per_gib_max) = (Some(s.cpu_min), Some(s.cpu_max));
         self.context_switches = Some(s.switches);
         self.send = Some(JsonSide::of(&s.send));
         self.recv = Some(JsonSide::of(&s.recv));
@@ -315,6 +332,7 @@ impl<'a> JsonPair<'a> {
 impl JsonSide {
     fn of(s: &SideSummary) -> Self {
         JsonSide {
+            cpu_s_per_gib: s.cpu_s_per_gib,
             syscalls: s.syscalls,
             bytes_per_call: s.bytes_per_call,
             context_switches: s.switches,

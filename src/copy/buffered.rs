@@ -31,7 +31,9 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
                 if n == 0 {
                     return Err(super::source_shrank(&out.source.display, pos, size).into());
                 }
-                hasher.update(&buf[..n]);
+                if out.checksum {
+                    hasher.update(&buf[..n]);
+                }
                 socket.write_all(&buf[..n])?;
                 pos += n as u64;
                 tick(pos - out.offset)?;
@@ -54,7 +56,9 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
                     }
                     None => 4,
                 };
-                hasher.update(&buf[4..4 + n]);
+                if out.checksum {
+                    hasher.update(&buf[4..4 + n]);
+                }
                 socket.write_all(&buf[from..4 + n])?;
                 moved.bytes += n as u64;
                 tick(moved.bytes)?;
@@ -65,7 +69,7 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
         }
     }
     moved.calls += socket.calls;
-    moved.xxh3 = hasher.digest128();
+    moved.xxh3 = if out.checksum { hasher.digest128() } else { 0 };
     Ok(moved)
 }
 
@@ -74,12 +78,14 @@ pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
     let mut sink = Sink {
         socket: Counted::new(inc.socket),
         file: Counted::new(inc.file),
-        hasher: Xxh3::new(),
+        hasher: inc.checksum.then(Xxh3::new),
         buf: vec![0u8; inc.buffer_size],
         moved: Moved { path: DataPath::Buffered, ..Moved::default() },
     };
     if inc.positioned && inc.offset > 0 {
-        sink.moved.checksum_calls += hash_prefix(inc.file, inc.offset, &mut sink.hasher)?;
+        if let Some(hasher) = &mut sink.hasher {
+            sink.moved.checksum_calls += hash_prefix(inc.file, inc.offset, hasher)?;
+        }
         sink.file.seek(SeekFrom::Start(inc.offset))?;
     }
     match inc.framing {
@@ -95,7 +101,7 @@ pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
     }
     let mut moved = sink.moved;
     moved.calls += sink.socket.calls + sink.file.calls;
-    moved.xxh3 = sink.hasher.digest128();
+    moved.xxh3 = sink.hasher.map_or(0, |h| h.digest128());
     Ok(moved)
 }
 
@@ -103,7 +109,8 @@ pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
 struct Sink<'a> {
     socket: Counted<&'a std::net::TcpStream>,
     file: Counted<&'a std::fs::File>,
-    hasher: Xxh3,
+    /// `None` when no checksum is wanted (raw mode).
+    hasher: Option<Xxh3>,
     buf: Vec<u8>,
     moved: Moved,
 }
@@ -122,7 +129,9 @@ impl Sink<'_> {
                 let received = self.moved.bytes;
                 return Err(SessionError::ConnectionLost { received, expected }.into());
             }
-            self.hasher.update(&self.buf[..n]);
+            if let Some(hasher) = &mut self.hasher {
+                hasher.update(&self.buf[..n]);
+            }
             self.file.write_all(&self.buf[..n])?;
             left -= n as u64;
             self.moved.bytes += n as u64;

@@ -1,8 +1,8 @@
 //! The end-to-end checksum where the data path never shows the bytes to user space: the sender
 //! reads its source back from the page cache with `pread` and hashes it with xxh3-128, in a
 //! second thread while `sendfile`/`splice` push the same pages (files up to 1 MiB are hashed by
-//! the copying thread afterwards: a thread costs more than that). The receiver hashes a `tee`'d
-//! copy instead (see `linux.rs`).
+//! the copying thread afterwards: a thread costs more than that). The receiver hashes what it
+//! just wrote from a mapping of the file instead (see `mapped.rs`).
 
 use std::fs::File;
 use std::io;
@@ -26,12 +26,16 @@ pub enum FileDigest {
     Thread(BackgroundHash),
     /// A small file: hashed by `finish`.
     AtEnd,
+    /// No checksum wanted (raw mode): `finish` gives 0 and reads nothing.
+    Off,
 }
 
 impl FileDigest {
-    /// Starts the checksum of the first `len` bytes of `file`.
-    pub fn start(file: &File, len: u64) -> io::Result<FileDigest> {
-        if len <= INLINE_MAX {
+    /// Starts the checksum of the first `len` bytes of `file`, if `wanted`.
+    pub fn start(file: &File, len: u64, wanted: bool) -> io::Result<FileDigest> {
+        if !wanted {
+            Ok(FileDigest::Off)
+        } else if len <= INLINE_MAX {
             Ok(FileDigest::AtEnd)
         } else {
             BackgroundHash::spawn(file, len).map(FileDigest::Thread)
@@ -47,6 +51,7 @@ impl FileDigest {
                 let calls = hash_prefix(file, len, &mut hasher)?;
                 Ok((hasher.digest128(), calls))
             }
+            FileDigest::Off => Ok((0, 0)),
         }
     }
 }

@@ -7,6 +7,8 @@ mod buffered;
 mod hash;
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(target_os = "linux")]
+mod mapped;
 pub mod pace;
 #[cfg(not(target_os = "linux"))]
 mod portable;
@@ -143,6 +145,8 @@ pub struct Outgoing<'a> {
     pub max_call: Option<usize>,
     /// How the bytes are delimited (`Framing::of` the source's size, the offset, raw mode).
     pub framing: Framing,
+    /// Whether to compute the xxh3-128 of the file (raw mode shows none, so takes none).
+    pub checksum: bool,
 }
 
 impl Outgoing<'_> {
@@ -163,6 +167,8 @@ pub struct Incoming<'a> {
     /// standard output).
     pub positioned: bool,
     pub buffer_size: usize,
+    /// Whether to compute the xxh3-128 of the file (raw mode shows none, so takes none).
+    pub checksum: bool,
 }
 
 const SEND_ORDER: &[DataPath] = &[DataPath::Sendfile, DataPath::Splice, DataPath::Buffered];

@@ -88,6 +88,7 @@ fn send(path: &Path, method: Method) -> anyhow::Result<Moved> {
         buffer_size: BUFFER,
         max_call: None,
         framing: Framing::of(source.size, 0, true),
+        checksum: true,
     };
     let moved = copy::send(&out, method, &mut |_| Ok(()));
     let _ = client.shutdown(Shutdown::Write);
@@ -118,6 +119,7 @@ fn recv(scratch: &Scratch, method: Method) -> anyhow::Result<Moved> {
         offset: 0,
         positioned: true,
         buffer_size: BUFFER,
+        checksum: true,
     };
     let moved = copy::recv(&inc, method, &mut |_| Ok(()));
     // A receiver that failed early leaves the writer blocked on a full socket: unblock it.

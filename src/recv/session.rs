@@ -332,6 +332,7 @@ impl Session<'_> {
             offset,
             positioned,
             buffer_size: self.cfg.buffer_size,
+            checksum: true,
         };
         copy::recv(&inc, self.cfg.method, tick)
     }

@@ -402,6 +402,7 @@ fn push(
         buffer_size: cfg.buffer_size,
         max_call,
         framing: Framing::of(source.size, offset, false),
+        checksum: true,
     };
     let result = copy::send(&out, cfg.method, &mut tick);
     result.map_err(|e| match signals::pending() {
