@@ -126,7 +126,10 @@ mod tests {
         let deeper = [b"d/".as_slice(), &deepest].concat();
         assert!(offer_bounds(&[named(&deeper)]).unwrap_err().contains("(MAX_DEPTH)"));
         let long = named(&vec![b'n'; MAX_NAME]);
-        let many = vec![long; MAX_OFFER_NAMES / MAX_NAME + 1];
+        let mut many = vec![long.clone(); MAX_OFFER_NAMES / MAX_NAME];
+        assert_eq!(MAX_OFFER_NAMES % MAX_NAME, 0);
+        assert_eq!(offer_bounds(&many), Ok(()), "exactly MAX_OFFER_NAMES bytes of names pass");
+        many.push(long);
         assert!(offer_bounds(&many).unwrap_err().contains("(MAX_OFFER_NAMES)"));
         let mut count = vec![named(b"a"); MAX_ENTRIES as usize];
         assert_eq!(offer_bounds(&count), Ok(()), "exactly MAX_ENTRIES entries pass");
