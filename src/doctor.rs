@@ -66,13 +66,16 @@ impl PathFindings {
     /// The path zcp will send by, if any works.
     pub fn send_path(&self) -> Option<DataPath> {
         let fallback = self.send_fallback.as_ref().filter(|p| p.works());
-        fallback.map_or_else(|| self.send_probe().works().then_some(DataPath::Sendfile), |p| p.path)
+        fallback.map_or_else(
+            || self.send_probe().works().then_some(DataPath::Sendfile),
+            |p| p.data_path,
+        )
     }
 
     /// The path zcp will receive by, if any works.
     pub fn recv_path(&self) -> Option<DataPath> {
         let fallback = self.recv_fallback.as_ref().filter(|p| p.works());
-        fallback.map_or_else(|| self.splice.works().then_some(DataPath::Splice), |p| p.path)
+        fallback.map_or_else(|| self.splice.works().then_some(DataPath::Splice), |p| p.data_path)
     }
 
     /// `/dev/shm: send by sendfile, receive by splice`.

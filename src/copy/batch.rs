@@ -54,7 +54,8 @@ pub fn recv_reason() -> Fallback {
 pub fn append(file: &File, display: &str, size: u64, batch: &mut Vec<u8>) -> anyhow::Result<Moved> {
     let start = batch.len();
     batch.resize(start + size as usize, 0);
-    let mut moved = Moved { path: DataPath::Buffered, bytes: size, files: 1, ..Moved::default() };
+    let mut moved =
+        Moved { data_path: DataPath::Buffered, bytes: size, files: 1, ..Moved::default() };
     let mut got = 0;
     while got < size as usize {
         moved.calls += 1;

@@ -13,7 +13,7 @@ use crate::error::SessionError;
 /// Sends the source through a buffer, hashing what passes.
 pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
     let mut file = &out.source.file;
-    let mut moved = Moved { path: DataPath::Buffered, ..Moved::default() };
+    let mut moved = Moved { data_path: DataPath::Buffered, ..Moved::default() };
     let mut hasher = Xxh3::new();
     if out.offset > 0 {
         moved.checksum_calls += hash_prefix(file, out.offset, &mut hasher)?;
@@ -80,7 +80,7 @@ pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
         file: Counted::new(inc.file),
         hasher: inc.checksum.then(Xxh3::new),
         buf: vec![0u8; inc.buffer_size],
-        moved: Moved { path: DataPath::Buffered, ..Moved::default() },
+        moved: Moved { data_path: DataPath::Buffered, ..Moved::default() },
     };
     if inc.positioned && inc.offset > 0 {
         if let Some(hasher) = &mut sink.hasher {

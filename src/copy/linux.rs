@@ -47,7 +47,7 @@ pub(super) fn send_sendfile(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved,
         let errno = sendfile64(out.socket, &src.file, None, 0).err();
         return Err(unsupported(errno, format!("{} has no length known up front", describe(src))));
     };
-    let mut moved = Moved { path: DataPath::Sendfile, ..Moved::default() };
+    let mut moved = Moved { data_path: DataPath::Sendfile, ..Moved::default() };
     let mut hash = None;
     let mut offset = out.offset as i64;
     while (offset as u64) < size {
@@ -96,7 +96,7 @@ fn sent_whole(
 pub(super) fn send_splice(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
     let pipe = Lease::take()?;
     let moved =
-        Moved { path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
+        Moved { data_path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
     let moved = match (out.framing, out.source.size) {
         (Framing::Sized(_), Some(size)) => splice_sized(out, &pipe, size, moved, tick),
         _ => splice_chunked(out, &pipe, moved, tick),
@@ -216,7 +216,7 @@ fn splice_chunked(
 pub(super) fn recv_splice(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
     let pipe = Lease::take()?;
     let mut moved =
-        Moved { path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
+        Moved { data_path: DataPath::Splice, pipe_bytes: pipe.capacity as u32, ..Moved::default() };
     moved.calls += 1;
     probe_splice_write(&pipe, inc)?;
     let checksum = Checksum::for_destination(inc)?;

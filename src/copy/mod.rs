@@ -31,7 +31,7 @@ use portable as platform;
 /// What moving one file's bytes took.
 #[derive(Debug, Clone, Default)]
 pub struct Moved {
-    pub path: DataPath,
+    pub data_path: DataPath,
     /// Bytes of the file that crossed the socket.
     pub bytes: u64,
     /// Data-path system calls, as strace counts them.
@@ -62,13 +62,13 @@ impl Moved {
     /// per-file reports); its fallbacks are every distinct fallback any file took.
     pub fn absorb(&mut self, file: Moved) {
         if self.files == 0 {
-            self.path = file.path;
+            self.data_path = file.data_path;
         }
-        self.by_path[file.path.index()] += file.bytes;
+        self.by_path[file.data_path.index()] += file.bytes;
         let most = self.by_path.iter().copied().max().unwrap_or(0);
-        if most > 0 && self.by_path[self.path.index()] < most {
+        if most > 0 && self.by_path[self.data_path.index()] < most {
             let index = self.by_path.iter().position(|&b| b == most).unwrap_or(0);
-            self.path = DataPath::ALL[index];
+            self.data_path = DataPath::ALL[index];
         }
         for fallback in file.fallbacks {
             self.absorb_fallback(fallback);
@@ -291,23 +291,23 @@ mod tests {
     use super::*;
 
     fn file(path: DataPath, bytes: u64) -> Moved {
-        Moved { path, bytes, files: 1, ..Moved::default() }
+        Moved { data_path: path, bytes, files: 1, ..Moved::default() }
     }
 
     #[test]
     fn a_session_is_named_after_the_path_that_moved_the_most_bytes() {
         let mut session = Moved::default();
         session.absorb(file(DataPath::Buffered, 3));
-        assert_eq!(session.path, DataPath::Buffered);
+        assert_eq!(session.data_path, DataPath::Buffered);
         session.absorb(file(DataPath::Sendfile, 100));
         session.absorb(file(DataPath::Buffered, 90));
-        assert_eq!(session.path, DataPath::Sendfile, "100 bytes by sendfile, 93 buffered");
+        assert_eq!(session.data_path, DataPath::Sendfile, "100 bytes by sendfile, 93 buffered");
         session.absorb(file(DataPath::Buffered, 10));
-        assert_eq!(session.path, DataPath::Buffered, "103 buffered now");
+        assert_eq!(session.data_path, DataPath::Buffered, "103 buffered now");
         assert_eq!((session.files, session.bytes), (4, 203));
         let mut empty = Moved::default();
         empty.absorb(file(DataPath::Splice, 0));
         empty.absorb(file(DataPath::Buffered, 0));
-        assert_eq!(empty.path, DataPath::Splice, "no bytes: the first file's path");
+        assert_eq!(empty.data_path, DataPath::Splice, "no bytes: the first file's path");
     }
 }

@@ -51,7 +51,7 @@ fn kind(k: PathKind) -> &'static str {
 /// `works (256 KiB verified)`, or `FAILS: why (EINVAL)`; `with_path` names the path that
 /// served, for the fallback probes where zcp chose it.
 fn outcome(p: &Probe, with_path: bool) -> String {
-    match (&p.error, p.path) {
+    match (&p.error, p.data_path) {
         (None, Some(path)) if with_path => {
             format!("works by {path} ({} verified)", format_size(p.bytes, BINARY))
         }
@@ -173,7 +173,7 @@ impl<'a> JsonProbe<'a> {
     fn of(p: &'a Probe) -> Self {
         JsonProbe {
             works: p.works(),
-            path: p.path.map(|d| d.as_str()),
+            path: p.data_path.map(|d| d.as_str()),
             bytes: p.bytes,
             error: p.error.as_deref(),
             errno: p.errno,

@@ -26,7 +26,7 @@ const BUFFER: usize = 32 << 10;
 #[derive(Debug, Clone)]
 pub struct Probe {
     /// The path that moved the bytes (with `Method::Auto`, the one zcp chose).
-    pub path: Option<DataPath>,
+    pub data_path: Option<DataPath>,
     /// Bytes moved and found equal at the other end.
     pub bytes: u64,
     /// Why it failed, as an error chain.
@@ -42,12 +42,18 @@ impl Probe {
 
     fn from(result: anyhow::Result<Moved>) -> Probe {
         match result {
-            Ok(moved) => {
-                Probe { path: Some(moved.path), bytes: moved.bytes, error: None, errno: None }
-            }
-            Err(e) => {
-                Probe { path: None, bytes: 0, error: Some(format!("{e:#}")), errno: errno_of(&e) }
-            }
+            Ok(moved) => Probe {
+                data_path: Some(moved.data_path),
+                bytes: moved.bytes,
+                error: None,
+                errno: None,
+            },
+            Err(e) => Probe {
+                data_path: None,
+                bytes: 0,
+                error: Some(format!("{e:#}")),
+                errno: errno_of(&e),
+            },
         }
     }
 }

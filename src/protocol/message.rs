@@ -159,7 +159,7 @@ pub enum ErrorCode {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SideStats {
     /// The data path that moved the bytes; `None` when no data call was made.
-    pub path: Option<DataPath>,
+    pub data_path: Option<DataPath>,
     /// File bytes this end moved.
     pub bytes: u64,
     /// Data-path system calls (sendfile, splice, read, write).
@@ -410,7 +410,7 @@ fn decode_answer(d: &mut Decoder<'_>) -> Result<Answer, ProtocolError> {
 }
 
 fn encode_stats(e: &mut Encoder, s: &SideStats) {
-    e.u8(s.path.map_or(0, path_code))
+    e.u8(s.data_path.map_or(0, path_code))
         .u64(s.bytes)
         .u64(s.calls)
         .u64(s.checksum_calls)
@@ -433,7 +433,7 @@ fn decode_stats(d: &mut Decoder<'_>) -> Result<SideStats, ProtocolError> {
         v => Some(path_from_code(v)?),
     };
     let mut s = SideStats {
-        path,
+        data_path: path,
         bytes: d.u64()?,
         calls: d.u64()?,
         checksum_calls: d.u64()?,

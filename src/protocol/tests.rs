@@ -176,7 +176,7 @@ fn dir(name: &[u8]) -> Entry {
 
 fn stats_with_fallbacks() -> SideStats {
     SideStats {
-        path: Some(DataPath::Buffered),
+        data_path: Some(DataPath::Buffered),
         bytes: 1 << 40,
         calls: 7,
         checksum_calls: 3,
@@ -329,7 +329,7 @@ fn finish_round_trips_with_and_without_fallbacks() {
     let with = Message::Finish(stats_with_fallbacks());
     assert_eq!(round_trip(&with), with);
     for path in [None, Some(DataPath::Sendfile), Some(DataPath::Splice), Some(DataPath::Buffered)] {
-        let plain = Message::Finish(SideStats { path, ..SideStats::default() });
+        let plain = Message::Finish(SideStats { data_path: path, ..SideStats::default() });
         assert_eq!(round_trip(&plain), plain);
     }
 }
@@ -1053,7 +1053,7 @@ fn arb_stats() -> impl Strategy<Value = SideStats> {
         .prop_map(|(path, [bytes, calls, checksum_calls], pipe_bytes, rest, fallbacks)| {
             let [elapsed_us, user_us, sys_us, peak_rss_kib, voluntary, involuntary] = rest;
             SideStats {
-                path,
+                data_path: path,
                 bytes,
                 calls,
                 checksum_calls,

@@ -228,10 +228,15 @@ impl Session<'_> {
             other => return Err(unexpected("FILE_END", &other)),
         };
         let xxh3 = xxhash_rust::xxh3::xxh3_128(inbox.held());
-        let moved =
-            Moved { path: DataPath::Buffered, bytes: size, files: 1, xxh3, ..Moved::default() };
+        let moved = Moved {
+            data_path: DataPath::Buffered,
+            bytes: size,
+            files: 1,
+            xxh3,
+            ..Moved::default()
+        };
         let mut report = FileReport::new(name, false, Status::Sent);
-        (report.bytes, report.path) = (size, Some(DataPath::Buffered));
+        (report.bytes, report.data_path) = (size, Some(DataPath::Buffered));
         let verdict = if xxh3 == end.xxh3 {
             writer.write(Job { target, entry, body: inbox.held().to_vec() })?;
             report.saved_as = Some(target.shown().display().to_string());
@@ -307,7 +312,8 @@ impl Session<'_> {
             other => return Err(unexpected("FILE_END", &other)),
         };
         let mut report = FileReport::new(name, false, Status::Sent);
-        (report.bytes, report.path, report.resumed_from) = (moved.bytes, Some(moved.path), offset);
+        (report.bytes, report.data_path, report.resumed_from) =
+            (moved.bytes, Some(moved.data_path), offset);
         let verdict = self.conclude(entry, end.xxh3 == moved.xxh3, part, &mut report)?;
         Ok((moved, report, verdict))
     }

@@ -132,7 +132,7 @@ fn batched_line(r: &Report) -> String {
     let n = r
         .files
         .iter()
-        .filter(|f| !f.dir && f.path == Some(DataPath::Buffered) && f.bytes <= SMALL_FILE)
+        .filter(|f| !f.dir && f.data_path == Some(DataPath::Buffered) && f.bytes <= SMALL_FILE)
         .count();
     let files = if n == 1 { "1 file".to_string() } else { format!("{n} files") };
     // Why: for small files the calls, not the bytes, are the cost (README, "Many files").
@@ -145,7 +145,7 @@ fn batched_line(r: &Report) -> String {
 /// "sendfile 3, splice 1" when this end's files did not all take one path.
 fn mixed_paths(r: &Report) -> Option<String> {
     let mut counts: Vec<(DataPath, usize)> = Vec::new();
-    for path in r.files.iter().filter_map(|f| f.path) {
+    for path in r.files.iter().filter_map(|f| f.data_path) {
         match counts.iter_mut().find(|(p, _)| *p == path) {
             Some((_, n)) => *n += 1,
             None => counts.push((path, 1)),
@@ -235,7 +235,7 @@ pub fn shown(text: &str) -> Cow<'_, str> {
 
 fn path_summary(s: &SideStats) -> String {
     let calls = if s.calls == 1 { "call" } else { "calls" };
-    match s.path {
+    match s.data_path {
         Some(path) => format!("{path} ({} {calls})", s.calls),
         None => "none (no data call)".into(),
     }

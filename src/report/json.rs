@@ -121,7 +121,7 @@ impl<'a> JsonFile<'a> {
             status: f.status,
             bytes: f.bytes,
             resumed_from: f.resumed_from,
-            path: f.path.map(DataPath::as_str),
+            path: f.data_path.map(DataPath::as_str),
             checksum_ok: crossed.then_some(f.status == Status::Sent),
             saved_as: f.saved_as.as_deref(),
             reason: f.reason.as_deref(),
@@ -156,7 +156,7 @@ struct JsonSide<'a> {
 impl<'a> JsonSide<'a> {
     fn of(s: &'a SideStats) -> Self {
         JsonSide {
-            path: s.path.map(DataPath::as_str),
+            path: s.data_path.map(DataPath::as_str),
             bytes: s.bytes,
             syscalls: s.calls,
             bytes_per_call: (s.calls > 0).then(|| s.bytes as f64 / s.calls as f64),

@@ -50,7 +50,7 @@ pub struct FileReport {
     /// Bytes the receiver already held and kept (a resumed transfer).
     pub resumed_from: u64,
     /// The data path that moved it, when bytes moved.
-    pub path: Option<DataPath>,
+    pub data_path: Option<DataPath>,
     /// Where the receiver put it (receiver's reports only).
     pub saved_as: Option<String>,
     /// Why it was refused, or a note (a resume that had to start over).
@@ -66,7 +66,7 @@ impl FileReport {
             status,
             bytes: 0,
             resumed_from: 0,
-            path: None,
+            data_path: None,
             saved_as: None,
             reason: None,
         }

@@ -102,7 +102,7 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
         Message::Summary(s) => s,
         other => return Err(unexpected("SUMMARY", &other)),
     };
-    let sent: Vec<&mut FileReport> = reports.iter_mut().filter(|r| r.path.is_some()).collect();
+    let sent: Vec<&mut FileReport> = reports.iter_mut().filter(|r| r.data_path.is_some()).collect();
     if sent.len() != summary.verdicts.len() {
         return Err(ProtocolError::Malformed(format!(
             "{} verdicts for {} files sent",
@@ -227,7 +227,7 @@ fn push_all(
             }
         };
         report.bytes = moved.bytes;
-        report.path = Some(moved.path);
+        report.data_path = Some(moved.data_path);
         push.total.absorb(moved);
     }
     if batched && cfg.method == Method::Auto {

@@ -37,7 +37,7 @@ impl Snapshot {
     pub fn side_stats(&self, moved: &Moved) -> SideStats {
         let now = Snapshot::now();
         SideStats {
-            path: (moved.files > 0).then_some(moved.path),
+            data_path: (moved.files > 0).then_some(moved.data_path),
             bytes: moved.bytes,
             calls: moved.calls,
             checksum_calls: moved.checksum_calls,
