@@ -95,7 +95,8 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     };
     let (moved, saved_as) = match decision {
         Decision::Receive { target, .. } => {
-            let part = target.part().open(true).map_err(|r| anyhow::anyhow!(r.reason))?;
+            // The same part file, lock and commit as a protocol session's file.
+            let part = target.part().open_locked(&name, 0)?;
             let inc = Incoming {
                 socket: &socket,
                 file: &part,

@@ -91,9 +91,9 @@ impl Part<'_> {
     }
 
     /// Opens (creating) the part file without following a link and without blocking on a
-    /// FIFO, and checks it is ours to write (see `unsafe_part`) before anything touches it;
-    /// `truncate` then starts it over (never `O_TRUNC`: that would cut a file before the check).
-    pub fn open(&self, truncate: bool) -> Result<File, Refusal> {
+    /// FIFO, and checks it is ours to write (see `unsafe_part`) before anything touches it
+    /// (never `O_TRUNC`: that would cut a file before the check; `open_locked` cuts it after).
+    fn open(&self) -> Result<File, Refusal> {
         let flags = OFlag::O_RDWR
             | OFlag::O_CREAT
             | OFlag::O_NOFOLLOW
@@ -112,9 +112,6 @@ impl Part<'_> {
         // A regular file: O_NONBLOCK means nothing to it, but the data paths should not see it.
         nix::fcntl::fcntl(&part, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
             .map_err(|e| self.target.refusal(e.into()))?;
-        if truncate {
-            part.set_len(0).map_err(|e| self.target.refusal(e))?;
-        }
         Ok(part)
     }
 
@@ -167,7 +164,7 @@ impl Part<'_> {
         // Lock before touching the contents: another session may be writing this file.
         let refused =
             |r: Refusal| SessionError::Refused { name: name.to_string(), reason: r.reason };
-        let part = self.open(false).map_err(refused)?;
+        let part = self.open().map_err(refused)?;
         let part = lock(part)?.ok_or_else(busy)?;
         part.set_len(offset).with_context(|| format!("truncating {}", self.shown().display()))?;
         Ok(part)
