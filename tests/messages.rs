@@ -176,3 +176,41 @@ fn strip_escapes(text: &str) -> String {
     }
     out
 }
+
+#[test]
+fn receivers_file_counter_follows_batched_small_files_on_a_terminal() {
+    // `script` gives the receiver a terminal, so it draws its bar; the sender is slowed so the
+    // bar redraws while the batched files land. Each redraw names `[done/total]`.
+    if let Some(why) = crate::util::unusable("script", &["--version"]) {
+        return crate::util::skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "tree"), subdir(work.path(), "dst"));
+    for i in 0..200 {
+        write_random_file(&src.join(format!("f{i:03}")), 8 << 10, 100 + i);
+    }
+    let recv = format!("{} recv --listen 127.0.0.1:0 --output {}", crate::util::ZCP, dst.display());
+    let mut cmd = std::process::Command::new("sh");
+    // The terminal's output goes to stderr, where the harness reads it line by line.
+    cmd.args(["-c", &format!("script -qfec '{recv}' /dev/null >&2")])
+        .env(crate::util::TOKEN_ENV, crate::util::TOKEN);
+    let mut receiver = crate::util::Process::spawn(cmd);
+    let addr = receiver.listening();
+    let sent = crate::util::send_paths(&[&src], &addr.to_string(), &["--limit-rate", "400K"]);
+    let received = receiver.wait();
+    assert_exit(&sent, 0, "sender");
+    assert_exit(&received, 0, "receiver on a pty");
+    let counts: Vec<u32> = received
+        .stderr
+        .split(['\r', '\n'])
+        .filter_map(|s| {
+            let text = strip_escapes(s);
+            let (_, rest) = text.split_once('[')?;
+            let (done, total) = rest.split_once(']')?.0.split_once('/')?;
+            (total == "200").then(|| done.parse().ok()).flatten()
+        })
+        .collect();
+    assert!(!counts.is_empty(), "the bar was drawn:\n{:?}", received.stderr);
+    let most = counts.iter().max().copied().unwrap_or(0);
+    assert!(most > 100, "the counter stopped at {most} of 200 batched files: {counts:?}");
+}
