@@ -120,3 +120,28 @@ fn receiver_that_talks_but_never_reads_cannot_hold_the_sender() {
     assert!(took < Duration::from_secs(15), "the sender took {took:?} to give up");
     chatter.join().expect("the chattering receiver");
 }
+
+#[test]
+fn a_no_auth_sender_refuses_a_receiver_that_did_not_say_no_auth() {
+    // A receiver greeting with neither AUTH nor NO_AUTH (not what zcp recv sends, which always
+    // says one or the other) is not one that agreed to run without a token (#13).
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("a.txt");
+    fs::write(&src, b"not for just anyone").expect("writing a.txt");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding loopback");
+    let dest = listener.local_addr().expect("the address").to_string();
+    let receiver = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().expect("the sender connects");
+        socket.set_read_timeout(Some(Duration::from_secs(20))).expect("a read timeout");
+        protocol::read_hello(&mut socket).expect("the sender's greeting");
+        protocol::write_hello(&mut socket, util::protocol::Hello::ours()).expect("greeting");
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut socket, &mut rest);
+        rest
+    });
+    let sent = crate::util::run(crate::util::send_cmd(&[&src], &dest, &["--no-auth"], &[]));
+    let after_greeting = receiver.join().expect("the fake receiver");
+    assert_exit(&sent, 8, "--no-auth sender");
+    assert!(sent.stderr.contains("did not say --no-auth"), "sender:\n{}", sent.stderr);
+    assert!(after_greeting.is_empty(), "the sender offered something: {after_greeting:?}");
+}
