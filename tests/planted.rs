@@ -40,8 +40,9 @@ fn send_into(src: &Path, dst: &Path) -> (Finished, Finished) {
 fn assert_refused_for(sent: &Finished, received: &Finished, why: &str, dst: &Path) {
     assert_exit(sent, 5, "sender");
     assert_exit(received, 5, "receiver");
+    let part = part_of(dst, NAME);
     for (f, who) in [(sent, "sender"), (received, "receiver")] {
-        assert_says(f, "not safe to use", who);
+        assert_says(f, &format!("part file {} is not safe to use", part.display()), who);
         assert_says(f, why, who);
     }
     assert!(!dst.join(NAME).exists(), "the file landed through a planted part file");
