@@ -67,15 +67,28 @@ fn a_part_file_hard_linked_outside_is_refused_and_the_outside_file_untouched() {
 
 #[test]
 fn a_hard_linked_part_file_is_never_hashed_into_a_resume_offer() {
+    plan_refuses_a_planted_part(|outside, part| fs::hard_link(outside, part), "hard links");
+}
+
+#[test]
+fn a_symlinked_part_file_is_never_hashed_into_a_resume_offer() {
+    let plant = |outside: &Path, part: &Path| std::os::unix::fs::symlink(outside, part);
+    plan_refuses_a_planted_part(plant, "symbolic link");
+}
+
+/// Plants a part file with `plant(outside, part)` and asks a receiver's plan for the file: the
+/// answer must be a refusal naming `why`, never a resume offer hashed from the planted bytes.
+#[track_caller]
+fn plan_refuses_a_planted_part(plant: impl FnOnce(&Path, &Path) -> std::io::Result<()>, why: &str) {
     let work = tempfile::tempdir().expect("tempdir");
     let (_, dst, outside) = setup(work.path());
-    fs::hard_link(&outside, part_of(&dst, NAME)).expect("planting a hard link");
+    plant(&outside, &part_of(&dst, NAME)).expect("planting a part file");
     let recv = Receiver::start(&dst, &[]);
     let mut socket = zcp_client(recv.addr());
     let plan = offer(&mut socket, vec![file_entry(NAME.as_bytes(), Some(1 << 20))]);
     match &plan.answers[0] {
-        Answer::Refuse { reason, .. } => assert!(reason.contains("hard links"), "{reason}"),
-        other => panic!("a hard-linked part file was answered {other:?}"),
+        Answer::Refuse { reason, .. } => assert!(reason.contains(why), "{reason}"),
+        other => panic!("a planted part file ({why}) was answered {other:?}"),
     }
     finish(&mut socket);
     assert_exit(&recv.wait(), 5, "receiver");
