@@ -135,3 +135,29 @@ fn a_part_file_that_is_a_fifo_is_refused_without_hanging() {
     assert_refused_for(&sent, &received, "FIFO", &dst);
     assert!(fs::symlink_metadata(&part).expect("the FIFO").file_type().is_fifo());
 }
+
+#[test]
+fn a_part_file_swapped_for_a_symlink_after_the_plan_is_not_followed() {
+    // The plan found an honest part file and offered a resume; then, before the data, the part
+    // is swapped for a symlink to a file outside. Opening it for writing must not follow it
+    // (else the resume would cut the outside file to the offset and write into it).
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_, dst, outside) = setup(work.path());
+    let data = crate::util::pseudo_random(64 << 10, 12);
+    let part = part_of(&dst, NAME);
+    fs::write(&part, &data[..1000]).expect("an honest part file");
+    let recv = Receiver::start(&dst, &[]);
+    let mut socket = zcp_client(recv.addr());
+    let plan = offer(&mut socket, vec![file_entry(NAME.as_bytes(), Some(data.len() as u64))]);
+    assert!(matches!(plan.answers[0], Answer::Resume { offset: 1000, .. }), "{plan:?}");
+    fs::remove_file(&part).expect("removing the part file");
+    std::os::unix::fs::symlink(&outside, &part).expect("planting a symlink");
+    let start = crate::util::protocol::Message::FileStart { index: 0, offset: 1000 };
+    let _ = crate::util::protocol::write_message(&mut socket, &start);
+    let _ = std::io::Write::write_all(&mut socket, &data[1000..]);
+    let received = recv.wait();
+    assert_exit(&received, 5, "receiver");
+    assert_says(&received, "symbolic link", "receiver");
+    assert_untouched(&outside);
+    assert!(!dst.join(NAME).exists(), "the file landed through a swapped part file");
+}
