@@ -2,12 +2,14 @@
 //! a sender that retries until its receiver comes up, and connections that are refused or time
 //! out (exit 3, quickly).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    ClosedPort, Process, TOKEN_ENV, assert_exit, assert_file_holds, assert_says, ipv6_loopback,
-    run, send, send_cmd, skip, subdir, unusable, wrapped, write_random_file, zcp_command,
+    ClosedPort, EnvVar, Process, TOKEN_ENV, assert_exit, assert_file_holds, assert_says,
+    ipv6_loopback, run, send, send_cmd, skip, subdir, unusable, wrapped, write_random_file,
+    zcp_command,
 };
 
 const NAME: &str = "hop.bin";
@@ -18,18 +20,8 @@ fn reverse_connection_round_trips_with_auth() {
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
     let data = write_random_file(&src, 300_000, 1);
-    let mut args = vec!["send".into(), src.into_os_string()];
-    args.extend(["--listen", "127.0.0.1:0"].map(Into::into));
-    let mut sender = Process::spawn(zcp_command(&args, &[]));
-    let addr = sender.listening();
-
-    let mut recv = zcp_command(&["recv", "--connect", &addr.to_string(), "--output"], &[]);
-    recv.arg(&dst);
-    let received = run(recv);
-    let sent = sender.wait();
-    assert_exit(&sent, 0, "listening sender");
-    assert_exit(&received, 0, "connecting receiver");
-    assert_file_holds(&dst.join(NAME), &data, "the reverse transfer");
+    let (sender, addr) = listening_sender(src, &[]);
+    fetch_from(sender, addr, &dst, &[], &data);
 }
 
 #[test]
@@ -143,25 +135,12 @@ fn listening_sender_without_a_token_makes_one_for_the_receiver() {
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);
     let data = write_random_file(&src, 10_000, 2);
-    let mut args = vec!["send".into(), src.into_os_string()];
-    args.extend(["--listen", "127.0.0.1:0"].map(Into::into));
-    let mut sender = Process::spawn(zcp_command(&args, &[(TOKEN_ENV, None)]));
-    let addr = sender.listening();
+    let (mut sender, addr) = listening_sender(src, &[(TOKEN_ENV, None)]);
     let line = sender.wait_line("token ");
     let token = line.split_whitespace().nth(1).expect("the token").to_string();
     let advice = format!("ZCP_TOKEN={token} zcp recv --connect HOST:{}", addr.port());
     assert!(line.contains(&advice), "the advice names the receiver's command: {line}");
-
-    let mut recv = zcp_command(
-        &["recv", "--connect", &addr.to_string(), "--output"],
-        &[(TOKEN_ENV, Some(&token))],
-    );
-    recv.arg(&dst);
-    let received = run(recv);
-    let sent = sender.wait();
-    assert_exit(&sent, 0, "listening sender");
-    assert_exit(&received, 0, "connecting receiver");
-    assert_file_holds(&dst.join(NAME), &data, "the reverse transfer");
+    fetch_from(sender, addr, &dst, &[(TOKEN_ENV, Some(&token))], &data);
 }
 
 #[test]
@@ -173,4 +152,26 @@ fn connecting_receiver_without_a_token_asks_for_the_senders() {
     assert_says(&received, "the token the listening sender printed", "connecting receiver");
     let made_up = received.stderr.lines().any(|l| l.starts_with("token "));
     assert!(!made_up, "no token is made up:\n{}", received.stderr);
+}
+
+/// `zcp send SRC --listen 127.0.0.1:0` with `env`, and the address it listens on.
+fn listening_sender(src: PathBuf, env: &[EnvVar<'_>]) -> (Process, SocketAddr) {
+    let mut args = vec!["send".into(), src.into_os_string()];
+    args.extend(["--listen", "127.0.0.1:0"].map(Into::into));
+    let mut sender = Process::spawn(zcp_command(&args, env));
+    let addr = sender.listening();
+    (sender, addr)
+}
+
+/// Fetches from a listening `sender` with `zcp recv --connect` into `dst` and checks both ends
+/// and the file (`data`).
+#[track_caller]
+fn fetch_from(sender: Process, addr: SocketAddr, dst: &Path, env: &[EnvVar<'_>], data: &[u8]) {
+    let mut recv = zcp_command(&["recv", "--connect", &addr.to_string(), "--output"], env);
+    recv.arg(dst);
+    let received = run(recv);
+    let sent = sender.wait();
+    assert_exit(&sent, 0, "listening sender");
+    assert_exit(&received, 0, "connecting receiver");
+    assert_file_holds(&dst.join(NAME), data, "the reverse transfer");
 }

@@ -176,7 +176,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Err(e) => match e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {
             Some(stop) => {
                 eprintln!("zcp: bench {stop}; its temporary files were removed");
-                Ok(signals::exit_code(stop.0))
+                Ok(crate::error::ExitCode::stopped_by(stop.0))
             }
             None => Err(e),
         },

@@ -64,7 +64,7 @@ impl Tally {
     /// The outcome; a signal that stopped the receiver decides its exit code.
     fn finish(mut self) -> Outcome {
         if let Some(signal) = self.outcome.stopped_by {
-            self.outcome.code = signals::exit_code(signal);
+            self.outcome.code = crate::error::ExitCode::stopped_by(signal);
         }
         self.outcome
     }

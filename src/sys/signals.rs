@@ -45,8 +45,3 @@ pub fn pending() -> Option<Signal> {
         n => i32::try_from(n).ok().and_then(|n| Signal::try_from(n).ok()),
     }
 }
-
-/// The exit code for a stop by `signal`: 128 + its number (130 for SIGINT, 143 for SIGTERM).
-pub fn exit_code(signal: Signal) -> crate::error::ExitCode {
-    crate::error::ExitCode::stopped_by(signal)
-}
