@@ -25,12 +25,17 @@ pub struct Output {
 }
 
 impl Output {
-    fn from_args(args: &OutputArgs) -> Output {
+    /// What to print, given the flags and whether stderr is a terminal (a bar needs one).
+    fn new(args: &OutputArgs, stderr_is_terminal: bool) -> Output {
         Output {
             json: args.json,
-            progress: !args.quiet && !args.json && std::io::stderr().is_terminal(),
+            progress: !args.quiet && !args.json && stderr_is_terminal,
             summary: !args.quiet,
         }
+    }
+
+    fn from_args(args: &OutputArgs) -> Output {
+        Output::new(args, std::io::stderr().is_terminal())
     }
 }
 
@@ -268,5 +273,218 @@ impl RecvConfig {
             print: Output::from_args(&args.output_args),
             output: args.output,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::error::SessionError;
+
+    /// Parses a command line; `--token` only from `argv`, never from a ZCP_TOKEN the test
+    /// runner happens to have.
+    fn parse(argv: &[&str]) -> Command {
+        let given = argv.contains(&"--token");
+        let mut command = Cli::try_parse_from(std::iter::once("zcp").chain(argv.iter().copied()))
+            .expect("a valid command line")
+            .command;
+        match &mut command {
+            Command::Send(a) if !given => a.auth.token = None,
+            Command::Recv(a) if !given => a.auth.token = None,
+            _ => {}
+        }
+        command
+    }
+
+    fn send(argv: &[&str]) -> anyhow::Result<SendConfig> {
+        let Command::Send(args) = parse(&[&["send"], argv].concat()) else { unreachable!() };
+        SendConfig::from_args(args)
+    }
+
+    fn recv(argv: &[&str]) -> anyhow::Result<RecvConfig> {
+        let Command::Recv(args) = parse(&[&["recv"], argv].concat()) else { unreachable!() };
+        RecvConfig::from_args(args)
+    }
+
+    fn usage_message(result: anyhow::Result<impl std::fmt::Debug>) -> String {
+        let e = result.expect_err("a usage error");
+        match e.downcast_ref::<SessionError>() {
+            Some(SessionError::Usage(m)) => m.clone(),
+            _ => panic!("not a usage error: {e:#}"),
+        }
+    }
+
+    fn output(json: bool, quiet: bool, terminal: bool) -> Output {
+        Output::new(&OutputArgs { json, quiet }, terminal)
+    }
+
+    #[test]
+    fn a_progress_bar_only_on_a_terminal_without_json_or_quiet() {
+        assert_eq!(
+            output(false, false, true),
+            Output { json: false, progress: true, summary: true }
+        );
+        assert!(!output(false, false, false).progress);
+        assert_eq!(
+            output(true, false, true),
+            Output { json: true, progress: false, summary: true }
+        );
+        assert_eq!(
+            output(false, true, true),
+            Output { json: false, progress: false, summary: false }
+        );
+        assert_eq!(
+            output(true, true, true),
+            Output { json: true, progress: false, summary: false }
+        );
+    }
+
+    #[test]
+    fn seconds_zero_means_never_and_out_of_range_is_a_usage_error() {
+        assert_eq!(seconds("--idle-timeout", 0.0).unwrap(), None);
+        assert_eq!(seconds("--idle-timeout", 1.5).unwrap(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            seconds("--idle-timeout", 1e9).unwrap(),
+            Some(Duration::from_secs(1_000_000_000))
+        );
+        for bad in [-1.0, 1e9 + 1.0, f64::NAN, f64::INFINITY] {
+            let m = usage_message(seconds("--idle-timeout", bad));
+            assert!(m.contains("--idle-timeout takes a number of seconds"), "{m}");
+        }
+    }
+
+    #[test]
+    fn timeouts_reach_the_connection_options() {
+        let c = send(&["--connect-timeout", "2.5", "--idle-timeout", "0", "f", "h:1"]).unwrap();
+        assert_eq!(c.net.connect_timeout, Duration::from_millis(2500));
+        assert_eq!(c.net.idle_timeout, None);
+        let c = send(&["--connect-timeout", "0", "--retry", "3", "f", "h:1"]).unwrap();
+        assert_eq!(c.net.connect_timeout, Duration::from_secs(10), "0 means the default");
+        assert_eq!(c.net.retries, 3);
+        assert_eq!(c.net.idle_timeout, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn the_last_argument_is_the_address_and_a_swapped_one_is_named() {
+        let c = send(&["a", "b", "host:7878"]).unwrap();
+        assert_eq!(c.net.link, Link::Connect("host:7878".into()));
+        assert_eq!(c.paths, [PathBuf::from("a"), PathBuf::from("b")]);
+        let m = usage_message(send(&["host:7878", "no-such-file-here"]));
+        assert!(m.contains("host:7878 looks like the receiver's address"), "{m}");
+        // An existing file whose name looks like an address is a path, not a swapped address.
+        let dir = std::env::temp_dir().join(format!("zcp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let existing = dir.join("h:1");
+        std::fs::write(&existing, b"x").unwrap();
+        let e = send(&[existing.to_str().unwrap(), "no-such-file-here"]).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!format!("{e:#}").contains("looks like the receiver's address"), "{e:#}");
+        assert!(format!("{e:#}").contains("the last argument"), "{e:#}");
+        let m = usage_message(send(&["just-a-file"]));
+        assert!(m.contains("give the receiver's HOST:PORT"), "{m}");
+    }
+
+    #[test]
+    fn standard_input_once_and_named_raw_exactly_one_file() {
+        assert!(send(&["--name", "n", "-", "h:1"]).is_ok());
+        let m = usage_message(send(&["-", "h:1"]));
+        assert!(m.contains("standard input (-) can be sent once"), "{m}");
+        let m = usage_message(send(&["--name", "n", "-", "-", "h:1"]));
+        assert!(m.contains("standard input (-) can be sent once"), "{m}");
+        assert!(send(&["--raw", "f", "h:1"]).is_ok());
+        let m = usage_message(send(&["--raw", "f", "g", "h:1"]));
+        assert!(m.contains("--raw sends exactly one file"), "{m}");
+    }
+
+    #[test]
+    fn a_listening_sender_makes_a_token_unless_told_otherwise() {
+        let c = send(&["--listen", "127.0.0.1:0", "f"]).unwrap();
+        assert!(c.token.is_some() && c.token_generated);
+        let c = send(&["--listen", "127.0.0.1:0", "--token", "t", "f"]).unwrap();
+        assert_eq!((c.token, c.token_generated), (Some(Token::new("t").unwrap()), false));
+        for flag in ["--no-auth", "--raw"] {
+            let c = send(&["--listen", "127.0.0.1:0", flag, "f"]).unwrap();
+            assert_eq!((c.token, c.token_generated), (None, false), "{flag}");
+        }
+        let c = send(&["f", "h:1"]).unwrap();
+        assert_eq!((c.token, c.token_generated), (None, false), "a connecting sender makes none");
+        assert!(!c.no_auth && send(&["--no-auth", "f", "h:1"]).unwrap().no_auth);
+    }
+
+    #[test]
+    fn sender_options_arrive_as_given() {
+        let c = send(&["--method", "splice", "--limit-rate", "0", "--no-resume", "-L", "f", "h:1"])
+            .unwrap();
+        assert_eq!(c.method, Method::Only(DataPath::Splice));
+        assert_eq!(c.limit_rate, None, "a rate of 0 is no limit");
+        assert!(!c.resume && c.follow_symlinks);
+        let c = send(&["--limit-rate", "1M", "--buffer-size", "64K", "f", "h:1"]).unwrap();
+        assert_eq!(c.limit_rate, Some(1 << 20));
+        assert_eq!(c.buffer_size, 64 << 10);
+        assert!(c.resume && !c.follow_symlinks && c.method == Method::Auto);
+    }
+
+    #[test]
+    fn a_receiver_makes_a_token_unless_given_one_or_told_not_to() {
+        let c = recv(&[]).unwrap();
+        assert!(c.token.is_some() && c.token_generated);
+        let c = recv(&["--token", "t"]).unwrap();
+        assert_eq!((c.token, c.token_generated), (Some(Token::new("t").unwrap()), false));
+        for flag in ["--no-auth", "--raw"] {
+            let c = recv(&[flag]).unwrap();
+            assert_eq!((c.token, c.token_generated), (None, false), "{flag}");
+        }
+        let e = recv(&["--connect", "h:1"]).unwrap_err();
+        assert!(matches!(e.downcast_ref(), Some(SessionError::Auth(_))), "{e:#}");
+        let c = recv(&["--connect", "h:1", "--token", "t"]).unwrap();
+        assert_eq!(c.net.link, Link::Connect("h:1".into()));
+    }
+
+    #[test]
+    fn no_auth_wins_over_a_token_file_which_wins_over_a_token() {
+        let file = std::env::temp_dir().join(format!("zcp-config-token-{}", std::process::id()));
+        std::fs::write(&file, "from-file\nsecond line\n").unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = recv(&["--token", "t", "--token-file", path]).unwrap().token;
+        let no_auth = recv(&["--token", "t", "--token-file", path, "--no-auth"]).unwrap().token;
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(from_file, Some(Token::new("from-file").unwrap()));
+        assert_eq!(no_auth, None);
+    }
+
+    #[test]
+    fn receiver_combinations_that_cannot_work_are_usage_errors() {
+        for argv in [&["-o", "-", "--keep-open"][..], &["-o", "-", "--json"]] {
+            let m = usage_message(recv(argv));
+            assert!(m.contains("--output - writes the file to standard output"), "{argv:?}: {m}");
+        }
+        assert!(recv(&["-o", "-"]).is_ok());
+        let m = usage_message(recv(&["--raw", "--keep-open"]));
+        assert!(m.contains("--raw receives one stream"), "{m}");
+        let c = recv(&["--keep-open", "--json", "--max-conns", "3", "--max-size", "1K"]).unwrap();
+        assert!(c.keep_open && c.print.json);
+        assert_eq!((c.max_conns, c.max_size), (3, Some(1024)));
+    }
+
+    #[test]
+    fn receiver_options_arrive_as_given() {
+        let c = recv(&["--method", "buffered", "--force", "--listen", "127.0.0.1:9"]).unwrap();
+        assert_eq!(c.method, Method::Only(DataPath::Buffered));
+        assert!(c.policy.force && !c.policy.skip_existing);
+        assert_eq!(c.net.link, Link::Listen("127.0.0.1:9".into()));
+        let c = recv(&["--method", "splice", "--skip-existing"]).unwrap();
+        assert_eq!(c.method, Method::Only(DataPath::Splice));
+        assert!(!c.policy.force && c.policy.skip_existing);
+        assert_eq!(c.policy.umask, current_umask());
+    }
+
+    #[test]
+    fn the_umask_is_the_process_umask() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:")).expect("a Umask line");
+        assert_eq!(current_umask(), u32::from_str_radix(line.trim(), 8).unwrap());
     }
 }
