@@ -156,4 +156,14 @@ mod tests {
         assert_eq!((c.inside(1), c.inside(2)), (Some(0), Some(0)));
         assert_eq!(c.holds(2), Some(1), "a/b/c came before a/b: a/b is refused too");
     }
+
+    #[test]
+    fn a_name_lies_inside_its_ancestors_only() {
+        assert!(is_inside(b"a/b", b"a") && is_inside(b"a/b/c", b"a/b"));
+        // Not itself (a caller that never asks this today must still get an answer, not a
+        // panic), not a sibling sharing a prefix, not its parent.
+        assert!(!is_inside(b"a", b"a"));
+        assert!(!is_inside(b"ab", b"a") && !is_inside(b"a!b", b"a"));
+        assert!(!is_inside(b"a", b"a/b"));
+    }
 }
