@@ -175,9 +175,19 @@ pub struct SendArgs {
     #[arg(value_name = "PATH", required = true, num_args = 1..)]
     pub args: Vec<PathBuf>,
 
-    /// Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one
+    /// Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one;
+    /// with --http, where to serve [default: 0.0.0.0:7878]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+
+    /// Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the
+    /// token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole
+    #[arg(long, conflicts_with_all = ["raw", "name", "no_resume"])]
+    pub http: bool,
+
+    /// With --http: keep serving until Ctrl-C, not only until every file was fetched once
+    #[arg(long, requires = "http")]
+    pub keep_open: bool,
 
     /// Name to offer for standard input (`-`)
     #[arg(long, value_name = "NAME")]
@@ -224,6 +234,11 @@ pub struct RecvArgs {
     /// Fetch from a sender that waits with `zcp send --listen` instead of listening
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["listen", "keep_open"])]
     pub connect: Option<String>,
+
+    /// Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as
+    /// `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open
+    #[arg(long, conflicts_with_all = ["connect", "raw", "skip_existing"])]
+    pub http: bool,
 
     /// Where to write: a directory (entries keep their relative paths; a missing one is created
     /// when the sender offers a directory or several entries, or PATH ends in `/`), the path of

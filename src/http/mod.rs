@@ -1,0 +1,145 @@
+//! HTTP/1.1 for a peer that has only `curl` or `wget` (issue #17): `zcp send --http` serves files
+//! (`serve`), `zcp recv --http` takes `PUT` uploads (`accept`). The socket stays in our hands
+//! (heads parsed by `httparse` from peeked bytes), so bodies go by the same data paths as a zcp
+//! session: `sendfile` out, `splice` in, buffered where those cannot serve, saying why.
+//! Bounds: a head of at most 16 KiB within 10 s, 16 connections at once (the next gets `503`),
+//! one request per connection. Not here: TLS, chunked bodies, keep-alive, multipart ranges.
+
+mod accept;
+mod index;
+mod log;
+mod request;
+mod response;
+mod serve;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::error::ExitCode;
+use crate::link::auth::Token;
+use crate::link::net;
+use crate::sys::signals;
+
+pub use accept::accept;
+pub use serve::serve;
+
+use request::{HeadError, Request};
+use response::refuse;
+
+/// How long a client may take to send a whole request head.
+const HEAD_TIME: Duration = Duration::from_secs(10);
+/// Connections served at once; the next one is answered `503` and closed.
+const MAX_CONNS: usize = 16;
+/// How often the accept loop looks at the stop flags.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Who may make requests: the holder of the token, or anyone with `--no-auth`.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate {
+    token: Option<Token>,
+}
+
+impl Gate {
+    /// Whether `request` carries the token (always, without one), compared in constant time.
+    fn admits(&self, request: &Request) -> bool {
+        let Some(token) = &self.token else { return true };
+        let (want, got) = (token.reveal().as_bytes(), request.bearer().unwrap_or_default());
+        let differ = want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        differ == 0 && want.len() == got.len()
+    }
+
+    /// Answers `401` when `request` does not carry the token; true when it may go on.
+    fn check(&self, socket: &TcpStream, request: &Request) -> bool {
+        if self.admits(request) {
+            return true;
+        }
+        let why = match request.authorization {
+            None => "missing token: send the header Authorization: Bearer TOKEN",
+            Some(_) => "wrong token",
+        };
+        refuse(socket, 401, why, &[("WWW-Authenticate", "Bearer realm=\"zcp\"")]);
+        false
+    }
+}
+
+/// The curl option that sends the token: the token itself when zcp made it (it was printed
+/// anyway), else a reference to the variable the user keeps it in.
+fn header_option(token: Option<&Token>, generated: bool) -> String {
+    match token {
+        None => String::new(),
+        Some(t) if generated => format!(" -H 'Authorization: Bearer {}'", t.reveal()),
+        Some(_) => " -H \"Authorization: Bearer $ZCP_TOKEN\"".to_string(),
+    }
+}
+
+/// The host part of a URL for the address the server listens on (`HOST` for a wildcard).
+fn url_host(addr: SocketAddr) -> String {
+    match addr {
+        a if a.ip().is_unspecified() => "HOST".into(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        SocketAddr::V4(a) => a.ip().to_string(),
+    }
+}
+
+/// How a connection handler ended: whether the server's work is done now.
+pub(crate) type Handled = bool;
+
+/// The accept loop both ends share: each connection on its own thread, at most `MAX_CONNS` at
+/// once, until `handle` says the work is done or a signal arrives. Returns the exit code.
+fn run_server<H>(listener: &TcpListener, handle: H) -> anyhow::Result<ExitCode>
+where
+    H: Fn(TcpStream, SocketAddr) -> Handled + Sync,
+{
+    signals::install()?;
+    let (active, done) = (AtomicUsize::new(0), AtomicBool::new(false));
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        while !done.load(Ordering::SeqCst) && signals::pending().is_none() {
+            let Some((socket, peer)) = net::accept_within(listener, POLL)? else { continue };
+            if active.load(Ordering::SeqCst) >= MAX_CONNS {
+                refuse(&socket, 503, "busy: too many connections", &[("Retry-After", "1")]);
+                log::note(&format!("refused a connection from {peer}: {MAX_CONNS} at once"));
+                continue;
+            }
+            active.fetch_add(1, Ordering::SeqCst);
+            let (handle, active, done) = (&handle, &active, &done);
+            std::thread::Builder::new()
+                .name(format!("http {peer}"))
+                .spawn_scoped(scope, move || {
+                    if handle(socket, peer) {
+                        done.store(true, Ordering::SeqCst);
+                    }
+                    active.fetch_sub(1, Ordering::SeqCst);
+                })
+                .context("starting a connection thread")?;
+        }
+        Ok(())
+    })?;
+    Ok(match signals::pending() {
+        Some(signal) => ExitCode::stopped_by(signal),
+        None => ExitCode::Success,
+    })
+}
+
+/// Reads a request head, answering what cannot be read (`400`, `408`, `431`) with a log line.
+fn read_request(socket: &TcpStream, peer: SocketAddr) -> Option<Request> {
+    match request::read_head(socket, HEAD_TIME) {
+        Ok(request) => Some(request),
+        Err(e) => {
+            let status = match &e {
+                HeadError::Malformed(_) => Some(400),
+                HeadError::TooLarge => Some(431),
+                HeadError::Timeout => Some(408),
+                HeadError::Closed | HeadError::Io(_) => None,
+            };
+            if let Some(status) = status {
+                refuse(socket, status, &e.to_string(), &[]);
+                response::close_gently(socket);
+            }
+            log::note(&format!("ignored a request from {peer}: {e}"));
+            None
+        }
+    }
+}
