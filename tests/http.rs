@@ -184,7 +184,7 @@ fn head_answers_length_and_validators_and_does_not_count() {
     require_curl!();
     let work = tempfile::tempdir().expect("tempdir");
     let (src, data) = source(work.path(), "h.bin", MIB, 3);
-    let (mut server, addr) = serve(&[&src], &[]);
+    let (mut server, addr) = serve(&[&src], &["--json"]);
     let auth = bearer(TOKEN);
     let out = curl(&["-I", "-H", &auth, &url(addr, "/h.bin")]);
     let head = String::from_utf8_lossy(&out.stdout);
@@ -196,7 +196,13 @@ fn head_answers_length_and_validators_and_does_not_count() {
     assert!(server.running(), "a HEAD is no download");
     let got = work.path().join("got");
     assert_eq!(fetch(&url(addr, "/h.bin"), &got, &[]), 200);
-    ended(server, "zcp send --http");
+    let done = ended(server, "zcp send --http");
+    let lines: Vec<serde_json::Value> =
+        done.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let notes: Vec<(&str, &serde_json::Value)> =
+        lines.iter().map(|l| (l["method"].as_str().unwrap_or_default(), &l["reason"])).collect();
+    let whole = serde_json::json!("the file has now been fetched whole");
+    assert_eq!(notes, [("HEAD", &serde_json::Value::Null), ("GET", &whole)]);
 }
 
 #[test]

@@ -143,7 +143,13 @@ impl Server<'_> {
             return false;
         };
         match self.send_file(socket, request, index, body_too, entry) {
-            Ok(Some((span, size))) => self.record(index, span, size),
+            Ok(Some((span, size))) => {
+                let (completed, all) = self.record(index, span, size);
+                if completed {
+                    entry.reason = Some("the file has now been fetched whole".into());
+                }
+                all
+            }
             Ok(None) => false,
             Err(e) => {
                 entry.reason = Some(format!("{e:#}"));
@@ -248,11 +254,13 @@ impl Server<'_> {
         Ok(())
     }
 
-    /// Notes a span sent whole; true when every file has now been sent whole.
-    fn record(&self, index: usize, span: (u64, u64), size: u64) -> bool {
+    /// Notes a span sent whole: whether it completed its file, and whether every file has now
+    /// been sent whole.
+    fn record(&self, index: usize, span: (u64, u64), size: u64) -> (bool, bool) {
         let mut fetched = self.fetched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        fetched[index].add(span, size);
-        fetched.iter().all(|c| c.whole)
+        let before = fetched[index].whole;
+        let completed = fetched[index].add(span, size) && !before;
+        (completed, fetched.iter().all(|c| c.whole))
     }
 
     fn summary(&self) -> String {
