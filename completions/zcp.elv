@@ -31,7 +31,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'zcp;send'= {
-            cand --listen 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one'
+            cand --listen 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]'
             cand --name 'Name to offer for standard input (`-`)'
             cand --method 'Which data path moves the bytes'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)'
@@ -41,6 +41,8 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --connect-timeout 'Give up connecting after SECS seconds per attempt'
             cand --retry 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)'
             cand --idle-timeout 'Abort when no bytes move for SECS seconds (0: never)'
+            cand --http 'Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole'
+            cand --keep-open 'With --http: keep serving until Ctrl-C, not only until every file was fetched once'
             cand -L 'Send what symlinks point to (by default they are skipped with a warning)'
             cand --follow-symlinks 'Send what symlinks point to (by default they are skipped with a warning)'
             cand --no-resume 'Send every file whole, even where the receiver holds a matching partial copy'
@@ -66,6 +68,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --connect-timeout 'Give up connecting after SECS seconds per attempt'
             cand --retry 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)'
             cand --idle-timeout 'Abort when no bytes move for SECS seconds (0: never)'
+            cand --http 'Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open'
             cand --force 'Replace files that already exist (without it, an existing file is refused)'
             cand --skip-existing 'Skip files whose size and mtime already match'
             cand --keep-open 'Keep serving after the first session, several at once'
