@@ -24,6 +24,7 @@ use crate::link::net;
 use crate::sys::signals;
 
 pub use accept::accept;
+pub use index::encode as url_path;
 pub use serve::serve;
 
 use request::{HeadError, Request};
