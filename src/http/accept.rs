@@ -42,7 +42,9 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
     let header = header_option(cfg.token.as_ref(), cfg.token_generated);
     eprintln!("upload with: curl -fT FILE{header} http://{}:{}/", url_host(local), local.port());
     let acceptor = Acceptor { cfg, dest, gate: Gate { token: cfg.token.clone() }, saved: 0.into() };
-    let code = run_server(&listener, |socket, peer| acceptor.handle(socket, peer))?;
+    let code = run_server(&listener, cfg.max_conns as usize, |socket, peer| {
+        acceptor.handle(socket, peer)
+    })?;
     if cfg.print.summary && (cfg.keep_open || code != ExitCode::Success) {
         eprintln!("received {} uploads", acceptor.saved.load(Ordering::SeqCst));
     }

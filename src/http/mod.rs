@@ -2,8 +2,9 @@
 //! (`serve`), `zcp recv --http` takes `PUT` uploads (`accept`). The socket stays in our hands
 //! (heads parsed by `httparse` from peeked bytes), so bodies go by the same data paths as a zcp
 //! session: `sendfile` out, `splice` in, buffered where those cannot serve, saying why.
-//! Bounds: a head of at most 16 KiB within 10 s, 16 connections at once (the next gets `503`),
-//! one request per connection. Not here: TLS, chunked bodies, keep-alive, multipart ranges.
+//! Bounds: a head of at most 16 KiB within 10 s, 16 connections at once (`recv`: `--max-conns`;
+//! the next gets `503`), one request per connection. Not here: TLS, chunked bodies, keep-alive,
+//! multipart ranges, conditional GET other than `If-Range`.
 
 mod accept;
 mod index;
@@ -32,7 +33,8 @@ use response::refuse;
 
 /// How long a client may take to send a whole request head.
 const HEAD_TIME: Duration = Duration::from_secs(10);
-/// Connections served at once; the next one is answered `503` and closed.
+/// Connections `zcp send --http` serves at once (`zcp recv --http` takes `--max-conns`); the
+/// next one is answered `503` and closed.
 const MAX_CONNS: usize = 16;
 /// How often the accept loop looks at the stop flags.
 const POLL: Duration = Duration::from_millis(100);
@@ -88,9 +90,9 @@ fn url_host(addr: SocketAddr) -> String {
 /// How a connection handler ended: whether the server's work is done now.
 pub(crate) type Handled = bool;
 
-/// The accept loop both ends share: each connection on its own thread, at most `MAX_CONNS` at
+/// The accept loop both ends share: each connection on its own thread, at most `max_conns` at
 /// once, until `handle` says the work is done or a signal arrives. Returns the exit code.
-fn run_server<H>(listener: &TcpListener, handle: H) -> anyhow::Result<ExitCode>
+fn run_server<H>(listener: &TcpListener, max_conns: usize, handle: H) -> anyhow::Result<ExitCode>
 where
     H: Fn(TcpStream, SocketAddr) -> Handled + Sync,
 {
@@ -99,9 +101,9 @@ where
     std::thread::scope(|scope| -> anyhow::Result<()> {
         while !done.load(Ordering::SeqCst) && signals::pending().is_none() {
             let Some((socket, peer)) = net::accept_within(listener, POLL)? else { continue };
-            if active.load(Ordering::SeqCst) >= MAX_CONNS {
+            if active.load(Ordering::SeqCst) >= max_conns {
                 refuse(&socket, 503, "busy: too many connections", &[("Retry-After", "1")]);
-                log::note(&format!("refused a connection from {peer}: {MAX_CONNS} at once"));
+                log::note(&format!("refused a connection from {peer}: {max_conns} at once"));
                 continue;
             }
             active.fetch_add(1, Ordering::SeqCst);

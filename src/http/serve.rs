@@ -47,7 +47,7 @@ pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Re
         catalog,
         requests: AtomicU64::new(0),
     };
-    let code = run_server(&listener, |socket, peer| server.handle(socket, peer))?;
+    let code = run_server(&listener, super::MAX_CONNS, |socket, peer| server.handle(socket, peer))?;
     if cfg.print.summary {
         eprintln!("{}", server.summary());
     }
