@@ -267,7 +267,11 @@ impl Server<'_> {
         let fetched = self.fetched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let whole = fetched.iter().filter(|c| c.whole).count();
         let requests = self.requests.load(Ordering::SeqCst);
-        format!("served {requests} requests; {whole} of {} files fetched whole", fetched.len())
+        let plural = if requests == 1 { "" } else { "s" };
+        format!(
+            "served {requests} request{plural}; {whole} of {} files fetched whole",
+            fetched.len()
+        )
     }
 }
 
