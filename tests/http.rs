@@ -361,3 +361,29 @@ fn a_put_outside_the_output_directory_is_refused() {
     let done = receiver.kill();
     assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
 }
+
+#[test]
+fn uploads_keep_the_receivers_rules_for_existing_targets_and_max_size() {
+    require_curl!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, _) = source(work.path(), "new.bin", 200_000, 10);
+    let dst = subdir(work.path(), "dst");
+    fs::write(dst.join("new.bin"), b"mine").expect("an existing target");
+    let (receiver, addr) = accept_into(&[], &dst, &["--max-size", "100K"]);
+    let auth = bearer(TOKEN);
+    let src = src.to_str().expect("utf-8");
+    let put = |path: &str| {
+        let out = curl(&["-T", src, "-H", &auth, "-w", "\n%{http_code}", &url(addr, path)]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let over = put("/other.bin");
+    assert!(over.ends_with("413") && over.contains("--max-size"), "{over}");
+    drop(receiver);
+    let (receiver, addr) = accept_into(&[], &dst, &[]);
+    let out = curl(&["-T", src, "-H", &auth, "-w", "\n%{http_code}", &url(addr, "/new.bin")]);
+    let exists = String::from_utf8_lossy(&out.stdout);
+    assert!(exists.ends_with("409") && exists.contains("--force"), "{exists}");
+    assert_eq!(fs::read(dst.join("new.bin")).expect("target"), b"mine", "overwritten");
+    assert_eq!(crate::util::dir_names(&dst), ["new.bin"], "something else was written");
+    drop(receiver);
+}
