@@ -387,3 +387,63 @@ fn uploads_keep_the_receivers_rules_for_existing_targets_and_max_size() {
     assert_eq!(crate::util::dir_names(&dst), ["new.bin"], "something else was written");
     drop(receiver);
 }
+
+/// Reads what the server sent up to the end of one response head.
+fn read_head(socket: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match socket.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[test]
+fn the_go_ahead_for_a_body_comes_only_after_the_checks() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (receiver, addr) = accept_into(&[], &dst, &[]);
+    let put = |token: &str| {
+        let mut socket = TcpStream::connect(addr).expect("connecting");
+        socket.set_read_timeout(Some(STARTUP)).expect("timeout");
+        let head = format!(
+            "PUT /go.bin HTTP/1.1\r\nHost: x\r\n{}\r\nContent-Length: 5\r\n\
+             Expect: 100-continue\r\n\r\n",
+            bearer(token)
+        );
+        socket.write_all(head.as_bytes()).expect("head");
+        let answer = read_head(&mut socket);
+        (socket, answer)
+    };
+    let (_, refused) = put("wrong");
+    assert!(refused.starts_with("HTTP/1.1 401 "), "{refused:?}");
+    let (mut socket, go) = put(TOKEN);
+    assert!(go.starts_with("HTTP/1.1 100 Continue\r\n"), "{go:?}");
+    assert!(!dst.join("go.bin").exists(), "the final name before the body");
+    socket.write_all(b"hello").expect("body");
+    let saved = read_head(&mut socket);
+    assert!(saved.starts_with("HTTP/1.1 201 "), "{saved:?}");
+    ended(receiver, "zcp recv --http after one upload");
+    assert_file_holds(&dst.join("go.bin"), b"hello", "the upload");
+}
+
+#[test]
+fn ctrl_c_stops_a_keep_open_server_with_130() {
+    require_curl!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, data) = source(work.path(), "k.bin", 1000, 11);
+    let (mut server, addr) = serve(&[&src], &["--keep-open"]);
+    let got = work.path().join("got");
+    for _ in 0..2 {
+        assert_eq!(fetch(&url(addr, "/k.bin"), &got, &[]), 200);
+        assert_file_holds(&got, &data, "a download from a --keep-open server");
+    }
+    assert!(server.running(), "--keep-open serves on after every file was fetched");
+    server.signal(nix::sys::signal::Signal::SIGINT);
+    let done = server.wait_for(Duration::from_secs(20));
+    assert_exit(&done, 130, "zcp send --http --keep-open after Ctrl-C");
+    assert!(done.stderr.contains("served 2 requests"), "{}", done.stderr);
+}

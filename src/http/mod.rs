@@ -146,3 +146,24 @@ fn read_request(socket: &TcpStream, peer: SocketAddr) -> Option<Request> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(value: &[u8]) -> Request {
+        Request { authorization: Some(value.to_vec()), ..Request::default() }
+    }
+
+    #[test]
+    fn only_the_whole_token_as_a_bearer_is_admitted() {
+        let gate = Gate { token: Some(Token::new("s3cret-token").expect("a token")) };
+        assert!(gate.admits(&with_auth(b"Bearer s3cret-token")));
+        assert!(gate.admits(&with_auth(b"bearer  s3cret-token ")), "scheme case, spaces");
+        for wrong in [&b"Bearer s3cret"[..], b"Bearer s3cret-token2", b"Basic s3cret-token", b""] {
+            assert!(!gate.admits(&with_auth(wrong)), "{:?}", String::from_utf8_lossy(wrong));
+        }
+        assert!(!gate.admits(&Request::default()), "no header");
+        assert!(Gate { token: None }.admits(&Request::default()), "--no-auth");
+    }
+}
