@@ -167,18 +167,7 @@ impl Server<'_> {
         body_too: bool,
         entry: &mut Entry,
     ) -> anyhow::Result<Option<((u64, u64), u64)>> {
-        let path = &self.catalog.files[index].1;
-        let mut source = match Source::open(path) {
-            Ok(source) if source.size.is_some() => source,
-            result => {
-                entry.status = 404;
-                refuse(socket, 404, "this file cannot be read any more", &[]);
-                let why = result
-                    .err()
-                    .map_or("it is no longer a regular file".into(), |e| format!("{e:#}"));
-                bail!(why);
-            }
-        };
+        let mut source = self.open(socket, index, entry)?;
         let size = source.size.unwrap_or_default();
         let (etag, modified) = validators(&source)?;
         let validated =
@@ -190,15 +179,14 @@ impl Server<'_> {
             .header("Accept-Ranges", "bytes")
             .header("ETag", etag)
             .header("Last-Modified", modified);
-        let ByteRange { first, last } = match ask {
-            RangeAsk::Whole if size == 0 => ByteRange { first: 0, last: 0 },
-            RangeAsk::Whole => ByteRange { first: 0, last: size - 1 },
-            RangeAsk::Part(range) => {
+        let (first, len) = match ask {
+            RangeAsk::Whole => (0, size),
+            RangeAsk::Part(ByteRange { first, last }) => {
                 response.status = 206;
-                let content_range = format!("bytes {}-{}/{size}", range.first, range.last);
-                entry.range = Some(format!("{}-{}", range.first, range.last));
+                let content_range = format!("bytes {first}-{last}/{size}");
                 response = response.header("Content-Range", content_range);
-                range
+                entry.range = Some(format!("{first}-{last}"));
+                (first, last - first + 1)
             }
             RangeAsk::Unsatisfiable => {
                 entry.status = 416;
@@ -207,7 +195,6 @@ impl Server<'_> {
                 return Ok(None);
             }
         };
-        let len = if size == 0 { 0 } else { last - first + 1 };
         entry.status = response.status;
         let mut writer = socket;
         std::io::Write::write_all(&mut writer, &response.head(len)).context("sending the head")?;
@@ -217,6 +204,22 @@ impl Server<'_> {
         source.size = Some(first + len);
         self.send_body(socket, &source, first, len, entry)?;
         Ok(Some(((first, first + len), size)))
+    }
+
+    /// Opens a served file again for one request (it may have changed since the start);
+    /// answers `404` when it cannot be read or is no longer a regular file.
+    fn open(&self, socket: &TcpStream, index: usize, entry: &mut Entry) -> anyhow::Result<Source> {
+        match Source::open(&self.catalog.files[index].1) {
+            Ok(source) if source.size.is_some() => Ok(source),
+            result => {
+                entry.status = 404;
+                refuse(socket, 404, "this file cannot be read any more", &[]);
+                let why = result
+                    .err()
+                    .map_or("it is no longer a regular file".into(), |e| format!("{e:#}"));
+                bail!(why)
+            }
+        }
     }
 
     /// Sends `len` bytes of `source` from `first` by the data paths.
