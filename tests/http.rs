@@ -447,3 +447,54 @@ fn ctrl_c_stops_a_keep_open_server_with_130() {
     assert_exit(&done, 130, "zcp send --http --keep-open after Ctrl-C");
     assert!(done.stderr.contains("served 2 requests"), "{}", done.stderr);
 }
+
+#[test]
+fn a_stream_from_curl_upload_stdin_lands_chunked_by_splice() {
+    require_curl!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, data) = source(work.path(), "stream.bin", 3 * MIB + 5, 12);
+    let dst = subdir(work.path(), "dst");
+    let (receiver, addr) = accept_into(&[], &dst, &["--keep-open", "--json", "--max-size", "4M"]);
+    let auth = bearer(TOKEN);
+    let upload = |name: &str, input: &Path| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-T", "-", "-H", &auth, "-w", "\n%{http_code}", &url(addr, name)]);
+        cmd.stdin(fs::File::open(input).expect("the stream's source"));
+        String::from_utf8_lossy(&cmd.output().expect("curl").stdout).into_owned()
+    };
+    let saved = upload("/stream.bin", &src);
+    assert!(saved.ends_with("201"), "{saved}");
+    assert_file_holds(&dst.join("stream.bin"), &data, "the chunked upload");
+    let (big, _) = source(work.path(), "big.bin", 5 * MIB, 13);
+    let over = upload("/big.bin", &big);
+    assert!(over.ends_with("413") && over.contains("--max-size"), "{over}");
+    assert_eq!(crate::util::dir_names(&dst), ["stream.bin"], "the refused stream left a file");
+    receiver.signal(nix::sys::signal::Signal::SIGINT);
+    let done = receiver.wait_for(Duration::from_secs(20));
+    let first: serde_json::Value =
+        serde_json::from_str(done.stdout.lines().next().unwrap_or_default()).expect("JSON");
+    assert_eq!((first["status"].as_u64(), first["path"].as_str()), (Some(201), Some("splice")));
+    assert_eq!(first["bytes"], data.len() as u64, "{first}");
+}
+
+#[test]
+fn a_malformed_chunked_body_is_400_and_leaves_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (receiver, addr) = accept_into(&[], &dst, &[]);
+    for body in ["5\r\nhello\r\nzz\r\n", "5\r\nhelloXX0\r\n\r\n", "5;x=1\r\nhello\r\n-1\r\n"] {
+        let request = format!(
+            "PUT /c.bin HTTP/1.1\r\nHost: x\r\n{}\r\nTransfer-Encoding: chunked\r\n\r\n{body}",
+            bearer(TOKEN)
+        );
+        let answer = raw_request(addr, request.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{body:?}: {answer:?}");
+    }
+    let both = format!(
+        "PUT /c.bin HTTP/1.1\r\n{}\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        bearer(TOKEN)
+    );
+    assert!(raw_request(addr, both.as_bytes()).starts_with("HTTP/1.1 400 "), "smuggling");
+    assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "something was left");
+    drop(receiver);
+}

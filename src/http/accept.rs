@@ -1,8 +1,9 @@
-//! `zcp recv --http`: takes `PUT` uploads (`curl -T FILE http://HOST:PORT/`) under the same
-//! rules as a zcp session's files: the naming rule, `--max-size`, the free space, existing
-//! targets (`--force`), a locked part file renamed into place only once every byte arrived,
-//! written by `splice` socket→pipe→file (buffered where that cannot serve, saying why). HTTP
-//! carries no checksum and no resume: a failed upload removes its part file.
+//! `zcp recv --http`: takes `PUT` uploads (`curl -T FILE http://HOST:PORT/`, or a chunked
+//! stream from `curl -T -`, see `chunked`) under the same rules as a zcp session's files: the
+//! naming rule, `--max-size`, the free space, existing targets (`--force`), a locked part file
+//! renamed into place only once every byte arrived, written by `splice` socket→pipe→file
+//! (buffered where that cannot serve, saying why). HTTP carries no checksum and no resume: a
+//! failed upload removes its part file.
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use humansize::{BINARY, format_size};
 
+use super::chunked;
 use super::log::Entry as LogEntry;
 use super::request::Request;
 use super::response::{self, Response, refuse};
@@ -105,11 +107,13 @@ impl Acceptor<'_> {
             return Err((400, why.into()));
         }
         names::components(name).map_err(|why| (400, format!("refused name: {why}")))?;
-        self.check_room(length)?;
+        if let Some(length) = length {
+            self.check_room(length)?;
+        }
         let file = Entry {
             kind: EntryKind::File,
             name: name.to_vec(),
-            size: Some(length),
+            size: length,
             mode: 0o666,
             mtime_sec: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -163,17 +167,16 @@ impl Acceptor<'_> {
             // No resume over HTTP: a part file would only be left behind.
             target.part().discard();
             let why = format!("{e:#}; nothing saved");
-            let status = if e.downcast_ref::<std::io::Error>().is_some() { 500 } else { 409 };
-            return match e.downcast_ref::<SessionError>() {
-                Some(SessionError::ConnectionLost { .. } | SessionError::Interrupted { .. }) => {
+            return match failure_status(&e) {
+                Some(status) => Err((status, why)),
+                None => {
                     (entry.status, entry.reason) = (400, Some(why));
                     Ok(false)
                 }
-                _ => Err((status, why)),
             };
         }
         let saved_as = target.shown().display().to_string();
-        let text = format!("saved {saved_as} ({} bytes)\n", file.size.unwrap_or(0));
+        let text = format!("saved {saved_as} ({} bytes)\n", entry.bytes);
         let _ = Response::new(201).send_text(socket, &text, true);
         (entry.status, entry.saved_as) = (201, Some(saved_as));
         Ok(true)
@@ -191,7 +194,26 @@ impl Acceptor<'_> {
             response::send_continue(socket).context("sending 100 Continue")?;
         }
         socket.set_read_timeout(self.cfg.net.idle_timeout).context("setting a read timeout")?;
-        let length = file.size.unwrap_or(0);
+        let max = self.cfg.max_size;
+        let mut tick = |got: u64| -> anyhow::Result<()> {
+            if let Some(signal) = signals::pending() {
+                let message = format!("stopped by {signal} after {got} bytes");
+                return Err(SessionError::Interrupted { signal, message }.into());
+            }
+            match max {
+                Some(max) if got > max => Err(OverMaxSize(max).into()),
+                _ => Ok(()),
+            }
+        };
+        let Some(length) = file.size else {
+            let sink = chunked::Sink {
+                socket,
+                file: part,
+                method: self.cfg.method,
+                buffer_size: self.cfg.buffer_size,
+            };
+            return chunked::receive(&sink, &mut tick);
+        };
         let inc = Incoming {
             socket,
             file: part,
@@ -201,26 +223,50 @@ impl Acceptor<'_> {
             buffer_size: self.cfg.buffer_size,
             checksum: false,
         };
-        let mut tick = |got: u64| -> anyhow::Result<()> {
-            match signals::pending() {
-                Some(signal) => {
-                    let message = format!("stopped by {signal} after {got} of {length} bytes");
-                    Err(SessionError::Interrupted { signal, message }.into())
-                }
-                None => Ok(()),
-            }
-        };
         copy::recv(&inc, self.cfg.method, &mut tick)
     }
 }
 
-/// The body length an upload announces; a stream without one is not taken.
-fn content_length(request: &Request) -> Result<u64, Refused> {
-    let stream = "send a file of known length (curl -T FILE): chunked uploads are not taken";
-    match (&request.transfer_encoding, &request.content_length) {
-        (Some(_), _) | (None, None) => Err((411, stream.into())),
+/// The body length an upload announces: `None` for a chunked body (`curl -T -`).
+fn content_length(request: &Request) -> Result<Option<u64>, Refused> {
+    let chunked = |te: &str| te.eq_ignore_ascii_case("chunked");
+    match (request.transfer_encoding.as_deref(), &request.content_length) {
+        // Both at once is how requests are smuggled past proxies (RFC 9112 §6.3).
+        (Some(_), Some(_)) => Err((400, "both Transfer-Encoding and Content-Length".into())),
+        (Some(te), None) if chunked(te) => Ok(None),
+        (Some(te), None) => Err((501, format!("transfer coding {te:?}: only chunked is taken"))),
+        (None, None) => Err((411, "no Content-Length and not chunked".into())),
         (None, Some(Err(text))) => Err((400, format!("bad Content-Length {text:?}"))),
-        (None, Some(Ok(length))) => Ok(*length),
+        (None, Some(Ok(length))) => Ok(Some(*length)),
+    }
+}
+
+/// A chunked upload that grew past `--max-size` (`413`).
+#[derive(Debug)]
+struct OverMaxSize(u64);
+
+impl std::fmt::Display for OverMaxSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the upload passed --max-size {}", format_size(self.0, BINARY))
+    }
+}
+
+impl std::error::Error for OverMaxSize {}
+
+/// The answer to an upload that failed after it was accepted; `None` when the client is gone
+/// (or stopped by a signal here) and nothing can be answered.
+fn failure_status(e: &anyhow::Error) -> Option<u16> {
+    match e.downcast_ref::<SessionError>() {
+        Some(SessionError::ConnectionLost { .. } | SessionError::Interrupted { .. }) => None,
+        Some(SessionError::Refused { .. }) => Some(409),
+        _ if e.downcast_ref::<OverMaxSize>().is_some() => Some(413),
+        _ => match e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
+            Some(std::io::ErrorKind::AlreadyExists) => Some(409),
+            Some(std::io::ErrorKind::StorageFull) => Some(507),
+            Some(_) => Some(500),
+            // A malformed chunked body.
+            None => Some(400),
+        },
     }
 }
 

@@ -68,7 +68,7 @@ impl Entry {
     /// Records what the data path moved, and how long the request took.
     pub fn moved(&mut self, moved: &Moved, elapsed: Duration) {
         self.bytes = moved.bytes;
-        self.path = Some(moved.data_path.as_str());
+        self.path = (moved.files > 0).then(|| moved.data_path.as_str());
         self.syscalls = moved.calls;
         self.elapsed_s = elapsed.as_secs_f64();
         self.fallbacks = moved

@@ -3,10 +3,11 @@
 //! (heads parsed by `httparse` from peeked bytes), so bodies go by the same data paths as a zcp
 //! session: `sendfile` out, `splice` in, buffered where those cannot serve, saying why.
 //! Bounds: a head of at most 16 KiB within 10 s, 16 connections at once (`recv`: `--max-conns`;
-//! the next gets `503`), one request per connection. Not here: TLS, chunked bodies, keep-alive,
-//! multipart ranges, conditional GET other than `If-Range`.
+//! the next gets `503`), one request per connection. Not here: TLS, keep-alive, chunked
+//! responses, multipart ranges, conditional GET other than `If-Range`.
 
 mod accept;
+mod chunked;
 mod index;
 mod log;
 mod request;

@@ -90,6 +90,40 @@ pub fn read_head(socket: &TcpStream, within: Duration) -> Result<Request, HeadEr
     }
 }
 
+/// Reads one CRLF-ended line of at most `max` bytes (without its CRLF), consuming nothing
+/// after it: what follows stays on the socket for the data paths. The socket's read timeout
+/// applies to each wait.
+pub fn take_line(socket: &TcpStream, max: usize) -> anyhow::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut peeked = vec![0u8; max + 2];
+    loop {
+        let n = match socket.peek(&mut peeked[..max + 2 - line.len()]) {
+            Ok(0) => anyhow::bail!("the client closed in the middle of a chunked body"),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(anyhow::Error::from(e).context("reading a chunk header")),
+        };
+        let seen = &peeked[..n];
+        // A CR that ended the bytes consumed so far pairs with an LF first in this peek.
+        let end = if line.last() == Some(&b'\r') && seen.first() == Some(&b'\n') {
+            Some(0)
+        } else {
+            seen.windows(2).position(|w| w == b"\r\n").map(|i| i + 1)
+        };
+        if let Some(lf) = end {
+            line.extend_from_slice(&seen[..lf]);
+            consume(socket, lf + 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+            line.truncate(line.len().saturating_sub(1));
+            return Ok(line);
+        }
+        if line.len() + n > max {
+            anyhow::bail!("a chunk header line longer than {max} bytes");
+        }
+        line.extend_from_slice(seen);
+        consume(socket, n).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+}
+
 fn timed_out(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
