@@ -498,3 +498,18 @@ fn a_malformed_chunked_body_is_400_and_leaves_nothing() {
     assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "something was left");
     drop(receiver);
 }
+
+#[test]
+fn connections_past_the_bound_get_503() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (receiver, addr) = accept_into(&[], &dst, &["--max-conns", "2"]);
+    // Two connections that send nothing hold both places (each for up to 10 s).
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).expect("idle")).collect();
+    // The answer comes without a request (none is read), so none is left unread to reset it.
+    let answer = raw_request(addr, b"");
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+    drop(idle);
+    let done = receiver.kill();
+    assert!(done.stderr.contains("2 at once"), "{}", done.stderr);
+}

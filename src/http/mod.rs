@@ -104,6 +104,7 @@ where
             let Some((socket, peer)) = net::accept_within(listener, POLL)? else { continue };
             if active.load(Ordering::SeqCst) >= max_conns {
                 refuse(&socket, 503, "busy: too many connections", &[("Retry-After", "1")]);
+                response::close_now(&socket);
                 log::note(&format!("refused a connection from {peer}: {max_conns} at once"));
                 continue;
             }

@@ -80,6 +80,16 @@ pub fn close_gently(mut socket: &TcpStream) {
     }
 }
 
+/// Ends a connection without waiting (the accept loop cannot): what the client already sent
+/// is read and dropped first, so that the close is not a reset that could overtake the answer.
+pub fn close_now(mut socket: &TcpStream) {
+    let _ = socket.shutdown(Shutdown::Write);
+    if socket.set_nonblocking(true).is_ok() {
+        let mut buf = [0u8; 16 << 10];
+        while let Ok(1..) = socket.read(&mut buf) {}
+    }
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
