@@ -327,19 +327,19 @@ fn an_interrupted_upload_leaves_no_file() {
     let (mut receiver, addr) = accept_into(&[], &dst, &[]);
     let mut socket = TcpStream::connect(addr).expect("connecting");
     let head = format!(
-        "PUT /cut.bin HTTP/1.1\r\nHost: x\r\n{}\r\nContent-Length: {}\r\n\r\n",
+        "PUT /sub/cut.bin HTTP/1.1\r\nHost: x\r\n{}\r\nContent-Length: {}\r\n\r\n",
         bearer(TOKEN),
         MIB
     );
     socket.write_all(head.as_bytes()).expect("head");
     socket.write_all(&[7u8; 1000]).expect("some of the body");
-    let part = dst.join(".cut.bin.zcp-part");
+    let part = dst.join("sub/.cut.bin.zcp-part");
     wait_until(STARTUP, "the part file", || part.exists());
-    assert!(!dst.join("cut.bin").exists(), "the final name appeared before the last byte");
+    assert!(!dst.join("sub/cut.bin").exists(), "the final name appeared before the last byte");
     drop(socket);
-    receiver.wait_line_within("PUT /cut.bin 400", STARTUP);
+    receiver.wait_line_within("PUT /sub/cut.bin 400", STARTUP);
     assert!(!part.exists(), "the part file of a broken-off upload was kept");
-    assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "something was left");
+    assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "the directory made was left");
 }
 
 #[test]

@@ -120,12 +120,19 @@ impl Acceptor<'_> {
                 .map_or(0, |d| d.as_secs() as i64),
             mtime_nsec: 0,
         };
-        let target = match self.dest.decide(&file, self.cfg.policy, &mut Listing::default()) {
-            Ok(Decision::Receive { target, .. }) => target,
-            Ok(_) => return Err((409, "this upload cannot be written here".into())),
-            Err(refusal) => return Err((status_of(refusal.code), refusal.reason)),
+        let mut listing = Listing::default();
+        let landed = match self.dest.decide(&file, self.cfg.policy, &mut listing) {
+            Ok(Decision::Receive { target, .. }) => {
+                self.receive(socket, request, &target, &file, entry)
+            }
+            Ok(_) => Err((409, "this upload cannot be written here".into())),
+            Err(refusal) => Err((status_of(refusal.code), refusal.reason)),
         };
-        self.receive(socket, request, &target, &file, entry)
+        if !matches!(landed, Ok(true)) {
+            // Directories made for an upload that did not land go again (only while empty).
+            self.dest.undo(&listing);
+        }
+        landed
     }
 
     /// Refuses an upload larger than `--max-size` or the free space, before a byte of it.
