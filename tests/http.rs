@@ -511,3 +511,35 @@ fn connections_past_the_bound_get_503() {
     drop(idle);
     receiver.wait_line_within("2 at once", STARTUP);
 }
+
+#[test]
+fn the_printed_commands_run_as_written() {
+    require_curl!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, data) = source(work.path(), "printed.bin", 300_000, 14);
+    let (mut server, _) = serve(&[&src], &[]);
+    let fetch = server.wait_line("fetch with: ");
+    let fetch = fetch.trim_start_matches("fetch with: ").replace("$ZCP_TOKEN", TOKEN);
+    let into = subdir(work.path(), "fetched");
+    let sh = |script: &str| {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]).current_dir(&into).env_remove(TOKEN_ENV);
+        cmd.output().expect("sh").status.success()
+    };
+    assert!(sh(&fetch), "`{fetch}` failed");
+    assert_file_holds(&into.join("printed.bin"), &data, "what the printed command fetched");
+    ended(server, "zcp send --http");
+
+    // Without a token the receiver makes one, and its command carries it.
+    let dst = subdir(work.path(), "dst");
+    let mut cmd = Command::new(ZCP);
+    cmd.args(["recv", "--http", "--listen", "127.0.0.1:0", "--output"]).arg(&dst);
+    cmd.env_remove(TOKEN_ENV);
+    let mut receiver = Process::spawn(cmd);
+    let upload = receiver.wait_line("upload with: ");
+    assert!(!upload.contains("$ZCP_TOKEN"), "{upload}");
+    let upload = upload.trim_start_matches("upload with: ").replace("FILE", "printed.bin");
+    assert!(sh(&upload), "`{upload}` failed");
+    ended(receiver, "zcp recv --http");
+    assert_file_holds(&dst.join("printed.bin"), &data, "what the printed command uploaded");
+}

@@ -14,7 +14,7 @@ mod request;
 mod response;
 mod serve;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -79,13 +79,40 @@ fn header_option(token: Option<&Token>, generated: bool) -> String {
     }
 }
 
-/// The host part of a URL for the address the server listens on (`HOST` for a wildcard).
+/// The host part of a URL for the address the server listens on. For a wildcard address, the
+/// first non-loopback address of this machine's interfaces (IPv4 first), so the printed command
+/// runs as it is on a host of the same network; `HOST` when there is none.
 fn url_host(addr: SocketAddr) -> String {
-    match addr {
-        a if a.ip().is_unspecified() => "HOST".into(),
-        SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        SocketAddr::V4(a) => a.ip().to_string(),
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => interface_ip(addr.is_ipv6()),
+        ip => Some(ip),
+    };
+    match ip {
+        Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        None => "HOST".into(),
     }
+}
+
+/// The first non-loopback address of an interface that is up: IPv4, or (`v6`, listening on
+/// `[::]`) IPv6 when there is no IPv4 one. Link-local IPv6 addresses need a scope in a URL and
+/// are passed over.
+fn interface_ip(v6: bool) -> Option<IpAddr> {
+    use nix::net::if_::InterfaceFlags;
+    let addrs: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter(|i| i.flags.contains(InterfaceFlags::IFF_UP))
+        .filter_map(|i| {
+            let a = i.address?;
+            let ip = a.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()));
+            ip.or_else(|| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+        })
+        .filter(|ip| !ip.is_loopback())
+        .collect();
+    let v4 = addrs.iter().find(|ip| ip.is_ipv4());
+    let global_v6 =
+        || addrs.iter().find(|ip| matches!(ip, IpAddr::V6(a) if !a.is_unicast_link_local()));
+    v4.or_else(|| if v6 { global_v6() } else { None }).copied()
 }
 
 /// How a connection handler ended: whether the server's work is done now.
