@@ -35,7 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             break
         }
         'zcp;send' {
-            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to offer for standard input (`-`)')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'Which data path moves the bytes')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)')
@@ -45,6 +45,8 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up connecting after SECS seconds per attempt')
             [CompletionResult]::new('--retry', '--retry', [CompletionResultType]::ParameterName, 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Abort when no bytes move for SECS seconds (0: never)')
+            [CompletionResult]::new('--http', '--http', [CompletionResultType]::ParameterName, 'Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole')
+            [CompletionResult]::new('--keep-open', '--keep-open', [CompletionResultType]::ParameterName, 'With --http: keep serving until Ctrl-C, not only until every file was fetched once')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'Send what symlinks point to (by default they are skipped with a warning)')
             [CompletionResult]::new('--follow-symlinks', '--follow-symlinks', [CompletionResultType]::ParameterName, 'Send what symlinks point to (by default they are skipped with a warning)')
             [CompletionResult]::new('--no-resume', '--no-resume', [CompletionResultType]::ParameterName, 'Send every file whole, even where the receiver holds a matching partial copy')
@@ -64,13 +66,14 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write: a directory (entries keep their relative paths; a missing one is created when the sender offers a directory or several entries, or PATH ends in `/`), the path of the one file to write, or `-` for standard output')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'Which data path writes the bytes')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)')
-            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'With --keep-open: sessions served at once; the next sender is told "busy"')
+            [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'With --keep-open: sessions served at once; the next sender is told "busy" (with --http: connections at once; the next gets 503)')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Refuse a session whose files add up to more than SIZE (e.g. 10G)')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the token from the first line of FILE (wins over --token and ZCP_TOKEN)')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'Give up connecting after SECS seconds per attempt')
             [CompletionResult]::new('--retry', '--retry', [CompletionResultType]::ParameterName, 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Abort when no bytes move for SECS seconds (0: never)')
+            [CompletionResult]::new('--http', '--http', [CompletionResultType]::ParameterName, 'Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace files that already exist (without it, an existing file is refused)')
             [CompletionResult]::new('--skip-existing', '--skip-existing', [CompletionResultType]::ParameterName, 'Skip files whose size and mtime already match')
             [CompletionResult]::new('--keep-open', '--keep-open', [CompletionResultType]::ParameterName, 'Keep serving after the first session, several at once')

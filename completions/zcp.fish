@@ -33,7 +33,7 @@ complete -c zcp -n "__fish_zcp_needs_command" -f -a "doctor" -d 'Tell which data
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "man" -d 'Print the man page (roff) on stdout'
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c zcp -n "__fish_zcp_using_subcommand send" -l listen -d 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l listen -d 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l name -d 'Name to offer for standard input (`-`)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l method -d 'Which data path moves the bytes' -r -f -a "auto\t'sendfile, falling back to splice, then buffered, saying why'
 sendfile\t'sendfile(2) only: page cache to socket'
@@ -46,6 +46,8 @@ complete -c zcp -n "__fish_zcp_using_subcommand send" -l token-file -d 'Read the
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l retry -d 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l idle-timeout -d 'Abort when no bytes move for SECS seconds (0: never)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l http -d 'Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l keep-open -d 'With --http: keep serving until Ctrl-C, not only until every file was fetched once'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -s L -l follow-symlinks -d 'Send what symlinks point to (by default they are skipped with a warning)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-resume -d 'Send every file whole, even where the receiver holds a matching partial copy'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'
@@ -60,13 +62,14 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l method -d 'Which data p
 splice\t'splice(2) socket to pipe to file only'
 buffered\t'an explicit read/write loop through a buffer of --buffer-size'"
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)' -r
-complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-conns -d 'With --keep-open: sessions served at once; the next sender is told "busy"' -r
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-conns -d 'With --keep-open: sessions served at once; the next sender is told "busy" (with --http: connections at once; the next gets 503)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-size -d 'Refuse a session whose files add up to more than SIZE (e.g. 10G)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token -d 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token-file -d 'Read the token from the first line of FILE (wins over --token and ZCP_TOKEN)' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l retry -d 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l idle-timeout -d 'Abort when no bytes move for SECS seconds (0: never)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l http -d 'Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l force -d 'Replace files that already exist (without it, an existing file is refused)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l skip-existing -d 'Skip files whose size and mtime already match'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l keep-open -d 'Keep serving after the first session, several at once'

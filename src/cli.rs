@@ -175,9 +175,19 @@ pub struct SendArgs {
     #[arg(value_name = "PATH", required = true, num_args = 1..)]
     pub args: Vec<PathBuf>,
 
-    /// Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one
+    /// Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one;
+    /// with --http, where to serve [default: 0.0.0.0:7878]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+
+    /// Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the
+    /// token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole
+    #[arg(long, conflicts_with_all = ["raw", "name", "no_resume"])]
+    pub http: bool,
+
+    /// With --http: keep serving until Ctrl-C, not only until every file was fetched once
+    #[arg(long, requires = "http")]
+    pub keep_open: bool,
 
     /// Name to offer for standard input (`-`)
     #[arg(long, value_name = "NAME")]
@@ -225,6 +235,11 @@ pub struct RecvArgs {
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["listen", "keep_open"])]
     pub connect: Option<String>,
 
+    /// Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as
+    /// `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open
+    #[arg(long, conflicts_with_all = ["connect", "raw", "skip_existing"])]
+    pub http: bool,
+
     /// Where to write: a directory (entries keep their relative paths; a missing one is created
     /// when the sender offers a directory or several entries, or PATH ends in `/`), the path of
     /// the one file to write, or `-` for standard output
@@ -251,7 +266,8 @@ pub struct RecvArgs {
     #[arg(long)]
     pub keep_open: bool,
 
-    /// With --keep-open: sessions served at once; the next sender is told "busy"
+    /// With --keep-open: sessions served at once; the next sender is told "busy" (with --http:
+    /// connections at once; the next gets 503)
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_conns: u32,
 

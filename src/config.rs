@@ -132,12 +132,20 @@ pub struct SendConfig {
     pub net: NetConfig,
     /// What the session prints.
     pub print: Output,
+    /// `--http`: serve the paths to HTTP clients instead of sending to a `zcp recv`.
+    pub http: bool,
+    /// With `http`: serve until interrupted, not only until every file was fetched once.
+    pub keep_open: bool,
 }
+
+/// Where `zcp send --http` serves when `--listen` is not given.
+pub const HTTP_LISTEN: &str = "0.0.0.0:7878";
 
 impl SendConfig {
     pub fn from_args(args: SendArgs) -> anyhow::Result<SendConfig> {
         let mut paths = args.args;
         let link = match args.listen {
+            None if args.http => Link::Listen(HTTP_LISTEN.into()),
             Some(addr) => {
                 check_addr("--listen", &addr)?;
                 Link::Listen(addr)
@@ -157,6 +165,11 @@ impl SendConfig {
         if stdin > 1 || (stdin == 1 && args.name.is_none()) {
             return Err(usage_error(
                 "standard input (-) can be sent once, with --name NAME".into(),
+            ));
+        }
+        if args.http && stdin > 0 {
+            return Err(usage_error(
+                "--http serves files of known length, not standard input (-)".into(),
             ));
         }
         if args.net.raw && paths.len() != 1 {
@@ -187,6 +200,8 @@ impl SendConfig {
             net: net_config(&args.net, link)?,
             print: Output::from_args(&args.output),
             paths,
+            http: args.http,
+            keep_open: args.keep_open,
         })
     }
 }
@@ -213,6 +228,8 @@ pub struct RecvConfig {
     pub token_generated: bool,
     pub net: NetConfig,
     pub print: Output,
+    /// `--http`: accept uploads from HTTP clients (`PUT`) instead of zcp senders.
+    pub http: bool,
 }
 
 impl RecvConfig {
@@ -247,6 +264,11 @@ impl RecvConfig {
                 "--output - writes the file to standard output: no --keep-open, no --json".into(),
             ));
         }
+        if args.http && stdout {
+            return Err(usage_error(
+                "--http writes each upload to a file: --output - cannot take it".into(),
+            ));
+        }
         if args.net.raw && args.keep_open {
             return Err(usage_error(
                 "--raw receives one stream: it cannot be combined with --keep-open".into(),
@@ -272,6 +294,7 @@ impl RecvConfig {
             net: net_config(&args.net, link)?,
             print: Output::from_args(&args.output_args),
             output: args.output,
+            http: args.http,
         })
     }
 }

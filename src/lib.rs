@@ -10,7 +10,7 @@
 //! - `sys`: signals, the machine, resource usage; `link`: connecting, the token proofs, talking
 //!   to the peer; `copy`: the data paths between a file and a socket;
 //! - `disk`: the receiver's destination: safe names, part files, putting files in place;
-//! - the sessions: `send`, `recv`, `raw`; then `report`/`progress` (printing), `bench`,
+//! - the sessions: `send`, `recv`, `raw`, `http` (curl as the peer); then `report`/`progress` (printing), `bench`,
 //!   `doctor` and `shell` (completions, man page).
 
 pub mod bench;
@@ -21,6 +21,7 @@ pub mod datapath;
 pub mod disk;
 pub mod doctor;
 pub mod error;
+pub mod http;
 pub mod link;
 pub mod progress;
 pub mod protocol;

@@ -47,6 +47,9 @@ fn listening(addr: SocketAddr) {
 
 fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
     let ui = Ui::hidden();
+    if cfg.http {
+        return zcp::http::serve(&cfg, listening);
+    }
     if cfg.net.raw {
         let report = raw::send(&cfg, listening)?;
         return Ok(print(cfg.print, || report.human(), || report.json()));
@@ -70,6 +73,9 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
 }
 
 fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
+    if cfg.http {
+        return zcp::http::accept(&cfg, listening);
+    }
     if cfg.net.raw {
         let output = cfg.print;
         let report = raw::recv(&cfg, listening)?;

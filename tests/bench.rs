@@ -20,7 +20,13 @@ use crate::util::{ZCP, skip};
 /// A whole small benchmark, debug build, loaded machine.
 const LIMIT: Duration = Duration::from_secs(180);
 const DEFAULT_PAIRS: [&str; 3] = ["sendfile:splice", "splice:splice", "buffered:buffered"];
-const PEERS: [&str; 3] = ["nc", "socat -b 131072", "iperf3 (memory)"];
+const PEERS: [&str; 5] = [
+    "nc",
+    "socat -b 131072",
+    "iperf3 (memory)",
+    "zcp send --http | curl",
+    "python3 http.server | curl",
+];
 
 fn bench(dir: &Path, extra: &[&str]) -> Assert {
     Command::new(ZCP)
@@ -341,4 +347,28 @@ fn a_failing_tar_pipeline_leaves_no_process_behind() {
     assert_empty(dir.path());
     let survivors = processes_mentioning(dir.path());
     assert!(survivors.is_empty(), "the pipeline outlived the benchmark: {survivors:?}");
+}
+
+#[test]
+fn the_http_pair_fetches_the_file_with_curl_from_zcp_and_python() {
+    for (tool, args) in [("curl", "--version"), ("python3", "--version")] {
+        if let Some(why) = crate::util::unusable(tool, &[args]) {
+            return skip(&why);
+        }
+    }
+    let dir = TempDir::new().unwrap();
+    let assert = Command::new(ZCP)
+        .args(["bench", "--size", "4M", "--rounds", "1", "--json", "--compare"])
+        .args(["--methods", "buffered:buffered", "--dir"])
+        .arg(dir.path())
+        .timeout(LIMIT)
+        .assert();
+    let report = stdout_json(&assert);
+    for name in ["zcp send --http | curl", "python3 http.server | curl"] {
+        let row = pair(&report, name);
+        assert_eq!(row["status"], "ok", "{row:#}");
+        let median = row["throughput_bytes_per_s"]["median"].as_f64();
+        assert!(median.is_some_and(|t| t > 0.0), "{row:#}");
+    }
+    assert_empty(dir.path());
 }

@@ -15,6 +15,7 @@ mod exit_codes;
 mod faults;
 mod handshake;
 mod hostile;
+mod http;
 mod limits;
 mod messages;
 mod names;

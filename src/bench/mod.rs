@@ -3,6 +3,7 @@
 //! interleaved rounds, and reports throughput, CPU, syscalls and memory per pair. This module
 //! owns the options and the order of runs; `run` times one run, `table` prints.
 
+mod http;
 mod peers;
 mod process;
 mod run;

@@ -1,6 +1,7 @@
 //! The tools zcp is compared with under `--compare`: OpenBSD netcat, `socat -b 131072` (both
 //! file to file, like zcp) and `iperf3` memory to memory, the TCP ceiling of this machine; for a
-//! tree, `tar | nc` on both ends. Each is found on PATH; one that is missing is reported as such
+//! tree, `tar | nc` on both ends; and a file fetched by curl over HTTP from `zcp send --http`
+//! and from `python3 -m http.server` (see `http`). Each is found on PATH; one that is missing is reported as such
 //! by the caller, never skipped silently.
 
 use std::env;
@@ -30,11 +31,16 @@ pub enum Peer {
     Iperf3,
     /// `tar -cf - | nc` into `nc -l | tar -xf -`: how trees are moved without zcp.
     TarNc,
+    /// `curl -o` from `zcp send --http`.
+    ZcpHttp,
+    /// `curl -o` from `python3 -m http.server`.
+    PythonHttp,
 }
 
 impl Peer {
     /// The peers for one file.
-    pub const FILE: [Peer; 3] = [Peer::Netcat, Peer::Socat, Peer::Iperf3];
+    pub const FILE: [Peer; 5] =
+        [Peer::Netcat, Peer::Socat, Peer::Iperf3, Peer::ZcpHttp, Peer::PythonHttp];
     /// The peers for a tree.
     pub const TREE: [Peer; 1] = [Peer::TarNc];
 
@@ -45,6 +51,8 @@ impl Peer {
             Peer::Socat => "socat -b 131072",
             Peer::Iperf3 => "iperf3 (memory)",
             Peer::TarNc => "tar | nc",
+            Peer::ZcpHttp => "zcp send --http | curl",
+            Peer::PythonHttp => "python3 http.server | curl",
         }
     }
 
@@ -55,6 +63,8 @@ impl Peer {
             Peer::Socat => &["socat"],
             Peer::Iperf3 => &["iperf3"],
             Peer::TarNc => &["tar", "nc"],
+            Peer::ZcpHttp => &["curl"],
+            Peer::PythonHttp => &["python3", "curl"],
         }
     }
 
@@ -72,6 +82,11 @@ impl Peer {
             Peer::Socat => socat(program, ctx, dir),
             Peer::Iperf3 => iperf3(program, ctx),
             Peer::TarNc => tar_nc(program, ctx, dir),
+            Peer::ZcpHttp => http_sample(ctx, dir, super::http::zcp_curl(program, ctx, dir)),
+            Peer::PythonHttp => {
+                let curl = find("curl").context("curl is not installed")?;
+                http_sample(ctx, dir, super::http::python_curl(program, &curl, ctx, dir))
+            }
         }
     }
 }
@@ -154,6 +169,17 @@ fn tar_nc(tar: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sample
         sender
     })?;
     ctx.verify_copy(&dir.join(tree))?;
+    Ok(file_sample(ctx, &run))
+}
+
+/// A sample of an HTTP fetch, once the copy checked out.
+fn http_sample(
+    ctx: &RunContext<'_>,
+    dir: &Path,
+    run: anyhow::Result<super::run::Transfer>,
+) -> anyhow::Result<Sample> {
+    let run = run?;
+    ctx.verify_copy(&dir.join(COPY))?;
     Ok(file_sample(ctx, &run))
 }
 

@@ -100,12 +100,7 @@ pub fn transfer(
     sender: impl FnOnce(SocketAddr) -> Command,
 ) -> anyhow::Result<Transfer> {
     let recv = Proc::spawn(&format!("{name} receiver"), receiver.stdin(Stdio::null()))?;
-    let (recv, addr) = match ready {
-        Ready::Announced => announced(recv)?,
-        Ready::Listening(port) => {
-            (listening(recv, port)?, SocketAddr::from(([127, 0, 0, 1], port)))
-        }
-    };
+    let (recv, addr) = await_ready(recv, ready)?;
     check_stop()?;
     let clock = Instant::now();
     let send = Proc::spawn(&format!("{name} sender"), &mut sender(addr))?;
@@ -120,6 +115,16 @@ pub fn transfer(
         (Ok(()), Ok(())) => Ok(Transfer { sent, received, wall }),
         (Err(r), Err(s)) => Err(anyhow::anyhow!("{s:#}; {r:#}")),
         (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// Waits until the listening end `recv` is `ready`; its address.
+pub fn await_ready(recv: Proc, ready: Ready) -> anyhow::Result<(Proc, SocketAddr)> {
+    match ready {
+        Ready::Announced => announced(recv),
+        Ready::Listening(port) => {
+            Ok((listening(recv, port)?, SocketAddr::from(([127, 0, 0, 1], port))))
+        }
     }
 }
 

@@ -1,0 +1,87 @@
+//! Upload bodies in HTTP/1.1 chunked coding (RFC 9112 §7.1), as `curl -T -` sends a stream of
+//! unknown length: each chunk's size line is read from peeked bytes, and its data is moved by
+//! the data paths (splice) to its offset in the file, so a stream lands zero-copy too.
+
+use std::fs::File;
+use std::net::TcpStream;
+
+use anyhow::{Context, bail};
+
+use super::request::take_line;
+use crate::copy::{self, Framing, Incoming, Moved};
+use crate::datapath::Method;
+
+/// Longest chunk-size line (size, extensions) or trailer line accepted.
+const MAX_LINE: usize = 4096;
+/// Most trailer lines after the last chunk.
+const MAX_TRAILERS: usize = 64;
+
+/// Where a chunked body goes and how.
+pub struct Sink<'a> {
+    pub socket: &'a TcpStream,
+    pub file: &'a File,
+    pub method: Method,
+    pub buffer_size: usize,
+}
+
+/// Receives a whole chunked body into `sink.file`; `tick` sees the bytes written so far (it
+/// enforces `--max-size` and notices signals).
+pub fn receive(sink: &Sink<'_>, tick: copy::Tick<'_>) -> anyhow::Result<Moved> {
+    let mut total = Moved::default();
+    let mut offset = 0u64;
+    loop {
+        let size = chunk_size(&take_line(sink.socket, MAX_LINE)?)?;
+        if size == 0 {
+            return trailers(sink.socket).map(|()| total);
+        }
+        tick(offset)?;
+        let inc = Incoming {
+            socket: sink.socket,
+            file: sink.file,
+            framing: Framing::Sized(size),
+            offset,
+            positioned: true,
+            buffer_size: sink.buffer_size,
+            checksum: false,
+        };
+        let moved = copy::recv(&inc, sink.method, &mut |n| tick(offset + n))?;
+        total.absorb(moved);
+        offset += size;
+        if !take_line(sink.socket, MAX_LINE)?.is_empty() {
+            bail!("malformed chunked body: no CRLF after a chunk's data");
+        }
+    }
+}
+
+/// The size of a chunk-size line (`HEX[;extensions]`).
+fn chunk_size(line: &[u8]) -> anyhow::Result<u64> {
+    let text = std::str::from_utf8(line).ok().and_then(|l| l.split(';').next());
+    let hex = text.map(str::trim).filter(|h| !h.is_empty() && h.len() <= 16);
+    hex.and_then(|h| u64::from_str_radix(h, 16).ok())
+        .with_context(|| format!("malformed chunk size {:?}", String::from_utf8_lossy(line)))
+}
+
+/// Skips the trailer section after the last chunk, up to the empty line.
+fn trailers(socket: &TcpStream) -> anyhow::Result<()> {
+    for _ in 0..MAX_TRAILERS {
+        if take_line(socket, MAX_LINE)?.is_empty() {
+            return Ok(());
+        }
+    }
+    bail!("more than {MAX_TRAILERS} trailer lines after a chunked body")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_size;
+
+    #[test]
+    fn chunk_sizes_are_hex_with_optional_extensions() {
+        assert_eq!(chunk_size(b"1a").ok(), Some(26));
+        assert_eq!(chunk_size(b"FFFF;name=value").ok(), Some(65535));
+        assert_eq!(chunk_size(b"0").ok(), Some(0));
+        for bad in [&b""[..], b"zz", b"-1", b"11111111111111111", b"\xff"] {
+            assert!(chunk_size(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! HTTP/1.1 for a peer that has only `curl` or `wget` (issue #17): `zcp send --http` serves files
+//! (`serve`), `zcp recv --http` takes `PUT` uploads (`accept`). The socket stays in our hands
+//! (heads parsed by `httparse` from peeked bytes), so bodies go by the same data paths as a zcp
+//! session: `sendfile` out, `splice` in, buffered where those cannot serve, saying why.
+//! Bounds: a head of at most 16 KiB within 10 s, 16 connections at once (`recv`: `--max-conns`;
+//! the next gets `503`), one request per connection. Not here: TLS, keep-alive, chunked
+//! responses, multipart ranges, conditional GET other than `If-Range`.
+
+mod accept;
+mod chunked;
+mod index;
+mod log;
+mod request;
+mod response;
+mod serve;
+
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::error::ExitCode;
+use crate::link::auth::Token;
+use crate::link::net;
+use crate::sys::signals;
+
+pub use accept::accept;
+pub use index::encode as url_path;
+pub use serve::serve;
+
+use request::{HeadError, Request};
+use response::refuse;
+
+/// How long a client may take to send a whole request head.
+const HEAD_TIME: Duration = Duration::from_secs(10);
+/// Connections `zcp send --http` serves at once (`zcp recv --http` takes `--max-conns`); the
+/// next one is answered `503` and closed.
+const MAX_CONNS: usize = 16;
+/// How often the accept loop looks at the stop flags.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Who may make requests: the holder of the token, or anyone with `--no-auth`.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate {
+    token: Option<Token>,
+}
+
+impl Gate {
+    /// Whether `request` carries the token (always, without one), compared in constant time.
+    fn admits(&self, request: &Request) -> bool {
+        let Some(token) = &self.token else { return true };
+        let (want, got) = (token.reveal().as_bytes(), request.bearer().unwrap_or_default());
+        let differ = want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        differ == 0 && want.len() == got.len()
+    }
+
+    /// Answers `401` when `request` does not carry the token; true when it may go on.
+    fn check(&self, socket: &TcpStream, request: &Request) -> bool {
+        if self.admits(request) {
+            return true;
+        }
+        let why = match request.authorization {
+            None => "missing token: send the header Authorization: Bearer TOKEN",
+            Some(_) => "wrong token",
+        };
+        refuse(socket, 401, why, &[("WWW-Authenticate", "Bearer realm=\"zcp\"")]);
+        false
+    }
+}
+
+/// The curl option that sends the token: the token itself when zcp made it (it was printed
+/// anyway), else a reference to the variable the user keeps it in.
+fn header_option(token: Option<&Token>, generated: bool) -> String {
+    match token {
+        None => String::new(),
+        Some(t) if generated => format!(" -H 'Authorization: Bearer {}'", t.reveal()),
+        Some(_) => " -H \"Authorization: Bearer $ZCP_TOKEN\"".to_string(),
+    }
+}
+
+/// The host part of a URL for the address the server listens on. For a wildcard address, the
+/// first non-loopback address of this machine's interfaces (IPv4 first), so the printed command
+/// runs as it is on a host of the same network; `HOST` when there is none.
+fn url_host(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => interface_ip(addr.is_ipv6()),
+        ip => Some(ip),
+    };
+    match ip {
+        Some(IpAddr::V6(ip)) => format!("[{ip}]"),
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        None => "HOST".into(),
+    }
+}
+
+/// The first non-loopback address of an interface that is up: IPv4, or (`v6`, listening on
+/// `[::]`) IPv6 when there is no IPv4 one. Link-local IPv6 addresses need a scope in a URL and
+/// are passed over.
+fn interface_ip(v6: bool) -> Option<IpAddr> {
+    use nix::net::if_::InterfaceFlags;
+    let addrs: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter(|i| i.flags.contains(InterfaceFlags::IFF_UP))
+        .filter_map(|i| {
+            let a = i.address?;
+            let ip = a.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()));
+            ip.or_else(|| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+        })
+        .filter(|ip| !ip.is_loopback())
+        .collect();
+    let v4 = addrs.iter().find(|ip| ip.is_ipv4());
+    let global_v6 =
+        || addrs.iter().find(|ip| matches!(ip, IpAddr::V6(a) if !a.is_unicast_link_local()));
+    v4.or_else(|| if v6 { global_v6() } else { None }).copied()
+}
+
+/// How a connection handler ended: whether the server's work is done now.
+pub(crate) type Handled = bool;
+
+/// The accept loop both ends share: each connection on its own thread, at most `max_conns` at
+/// once, until `handle` says the work is done or a signal arrives. Returns the exit code.
+fn run_server<H>(listener: &TcpListener, max_conns: usize, handle: H) -> anyhow::Result<ExitCode>
+where
+    H: Fn(TcpStream, SocketAddr) -> Handled + Sync,
+{
+    signals::install()?;
+    let (active, done) = (AtomicUsize::new(0), AtomicBool::new(false));
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        while !done.load(Ordering::SeqCst) && signals::pending().is_none() {
+            let Some((socket, peer)) = net::accept_within(listener, POLL)? else { continue };
+            if active.load(Ordering::SeqCst) >= max_conns {
+                refuse(&socket, 503, "busy: too many connections", &[("Retry-After", "1")]);
+                response::close_now(&socket);
+                log::note(&format!("refused a connection from {peer}: {max_conns} at once"));
+                continue;
+            }
+            active.fetch_add(1, Ordering::SeqCst);
+            let (handle, active, done) = (&handle, &active, &done);
+            std::thread::Builder::new()
+                .name(format!("http {peer}"))
+                .spawn_scoped(scope, move || {
+                    if handle(socket, peer) {
+                        done.store(true, Ordering::SeqCst);
+                    }
+                    active.fetch_sub(1, Ordering::SeqCst);
+                })
+                .context("starting a connection thread")?;
+        }
+        Ok(())
+    })?;
+    Ok(match signals::pending() {
+        Some(signal) => ExitCode::stopped_by(signal),
+        None => ExitCode::Success,
+    })
+}
+
+/// Reads a request head, answering what cannot be read (`400`, `408`, `431`) with a log line.
+fn read_request(socket: &TcpStream, peer: SocketAddr) -> Option<Request> {
+    match request::read_head(socket, HEAD_TIME) {
+        Ok(request) => Some(request),
+        Err(e) => {
+            let status = match &e {
+                HeadError::Malformed(_) => Some(400),
+                HeadError::TooLarge => Some(431),
+                HeadError::Timeout => Some(408),
+                HeadError::Closed | HeadError::Io(_) => None,
+            };
+            if let Some(status) = status {
+                refuse(socket, status, &e.to_string(), &[]);
+                response::close_gently(socket);
+            }
+            log::note(&format!("ignored a request from {peer}: {e}"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(value: &[u8]) -> Request {
+        Request { authorization: Some(value.to_vec()), ..Request::default() }
+    }
+
+    #[test]
+    fn only_the_whole_token_as_a_bearer_is_admitted() {
+        let gate = Gate { token: Some(Token::new("s3cret-token").expect("a token")) };
+        assert!(gate.admits(&with_auth(b"Bearer s3cret-token")));
+        assert!(gate.admits(&with_auth(b"bearer  s3cret-token ")), "scheme case, spaces");
+        for wrong in [&b"Bearer s3cret"[..], b"Bearer s3cret-token2", b"Basic s3cret-token", b""] {
+            assert!(!gate.admits(&with_auth(wrong)), "{:?}", String::from_utf8_lossy(wrong));
+        }
+        assert!(!gate.admits(&Request::default()), "no header");
+        assert!(Gate { token: None }.admits(&Request::default()), "--no-auth");
+    }
+}

@@ -1,0 +1,305 @@
+//! `zcp send --http`: serves the named files to `curl`, `wget` or a browser. `GET` and `HEAD`
+//! with `Content-Length`, `ETag`, `Last-Modified` and single byte ranges (`206`, so `curl -C -`
+//! resumes); each body goes out by `sendfile` (or splice, or buffered, saying why). Without
+//! `--keep-open` the server ends once every file was sent whole, counting ranges together.
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+
+use super::index::{Catalog, encode};
+use super::log::Entry;
+use super::request::{ByteRange, RangeAsk, Request, range_of};
+use super::response::{self, Response, refuse};
+use super::{Gate, Handled, header_option, read_request, run_server, url_host};
+use crate::config::{Link, SendConfig};
+use crate::copy::pace::Pacer;
+use crate::copy::source::Source;
+use crate::copy::{self, Framing, Outgoing};
+use crate::error::{ExitCode, SessionError};
+use crate::link::net;
+use crate::progress::Ui;
+use crate::send::manifest::Manifest;
+use crate::sys::signals;
+
+/// Serves `cfg.paths` until each file was fetched whole (or until a signal, with `--keep-open`).
+/// `listening` is told the address before the first accept.
+pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::build(&cfg.paths, None, cfg.follow_symlinks)?;
+    manifest.warnings.iter().for_each(|w| Ui::hidden().warn(w));
+    let catalog = Catalog::new(&manifest)?;
+    if catalog.files.is_empty() {
+        bail!(SessionError::Usage("nothing to serve: the paths hold no regular file".into()));
+    }
+    let Link::Listen(addr) = &cfg.net.link else { bail!("--http serves: it needs --listen") };
+    let listener = net::listen(addr)?;
+    let local = listener.local_addr().context("reading the listening address")?;
+    listening(local);
+    announce(cfg, &catalog, local);
+    let server = Server {
+        cfg,
+        gate: Gate { token: cfg.token.clone() },
+        fetched: Mutex::new(vec![Coverage::default(); catalog.files.len()]),
+        catalog,
+        requests: AtomicU64::new(0),
+    };
+    let code = run_server(&listener, super::MAX_CONNS, |socket, peer| server.handle(socket, peer))?;
+    if cfg.print.summary {
+        eprintln!("{}", server.summary());
+    }
+    Ok(code)
+}
+
+/// Prints how to fetch: the exact curl command, with the token header.
+fn announce(cfg: &SendConfig, catalog: &Catalog, local: SocketAddr) {
+    if cfg.no_auth {
+        Ui::hidden().warn("authentication is off (--no-auth): anyone who can connect may fetch");
+    }
+    let base = format!("http://{}:{}", url_host(local), local.port());
+    let header = header_option(cfg.token.as_ref(), cfg.token_generated);
+    match catalog.files.as_slice() {
+        [(name, _)] => eprintln!("fetch with: curl -fO{header} {base}/{}", encode(name)),
+        files => {
+            eprintln!("the list of files: curl -f{header} {base}/");
+            eprintln!("fetch each with: curl -fO{header} {base}/PATH ({} files)", files.len());
+        }
+    }
+}
+
+/// Which bytes of one file went out in complete responses, as sorted disjoint `[start, end)`.
+#[derive(Debug, Clone, Default)]
+struct Coverage {
+    spans: Vec<(u64, u64)>,
+    whole: bool,
+}
+
+impl Coverage {
+    /// Adds a span that went out; true once the spans cover a file of `size` bytes.
+    fn add(&mut self, span: (u64, u64), size: u64) -> bool {
+        self.spans.push(span);
+        self.spans.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.spans.len());
+        for &(start, end) in &self.spans {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        self.spans = merged;
+        self.whole |= matches!(self.spans.as_slice(), [(0, end)] if *end >= size) || size == 0;
+        self.whole
+    }
+}
+
+struct Server<'c> {
+    cfg: &'c SendConfig,
+    gate: Gate,
+    catalog: Catalog,
+    fetched: Mutex<Vec<Coverage>>,
+    requests: AtomicU64,
+}
+
+impl Server<'_> {
+    /// Serves one connection (one request); true when every file has now been sent whole.
+    fn handle(&self, socket: TcpStream, peer: SocketAddr) -> Handled {
+        let Some(request) = read_request(&socket, peer) else { return false };
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let mut entry = Entry::new("send", peer, &request.method, &request.target);
+        let done = self.answer(&socket, &request, &mut entry);
+        entry.print(self.cfg.print);
+        response::close_gently(&socket);
+        done && !self.cfg.keep_open
+    }
+
+    fn answer(&self, socket: &TcpStream, request: &Request, entry: &mut Entry) -> bool {
+        let body_too = match request.method.as_str() {
+            "GET" => true,
+            "HEAD" => false,
+            _ => {
+                entry.status = 405;
+                let why = "zcp send --http serves GET and HEAD";
+                refuse(socket, 405, why, &[("Allow", "GET, HEAD")]);
+                return false;
+            }
+        };
+        if !self.gate.check(socket, request) {
+            (entry.status, entry.reason) = (401, Some("wrong or missing token".into()));
+            return false;
+        }
+        let name = request.path.strip_prefix(b"/").unwrap_or(&request.path);
+        if name.is_empty() {
+            entry.status = 200;
+            let listing = self.catalog.listing();
+            let _ = Response::new(200).send_text(socket, &listing, body_too);
+            return false;
+        }
+        let Some(index) = self.catalog.find(name) else {
+            entry.status = 404;
+            refuse(socket, 404, "not served here: GET / lists what is", &[]);
+            return false;
+        };
+        match self.send_file(socket, request, index, body_too, entry) {
+            Ok(Some((span, size))) => {
+                let (completed, all) = self.record(index, span, size);
+                if completed {
+                    entry.reason = Some("the file has now been fetched whole".into());
+                }
+                all
+            }
+            Ok(None) => false,
+            Err(e) => {
+                entry.reason = Some(format!("{e:#}"));
+                false
+            }
+        }
+    }
+
+    /// Answers for one file; the span of its bytes sent whole, and its size, when a body went.
+    fn send_file(
+        &self,
+        socket: &TcpStream,
+        request: &Request,
+        index: usize,
+        body_too: bool,
+        entry: &mut Entry,
+    ) -> anyhow::Result<Option<((u64, u64), u64)>> {
+        let mut source = self.open(socket, index, entry)?;
+        let size = source.size.unwrap_or_default();
+        let (etag, modified) = validators(&source)?;
+        let validated =
+            request.if_range.as_deref().is_none_or(|v| v == etag || v == modified.as_str());
+        let ask =
+            if validated { range_of(request.range.as_deref(), size) } else { RangeAsk::Whole };
+        let mut response = Response::new(200)
+            .header("Content-Type", "application/octet-stream")
+            .header("Accept-Ranges", "bytes")
+            .header("ETag", etag)
+            .header("Last-Modified", modified);
+        let (first, len) = match ask {
+            RangeAsk::Whole => (0, size),
+            RangeAsk::Part(ByteRange { first, last }) => {
+                response.status = 206;
+                let content_range = format!("bytes {first}-{last}/{size}");
+                response = response.header("Content-Range", content_range);
+                entry.range = Some(format!("{first}-{last}"));
+                (first, last - first + 1)
+            }
+            RangeAsk::Unsatisfiable => {
+                entry.status = 416;
+                let all = format!("bytes */{size}");
+                refuse(socket, 416, "range not satisfiable", &[("Content-Range", &all)]);
+                return Ok(None);
+            }
+        };
+        entry.status = response.status;
+        let mut writer = socket;
+        std::io::Write::write_all(&mut writer, &response.head(len)).context("sending the head")?;
+        if !body_too {
+            return Ok(None);
+        }
+        source.size = Some(first + len);
+        self.send_body(socket, &source, first, len, entry)?;
+        Ok(Some(((first, first + len), size)))
+    }
+
+    /// Opens a served file again for one request (it may have changed since the start);
+    /// answers `404` when it cannot be read or is no longer a regular file.
+    fn open(&self, socket: &TcpStream, index: usize, entry: &mut Entry) -> anyhow::Result<Source> {
+        match Source::open(&self.catalog.files[index].1) {
+            Ok(source) if source.size.is_some() => Ok(source),
+            result => {
+                entry.status = 404;
+                refuse(socket, 404, "this file cannot be read any more", &[]);
+                let why = result
+                    .err()
+                    .map_or("it is no longer a regular file".into(), |e| format!("{e:#}"));
+                bail!(why)
+            }
+        }
+    }
+
+    /// Sends `len` bytes of `source` from `first` by the data paths.
+    fn send_body(
+        &self,
+        socket: &TcpStream,
+        source: &Source,
+        first: u64,
+        len: u64,
+        entry: &mut Entry,
+    ) -> anyhow::Result<()> {
+        socket.set_write_timeout(self.cfg.net.idle_timeout).context("setting a write timeout")?;
+        let mut pacer = Pacer::new(self.cfg.limit_rate);
+        let out = Outgoing {
+            source,
+            socket,
+            offset: first,
+            buffer_size: self.cfg.buffer_size,
+            max_call: pacer.max_call(),
+            framing: Framing::Sized(len),
+            checksum: false,
+        };
+        let mut tick = |sent: u64| -> anyhow::Result<()> {
+            if let Some(signal) = signals::pending() {
+                let message = format!("stopped by {signal} after {sent} of {len} bytes");
+                return Err(SessionError::Interrupted { signal, message }.into());
+            }
+            pacer.pace(sent);
+            Ok(())
+        };
+        let started = Instant::now();
+        let moved = copy::send(&out, self.cfg.method, &mut tick);
+        let moved = moved.with_context(|| format!("sending {}", source.display))?;
+        entry.moved(&moved, started.elapsed());
+        Ok(())
+    }
+
+    /// Notes a span sent whole: whether it completed its file, and whether every file has now
+    /// been sent whole.
+    fn record(&self, index: usize, span: (u64, u64), size: u64) -> (bool, bool) {
+        let mut fetched = self.fetched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = fetched[index].whole;
+        let completed = fetched[index].add(span, size) && !before;
+        (completed, fetched.iter().all(|c| c.whole))
+    }
+
+    fn summary(&self) -> String {
+        let fetched = self.fetched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let whole = fetched.iter().filter(|c| c.whole).count();
+        let requests = self.requests.load(Ordering::SeqCst);
+        let plural = if requests == 1 { "" } else { "s" };
+        format!(
+            "served {requests} request{plural}; {whole} of {} files fetched whole",
+            fetched.len()
+        )
+    }
+}
+
+/// The `ETag` (size and mtime in nanoseconds: it changes whenever either does) and the
+/// `Last-Modified` date of a file.
+fn validators(source: &Source) -> anyhow::Result<(String, String)> {
+    let meta = source.file.metadata().context("reading the file's metadata")?;
+    let nanos = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+    let etag = format!("\"{:x}-{:x}\"", meta.size(), nanos);
+    // httpdate cannot show dates before 1970; such a file says 1970.
+    let modified = httpdate::fmt_http_date(meta.modified().unwrap_or(UNIX_EPOCH).max(UNIX_EPOCH));
+    Ok((etag, modified))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Coverage;
+
+    #[test]
+    fn ranges_sent_whole_add_up_to_a_whole_file() {
+        let mut c = Coverage::default();
+        assert!(!c.add((0, 400), 1000), "a first part");
+        assert!(!c.add((600, 1000), 1000), "a hole in the middle");
+        assert!(c.add((300, 700), 1000), "the hole filled");
+        let mut empty = Coverage::default();
+        assert!(empty.add((0, 0), 0), "an empty file is whole at once");
+    }
+}
