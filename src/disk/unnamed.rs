@@ -102,7 +102,7 @@ fn unnamed_file(_dir: &OwnedFd, _mode: u32) -> io::Result<Option<File>> {
 
 /// Gives an unnamed file its `name` in `dir`; never replaces an existing file. `false` when the
 /// kernel will not link it here (linking by descriptor needs CAP_DAC_READ_SEARCH; without it,
-/// the `/proc/target/fd` route needs /proc).
+/// the `/proc/self/fd` route needs /proc).
 #[cfg(target_os = "linux")]
 fn link_unnamed(file: &File, dir: &OwnedFd, name: &OsStr) -> io::Result<bool> {
     use nix::fcntl::AtFlags;
@@ -113,7 +113,7 @@ fn link_unnamed(file: &File, dir: &OwnedFd, name: &OsStr) -> io::Result<bool> {
         Err(Errno::ENOENT | Errno::EPERM | Errno::EINVAL) => {}
         Err(e) => return Err(e.into()),
     }
-    let proc_path = format!("/proc/target/fd/{}", file.as_raw_fd());
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
     match linkat(AT_FDCWD, proc_path.as_str(), dir, name, AtFlags::AT_SYMLINK_FOLLOW) {
         Ok(()) => Ok(true),
         Err(Errno::ENOENT | Errno::EPERM | Errno::EXDEV) => Ok(false),
