@@ -68,6 +68,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --idle-timeout 'Abort when no bytes move for SECS seconds (0: never)'
             cand --force 'Replace files that already exist (without it, an existing file is refused)'
             cand --skip-existing 'Skip files whose size and mtime already match'
+            cand --fsync 'Make every file durable before its name appears: one sync for the whole session, then the renames, then the directories that gained names are synced'
             cand --keep-open 'Keep serving after the first session, several at once'
             cand --no-auth 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'
             cand --raw 'Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication'

@@ -69,6 +69,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l retry -d 'Retry a refus
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l idle-timeout -d 'Abort when no bytes move for SECS seconds (0: never)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l force -d 'Replace files that already exist (without it, an existing file is refused)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l skip-existing -d 'Skip files whose size and mtime already match'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l fsync -d 'Make every file durable before its name appears: one sync for the whole session, then the renames, then the directories that gained names are synced'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l keep-open -d 'Keep serving after the first session, several at once'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l raw -d 'Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication'

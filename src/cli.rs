@@ -247,6 +247,11 @@ pub struct RecvArgs {
     #[arg(long)]
     pub skip_existing: bool,
 
+    /// Make every file durable before its name appears: one sync for the whole session, then
+    /// the renames, then the directories that gained names are synced
+    #[arg(long)]
+    pub fsync: bool,
+
     /// Keep serving after the first session, several at once
     #[arg(long)]
     pub keep_open: bool,

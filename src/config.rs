@@ -202,6 +202,8 @@ pub struct RecvConfig {
     pub max_conns: u32,
     /// Refuse sessions whose files add up to more.
     pub max_size: Option<u64>,
+    /// Sync every file's data before it gets its name, and its directory after (`--fsync`).
+    pub fsync: bool,
     /// The token senders must prove; `None` only with `--no-auth`.
     pub token: Option<Token>,
     /// Whether the token was generated here (and must be shown to the user).
@@ -242,6 +244,12 @@ impl RecvConfig {
                 "--output - writes the file to standard output: no --keep-open, no --json".into(),
             ));
         }
+        if args.fsync && (stdout || args.net.raw) {
+            return Err(usage_error(
+                "--fsync applies to files written under --output: not with --output - or --raw"
+                    .into(),
+            ));
+        }
         if args.net.raw && args.keep_open {
             return Err(usage_error(
                 "--raw receives one stream: it cannot be combined with --keep-open".into(),
@@ -262,6 +270,7 @@ impl RecvConfig {
             keep_open: args.keep_open,
             max_conns: args.max_conns,
             max_size: args.max_size,
+            fsync: args.fsync,
             token,
             token_generated,
             net: net_config(&args.net, link)?,

@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::Mode;
 
+use super::durable::Barrier;
 use super::target::{Target, mtime_of};
 use crate::copy::Counted;
 use crate::protocol::Entry;
@@ -51,6 +52,70 @@ pub(super) fn write(
     entry: &Entry,
     force: bool,
 ) -> anyhow::Result<Option<u64>> {
+    let Some((file, calls)) = fill(target, body, entry, force)? else { return Ok(None) };
+    let dir = target
+        .dir()
+        .with_context(|| format!("opening the directory of {}", target.shown().display()))?;
+    let linked = link_unnamed(&file, &dir, target.name())
+        .with_context(|| format!("putting {} in place", target.shown().display()))?;
+    if !linked {
+        target.dirs.no_unnamed.store(true, Ordering::Relaxed);
+        return Ok(None);
+    }
+    Ok(Some(calls))
+}
+
+/// `write_small` for `--fsync`: the file is written and held by `barrier`, which names it
+/// after syncing. Returns the `write` calls made.
+pub fn hold_small(
+    target: &Target,
+    body: &[u8],
+    entry: &Entry,
+    force: bool,
+    barrier: &Barrier,
+) -> anyhow::Result<u64> {
+    if let Some((file, calls)) = fill(target, body, entry, force)? {
+        barrier.hold_unnamed(target, file)?;
+        return Ok(calls);
+    }
+    let name = String::from_utf8_lossy(&entry.name);
+    let part = target.part().open_locked(&name, 0)?;
+    let mut out = Counted::new(&*part);
+    out.write_all(body).with_context(|| {
+        format!("writing {name} (partial data kept in {})", target.part().shown().display())
+    })?;
+    let calls = out.calls;
+    target.part().prepare(&part, entry)?;
+    barrier.hold_part(target, part)?;
+    Ok(calls)
+}
+
+/// Gives a held unnamed file its name (see `hold_small`).
+pub(super) fn place(target: &Target, file: &File) -> anyhow::Result<()> {
+    let dir = target
+        .dir()
+        .with_context(|| format!("opening the directory of {}", target.shown().display()))?;
+    let shown = || format!("putting {} in place", target.shown().display());
+    match link_unnamed(file, &dir, target.name()).with_context(shown)? {
+        true => Ok(()),
+        false => {
+            // The next session takes part files here; this one fails rather than lose the file
+            // quietly (the sender sends it again).
+            target.dirs.no_unnamed.store(true, Ordering::Relaxed);
+            Err(anyhow::anyhow!("linking an unnamed file needs /proc or CAP_DAC_READ_SEARCH")
+                .context(shown()))
+        }
+    }
+}
+
+/// An unnamed file holding `body`, with its mode and mtime, and the `write` calls made; `None`
+/// when unnamed files cannot serve here (see `write`).
+fn fill(
+    target: &Target,
+    body: &[u8],
+    entry: &Entry,
+    force: bool,
+) -> anyhow::Result<Option<(File, u64)>> {
     if force || target.dirs.no_unnamed.load(Ordering::Relaxed) {
         return Ok(None);
     }
@@ -74,13 +139,7 @@ pub(super) fn write(
         file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
             .with_context(|| format!("setting the mtime of {}", target.shown().display()))?;
     }
-    let linked = link_unnamed(&file, &dir, target.name())
-        .with_context(|| format!("putting {} in place", target.shown().display()))?;
-    if !linked {
-        target.dirs.no_unnamed.store(true, Ordering::Relaxed);
-        return Ok(None);
-    }
-    Ok(Some(calls))
+    Ok(Some((file, calls)))
 }
 
 /// A new unnamed file in `dir` with `mode`, or `None` when the file system has no `O_TMPFILE`.

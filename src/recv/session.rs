@@ -16,7 +16,7 @@ use crate::copy::batch::{self, Inbox};
 use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::{DataPath, Method};
 use crate::disk::writer::{Job, Writer};
-use crate::disk::{self, Decision, Destination, LockedPart, Refusal, Target};
+use crate::disk::{self, Barrier, Decision, Destination, LockedPart, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
 use crate::link::peer::{self, unexpected};
 use crate::progress::Ui;
@@ -78,7 +78,13 @@ impl Session<'_> {
         data_starts();
         let start = rusage::Snapshot::now();
         let mut inbox = Inbox::new(&socket);
-        let total = match self.receive_all(&mut inbox, &offer.entries, &mut plan) {
+        let barrier = self.cfg.fsync.then(|| Barrier::new(self.cfg.policy.force, self.sessions()));
+        let received = self.receive_all(&mut inbox, &offer.entries, &mut plan, barrier.as_ref());
+        // The files held for --fsync get their names before directory modes are applied (a
+        // read-only mode would stop the renames).
+        let placed =
+            received.and_then(|t| barrier.as_ref().map_or(Ok(()), Barrier::flush).map(|_| t));
+        let total = match placed {
             Ok(total) => total,
             Err(e) => return Err(tell_peer(&mut socket, self.explain_idle(e))),
         };
@@ -87,6 +93,11 @@ impl Session<'_> {
         let dirs = offer.entries.iter().zip(&plan.decisions).rev();
         let made = dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true })));
         self.dest.finish_dirs(made.map(|(entry, _)| entry), self.cfg.policy)?;
+        if let Some(barrier) = &barrier
+            && let Err(e) = self.sync_dirs(barrier, &offer.entries, &plan, created.is_some())
+        {
+            return Err(tell_peer(&mut socket, e));
+        }
         let idle = self.cfg.net.idle_timeout;
         let sender = match peer::next_message_from(&mut inbox, idle, "the sender's statistics")? {
             Message::Finish(stats) => stats,
@@ -99,12 +110,42 @@ impl Session<'_> {
         Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats, created })
     }
 
-    /// socket. Returns once every file is written.
+    /// `--fsync`, after the last barrier: syncs every directory that gained a name (those
+    /// holding new files, the parents of directories this session created, and the parent of
+    /// an output directory it created), so the names survive a power loss too.
+    fn sync_dirs(
+        &self,
+        barrier: &Barrier,
+        entries: &[Entry],
+        plan: &SessionPlan,
+        created_output: bool,
+    ) -> anyhow::Result<()> {
+        for (entry, decision) in entries.iter().zip(&plan.decisions) {
+            if let Ok(Decision::Dir { created: true }) = decision {
+                let parent = entry.name.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                barrier.gained_name(&entry.name[..parent]);
+            }
+        }
+        barrier.finish(self.dest)?;
+        if created_output {
+            disk::sync_parent_of(&self.cfg.output)?;
+        }
+        Ok(())
+    }
+
+    /// Sessions that may run at once, sharing the process's descriptors.
+    fn sessions(&self) -> u32 {
+        if self.cfg.keep_open { self.cfg.max_conns } else { 1 }
+    }
+
+    /// Receives every planned file: small ones through the writer threads, the others off the
+    /// socket. Returns once every file is written (or, with `--fsync`, held by `barrier`).
     fn receive_all(
         &self,
         inbox: &mut Inbox<'_>,
         entries: &[Entry],
         plan: &mut SessionPlan,
+        barrier: Option<&Barrier>,
     ) -> anyhow::Result<Moved> {
         let wanted: Vec<usize> = plan.wanted();
         let known =
@@ -115,10 +156,14 @@ impl Session<'_> {
             Ui::new(self.cfg.print, known, wanted.len() as u64)
         };
         let force = self.cfg.policy.force;
-        let write = |job: &Job<'_>| disk::write_small(job.target, &job.body, job.entry, force);
+        let write = |job: &Job<'_>| match barrier {
+            Some(barrier) => disk::hold_small(job.target, &job.body, job.entry, force, barrier),
+            None => disk::write_small(job.target, &job.body, job.entry, force),
+        };
         let total = thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
-            let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut ui);
+            let mut live = Live { ui: &mut ui, barrier };
+            let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut live);
             // Wait for the queued files whatever happened: they are whole and checked.
             let written = writer.finish();
             let mut total = received?;
@@ -137,7 +182,7 @@ impl Session<'_> {
         wanted: &[usize],
         plan: &'env mut SessionPlan,
         writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<u64> + Sync>,
-        ui: &mut Ui,
+        live: &mut Live<'_>,
     ) -> anyhow::Result<Moved> {
         let SessionPlan { decisions, reports, verdicts } = plan;
         let small: Vec<bool> = wanted
@@ -154,7 +199,7 @@ impl Session<'_> {
         for (k, &index) in wanted.iter().enumerate() {
             let entry = &entries[index];
             let offset = self.file_start(inbox, index)?;
-            ui.file(&String::from_utf8_lossy(&entry.name));
+            live.ui.file(&String::from_utf8_lossy(&entry.name));
             let decision = &decisions[index];
             let (moved, report, verdict) = if small[k] {
                 let mut file = self.receive_small(inbox, entry, decision, offset, writer)?;
@@ -167,13 +212,13 @@ impl Session<'_> {
                 // batch: that read counts as the batch's).
                 inbox.allow(ahead[k + 1].map(|a| a + protocol::FILE_END_FRAME as u64));
                 let before_end = inbox.calls;
-                let file = self.receive_file(inbox, entry, decision, offset, &total, ui)?;
+                let file = self.receive_file(inbox, entry, decision, offset, &total, live)?;
                 let next_small = small.get(k + 1).copied().unwrap_or(false);
                 data_reads_from = if next_small { before_end } else { inbox.calls };
                 file
             };
             total.absorb(moved);
-            ui.position(total.bytes);
+            live.ui.position(total.bytes);
             reports[index] = report;
             verdicts.push(verdict);
         }
@@ -256,8 +301,9 @@ impl Session<'_> {
         decision: &Result<Decision, Refusal>,
         offset: u64,
         before: &Moved,
-        ui: &Ui,
+        live: &Live<'_>,
     ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
+        let ui = &*live.ui;
         let name = String::from_utf8_lossy(&entry.name).into_owned();
         if !inbox.is_empty() {
             let why = format!("bytes of {name} arrived before its turn");
@@ -314,7 +360,8 @@ impl Session<'_> {
         let mut report = FileReport::new(name, false, Status::Sent);
         (report.bytes, report.data_path, report.resumed_from) =
             (moved.bytes, Some(moved.data_path), offset);
-        let verdict = self.conclude(entry, end.xxh3 == moved.xxh3, part, &mut report)?;
+        let matched = end.xxh3 == moved.xxh3;
+        let verdict = self.conclude(entry, matched, part, &mut report, live.barrier)?;
         Ok((moved, report, verdict))
     }
 
@@ -343,13 +390,15 @@ impl Session<'_> {
         copy::recv(&inc, self.cfg.method, tick)
     }
 
-    /// Puts a verified file in place, or drops a damaged one, and says which.
+    /// Puts a verified file in place (with `--fsync`: hands it to the barrier that will), or
+    /// drops a damaged one, and says which.
     fn conclude(
         &self,
         entry: &Entry,
         matched: bool,
         part: Option<(&Target, LockedPart)>,
         report: &mut FileReport,
+        barrier: Option<&Barrier>,
     ) -> anyhow::Result<Verdict> {
         if !matched {
             if let Some((target, _)) = part {
@@ -358,7 +407,13 @@ impl Session<'_> {
             return Ok(mismatch(report));
         }
         if let Some((target, file)) = part {
-            target.part().commit(&file, entry, self.cfg.policy.force)?;
+            match barrier {
+                Some(barrier) => {
+                    target.part().prepare(&file, entry)?;
+                    barrier.hold_part(target, file)?;
+                }
+                None => target.part().commit(&file, entry, self.cfg.policy.force)?,
+            }
             report.saved_as = Some(target.shown().display().to_string());
         }
         Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
@@ -372,6 +427,12 @@ impl Session<'_> {
             _ => err,
         }
     }
+}
+
+/// Where the receiving loop shows progress, and holds verified files for `--fsync`.
+struct Live<'a> {
+    ui: &'a mut Ui,
+    barrier: Option<&'a Barrier>,
 }
 
 /// The verdict on a file whose checksum differs; it was not saved.
