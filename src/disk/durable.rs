@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,6 +15,9 @@ use super::Destination;
 use super::dirs::Walk;
 use super::part::LockedPart;
 use super::target::Target;
+use super::unnamed;
+use crate::copy::Counted;
+use crate::protocol::Entry;
 
 /// Files held at most, before any barrier: each holds a descriptor (and its part file's lock).
 const HELD_MAX: usize = 16384;
@@ -112,7 +115,7 @@ impl Barrier {
         for (target, file) in held {
             match file {
                 Held::Part(_part) => target.part().place(self.force)?,
-                Held::Unnamed(file) => super::unnamed::place(&target, &file)?,
+                Held::Unnamed(file) => unnamed::place(&target, &file)?,
             }
             self.placed.fetch_add(1, Ordering::Relaxed);
             self.gained_name(target.rel());
@@ -168,6 +171,31 @@ pub fn sync_parent_of(path: &std::path::Path) -> anyhow::Result<()> {
     };
     let dir = File::open(parent).with_context(|| format!("opening {}", parent.display()))?;
     dir.sync_all().with_context(|| format!("syncing {}", parent.display()))
+}
+
+/// `write_small` for `--fsync`: the file is written and held by `barrier`, which names it
+/// after syncing. Returns the `write` calls made.
+pub fn hold_small(
+    target: &Target,
+    body: &[u8],
+    entry: &Entry,
+    force: bool,
+    barrier: &Barrier,
+) -> anyhow::Result<u64> {
+    if let Some((file, calls)) = unnamed::fill(target, body, entry, force)? {
+        barrier.hold_unnamed(target, file)?;
+        return Ok(calls);
+    }
+    let name = String::from_utf8_lossy(&entry.name);
+    let part = target.part().open_locked(&name, 0)?;
+    let mut out = Counted::new(&*part);
+    out.write_all(body).with_context(|| {
+        format!("writing {name} (partial data kept in {})", target.part().shown().display())
+    })?;
+    let calls = out.calls;
+    target.part().prepare(&part, entry)?;
+    barrier.hold_part(target, part)?;
+    Ok(calls)
 }
 
 /// How many files a barrier may hold open: the descriptor limit less a margin. The soft limit

@@ -31,10 +31,10 @@ use crate::protocol::{Entry, EntryKind, RefuseCode, names};
 use dirs::{Dirs, open_dir};
 use target::{Existing, mtime_of};
 
-pub use durable::{Barrier, sync_parent_of};
+pub use durable::{Barrier, hold_small, sync_parent_of};
 pub use part::{LockedPart, Part};
 pub use target::Target;
-pub use unnamed::{hold_small, write_small};
+pub use unnamed::write_small;
 
 /// What `--output` names.
 #[derive(Debug)]

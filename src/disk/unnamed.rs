@@ -14,7 +14,6 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::Mode;
 
-use super::durable::Barrier;
 use super::target::{Target, mtime_of};
 use crate::copy::Counted;
 use crate::protocol::Entry;
@@ -65,31 +64,6 @@ pub(super) fn write(
     Ok(Some(calls))
 }
 
-/// `write_small` for `--fsync`: the file is written and held by `barrier`, which names it
-/// after syncing. Returns the `write` calls made.
-pub fn hold_small(
-    target: &Target,
-    body: &[u8],
-    entry: &Entry,
-    force: bool,
-    barrier: &Barrier,
-) -> anyhow::Result<u64> {
-    if let Some((file, calls)) = fill(target, body, entry, force)? {
-        barrier.hold_unnamed(target, file)?;
-        return Ok(calls);
-    }
-    let name = String::from_utf8_lossy(&entry.name);
-    let part = target.part().open_locked(&name, 0)?;
-    let mut out = Counted::new(&*part);
-    out.write_all(body).with_context(|| {
-        format!("writing {name} (partial data kept in {})", target.part().shown().display())
-    })?;
-    let calls = out.calls;
-    target.part().prepare(&part, entry)?;
-    barrier.hold_part(target, part)?;
-    Ok(calls)
-}
-
 /// Gives a held unnamed file its name (see `hold_small`).
 pub(super) fn place(target: &Target, file: &File) -> anyhow::Result<()> {
     let dir = target
@@ -110,7 +84,7 @@ pub(super) fn place(target: &Target, file: &File) -> anyhow::Result<()> {
 
 /// An unnamed file holding `body`, with its mode and mtime, and the `write` calls made; `None`
 /// when unnamed files cannot serve here (see `write`).
-fn fill(
+pub(super) fn fill(
     target: &Target,
     body: &[u8],
     entry: &Entry,
