@@ -125,6 +125,18 @@ pub struct OutputArgs {
     /// No progress bar and no summary line on stderr (errors are still printed)
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Print events as they happen, one JSON object per line, on stdout (schema in the README)
+    #[arg(long)]
+    pub events: bool,
+
+    /// Write the events to this open file descriptor instead of stdout (implies --events)
+    #[arg(long, value_name = "FD")]
+    pub events_fd: Option<i32>,
+
+    /// Seconds between progress events while bytes move
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub events_interval: f64,
 }
 
 /// Who may write: the shared token, from one of three places, or none at all.

@@ -12,6 +12,7 @@ use crate::disk::Policy;
 use crate::link::auth::Token;
 use crate::link::net::check_addr;
 pub use crate::link::net::{Link, NetConfig};
+use crate::report::events::EventsTo;
 
 /// What a session prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,15 +23,30 @@ pub struct Output {
     pub progress: bool,
     /// The human summary on stderr at the end.
     pub summary: bool,
+    /// NDJSON events while the session runs (`--events`, `--events-fd`).
+    pub events: Option<EventsTo>,
 }
 
 impl Output {
-    fn from_args(args: &OutputArgs) -> Output {
-        Output {
+    fn from_args(args: &OutputArgs) -> anyhow::Result<Output> {
+        let events = (args.events || args.events_fd.is_some()).then_some(EventsTo {
+            fd: args.events_fd,
+            interval: seconds("--events-interval", args.events_interval)?
+                .unwrap_or(Duration::from_secs(1)),
+        });
+        if args.json && events.is_some_and(|e| e.fd.is_none()) {
+            return Err(usage_error(
+                "--json and --events both write to standard output: the events end with a \
+                 summary event holding the report (or send them elsewhere with --events-fd)"
+                    .into(),
+            ));
+        }
+        Ok(Output {
             json: args.json,
             progress: !args.quiet && !args.json && std::io::stderr().is_terminal(),
             summary: !args.quiet,
-        }
+            events,
+        })
     }
 }
 
@@ -154,6 +170,9 @@ impl SendConfig {
                 "standard input (-) can be sent once, with --name NAME".into(),
             ));
         }
+        if args.net.raw && (args.output.events || args.output.events_fd.is_some()) {
+            return Err(usage_error("--raw has no events: it moves plain bytes".into()));
+        }
         if args.net.raw && paths.len() != 1 {
             return Err(usage_error("--raw sends exactly one file".into()));
         }
@@ -180,7 +199,7 @@ impl SendConfig {
             token_generated,
             no_auth: args.auth.no_auth,
             net: net_config(&args.net, link)?,
-            print: Output::from_args(&args.output),
+            print: Output::from_args(&args.output)?,
             paths,
         })
     }
@@ -250,6 +269,9 @@ impl RecvConfig {
                     .into(),
             ));
         }
+        if args.net.raw && (args.output_args.events || args.output_args.events_fd.is_some()) {
+            return Err(usage_error("--raw has no events: it moves plain bytes".into()));
+        }
         if args.net.raw && args.keep_open {
             return Err(usage_error(
                 "--raw receives one stream: it cannot be combined with --keep-open".into(),
@@ -274,7 +296,7 @@ impl RecvConfig {
             token,
             token_generated,
             net: net_config(&args.net, link)?,
-            print: Output::from_args(&args.output_args),
+            print: Output::from_args(&args.output_args)?,
             output: args.output,
         })
     }

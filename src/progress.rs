@@ -2,9 +2,12 @@
 //! The bar is hidden unless stderr is a terminal and neither `--quiet` nor `--json` was given
 //! (see `config::Output`); warnings are printed above it either way.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Output;
+use crate::report::events::Events;
 use crate::report::shown;
 
 // The file name takes what the terminal's width leaves (`wide_msg`, cut to fit), so the bar is
@@ -31,22 +34,41 @@ pub fn bar(visible: bool, total: Option<u64>, label: &str) -> ProgressBar {
     bar
 }
 
-/// The live display of one session: one overall bar (bytes, files, rate, ETA, current file).
+/// The live display of one session: one overall bar (bytes, files, rate, ETA, current file),
+/// and the `progress` events of `--events`, at their steady interval.
 pub struct Ui {
     bar: ProgressBar,
     files: u64,
     done: u64,
+    total: Option<u64>,
+    bytes: AtomicU64,
+    /// Bytes the receiver kept of resumed files: done before they moved.
+    resumed: AtomicU64,
+    events: Events,
 }
 
 impl Ui {
     /// A display for a session moving `total` bytes in `files` files.
     pub fn new(output: Output, total: Option<u64>, files: u64) -> Ui {
-        Ui { bar: bar(output.progress, total, ""), files, done: 0 }
+        let bar = bar(output.progress, total, "");
+        let (bytes, resumed) = (AtomicU64::new(0), AtomicU64::new(0));
+        Ui { bar, files, done: 0, total, bytes, resumed, events: Events::off() }
+    }
+
+    /// The same display, also reporting progress as events.
+    pub fn with_events(mut self, events: Events) -> Ui {
+        self.events = events;
+        self
+    }
+
+    /// The session's `--events` (off unless given `with_events`).
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// A display that shows nothing but warnings.
     pub fn hidden() -> Ui {
-        Ui { bar: ProgressBar::hidden(), files: 0, done: 0 }
+        Ui::new(Output { json: false, progress: false, summary: false, events: None }, None, 0)
     }
 
     /// Prints a warning above the bar.
@@ -66,11 +88,22 @@ impl Ui {
 
     /// The session has moved `bytes` so far.
     pub fn position(&self, bytes: u64) {
+        let bytes = bytes + self.resumed.load(Ordering::Relaxed);
         self.bar.set_position(bytes);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        self.events.progress(bytes, self.total, (self.done, self.files), false);
+    }
+
+    /// File `index` begins to move from `offset` (what the receiver kept counts as done).
+    pub fn begin(&self, index: usize, name: &str, size: Option<u64>, offset: u64) {
+        self.resumed.fetch_add(offset, Ordering::Relaxed);
+        self.events.file_begins(index, name, size, offset);
     }
 
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        self.events.progress(bytes, self.total, (self.done, self.files), true);
     }
 }
 

@@ -11,6 +11,7 @@ mod docs;
 mod doctor;
 mod durable;
 mod errors;
+mod events;
 mod existing;
 mod exit_codes;
 mod faults;

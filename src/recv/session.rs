@@ -23,6 +23,7 @@ use crate::progress::Ui;
 use crate::protocol::{
     self, Entry, ErrorCode, Message, ProtocolError, Summary, Verdict, VerdictStatus,
 };
+use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Role, Status};
 use crate::sys::rusage;
 
@@ -79,7 +80,9 @@ impl Session<'_> {
         let start = rusage::Snapshot::now();
         let mut inbox = Inbox::new(&socket);
         let barrier = self.cfg.fsync.then(|| Barrier::new(self.cfg.policy.force, self.sessions()));
-        let received = self.receive_all(&mut inbox, &offer.entries, &mut plan, barrier.as_ref());
+        let events = Events::new(self.cfg.print.events);
+        let received =
+            self.receive_all(&mut inbox, &offer.entries, &mut plan, barrier.as_ref(), &events);
         // The files held for --fsync get their names before directory modes are applied (a
         // read-only mode would stop the renames).
         let placed =
@@ -107,7 +110,10 @@ impl Session<'_> {
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
         protocol::write_message(&mut socket, &Message::Summary(summary))
             .context("sending the summary")?;
-        Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats, created })
+        let report =
+            Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats, created };
+        events.finished(&report);
+        Ok(report)
     }
 
     /// `--fsync`, after the last barrier: syncs every directory that gained a name (those
@@ -146,15 +152,23 @@ impl Session<'_> {
         entries: &[Entry],
         plan: &mut SessionPlan,
         barrier: Option<&Barrier>,
+        events: &Events,
     ) -> anyhow::Result<Moved> {
         let wanted: Vec<usize> = plan.wanted();
         let known =
             wanted.iter().try_fold(0u64, |sum, &i| entries[i].size.map(|s| sum.saturating_add(s)));
-        let mut ui = if self.cfg.keep_open {
-            Ui::hidden()
-        } else {
-            Ui::new(self.cfg.print, known, wanted.len() as u64)
-        };
+        // Sessions at once would fight over one bar: with --keep-open, events only.
+        let mut print = self.cfg.print;
+        print.progress &= !self.cfg.keep_open;
+        let mut ui = Ui::new(print, known, wanted.len() as u64).with_events(events.clone());
+        let files = wanted.len();
+        events.emit(&Event::SessionStart {
+            role: Role::Recv,
+            entries: entries.len(),
+            files,
+            bytes: known,
+        });
+        plan.reports.iter().enumerate().for_each(|(i, r)| events.planned(i, r));
         let force = self.cfg.policy.force;
         let write = |job: &Job<'_>| match barrier {
             Some(barrier) => disk::hold_small(job.target, &job.body, job.entry, force, barrier),
@@ -162,7 +176,7 @@ impl Session<'_> {
         };
         let total = thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
-            let mut live = Live { ui: &mut ui, barrier };
+            let mut live = Live { ui: &mut ui, barrier, events };
             let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut live);
             // Wait for the queued files whatever happened: they are whole and checked.
             let written = writer.finish();
@@ -199,7 +213,9 @@ impl Session<'_> {
         for (k, &index) in wanted.iter().enumerate() {
             let entry = &entries[index];
             let offset = self.file_start(inbox, index)?;
-            live.ui.file(&String::from_utf8_lossy(&entry.name));
+            let name = String::from_utf8_lossy(&entry.name);
+            live.ui.file(&name);
+            live.ui.begin(index, &name, entry.size, offset);
             let decision = &decisions[index];
             let (moved, report, verdict) = if small[k] {
                 let mut file = self.receive_small(inbox, entry, decision, offset, writer)?;
@@ -219,6 +235,7 @@ impl Session<'_> {
             };
             total.absorb(moved);
             live.ui.position(total.bytes);
+            live.events.file_end(index, &report);
             reports[index] = report;
             verdicts.push(verdict);
         }
@@ -433,6 +450,7 @@ impl Session<'_> {
 struct Live<'a> {
     ui: &'a mut Ui,
     barrier: Option<&'a Barrier>,
+    events: &'a Events,
 }
 
 /// The verdict on a file whose checksum differs; it was not saved.

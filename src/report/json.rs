@@ -14,7 +14,17 @@ use crate::protocol::SideStats;
 impl Report {
     /// The JSON object for stdout. Its keys are documented in the README and are a contract.
     pub fn json(&self) -> String {
-        let view = JsonReport {
+        json_text(&self.view())
+    }
+
+    /// The same object as a value, for the `summary` event of `--events`.
+    pub fn json_value(&self) -> serde_json::Value {
+        serde_json::to_value(self.view())
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+    }
+
+    fn view(&self) -> JsonReport<'_> {
+        JsonReport {
             role: self.role,
             files: self.files.iter().map(JsonFile::of).collect(),
             bytes: self.bytes(),
@@ -29,8 +39,7 @@ impl Report {
             send: JsonSide::of(&self.send),
             recv: JsonSide::of(&self.recv),
             created_output: self.created.as_deref(),
-        };
-        json_text(&view)
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use crate::progress::Ui;
 use crate::protocol::{
     self, Answer, EntryKind, FileEnd, Message, Offer, ProtocolError, VerdictStatus,
 };
+use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Role, Status};
 use crate::send::manifest::{Item, Manifest, Origin};
 use crate::sys::{rusage, signals};
@@ -86,7 +87,8 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
     let idle = cfg.net.idle_timeout;
     // Ctrl-C now stops the transfer between calls, so the user learns what was kept.
     signals::install()?;
-    let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports);
+    let events = Events::new(cfg.print.events);
+    let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports, &events);
     signals::restore();
     let (total, mut pending) = pushed
         .map_err(|e| explain_idle(e, idle))
@@ -116,7 +118,16 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
             report.status = Status::ChecksumMismatch;
         }
     }
-    Ok(Report { role: Role::Send, files: reports, send: stats, recv: summary.stats, created: None })
+    let report = Report {
+        role: Role::Send,
+        files: reports,
+        send: stats,
+        recv: summary.stats,
+        created: None,
+    };
+    events.file_ends(&report);
+    events.finished(&report);
+    Ok(report)
 }
 
 fn initial_report(item: &Item, answer: &Answer) -> FileReport {
@@ -178,6 +189,7 @@ fn push_all(
     manifest: &Manifest,
     answers: &[Answer],
     reports: &mut [FileReport],
+    events: &Events,
 ) -> anyhow::Result<(Moved, Vec<u8>)> {
     let wanted: Vec<usize> = (0..answers.len())
         .filter(|&i| matches!(answers[i], Answer::Send { .. } | Answer::Resume { .. }))
@@ -189,12 +201,15 @@ fn push_all(
         socket,
         cfg,
         pending: Vec::new(),
-        ui: Ui::new(cfg.print, known, wanted.len() as u64),
+        ui: Ui::new(cfg.print, known, wanted.len() as u64).with_events(events.clone()),
         pacer: Pacer::new(cfg.limit_rate),
         opener: batch::Opener::new(cfg.follow_symlinks),
         total: Moved::default(),
         holds_data: false,
     };
+    let (entries, files) = (answers.len(), wanted.len());
+    events.emit(&Event::SessionStart { role: Role::Send, entries, files, bytes: known });
+    reports.iter().enumerate().for_each(|(i, r)| events.planned(i, r));
     let mut batched = false;
     for index in wanted {
         if let Some(signal) = signals::pending() {
@@ -211,6 +226,7 @@ fn push_all(
         let moved = match small_file(cfg, item, &answers[index]) {
             Some((path, size)) => {
                 batched = true;
+                push.ui.begin(index, &report.name, Some(size), 0);
                 push.small(index, path, size)
             }
             None => push.whole(index, item, &answers[index], report),
@@ -306,6 +322,7 @@ impl Push<'_> {
         let mut source = open(item)?;
         let offset = resume_offset(&source, answer, self.cfg.resume, report)?;
         report.resumed_from = offset;
+        self.ui.begin(index, &report.name, item.entry.size, offset);
         self.pending.extend(protocol::frame(&Message::FileStart { index: index as u32, offset }));
         self.send_pending()?;
         source.size = item.entry.size;
