@@ -50,6 +50,7 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'Send what symlinks point to (by default they are skipped with a warning)')
             [CompletionResult]::new('--follow-symlinks', '--follow-symlinks', [CompletionResultType]::ParameterName, 'Send what symlinks point to (by default they are skipped with a warning)')
             [CompletionResult]::new('--no-resume', '--no-resume', [CompletionResultType]::ParameterName, 'Send every file whole, even where the receiver holds a matching partial copy')
+            [CompletionResult]::new('--no-sparse', '--no-sparse', [CompletionResultType]::ParameterName, 'Send holes of sparse files as zeros, as if the file were dense (it lands fully allocated)')
             [CompletionResult]::new('--no-auth', '--no-auth', [CompletionResultType]::ParameterName, 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)')
             [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as one JSON object on stdout')

@@ -365,7 +365,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__send)
-            opts="-L -q -h --listen --name --follow-symlinks --no-resume --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --json --quiet --events --events-fd --events-interval --help"
+            opts="-L -q -h --listen --name --follow-symlinks --no-resume --no-sparse --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --json --quiet --events --events-fd --events-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -46,6 +46,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand -L 'Send what symlinks point to (by default they are skipped with a warning)'
             cand --follow-symlinks 'Send what symlinks point to (by default they are skipped with a warning)'
             cand --no-resume 'Send every file whole, even where the receiver holds a matching partial copy'
+            cand --no-sparse 'Send holes of sparse files as zeros, as if the file were dense (it lands fully allocated)'
             cand --no-auth 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'
             cand --raw 'Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication'
             cand --json 'Print the report as one JSON object on stdout'

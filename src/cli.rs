@@ -203,6 +203,10 @@ pub struct SendArgs {
     #[arg(long)]
     pub no_resume: bool,
 
+    /// Send holes of sparse files as zeros, as if the file were dense (it lands fully allocated)
+    #[arg(long)]
+    pub no_sparse: bool,
+
     /// Which data path moves the bytes
     #[arg(long, value_enum, default_value_t = SendMethod::Auto)]
     pub method: SendMethod,

@@ -128,6 +128,9 @@ pub struct SendConfig {
     /// Resume files where the receiver holds a matching prefix (`--no-resume` sends every
     /// file whole).
     pub resume: bool,
+    /// Send files with holes in the sparse form where the receiver takes it (`--no-sparse`:
+    /// never).
+    pub sparse: bool,
     /// Which data path to use.
     pub method: Method,
     /// Buffer size of the buffered path, in bytes.
@@ -193,6 +196,7 @@ impl SendConfig {
             stdin_name: args.name,
             follow_symlinks: args.follow_symlinks,
             resume: !args.no_resume,
+            sparse: !args.no_sparse,
             buffer_size: args.buffer_size as usize,
             limit_rate: args.limit_rate.filter(|&r| r > 0),
             token,

@@ -65,8 +65,8 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         }
     };
     let greet = |socket: &mut _, direction| send::greet(&cfg, socket, direction);
-    let (socket, ()) = zcp::link::net::establish(&cfg.net, announce, greet)?;
-    let report = send::run(&cfg, &manifest, socket)?;
+    let (socket, receiver) = zcp::link::net::establish(&cfg.net, announce, greet)?;
+    let report = send::run(&cfg, &manifest, socket, receiver)?;
     Ok(finish(&report, cfg.print))
 }
 

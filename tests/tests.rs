@@ -29,6 +29,7 @@ mod raw;
 mod resume;
 mod robustness;
 mod shell;
+mod sparse;
 mod strace;
 mod streams;
 mod transfer;

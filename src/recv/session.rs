@@ -212,12 +212,16 @@ impl Session<'_> {
         let mut data_reads_from = inbox.calls;
         for (k, &index) in wanted.iter().enumerate() {
             let entry = &entries[index];
-            let offset = self.file_start(inbox, index)?;
+            let (offset, sparse) = self.file_start(inbox, index)?;
             let name = String::from_utf8_lossy(&entry.name);
             live.ui.file(&name);
             live.ui.begin(index, &name, entry.size, offset);
             let decision = &decisions[index];
             let (moved, report, verdict) = if small[k] {
+                if sparse {
+                    let why = format!("{name} comes in the sparse form, but it is batched");
+                    return Err(ProtocolError::Malformed(why).into());
+                }
                 let mut file = self.receive_small(inbox, entry, decision, offset, writer)?;
                 file.0.calls += inbox.calls - data_reads_from;
                 data_reads_from = inbox.calls;
@@ -228,7 +232,8 @@ impl Session<'_> {
                 // batch: that read counts as the batch's).
                 inbox.allow(ahead[k + 1].map(|a| a + protocol::FILE_END_FRAME as u64));
                 let before_end = inbox.calls;
-                let file = self.receive_file(inbox, entry, decision, offset, &total, live)?;
+                let start = (offset, sparse);
+                let file = self.receive_file(inbox, entry, decision, start, &total, live)?;
                 let next_small = small.get(k + 1).copied().unwrap_or(false);
                 data_reads_from = if next_small { before_end } else { inbox.calls };
                 file
@@ -245,11 +250,13 @@ impl Session<'_> {
         Ok(total)
     }
 
-    /// Reads FILE_START for the file due (`index`) and returns the offset it is sent from.
-    fn file_start(&self, inbox: &mut Inbox<'_>, index: usize) -> anyhow::Result<u64> {
+    /// Reads FILE_START (or SPARSE_START) for the file due (`index`) and returns the offset
+    /// it is sent from, and whether in the sparse form.
+    fn file_start(&self, inbox: &mut Inbox<'_>, index: usize) -> anyhow::Result<(u64, bool)> {
         match peer::next_message_from(inbox, self.cfg.net.idle_timeout, "the next file")? {
-            Message::FileStart { index: i, offset } if i as usize == index => Ok(offset),
-            Message::FileStart { index: i, .. } => {
+            Message::FileStart { index: i, offset } if i as usize == index => Ok((offset, false)),
+            Message::SparseStart { index: i, offset } if i as usize == index => Ok((offset, true)),
+            Message::FileStart { index: i, .. } | Message::SparseStart { index: i, .. } => {
                 Err(ProtocolError::Malformed(format!("file #{i} sent where #{index} was due"))
                     .into())
             }
@@ -316,7 +323,7 @@ impl Session<'_> {
         inbox: &mut Inbox<'_>,
         entry: &Entry,
         decision: &Result<Decision, Refusal>,
-        offset: u64,
+        (offset, sparse): (u64, bool),
         before: &Moved,
         live: &Live<'_>,
     ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
@@ -348,7 +355,7 @@ impl Session<'_> {
                 }
                 let part = target.part().open_locked(&name, offset)?;
                 let moved = self
-                    .receive_into(socket, entry, &part, offset, &mut tick)
+                    .receive_into(socket, entry, &part, (offset, sparse), &mut tick)
                     .with_context(|| {
                         format!(
                             "writing {name} (partial data kept in {})",
@@ -360,7 +367,7 @@ impl Session<'_> {
             Ok(Decision::Stdout) if offset == 0 => {
                 let out = crate::disk::stdout()?;
                 let moved = self
-                    .receive_into(socket, entry, &out, 0, &mut tick)
+                    .receive_into(socket, entry, &out, (0, sparse), &mut tick)
                     .with_context(|| format!("writing {name} to standard output"))?;
                 (moved, None)
             }
@@ -375,21 +382,21 @@ impl Session<'_> {
             other => return Err(unexpected("FILE_END", &other)),
         };
         let mut report = FileReport::new(name, false, Status::Sent);
-        (report.bytes, report.data_path, report.resumed_from) =
-            (moved.bytes, Some(moved.data_path), offset);
+        (report.bytes, report.data_path, report.resumed_from, report.holes) =
+            (moved.bytes, Some(moved.data_path), offset, moved.holes);
         let matched = end.xxh3 == moved.xxh3;
         let verdict = self.conclude(entry, matched, part, &mut report, live.barrier)?;
         Ok((moved, report, verdict))
     }
 
     /// Moves one file's bytes from the socket into `out` (a part file at `offset`, or standard
-    /// output) by the configured method.
+    /// output) by the configured method, in the sparse form when `sparse`.
     fn receive_into(
         &self,
         socket: &TcpStream,
         entry: &Entry,
         out: &File,
-        offset: u64,
+        (offset, sparse): (u64, bool),
         tick: copy::Tick<'_>,
     ) -> anyhow::Result<Moved> {
         let framing = Framing::of(entry.size, offset, false);
@@ -404,7 +411,14 @@ impl Session<'_> {
             buffer_size: self.cfg.buffer_size,
             checksum: true,
         };
-        copy::recv(&inc, self.cfg.method, tick)
+        match (sparse, entry.size) {
+            (false, _) => copy::recv(&inc, self.cfg.method, tick),
+            (true, Some(size)) => copy::holes::recv_sparse(&inc, self.cfg.method, size, tick),
+            (true, None) => {
+                let why = "a file of unknown size cannot come in the sparse form";
+                Err(ProtocolError::Malformed(why.into()).into())
+            }
+        }
     }
 
     /// Puts a verified file in place (with `--fsync`: hands it to the barrier that will), or
