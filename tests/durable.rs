@@ -33,6 +33,16 @@ fn completed(log: &str) -> Vec<(String, String)> {
     calls
 }
 
+/// `strace` logging `CALLS` of every thread to `log`, as a wrapper of the receiver.
+fn strace(log: &Path) -> Vec<OsString> {
+    let trace = format!("trace={}", CALLS.join(","));
+    ["strace", "-f", "-o"]
+        .map(OsString::from)
+        .into_iter()
+        .chain([log.into(), "-e".into(), trace.into()])
+        .collect()
+}
+
 /// Sends a tree to a receiver run under strace with `extra`; returns the trace, checking that
 /// every file arrived whole.
 fn traced_tree(extra: &[&str]) -> Option<Vec<(String, String)>> {
@@ -53,12 +63,7 @@ fn traced_tree(extra: &[&str]) -> Option<Vec<(String, String)>> {
     files.push((big.clone(), util::write_random_file(&big, 3 << 20, 77)));
     let dst = util::subdir(work.path(), "dst");
     let log = work.path().join("recv.strace");
-    let trace = format!("trace={}", CALLS.join(","));
-    let wrapper: Vec<OsString> = ["strace", "-f", "-o"]
-        .map(OsString::from)
-        .into_iter()
-        .chain([log.clone().into(), "-e".into(), trace.into()])
-        .collect();
+    let wrapper = strace(&log);
     let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
     let receiver = Receiver::try_start_env(&wrapper, &dst, extra, &[])
         .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
@@ -130,4 +135,26 @@ fn fsync_with_standard_output_is_a_usage_error() {
     assert_exit(&finished, 2, "receiver");
     assert_says(&finished, "--fsync", "receiver");
     assert!(Path::new(work.path()).read_dir().expect("tempdir").next().is_none());
+}
+
+#[test]
+fn fsync_into_a_named_file_syncs_its_directory_after_the_rename() {
+    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src.bin");
+    let data = util::write_random_file(&src, 300_000, 5);
+    let out = util::subdir(work.path(), "out").join("named.bin");
+    let log = work.path().join("recv.strace");
+    let wrapper = strace(&log);
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &out, &["--fsync"], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    assert_exit(&send(&src, &receiver.dest(), &[]), 0, "sender");
+    assert_exit(&receiver.wait(), 0, "traced receiver");
+    util::assert_file_holds(&out, &data, "named file");
+    let calls = completed(&fs::read_to_string(&log).expect("reading the strace log"));
+    let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["syncfs", "renameat2", "fsync"], "{calls:#?}");
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
@@ -39,10 +39,8 @@ pub struct Barrier {
     gained: Mutex<BTreeSet<Vec<u8>>>,
     force: bool,
     cap: usize,
-    /// `syncfs` calls, renames and links, and directory syncs made, for the report.
-    pub syncs: AtomicU64,
-    pub placed: AtomicU64,
-    pub dir_syncs: AtomicU64,
+    /// Whether any file got its name here (`--output FILE`: its directory is then synced).
+    placed: AtomicBool,
 }
 
 impl Barrier {
@@ -54,9 +52,7 @@ impl Barrier {
             gained: Mutex::new(BTreeSet::new()),
             force,
             cap,
-            syncs: AtomicU64::new(0),
-            placed: AtomicU64::new(0),
-            dir_syncs: AtomicU64::new(0),
+            placed: AtomicBool::new(false),
         }
     }
 
@@ -109,7 +105,6 @@ impl Barrier {
                 devices.push(dev);
                 sync_data(fd)
                     .with_context(|| format!("syncing the data of {}", target.shown().display()))?;
-                self.syncs.fetch_add(1, Ordering::Relaxed);
             }
         }
         for (target, file) in held {
@@ -117,7 +112,7 @@ impl Barrier {
                 Held::Part(_part) => target.part().place(self.force)?,
                 Held::Unnamed(file) => unnamed::place(&target, &file)?,
             }
-            self.placed.fetch_add(1, Ordering::Relaxed);
+            self.placed.store(true, Ordering::Relaxed);
             self.gained_name(target.rel());
         }
         Ok(())
@@ -137,7 +132,6 @@ impl Barrier {
             let fd =
                 walk.reach(dirs, dir).with_context(|| format!("opening {}", shown.display()))?;
             nix::unistd::fsync(fd).with_context(|| format!("syncing {}", shown.display()))?;
-            self.dir_syncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -145,11 +139,10 @@ impl Barrier {
     /// `--output FILE`: the one directory that gained a name is the file's.
     fn sync_file_parent(&self, dest: &Destination) -> anyhow::Result<()> {
         if let Destination::File { dirs, path, .. } = dest
-            && self.placed.load(Ordering::Relaxed) > 0
+            && self.placed.load(Ordering::Relaxed)
         {
             nix::unistd::fsync(&*dirs.root)
                 .with_context(|| format!("syncing the directory of {}", path.display()))?;
-            self.dir_syncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
