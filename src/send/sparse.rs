@@ -45,13 +45,15 @@ impl Push<'_> {
         file.checksum_calls +=
             copy::hash_prefix(&source.file, offset, &mut hasher).map_err(hashing)?;
         for run in runs {
+            // The header leaves first, so the receiver hashes the hole's zeros while this end
+            // does (the two ends' hashing of holes is most of a sparse file's time).
             self.pending.extend(protocol::sparse_run_header(run.hole, run.data));
+            self.send_pending()?;
             holes::hash_zeros(&mut hasher, run.hole);
             report.holes += run.hole;
             if run.data == 0 {
                 continue;
             }
-            self.send_pending()?;
             let window = source.window(run.at + run.data)?;
             let moved = self
                 .push(&window, run.at, self.total.bytes + file.bytes, false)
