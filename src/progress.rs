@@ -42,7 +42,7 @@ pub struct Ui {
     done: u64,
     total: Option<u64>,
     bytes: AtomicU64,
-    /// Bytes the receiver kept of resumed files: done before they moved.
+    /// Bytes done without moving: what the receiver kept of resumed files, and holes.
     resumed: AtomicU64,
     events: Events,
 }
@@ -88,10 +88,20 @@ impl Ui {
 
     /// The session has moved `bytes` so far.
     pub fn position(&self, bytes: u64) {
-        let bytes = bytes + self.resumed.load(Ordering::Relaxed);
-        self.bar.set_position(bytes);
         self.bytes.store(bytes, Ordering::Relaxed);
-        self.events.progress(bytes, self.total, (self.done, self.files), false);
+        let done = self.done_bytes();
+        self.bar.set_position(done);
+        self.events.progress(done, self.total, (self.done, self.files), false);
+    }
+
+    /// Bytes moved, and those done without moving.
+    fn done_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed) + self.resumed.load(Ordering::Relaxed)
+    }
+
+    /// `n` bytes of holes did not need to move: they count as done.
+    pub fn skip(&self, n: u64) {
+        self.resumed.fetch_add(n, Ordering::Relaxed);
     }
 
     /// File `index` begins to move from `offset` (what the receiver kept counts as done).
@@ -102,8 +112,7 @@ impl Ui {
 
     pub fn finish(&self) {
         self.bar.finish_and_clear();
-        let bytes = self.bytes.load(Ordering::Relaxed);
-        self.events.progress(bytes, self.total, (self.done, self.files), true);
+        self.events.progress(self.done_bytes(), self.total, (self.done, self.files), true);
     }
 }
 

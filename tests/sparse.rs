@@ -198,3 +198,29 @@ fn no_sparse_sends_the_holes_as_zeros() {
     assert_eq!((json_u64(&report, "/bytes"), json_u64(&report, "/hole_bytes")), (8 * MIB, 0));
     util::assert_file_holds(&dst.join("sparse.img"), &std::fs::read(&src).unwrap(), "whole");
 }
+
+#[test]
+fn events_count_the_holes_as_done() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("sparse.img");
+    let file = File::create(&src).unwrap();
+    file.set_len(48 * MIB).unwrap();
+    file.write_all_at(&pseudo_random(MIB as usize, 4), 8 * MIB).unwrap();
+    let dst = util::subdir(work.path(), "dst");
+    let receiver = Receiver::start(&dst, &["--events"]);
+    let sent = send(&src, &receiver.dest(), &["--events"]);
+    assert_exit(&sent, 0, "sender");
+    let received = receiver.wait();
+    assert_exit(&received, 0, "receiver");
+    for (who, out) in [("send", &sent.stdout), ("recv", &received.stdout)] {
+        let events: Vec<serde_json::Value> =
+            out.lines().map(|l| serde_json::from_str(l).expect("an event")).collect();
+        let end = events.iter().find(|e| e["event"] == "file_end").expect("file_end");
+        assert_eq!(
+            (end["bytes"].as_u64(), end["hole_bytes"].as_u64()),
+            (Some(MIB), Some(47 * MIB))
+        );
+        let last = events.iter().rfind(|e| e["event"] == "progress").expect("progress");
+        assert_eq!(last["bytes"].as_u64(), Some(48 * MIB), "{who}: holes count as done: {last}");
+    }
+}

@@ -238,6 +238,7 @@ impl Session<'_> {
                 data_reads_from = if next_small { before_end } else { inbox.calls };
                 file
             };
+            live.ui.skip(moved.holes);
             total.absorb(moved);
             live.ui.position(total.bytes);
             live.events.file_end(index, &report);

@@ -51,6 +51,7 @@ impl Push<'_> {
             self.send_pending()?;
             holes::hash_zeros(&mut hasher, run.hole);
             report.holes += run.hole;
+            self.ui.skip(run.hole);
             if run.data == 0 {
                 continue;
             }
