@@ -46,14 +46,18 @@ complete -c zcp -n "__fish_zcp_using_subcommand send" -l token-file -d 'Read the
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l retry -d 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l idle-timeout -d 'Abort when no bytes move for SECS seconds (0: never)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l events-fd -d 'Write the events to this open file descriptor instead of stdout (implies --events)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l events-interval -d 'Seconds between progress events while bytes move' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l http -d 'Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l keep-open -d 'With --http: keep serving until Ctrl-C, not only until every file was fetched once'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -s L -l follow-symlinks -d 'Send what symlinks point to (by default they are skipped with a warning)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-resume -d 'Send every file whole, even where the receiver holds a matching partial copy'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-sparse -d 'Send holes of sparse files as zeros, as if the file were dense (it lands fully allocated)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l raw -d 'Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l events -d 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l listen -d 'Address to listen on; port 0 picks a free port. The first line on stderr is always `listening on IP:PORT`, printed before the first connection is accepted' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l connect -d 'Fetch from a sender that waits with `zcp send --listen` instead of listening' -r
@@ -69,14 +73,18 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token-file -d 'Read the
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l retry -d 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l idle-timeout -d 'Abort when no bytes move for SECS seconds (0: never)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l events-fd -d 'Write the events to this open file descriptor instead of stdout (implies --events)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l events-interval -d 'Seconds between progress events while bytes move' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l http -d 'Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l force -d 'Replace files that already exist (without it, an existing file is refused)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l skip-existing -d 'Skip files whose size and mtime already match'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l fsync -d 'Make every file durable before its name appears: one sync for the whole session, then the renames, then the directories that gained names are synced'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l keep-open -d 'Keep serving after the first session, several at once'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l raw -d 'Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l events -d 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l size -d 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G [default: 1G]; with --files, the size of each file [default: 4K]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l files -d 'Send a tree of N files of --size each (500 to a directory) instead of one file; with --compare, against tar | nc' -r
@@ -87,9 +95,12 @@ complete -c zcp -n "__fish_zcp_using_subcommand bench" -l methods -d 'Sender:rec
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l against -d 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-markdown -d 'Also write the results as a Markdown table to FILE' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events-fd -d 'Write the events to this open file descriptor instead of stdout (implies --events)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events-interval -d 'Seconds between progress events while bytes move' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l compare -d 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events -d 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -s h -l help -d 'Print help'
 complete -c zcp -n "__fish_zcp_using_subcommand doctor" -l json -d 'Print the findings as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand doctor" -s h -l help -d 'Print help'

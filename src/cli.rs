@@ -125,6 +125,18 @@ pub struct OutputArgs {
     /// No progress bar and no summary line on stderr (errors are still printed)
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Print events as they happen, one JSON object per line, on stdout (schema in the README)
+    #[arg(long)]
+    pub events: bool,
+
+    /// Write the events to this open file descriptor instead of stdout (implies --events)
+    #[arg(long, value_name = "FD")]
+    pub events_fd: Option<i32>,
+
+    /// Seconds between progress events while bytes move
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub events_interval: f64,
 }
 
 /// Who may write: the shared token, from one of three places, or none at all.
@@ -201,6 +213,10 @@ pub struct SendArgs {
     #[arg(long)]
     pub no_resume: bool,
 
+    /// Send holes of sparse files as zeros, as if the file were dense (it lands fully allocated)
+    #[arg(long)]
+    pub no_sparse: bool,
+
     /// Which data path moves the bytes
     #[arg(long, value_enum, default_value_t = SendMethod::Auto)]
     pub method: SendMethod,
@@ -261,6 +277,11 @@ pub struct RecvArgs {
     /// Skip files whose size and mtime already match
     #[arg(long)]
     pub skip_existing: bool,
+
+    /// Make every file durable before its name appears: one sync for the whole session, then
+    /// the renames, then the directories that gained names are synced
+    #[arg(long)]
+    pub fsync: bool,
 
     /// Keep serving after the first session, several at once
     #[arg(long)]

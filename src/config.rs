@@ -12,6 +12,7 @@ use crate::disk::Policy;
 use crate::link::auth::Token;
 use crate::link::net::check_addr;
 pub use crate::link::net::{Link, NetConfig};
+use crate::report::events::EventsTo;
 
 /// What a session prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,19 +23,34 @@ pub struct Output {
     pub progress: bool,
     /// The human summary on stderr at the end.
     pub summary: bool,
+    /// NDJSON events while the session runs (`--events`, `--events-fd`).
+    pub events: Option<EventsTo>,
 }
 
 impl Output {
     /// What to print, given the flags and whether stderr is a terminal (a bar needs one).
-    fn new(args: &OutputArgs, stderr_is_terminal: bool) -> Output {
-        Output {
+    fn new(args: &OutputArgs, stderr_is_terminal: bool) -> anyhow::Result<Output> {
+        let events = (args.events || args.events_fd.is_some()).then_some(EventsTo {
+            fd: args.events_fd,
+            interval: seconds("--events-interval", args.events_interval)?
+                .unwrap_or(Duration::from_secs(1)),
+        });
+        if args.json && events.is_some_and(|e| e.fd.is_none()) {
+            return Err(usage_error(
+                "--json and --events both write to standard output: the events end with a \
+                 summary event holding the report (or send them elsewhere with --events-fd)"
+                    .into(),
+            ));
+        }
+        Ok(Output {
             json: args.json,
             progress: !args.quiet && !args.json && stderr_is_terminal,
             summary: !args.quiet,
-        }
+            events,
+        })
     }
 
-    fn from_args(args: &OutputArgs) -> Output {
+    fn from_args(args: &OutputArgs) -> anyhow::Result<Output> {
         Output::new(args, std::io::stderr().is_terminal())
     }
 }
@@ -117,6 +133,9 @@ pub struct SendConfig {
     /// Resume files where the receiver holds a matching prefix (`--no-resume` sends every
     /// file whole).
     pub resume: bool,
+    /// Send files with holes in the sparse form where the receiver takes it (`--no-sparse`:
+    /// never).
+    pub sparse: bool,
     /// Which data path to use.
     pub method: Method,
     /// Buffer size of the buffered path, in bytes.
@@ -172,6 +191,9 @@ impl SendConfig {
                 "--http serves files of known length, not standard input (-)".into(),
             ));
         }
+        if args.net.raw && (args.output.events || args.output.events_fd.is_some()) {
+            return Err(usage_error("--raw has no events: it moves plain bytes".into()));
+        }
         if args.net.raw && paths.len() != 1 {
             return Err(usage_error("--raw sends exactly one file".into()));
         }
@@ -192,13 +214,14 @@ impl SendConfig {
             stdin_name: args.name,
             follow_symlinks: args.follow_symlinks,
             resume: !args.no_resume,
+            sparse: !args.no_sparse,
             buffer_size: args.buffer_size as usize,
             limit_rate: args.limit_rate.filter(|&r| r > 0),
             token,
             token_generated,
             no_auth: args.auth.no_auth,
             net: net_config(&args.net, link)?,
-            print: Output::from_args(&args.output),
+            print: Output::from_args(&args.output)?,
             paths,
             http: args.http,
             keep_open: args.keep_open,
@@ -222,6 +245,8 @@ pub struct RecvConfig {
     pub max_conns: u32,
     /// Refuse sessions whose files add up to more.
     pub max_size: Option<u64>,
+    /// Sync every file's data before it gets its name, and its directory after (`--fsync`).
+    pub fsync: bool,
     /// The token senders must prove; `None` only with `--no-auth`.
     pub token: Option<Token>,
     /// Whether the token was generated here (and must be shown to the user).
@@ -269,6 +294,15 @@ impl RecvConfig {
                 "--http writes each upload to a file: --output - cannot take it".into(),
             ));
         }
+        if args.fsync && (stdout || args.net.raw) {
+            return Err(usage_error(
+                "--fsync applies to files written under --output: not with --output - or --raw"
+                    .into(),
+            ));
+        }
+        if args.net.raw && (args.output_args.events || args.output_args.events_fd.is_some()) {
+            return Err(usage_error("--raw has no events: it moves plain bytes".into()));
+        }
         if args.net.raw && args.keep_open {
             return Err(usage_error(
                 "--raw receives one stream: it cannot be combined with --keep-open".into(),
@@ -289,10 +323,11 @@ impl RecvConfig {
             keep_open: args.keep_open,
             max_conns: args.max_conns,
             max_size: args.max_size,
+            fsync: args.fsync,
             token,
             token_generated,
             net: net_config(&args.net, link)?,
-            print: Output::from_args(&args.output_args),
+            print: Output::from_args(&args.output_args)?,
             output: args.output,
             http: args.http,
         })
@@ -341,27 +376,28 @@ mod tests {
     }
 
     fn output(json: bool, quiet: bool, terminal: bool) -> Output {
-        Output::new(&OutputArgs { json, quiet }, terminal)
+        let args = OutputArgs { json, quiet, events: false, events_fd: None, events_interval: 1.0 };
+        Output::new(&args, terminal).unwrap()
     }
 
     #[test]
     fn a_progress_bar_only_on_a_terminal_without_json_or_quiet() {
         assert_eq!(
             output(false, false, true),
-            Output { json: false, progress: true, summary: true }
+            Output { json: false, progress: true, summary: true, events: None }
         );
         assert!(!output(false, false, false).progress);
         assert_eq!(
             output(true, false, true),
-            Output { json: true, progress: false, summary: true }
+            Output { json: true, progress: false, summary: true, events: None }
         );
         assert_eq!(
             output(false, true, true),
-            Output { json: false, progress: false, summary: false }
+            Output { json: false, progress: false, summary: false, events: None }
         );
         assert_eq!(
             output(true, true, true),
-            Output { json: true, progress: false, summary: false }
+            Output { json: true, progress: false, summary: false, events: None }
         );
     }
 

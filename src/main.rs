@@ -46,6 +46,7 @@ fn listening(addr: SocketAddr) {
 }
 
 fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
+    open_events(cfg.print)?;
     let ui = Ui::hidden();
     if cfg.http {
         return zcp::http::serve(&cfg, listening);
@@ -67,8 +68,8 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         }
     };
     let greet = |socket: &mut _, direction| send::greet(&cfg, socket, direction);
-    let (socket, ()) = zcp::link::net::establish(&cfg.net, announce, greet)?;
-    let report = send::run(&cfg, &manifest, socket)?;
+    let (socket, receiver) = zcp::link::net::establish(&cfg.net, announce, greet)?;
+    let report = send::run(&cfg, &manifest, socket, receiver)?;
     Ok(finish(&report, cfg.print))
 }
 
@@ -82,6 +83,7 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         return Ok(print(output, || report.human(), || report.json()));
     }
     let (output, keep_open) = (cfg.print, cfg.keep_open);
+    open_events(output)?;
     let receiver = Receiver::bind(cfg)?;
     let addr = receiver.local_addr()?;
     if let Some(addr) = addr {
@@ -132,9 +134,21 @@ fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) 
 }
 
 /// Prints the error chain; peer text in it (an ERROR frame, a refused name) is shown escaped.
+/// With `--events` the stream gets it too, exact.
 fn fail(err: &anyhow::Error) -> ExitCode {
-    eprintln!("zcp: {}", report::shown(&format!("{err:#}")));
-    exit_code(err)
+    let message = format!("{err:#}");
+    eprintln!("zcp: {}", report::shown(&message));
+    let code = exit_code(err);
+    report::events::failure(&message, code.code());
+    code
+}
+
+/// Opens the `--events` stream, when asked for.
+fn open_events(output: Output) -> anyhow::Result<()> {
+    match output.events {
+        Some(to) => report::events::open(to),
+        None => Ok(()),
+    }
 }
 
 /// A write past RLIMIT_FSIZE should fail with EFBIG and a clear error, not kill the process.

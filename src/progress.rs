@@ -2,9 +2,12 @@
 //! The bar is hidden unless stderr is a terminal and neither `--quiet` nor `--json` was given
 //! (see `config::Output`); warnings are printed above it either way.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Output;
+use crate::report::events::Events;
 use crate::report::shown;
 
 // The file name takes what the terminal's width leaves (`wide_msg`, cut to fit), so the bar is
@@ -31,22 +34,41 @@ pub fn bar(visible: bool, total: Option<u64>, label: &str) -> ProgressBar {
     bar
 }
 
-/// The live display of one session: one overall bar (bytes, files, rate, ETA, current file).
+/// The live display of one session: one overall bar (bytes, files, rate, ETA, current file),
+/// and the `progress` events of `--events`, at their steady interval.
 pub struct Ui {
     bar: ProgressBar,
     files: u64,
     done: u64,
+    total: Option<u64>,
+    bytes: AtomicU64,
+    /// Bytes done without moving: what the receiver kept of resumed files, and holes.
+    resumed: AtomicU64,
+    events: Events,
 }
 
 impl Ui {
     /// A display for a session moving `total` bytes in `files` files.
     pub fn new(output: Output, total: Option<u64>, files: u64) -> Ui {
-        Ui { bar: bar(output.progress, total, ""), files, done: 0 }
+        let bar = bar(output.progress, total, "");
+        let (bytes, resumed) = (AtomicU64::new(0), AtomicU64::new(0));
+        Ui { bar, files, done: 0, total, bytes, resumed, events: Events::off() }
+    }
+
+    /// The same display, also reporting progress as events.
+    pub fn with_events(mut self, events: Events) -> Ui {
+        self.events = events;
+        self
+    }
+
+    /// The session's `--events` (off unless given `with_events`).
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// A display that shows nothing but warnings.
     pub fn hidden() -> Ui {
-        Ui { bar: ProgressBar::hidden(), files: 0, done: 0 }
+        Ui::new(Output { json: false, progress: false, summary: false, events: None }, None, 0)
     }
 
     /// Prints a warning above the bar.
@@ -66,11 +88,31 @@ impl Ui {
 
     /// The session has moved `bytes` so far.
     pub fn position(&self, bytes: u64) {
-        self.bar.set_position(bytes);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        let done = self.done_bytes();
+        self.bar.set_position(done);
+        self.events.progress(done, self.total, (self.done, self.files), false);
+    }
+
+    /// Bytes moved, and those done without moving.
+    fn done_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed) + self.resumed.load(Ordering::Relaxed)
+    }
+
+    /// `n` bytes of holes did not need to move: they count as done.
+    pub fn skip(&self, n: u64) {
+        self.resumed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// File `index` begins to move from `offset` (what the receiver kept counts as done).
+    pub fn begin(&self, index: usize, name: &str, size: Option<u64>, offset: u64) {
+        self.resumed.fetch_add(offset, Ordering::Relaxed);
+        self.events.file_begins(index, name, size, offset);
     }
 
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+        self.events.progress(self.done_bytes(), self.total, (self.done, self.files), true);
     }
 }
 

@@ -83,7 +83,8 @@ fn killed_sender_leaves_nothing_under_the_final_name() {
     // Sparse: the content does not matter here, only that it takes a while to send.
     File::create(&src).and_then(|f| f.set_len(200 << 20)).expect("creating the source");
     let receiver = Receiver::start(&dst, &[]);
-    let extra = ["--method", "buffered", "--buffer-size", "4K", "--quiet"];
+    // Whole (`--no-sparse`): as a sparse file it would cross in an instant.
+    let extra = ["--method", "buffered", "--buffer-size", "4K", "--quiet", "--no-sparse"];
     let sender = Process::spawn(send_cmd(&[&src], &receiver.dest(), &extra, &[]));
     let part = dst.join(format!(".{NAME}.zcp-part"));
     wait_until(Duration::from_secs(10), "data in the part file", || {

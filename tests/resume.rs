@@ -88,7 +88,9 @@ fn interrupted(size: u64, with_small_first: bool) -> Interrupted {
     // Slowed so that it cannot finish before the kill: small buffered writes at a capped rate
     // (at least 3 s for the whole file; the kill comes after the first 64 KiB).
     let rate = (size / 3).to_string();
+    // The source is sparse only to be cheap to make: it crosses whole (`--no-sparse`).
     let slow = ["--method", "buffered", "--buffer-size", "4K", "--limit-rate", &rate, "--quiet"];
+    let slow = [&slow[..], &["--no-sparse"]].concat();
     let sender = Process::spawn(send_cmd(&[&what], &receiver.dest(), &slow, &[]));
     wait_until(Duration::from_secs(20), "data in the part file", || {
         fs::metadata(&part).map_or(0, |m| m.len()) >= MIN_PART
@@ -109,7 +111,8 @@ fn second_run(run: &Interrupted, send_args: &[&str], recv_args: &[&str]) -> (Val
     let mut recv = vec!["--json"];
     recv.extend_from_slice(recv_args);
     let receiver = Receiver::start(&run.dst, &recv);
-    let mut args = vec!["--json"];
+    // Byte counts below are the whole file's: the sparse source crosses whole.
+    let mut args = vec!["--json", "--no-sparse"];
     args.extend_from_slice(send_args);
     let sent = send_paths(&[&run.src], &receiver.dest(), &args);
     let (code, stdout, stderr) = (sent.code(), &sent.stdout, &sent.stderr);

@@ -16,7 +16,9 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
     let mut moved = Moved { data_path: DataPath::Buffered, ..Moved::default() };
     let mut hasher = Xxh3::new();
     if out.offset > 0 {
-        moved.checksum_calls += hash_prefix(file, out.offset, &mut hasher)?;
+        if out.checksum {
+            moved.checksum_calls += hash_prefix(file, out.offset, &mut hasher)?;
+        }
         file.seek(SeekFrom::Start(out.offset))?;
         moved.calls += 1;
     }

@@ -5,6 +5,7 @@
 pub mod batch;
 mod buffered;
 mod hash;
+pub mod holes;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -22,7 +23,7 @@ use crate::copy::source::Source;
 use crate::datapath::{DataPath, Fallback, Method};
 use crate::error::SessionError;
 
-pub use hash::{FileDigest, hash_prefix};
+pub use hash::{FileDigest, hash_prefix, hash_range};
 #[cfg(target_os = "linux")]
 use linux as platform;
 #[cfg(not(target_os = "linux"))]
@@ -45,6 +46,8 @@ pub struct Moved {
     pub xxh3: u128,
     /// Files these counts cover: 1 from a copy, more once a session adds them up.
     pub files: u64,
+    /// Bytes of holes that did not cross (the sparse form), apart from `bytes`.
+    pub holes: u64,
     /// Bytes each path moved (indexed by `DataPath::index`), once a session adds files up.
     pub(crate) by_path: [u64; 3],
 }
@@ -75,6 +78,7 @@ impl Moved {
         }
         self.files += file.files;
         self.bytes += file.bytes;
+        self.holes += file.holes;
         self.calls += file.calls;
         self.checksum_calls += file.checksum_calls;
         self.pipe_bytes = self.pipe_bytes.max(file.pipe_bytes);

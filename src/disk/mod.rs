@@ -6,6 +6,7 @@
 //! an unnamed file (`O_TMPFILE`) linked in under its name. It does not move bytes (see `copy`).
 
 mod dirs;
+mod durable;
 mod part;
 mod target;
 mod unnamed;
@@ -30,6 +31,7 @@ use crate::protocol::{Entry, EntryKind, RefuseCode, names};
 use dirs::{Dirs, open_dir};
 use target::{Existing, mtime_of};
 
+pub use durable::{Barrier, hold_small, sync_parent_of};
 pub use part::{LockedPart, Part};
 pub use target::Target;
 pub use unnamed::write_small;

@@ -119,6 +119,13 @@ impl Part<'_> {
     /// renames it into place. Without `force` an existing target is never replaced, even one
     /// that appeared during the transfer.
     pub fn commit(&self, part: &File, entry: &Entry, force: bool) -> anyhow::Result<()> {
+        self.prepare(part, entry)?;
+        self.place(force)
+    }
+
+    /// The first half of `commit`: checks the part file is still ours and applies the
+    /// offered mode (and mtime). `--fsync` syncs between the halves.
+    pub fn prepare(&self, part: &File, entry: &Entry) -> anyhow::Result<()> {
         // Never give the sender's mode to a file that is linked elsewhere too (a link made
         // while it was written): refuse instead.
         if let Some(why) =
@@ -136,6 +143,12 @@ impl Part<'_> {
             part.set_times(FileTimes::new().set_modified(mtime_of(entry)))
                 .with_context(|| format!("setting the mtime of {}", self.shown().display()))?;
         }
+        Ok(())
+    }
+
+    /// The second half of `commit`: renames the part file into place, never replacing a file
+    /// without `force`.
+    pub fn place(&self, force: bool) -> anyhow::Result<()> {
         let dir = self.target.dir().with_context(|| {
             format!("opening the directory of {}", self.target.shown().display())
         })?;

@@ -30,7 +30,7 @@ pub(super) struct Existing {
 /// A file to be written: its path below the output directory (its directory, then its final
 /// name) and the mode it gets. It holds no descriptor and one allocation, however deep: a plan
 /// holds a target per offered file, up to a million at once.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Target {
     pub(super) dirs: Arc<Dirs>,
     /// The output directory as users named it, shared by every target: for messages only.

@@ -51,6 +51,45 @@ pub(super) fn write(
     entry: &Entry,
     force: bool,
 ) -> anyhow::Result<Option<u64>> {
+    let Some((file, calls)) = fill(target, body, entry, force)? else { return Ok(None) };
+    let dir = target
+        .dir()
+        .with_context(|| format!("opening the directory of {}", target.shown().display()))?;
+    let linked = link_unnamed(&file, &dir, target.name())
+        .with_context(|| format!("putting {} in place", target.shown().display()))?;
+    if !linked {
+        target.dirs.no_unnamed.store(true, Ordering::Relaxed);
+        return Ok(None);
+    }
+    Ok(Some(calls))
+}
+
+/// Gives a held unnamed file its name (see `hold_small`).
+pub(super) fn place(target: &Target, file: &File) -> anyhow::Result<()> {
+    let dir = target
+        .dir()
+        .with_context(|| format!("opening the directory of {}", target.shown().display()))?;
+    let shown = || format!("putting {} in place", target.shown().display());
+    match link_unnamed(file, &dir, target.name()).with_context(shown)? {
+        true => Ok(()),
+        false => {
+            // The next session takes part files here; this one fails rather than lose the file
+            // quietly (the sender sends it again).
+            target.dirs.no_unnamed.store(true, Ordering::Relaxed);
+            Err(anyhow::anyhow!("linking an unnamed file needs /proc or CAP_DAC_READ_SEARCH")
+                .context(shown()))
+        }
+    }
+}
+
+/// An unnamed file holding `body`, with its mode and mtime, and the `write` calls made; `None`
+/// when unnamed files cannot serve here (see `write`).
+pub(super) fn fill(
+    target: &Target,
+    body: &[u8],
+    entry: &Entry,
+    force: bool,
+) -> anyhow::Result<Option<(File, u64)>> {
     if force || target.dirs.no_unnamed.load(Ordering::Relaxed) {
         return Ok(None);
     }
@@ -74,13 +113,7 @@ pub(super) fn write(
         file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
             .with_context(|| format!("setting the mtime of {}", target.shown().display()))?;
     }
-    let linked = link_unnamed(&file, &dir, target.name())
-        .with_context(|| format!("putting {} in place", target.shown().display()))?;
-    if !linked {
-        target.dirs.no_unnamed.store(true, Ordering::Relaxed);
-        return Ok(None);
-    }
-    Ok(Some(calls))
+    Ok(Some((file, calls)))
 }
 
 /// A new unnamed file in `dir` with `mode`, or `None` when the file system has no `O_TMPFILE`.
@@ -102,7 +135,7 @@ fn unnamed_file(_dir: &OwnedFd, _mode: u32) -> io::Result<Option<File>> {
 
 /// Gives an unnamed file its `name` in `dir`; never replaces an existing file. `false` when the
 /// kernel will not link it here (linking by descriptor needs CAP_DAC_READ_SEARCH; without it,
-/// the `/proc/target/fd` route needs /proc).
+/// the `/proc/self/fd` route needs /proc).
 #[cfg(target_os = "linux")]
 fn link_unnamed(file: &File, dir: &OwnedFd, name: &OsStr) -> io::Result<bool> {
     use nix::fcntl::AtFlags;
@@ -113,7 +146,7 @@ fn link_unnamed(file: &File, dir: &OwnedFd, name: &OsStr) -> io::Result<bool> {
         Err(Errno::ENOENT | Errno::EPERM | Errno::EINVAL) => {}
         Err(e) => return Err(e.into()),
     }
-    let proc_path = format!("/proc/target/fd/{}", file.as_raw_fd());
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
     match linkat(AT_FDCWD, proc_path.as_str(), dir, name, AtFlags::AT_SYMLINK_FOLLOW) {
         Ok(()) => Ok(true),
         Err(Errno::ENOENT | Errno::EPERM | Errno::EXDEV) => Ok(false),

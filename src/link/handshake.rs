@@ -21,13 +21,13 @@ pub fn hello(auth: bool, nonce: [u8; 32]) -> Hello {
 
 /// The sender's side: greets first, reads the receiver's greeting, then authenticates as the
 /// end that connected or accepted (`direction`). `no_auth`: the user said `--no-auth` (the
-/// greeting says so).
+/// greeting says so). Returns the receiver's greeting (what it takes: `Hello::takes_sparse`).
 pub fn sender(
     socket: &mut TcpStream,
     direction: Direction,
     token: Option<&Token>,
     no_auth: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Hello> {
     let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
     let mine = if no_auth { Hello::no_auth() } else { hello(token.is_some(), auth::nonce()?) };
     protocol::write_hello(socket, mine).context("sending the greeting")?;
@@ -42,7 +42,7 @@ pub fn sender(
             "the receiver did not say --no-auth: both ends must, or both need the token".into(),
         )
         .into()),
-        (None, false) => Ok(()),
+        (None, false) => Ok(theirs),
         (None, true) => Err(SessionError::Auth(
             "the receiver requires a token: set ZCP_TOKEN, or pass --token-file or --token".into(),
         )
@@ -56,6 +56,7 @@ pub fn sender(
         (Some(token), true) => {
             let end = End { role: Role::Sender, direction };
             authenticate(socket, &mut deadline, token, end, &greetings(mine, theirs))
+                .map(|()| theirs)
         }
     }
 }

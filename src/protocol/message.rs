@@ -13,6 +13,7 @@ const SUMMARY: u8 = 0x05;
 const AUTH: u8 = 0x06;
 const FILE_START: u8 = 0x07;
 const PAKE: u8 = 0x08;
+const SPARSE_START: u8 = 0x09;
 const ERROR: u8 = 0x7F;
 
 const SMALL_LIMIT: u64 = 1 << 20;
@@ -44,6 +45,12 @@ pub enum Message {
     },
     /// The bytes of entry `index` follow, from `offset` on.
     FileStart {
+        index: u32,
+        offset: u64,
+    },
+    /// As FILE_START, but the bytes follow in the sparse form (runs of a hole and data),
+    /// only to a receiver whose greeting carried `FLAG_SPARSE`.
+    SparseStart {
         index: u32,
         offset: u64,
     },
@@ -189,6 +196,7 @@ impl Message {
             SUMMARY => ("SUMMARY", LIST_LIMIT),
             AUTH => ("AUTH", SMALL_LIMIT),
             FILE_START => ("FILE_START", SMALL_LIMIT),
+            SPARSE_START => ("SPARSE_START", SMALL_LIMIT),
             PAKE => ("PAKE", SMALL_LIMIT),
             ERROR => ("ERROR", SMALL_LIMIT),
             _ => return None,
@@ -205,6 +213,7 @@ impl Message {
             Message::Summary(_) => "SUMMARY",
             Message::Auth { .. } => "AUTH",
             Message::FileStart { .. } => "FILE_START",
+            Message::SparseStart { .. } => "SPARSE_START",
             Message::Pake { .. } => "PAKE",
             Message::Error { .. } => "ERROR",
         }
@@ -255,6 +264,10 @@ impl Message {
                 e.u32(*index).u64(*offset);
                 FILE_START
             }
+            Message::SparseStart { index, offset } => {
+                e.u32(*index).u64(*offset);
+                SPARSE_START
+            }
             Message::Pake { message } => {
                 e.raw(message);
                 PAKE
@@ -296,6 +309,7 @@ impl Message {
                 Message::Auth { proof }
             }
             FILE_START => Message::FileStart { index: d.u32()?, offset: d.u64()? },
+            SPARSE_START => Message::SparseStart { index: d.u32()?, offset: d.u64()? },
             PAKE => {
                 let mut message = [0u8; 33];
                 message.copy_from_slice(d.take(33)?);

@@ -45,7 +45,7 @@
 //! |-------|----------------------------------------------------------------|
 //! | 8     | magic `89 5A 43 50 0D 0A 1A 0A` (`\x89ZCP\r\n\x1a\n`)           |
 //! | 2     | protocol version, `2`                                          |
-//! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); bit 1 NO_AUTH (this end runs with `--no-auth`); other bits ignored |
+//! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); bit 1 NO_AUTH (this end runs with `--no-auth`); bit 2 SPARSE (this end takes the sparse data form); other bits ignored |
 //! | 32    | nonce: fresh random bytes when AUTH is set, else zero          |
 //!
 //! The magic's first byte is not ASCII, so a line of text (`hello` from netcat, an HTTP request)
@@ -82,6 +82,7 @@
 //! | 0x06 | AUTH       | either    | 1 MiB  | 32-byte key confirmation (HMAC-SHA256)          |
 //! | 0x07 | FILE_START | → recv    | 1 MiB  | `u32 entry index`, `u64 offset`                 |
 //! | 0x08 | PAKE       | either    | 1 MiB  | 33-byte SPAKE2 message: side byte, Ed25519 point |
+//! | 0x09 | SPARSE_START | → recv  | 1 MiB  | `u32 entry index`, `u64 offset`: as FILE_START, the bytes in the sparse form |
 //! | 0x7F | ERROR      | either    | 1 MiB  | `u16 code`, `str16 message`                     |
 //!
 //! **Entry**: `u8 kind` (1 = regular file, 2 = directory), `u8 flags` (bit 0: size known),
@@ -207,6 +208,22 @@
 //! chunks: `u32 length` (at most 16 MiB) and that many bytes, ended by a chunk of length 0.
 //! FILE_END follows either form; its digest covers the whole file from byte 0.
 //!
+//! **Sparse form** (issue #15), negotiated: a sender may start a file with SPARSE_START
+//! instead of FILE_START only when the receiver's greeting carried the SPARSE flag (bit 2;
+//! greetings are in the handshake transcript, so the flag cannot be forged in flight on an
+//! authenticated session), only for a file of known size, and never for a file the plan lets
+//! the receiver batch (up to 64 KiB). Its `size - offset` bytes then come as runs, each a
+//! 16-byte header, `u64 hole` and `u64 data`, followed by `data` raw bytes: the file holds
+//! `hole` zero bytes (not sent) and then those bytes. Every run covers at least one byte, and
+//! the runs cover exactly `size - offset` bytes, ending with the last run (a trailing hole is a
+//! run with `data` 0). The receiver leaves holes unwritten (and extends the file to its size at
+//! the end), so they stay holes where its file system has them. FILE_END's digest still
+//! covers the whole file from byte 0, holes as zeros, and a resume offset is a plain byte
+//! offset as ever: either end may send or receive a file in either form. A peer of this
+//! version that does not set the flag (an older build) is sent plain FILE_START files, and an
+//! unknown frame type (0x09 to an older receiver) could never be sent to it. This is why the
+//! version stays 2: the flag, ignored by builds that do not know it, is the negotiation.
+//!
 //! FILE_START and FILE_END frames are always 17 and 22 bytes long, so from the plan a receiver
 //! knows where each file of known size begins and ends in the stream. zcp's receiver uses that
 //! to read many small files (and their frames) in one `read(2)` while leaving the bytes of a
@@ -248,6 +265,9 @@ pub const HELLO_LEN: usize = 8 + 2 + 4 + 32;
 pub const FLAG_AUTH: u32 = 1;
 /// Greeting flag: this end runs with `--no-auth` on purpose (not merely without a token).
 pub const FLAG_NO_AUTH: u32 = 2;
+/// Greeting flag: this end takes file data in the sparse form (SPARSE_START). Every greeting
+/// of this build carries it; a sender uses the form only when the receiver's did.
+pub const FLAG_SPARSE: u32 = 4;
 
 /// The opening greeting of either end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,17 +281,17 @@ pub struct Hello {
 impl Hello {
     /// The greeting this build sends, without authentication.
     pub fn ours() -> Self {
-        Hello { version: VERSION, flags: 0, nonce: [0; 32] }
+        Hello { version: VERSION, flags: FLAG_SPARSE, nonce: [0; 32] }
     }
 
     /// The greeting this build sends, offering or requiring a token proof over `nonce`.
     pub fn with_auth(nonce: [u8; 32]) -> Self {
-        Hello { version: VERSION, flags: FLAG_AUTH, nonce }
+        Hello { version: VERSION, flags: FLAG_AUTH | FLAG_SPARSE, nonce }
     }
 
     /// The greeting of an end that runs with `--no-auth`.
     pub fn no_auth() -> Self {
-        Hello { version: VERSION, flags: FLAG_NO_AUTH, nonce: [0; 32] }
+        Hello { version: VERSION, flags: FLAG_NO_AUTH | FLAG_SPARSE, nonce: [0; 32] }
     }
 
     pub fn auth(&self) -> bool {
@@ -281,6 +301,11 @@ impl Hello {
     /// Whether the peer said `--no-auth` (and asks for no token proof).
     pub fn said_no_auth(&self) -> bool {
         self.flags & FLAG_NO_AUTH != 0 && !self.auth()
+    }
+
+    /// Whether this end takes the sparse data form.
+    pub fn takes_sparse(&self) -> bool {
+        self.flags & FLAG_SPARSE != 0
     }
 }
 
@@ -458,6 +483,36 @@ pub const FRAME_HEADER: usize = 1 + 4;
 pub const FILE_START_FRAME: usize = FRAME_HEADER + 4 + 8;
 /// Length of a whole FILE_END frame.
 pub const FILE_END_FRAME: usize = FRAME_HEADER + 1 + 16;
+
+/// Length of the header of one run of the sparse data form.
+pub const SPARSE_RUN_HEADER: usize = 8 + 8;
+
+/// The header of one run of the sparse data form: `hole` bytes of zeros (not sent), then
+/// `data` bytes that follow raw.
+pub fn sparse_run_header(hole: u64, data: u64) -> [u8; SPARSE_RUN_HEADER] {
+    let mut header = [0u8; SPARSE_RUN_HEADER];
+    header[..8].copy_from_slice(&hole.to_be_bytes());
+    header[8..].copy_from_slice(&data.to_be_bytes());
+    header
+}
+
+/// Reads the header of the next run of a sparse file that has `remaining` bytes to go: a run
+/// covers at least one byte and never goes past the file's end.
+pub fn read_sparse_run(r: &mut impl Read, remaining: u64) -> Result<(u64, u64), ReadError> {
+    let mut buf = [0u8; SPARSE_RUN_HEADER];
+    read_full(r, &mut buf, "sparse run header", false)?;
+    let hole = u64::from_be_bytes([buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7]]);
+    let data =
+        u64::from_be_bytes([buf[8], buf[9], buf[10], buf[11], buf[12], buf[13], buf[14], buf[15]]);
+    match hole.checked_add(data) {
+        Some(0) => Err(ProtocolError::Malformed("an empty sparse run".into()).into()),
+        Some(len) if len <= remaining => Ok((hole, data)),
+        _ => Err(ProtocolError::Malformed(format!(
+            "a sparse run of {hole} + {data} bytes where {remaining} remain"
+        ))
+        .into()),
+    }
+}
 
 /// Writes the header of one chunk of the chunked data form.
 pub fn chunk_header(len: u32) -> [u8; 4] {

@@ -15,7 +15,7 @@ use super::*;
 use crate::datapath::{DataPath, Fallback};
 
 /// Frame types, names and payload limits as the module documentation specifies them.
-const FRAME_TYPES: [(u8, &str, u64); 9] = [
+const FRAME_TYPES: [(u8, &str, u64); 10] = [
     (0x01, "OFFER", 64 << 20),
     (0x02, "PLAN", 64 << 20),
     (0x03, "FILE_END", 1 << 20),
@@ -24,6 +24,7 @@ const FRAME_TYPES: [(u8, &str, u64); 9] = [
     (0x06, "AUTH", 1 << 20),
     (0x07, "FILE_START", 1 << 20),
     (0x08, "PAKE", 1 << 20),
+    (0x09, "SPARSE_START", 1 << 20),
     (0x7F, "ERROR", 1 << 20),
 ];
 const OFFER: u8 = 0x01;
@@ -313,7 +314,42 @@ fn file_start_round_trips() {
     for (index, offset) in [(0, 0), (1, 4096), (MAX_ENTRIES - 1, 200 << 20), (u32::MAX, u64::MAX)] {
         let start = Message::FileStart { index, offset };
         assert_eq!(round_trip(&start), start);
+        let sparse = Message::SparseStart { index, offset };
+        assert_eq!(round_trip(&sparse), sparse);
+        // The same 17 bytes as FILE_START (the read-ahead counts on it), under type 0x09.
+        let (plain, sparse) = (frame(&start), frame(&sparse));
+        assert_eq!((sparse.len(), sparse[0], &sparse[1..]), (FILE_START_FRAME, 0x09, &plain[1..]));
     }
+}
+
+#[test]
+fn sparse_runs_read_back_and_must_fit_the_file() {
+    let header = sparse_run_header(0x0102, 0x0304);
+    assert_eq!(header, [0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 3, 4]);
+    assert_eq!(outcome(read_sparse_run(&mut &header[..], 0x0406)), Ok((0x0102, 0x0304)));
+    // One byte past the file's end, an empty run, a sum that overflows: malformed.
+    let past = outcome(read_sparse_run(&mut &header[..], 0x0405)).unwrap_err().unwrap();
+    assert!(is_malformed(&past, "where 1029 remain"), "{past:?}");
+    let empty = sparse_run_header(0, 0);
+    let empty = outcome(read_sparse_run(&mut &empty[..], 10)).unwrap_err().unwrap();
+    assert!(is_malformed(&empty, "empty sparse run"), "{empty:?}");
+    let huge = sparse_run_header(u64::MAX, 1);
+    assert!(read_sparse_run(&mut &huge[..], u64::MAX).is_err());
+    // A header cut short is truncated, even at its first byte (data was due).
+    for cut in 0..SPARSE_RUN_HEADER {
+        let e = protocol_error(read_sparse_run(&mut &header[..cut], u64::MAX));
+        assert_eq!(e, ProtocolError::Truncated("sparse run header"), "cut at {cut}");
+    }
+}
+
+#[test]
+fn every_greeting_of_this_build_says_sparse() {
+    assert_eq!(FLAG_SPARSE, 4, "bit 2");
+    for hello in [Hello::ours(), Hello::with_auth([1; 32]), Hello::no_auth()] {
+        assert!(hello.takes_sparse(), "{hello:?}");
+    }
+    // An older build's greeting (no bit 2) does not.
+    assert!(!Hello { version: VERSION, flags: FLAG_AUTH, nonce: [0; 32] }.takes_sparse());
 }
 
 #[test]
@@ -491,6 +527,7 @@ fn every_message_frames_under_its_own_name_and_limit() {
         Message::Auth { proof: [0; 32] },
         Message::FileStart { index: 0, offset: 0 },
         Message::Pake { message: [0; 33] },
+        Message::SparseStart { index: 0, offset: 0 },
         Message::Error { code: ErrorCode::Io, message: String::new() },
     ];
     assert_eq!(messages.len(), FRAME_TYPES.len());
@@ -609,12 +646,13 @@ fn hello_round_trips() {
 #[test]
 fn hello_bytes_match_the_documented_layout() {
     assert_eq!(HELLO_LEN, 46);
-    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 2, 0, 0, 0, 0];
+    // Flags: bit 2, SPARSE, in every greeting of this build.
+    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 2, 0, 0, 0, 4];
     expected.extend_from_slice(&[0; 32]);
     assert_eq!(hello_bytes(Hello::ours()), expected);
 
     let nonce: [u8; 32] = core::array::from_fn(|i| 0xA0 + i as u8);
-    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 2, 0, 0, 0, 1];
+    let mut expected = vec![0x89, b'Z', b'C', b'P', 0x0D, 0x0A, 0x1A, 0x0A, 0, 2, 0, 0, 0, 5];
     expected.extend_from_slice(&nonce);
     assert_eq!(hello_bytes(Hello::with_auth(nonce)), expected);
 }
@@ -623,7 +661,7 @@ fn hello_bytes_match_the_documented_layout() {
 fn auth_is_bit_0_of_the_flags_alone() {
     assert!(!Hello::ours().auth());
     assert!(Hello::with_auth([0; 32]).auth());
-    assert_eq!(Hello::with_auth([3; 32]).flags, FLAG_AUTH);
+    assert_eq!(Hello::with_auth([3; 32]).flags, FLAG_AUTH | FLAG_SPARSE);
     // Other bits are ignored, set or not.
     let other_bits = Hello { version: VERSION, flags: !FLAG_AUTH, nonce: [0; 32] };
     assert!(!other_bits.auth());
@@ -740,7 +778,7 @@ fn length_at_the_type_limit_is_accepted() {
 
 #[test]
 fn unknown_frame_type_is_refused() {
-    for kind in [0x00, 0x09, 0x10, 0x7E, 0x80, 0xFF] {
+    for kind in [0x00, 0x0A, 0x10, 0x7E, 0x80, 0xFF] {
         let err = protocol_error(read_message(&mut ThenFail(&[kind, 0, 0, 0, 0])));
         assert_eq!(err, ProtocolError::UnknownFrame(kind));
     }
@@ -1099,6 +1137,8 @@ fn arb_message() -> impl Strategy<Value = Message> {
             .prop_map(|m| Message::Pake { message: core::array::from_fn(|i| m[i % 32]) }),
         (any::<u32>(), any::<u64>())
             .prop_map(|(index, offset)| Message::FileStart { index, offset }),
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(index, offset)| Message::SparseStart { index, offset }),
         (arb_error_code(), arb_text()).prop_map(|(code, message)| Message::Error { code, message }),
     ]
 }
@@ -1149,6 +1189,22 @@ fn expected_hello(bytes: &[u8]) -> Result<Hello, ProtocolError> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn sparse_runs_round_trip_or_are_refused(hole in any::<u64>(), data in any::<u64>(), remaining in any::<u64>()) {
+        let header = sparse_run_header(hole, data);
+        let fits = hole.checked_add(data).is_some_and(|len| len > 0 && len <= remaining);
+        match outcome(read_sparse_run(&mut &header[..], remaining)) {
+            Ok(run) => prop_assert!(fits && run == (hole, data)),
+            Err(Some(ProtocolError::Malformed(_))) => prop_assert!(!fits),
+            Err(other) => prop_assert!(false, "unexpected {:?}", other),
+        }
+    }
+
+    #[test]
+    fn arbitrary_sparse_run_bytes_never_panic(bytes in vec(any::<u8>(), 0..40), remaining in any::<u64>()) {
+        let _ = read_sparse_run(&mut bytes.as_slice(), remaining);
+    }
 
     #[test]
     fn offers_round_trip(offer in arb_offer()) {

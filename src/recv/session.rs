@@ -16,13 +16,14 @@ use crate::copy::batch::{self, Inbox};
 use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::{DataPath, Method};
 use crate::disk::writer::{Job, Writer};
-use crate::disk::{self, Decision, Destination, LockedPart, Refusal, Target};
+use crate::disk::{self, Barrier, Decision, Destination, LockedPart, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
 use crate::link::peer::{self, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{
     self, Entry, ErrorCode, Message, ProtocolError, Summary, Verdict, VerdictStatus,
 };
+use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Role, Status};
 use crate::sys::rusage;
 
@@ -78,7 +79,15 @@ impl Session<'_> {
         data_starts();
         let start = rusage::Snapshot::now();
         let mut inbox = Inbox::new(&socket);
-        let total = match self.receive_all(&mut inbox, &offer.entries, &mut plan) {
+        let barrier = self.cfg.fsync.then(|| Barrier::new(self.cfg.policy.force, self.sessions()));
+        let events = Events::new(self.cfg.print.events);
+        let received =
+            self.receive_all(&mut inbox, &offer.entries, &mut plan, barrier.as_ref(), &events);
+        // The files held for --fsync get their names before directory modes are applied (a
+        // read-only mode would stop the renames).
+        let placed =
+            received.and_then(|t| barrier.as_ref().map_or(Ok(()), Barrier::flush).map(|_| t));
+        let total = match placed {
             Ok(total) => total,
             Err(e) => return Err(tell_peer(&mut socket, self.explain_idle(e))),
         };
@@ -87,6 +96,11 @@ impl Session<'_> {
         let dirs = offer.entries.iter().zip(&plan.decisions).rev();
         let made = dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true })));
         self.dest.finish_dirs(made.map(|(entry, _)| entry), self.cfg.policy)?;
+        if let Some(barrier) = &barrier
+            && let Err(e) = self.sync_dirs(barrier, &offer.entries, &plan, created.is_some())
+        {
+            return Err(tell_peer(&mut socket, e));
+        }
         let idle = self.cfg.net.idle_timeout;
         let sender = match peer::next_message_from(&mut inbox, idle, "the sender's statistics")? {
             Message::Finish(stats) => stats,
@@ -96,29 +110,74 @@ impl Session<'_> {
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
         protocol::write_message(&mut socket, &Message::Summary(summary))
             .context("sending the summary")?;
-        Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats, created })
+        let report =
+            Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats, created };
+        events.finished(&report);
+        Ok(report)
     }
 
-    /// socket. Returns once every file is written.
+    /// `--fsync`, after the last barrier: syncs every directory that gained a name (those
+    /// holding new files, the parents of directories this session created, and the parent of
+    /// an output directory it created), so the names survive a power loss too.
+    fn sync_dirs(
+        &self,
+        barrier: &Barrier,
+        entries: &[Entry],
+        plan: &SessionPlan,
+        created_output: bool,
+    ) -> anyhow::Result<()> {
+        for (entry, decision) in entries.iter().zip(&plan.decisions) {
+            if let Ok(Decision::Dir { created: true }) = decision {
+                let parent = entry.name.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                barrier.gained_name(&entry.name[..parent]);
+            }
+        }
+        barrier.finish(self.dest)?;
+        if created_output {
+            disk::sync_parent_of(&self.cfg.output)?;
+        }
+        Ok(())
+    }
+
+    /// Sessions that may run at once, sharing the process's descriptors.
+    fn sessions(&self) -> u32 {
+        if self.cfg.keep_open { self.cfg.max_conns } else { 1 }
+    }
+
+    /// Receives every planned file: small ones through the writer threads, the others off the
+    /// socket. Returns once every file is written (or, with `--fsync`, held by `barrier`).
     fn receive_all(
         &self,
         inbox: &mut Inbox<'_>,
         entries: &[Entry],
         plan: &mut SessionPlan,
+        barrier: Option<&Barrier>,
+        events: &Events,
     ) -> anyhow::Result<Moved> {
         let wanted: Vec<usize> = plan.wanted();
         let known =
             wanted.iter().try_fold(0u64, |sum, &i| entries[i].size.map(|s| sum.saturating_add(s)));
-        let mut ui = if self.cfg.keep_open {
-            Ui::hidden()
-        } else {
-            Ui::new(self.cfg.print, known, wanted.len() as u64)
-        };
+        // Sessions at once would fight over one bar: with --keep-open, events only.
+        let mut print = self.cfg.print;
+        print.progress &= !self.cfg.keep_open;
+        let mut ui = Ui::new(print, known, wanted.len() as u64).with_events(events.clone());
+        let files = wanted.len();
+        events.emit(&Event::SessionStart {
+            role: Role::Recv,
+            entries: entries.len(),
+            files,
+            bytes: known,
+        });
+        plan.reports.iter().enumerate().for_each(|(i, r)| events.planned(i, r));
         let force = self.cfg.policy.force;
-        let write = |job: &Job<'_>| disk::write_small(job.target, &job.body, job.entry, force);
+        let write = |job: &Job<'_>| match barrier {
+            Some(barrier) => disk::hold_small(job.target, &job.body, job.entry, force, barrier),
+            None => disk::write_small(job.target, &job.body, job.entry, force),
+        };
         let total = thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
-            let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut ui);
+            let mut live = Live { ui: &mut ui, barrier, events };
+            let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut live);
             // Wait for the queued files whatever happened: they are whole and checked.
             let written = writer.finish();
             let mut total = received?;
@@ -137,7 +196,7 @@ impl Session<'_> {
         wanted: &[usize],
         plan: &'env mut SessionPlan,
         writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<u64> + Sync>,
-        ui: &mut Ui,
+        live: &mut Live<'_>,
     ) -> anyhow::Result<Moved> {
         let SessionPlan { decisions, reports, verdicts } = plan;
         let small: Vec<bool> = wanted
@@ -153,10 +212,16 @@ impl Session<'_> {
         let mut data_reads_from = inbox.calls;
         for (k, &index) in wanted.iter().enumerate() {
             let entry = &entries[index];
-            let offset = self.file_start(inbox, index)?;
-            ui.file(&String::from_utf8_lossy(&entry.name));
+            let (offset, sparse) = self.file_start(inbox, index)?;
+            let name = String::from_utf8_lossy(&entry.name);
+            live.ui.file(&name);
+            live.ui.begin(index, &name, entry.size, offset);
             let decision = &decisions[index];
             let (moved, report, verdict) = if small[k] {
+                if sparse {
+                    let why = format!("{name} comes in the sparse form, but it is batched");
+                    return Err(ProtocolError::Malformed(why).into());
+                }
                 let mut file = self.receive_small(inbox, entry, decision, offset, writer)?;
                 file.0.calls += inbox.calls - data_reads_from;
                 data_reads_from = inbox.calls;
@@ -167,13 +232,16 @@ impl Session<'_> {
                 // batch: that read counts as the batch's).
                 inbox.allow(ahead[k + 1].map(|a| a + protocol::FILE_END_FRAME as u64));
                 let before_end = inbox.calls;
-                let file = self.receive_file(inbox, entry, decision, offset, &total, ui)?;
+                let start = (offset, sparse);
+                let file = self.receive_file(inbox, entry, decision, start, &total, live)?;
                 let next_small = small.get(k + 1).copied().unwrap_or(false);
                 data_reads_from = if next_small { before_end } else { inbox.calls };
                 file
             };
+            live.ui.skip(moved.holes);
             total.absorb(moved);
-            ui.position(total.bytes);
+            live.ui.position(total.bytes);
+            live.events.file_end(index, &report);
             reports[index] = report;
             verdicts.push(verdict);
         }
@@ -183,11 +251,13 @@ impl Session<'_> {
         Ok(total)
     }
 
-    /// Reads FILE_START for the file due (`index`) and returns the offset it is sent from.
-    fn file_start(&self, inbox: &mut Inbox<'_>, index: usize) -> anyhow::Result<u64> {
+    /// Reads FILE_START (or SPARSE_START) for the file due (`index`) and returns the offset
+    /// it is sent from, and whether in the sparse form.
+    fn file_start(&self, inbox: &mut Inbox<'_>, index: usize) -> anyhow::Result<(u64, bool)> {
         match peer::next_message_from(inbox, self.cfg.net.idle_timeout, "the next file")? {
-            Message::FileStart { index: i, offset } if i as usize == index => Ok(offset),
-            Message::FileStart { index: i, .. } => {
+            Message::FileStart { index: i, offset } if i as usize == index => Ok((offset, false)),
+            Message::SparseStart { index: i, offset } if i as usize == index => Ok((offset, true)),
+            Message::FileStart { index: i, .. } | Message::SparseStart { index: i, .. } => {
                 Err(ProtocolError::Malformed(format!("file #{i} sent where #{index} was due"))
                     .into())
             }
@@ -254,10 +324,11 @@ impl Session<'_> {
         inbox: &mut Inbox<'_>,
         entry: &Entry,
         decision: &Result<Decision, Refusal>,
-        offset: u64,
+        (offset, sparse): (u64, bool),
         before: &Moved,
-        ui: &Ui,
+        live: &Live<'_>,
     ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
+        let ui = &*live.ui;
         let name = String::from_utf8_lossy(&entry.name).into_owned();
         if !inbox.is_empty() {
             let why = format!("bytes of {name} arrived before its turn");
@@ -285,7 +356,7 @@ impl Session<'_> {
                 }
                 let part = target.part().open_locked(&name, offset)?;
                 let moved = self
-                    .receive_into(socket, entry, &part, offset, &mut tick)
+                    .receive_into(socket, entry, &part, (offset, sparse), &mut tick)
                     .with_context(|| {
                         format!(
                             "writing {name} (partial data kept in {})",
@@ -297,7 +368,7 @@ impl Session<'_> {
             Ok(Decision::Stdout) if offset == 0 => {
                 let out = crate::disk::stdout()?;
                 let moved = self
-                    .receive_into(socket, entry, &out, 0, &mut tick)
+                    .receive_into(socket, entry, &out, (0, sparse), &mut tick)
                     .with_context(|| format!("writing {name} to standard output"))?;
                 (moved, None)
             }
@@ -312,20 +383,21 @@ impl Session<'_> {
             other => return Err(unexpected("FILE_END", &other)),
         };
         let mut report = FileReport::new(name, false, Status::Sent);
-        (report.bytes, report.data_path, report.resumed_from) =
-            (moved.bytes, Some(moved.data_path), offset);
-        let verdict = self.conclude(entry, end.xxh3 == moved.xxh3, part, &mut report)?;
+        (report.bytes, report.data_path, report.resumed_from, report.holes) =
+            (moved.bytes, Some(moved.data_path), offset, moved.holes);
+        let matched = end.xxh3 == moved.xxh3;
+        let verdict = self.conclude(entry, matched, part, &mut report, live.barrier)?;
         Ok((moved, report, verdict))
     }
 
     /// Moves one file's bytes from the socket into `out` (a part file at `offset`, or standard
-    /// output) by the configured method.
+    /// output) by the configured method, in the sparse form when `sparse`.
     fn receive_into(
         &self,
         socket: &TcpStream,
         entry: &Entry,
         out: &File,
-        offset: u64,
+        (offset, sparse): (u64, bool),
         tick: copy::Tick<'_>,
     ) -> anyhow::Result<Moved> {
         let framing = Framing::of(entry.size, offset, false);
@@ -340,16 +412,25 @@ impl Session<'_> {
             buffer_size: self.cfg.buffer_size,
             checksum: true,
         };
-        copy::recv(&inc, self.cfg.method, tick)
+        match (sparse, entry.size) {
+            (false, _) => copy::recv(&inc, self.cfg.method, tick),
+            (true, Some(size)) => copy::holes::recv_sparse(&inc, self.cfg.method, size, tick),
+            (true, None) => {
+                let why = "a file of unknown size cannot come in the sparse form";
+                Err(ProtocolError::Malformed(why.into()).into())
+            }
+        }
     }
 
-    /// Puts a verified file in place, or drops a damaged one, and says which.
+    /// Puts a verified file in place (with `--fsync`: hands it to the barrier that will), or
+    /// drops a damaged one, and says which.
     fn conclude(
         &self,
         entry: &Entry,
         matched: bool,
         part: Option<(&Target, LockedPart)>,
         report: &mut FileReport,
+        barrier: Option<&Barrier>,
     ) -> anyhow::Result<Verdict> {
         if !matched {
             if let Some((target, _)) = part {
@@ -358,7 +439,13 @@ impl Session<'_> {
             return Ok(mismatch(report));
         }
         if let Some((target, file)) = part {
-            target.part().commit(&file, entry, self.cfg.policy.force)?;
+            match barrier {
+                Some(barrier) => {
+                    target.part().prepare(&file, entry)?;
+                    barrier.hold_part(target, file)?;
+                }
+                None => target.part().commit(&file, entry, self.cfg.policy.force)?,
+            }
             report.saved_as = Some(target.shown().display().to_string());
         }
         Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
@@ -372,6 +459,13 @@ impl Session<'_> {
             _ => err,
         }
     }
+}
+
+/// Where the receiving loop shows progress, and holds verified files for `--fsync`.
+struct Live<'a> {
+    ui: &'a mut Ui,
+    barrier: Option<&'a Barrier>,
+    events: &'a Events,
 }
 
 /// The verdict on a file whose checksum differs; it was not saved.

@@ -27,10 +27,11 @@ impl Report {
             format!("{what} nothing: {}", what_moved(self).trim_end_matches([':', ' ']))
         } else {
             format!(
-                "{what} {}{}{} in {:.2} s, {}/s · xxh3 {}\n  send: {} · recv: {} · cpu {}",
+                "{what} {}{}{}{} in {:.2} s, {}/s · xxh3 {}\n  send: {} · recv: {} · cpu {}",
                 what_moved(self),
                 format_size(self.bytes(), BINARY),
                 resumed_note(self),
+                holes_note(self),
                 self.elapsed().as_secs_f64(),
                 format_size(self.throughput() as u64, BINARY),
                 if self.checksum_ok() { "ok" } else { "MISMATCH" },
@@ -110,6 +111,14 @@ fn nothing_moved(r: &Report) -> bool {
             .files
             .iter()
             .any(|f| matches!(f.status, Status::Sent | Status::ChecksumMismatch | Status::Created))
+}
+
+/// " + 3.94 GiB of holes (not sent)": sparse files' holes, apart from the bytes that crossed.
+fn holes_note(r: &Report) -> String {
+    match r.hole_bytes() {
+        0 => String::new(),
+        holes => format!(" + {} of holes (not sent)", format_size(holes, BINARY)),
+    }
 }
 
 /// " (resumed at 200 MiB)" for one file that carried on from the receiver's partial copy.

@@ -14,11 +14,22 @@ use crate::protocol::SideStats;
 impl Report {
     /// The JSON object for stdout. Its keys are documented in the README and are a contract.
     pub fn json(&self) -> String {
-        let view = JsonReport {
+        json_text(&self.view())
+    }
+
+    /// The same object as a value, for the `summary` event of `--events`.
+    pub fn json_value(&self) -> serde_json::Value {
+        serde_json::to_value(self.view())
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+    }
+
+    fn view(&self) -> JsonReport<'_> {
+        JsonReport {
             role: self.role,
             files: self.files.iter().map(JsonFile::of).collect(),
             bytes: self.bytes(),
             resumed_bytes: self.resumed_bytes(),
+            hole_bytes: self.hole_bytes(),
             files_sent: self.count(Status::Sent),
             dirs: self.files.iter().filter(|f| f.dir).count(),
             skipped: self.count(Status::Skipped),
@@ -29,8 +40,7 @@ impl Report {
             send: JsonSide::of(&self.send),
             recv: JsonSide::of(&self.recv),
             created_output: self.created.as_deref(),
-        };
-        json_text(&view)
+        }
     }
 }
 
@@ -87,6 +97,7 @@ struct JsonReport<'a> {
     files: Vec<JsonFile<'a>>,
     bytes: u64,
     resumed_bytes: u64,
+    hole_bytes: u64,
     files_sent: usize,
     dirs: usize,
     skipped: usize,
@@ -106,6 +117,7 @@ struct JsonFile<'a> {
     status: Status,
     bytes: u64,
     resumed_from: u64,
+    hole_bytes: u64,
     path: Option<&'static str>,
     checksum_ok: Option<bool>,
     saved_as: Option<&'a str>,
@@ -121,6 +133,7 @@ impl<'a> JsonFile<'a> {
             status: f.status,
             bytes: f.bytes,
             resumed_from: f.resumed_from,
+            hole_bytes: f.holes,
             path: f.data_path.map(DataPath::as_str),
             checksum_ok: crossed.then_some(f.status == Status::Sent),
             saved_as: f.saved_as.as_deref(),

@@ -1,6 +1,7 @@
 //! What a session reports, and all of its printing: the human summary for stderr (`human`) and
-//! the JSON object for stdout (`json`). Sessions return a `Report`; this module only formats it.
+//! the JSON object for stdout (`json`), the `--events` stream (`events`). Sessions return a `Report`; this module only formats it.
 
+pub mod events;
 mod human;
 mod json;
 
@@ -49,6 +50,8 @@ pub struct FileReport {
     pub bytes: u64,
     /// Bytes the receiver already held and kept (a resumed transfer).
     pub resumed_from: u64,
+    /// Bytes of holes that did not cross (a sparse file), apart from `bytes`.
+    pub holes: u64,
     /// The data path that moved it, when bytes moved.
     pub data_path: Option<DataPath>,
     /// Where the receiver put it (receiver's reports only).
@@ -66,6 +69,7 @@ impl FileReport {
             status,
             bytes: 0,
             resumed_from: 0,
+            holes: 0,
             data_path: None,
             saved_as: None,
             reason: None,
@@ -88,6 +92,11 @@ impl Report {
     /// Bytes moved in this session.
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).fold(0, u64::saturating_add)
+    }
+
+    /// Bytes of holes that did not cross (sparse files).
+    pub fn hole_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.holes).fold(0, u64::saturating_add)
     }
 
     /// Bytes the receiver already held and kept (offsets come from the receiver: saturating).

@@ -4,6 +4,7 @@
 //! matching prefix; small files go in batches, many to one write.
 
 pub mod manifest;
+mod sparse;
 
 use std::io::{self, Write};
 use std::net::TcpStream;
@@ -25,8 +26,9 @@ use crate::link::handshake;
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{
-    self, Answer, EntryKind, FileEnd, Message, Offer, ProtocolError, VerdictStatus,
+    self, Answer, EntryKind, FileEnd, Hello, Message, Offer, ProtocolError, VerdictStatus,
 };
+use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Role, Status};
 use crate::send::manifest::{Item, Manifest, Origin};
 use crate::sys::{rusage, signals};
@@ -61,7 +63,12 @@ pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
 
 /// The sender's handshake on a connection made in `direction`: what `net::establish` runs.
 /// A connection this end made names its peer; an accepted one is logged with it already.
-pub fn greet(cfg: &SendConfig, socket: &mut TcpStream, direction: Direction) -> anyhow::Result<()> {
+/// Returns the receiver's greeting (whether it takes the sparse form).
+pub fn greet(
+    cfg: &SendConfig,
+    socket: &mut TcpStream,
+    direction: Direction,
+) -> anyhow::Result<Hello> {
     let greeted = handshake::sender(socket, direction, cfg.token.as_ref(), cfg.no_auth);
     match direction {
         Direction::Connected => greeted.with_context(|| format!("greeting {}", peer_name(socket))),
@@ -73,9 +80,14 @@ fn peer_name(socket: &TcpStream) -> String {
     socket.peer_addr().map_or_else(|_| "the receiver".to_string(), |a| a.to_string())
 }
 
-/// Runs one session over `socket`, greeted already (see `greet`), and returns both ends'
-/// report.
-pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyhow::Result<Report> {
+/// Runs one session over `socket`, greeted already (see `greet`: `receiver` is the greeting it
+/// returned), and returns both ends' report.
+pub fn run(
+    cfg: &SendConfig,
+    manifest: &Manifest,
+    mut socket: TcpStream,
+    receiver: Hello,
+) -> anyhow::Result<Report> {
     let peer = peer_name(&socket);
     let answers = offer(&mut socket, manifest, cfg)?;
     peer::set_timeout(&socket, cfg.net.idle_timeout)?;
@@ -86,7 +98,9 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
     let idle = cfg.net.idle_timeout;
     // Ctrl-C now stops the transfer between calls, so the user learns what was kept.
     signals::install()?;
-    let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports);
+    let events = Events::new(cfg.print.events);
+    let sparse = cfg.sparse && receiver.takes_sparse();
+    let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports, (&events, sparse));
     signals::restore();
     let (total, mut pending) = pushed
         .map_err(|e| explain_idle(e, idle))
@@ -116,7 +130,16 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
             report.status = Status::ChecksumMismatch;
         }
     }
-    Ok(Report { role: Role::Send, files: reports, send: stats, recv: summary.stats, created: None })
+    let report = Report {
+        role: Role::Send,
+        files: reports,
+        send: stats,
+        recv: summary.stats,
+        created: None,
+    };
+    events.file_ends(&report);
+    events.finished(&report);
+    Ok(report)
 }
 
 fn initial_report(item: &Item, answer: &Answer) -> FileReport {
@@ -178,6 +201,7 @@ fn push_all(
     manifest: &Manifest,
     answers: &[Answer],
     reports: &mut [FileReport],
+    (events, sparse): (&Events, bool),
 ) -> anyhow::Result<(Moved, Vec<u8>)> {
     let wanted: Vec<usize> = (0..answers.len())
         .filter(|&i| matches!(answers[i], Answer::Send { .. } | Answer::Resume { .. }))
@@ -189,12 +213,16 @@ fn push_all(
         socket,
         cfg,
         pending: Vec::new(),
-        ui: Ui::new(cfg.print, known, wanted.len() as u64),
+        ui: Ui::new(cfg.print, known, wanted.len() as u64).with_events(events.clone()),
         pacer: Pacer::new(cfg.limit_rate),
         opener: batch::Opener::new(cfg.follow_symlinks),
         total: Moved::default(),
         holds_data: false,
+        sparse,
     };
+    let (entries, files) = (answers.len(), wanted.len());
+    events.emit(&Event::SessionStart { role: Role::Send, entries, files, bytes: known });
+    reports.iter().enumerate().for_each(|(i, r)| events.planned(i, r));
     let mut batched = false;
     for index in wanted {
         if let Some(signal) = signals::pending() {
@@ -211,6 +239,7 @@ fn push_all(
         let moved = match small_file(cfg, item, &answers[index]) {
             Some((path, size)) => {
                 batched = true;
+                push.ui.begin(index, &report.name, Some(size), 0);
                 push.small(index, path, size)
             }
             None => push.whole(index, item, &answers[index], report),
@@ -253,6 +282,8 @@ struct Push<'a> {
     total: Moved,
     /// Whether `pending` holds small files' bytes (its write is then a data call).
     holds_data: bool,
+    /// Whether the receiver takes the sparse form (its greeting said so).
+    sparse: bool,
 }
 
 impl Push<'_> {
@@ -306,19 +337,16 @@ impl Push<'_> {
         let mut source = open(item)?;
         let offset = resume_offset(&source, answer, self.cfg.resume, report)?;
         report.resumed_from = offset;
+        self.ui.begin(index, &report.name, item.entry.size, offset);
+        source.size = item.entry.size;
+        if let Some(runs) = self.runs(&source, offset)? {
+            return self.sparse(index, &source, offset, &runs, report);
+        }
         self.pending.extend(protocol::frame(&Message::FileStart { index: index as u32, offset }));
         self.send_pending()?;
-        source.size = item.entry.size;
-        let moved = push(
-            self.socket,
-            self.cfg,
-            &source,
-            offset,
-            self.total.bytes,
-            &self.ui,
-            &mut self.pacer,
-        )
-        .with_context(|| format!("sending {}", source.display))?;
+        let moved = self
+            .push(&source, offset, self.total.bytes, true)
+            .with_context(|| format!("sending {}", source.display))?;
         self.pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: moved.xxh3 })));
         Ok(moved)
     }
@@ -367,13 +395,27 @@ fn resume_offset(
     }
 }
 
+impl Push<'_> {
+    /// Moves one file's bytes from `offset` (`base`: the session's bytes before), watching for
+    /// the receiver giving up; if it did, its reason is the error.
+    fn push(
+        &mut self,
+        source: &Source,
+        offset: u64,
+        base: u64,
+        checksum: bool,
+    ) -> anyhow::Result<Moved> {
+        let (cfg, ui, pacer) = (self.cfg, &self.ui, &mut self.pacer);
+        push(self.socket, cfg, source, (offset, base, checksum), ui, pacer)
+    }
+}
+
 /// Moves one file's bytes, watching for the receiver giving up; if it did, its reason is the error.
 fn push(
     socket: &mut TcpStream,
     cfg: &SendConfig,
     source: &Source,
-    offset: u64,
-    base: u64,
+    (offset, base, checksum): (u64, u64, bool),
     ui: &Ui,
     pacer: &mut Pacer,
 ) -> anyhow::Result<Moved> {
@@ -402,7 +444,7 @@ fn push(
         buffer_size: cfg.buffer_size,
         max_call,
         framing: Framing::of(source.size, offset, false),
-        checksum: true,
+        checksum,
     };
     let result = copy::send(&out, cfg.method, &mut tick);
     result.map_err(|e| match signals::pending() {
