@@ -219,11 +219,14 @@ pub(crate) fn sigterm_stops_a_keep_open_receiver_with_143_and_a_summary() {
     let addr = recv.addr();
     let sent = send(&src, &addr.to_string(), &[]);
     assert_exit(&sent, 0, "sender");
-    assert!(recv.process().running(), "a --keep-open receiver stopped after one session");
+    // The same file again is refused (it exists): a session that failed, and is counted so.
+    let refused = send(&src, &addr.to_string(), &[]);
+    assert_exit(&refused, 5, "second sender");
+    assert!(recv.process().running(), "a --keep-open receiver stopped after two sessions");
     recv.process().signal(Signal::SIGTERM);
     let received = recv.wait_for(Duration::from_secs(15));
     assert_exit(&received, 143, "receiver");
-    assert_says(&received, "served 1 sessions, 0 failed, stopped by SIGTERM", "receiver");
+    assert_says(&received, "served 2 sessions, 1 failed, stopped by SIGTERM", "receiver");
     assert_file_holds(&dst.join(NAME), &data, "the file received before SIGTERM");
 }
 
@@ -247,6 +250,9 @@ fn sigint_mid_transfer_exits_130_and_tells_the_sender() {
     let received = recv.wait_for(Duration::from_secs(15));
     let sent = sender.wait_for(Duration::from_secs(15));
     assert_exit(&received, 130, "receiver");
+    // The session cut short still reports before the receiver exits, and is counted.
+    assert_says(&received, "served 1 sessions, 1 failed, stopped by SIGINT", "receiver");
+    assert_says(&received, "writing payload.bin (partial data kept in", "receiver");
     assert_no_panic(&sent, "sender");
     assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
     assert_says(&sent, "receiver shut down", "sender");

@@ -136,7 +136,8 @@ impl Receiver {
                 let one_shot_over = live.admitted() > 0 && !self.cfg.keep_open;
                 if one_shot_over {
                     lobby.close();
-                    if live.count() == 0 && tally.outcome.served == live.admitted() {
+                    // Every admitted session reports once: when all have, none is left.
+                    if tally.outcome.served == live.admitted() {
                         break;
                     }
                 }
@@ -162,7 +163,7 @@ impl Receiver {
                 }
             }
             // Sessions cut short by a signal still report, then the run ends.
-            while live.count() > 0 || tally.outcome.served < live.admitted() {
+            while tally.outcome.served < live.admitted() {
                 let Ok(result) = rx.recv_timeout(Duration::from_secs(5)) else { break };
                 tally.count(done(result));
             }
@@ -302,10 +303,6 @@ impl Live {
         if let Ok(mut list) = self.sessions.lock() {
             list.retain(|s| s.id != id);
         }
-    }
-
-    fn count(&self) -> usize {
-        self.sessions.lock().map_or(0, |l| l.len())
     }
 
     /// Tells every sender that the receiver shuts down and unblocks the session threads;
