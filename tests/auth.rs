@@ -104,6 +104,8 @@ fn generated_token_is_printed_and_works() {
     let sent = run(send_cmd(&[&src], &receiver.dest(), &[], &[(TOKEN_ENV, Some(&token))]));
     let received = receiver.wait();
     assert_round_trip(&sent, &received, &dst, &data);
+    let warned = received.stderr.contains("authentication is off");
+    assert!(!warned, "a receiver with a token warned it has none:\n{}", received.stderr);
 }
 
 /// Waits until `receiver` logs that it ignored a connection, for a reason that says `why`, and
