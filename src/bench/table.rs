@@ -122,7 +122,15 @@ fn notes(results: &Results) -> Vec<String> {
             Outcome::Measured(s) => Some((r, s)),
             _ => None,
         })
-        .flat_map(|(r, s)| s.fallbacks.iter().map(move |f| format!("{}: {f}", r.name)))
+        .flat_map(|(r, s)| {
+            let blocks = s.blocks.map(|b| {
+                format!(
+                    "{}: allocated 512-byte blocks: source {}, copy {}",
+                    r.name, b.source, b.copy
+                )
+            });
+            s.fallbacks.iter().map(move |f| format!("{}: {f}", r.name)).chain(blocks)
+        })
         .collect()
 }
 
@@ -259,6 +267,9 @@ struct JsonPair<'a> {
     recv: Option<JsonSide>,
     ratio_to_buffered: Option<f64>,
     fallbacks: Vec<&'a str>,
+    /// With `--sparse`: 512-byte blocks allocated to the source and to the copy.
+    source_blocks: Option<u64>,
+    copy_blocks: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -301,6 +312,8 @@ impl<'a> JsonPair<'a> {
             recv: None,
             ratio_to_buffered: None,
             fallbacks: Vec::new(),
+            source_blocks: None,
+            copy_blocks: None,
         };
         match &row.outcome {
             Outcome::NotInstalled => pair.status = "not installed",
@@ -326,6 +339,8 @@ impl<'a> JsonPair<'a> {
         self.recv = Some(JsonSide::of(&s.recv));
         self.ratio_to_buffered = s.ratio_to_buffered;
         self.fallbacks = s.fallbacks.iter().map(String::as_str).collect();
+        self.source_blocks = s.blocks.map(|b| b.source);
+        self.copy_blocks = s.blocks.map(|b| b.copy);
     }
 }
 
