@@ -582,3 +582,19 @@ fn an_upload_without_fsync_syncs_nothing() {
     let names: Vec<&str> = calls.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, ["renameat2"], "only the rename into place");
 }
+
+#[test]
+fn events_with_http_are_a_usage_error_on_either_end() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, _) = source(work.path(), "f.bin", 10, 1);
+    for args in [
+        vec!["send".into(), "--http".into(), src.into_os_string(), "--events".into()],
+        vec!["recv".into(), "--http".into(), "--events".into()],
+    ] {
+        let out = Command::new(ZCP).args(&args).env(TOKEN_ENV, TOKEN).output().expect("zcp");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("--http: no --events"), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
