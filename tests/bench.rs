@@ -408,6 +408,8 @@ fn sparse_rows_report_the_blocks_of_source_and_copy() {
     let report = stdout_json(&assert);
     let names: Vec<&str> = pairs(&report).iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names, ["sparse", "dense", "sparse --no-sparse"], "{report:#}");
+    let sizes = (report["file_bytes"].as_u64(), report["sparse_bytes"].as_u64());
+    assert_eq!(sizes, (Some(1 << 20), Some(64 << 20)), "{report:#}");
     let blocks = |name: &str| {
         let p = pair(&report, name);
         assert_eq!(p["status"], "ok", "{name}: {p:#}");

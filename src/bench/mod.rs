@@ -364,6 +364,8 @@ fn measure(cfg: &BenchConfig) -> anyhow::Result<Vec<Results>> {
             file_bytes: size,
             file: cfg.file.as_ref().map(|f| f.display().to_string()),
             files,
+            sparse_bytes: (cfg.scenario == Scenario::Sparse)
+                .then(|| size.saturating_mul(workspace::SPARSE_RATIO)),
             dir: dir.display().to_string(),
             rounds: cfg.rounds,
             command: command_line(),

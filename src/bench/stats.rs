@@ -117,6 +117,8 @@ pub struct Results {
     pub file: Option<String>,
     /// For a tree, its number of files (`file_bytes` is then their total).
     pub files: Option<u64>,
+    /// With `--sparse`: the sparse file's apparent size (its data is `file_bytes`).
+    pub sparse_bytes: Option<u64>,
     pub dir: String,
     pub rounds: u32,
     /// The command line, as typed.

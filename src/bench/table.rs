@@ -93,13 +93,19 @@ fn title(results: &Results) -> String {
 /// `1 GiB of random bytes, 5 rounds, loopback, copies in /tmp`.
 fn subject(results: &Results) -> String {
     let total = format_size(results.file_bytes, BINARY);
-    let file = match (&results.file, results.files) {
-        (Some(path), _) => format!("{path} ({total})"),
-        (None, Some(n)) => {
+    let file = match (&results.file, results.files, results.sparse_bytes) {
+        (_, _, Some(apparent)) => format!(
+            "a sparse file of {} with {total} of random bytes in {} extents, and a dense file of \
+             {total}",
+            format_size(apparent, BINARY),
+            super::workspace::SPARSE_EXTENTS
+        ),
+        (Some(path), _, _) => format!("{path} ({total})"),
+        (None, Some(n), None) => {
             let each = format_size(results.file_bytes / n.max(1), BINARY);
             format!("a tree of {n} files of {each} ({total}) of random bytes")
         }
-        (None, None) => format!("{total} of random bytes"),
+        (None, None, None) => format!("{total} of random bytes"),
     };
     let rounds = if results.rounds == 1 { "round" } else { "rounds" };
     format!("{file}, {} {rounds}, loopback, copies in {}", results.rounds, results.dir)
@@ -216,6 +222,7 @@ pub fn json(results: &Results) -> String {
         file_bytes: results.file_bytes,
         file: results.file.as_deref(),
         files: results.files,
+        sparse_bytes: results.sparse_bytes,
         dir: &results.dir,
         rounds: results.rounds,
         command: &results.command,
@@ -240,6 +247,7 @@ struct JsonResults<'a> {
     file_bytes: u64,
     file: Option<&'a str>,
     files: Option<u64>,
+    sparse_bytes: Option<u64>,
     dir: &'a str,
     rounds: u32,
     command: &'a str,
