@@ -107,6 +107,8 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--events-fd', '--events-fd', [CompletionResultType]::ParameterName, 'Write the events to this open file descriptor instead of stdout (implies --events)')
             [CompletionResult]::new('--events-interval', '--events-interval', [CompletionResultType]::ParameterName, 'Seconds between progress events while bytes move')
             [CompletionResult]::new('--compare', '--compare', [CompletionResultType]::ParameterName, 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc')
+            [CompletionResult]::new('--fsync', '--fsync', [CompletionResultType]::ParameterName, 'Compare `zcp recv` with `zcp recv --fsync` (auto:auto) on the test file, or with --files on a tree')
+            [CompletionResult]::new('--sparse', '--sparse', [CompletionResultType]::ParameterName, 'Send a sparse file (--size of data in 8 extents over 64 times that [default: 64M]), a dense file of --size, and the sparse one with --no-sparse; report allocated blocks')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as one JSON object on stdout')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No progress bar and no summary line on stderr (errors are still printed)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress bar and no summary line on stderr (errors are still printed)')

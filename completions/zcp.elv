@@ -101,6 +101,8 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --events-fd 'Write the events to this open file descriptor instead of stdout (implies --events)'
             cand --events-interval 'Seconds between progress events while bytes move'
             cand --compare 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc'
+            cand --fsync 'Compare `zcp recv` with `zcp recv --fsync` (auto:auto) on the test file, or with --files on a tree'
+            cand --sparse 'Send a sparse file (--size of data in 8 extents over 64 times that [default: 64M]), a dense file of --size, and the sparse one with --no-sparse; report allocated blocks'
             cand --json 'Print the report as one JSON object on stdout'
             cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
             cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'

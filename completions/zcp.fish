@@ -98,6 +98,8 @@ complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-markdown -d 'Al
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events-fd -d 'Write the events to this open file descriptor instead of stdout (implies --events)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events-interval -d 'Seconds between progress events while bytes move' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l compare -d 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l fsync -d 'Compare `zcp recv` with `zcp recv --fsync` (auto:auto) on the test file, or with --files on a tree'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l sparse -d 'Send a sparse file (--size of data in 8 extents over 64 times that [default: 64M]), a dense file of --size, and the sparse one with --no-sparse; report allocated blocks'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events -d 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'

@@ -352,6 +352,16 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_buffer_size)]
     pub buffer_size: u64,
 
+    /// Compare `zcp recv` with `zcp recv --fsync` (auto:auto) on the test file, or with --files
+    /// on a tree
+    #[arg(long, conflicts_with_all = ["methods", "against", "compare", "sparse"])]
+    pub fsync: bool,
+
+    /// Send a sparse file (--size of data in 8 extents over 64 times that [default: 64M]), a
+    /// dense file of --size, and the sparse one with --no-sparse; report allocated blocks
+    #[arg(long, conflicts_with_all = ["methods", "against", "compare", "files", "file"])]
+    pub sparse: bool,
+
     /// Also write the results as a Markdown table to FILE
     #[arg(long, value_name = "FILE")]
     pub export_markdown: Option<PathBuf>,

@@ -98,6 +98,21 @@ fn usage_error(message: String) -> anyhow::Error {
     crate::error::SessionError::Usage(message).into()
 }
 
+/// Flags `--http` cannot honour are refused, never ignored: the first of `given` that is set.
+/// (`--raw`, `--name`, `--no-resume`, `--connect` and `--skip-existing` clap refuses.)
+fn refuse_with_http(given: &[(bool, &str)]) -> anyhow::Result<()> {
+    match given.iter().find(|(set, _)| *set) {
+        Some((_, why)) => Err(usage_error(format!("--http: {why}"))),
+        None => Ok(()),
+    }
+}
+
+/// Why `--events` is refused with `--http`.
+const HTTP_NO_EVENTS: &str = "no --events yet (each request is one line on stderr, or with \
+                              --json one JSON object on stdout)";
+/// Why `--retry` is.
+const HTTP_NO_RETRY: &str = "--retry is for connecting, and --http listens";
+
 /// The token to prove or require, if any: `--no-auth` wins, then `--token-file`, then
 /// `--token` (or `ZCP_TOKEN`).
 fn token(args: &AuthArgs) -> anyhow::Result<Option<Token>> {
@@ -190,6 +205,17 @@ impl SendConfig {
             return Err(usage_error(
                 "--http serves files of known length, not standard input (-)".into(),
             ));
+        }
+        if args.http {
+            let events = args.output.events || args.output.events_fd.is_some();
+            refuse_with_http(&[
+                (events, HTTP_NO_EVENTS),
+                (args.net.retry > 0, HTTP_NO_RETRY),
+                (
+                    args.no_sparse,
+                    "--no-sparse changes nothing: an HTTP body carries holes as zeros",
+                ),
+            ])?;
         }
         if args.net.raw && (args.output.events || args.output.events_fd.is_some()) {
             return Err(usage_error("--raw has no events: it moves plain bytes".into()));
@@ -293,6 +319,10 @@ impl RecvConfig {
             return Err(usage_error(
                 "--http writes each upload to a file: --output - cannot take it".into(),
             ));
+        }
+        if args.http {
+            let events = args.output_args.events || args.output_args.events_fd.is_some();
+            refuse_with_http(&[(events, HTTP_NO_EVENTS), (args.net.retry > 0, HTTP_NO_RETRY)])?;
         }
         if args.fsync && (stdout || args.net.raw) {
             return Err(usage_error(
@@ -538,6 +568,61 @@ mod tests {
         assert_eq!(c.method, Method::Only(DataPath::Splice));
         assert!(!c.policy.force && c.policy.skip_existing);
         assert_eq!(c.policy.umask, current_umask());
+    }
+
+    #[test]
+    fn http_refuses_events_on_either_end() {
+        for argv in [
+            &["--http", "--listen", "127.0.0.1:0", "f", "--events"][..],
+            &["--http", "--listen", "127.0.0.1:0", "f", "--events-fd", "3"],
+        ] {
+            assert!(usage_message(send(argv)).contains("--http: no --events"), "{argv:?}");
+        }
+        for argv in [&["--http", "--events"][..], &["--http", "--events-fd", "3"]] {
+            assert!(usage_message(recv(argv)).contains("--http: no --events"), "{argv:?}");
+        }
+        assert!(send(&["--listen", "127.0.0.1:0", "f", "--events"]).is_ok());
+        assert!(recv(&["--events"]).is_ok());
+    }
+
+    #[test]
+    fn http_refuses_retry_on_either_end() {
+        let sent = send(&["--http", "--listen", "127.0.0.1:0", "f", "--retry", "2"]);
+        assert!(usage_message(sent).contains("--retry is for connecting"));
+        assert!(usage_message(recv(&["--http", "--retry", "2"])).contains("--retry"));
+        assert!(send(&["f", "127.0.0.1:1", "--retry", "2"]).is_ok());
+    }
+
+    #[test]
+    fn http_refuses_no_sparse_when_serving() {
+        let served = send(&["--http", "--listen", "127.0.0.1:0", "f", "--no-sparse"]);
+        assert!(usage_message(served).contains("--no-sparse changes nothing"));
+        assert!(send(&["f", "127.0.0.1:1", "--no-sparse"]).is_ok_and(|c| !c.sparse));
+    }
+
+    #[test]
+    fn http_honours_fsync_and_the_other_receiver_options() {
+        let cfg = recv(&["--http", "--fsync", "--force", "--max-size", "1M", "--keep-open"])
+            .expect("recv --http --fsync");
+        assert!(cfg.http && cfg.fsync && cfg.policy.force && cfg.keep_open);
+        assert_eq!(cfg.max_size, Some(1 << 20));
+    }
+
+    /// Refused by clap before a config is built (exit 2 with clap's usage line).
+    #[test]
+    fn http_refuses_what_clap_knows_cannot_combine() {
+        for argv in [
+            &["recv", "--http", "--skip-existing"][..],
+            &["recv", "--http", "--connect", "h:1"],
+            &["recv", "--http", "--raw"],
+            &["send", "--http", "--no-resume", "f"],
+            &["send", "--http", "--name", "n", "-"],
+            &["send", "--http", "--raw", "f"],
+        ] {
+            let parsed = Cli::try_parse_from(std::iter::once("zcp").chain(argv.iter().copied()));
+            let e = parsed.map(|_| ()).expect_err("a conflict");
+            assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{argv:?}");
+        }
     }
 
     #[test]

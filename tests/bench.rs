@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -370,5 +371,60 @@ fn the_http_pair_fetches_the_file_with_curl_from_zcp_and_python() {
         let median = row["throughput_bytes_per_s"]["median"].as_f64();
         assert!(median.is_some_and(|t| t > 0.0), "{row:#}");
     }
+    assert_empty(dir.path());
+}
+
+#[test]
+fn fsync_rows_compare_recv_with_recv_fsync_on_a_tree() {
+    let dir = TempDir::new().unwrap();
+    let assert = bench(dir.path(), &["--fsync", "--files", "40", "--size", "4K"]).success();
+    let report = stdout_json(&assert);
+    assert_eq!(report["files"], 40, "{report:#}");
+    let names: Vec<&str> = pairs(&report).iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["recv", "recv --fsync"], "{report:#}");
+    for name in names {
+        let p = pair(&report, name);
+        assert_eq!(p["status"], "ok", "{name}: {p:#}");
+        assert!(p["files_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{name}: {p:#}");
+        assert!(p["source_blocks"].is_null(), "only --sparse counts blocks: {p:#}");
+    }
+    assert!(stderr(&assert).contains("recv --fsync"), "{}", stderr(&assert));
+    assert_empty(dir.path());
+}
+
+#[test]
+fn fsync_is_not_combined_with_method_pairs() {
+    let dir = TempDir::new().unwrap();
+    bench(dir.path(), &["--fsync", "--methods", "auto:auto"])
+        .code(2)
+        .stderr(contains("--fsync").and(contains("--methods")));
+}
+
+#[test]
+fn sparse_rows_report_the_blocks_of_source_and_copy() {
+    let dir = TempDir::new().unwrap();
+    // 1 MiB of data in 8 extents over 64 MiB; a 4 KiB block holds 8 sectors.
+    let assert = bench(dir.path(), &["--sparse", "--size", "1M"]).success();
+    let report = stdout_json(&assert);
+    let names: Vec<&str> = pairs(&report).iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["sparse", "dense", "sparse --no-sparse"], "{report:#}");
+    let sizes = (report["file_bytes"].as_u64(), report["sparse_bytes"].as_u64());
+    assert_eq!(sizes, (Some(1 << 20), Some(64 << 20)), "{report:#}");
+    let blocks = |name: &str| {
+        let p = pair(&report, name);
+        assert_eq!(p["status"], "ok", "{name}: {p:#}");
+        let count = |key: &str| p[key].as_u64().unwrap_or_else(|| panic!("no {key}: {p:#}"));
+        (count("source_blocks"), count("copy_blocks"))
+    };
+    let data = (1 << 20) / 512;
+    let (sparse_source, sparse_copy) = blocks("sparse");
+    let (dense_source, dense_copy) = blocks("dense");
+    let (_, full_copy) = blocks("sparse --no-sparse");
+    assert!(sparse_source < 2 * data, "the source has holes: {sparse_source}");
+    assert!(sparse_copy < 2 * data, "the copy keeps them: {sparse_copy}");
+    assert!(dense_source >= data && dense_copy >= data, "{dense_source} {dense_copy}");
+    assert!(full_copy >= 64 * data, "--no-sparse writes the zeros: {full_copy}");
+    let table = stderr(&assert);
+    assert!(table.contains("sparse: allocated 512-byte blocks: source"), "{table}");
     assert_empty(dir.path());
 }

@@ -9,13 +9,13 @@ use std::path::Path;
 use crate::util::{self, Receiver, assert_exit, assert_says, send, skip, unusable};
 
 /// The calls the barrier is made of, in the order strace saw them complete.
-const CALLS: [&str; 5] = ["syncfs", "fsync", "fdatasync", "renameat2", "linkat"];
+pub const CALLS: [&str; 5] = ["syncfs", "fsync", "fdatasync", "renameat2", "linkat"];
 
 /// A tree of `SMALL` 4 KiB files in two directories, and one 3 MiB file (not batched).
 const SMALL: usize = 40;
 
 /// Each traced call of `CALLS` (its name and the line it completed on), from an `strace -f` log.
-fn completed(log: &str) -> Vec<(String, String)> {
+pub fn completed(log: &str) -> Vec<(String, String)> {
     let mut calls = Vec::new();
     for line in log.lines() {
         let body = line.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start();

@@ -543,3 +543,58 @@ fn the_printed_commands_run_as_written() {
     ended(receiver, "zcp recv --http");
     assert_file_holds(&dst.join("printed.bin"), &data, "what the printed command uploaded");
 }
+
+/// `recv --http` with `extra` under strace (the calls of `durable::CALLS`), taking one upload
+/// to `/sub/deep/up.bin`; the calls in the order they completed.
+fn traced_upload(extra: &[&str]) -> Vec<(String, String)> {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, data) = source(work.path(), "up.bin", 3 * MIB + 5, 21);
+    let dst = subdir(work.path(), "dst");
+    let log = work.path().join("accept.strace");
+    let (receiver, addr) =
+        accept_into(&strace(&log, &super::durable::CALLS.join(",")), &dst, extra);
+    let auth = bearer(TOKEN);
+    let src = src.to_str().expect("utf-8");
+    let out = curl(&["-f", "-T", src, "-H", &auth, &url(addr, "/sub/deep/up.bin")]);
+    assert!(out.status.success(), "{out:?}");
+    ended(receiver, "zcp recv --http after one upload");
+    assert_file_holds(&dst.join("sub/deep/up.bin"), &data, "the upload");
+    super::durable::completed(&fs::read_to_string(&log).expect("strace log"))
+}
+
+#[test]
+fn an_upload_with_fsync_is_synced_before_its_name_and_its_directories_after() {
+    require_curl!();
+    require_strace!();
+    let calls = traced_upload(&["--fsync"]);
+    let names: Vec<&str> = calls.iter().map(|(name, _)| name.as_str()).collect();
+    let shown = calls.iter().map(|(_, line)| line.as_str()).collect::<Vec<_>>().join("\n");
+    // The data, then the name, then the three directories that gained one: `sub/deep` (the
+    // file), `sub` (`deep`) and the output directory (`sub`).
+    assert_eq!(names, ["syncfs", "renameat2", "fsync", "fsync", "fsync"], "{shown}");
+}
+
+#[test]
+fn an_upload_without_fsync_syncs_nothing() {
+    require_curl!();
+    require_strace!();
+    let calls = traced_upload(&[]);
+    let names: Vec<&str> = calls.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["renameat2"], "only the rename into place");
+}
+
+#[test]
+fn events_with_http_are_a_usage_error_on_either_end() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, _) = source(work.path(), "f.bin", 10, 1);
+    for args in [
+        vec!["send".into(), "--http".into(), src.into_os_string(), "--events".into()],
+        vec!["recv".into(), "--http".into(), "--events".into()],
+    ] {
+        let out = Command::new(ZCP).args(&args).env(TOKEN_ENV, TOKEN).output().expect("zcp");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("--http: no --events"), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}

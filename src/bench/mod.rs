@@ -25,7 +25,7 @@ use crate::progress;
 use crate::sys::machine::Machine;
 use crate::sys::signals;
 use peers::Peer;
-use run::RunContext;
+use run::{RunContext, Variant};
 use stats::{Kind, Outcome, Results, Row, Sample};
 use workspace::Workspace;
 
@@ -38,6 +38,21 @@ const TREE_PAIRS: &str = "auto:auto,sendfile:splice,buffered:buffered";
 /// Default sizes of the test file, and of each file of a tree.
 const FILE_SIZE: u64 = 1 << 30;
 const TREE_FILE_SIZE: u64 = 4 << 10;
+/// Default data of `--sparse`: of the dense file, and of the sparse one's extents together.
+const SPARSE_DATA: u64 = 64 << 20;
+/// The pair `--fsync` and `--sparse` run, with and without the flag they measure.
+const AUTO: Pair = Pair { send: "auto", recv: "auto" };
+
+/// What the rows compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Method pairs (and with `--compare`, other tools).
+    Methods,
+    /// `zcp recv` against `zcp recv --fsync`.
+    Fsync,
+    /// A sparse file, a dense one of its data, and the sparse one with `--no-sparse`.
+    Sparse,
+}
 
 /// Validated options of `zcp bench`.
 #[derive(Debug, Clone)]
@@ -70,6 +85,8 @@ pub struct BenchConfig {
     pub progress: bool,
     /// The results table on stderr.
     pub table: bool,
+    /// What the rows compare.
+    pub scenario: Scenario,
 }
 
 /// A sender:receiver pair of `--method` tokens.
@@ -106,8 +123,16 @@ impl Pair {
 
 impl BenchConfig {
     pub fn from_args(args: BenchArgs) -> anyhow::Result<BenchConfig> {
-        let size =
-            args.size.unwrap_or(if args.files.is_some() { TREE_FILE_SIZE } else { FILE_SIZE });
+        let scenario = match (args.fsync, args.sparse) {
+            (true, _) => Scenario::Fsync,
+            (_, true) => Scenario::Sparse,
+            _ => Scenario::Methods,
+        };
+        let size = args.size.unwrap_or(match (scenario, args.files) {
+            (Scenario::Sparse, _) => SPARSE_DATA,
+            (_, Some(_)) => TREE_FILE_SIZE,
+            (_, None) => FILE_SIZE,
+        });
         if size == 0 {
             return Err(usage("--size must be at least 1 byte".into()));
         }
@@ -116,7 +141,12 @@ impl BenchConfig {
         } else {
             FILE_PAIRS
         });
-        let pairs = methods.split(',').map(Pair::parse).collect::<anyhow::Result<Vec<_>>>()?;
+        let pairs = match scenario {
+            Scenario::Methods => {
+                methods.split(',').map(Pair::parse).collect::<anyhow::Result<Vec<_>>>()?
+            }
+            Scenario::Fsync | Scenario::Sparse => vec![AUTO],
+        };
         let dirs = if args.dir.is_empty() { vec![std::env::temp_dir()] } else { args.dir };
         let dirs = dirs.iter().map(|d| absolute_dir(d)).collect::<anyhow::Result<Vec<_>>>()?;
         let file = match args.file {
@@ -141,6 +171,7 @@ impl BenchConfig {
             json: args.output.json,
             progress: !quiet && !args.output.json && io::stderr().is_terminal(),
             table: !quiet,
+            scenario,
         })
     }
 }
@@ -215,8 +246,8 @@ struct Contender {
 }
 
 enum What {
-    /// A pair, run by another zcp binary when one is given.
-    Zcp(Pair, Option<PathBuf>),
+    /// A pair, run by another zcp binary when one is given, with its variant's flags and file.
+    Zcp(Pair, Option<PathBuf>, Variant),
     /// A peer tool and where it is installed, if it is.
     Peer(Peer, Option<PathBuf>),
 }
@@ -227,6 +258,10 @@ impl Contender {
     }
 
     fn into_row(self, size: u64, files: Option<u64>) -> Row {
+        let size = match &self.what {
+            What::Zcp(_, _, Variant { source: Some((_, own)), .. }) => *own,
+            _ => size,
+        };
         let kind = match self.what {
             What::Zcp(..) => Kind::Zcp,
             What::Peer(..) => Kind::Peer,
@@ -240,12 +275,40 @@ impl Contender {
     }
 }
 
-fn contenders(cfg: &BenchConfig) -> Vec<Contender> {
-    let ours = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p, None)));
+/// The rows of a run in one place; `sparse` is the sparse file of `--sparse` and its size.
+fn contenders(cfg: &BenchConfig, sparse: Option<&(PathBuf, u64)>) -> Vec<Contender> {
+    let contender = |name: &str, what| Contender {
+        name: name.to_string(),
+        what,
+        samples: Vec::new(),
+        failure: None,
+    };
+    let auto = |send_args, recv_args, source: Option<&(PathBuf, u64)>| {
+        let (source, blocks) = (source.cloned(), cfg.scenario == Scenario::Sparse);
+        What::Zcp(AUTO, None, Variant { send_args, recv_args, source, blocks })
+    };
+    match cfg.scenario {
+        Scenario::Methods => {}
+        Scenario::Fsync => {
+            return vec![
+                contender("recv", auto(&[], &[], None)),
+                contender("recv --fsync", auto(&[], &["--fsync"], None)),
+            ];
+        }
+        Scenario::Sparse => {
+            return vec![
+                contender("sparse", auto(&[], &[], sparse)),
+                contender("dense", auto(&[], &[], None)),
+                contender("sparse --no-sparse", auto(&["--no-sparse"], &[], sparse)),
+            ];
+        }
+    }
+    let plain = Variant::default;
+    let ours = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p, None, plain())));
     let theirs = cfg.against.iter().flat_map(|(label, path)| {
-        cfg.pairs
-            .iter()
-            .map(move |p| (format!("{} @ {label}", p.name()), What::Zcp(*p, Some(path.clone()))))
+        cfg.pairs.iter().map(move |p| {
+            (format!("{} @ {label}", p.name()), What::Zcp(*p, Some(path.clone()), plain()))
+        })
     });
     let zcp = ours.chain(theirs);
     let peers: &[Peer] = if cfg.files.is_some() { &Peer::TREE } else { &Peer::FILE };
@@ -266,7 +329,8 @@ fn measure(cfg: &BenchConfig) -> anyhow::Result<Vec<Results>> {
     for dir in &cfg.dirs {
         let workspace = Workspace::create(dir)?;
         let (source, size) = prepare_source(cfg, &workspace)?;
-        places.push((workspace, source, size, contenders(cfg)));
+        let sparse = prepare_sparse(cfg, &workspace)?;
+        places.push((workspace, source, size, contenders(cfg, sparse.as_ref())));
     }
     let per_round: u64 = places
         .iter()
@@ -300,6 +364,8 @@ fn measure(cfg: &BenchConfig) -> anyhow::Result<Vec<Results>> {
             file_bytes: size,
             file: cfg.file.as_ref().map(|f| f.display().to_string()),
             files,
+            sparse_bytes: (cfg.scenario == Scenario::Sparse)
+                .then(|| size.saturating_mul(workspace::SPARSE_RATIO)),
             dir: dir.display().to_string(),
             rounds: cfg.rounds,
             command: command_line(),
@@ -333,6 +399,23 @@ fn prepare_source(cfg: &BenchConfig, workspace: &Workspace) -> anyhow::Result<(P
     let path = workspace.write_test_file(cfg.size, &bar);
     bar.finish_and_clear();
     Ok((path?, cfg.size))
+}
+
+/// With `--sparse`, the sparse test file (beside the dense one) and its apparent size.
+fn prepare_sparse(
+    cfg: &BenchConfig,
+    workspace: &Workspace,
+) -> anyhow::Result<Option<(PathBuf, u64)>> {
+    if cfg.scenario != Scenario::Sparse {
+        return Ok(None);
+    }
+    let apparent = cfg.size.saturating_mul(workspace::SPARSE_RATIO);
+    // The dense file was checked for; now its data again, and a --no-sparse copy may be dense.
+    workspace::ensure_space(workspace.path(), cfg.size.saturating_add(apparent))?;
+    let bar = progress::bar(cfg.progress, Some(cfg.size), "writing the sparse test file");
+    let path = workspace.write_sparse_file(cfg.size, &bar);
+    bar.finish_and_clear();
+    Ok(Some((path?, apparent)))
 }
 
 /// Runs every runnable contender once in round `round`, interleaved so that drift of the
@@ -370,9 +453,15 @@ fn run_round(
 fn run_once(ctx: &RunContext<'_>, what: &What, number: usize) -> anyhow::Result<Sample> {
     let dir = ctx.workspace.run_dir(number)?;
     match what {
-        What::Zcp(pair, None) => run::zcp(ctx, pair, dir.path()),
-        What::Zcp(pair, Some(other)) => {
-            run::zcp(&RunContext { zcp: other, ..*ctx }, pair, dir.path())
+        What::Zcp(pair, other, variant) => {
+            let zcp = other.as_deref().unwrap_or(ctx.zcp);
+            let Some((source, size)) = &variant.source else {
+                return run::zcp(&RunContext { zcp, ..*ctx }, pair, variant, dir.path());
+            };
+            let name = source.file_name().map(|n| n.to_string_lossy().into_owned());
+            let source_name = name.as_deref().unwrap_or_default();
+            let ctx = RunContext { zcp, source, source_name, size: *size, ..*ctx };
+            run::zcp(&ctx, pair, variant, dir.path())
         }
         What::Peer(peer, Some(program)) => peer.run(program, ctx, dir.path()),
         What::Peer(peer, None) => bail!("{} is not installed", peer.programs().join(" or ")),

@@ -189,6 +189,7 @@ fn file_sample(ctx: &RunContext<'_>, run: &super::run::Transfer) -> Sample {
         cpu: run.cpu(),
         send: unreported_side(run.sent.usage),
         recv: unreported_side(run.received.usage),
+        blocks: None,
     }
 }
 
@@ -210,6 +211,7 @@ fn iperf3(program: &Path, ctx: &RunContext<'_>) -> anyhow::Result<Sample> {
         cpu: run.cpu(),
         send: unreported_side(run.sent.usage),
         recv: unreported_side(run.received.usage),
+        blocks: None,
     })
 }
 

@@ -3,7 +3,8 @@
 //! `zcp recv` and `zcp send` of this very binary, read back from their `--json` reports.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use super::process::{Exit, Proc, Rusage};
-use super::stats::{Sample, Side};
+use super::stats::{Blocks, Sample, Side};
 use super::workspace::Workspace;
 use super::{Pair, check_stop};
 use crate::link::auth::TOKEN_ENV;
@@ -196,8 +197,25 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr().context("reading a free port")?.port())
 }
 
+/// What sets a zcp row apart beyond its method pair: flags for either end (`--fsync`,
+/// `--no-sparse`), and a file of its own to send instead of the run's.
+#[derive(Debug, Clone, Default)]
+pub struct Variant {
+    pub send_args: &'static [&'static str],
+    pub recv_args: &'static [&'static str],
+    /// The sparse file of `--sparse` and its apparent size.
+    pub source: Option<(PathBuf, u64)>,
+    /// Count the blocks allocated to the source and the copy (`--sparse`).
+    pub blocks: bool,
+}
+
 /// One run of a zcp method pair; the copy lands in `out`.
-pub fn zcp(ctx: &RunContext<'_>, pair: &Pair, out: &Path) -> anyhow::Result<Sample> {
+pub fn zcp(
+    ctx: &RunContext<'_>,
+    pair: &Pair,
+    variant: &Variant,
+    out: &Path,
+) -> anyhow::Result<Sample> {
     let buffer = ctx.buffer_size.to_string();
     let common = ["--buffer-size", buffer.as_str(), "--json", "--quiet"];
     let mut receiver = Command::new(ctx.zcp);
@@ -205,23 +223,35 @@ pub fn zcp(ctx: &RunContext<'_>, pair: &Pair, out: &Path) -> anyhow::Result<Samp
         .args(["recv", "--listen", "127.0.0.1:0", "--output"])
         .arg(out)
         .args(["--method", pair.recv])
+        .args(variant.recv_args)
         .args(common)
         .env(TOKEN_ENV, ctx.token)
         .stdout(Stdio::piped());
     let run = transfer("zcp", &mut receiver, Ready::Announced, |addr| {
         let mut sender = Command::new(ctx.zcp);
         sender.arg("send").arg(ctx.source).arg(addr.to_string()).args(["--method", pair.send]);
-        sender.args(common).env(TOKEN_ENV, ctx.token);
+        sender.args(variant.send_args).args(common).env(TOKEN_ENV, ctx.token);
         sender.stdin(Stdio::null()).stdout(Stdio::piped());
         sender
     })?;
-    ctx.verify_copy(&out.join(ctx.source_name))?;
+    let copy = out.join(ctx.source_name);
+    ctx.verify_copy(&copy)?;
+    let blocks = variant.blocks.then(|| allocated(ctx.source, &copy)).transpose()?;
     Ok(Sample {
         throughput: ctx.rate(run.wall),
         cpu: run.cpu(),
         send: reported_side(&run.sent, "send")?,
         recv: reported_side(&run.received, "recv")?,
+        blocks,
     })
+}
+
+/// The 512-byte blocks allocated to `source` and to `copy`.
+fn allocated(source: &Path, copy: &Path) -> anyhow::Result<Blocks> {
+    let blocks = |path: &Path| {
+        std::fs::metadata(path).map(|m| m.blocks()).with_context(|| format!("{}", path.display()))
+    };
+    Ok(Blocks { source: blocks(source)?, copy: blocks(copy)? })
 }
 
 /// One end's numbers from its own zcp JSON report (`send.path`, `send.syscalls`, …).

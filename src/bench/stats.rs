@@ -21,6 +21,15 @@ pub struct Sample {
     pub cpu: Duration,
     pub send: Side,
     pub recv: Side,
+    /// With `--sparse`: 512-byte blocks allocated to the source and to the copy.
+    pub blocks: Option<Blocks>,
+}
+
+/// Blocks of 512 bytes allocated on disk (`st_blocks`) to a sparse run's source and copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocks {
+    pub source: u64,
+    pub copy: u64,
 }
 
 /// One end of one run.
@@ -85,6 +94,8 @@ pub struct Summary {
     /// Median throughput over the baseline's, when the baseline was measured.
     pub ratio_to_buffered: Option<f64>,
     pub fallbacks: Vec<String>,
+    /// The last run's allocated blocks, with `--sparse`.
+    pub blocks: Option<Blocks>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +117,8 @@ pub struct Results {
     pub file: Option<String>,
     /// For a tree, its number of files (`file_bytes` is then their total).
     pub files: Option<u64>,
+    /// With `--sparse`: the sparse file's apparent size (its data is `file_bytes`).
+    pub sparse_bytes: Option<u64>,
     pub dir: String,
     pub rounds: u32,
     /// The command line, as typed.
@@ -150,6 +163,7 @@ pub fn summarize(samples: &[Sample], size: u64, files: Option<u64>) -> Summary {
         recv: side_summary(samples.iter().map(|s| &s.recv), gib),
         ratio_to_buffered: None,
         fallbacks,
+        blocks: samples.last().and_then(|s| s.blocks),
     }
 }
 
@@ -206,7 +220,13 @@ mod tests {
             usage: Rusage { cpu: Duration::ZERO, switches: 3, peak_rss: 1 << 20 },
             fallbacks: Vec::new(),
         };
-        Sample { throughput, cpu: Duration::from_millis(cpu_ms), send: side.clone(), recv: side }
+        Sample {
+            throughput,
+            cpu: Duration::from_millis(cpu_ms),
+            send: side.clone(),
+            recv: side,
+            blocks: None,
+        }
     }
 
     #[test]

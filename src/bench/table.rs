@@ -93,13 +93,19 @@ fn title(results: &Results) -> String {
 /// `1 GiB of random bytes, 5 rounds, loopback, copies in /tmp`.
 fn subject(results: &Results) -> String {
     let total = format_size(results.file_bytes, BINARY);
-    let file = match (&results.file, results.files) {
-        (Some(path), _) => format!("{path} ({total})"),
-        (None, Some(n)) => {
+    let file = match (&results.file, results.files, results.sparse_bytes) {
+        (_, _, Some(apparent)) => format!(
+            "a sparse file of {} with {total} of random bytes in {} extents, and a dense file of \
+             {total}",
+            format_size(apparent, BINARY),
+            super::workspace::SPARSE_EXTENTS
+        ),
+        (Some(path), _, _) => format!("{path} ({total})"),
+        (None, Some(n), None) => {
             let each = format_size(results.file_bytes / n.max(1), BINARY);
             format!("a tree of {n} files of {each} ({total}) of random bytes")
         }
-        (None, None) => format!("{total} of random bytes"),
+        (None, None, None) => format!("{total} of random bytes"),
     };
     let rounds = if results.rounds == 1 { "round" } else { "rounds" };
     format!("{file}, {} {rounds}, loopback, copies in {}", results.rounds, results.dir)
@@ -122,7 +128,15 @@ fn notes(results: &Results) -> Vec<String> {
             Outcome::Measured(s) => Some((r, s)),
             _ => None,
         })
-        .flat_map(|(r, s)| s.fallbacks.iter().map(move |f| format!("{}: {f}", r.name)))
+        .flat_map(|(r, s)| {
+            let blocks = s.blocks.map(|b| {
+                format!(
+                    "{}: allocated 512-byte blocks: source {}, copy {}",
+                    r.name, b.source, b.copy
+                )
+            });
+            s.fallbacks.iter().map(move |f| format!("{}: {f}", r.name)).chain(blocks)
+        })
         .collect()
 }
 
@@ -208,6 +222,7 @@ pub fn json(results: &Results) -> String {
         file_bytes: results.file_bytes,
         file: results.file.as_deref(),
         files: results.files,
+        sparse_bytes: results.sparse_bytes,
         dir: &results.dir,
         rounds: results.rounds,
         command: &results.command,
@@ -232,6 +247,7 @@ struct JsonResults<'a> {
     file_bytes: u64,
     file: Option<&'a str>,
     files: Option<u64>,
+    sparse_bytes: Option<u64>,
     dir: &'a str,
     rounds: u32,
     command: &'a str,
@@ -259,6 +275,9 @@ struct JsonPair<'a> {
     recv: Option<JsonSide>,
     ratio_to_buffered: Option<f64>,
     fallbacks: Vec<&'a str>,
+    /// With `--sparse`: 512-byte blocks allocated to the source and to the copy.
+    source_blocks: Option<u64>,
+    copy_blocks: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -301,6 +320,8 @@ impl<'a> JsonPair<'a> {
             recv: None,
             ratio_to_buffered: None,
             fallbacks: Vec::new(),
+            source_blocks: None,
+            copy_blocks: None,
         };
         match &row.outcome {
             Outcome::NotInstalled => pair.status = "not installed",
@@ -326,6 +347,8 @@ impl<'a> JsonPair<'a> {
         self.recv = Some(JsonSide::of(&s.recv));
         self.ratio_to_buffered = s.ratio_to_buffered;
         self.fallbacks = s.fallbacks.iter().map(String::as_str).collect();
+        self.source_blocks = s.blocks.map(|b| b.source);
+        self.copy_blocks = s.blocks.map(|b| b.copy);
     }
 }
 

@@ -3,7 +3,7 @@
 //! test file is filled with random bytes from a fast PRNG; a `--file` of the user's is only read.
 
 use std::fs::{self, File, Permissions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,6 +21,11 @@ const BLOCK: usize = 1 << 20;
 pub const TEST_FILE: &str = "zcp-bench.bin";
 /// The name of the generated test tree, and how many files each of its directories holds.
 pub const TEST_TREE: &str = "zcp-bench-tree";
+/// The name of the generated sparse file of `--sparse`, and how many extents of data it holds.
+pub const SPARSE_FILE: &str = "zcp-bench-sparse.bin";
+pub const SPARSE_EXTENTS: u64 = 8;
+/// Its apparent size is this many times its data (4 GiB for the default 64 MiB).
+pub const SPARSE_RATIO: u64 = 64;
 const FILES_PER_DIR: u32 = 500;
 
 /// A private directory removed with everything in it when dropped.
@@ -67,6 +72,27 @@ impl Workspace {
         Ok(path)
     }
 
+    /// Writes the sparse test file: `data` random bytes in `SPARSE_EXTENTS` equal extents spread
+    /// evenly over `data * SPARSE_RATIO` bytes, holes between them; returns its path.
+    pub fn write_sparse_file(&self, data: u64, bar: &ProgressBar) -> anyhow::Result<PathBuf> {
+        let path = self.path().join(SPARSE_FILE);
+        let mut file =
+            File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let apparent = data.saturating_mul(SPARSE_RATIO);
+        file.set_len(apparent).with_context(|| format!("sizing {}", path.display()))?;
+        let mut random = Random::new(BLOCK);
+        let extent = data / SPARSE_EXTENTS;
+        for i in 0..SPARSE_EXTENTS {
+            let len = if i + 1 == SPARSE_EXTENTS { data - extent * i } else { extent };
+            file.seek(SeekFrom::Start(i * (apparent / SPARSE_EXTENTS)))
+                .with_context(|| format!("seeking in {}", path.display()))?;
+            random.write_to(&mut file, &path, len, |_| check_stop())?;
+            bar.inc(len);
+        }
+        file.sync_data().with_context(|| format!("flushing {}", path.display()))?;
+        Ok(path)
+    }
+
     /// Writes a tree of `files` files of `size` random bytes, `FILES_PER_DIR` to a directory,
     /// advancing `bar` by bytes, and returns its path.
     pub fn write_test_tree(
@@ -109,10 +135,22 @@ impl Random {
         &mut self,
         path: &Path,
         size: u64,
-        mut step: impl FnMut(u64) -> anyhow::Result<()>,
+        step: impl FnMut(u64) -> anyhow::Result<()>,
     ) -> anyhow::Result<File> {
         let mut file =
             File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        self.write_to(&mut file, path, size, step)?;
+        Ok(file)
+    }
+
+    /// Writes `size` random bytes at `file`'s position; `step` as in `write_file`.
+    fn write_to(
+        &mut self,
+        file: &mut File,
+        path: &Path,
+        size: u64,
+        mut step: impl FnMut(u64) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let mut written = 0u64;
         while written < size {
             let n = (size - written).min(self.block.len() as u64) as usize;
@@ -122,7 +160,7 @@ impl Random {
             written += n as u64;
             step(written)?;
         }
-        Ok(file)
+        Ok(())
     }
 }
 

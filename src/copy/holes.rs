@@ -94,6 +94,8 @@ pub fn recv_sparse(
     let mut file = Moved::default();
     file.checksum_calls += hash_prefix(inc.file, inc.offset, &mut hasher)?;
     let mut pos = inc.offset;
+    // The buffer of `copy_in_order`, made once for all the runs of a file.
+    let mut buf = Vec::new();
     while pos < size {
         let (hole, data) = protocol::read_sparse_run(&mut &*inc.socket, size - pos)
             .map_err(|e| lost(e.into(), file.bytes + file.holes, size - inc.offset))?;
@@ -113,7 +115,7 @@ pub fn recv_sparse(
             file.checksum_calls += hash_range(inc.file, pos, pos + data, &mut hasher)?;
             moved
         } else {
-            copy_in_order(inc, data, &mut hasher, &mut |n| tick(base + n))?
+            copy_in_order(inc, data, (&mut buf, &mut hasher), &mut |n| tick(base + n))?
         };
         file.absorb(moved);
         pos += data;
@@ -138,14 +140,14 @@ fn lost(e: anyhow::Error, received: u64, expected: u64) -> anyhow::Error {
 }
 
 /// `data` bytes from the socket into an output that takes bytes only in order, hashed on the
-/// way (it cannot be read back).
+/// way (it cannot be read back); `buf` is sized to the buffer on first use.
 fn copy_in_order(
     inc: &Incoming<'_>,
     data: u64,
-    hasher: &mut Xxh3,
+    (buf, hasher): (&mut Vec<u8>, &mut Xxh3),
     tick: Tick<'_>,
 ) -> anyhow::Result<Moved> {
-    let mut buf = vec![0u8; inc.buffer_size.max(4096)];
+    buf.resize(inc.buffer_size.max(4096), 0);
     let (mut socket, mut out) = (Counted::new(inc.socket), Counted::new(inc.file));
     let mut done = 0u64;
     while done < data {

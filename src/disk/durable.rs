@@ -84,6 +84,13 @@ impl Barrier {
         }
     }
 
+    /// Notes that the directory `made` (a path below the output directory) was created here:
+    /// its parent gained a name.
+    pub fn made_dir(&self, made: &[u8]) {
+        let parent = made.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        self.gained_name(&made[..parent]);
+    }
+
     /// The barrier: syncs the data of every held file (one `syncfs` per file system they are
     /// on), then gives each its final name. A file that cannot be placed fails the session;
     /// those not yet placed stay part files (resumable) or vanish (unnamed small files).

@@ -340,6 +340,11 @@ pub struct Listing<'o> {
 }
 
 impl<'o> Listing<'o> {
+    /// The directories the plan made, as prefixes of the offered names that made them.
+    pub fn made(&self) -> &[&'o [u8]] {
+        &self.made
+    }
+
     /// `dirs.make(rel)` for the entry named `name`, noting the directories it made; returns
     /// the lengths of their paths (prefixes of `name`).
     fn make(&mut self, dirs: &Dirs, rel: &[&OsStr], name: &'o [u8]) -> io::Result<&[usize]> {

@@ -19,7 +19,7 @@ use super::response::{self, Response, refuse};
 use super::{Gate, Handled, header_option, read_request, run_server, url_host};
 use crate::config::{Link, RecvConfig};
 use crate::copy::{self, Framing, Incoming};
-use crate::disk::{Decision, Destination, Listing, Target};
+use crate::disk::{self, Barrier, Decision, Destination, Listing, LockedPart, Target};
 use crate::error::{ExitCode, SessionError};
 use crate::link::net;
 use crate::progress::Ui;
@@ -32,7 +32,10 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
     let dest = Destination::resolve(&cfg.output)?;
     // A missing `--output DIR/` is made, as for `zcp recv`; a missing path without `/` is the
     // one file to write.
-    let dest = dest.directory_for(&[])?.map_or(dest, |(dir, _)| dir);
+    let (dest, created) = dest.directory_for(&[])?.map_or((dest, false), |made| made);
+    if created && cfg.fsync {
+        disk::sync_parent_of(&cfg.output)?;
+    }
     let Link::Listen(addr) = &cfg.net.link else { bail!("--http listens: it takes no --connect") };
     let listener = net::listen(addr)?;
     let local = listener.local_addr().context("reading the listening address")?;
@@ -123,7 +126,7 @@ impl Acceptor<'_> {
         let mut listing = Listing::default();
         let landed = match self.dest.decide(&file, self.cfg.policy, &mut listing) {
             Ok(Decision::Receive { target, .. }) => {
-                self.receive(socket, request, &target, &file, entry)
+                self.receive(socket, request, (&target, &file, listing.made()), entry)
             }
             Ok(_) => Err((409, "this upload cannot be written here".into())),
             Err(refusal) => Err((status_of(refusal.code), refusal.reason)),
@@ -154,25 +157,31 @@ impl Acceptor<'_> {
         }
     }
 
-    /// Receives the body into the target's part file and puts it in place.
+    /// Receives the body into the target's part file and puts it in place; `made` are the
+    /// directories made for it.
     fn receive(
         &self,
         socket: &TcpStream,
         request: &Request,
-        target: &Target,
-        file: &Entry,
+        (target, file, made): (&Target, &Entry, &[&[u8]]),
         entry: &mut LogEntry,
     ) -> Result<bool, Refused> {
         let shown = String::from_utf8_lossy(&file.name).into_owned();
         let part = target.part().open_locked(&shown, 0).map_err(|e| (409, format!("{e:#}")))?;
         let started = Instant::now();
-        let landed = self.body(socket, request, &part, file).and_then(|moved| {
-            entry.moved(&moved, started.elapsed());
-            target.part().commit(&part, file, self.cfg.policy.force)
-        });
+        // No resume over HTTP: a part file would only be left behind, so a failed upload's is
+        // removed (by `place` once the body arrived), while its lock is held.
+        let landed = match self.body(socket, request, &part, file) {
+            Ok(moved) => {
+                entry.moved(&moved, started.elapsed());
+                self.place(target, part, file, made)
+            }
+            Err(e) => {
+                target.part().discard();
+                Err(e)
+            }
+        };
         if let Err(e) = landed {
-            // No resume over HTTP: a part file would only be left behind.
-            target.part().discard();
             let why = format!("{e:#}; nothing saved");
             return match failure_status(&e) {
                 Some(status) => Err((status, why)),
@@ -187,6 +196,32 @@ impl Acceptor<'_> {
         let _ = Response::new(201).send_text(socket, &text, true);
         (entry.status, entry.saved_as) = (201, Some(saved_as));
         Ok(true)
+    }
+
+    /// Renames the complete part file into place; with `--fsync` as `zcp recv --fsync` does
+    /// (`disk::Barrier`): its data synced before the rename, then the directories that gained a
+    /// name (its own, and the parents of those `made` for it) synced after.
+    fn place(
+        &self,
+        target: &Target,
+        part: LockedPart,
+        file: &Entry,
+        made: &[&[u8]],
+    ) -> anyhow::Result<()> {
+        let force = self.cfg.policy.force;
+        let placed = match self.cfg.fsync {
+            false => target.part().commit(&part, file, force),
+            true => target.part().prepare(&part, file).and_then(|()| {
+                let barrier = Barrier::new(force, self.cfg.max_conns);
+                barrier.hold_part(target, part)?;
+                made.iter().for_each(|dir| barrier.made_dir(dir));
+                barrier.finish(&self.dest)
+            }),
+        };
+        if placed.is_err() {
+            target.part().discard();
+        }
+        placed
     }
 
     /// The body's bytes into `part`, after the go-ahead a waiting client asked for.

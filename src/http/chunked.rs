@@ -57,7 +57,7 @@ pub fn receive(sink: &Sink<'_>, tick: copy::Tick<'_>) -> anyhow::Result<Moved> {
 fn chunk_size(line: &[u8]) -> anyhow::Result<u64> {
     let text = std::str::from_utf8(line).ok().and_then(|l| l.split(';').next());
     let hex = text.map(str::trim).filter(|h| !h.is_empty() && h.len() <= 16);
-    hex.and_then(|h| u64::from_str_radix(h, 16).ok())
+    hex.and_then(|h| super::request::number(h, 16))
         .with_context(|| format!("malformed chunk size {:?}", String::from_utf8_lossy(line)))
 }
 
@@ -80,7 +80,7 @@ mod tests {
         assert_eq!(chunk_size(b"1a").ok(), Some(26));
         assert_eq!(chunk_size(b"FFFF;name=value").ok(), Some(65535));
         assert_eq!(chunk_size(b"0").ok(), Some(0));
-        for bad in [&b""[..], b"zz", b"-1", b"11111111111111111", b"\xff"] {
+        for bad in [&b""[..], b"zz", b"-1", b"+1", b"11111111111111111", b"\xff"] {
             assert!(chunk_size(bad).is_err(), "{bad:?}");
         }
     }

@@ -169,7 +169,7 @@ impl Request {
             "expect" => self.expects_continue = text().eq_ignore_ascii_case("100-continue"),
             "content-length" => {
                 // Two different lengths are a request smuggling attempt, not a choice to make.
-                let parsed = text().parse::<u64>().map_err(|_| text());
+                let parsed = number(&text(), 10).ok_or_else(text);
                 if self.content_length.as_ref().is_some_and(|old| *old != parsed) {
                     return Err(HeadError::Malformed("conflicting Content-Length headers".into()));
                 }
@@ -188,6 +188,15 @@ impl Request {
     }
 }
 
+/// A number written in `radix` digits only (`1*DIGIT`, `1*HEXDIG`): Rust's parsers also take a
+/// leading `+`, and two parsers that disagree on a length are how requests are smuggled.
+pub fn number(text: &str, radix: u32) -> Option<u64> {
+    if text.is_empty() || !text.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(text, radix).ok()
+}
+
 /// The path of a request target: the query dropped, `%XX` decoded. Only origin-form targets
 /// (`/…`) are served.
 fn decode_path(target: &str) -> Result<Vec<u8>, HeadError> {
@@ -201,7 +210,7 @@ fn decode_path(target: &str) -> Result<Vec<u8>, HeadError> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| {
+            let byte = hex.and_then(|h| number(h, 16)).map(|b| b as u8).ok_or_else(|| {
                 HeadError::Malformed(format!("bad percent-encoding in {target:?}"))
             })?;
             out.push(byte);
@@ -244,14 +253,14 @@ pub fn range_of(header: Option<&str>, size: u64) -> RangeAsk {
     let Some((first, last)) = spec.trim().split_once('-') else { return RangeAsk::Whole };
     let (first, last) = (first.trim(), last.trim());
     let parsed = match (first.is_empty(), last.is_empty()) {
-        (true, false) => match last.parse::<u64>() {
-            Ok(0) => return RangeAsk::Unsatisfiable,
-            Ok(suffix) => Some((size.saturating_sub(suffix), size.saturating_sub(1))),
-            Err(_) => None,
+        (true, false) => match number(last, 10) {
+            Some(0) => return RangeAsk::Unsatisfiable,
+            Some(suffix) => Some((size.saturating_sub(suffix), size.saturating_sub(1))),
+            None => None,
         },
-        (false, true) => first.parse::<u64>().ok().map(|f| (f, size.saturating_sub(1))),
-        (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
-            (Ok(f), Ok(l)) if f <= l => Some((f, l.min(size.saturating_sub(1)))),
+        (false, true) => number(first, 10).map(|f| (f, size.saturating_sub(1))),
+        (false, false) => match (number(first, 10), number(last, 10)) {
+            (Some(f), Some(l)) if f <= l => Some((f, l.min(size.saturating_sub(1)))),
             _ => None,
         },
         (true, true) => None,
@@ -287,6 +296,20 @@ mod tests {
         assert_eq!(range("items=0-1", 1000), RangeAsk::Whole);
         assert_eq!(range("bytes=x-y", 1000), RangeAsk::Whole);
         assert_eq!(range_of(None, 1000), RangeAsk::Whole);
+    }
+
+    #[test]
+    fn numbers_are_digits_only() {
+        assert_eq!(number("42", 10), Some(42));
+        assert_eq!(number("ff", 16), Some(255));
+        for bad in ["", "+5", "-5", " 5", "5 ", "0x5", "1e3"] {
+            assert_eq!(number(bad, 10), None, "{bad:?}");
+        }
+        assert_eq!(number("+f", 16), None);
+        let head = b"PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n";
+        let (_, req) = parse(head).expect("parses").expect("complete");
+        assert_eq!(req.content_length, Some(Err("+5".into())));
+        assert!(decode_path("/%+f").is_err());
     }
 
     #[test]
