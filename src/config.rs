@@ -36,6 +36,11 @@ impl Output {
 
 /// The connection options given on the command line.
 fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
+    if args.raw && args.encrypt {
+        return Err(usage_error(
+            "--raw sends plain bytes for nc and socat: it cannot be combined with --encrypt".into(),
+        ));
+    }
     Ok(NetConfig {
         link,
         connect_timeout: seconds("--connect-timeout", args.connect_timeout)?
@@ -43,6 +48,7 @@ fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
         retries: args.retry,
         idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
         raw: args.raw,
+        encrypt: args.encrypt,
     })
 }
 

@@ -45,7 +45,7 @@
 //! |-------|----------------------------------------------------------------|
 //! | 8     | magic `89 5A 43 50 0D 0A 1A 0A` (`\x89ZCP\r\n\x1a\n`)           |
 //! | 2     | protocol version, `2`                                          |
-//! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); bit 1 NO_AUTH (this end runs with `--no-auth`); other bits ignored |
+//! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); bit 1 NO_AUTH (this end runs with `--no-auth`); bit 2 ENCRYPT (this end runs with `--encrypt`, see Encryption); other bits ignored |
 //! | 32    | nonce: fresh random bytes when AUTH is set, else zero          |
 //!
 //! The magic's first byte is not ASCII, so a line of text (`hello` from netcat, an HTTP request)
@@ -248,6 +248,11 @@ pub const HELLO_LEN: usize = 8 + 2 + 4 + 32;
 pub const FLAG_AUTH: u32 = 1;
 /// Greeting flag: this end runs with `--no-auth` on purpose (not merely without a token).
 pub const FLAG_NO_AUTH: u32 = 2;
+/// Greeting flag: this end runs with `--encrypt` (set in the accepting end's plaintext
+/// preface and in both greetings inside the tunnel).
+pub const FLAG_ENCRYPT: u32 = 4;
+/// First byte of a TLS handshake record: what a plaintext end sees from an `--encrypt` peer.
+pub const TLS_HANDSHAKE: u8 = 0x16;
 
 /// The opening greeting of either end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,6 +283,16 @@ impl Hello {
         self.flags & FLAG_AUTH != 0
     }
 
+    /// Whether the peer runs with `--encrypt`.
+    pub fn encrypts(&self) -> bool {
+        self.flags & FLAG_ENCRYPT != 0
+    }
+
+    /// This greeting, saying `--encrypt` too.
+    pub fn encrypting(self) -> Self {
+        Hello { flags: self.flags | FLAG_ENCRYPT, ..self }
+    }
+
     /// Whether the peer said `--no-auth` (and asks for no token proof).
     pub fn said_no_auth(&self) -> bool {
         self.flags & FLAG_NO_AUTH != 0 && !self.auth()
@@ -289,6 +304,8 @@ impl Hello {
 pub enum ProtocolError {
     /// The first bytes were not the zcp magic.
     NotZcpPeer,
+    /// The first byte opens a TLS handshake: the peer runs with `--encrypt`, this end does not.
+    TlsPeer,
     /// The peer speaks another protocol version.
     UnsupportedVersion(u16),
     /// The connection ended cleanly where a message should start.
@@ -309,6 +326,10 @@ impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProtocolError::NotZcpPeer => write!(f, "not a zcp peer (unexpected greeting)"),
+            ProtocolError::TlsPeer => write!(
+                f,
+                "the peer runs with --encrypt (it opened with TLS): this end must use --encrypt too"
+            ),
             ProtocolError::UnsupportedVersion(v) => {
                 write!(f, "peer speaks zcp protocol version {v}, this build speaks {VERSION}")
             }
@@ -378,6 +399,9 @@ pub fn read_hello(r: &mut impl Read) -> Result<Hello, ReadError> {
             Err(e) => return Err(e.into()),
         };
         let magic_seen = (got + n).min(MAGIC.len());
+        if got == 0 && n > 0 && buf[0] == TLS_HANDSHAKE {
+            return Err(ProtocolError::TlsPeer.into());
+        }
         if buf[..magic_seen] != MAGIC[..magic_seen] {
             return Err(ProtocolError::NotZcpPeer.into());
         }

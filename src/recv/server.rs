@@ -17,9 +17,10 @@ use super::session::Session;
 use crate::config::{Link, RecvConfig};
 use crate::disk::Destination;
 use crate::error::ExitCode;
-use crate::link::auth::{Direction, Token};
+use crate::link::auth::{Direction, Role, Token};
 use crate::link::lobby::{Lobby, Ticket};
 use crate::link::peer::{Deadline, HANDSHAKE_TIMEOUT};
+use crate::link::tls::{self, Tunnel};
 use crate::link::{handshake, net, peer};
 use crate::protocol::{self, ErrorCode, Message};
 use crate::report::Report;
@@ -211,11 +212,18 @@ impl Receiver {
         }
     }
 
-    /// The receiver's handshake; the deadline it ran against goes on to bound the offer.
-    fn handshake(&self, socket: &mut TcpStream, direction: Direction) -> anyhow::Result<Deadline> {
+    /// The receiver's handshake, inside a TLS tunnel with `--encrypt` (`tls::open` may swap
+    /// `socket` for its loopback end); the deadline it ran against goes on to bound the offer.
+    fn handshake(
+        &self,
+        socket: &mut TcpStream,
+        direction: Direction,
+    ) -> anyhow::Result<(Deadline, Tunnel)> {
+        let tunnel = tls::open(socket, direction, self.cfg.net.encrypt, Role::Sender)?;
         let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
-        handshake::receiver(socket, &mut deadline, direction, self.cfg.token.as_ref())?;
-        Ok(deadline)
+        let (token, binding) = (self.cfg.token.as_ref(), tunnel.binding());
+        handshake::receiver(socket, &mut deadline, direction, token, binding)?;
+        Ok((deadline, tunnel))
     }
 
     /// One session on its own thread. A session that panics still ends as a session: counted,
@@ -223,7 +231,7 @@ impl Receiver {
     fn session(
         &self,
         socket: TcpStream,
-        greeted: Deadline,
+        (greeted, tunnel): (Deadline, Tunnel),
         peer: &str,
         live: &Live,
         id: u64,
@@ -232,8 +240,12 @@ impl Receiver {
         let serve = || session.serve(socket, greeted, || live.started_data(id));
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve));
         live.remove(id);
-        served
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")))
+        let encryption = tunnel.encryption();
+        let served =
+            served.unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")));
+        tunnel
+            .conclude(served)
+            .map(|report| Report { encryption, ..report })
             .with_context(|| format!("receiving from {peer}"))
     }
 }

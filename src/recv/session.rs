@@ -96,7 +96,14 @@ impl Session<'_> {
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
         protocol::write_message(&mut socket, &Message::Summary(summary))
             .context("sending the summary")?;
-        Ok(Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats, created })
+        Ok(Report {
+            role: Role::Recv,
+            files: plan.reports,
+            send: sender,
+            recv: stats,
+            created,
+            encryption: Default::default(),
+        })
     }
 
     /// socket. Returns once every file is written.

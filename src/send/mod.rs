@@ -23,6 +23,7 @@ use crate::error::SessionError;
 use crate::link::auth::Direction;
 use crate::link::handshake;
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
+use crate::link::tls::Tunnel;
 use crate::progress::Ui;
 use crate::protocol::{
     self, Answer, EntryKind, FileEnd, Message, Offer, ProtocolError, VerdictStatus,
@@ -61,10 +62,19 @@ pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
 
 /// The sender's handshake on a connection made in `direction`: what `net::establish` runs.
 /// A connection this end made names its peer; an accepted one is logged with it already.
-pub fn greet(cfg: &SendConfig, socket: &mut TcpStream, direction: Direction) -> anyhow::Result<()> {
-    let greeted = handshake::sender(socket, direction, cfg.token.as_ref(), cfg.no_auth);
+/// With `--encrypt` it runs inside the `tunnel`, which `tls::open` made first.
+pub fn greet(
+    cfg: &SendConfig,
+    socket: &mut TcpStream,
+    direction: Direction,
+    tunnel: &Tunnel,
+) -> anyhow::Result<()> {
+    let (token, binding) = (cfg.token.as_ref(), tunnel.binding());
+    let greeted = handshake::sender(socket, direction, token, cfg.no_auth, binding);
     match direction {
-        Direction::Connected => greeted.with_context(|| format!("greeting {}", peer_name(socket))),
+        Direction::Connected => {
+            greeted.with_context(|| format!("greeting {}", tunnel.peer_name(socket)))
+        }
         Direction::Accepted => greeted,
     }
 }
@@ -75,8 +85,19 @@ fn peer_name(socket: &TcpStream) -> String {
 
 /// Runs one session over `socket`, greeted already (see `greet`), and returns both ends'
 /// report.
-pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyhow::Result<Report> {
+pub fn run(cfg: &SendConfig, manifest: &Manifest, socket: TcpStream) -> anyhow::Result<Report> {
     let peer = peer_name(&socket);
+    run_named(cfg, manifest, socket, peer)
+}
+
+/// `run`, naming the receiver `peer` in errors (with `--encrypt` in user space, `socket` is a
+/// loopback one).
+pub fn run_named(
+    cfg: &SendConfig,
+    manifest: &Manifest,
+    mut socket: TcpStream,
+    peer: String,
+) -> anyhow::Result<Report> {
     let answers = offer(&mut socket, manifest, cfg)?;
     peer::set_timeout(&socket, cfg.net.idle_timeout)?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
@@ -116,7 +137,14 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest, mut socket: TcpStream) -> anyh
             report.status = Status::ChecksumMismatch;
         }
     }
-    Ok(Report { role: Role::Send, files: reports, send: stats, recv: summary.stats, created: None })
+    Ok(Report {
+        role: Role::Send,
+        files: reports,
+        send: stats,
+        recv: summary.stats,
+        created: None,
+        encryption: Default::default(),
+    })
 }
 
 fn initial_report(item: &Item, answer: &Answer) -> FileReport {
