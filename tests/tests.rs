@@ -9,6 +9,7 @@ mod bench;
 mod connect;
 mod docs;
 mod doctor;
+mod encrypt;
 mod errors;
 mod existing;
 mod exit_codes;
