@@ -126,12 +126,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Session → network: reads what the session wrote, seals it into records, writes them. The
-/// session closing its socket sends TLS close_notify and half-closes the wire.
+/// Session → network: reads what the session wrote, seals it into records and writes them
+/// straight from rustls's buffers to the wire (one copy in user space, into the record being
+/// sealed). The session closing its socket sends TLS close_notify and half-closes the wire.
+/// The TLS state stays locked while the records are written: zcp's protocol never has both
+/// ends sending bulk data at once, so the inbound thread waits at most for one batch.
 fn outbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> Result<(), String> {
     let mut inner = inner.map_err(|e| format!("duplicating the loopback socket: {e}"))?;
     let mut plain = vec![0u8; BATCH];
-    let mut sealed = Vec::with_capacity(BATCH + BATCH / 64);
     loop {
         let n = match inner.read(&mut plain) {
             Ok(n) => n,
@@ -144,14 +146,10 @@ fn outbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> 
             0 => conn.send_close_notify(),
             n => conn.writer().write_all(&plain[..n]).map_err(|e| format!("sealing: {e}"))?,
         }
-        sealed.clear();
+        let _order = lock(&shared.wire_order);
         while conn.wants_write() {
-            conn.write_tls(&mut sealed).map_err(|e| format!("sealing: {e}"))?;
+            conn.write_tls(&mut &*wire).map_err(|e| format!("sending: {e}"))?;
         }
-        let order = lock(&shared.wire_order);
-        drop(conn);
-        (&*wire).write_all(&sealed).map_err(|e| format!("sending: {e}"))?;
-        drop(order);
         if n == 0 {
             let _ = wire.shutdown(Shutdown::Write);
             return Ok(());
@@ -165,16 +163,18 @@ fn outbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> 
 fn inbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> Result<(), String> {
     let mut inner = inner.map_err(|e| format!("duplicating the loopback socket: {e}"))?;
     let mut sealed = vec![0u8; BATCH];
-    let mut plain = Vec::with_capacity(2 * BATCH);
+    // Opened records are never longer than sealed ones; one more record's room to spare.
+    let mut plain = vec![0u8; BATCH + (64 << 10)];
     loop {
         let n = match (&*wire).read(&mut sealed) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(format!("receiving: {e}")),
         };
-        let closed = open(shared, &sealed[..n], &mut plain, wire)?;
-        inner.write_all(&plain).map_err(|e| format!("handing data to the session: {e}"))?;
-        plain.clear();
+        let (opened, closed) = open(shared, &sealed[..n], &mut plain, wire)?;
+        inner
+            .write_all(&plain[..opened])
+            .map_err(|e| format!("handing data to the session: {e}"))?;
         if closed {
             let _ = inner.shutdown(Shutdown::Write);
             return Ok(());
@@ -187,15 +187,16 @@ fn inbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> R
     }
 }
 
-/// Feeds `sealed` (empty: the peer closed TCP) to rustls and appends the plaintext to `plain`.
-/// Whether the peer ended the stream (close_notify).
+/// Feeds `sealed` (empty: the peer closed TCP) to rustls and opens its records into `plain`.
+/// How many bytes were opened, and whether the peer ended the stream (close_notify).
 fn open(
     shared: &Shared,
     mut sealed: &[u8],
-    plain: &mut Vec<u8>,
+    plain: &mut [u8],
     wire: &TcpStream,
-) -> Result<bool, String> {
+) -> Result<(usize, bool), String> {
     let mut conn = lock(&shared.conn);
+    let mut opened = 0;
     loop {
         // An empty read tells rustls the connection ended.
         conn.read_tls(&mut sealed).map_err(|e| format!("receiving: {e}"))?;
@@ -203,32 +204,26 @@ fn open(
             Ok(state) => state,
             Err(e) => return Err(refuse(conn, shared, wire, &e)),
         };
-        let closed = drain(&mut conn, plain)?;
+        let (more, ended) = drain(&mut conn, &mut plain[opened..])?;
+        opened += more;
         if sealed.is_empty() {
-            return Ok(closed || state.peer_has_closed());
+            return Ok((opened, ended || state.peer_has_closed()));
         }
     }
 }
 
-/// Moves all the plaintext rustls holds to `plain`; whether the stream ended.
-fn drain(conn: &mut Connection, plain: &mut Vec<u8>) -> Result<bool, String> {
+/// Moves the plaintext rustls holds into `plain`: how much, and whether the stream ended.
+fn drain(conn: &mut Connection, plain: &mut [u8]) -> Result<(usize, bool), String> {
+    let mut filled = 0;
     loop {
-        let len = plain.len();
-        plain.resize(len + (64 << 10), 0);
-        match conn.reader().read(&mut plain[len..]) {
-            Ok(0) => {
-                plain.truncate(len);
-                return Ok(true);
-            }
-            Ok(k) => plain.truncate(len + k),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                plain.truncate(len);
-                return Ok(false);
-            }
-            Err(_) => {
-                plain.truncate(len);
-                return Ok(false);
-            }
+        if filled == plain.len() {
+            return Err("more plaintext than records could hold".into());
+        }
+        match conn.reader().read(&mut plain[filled..]) {
+            Ok(0) => return Ok((filled, true)),
+            Ok(k) => filled += k,
+            // WouldBlock: nothing more for now; UnexpectedEof: the caller sees the TCP end.
+            Err(_) => return Ok((filled, false)),
         }
     }
 }
