@@ -241,6 +241,7 @@ fn refuse(
     drop(conn);
     let _ = (&*wire).write_all(&alert);
     drop(order);
+    linger(wire);
     match e {
         rustls::Error::DecryptError => {
             "a TLS record did not authenticate: the data was altered on the way (nothing more \
@@ -253,6 +254,24 @@ fn refuse(
             )
         }
         other => format!("the encrypted stream failed: {other}"),
+    }
+}
+
+/// Half-closes `wire` and reads what the peer still sends, for up to `LINGER`, so that the
+/// alert reaches it before the close (closing with unread bytes would reset the connection,
+/// and a reset can overtake the alert).
+fn linger(wire: &TcpStream) {
+    let _ = wire.shutdown(Shutdown::Write);
+    let until = std::time::Instant::now() + LINGER;
+    let mut sink = [0u8; 64 << 10];
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        if left.is_zero() || wire.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match (&*wire).read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
     }
 }
 
