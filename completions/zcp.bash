@@ -283,7 +283,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__recv)
-            opts="-o -q -h --listen --connect --output --method --buffer-size --force --skip-existing --keep-open --max-conns --max-size --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --json --quiet --help"
+            opts="-o -q -h --listen --connect --output --method --buffer-size --force --skip-existing --keep-open --max-conns --max-size --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -349,7 +349,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__send)
-            opts="-L -q -h --listen --name --follow-symlinks --no-resume --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --json --quiet --help"
+            opts="-L -q -h --listen --name --follow-symlinks --no-resume --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

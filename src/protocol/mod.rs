@@ -143,7 +143,8 @@
 //!    X, Y, Z)` (the crate's transcript hash).
 //! 3. Transcript. `T = SHA-256` over, each part preceded by its `u32` length: the label
 //!    `zcp/2 handshake transcript`, idA, idB, both greetings as sent (the sender's 46 bytes
-//!    first), the connector's PAKE, the acceptor's PAKE.
+//!    first; with `--encrypt` followed by `zcp/2 tls exporter` and the 32-byte TLS exporter
+//!    value, see Encryption), the connector's PAKE, the acceptor's PAKE.
 //! 4. Confirmation keys: `Kc = HMAC-SHA256(K, "zcp/2 connector confirmation")` and
 //!    `Ka = HMAC-SHA256(K, "zcp/2 acceptor confirmation")` (each input length-prefixed, as
 //!    below).
@@ -195,11 +196,78 @@
 //!   attacker who rewrites them in flight makes the proofs fail; an end that requires a token
 //!   never proceeds without one (the AUTH flag must match, else ERROR code 5).
 //!
-//! Not covered: after the handshake the data stream is plaintext and not integrity-protected
-//! by the session key (issue #14); an attacker on the network path between two honest ends can
-//! read, and could change, the files after authentication. The token is never sent; a stolen
-//! token lets its holder act as either end.
+//! Not covered without `--encrypt`: after the handshake the data stream is plaintext and not
+//! integrity-protected by the session key; an attacker on the network path between two honest
+//! ends can read, and could change, the files after authentication. The token is never sent; a
+//! stolen token lets its holder act as either end.
 //!
+//! ## Encryption (`--encrypt`, issue #14)
+//!
+//! Both ends must say `--encrypt`; then the whole session, handshake included, runs inside one
+//! TLS 1.3 connection (RFC 8446; rustls with ring; suites AES-128-GCM, AES-256-GCM,
+//! ChaCha20-Poly1305, the client's order in that preference; no TLS 1.2, no resumption, no
+//! 0-RTT, no session tickets):
+//!
+//! 1. The **accepting** end writes a plaintext greeting at once: a HELLO with ENCRYPT set
+//!    (flags 4, zero nonce). The **connecting** end is the TLS client and sends its ClientHello
+//!    at once; it reads the 46-byte greeting before the server's first TLS record and requires
+//!    ENCRYPT in it. The accepting end requires the first byte it receives to be `0x16` (a TLS
+//!    handshake record).
+//! 2. TLS handshake. The server's key is an Ed25519 key made fresh per process; its
+//!    "certificate" is the bare SubjectPublicKeyInfo. The client accepts any key and checks
+//!    only that the handshake is signed by it (CertificateVerify): no authority vouches for
+//!    anything, by design. The server asks for no client certificate.
+//! 3. Inside the tunnel, the handshake above runs unchanged (greetings with ENCRYPT set, PAKE,
+//!    AUTH), except that the transcript `T` also covers the TLS exporter value
+//!    `E = TLS-Exporter("EXPORTER-zcp/2 channel binding", no context, 32)` (RFC 8446 §7.5),
+//!    each end computing it from its own TLS connection.
+//! 4. Then frames and file data as below, as TLS application data. Each end hands its TLS keys
+//!    to the kernel (kTLS: `TCP_ULP` `tls`, `SOL_TLS` `TLS_TX`/`TLS_RX`) when it can, so
+//!    `sendfile`/`splice` keep working, or seals records in user space. This is local: the
+//!    bytes on the wire are the same, and the two ends may differ.
+//!
+//! What each part proves, to whom, against what:
+//!
+//! - **The TLS handshake proves nothing about who the peer is.** Anyone can complete it. It
+//!   gives each end a channel whose keys only the two TLS endpoints know, and an exporter `E`
+//!   that is the same at both endpoints of one TLS connection and, with overwhelming
+//!   probability, different for any other (it derives from the master secret, which covers
+//!   both key shares and the whole TLS transcript).
+//! - **The AUTH proofs tie the token to the channel.** The connector's AUTH proves to the
+//!   acceptor that an end holding the token computed the same `T`, hence the same `E`: that
+//!   end is the other endpoint of *this* TLS connection. The acceptor's AUTH proves the same
+//!   the other way. So both ends know that the peer they authenticated is the one holding the
+//!   TLS keys that protect everything that follows.
+//! - **Machine in the middle with two TLS sessions.** An attacker who terminates TLS towards
+//!   each end (it can: no certificate is checked) holds two connections with exporters `E1`
+//!   and `E2 ≠ E1`. Forwarding the inner handshake unchanged, each end's proof covers its own
+//!   `E`, so the acceptor rejects the connector's proof ("wrong token", exit 8 on the
+//!   connecting end), and the acceptor never proves itself. To pass, the attacker would have
+//!   to make proofs over its own `E`, which needs the token: it gets one online guess per
+//!   connection, as without TLS. It learns nothing from the PAKE messages it relays.
+//! - **Eavesdropping and tampering.** After the handshake every byte is an AEAD record under
+//!   keys only the two authenticated ends hold; a changed, dropped, reordered or replayed
+//!   record fails authentication (the sequence number is in the nonce): that end sends an
+//!   alert and stops, exit 9, nothing put in place (the part file is kept for a resume). A
+//!   connection cut without TLS close_notify is reported as a cut, not as the end of data.
+//! - **Downgrade.** An `--encrypt` end never sends anything but the ENCRYPT greeting (accepting)
+//!   or a ClientHello (connecting) in the clear, and never reads frames outside TLS: an
+//!   attacker cannot make it talk plaintext, only fail. A plaintext end that meets an
+//!   `--encrypt` peer reads the ENCRYPT flag or the `0x16` byte and stops with "the peer runs
+//!   with --encrypt: this end must use --encrypt too" (exit 9); an `--encrypt` end that meets a
+//!   plaintext one says "the peer does not use --encrypt" (exit 9). Inside the tunnel, both
+//!   greetings must carry ENCRYPT, and they are in `T`. Reflection, replay, relay between two
+//!   listening ends and offline guessing are covered by the handshake as above; TLS does not
+//!   weaken them (the inner messages are the same, `T` only gains a part).
+//! - **`--encrypt --no-auth`** gives confidentiality and integrity against a **passive**
+//!   eavesdropper only: no token proves who is at the other end, so an active attacker can sit
+//!   in the middle with two TLS sessions, read and change everything. Use it only where nobody
+//!   can intercept connections (or alter DNS) on the path.
+//! - Not covered: traffic analysis (sizes and timing of records, the greetings' flags and the
+//!   server's per-process key are visible); a stolen token, as before; the keys of a running
+//!   session in the memory (or, with kTLS, the kernel) of either end. The exporter and the
+//!   keys are never logged.
+
 //! ## File data
 //!
 //! After its FILE_START, a file whose size is known is one raw run of exactly `size - offset`
