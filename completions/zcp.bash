@@ -79,7 +79,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__bench)
-            opts="-q -h --size --files --rounds --dir --file --methods --against --compare --buffer-size --export-markdown --json --quiet --help"
+            opts="-q -h --size --files --rounds --dir --file --methods --against --compare --buffer-size --encrypt --export-markdown --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -90,6 +90,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M'
             cand --export-markdown 'Also write the results as a Markdown table to FILE'
             cand --compare 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc'
+            cand --encrypt 'Also run every pair with --encrypt (rows `PAIR --encrypt`); with --compare, also socat OPENSSL: with the same TLS 1.3 suite'
             cand --json 'Print the report as one JSON object on stdout'
             cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
             cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'

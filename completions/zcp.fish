@@ -87,6 +87,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand bench" -l against -d 'Also run t
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-markdown -d 'Also write the results as a Markdown table to FILE' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l compare -d 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l encrypt -d 'Also run every pair with --encrypt (rows `PAIR --encrypt`); with --compare, also socat OPENSSL: with the same TLS 1.3 suite'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -s h -l help -d 'Print help'

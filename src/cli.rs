@@ -321,6 +321,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SIZE", default_value = "32K", value_parser = parse_buffer_size)]
     pub buffer_size: u64,
 
+    /// Also run every pair with --encrypt (rows `PAIR --encrypt`); with --compare, also socat
+    /// OPENSSL: with the same TLS 1.3 suite
+    #[arg(long)]
+    pub encrypt: bool,
+
     /// Also write the results as a Markdown table to FILE
     #[arg(long, value_name = "FILE")]
     pub export_markdown: Option<PathBuf>,

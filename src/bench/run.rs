@@ -194,13 +194,16 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// One run of a zcp method pair; the copy lands in `out`.
 pub fn zcp(ctx: &RunContext<'_>, pair: &Pair, out: &Path) -> anyhow::Result<Sample> {
     let buffer = ctx.buffer_size.to_string();
-    let common = ["--buffer-size", buffer.as_str(), "--json", "--quiet"];
+    let mut common = vec!["--buffer-size", buffer.as_str(), "--json", "--quiet"];
+    if pair.encrypt {
+        common.push("--encrypt");
+    }
     let mut receiver = Command::new(ctx.zcp);
     receiver
         .args(["recv", "--listen", "127.0.0.1:0", "--output"])
         .arg(out)
         .args(["--method", pair.recv])
-        .args(common)
+        .args(&common)
         .env(TOKEN_ENV, ctx.token)
         .stdout(Stdio::piped());
     let run = transfer("zcp", &mut receiver, Ready::Announced, |addr| {
