@@ -214,12 +214,26 @@ pub fn zcp(ctx: &RunContext<'_>, pair: &Pair, out: &Path) -> anyhow::Result<Samp
         sender
     })?;
     ctx.verify_copy(&out.join(ctx.source_name))?;
-    Ok(Sample {
-        throughput: ctx.rate(run.wall),
-        cpu: run.cpu(),
-        send: reported_side(&run.sent, "send")?,
-        recv: reported_side(&run.received, "recv")?,
-    })
+    let (mut send, mut recv) =
+        (reported_side(&run.sent, "send")?, reported_side(&run.received, "recv")?);
+    if pair.encrypt {
+        send.fallbacks.extend(encryption_note(&run.sent, "send")?);
+        recv.fallbacks.extend(encryption_note(&run.received, "recv")?);
+    }
+    Ok(Sample { throughput: ctx.rate(run.wall), cpu: run.cpu(), send, recv })
+}
+
+/// For an `--encrypt` run: why the kernel did not seal records, if it did not; an error when
+/// the report says the session was not encrypted at all.
+fn encryption_note(exit: &Exit, side: &str) -> anyhow::Result<Option<String>> {
+    let report: Value = serde_json::from_str(&exit.stdout)
+        .with_context(|| format!("{} printed no JSON report", exit.name))?;
+    let encryption = report["encryption"].as_str().unwrap_or("none");
+    if !encryption.starts_with("tls1.3") {
+        anyhow::bail!("{} ran with --encrypt but reports encryption {encryption}", exit.name);
+    }
+    let why = report["encryption_fallback"].as_str();
+    Ok(why.map(|why| format!("{side}: {encryption}, {why}")))
 }
 
 /// One end's numbers from its own zcp JSON report (`send.path`, `send.syscalls`, …).
