@@ -9,10 +9,12 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::thread;
 
+use nix::sys::signal::Signal;
+
 use crate::util::{
-    Fault, Proxy, Receiver, SESSION, assert_exit, assert_file_holds, assert_says, auth,
-    final_names, json_str, run, send, send_listening, skip_kernel_feature, subdir, tls, unusable,
-    wrapped, write_random_file, zcp_command,
+    Fault, Process, Proxy, Receiver, SESSION, assert_exit, assert_file_holds, assert_says, auth,
+    final_names, json_str, part_of, run, send, send_listening, skip_kernel_feature, subdir, tls,
+    unusable, wait_for_bytes, wrapped, write_random_file, zcp_command,
 };
 
 const NAME: &str = "secret.bin";
@@ -117,6 +119,25 @@ fn reverse_connections_encrypt_too() {
     assert_exit(&received, 0, "connecting receiver");
     assert_file_holds(&dst.join(NAME), &data, "the reverse encrypted transfer");
     assert!(json_str(&received.json(), "/encryption").starts_with("tls1.3 ("));
+}
+
+#[test]
+fn a_connecting_receiver_stopped_by_sigint_tells_the_sender_through_the_tunnel() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join(NAME);
+    write_random_file(&src, 8 << 20, 50);
+    let (sender, addr) = send_listening(&src, &["--encrypt", "--limit-rate", "4M"]);
+    let mut recv = zcp_command(&["recv", "--encrypt", "--connect", &addr.to_string()], &[]);
+    recv.arg("--output").arg(&dst);
+    let recv = Process::spawn(recv);
+    wait_for_bytes(&part_of(&dst, NAME), 256 << 10);
+    recv.signal(Signal::SIGINT);
+    let received = recv.wait();
+    let sent = sender.wait();
+    assert_exit(&received, 130, "receiver");
+    assert_says(&sent, "receiver shut down", "listening sender");
+    assert!(final_names(&dst).is_empty(), "an interrupted file appeared under its final name");
 }
 
 #[test]

@@ -27,7 +27,22 @@ const LINGER: Duration = Duration::from_secs(2);
 struct Shared {
     conn: Mutex<Connection>,
     wire_order: Mutex<()>,
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<Failure>>,
+}
+
+/// Why the record layer stopped: the TLS stream itself failed (a record that did not
+/// authenticate, an alert, a cut without close_notify: the session cannot know, so this says
+/// why), or a socket did (the session sees that on its own socket: nothing to add).
+#[derive(Debug)]
+pub enum Failure {
+    Tls(String),
+    Io,
+}
+
+impl From<String> for Failure {
+    fn from(_socket_error: String) -> Failure {
+        Failure::Io
+    }
 }
 
 /// The two running threads of one connection.
@@ -68,7 +83,7 @@ impl Pump {
     /// Waits until what the session wrote is on the wire (the session must have closed its
     /// socket) and, briefly, for the peer to close its side; then stops both threads. Returns
     /// the failure of the encrypted stream, if there was one.
-    pub fn finish(self) -> Option<String> {
+    pub fn finish(self) -> Option<Failure> {
         let mut out_done = false;
         let mut in_done = false;
         let mut wait = FLUSH;
@@ -131,7 +146,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// sealed). The session closing its socket sends TLS close_notify and half-closes the wire.
 /// The TLS state stays locked while the records are written: zcp's protocol never has both
 /// ends sending bulk data at once, so the inbound thread waits at most for one batch.
-fn outbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> Result<(), String> {
+fn outbound(
+    shared: &Shared,
+    inner: io::Result<TcpStream>,
+    wire: &TcpStream,
+) -> Result<(), Failure> {
     let mut inner = inner.map_err(|e| format!("duplicating the loopback socket: {e}"))?;
     let mut plain = vec![0u8; BATCH];
     loop {
@@ -160,7 +179,7 @@ fn outbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> 
 /// Network → session: reads records, opens them, hands the plaintext to the session. A record
 /// that does not authenticate sends the peer an alert and fails; the peer's close_notify
 /// half-closes the session's socket (it reads the end of the stream).
-fn inbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> Result<(), String> {
+fn inbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> Result<(), Failure> {
     let mut inner = inner.map_err(|e| format!("duplicating the loopback socket: {e}"))?;
     let mut sealed = vec![0u8; BATCH];
     // Opened records are never longer than sealed ones; one more record's room to spare.
@@ -169,7 +188,7 @@ fn inbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> R
         let n = match (&*wire).read(&mut sealed) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("receiving: {e}")),
+            Err(_) => return Err(Failure::Io),
         };
         let (opened, closed) = open(shared, &sealed[..n], &mut plain, wire)?;
         inner
@@ -180,9 +199,11 @@ fn inbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> R
             return Ok(());
         }
         if n == 0 {
-            return Err("the peer closed the connection without ending the encrypted stream: \
-                        the data may be cut short"
-                .into());
+            return Err(Failure::Tls(
+                "the peer closed the connection without ending the encrypted stream: the data \
+                 may be cut short"
+                    .into(),
+            ));
         }
     }
 }
@@ -194,7 +215,7 @@ fn open(
     mut sealed: &[u8],
     plain: &mut [u8],
     wire: &TcpStream,
-) -> Result<(usize, bool), String> {
+) -> Result<(usize, bool), Failure> {
     let mut conn = lock(&shared.conn);
     let mut opened = 0;
     loop {
@@ -202,9 +223,9 @@ fn open(
         conn.read_tls(&mut sealed).map_err(|e| format!("receiving: {e}"))?;
         let state = match conn.process_new_packets() {
             Ok(state) => state,
-            Err(e) => return Err(refuse(conn, shared, wire, &e)),
+            Err(e) => return Err(Failure::Tls(refuse(conn, shared, wire, &e))),
         };
-        let (more, ended) = drain(&mut conn, &mut plain[opened..])?;
+        let (more, ended) = drain(&mut conn, &mut plain[opened..]).map_err(Failure::from)?;
         opened += more;
         if sealed.is_empty() {
             return Ok((opened, ended || state.peer_has_closed()));

@@ -20,7 +20,7 @@ use rustls::{ClientConfig, Connection, DigitallySignedStruct, ServerConfig, Sign
 use super::auth::{Direction, Role};
 use super::ktls::{self, CryptoInfo};
 use super::peer::{Deadline, HANDSHAKE_TIMEOUT};
-use super::pump::Pump;
+use super::pump::{Failure, Pump};
 use crate::datapath::Encryption;
 use crate::error::SessionError;
 use crate::protocol::{self, Hello, MAGIC, ProtocolError, TLS_HANDSHAKE};
@@ -76,12 +76,13 @@ impl Tunnel {
     /// stream (a record that did not authenticate) in place of the error the session saw.
     pub fn conclude<T>(self, result: anyhow::Result<T>) -> anyhow::Result<T> {
         let Some(pump) = self.pump else { return result };
-        let failure = pump.finish();
-        match (result, failure) {
-            (Err(e), Some(why)) => {
+        match (result, pump.finish()) {
+            // What the session saw (a reset, the end of the stream) follows from this.
+            (Err(e), Some(Failure::Tls(why))) => {
                 let outer = e.to_string();
                 Err(anyhow::Error::from(SessionError::Encryption(why)).context(outer))
             }
+            // A socket error there is the session's own, seen from the other side.
             (result, _) => result,
         }
     }

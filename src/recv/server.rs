@@ -204,7 +204,11 @@ impl Receiver {
         id: u64,
     ) -> anyhow::Result<Report> {
         match self.handshake(&mut socket, Direction::Connected) {
-            Ok(greeted) => self.session(socket, greeted, peer, live, id),
+            Ok(greeted) => {
+                // With --encrypt in user space the session now talks to the record layer.
+                live.rebind(id, &socket);
+                self.session(socket, greeted, peer, live, id)
+            }
             Err(e) => {
                 live.remove(id);
                 Err(e.context(format!("receiving from {peer}")))
@@ -298,6 +302,16 @@ impl Live {
         list.push(LiveSession { id, socket, in_data: false });
         self.admitted.fetch_add(1, Ordering::AcqRel);
         Some(id)
+    }
+
+    /// Points session `id` at `socket`, the one its frames now go through (`tls::open` may
+    /// have swapped it for the record layer's loopback end).
+    fn rebind(&self, id: u64, socket: &TcpStream) {
+        if let (Ok(socket), Ok(mut list)) = (socket.try_clone(), self.sessions.lock())
+            && let Some(session) = list.iter_mut().find(|s| s.id == id)
+        {
+            session.socket = socket;
+        }
     }
 
     fn admitted(&self) -> u64 {
