@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -26,15 +27,16 @@ pub fn hello(auth: bool, nonce: [u8; 32]) -> Hello {
 
 /// The sender's side: greets first, reads the receiver's greeting, then authenticates as the
 /// end that connected or accepted (`direction`). `no_auth`: the user said `--no-auth` (the
-/// greeting says so). `binding`: the TLS exporter value, inside an `--encrypt` tunnel.
+/// greeting says so). `binding`: the TLS exporter value, inside an `--encrypt` tunnel;
+/// `within`: what is left of the handshake deadline (the TLS handshake took the rest).
 pub fn sender(
     socket: &mut TcpStream,
     direction: Direction,
     token: Option<&Token>,
     no_auth: bool,
-    binding: Option<&[u8; 32]>,
+    (binding, within): (Option<&[u8; 32]>, Duration),
 ) -> anyhow::Result<()> {
-    let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
+    let mut deadline = Deadline::new(socket, within)?;
     let mine = if no_auth { Hello::no_auth() } else { hello(token.is_some(), auth::nonce()?) };
     let mine = if binding.is_some() { mine.encrypting() } else { mine };
     protocol::write_hello(socket, mine).context("sending the greeting")?;

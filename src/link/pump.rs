@@ -69,6 +69,10 @@ impl Pump {
         conn.set_buffer_limit(None);
         let (session, inner) = loopback_pair()?;
         let wire = std::mem::replace(wire, session);
+        // The handshake's deadline must not outlive it: a peer may rightly be silent for a
+        // long time (a receiver during the data). Idle limits apply to the session's socket.
+        wire.set_read_timeout(None).context("clearing the socket's read timeout")?;
+        wire.set_write_timeout(None).context("clearing the socket's write timeout")?;
         let shared = Arc::new(Shared {
             conn: Mutex::new(conn),
             wire_order: Mutex::new(()),

@@ -8,6 +8,7 @@
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -44,12 +45,20 @@ pub struct Tunnel {
     pump: Option<Pump>,
     /// The network peer, when the session's socket is the loopback one.
     peer: Option<String>,
+    /// When the connection came: the whole handshake, TLS and token, has `HANDSHAKE_TIMEOUT`.
+    opened: Instant,
 }
 
 impl Tunnel {
     /// A plaintext connection.
     pub fn plain() -> Tunnel {
-        Tunnel { encryption: Encryption::None, binding: None, pump: None, peer: None }
+        let opened = Instant::now();
+        Tunnel { encryption: Encryption::None, binding: None, pump: None, peer: None, opened }
+    }
+
+    /// What is left of the handshake's deadline for the token exchange inside the tunnel.
+    pub fn time_left(&self) -> Duration {
+        HANDSHAKE_TIMEOUT.saturating_sub(self.opened.elapsed())
     }
 
     /// The peer's address for messages: the network peer's, also when the session talks to
@@ -103,6 +112,7 @@ pub fn open(
     if !encrypt {
         return Ok(Tunnel::plain());
     }
+    let opened = Instant::now();
     let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
     let mut conn: Connection = match direction {
         Direction::Connected => {
@@ -121,7 +131,7 @@ pub fn open(
     };
     match direction {
         Direction::Connected => expect_preface(&mut deadline, them)?,
-        Direction::Accepted => expect_client_hello(socket, them)?,
+        Direction::Accepted => expect_client_hello(socket, them, HANDSHAKE_TIMEOUT)?,
     }
     handshake(&mut conn, socket, &mut deadline)?;
     let mut binding = [0u8; BINDING_LEN];
@@ -142,7 +152,7 @@ pub fn open(
         }
     };
     let encryption = Encryption::Tls { kernel, cipher, fallback };
-    Ok(Tunnel { encryption, binding: Some(binding), pump, peer })
+    Ok(Tunnel { encryption, binding: Some(binding), pump, peer, opened })
 }
 
 /// Hands both directions' keys and sequence numbers to the kernel; the session keeps the
@@ -175,9 +185,9 @@ fn expect_preface(deadline: &mut Deadline, them: Role) -> anyhow::Result<()> {
 
 /// The accepting end looks at the first byte without taking it: a TLS handshake record, or a
 /// plaintext zcp greeting (whose sender has read our ENCRYPT greeting and stops by itself).
-fn expect_client_hello(socket: &TcpStream, them: Role) -> anyhow::Result<()> {
+fn expect_client_hello(socket: &TcpStream, them: Role, within: Duration) -> anyhow::Result<()> {
     let mut first = [0u8; 1];
-    socket.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).context("setting the read timeout")?;
+    socket.set_read_timeout(Some(within)).context("setting the read timeout")?;
     let n = socket.peek(&mut first).context("waiting for the TLS handshake")?;
     match (n, first[0]) {
         (0, _) => Err(ProtocolError::Closed.into()),

@@ -19,7 +19,7 @@ use crate::disk::Destination;
 use crate::error::ExitCode;
 use crate::link::auth::{Direction, Role, Token};
 use crate::link::lobby::{Lobby, Ticket};
-use crate::link::peer::{Deadline, HANDSHAKE_TIMEOUT};
+use crate::link::peer::Deadline;
 use crate::link::tls::{self, Tunnel};
 use crate::link::{handshake, net, peer};
 use crate::protocol::{self, ErrorCode, Message};
@@ -224,7 +224,7 @@ impl Receiver {
         direction: Direction,
     ) -> anyhow::Result<(Deadline, Tunnel)> {
         let tunnel = tls::open(socket, direction, self.cfg.net.encrypt, Role::Sender)?;
-        let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
+        let mut deadline = Deadline::new(socket, tunnel.time_left())?;
         let (token, binding) = (self.cfg.token.as_ref(), tunnel.binding());
         handshake::receiver(socket, &mut deadline, direction, token, binding)?;
         Ok((deadline, tunnel))

@@ -69,8 +69,8 @@ pub fn greet(
     direction: Direction,
     tunnel: &Tunnel,
 ) -> anyhow::Result<()> {
-    let (token, binding) = (cfg.token.as_ref(), tunnel.binding());
-    let greeted = handshake::sender(socket, direction, token, cfg.no_auth, binding);
+    let (token, channel) = (cfg.token.as_ref(), (tunnel.binding(), tunnel.time_left()));
+    let greeted = handshake::sender(socket, direction, token, cfg.no_auth, channel);
     match direction {
         Direction::Connected => {
             greeted.with_context(|| format!("greeting {}", tunnel.peer_name(socket)))
