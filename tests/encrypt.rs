@@ -74,7 +74,7 @@ fn the_same_capture_without_encrypt_does_show_the_file() {
 }
 
 #[test]
-fn a_flipped_byte_in_a_record_fails_the_session_and_saves_nothing() {
+pub fn a_flipped_byte_in_a_record_fails_the_session_and_saves_nothing() {
     let work = tempfile::tempdir().expect("tempdir");
     let (recv, src, _, dst) = setup(work.path(), 43);
     let proxy = Proxy::start(recv.addr(), Fault::FlipAt(LEN as u64 / 2));
