@@ -1,12 +1,15 @@
 //! The user-space TLS record layer, for `--encrypt` where the kernel cannot seal records: the
 //! session keeps a TCP socket (the end of a private loopback connection), so every data path
-//! works unchanged, and two threads move its bytes through rustls and the network socket, one
-//! each way. Records carry up to 16 KiB (the TLS maximum), each direction reads 256 KiB per
-//! call. A record that does not authenticate ends both directions and is remembered, so the
-//! session's error can name it (`Tunnel::conclude`).
+//! works unchanged, and two threads seal and open its records (`records`) on the network
+//! socket, one each way. Records carry 16 KiB (the TLS maximum); the sender reads up to 16 of
+//! them with one `readv` straight into their slots, seals them in place and writes them with one
+//! `write`; the receiver opens what one `read` brought in place and hands the plaintext over
+//! with one `writev`. A record that does not authenticate ends both directions and is
+//! remembered, so the session's error can name it (`Tunnel::conclude`).
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::ops::Range;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -15,18 +18,20 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use rustls::Connection;
 
-/// Bytes read per call from either socket.
-const BATCH: usize = 256 << 10;
+use super::records::{
+    ALERT, APPLICATION_DATA, BAD_RECORD_MAC, CLOSE_NOTIFY, HEADER, MAX_PLAIN, MAX_RECORD,
+    OpenError, Opener, Sealer,
+};
+
 /// How long `finish` waits for the session's last bytes to be sealed and sent.
 const FLUSH: Duration = Duration::from_secs(30);
 /// How long `finish` then waits for the peer to close its side of the stream.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// What both threads share: the TLS state, an order lock that keeps records on the wire in
-/// the order rustls numbered them, and the first failure.
+/// What both threads share: the sealer (the inbound thread seals an alert with it; holding it
+/// while writing keeps records on the wire in sequence order) and the first failure.
 struct Shared {
-    conn: Mutex<Connection>,
-    wire_order: Mutex<()>,
+    sealer: Mutex<Sealer>,
     failure: Mutex<Option<Failure>>,
 }
 
@@ -39,8 +44,8 @@ pub enum Failure {
     Io,
 }
 
-impl From<String> for Failure {
-    fn from(_socket_error: String) -> Failure {
+impl From<io::Error> for Failure {
+    fn from(_socket_error: io::Error) -> Failure {
         Failure::Io
     }
 }
@@ -64,23 +69,22 @@ enum Way {
 impl Pump {
     /// Starts the record layer for `conn`, whose handshake is over, on the network socket
     /// `wire`; `wire` is replaced by the session's end of a new loopback connection.
-    pub fn start(mut conn: Connection, wire: &mut TcpStream) -> anyhow::Result<Pump> {
-        // The outbound thread seals each read whole; what it seals it writes at once.
-        conn.set_buffer_limit(None);
+    pub fn start(conn: Connection, wire: &mut TcpStream) -> anyhow::Result<Pump> {
+        let secrets = conn
+            .dangerous_extract_secrets()
+            .map_err(|e| anyhow!("taking the TLS keys from the handshake: {e}"))?;
+        let sealer = Sealer::new(secrets.tx.0, &secrets.tx.1).map_err(|e| anyhow!(e))?;
+        let opener = Opener::new(secrets.rx.0, &secrets.rx.1).map_err(|e| anyhow!(e))?;
         let (session, inner) = loopback_pair()?;
         let wire = std::mem::replace(wire, session);
         // The handshake's deadline must not outlive it: a peer may rightly be silent for a
         // long time (a receiver during the data). Idle limits apply to the session's socket.
         wire.set_read_timeout(None).context("clearing the socket's read timeout")?;
         wire.set_write_timeout(None).context("clearing the socket's write timeout")?;
-        let shared = Arc::new(Shared {
-            conn: Mutex::new(conn),
-            wire_order: Mutex::new(()),
-            failure: Mutex::default(),
-        });
+        let shared = Arc::new(Shared { sealer: Mutex::new(sealer), failure: Mutex::default() });
         let (tx, done) = mpsc::channel();
-        let outbound = spawn(Way::Out, &shared, &inner, &wire, &tx)?;
-        let inbound = spawn(Way::In, &shared, &inner, &wire, &tx)?;
+        let outbound = spawn(Way::Out, &shared, &inner, &wire, &tx, None)?;
+        let inbound = spawn(Way::In, &shared, &inner, &wire, &tx, Some(opener))?;
         Ok(Pump { shared, wire, outbound, inbound, done })
     }
 
@@ -114,6 +118,7 @@ fn spawn(
     inner: &TcpStream,
     wire: &TcpStream,
     done: &Sender<Way>,
+    opener: Option<Opener>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let (shared, done) = (shared.clone(), done.clone());
     let inner = inner.try_clone().context("duplicating the loopback socket")?;
@@ -125,9 +130,9 @@ fn spawn(
     thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            let ended = match way {
-                Way::Out => outbound(&shared, inner.try_clone(), &wire),
-                Way::In => inbound(&shared, inner.try_clone(), &wire),
+            let ended = match (way, opener) {
+                (Way::In, Some(opener)) => inbound(&shared, opener, &inner, &wire),
+                _ => outbound(&shared, &inner, &wire),
             };
             if let Err(why) = ended {
                 let mut failure = lock(&shared.failure);
@@ -145,63 +150,66 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Session → network: reads what the session wrote, seals it into records and writes them
-/// straight from rustls's buffers to the wire (one copy in user space, into the record being
-/// sealed). The session closing its socket sends TLS close_notify and half-closes the wire.
-/// The TLS state stays locked while the records are written: zcp's protocol never has both
-/// ends sending bulk data at once, so the inbound thread waits at most for one batch.
-fn outbound(
-    shared: &Shared,
-    inner: io::Result<TcpStream>,
-    wire: &TcpStream,
-) -> Result<(), Failure> {
-    let mut inner = inner.map_err(|e| format!("duplicating the loopback socket: {e}"))?;
-    let mut plain = vec![0u8; BATCH];
+/// Records of one batch.
+const SLOTS: usize = 16;
+
+/// Session → network: reads what the session wrote straight into the plaintext parts of up to
+/// `SLOTS` record slots, seals them in place and writes them at once (full records are as long
+/// as their slots, so the batch is contiguous). The session closing its socket sends
+/// close_notify and half-closes the wire.
+fn outbound(shared: &Shared, inner: &TcpStream, mut wire: &TcpStream) -> Result<(), Failure> {
+    let mut batch = vec![0u8; SLOTS * MAX_RECORD];
     loop {
-        let n = match inner.read(&mut plain) {
+        let n = match read_into_slots(inner, &mut batch) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // The session's socket was reset (it failed): close the stream all the same.
             Err(_) => 0,
         };
-        let mut conn = lock(&shared.conn);
-        match n {
-            0 => conn.send_close_notify(),
-            n => conn.writer().write_all(&plain[..n]).map_err(|e| format!("sealing: {e}"))?,
-        }
-        let _order = lock(&shared.wire_order);
-        while conn.wants_write() {
-            conn.write_tls(&mut &*wire).map_err(|e| format!("sending: {e}"))?;
-        }
+        let mut sealer = lock(&shared.sealer);
         if n == 0 {
+            batch[HEADER..HEADER + 2].copy_from_slice(&CLOSE_NOTIFY);
+            let len = sealer.seal(&mut batch, 2, ALERT).map_err(Failure::Tls)?;
+            wire.write_all(&batch[..len])?;
             let _ = wire.shutdown(Shutdown::Write);
             return Ok(());
         }
+        let mut sealed = 0;
+        for (slot, start) in batch.chunks_mut(MAX_RECORD).zip((0..n).step_by(MAX_PLAIN)) {
+            let len = (n - start).min(MAX_PLAIN);
+            sealed += sealer.seal(slot, len, APPLICATION_DATA).map_err(Failure::Tls)?;
+        }
+        wire.write_all(&batch[..sealed])?;
     }
 }
 
-/// Network → session: reads records, opens them, hands the plaintext to the session. A record
-/// that does not authenticate sends the peer an alert and fails; the peer's close_notify
-/// half-closes the session's socket (it reads the end of the stream).
-fn inbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> Result<(), Failure> {
-    let mut inner = inner.map_err(|e| format!("duplicating the loopback socket: {e}"))?;
-    let mut sealed = vec![0u8; BATCH];
-    // Opened records are never longer than sealed ones; one more record's room to spare.
-    let mut plain = vec![0u8; BATCH + (64 << 10)];
+/// One `readv` into the plaintext part of every slot of `batch`.
+fn read_into_slots(inner: &TcpStream, batch: &mut [u8]) -> io::Result<usize> {
+    let mut slices: Vec<IoSliceMut<'_>> = batch
+        .chunks_mut(MAX_RECORD)
+        .map(|slot| IoSliceMut::new(&mut slot[HEADER..HEADER + MAX_PLAIN]))
+        .collect();
+    let mut reader = inner;
+    reader.read_vectored(&mut slices)
+}
+
+/// Network → session: reads records, opens each in place, hands the plaintext of all of them
+/// to the session with one `writev`. A record that does not authenticate sends the peer a
+/// `bad_record_mac` alert and fails; the peer's close_notify half-closes the session's socket.
+fn inbound(
+    shared: &Shared,
+    mut opener: Opener,
+    mut inner: &TcpStream,
+    wire: &TcpStream,
+) -> Result<(), Failure> {
+    let mut buf = vec![0u8; SLOTS * MAX_RECORD + MAX_RECORD];
+    let mut filled = 0;
     loop {
-        let n = match (&*wire).read(&mut sealed) {
+        let n = match (&*wire).read(&mut buf[filled..]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(Failure::Io),
+            Err(e) => return Err(e.into()),
         };
-        let (opened, closed) = open(shared, &sealed[..n], &mut plain, wire)?;
-        inner
-            .write_all(&plain[..opened])
-            .map_err(|e| format!("handing data to the session: {e}"))?;
-        if closed {
-            let _ = inner.shutdown(Shutdown::Write);
-            return Ok(());
-        }
         if n == 0 {
             return Err(Failure::Tls(
                 "the peer closed the connection without ending the encrypted stream: the data \
@@ -209,77 +217,85 @@ fn inbound(shared: &Shared, inner: io::Result<TcpStream>, wire: &TcpStream) -> R
                     .into(),
             ));
         }
-    }
-}
-
-/// Feeds `sealed` (empty: the peer closed TCP) to rustls and opens its records into `plain`.
-/// How many bytes were opened, and whether the peer ended the stream (close_notify).
-fn open(
-    shared: &Shared,
-    mut sealed: &[u8],
-    plain: &mut [u8],
-    wire: &TcpStream,
-) -> Result<(usize, bool), Failure> {
-    let mut conn = lock(&shared.conn);
-    let mut opened = 0;
-    loop {
-        // An empty read tells rustls the connection ended.
-        conn.read_tls(&mut sealed).map_err(|e| format!("receiving: {e}"))?;
-        let state = match conn.process_new_packets() {
-            Ok(state) => state,
-            Err(e) => return Err(Failure::Tls(refuse(conn, shared, wire, &e))),
+        filled += n;
+        let (plain, used, closed) = match open_all(&mut opener, &mut buf[..filled]) {
+            Ok(opened) => opened,
+            Err(why) => return Err(Failure::Tls(refuse(shared, wire, why))),
         };
-        let (more, ended) = drain(&mut conn, &mut plain[opened..]).map_err(Failure::from)?;
-        opened += more;
-        if sealed.is_empty() {
-            return Ok((opened, ended || state.peer_has_closed()));
+        let mut slices: Vec<IoSlice<'_>> =
+            plain.iter().map(|r| IoSlice::new(&buf[r.clone()])).collect();
+        write_all_vectored(&mut inner, &mut slices)?;
+        buf.copy_within(used..filled, 0);
+        filled -= used;
+        if closed {
+            let _ = inner.shutdown(Shutdown::Write);
+            return Ok(());
         }
     }
 }
 
-/// Moves the plaintext rustls holds into `plain`: how much, and whether the stream ended.
-fn drain(conn: &mut Connection, plain: &mut [u8]) -> Result<(usize, bool), String> {
-    let mut filled = 0;
-    loop {
-        if filled == plain.len() {
-            return Err("more plaintext than records could hold".into());
-        }
-        match conn.reader().read(&mut plain[filled..]) {
-            Ok(0) => return Ok((filled, true)),
-            Ok(k) => filled += k,
-            // WouldBlock: nothing more for now; UnexpectedEof: the caller sees the TCP end.
-            Err(_) => return Ok((filled, false)),
+/// Opens every whole record at the start of `buf`: the plaintext ranges, the bytes they took,
+/// and whether the peer ended the stream (close_notify).
+fn open_all(
+    opener: &mut Opener,
+    buf: &mut [u8],
+) -> Result<(Vec<Range<usize>>, usize, bool), String> {
+    let mut plain = Vec::with_capacity(SLOTS + 1);
+    let mut at = 0;
+    while let Some(opened) = opener.open(&mut buf[at..]).map_err(opening_failure)? {
+        let range = at + opened.plain.start..at + opened.plain.end;
+        at += opened.len;
+        match opened.content_type {
+            APPLICATION_DATA => plain.push(range),
+            ALERT if buf[range.clone()] == CLOSE_NOTIFY => return Ok((plain, at, true)),
+            ALERT => {
+                let alert = &buf[range];
+                return Err(format!(
+                    "the peer ended the encrypted stream with a TLS alert ({alert:?}): it \
+                     received data that was altered on the way, or failed"
+                ));
+            }
+            other => return Err(format!("a TLS record of content type {other:#04x}")),
         }
     }
+    Ok((plain, at, false))
 }
 
-/// Sends the alert rustls queued for a record it refused, and says what went wrong.
-fn refuse(
-    mut conn: MutexGuard<'_, Connection>,
-    shared: &Shared,
-    wire: &TcpStream,
-    e: &rustls::Error,
-) -> String {
-    let mut alert = Vec::new();
-    while conn.wants_write() && conn.write_tls(&mut alert).is_ok() {}
-    let order = lock(&shared.wire_order);
-    drop(conn);
-    let _ = (&*wire).write_all(&alert);
-    drop(order);
-    linger(wire);
+fn opening_failure(e: OpenError) -> String {
     match e {
-        rustls::Error::DecryptError => {
-            "a TLS record did not authenticate: the data was altered on the way (nothing more \
-             was accepted)"
-                .to_string()
-        }
-        rustls::Error::AlertReceived(alert) => {
-            format!(
-                "the peer ended the encrypted stream with a TLS alert ({alert:?}): it received data that was altered on the way, or failed"
-            )
-        }
-        other => format!("the encrypted stream failed: {other}"),
+        OpenError::Forged => "a TLS record did not authenticate: the data was altered on the way \
+                              (nothing more was accepted)"
+            .to_string(),
+        OpenError::Malformed(what) => format!("the encrypted stream is corrupt: {what}"),
     }
+}
+
+/// Writes all of `slices` to `to`.
+fn write_all_vectored(to: &mut &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match to.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Tells the peer its record was refused (`bad_record_mac`), when the failure is ours to
+/// report, and returns `why`.
+fn refuse(shared: &Shared, wire: &TcpStream, why: String) -> String {
+    if !why.starts_with("the peer ended") {
+        let mut alert = [0u8; HEADER + 2 + 1 + 16];
+        alert[HEADER..HEADER + 2].copy_from_slice(&BAD_RECORD_MAC);
+        let mut sealer = lock(&shared.sealer);
+        if let Ok(len) = sealer.seal(&mut alert, 2, ALERT) {
+            let _ = (&*wire).write_all(&alert[..len]);
+        }
+    }
+    linger(wire);
+    why
 }
 
 /// Half-closes `wire` and reads what the peer still sends, for up to `LINGER`, so that the

@@ -360,3 +360,69 @@ impl ServerCertVerifier for TokenDecides {
         self.0.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::super::records::{APPLICATION_DATA, HEADER, MAX_RECORD, Opener, Sealer};
+    use super::*;
+
+    /// A client and a server of zcp's configurations, handshaken in memory.
+    fn handshaken() -> (rustls::ClientConnection, rustls::ServerConnection) {
+        let name = ServerName::try_from("zcp").unwrap();
+        let mut client = rustls::ClientConnection::new(client_config().unwrap(), name).unwrap();
+        let mut server = rustls::ServerConnection::new(server_config().unwrap()).unwrap();
+        while client.is_handshaking() || server.is_handshaking() {
+            let mut bytes = Vec::new();
+            client.write_tls(&mut bytes).unwrap();
+            server.read_tls(&mut bytes.as_slice()).unwrap();
+            server.process_new_packets().unwrap();
+            bytes.clear();
+            server.write_tls(&mut bytes).unwrap();
+            client.read_tls(&mut bytes.as_slice()).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        (client, server)
+    }
+
+    #[test]
+    fn both_ends_agree_on_the_exporter_and_tls_1_3_with_aes_128_gcm_first() {
+        let (client, server) = handshaken();
+        let (mut a, mut b) = ([0u8; BINDING_LEN], [0u8; BINDING_LEN]);
+        client.export_keying_material(&mut a, EXPORTER_LABEL, None).unwrap();
+        server.export_keying_material(&mut b, EXPORTER_LABEL, None).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(client.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+        let suite = client.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(format!("{suite:?}"), "TLS13_AES_128_GCM_SHA256");
+        // A second handshake (another connection) gets another exporter.
+        let (other, _) = handshaken();
+        let mut c = [0u8; BINDING_LEN];
+        other.export_keying_material(&mut c, EXPORTER_LABEL, None).unwrap();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn our_records_and_rustls_records_are_the_same_tls() {
+        let (client, mut server) = handshaken();
+        let secrets = client.dangerous_extract_secrets().unwrap();
+        // Ours to rustls.
+        let mut sealer = Sealer::new(secrets.tx.0, &secrets.tx.1).unwrap();
+        let mut slot = vec![0u8; MAX_RECORD];
+        slot[HEADER..HEADER + 5].copy_from_slice(b"hello");
+        let len = sealer.seal(&mut slot, 5, APPLICATION_DATA).unwrap();
+        server.read_tls(&mut &slot[..len]).unwrap();
+        server.process_new_packets().unwrap();
+        let mut got = [0u8; 5];
+        server.reader().read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello");
+        // rustls to ours.
+        server.writer().write_all(b"world").unwrap();
+        let mut wire = Vec::new();
+        server.write_tls(&mut wire).unwrap();
+        let mut opener = Opener::new(secrets.rx.0, &secrets.rx.1).unwrap();
+        let opened = opener.open(&mut wire).unwrap().unwrap();
+        assert_eq!(&wire[opened.plain], b"world");
+    }
+}
