@@ -8,8 +8,10 @@
 //! remembered, so the session's error can name it (`Tunnel::conclude`).
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::ops::Range;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -23,6 +25,8 @@ use super::records::{
     OpenError, Opener, Sealer,
 };
 
+/// Send buffer of each end of the session's socket pair.
+const PAIR_BUFFER: usize = 1 << 20;
 /// How long `finish` waits for the session's last bytes to be sealed and sent.
 const FLUSH: Duration = Duration::from_secs(30);
 /// How long `finish` then waits for the peer to close its side of the stream.
@@ -316,23 +320,18 @@ fn linger(wire: &TcpStream) {
     }
 }
 
-/// A connected pair of loopback TCP sockets: the session's end and the record layer's. The
-/// listener takes only the connection this function made.
+/// The session's socket and the record layer's, connected: an `AF_UNIX` stream pair, which
+/// costs less per byte than loopback TCP. The session holds its end as a `TcpStream`: every
+/// call the data paths and the session make on it (read, write, `sendfile`, `splice`, `poll`,
+/// `recv` flags, timeouts, `shutdown`) works the same on a Unix stream socket; `peer_addr`
+/// does not, so the tunnel names the network peer itself (`Tunnel::peer_name`).
 fn loopback_pair() -> anyhow::Result<(TcpStream, TcpStream)> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .or_else(|_| TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, 0))))
-        .context("listening on loopback for the TLS record layer")?;
-    let addr = listener.local_addr().context("reading the loopback address")?;
-    let session = TcpStream::connect(addr).context("connecting over loopback")?;
-    let ours = session.local_addr().context("reading the loopback address")?;
-    for _ in 0..16 {
-        let (inner, from) = listener.accept().context("accepting over loopback")?;
-        if from == ours {
-            for s in [&session, &inner] {
-                s.set_nodelay(true).context("setting TCP_NODELAY")?;
-            }
-            return Ok((session, inner));
-        }
+    use nix::sys::socket::{setsockopt, sockopt::SndBuf};
+    let (session, inner) = UnixStream::pair().context("making the record layer's socket pair")?;
+    for end in [&session, &inner] {
+        // A Unix socket's send buffer bounds what is in flight: a batch or two of records, so
+        // that neither side blocks after every write (the kernel caps it at wmem_max).
+        setsockopt(end, SndBuf, &PAIR_BUFFER).context("sizing the record layer's socket")?;
     }
-    Err(anyhow!("another process kept connecting to the TLS record layer's loopback port"))
+    Ok((TcpStream::from(OwnedFd::from(session)), TcpStream::from(OwnedFd::from(inner))))
 }
