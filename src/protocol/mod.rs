@@ -223,8 +223,10 @@
 //!    each end computing it from its own TLS connection.
 //! 4. Then frames and file data as below, as TLS application data. Each end hands its TLS keys
 //!    to the kernel (kTLS: `TCP_ULP` `tls`, `SOL_TLS` `TLS_TX`/`TLS_RX`) when it can, so
-//!    `sendfile`/`splice` keep working, or seals records in user space. This is local: the
-//!    bytes on the wire are the same, and the two ends may differ.
+//!    `sendfile`/`splice` keep working, or seals records in user space (`link::records`). This
+//!    is local: the bytes on the wire are the same, and the two ends may differ. Records carry
+//!    application data (type 23) and, at the end, a close_notify alert; no key updates or
+//!    tickets are sent, and a user-space end stops after 2^24 records in one direction.
 //!
 //! What each part proves, to whom, against what:
 //!
