@@ -13,8 +13,8 @@ use nix::sys::signal::Signal;
 
 use crate::util::{
     Fault, Process, Proxy, Receiver, SESSION, assert_exit, assert_file_holds, assert_says, auth,
-    final_names, json_str, part_of, run, send, send_listening, skip_kernel_feature, subdir, tls,
-    unusable, wait_for_bytes, wrapped, write_random_file, zcp_command,
+    final_names, json_str, part_of, run, send, send_listening, send_paths, skip_kernel_feature,
+    subdir, tls, unusable, wait_for_bytes, wrapped, write_random_file, zcp_command,
 };
 
 const NAME: &str = "secret.bin";
@@ -101,6 +101,33 @@ fn a_relay_holding_two_tls_sessions_cannot_pass_the_token_proofs() {
     assert_says(&sent, "wrong token", "sender");
     assert!(line.contains("the sender's token is wrong"), "{line}");
     assert!(final_names(&dst).is_empty(), "something was written");
+}
+
+#[test]
+fn a_tree_of_small_files_and_a_stream_cross_encrypted() {
+    // Batches (many files per read) and a chunked stream of unknown length go through the
+    // record layer's socket pair as they go through a TCP socket.
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = subdir(&src, "tree");
+    let small: Vec<Vec<u8>> = (0..40)
+        .map(|i| write_random_file(&tree.join(format!("f{i}.bin")), 100 + i * 997, 60 + i as u64))
+        .collect();
+    let big = write_random_file(&tree.join("big.bin"), LEN, 59);
+    let fifo_data = crate::util::pseudo_random(300_000, 58);
+    let fifo = src.join("stream");
+    let writer = crate::util::FifoWriter::create(&fifo, fifo_data.clone());
+    let recv = Receiver::start(&dst, &["--encrypt"]);
+    let sent = send_paths(&[&tree, &fifo], &recv.dest(), &["--encrypt"]);
+    let received = recv.wait();
+    writer.finish().expect("the FIFO writer");
+    assert_exit(&sent, 0, "sender");
+    assert_exit(&received, 0, "receiver");
+    for (i, data) in small.iter().enumerate() {
+        assert_file_holds(&dst.join("tree").join(format!("f{i}.bin")), data, "a small file");
+    }
+    assert_file_holds(&dst.join("tree/big.bin"), &big, "the large file");
+    assert_file_holds(&dst.join("stream"), &fifo_data, "the stream");
 }
 
 #[test]
@@ -306,4 +333,30 @@ fn ferry(from: &TcpStream, to: &TcpStream) -> thread::JoinHandle<io::Result<u64>
         let _ = to.shutdown(Shutdown::Both);
         Ok(total)
     })
+}
+
+#[test]
+fn inside_the_tunnel_a_wrong_token_still_fails_and_no_auth_still_works() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join(NAME);
+    let data = write_random_file(&src, 100_000, 61);
+    let mut recv = Receiver::start(&dst, &["--encrypt"]);
+    let wrong = crate::util::send_cmd(
+        &[&src],
+        &recv.dest(),
+        &["--encrypt"],
+        &[(crate::util::TOKEN_ENV, Some("not-the-token"))],
+    );
+    let refused = run(wrong);
+    assert_exit(&refused, 8, "sender with a wrong token");
+    assert_says(&refused, "wrong token", "sender with a wrong token");
+    recv.process().wait_line("zcp: ignored a connection");
+    drop(recv);
+    let recv = Receiver::start(&dst, &["--encrypt", "--no-auth", "--json"]);
+    let sent = send(&src, &recv.dest(), &["--encrypt", "--no-auth"]);
+    let received = recv.wait();
+    assert_exit(&sent, 0, "sender");
+    assert!(json_str(&received.json(), "/encryption").starts_with("tls1.3 ("));
+    assert_file_holds(&dst.join(NAME), &data, "the --no-auth encrypted transfer");
 }
