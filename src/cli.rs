@@ -17,6 +17,7 @@ Exit codes:
   6    checksum mismatch: nothing was put in place
   7    local file error (not found, permission, disk full)
   8    authentication failed: wrong or missing token
+  9    --encrypt on one end only, or the encrypted stream was damaged
   130  interrupted (Ctrl-C); 143 for SIGTERM";
 
 /// Move files between hosts over TCP with sendfile(2) and splice(2), and show which syscall path
@@ -175,6 +176,11 @@ pub struct NetArgs {
     /// Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication
     #[arg(long)]
     pub raw: bool,
+
+    /// Encrypt the connection with TLS 1.3, keyed to the token; both ends must say it (kernel
+    /// TLS keeps sendfile and splice where the kernel has it)
+    #[arg(long)]
+    pub encrypt: bool,
 }
 
 /// Arguments of `zcp send`.
@@ -361,6 +367,11 @@ pub struct BenchArgs {
     /// dense file of --size, and the sparse one with --no-sparse; report allocated blocks
     #[arg(long, conflicts_with_all = ["methods", "against", "compare", "files", "file"])]
     pub sparse: bool,
+
+    /// Also run every pair with --encrypt (rows `PAIR --encrypt`); with --compare, also socat
+    /// OPENSSL: with the same TLS 1.3 suite
+    #[arg(long, conflicts_with_all = ["fsync", "sparse"])]
+    pub encrypt: bool,
 
     /// Also write the results as a Markdown table to FILE
     #[arg(long, value_name = "FILE")]

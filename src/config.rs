@@ -57,6 +57,11 @@ impl Output {
 
 /// The connection options given on the command line.
 fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
+    if args.raw && args.encrypt {
+        return Err(usage_error(
+            "--raw sends plain bytes for nc and socat: it cannot be combined with --encrypt".into(),
+        ));
+    }
     Ok(NetConfig {
         link,
         connect_timeout: seconds("--connect-timeout", args.connect_timeout)?
@@ -64,6 +69,7 @@ fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
         retries: args.retry,
         idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
         raw: args.raw,
+        encrypt: args.encrypt,
     })
 }
 
@@ -112,6 +118,8 @@ const HTTP_NO_EVENTS: &str = "no --events yet (each request is one line on stder
                               --json one JSON object on stdout)";
 /// Why `--retry` is.
 const HTTP_NO_RETRY: &str = "--retry is for connecting, and --http listens";
+/// Why `--encrypt` is.
+const HTTP_NO_ENCRYPT: &str = "no --encrypt: HTTP mode speaks plain HTTP/1.1 (no TLS yet)";
 
 /// The token to prove or require, if any: `--no-auth` wins, then `--token-file`, then
 /// `--token` (or `ZCP_TOKEN`).
@@ -211,6 +219,7 @@ impl SendConfig {
             refuse_with_http(&[
                 (events, HTTP_NO_EVENTS),
                 (args.net.retry > 0, HTTP_NO_RETRY),
+                (args.net.encrypt, HTTP_NO_ENCRYPT),
                 (
                     args.no_sparse,
                     "--no-sparse changes nothing: an HTTP body carries holes as zeros",
@@ -322,7 +331,11 @@ impl RecvConfig {
         }
         if args.http {
             let events = args.output_args.events || args.output_args.events_fd.is_some();
-            refuse_with_http(&[(events, HTTP_NO_EVENTS), (args.net.retry > 0, HTTP_NO_RETRY)])?;
+            refuse_with_http(&[
+                (events, HTTP_NO_EVENTS),
+                (args.net.retry > 0, HTTP_NO_RETRY),
+                (args.net.encrypt, HTTP_NO_ENCRYPT),
+            ])?;
         }
         if args.fsync && (stdout || args.net.raw) {
             return Err(usage_error(
@@ -591,6 +604,15 @@ mod tests {
         assert!(usage_message(sent).contains("--retry is for connecting"));
         assert!(usage_message(recv(&["--http", "--retry", "2"])).contains("--retry"));
         assert!(send(&["f", "127.0.0.1:1", "--retry", "2"]).is_ok());
+    }
+
+    #[test]
+    fn http_refuses_encrypt_on_either_end() {
+        let served = send(&["--http", "--listen", "127.0.0.1:0", "f", "--encrypt"]);
+        assert!(usage_message(served).contains("--http: no --encrypt"));
+        assert!(usage_message(recv(&["--http", "--encrypt"])).contains("--http: no --encrypt"));
+        assert!(send(&["f", "127.0.0.1:1", "--encrypt"]).is_ok_and(|c| c.net.encrypt));
+        assert!(recv(&["--encrypt"]).is_ok_and(|c| c.net.encrypt));
     }
 
     #[test]

@@ -65,3 +65,41 @@ pub struct Fallback {
     pub errno: Option<i32>,
     pub reason: String,
 }
+
+/// How a session's bytes are protected on the wire (`--encrypt`): the report's `encryption`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Encryption {
+    /// Plaintext (the default).
+    #[default]
+    None,
+    /// TLS 1.3 with `cipher` (the suite's name), its records sealed by the kernel (kTLS, the
+    /// data path unchanged) or in user space, where `fallback` says why not the kernel.
+    Tls { kernel: bool, cipher: String, fallback: Option<String> },
+}
+
+impl Encryption {
+    /// The report token: `none`, `tls1.3 (kernel)` or `tls1.3 (user space)`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Encryption::None => "none",
+            Encryption::Tls { kernel: true, .. } => "tls1.3 (kernel)",
+            Encryption::Tls { kernel: false, .. } => "tls1.3 (user space)",
+        }
+    }
+
+    /// The negotiated cipher suite, when encrypted.
+    pub fn cipher(&self) -> Option<&str> {
+        match self {
+            Encryption::None => None,
+            Encryption::Tls { cipher, .. } => Some(cipher),
+        }
+    }
+
+    /// Why the kernel does not seal the records, when it does not.
+    pub fn fallback(&self) -> Option<&str> {
+        match self {
+            Encryption::Tls { fallback: Some(why), .. } => Some(why),
+            _ => None,
+        }
+    }
+}

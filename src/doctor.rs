@@ -16,7 +16,7 @@ use crate::datapath::{DataPath, Method};
 use crate::error::ExitCode;
 use crate::sys::machine::Machine;
 pub use probe::{PROBE_BYTES, Probe};
-pub use system::{PipeSizes, SocketLimits};
+pub use system::{KernelTls, PipeSizes, SocketLimits};
 
 /// Everything `zcp doctor` found.
 #[derive(Debug, Clone)]
@@ -24,6 +24,8 @@ pub struct Findings {
     pub machine: Machine,
     pub pipe: PipeSizes,
     pub sockets: SocketLimits,
+    /// Kernel TLS, for `--encrypt`.
+    pub ktls: KernelTls,
     pub paths: Vec<PathFindings>,
 }
 
@@ -102,6 +104,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         machine: Machine::this(),
         pipe: system::pipe_sizes(),
         sockets: system::socket_limits(),
+        ktls: system::kernel_tls(),
         paths: targets.iter().map(Target::probe).collect(),
     };
     if args.json {

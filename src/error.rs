@@ -28,6 +28,8 @@ pub enum ExitCode {
     Io = 7,
     /// The token proof failed or is missing, on either side.
     Auth = 8,
+    /// One end uses `--encrypt` and the other does not, or the encrypted stream failed.
+    Encryption = 9,
     /// Interrupted by SIGINT (Ctrl-C).
     Interrupted = 130,
     /// Stopped by SIGTERM.
@@ -46,6 +48,7 @@ impl ExitCode {
         (ExitCode::Checksum, "checksum mismatch: nothing was put in place"),
         (ExitCode::Io, "local file error (not found, permission, disk full)"),
         (ExitCode::Auth, "authentication failed: wrong or missing token"),
+        (ExitCode::Encryption, "--encrypt on one end only, or the encrypted stream was damaged"),
         (ExitCode::Interrupted, "interrupted (Ctrl-C)"),
         (ExitCode::Terminated, "stopped by SIGTERM"),
     ];
@@ -71,6 +74,9 @@ pub enum SessionError {
     Usage(String),
     /// The token proof failed or is missing.
     Auth(String),
+    /// One end uses `--encrypt` and the other does not, or the TLS layer failed (a record
+    /// that does not authenticate: tampering).
+    Encryption(String),
     /// This end was stopped by `signal` (SIGINT, SIGTERM) before it was done.
     Interrupted { signal: nix::sys::signal::Signal, message: String },
     /// `--method` named a path that cannot serve this source or destination.
@@ -92,6 +98,7 @@ impl fmt::Display for SessionError {
         match self {
             SessionError::Usage(m)
             | SessionError::Auth(m)
+            | SessionError::Encryption(m)
             | SessionError::Interrupted { message: m, .. } => f.write_str(m),
             SessionError::MethodUnavailable { path, errno, reason } => {
                 write!(f, "--method {path} cannot be used: {reason}")?;
@@ -163,6 +170,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
         return Some(match e {
             SessionError::Usage(_) => ExitCode::Usage,
             SessionError::Auth(_) => ExitCode::Auth,
+            SessionError::Encryption(_) => ExitCode::Encryption,
             SessionError::Interrupted { signal, .. } => ExitCode::stopped_by(*signal),
             SessionError::MethodUnavailable { .. } => ExitCode::Usage,
             SessionError::IsADirectory(_) => ExitCode::Io,
@@ -181,6 +189,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
     if let Some(e) = cause.downcast_ref::<ProtocolError>() {
         return Some(match e {
             ProtocolError::Closed => ExitCode::Connection,
+            ProtocolError::TlsPeer => ExitCode::Encryption,
             _ => ExitCode::Protocol,
         });
     }

@@ -428,3 +428,25 @@ fn sparse_rows_report_the_blocks_of_source_and_copy() {
     assert!(table.contains("sparse: allocated 512-byte blocks: source"), "{table}");
     assert_empty(dir.path());
 }
+
+#[test]
+fn encrypt_adds_encrypted_pairs_and_socat_with_tls() {
+    for tool in ["socat", "openssl"] {
+        if let Some(why) =
+            crate::util::unusable(tool, &["-h"]).filter(|w| w.contains("not installed"))
+        {
+            return skip(&why);
+        }
+    }
+    let dir = TempDir::new().unwrap();
+    let args = ["--size", "4M", "--methods", "auto:auto", "--encrypt"];
+    let assert = bench(dir.path(), &[&args[..], &["--compare"]].concat()).success();
+    let report = stdout_json(&assert);
+    let names: Vec<&str> = pairs(&report).iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.starts_with(&["auto:auto", "auto:auto --encrypt"]), "{names:?}");
+    assert!(names.contains(&"socat OPENSSL -b 131072"), "{names:?}");
+    for name in ["auto:auto --encrypt", "socat OPENSSL -b 131072"] {
+        assert_eq!(pair(&report, name)["status"], "ok", "{name}: {report:#}");
+    }
+    assert_empty(dir.path());
+}

@@ -122,3 +122,21 @@ fn a_missing_path_stops_before_any_probe() {
     assert_eq!(mtime, long_ago, "a directory was probed before the missing path was rejected");
     assert!(names_in(dir.path()).is_empty());
 }
+
+#[test]
+fn kernel_tls_is_reported_as_the_kernel_answers() {
+    let dir = TempDir::new().unwrap();
+    let ktls = doctor_json(dir.path())["ktls"].clone();
+    let ulps = fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp").unwrap_or_default();
+    // The kernel lists "tls" once its module is loaded; zcp's probe loads it if it can.
+    let has_tls = ktls["available"] == true;
+    if has_tls {
+        assert!(!ktls["ciphers"].as_array().unwrap().is_empty(), "{ktls:#}");
+    } else {
+        assert!(!ulps.split_whitespace().any(|u| u == "tls"), "kernel lists tls: {ulps}");
+        assert!(ktls["errno_name"].is_string(), "{ktls:#}");
+        doctor(&[dir.path()])
+            .success()
+            .stderr(contains("ktls      not available: setsockopt(TCP_ULP"));
+    }
+}

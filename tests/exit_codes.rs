@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::util::{ExitCode, Process, Receiver, assert_exit, assert_says, run, zcp_command};
-use crate::{auth, connect, errors, faults};
+use crate::{auth, connect, encrypt, errors, faults};
 
 /// For each documented code, the test whose scenario exits with it.
 const COVERED: &[(i32, fn())] = &[
@@ -21,6 +21,7 @@ const COVERED: &[(i32, fn())] = &[
     (6, faults::flipped_byte_is_a_checksum_mismatch_on_both_ends),
     (7, errors::missing_source_exits_7_naming_it),
     (8, auth::wrong_token_exits_8_and_the_receiver_serves_the_right_one),
+    (9, encrypt::a_flipped_byte_in_a_record_fails_the_session_and_saves_nothing),
     (130, code_130_sigint),
     (143, faults::sigterm_stops_a_keep_open_receiver_with_143_and_a_summary),
 ];

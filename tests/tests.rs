@@ -10,6 +10,7 @@ mod connect;
 mod docs;
 mod doctor;
 mod durable;
+mod encrypt;
 mod errors;
 mod events;
 mod existing;

@@ -41,7 +41,7 @@ const TREE_FILE_SIZE: u64 = 4 << 10;
 /// Default data of `--sparse`: of the dense file, and of the sparse one's extents together.
 const SPARSE_DATA: u64 = 64 << 20;
 /// The pair `--fsync` and `--sparse` run, with and without the flag they measure.
-const AUTO: Pair = Pair { send: "auto", recv: "auto" };
+const AUTO: Pair = Pair { send: "auto", recv: "auto", encrypt: false };
 
 /// What the rows compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,8 @@ pub struct BenchConfig {
     pub pairs: Vec<Pair>,
     /// Also run nc, socat and iperf3.
     pub compare: bool,
+    /// Also run every pair with `--encrypt` (and, with `compare`, socat OPENSSL).
+    pub encrypt: bool,
     /// Another zcp binary to run the same pairs with, and the label its rows carry.
     pub against: Option<(String, PathBuf)>,
     /// Buffer of the buffered path, in bytes.
@@ -89,11 +91,12 @@ pub struct BenchConfig {
     pub scenario: Scenario,
 }
 
-/// A sender:receiver pair of `--method` tokens.
+/// A sender:receiver pair of `--method` tokens, with or without `--encrypt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pair {
     pub send: &'static str,
     pub recv: &'static str,
+    pub encrypt: bool,
 }
 
 impl Pair {
@@ -113,11 +116,13 @@ impl Pair {
         Ok(Pair {
             send: pick(send, &SEND_METHODS, "send")?,
             recv: pick(recv, &RECV_METHODS, "recv")?,
+            encrypt: false,
         })
     }
 
     pub fn name(&self) -> String {
-        format!("{}:{}", self.send, self.recv)
+        let tls = if self.encrypt { " --encrypt" } else { "" };
+        format!("{}:{}{tls}", self.send, self.recv)
     }
 }
 
@@ -141,12 +146,16 @@ impl BenchConfig {
         } else {
             FILE_PAIRS
         });
-        let pairs = match scenario {
+        let mut pairs = match scenario {
             Scenario::Methods => {
                 methods.split(',').map(Pair::parse).collect::<anyhow::Result<Vec<_>>>()?
             }
             Scenario::Fsync | Scenario::Sparse => vec![AUTO],
         };
+        if args.encrypt {
+            let encrypted: Vec<Pair> = pairs.iter().map(|p| Pair { encrypt: true, ..*p }).collect();
+            pairs.extend(encrypted);
+        }
         let dirs = if args.dir.is_empty() { vec![std::env::temp_dir()] } else { args.dir };
         let dirs = dirs.iter().map(|d| absolute_dir(d)).collect::<anyhow::Result<Vec<_>>>()?;
         let file = match args.file {
@@ -165,6 +174,7 @@ impl BenchConfig {
             file,
             pairs,
             compare: args.compare,
+            encrypt: args.encrypt,
             against: args.against.as_deref().map(parse_against).transpose()?,
             buffer_size: args.buffer_size,
             export_markdown: args.export_markdown,
@@ -312,7 +322,8 @@ fn contenders(cfg: &BenchConfig, sparse: Option<&(PathBuf, u64)>) -> Vec<Contend
     });
     let zcp = ours.chain(theirs);
     let peers: &[Peer] = if cfg.files.is_some() { &Peer::TREE } else { &Peer::FILE };
-    let peers = peers.iter().copied().filter(|_| cfg.compare);
+    let tls = (cfg.encrypt && cfg.files.is_none()).then_some(Peer::SocatTls);
+    let peers = peers.iter().copied().chain(tls).filter(|_| cfg.compare);
     let peers = peers.map(|p| (p.name().to_string(), What::Peer(p, p.locate())));
     zcp.chain(peers)
         .map(|(name, what)| Contender { name, what, samples: Vec::new(), failure: None })
@@ -521,7 +532,7 @@ mod tests {
     fn pairs_parse_known_tokens_only() {
         assert_eq!(
             Pair::parse("sendfile:splice").unwrap(),
-            Pair { send: "sendfile", recv: "splice" }
+            Pair { send: "sendfile", recv: "splice", encrypt: false }
         );
         assert_eq!(Pair::parse(" buffered:buffered").unwrap().name(), "buffered:buffered");
         assert!(Pair::parse("sendfile").is_err());

@@ -28,6 +28,8 @@ const SOURCE_LINK: &str = "source";
 pub enum Peer {
     Netcat,
     Socat,
+    /// socat with TLS 1.3 (`OPENSSL-LISTEN:` into `OPENSSL:`), for `--encrypt`.
+    SocatTls,
     Iperf3,
     /// `tar -cf - | nc` into `nc -l | tar -xf -`: how trees are moved without zcp.
     TarNc,
@@ -49,6 +51,7 @@ impl Peer {
         match self {
             Peer::Netcat => "nc",
             Peer::Socat => "socat -b 131072",
+            Peer::SocatTls => "socat OPENSSL -b 131072",
             Peer::Iperf3 => "iperf3 (memory)",
             Peer::TarNc => "tar | nc",
             Peer::ZcpHttp => "zcp send --http | curl",
@@ -61,6 +64,7 @@ impl Peer {
         match self {
             Peer::Netcat => &["nc"],
             Peer::Socat => &["socat"],
+            Peer::SocatTls => &["socat", "openssl"],
             Peer::Iperf3 => &["iperf3"],
             Peer::TarNc => &["tar", "nc"],
             Peer::ZcpHttp => &["curl"],
@@ -80,6 +84,7 @@ impl Peer {
         match self {
             Peer::Netcat => netcat(program, ctx, dir),
             Peer::Socat => socat(program, ctx, dir),
+            Peer::SocatTls => socat_tls(program, ctx, dir),
             Peer::Iperf3 => iperf3(program, ctx),
             Peer::TarNc => tar_nc(program, ctx, dir),
             Peer::ZcpHttp => http_sample(ctx, dir, super::http::zcp_curl(program, ctx, dir)),
@@ -140,6 +145,65 @@ fn socat(program: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sam
     })?;
     ctx.verify_copy(&dir.join(COPY))?;
     Ok(file_sample(ctx, &run))
+}
+
+/// TLS 1.3 between two socats, with zcp's preferred suite (AES-128-GCM, pinned through an
+/// OpenSSL config file) and a throwaway certificate made with `openssl req` before the clock
+/// starts; the client does not verify it (zcp's TLS layer checks no certificate either).
+fn socat_tls(program: &Path, ctx: &RunContext<'_>, dir: &Path) -> anyhow::Result<Sample> {
+    let port = free_port()?;
+    std::os::unix::fs::symlink(ctx.source, dir.join(SOURCE_LINK))
+        .with_context(|| format!("linking {} into {}", ctx.source.display(), dir.display()))?;
+    throwaway_cert(dir)?;
+    let conf = dir.join("openssl.cnf");
+    std::fs::write(&conf, OPENSSL_CONF).context("writing the OpenSSL config")?;
+    let mut receiver = Command::new(program);
+    receiver
+        .args(["-b", "131072", "-u"])
+        .arg(format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert=cert.pem,key=key.pem,verify=0"
+        ))
+        .arg(format!("OPEN:{COPY},creat,trunc"))
+        .env("OPENSSL_CONF", &conf)
+        .current_dir(dir)
+        .stdout(Stdio::null());
+    let run = transfer("socat OPENSSL", &mut receiver, Ready::Listening(port), |_| {
+        let mut sender = Command::new(program);
+        sender.args(["-b", "131072", "-u"]).arg(format!("OPEN:{SOURCE_LINK}"));
+        sender.arg(format!("OPENSSL:127.0.0.1:{port},verify=0")).current_dir(dir);
+        sender.env("OPENSSL_CONF", &conf).stdin(Stdio::null()).stdout(Stdio::null());
+        sender
+    })?;
+    ctx.verify_copy(&dir.join(COPY))?;
+    Ok(file_sample(ctx, &run))
+}
+
+/// OpenSSL settings for both socats: TLS 1.3 with AES-128-GCM only.
+const OPENSSL_CONF: &str = "openssl_conf = zcp_bench
+[zcp_bench]
+ssl_conf = zcp_ssl
+[zcp_ssl]
+system_default = zcp_tls
+[zcp_tls]
+MinProtocol = TLSv1.3
+Ciphersuites = TLS_AES_128_GCM_SHA256
+";
+
+/// `cert.pem` and `key.pem` in `dir`: a P-256 key and a self-signed certificate for a day.
+fn throwaway_cert(dir: &Path) -> anyhow::Result<()> {
+    let openssl = find("openssl").context("openssl is not installed")?;
+    let out = Command::new(openssl)
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args(["-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "1"])
+        .args(["-subj", "/CN=zcp-bench"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .context("running openssl req")?;
+    if !out.status.success() {
+        bail!("openssl req failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
 }
 
 /// `tar -C PARENT -cf - TREE | nc -N 127.0.0.1 PORT` into `nc -l 127.0.0.1 PORT | tar -C DIR

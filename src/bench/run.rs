@@ -217,14 +217,17 @@ pub fn zcp(
     out: &Path,
 ) -> anyhow::Result<Sample> {
     let buffer = ctx.buffer_size.to_string();
-    let common = ["--buffer-size", buffer.as_str(), "--json", "--quiet"];
+    let mut common = vec!["--buffer-size", buffer.as_str(), "--json", "--quiet"];
+    if pair.encrypt {
+        common.push("--encrypt");
+    }
     let mut receiver = Command::new(ctx.zcp);
     receiver
         .args(["recv", "--listen", "127.0.0.1:0", "--output"])
         .arg(out)
         .args(["--method", pair.recv])
         .args(variant.recv_args)
-        .args(common)
+        .args(&common)
         .env(TOKEN_ENV, ctx.token)
         .stdout(Stdio::piped());
     let run = transfer("zcp", &mut receiver, Ready::Announced, |addr| {
@@ -237,13 +240,26 @@ pub fn zcp(
     let copy = out.join(ctx.source_name);
     ctx.verify_copy(&copy)?;
     let blocks = variant.blocks.then(|| allocated(ctx.source, &copy)).transpose()?;
-    Ok(Sample {
-        throughput: ctx.rate(run.wall),
-        cpu: run.cpu(),
-        send: reported_side(&run.sent, "send")?,
-        recv: reported_side(&run.received, "recv")?,
-        blocks,
-    })
+    let (mut send, mut recv) =
+        (reported_side(&run.sent, "send")?, reported_side(&run.received, "recv")?);
+    if pair.encrypt {
+        send.fallbacks.extend(encryption_note(&run.sent, "send")?);
+        recv.fallbacks.extend(encryption_note(&run.received, "recv")?);
+    }
+    Ok(Sample { throughput: ctx.rate(run.wall), cpu: run.cpu(), send, recv, blocks })
+}
+
+/// For an `--encrypt` run: why the kernel did not seal records, if it did not; an error when
+/// the report says the session was not encrypted at all.
+fn encryption_note(exit: &Exit, side: &str) -> anyhow::Result<Option<String>> {
+    let report: Value = serde_json::from_str(&exit.stdout)
+        .with_context(|| format!("{} printed no JSON report", exit.name))?;
+    let encryption = report["encryption"].as_str().unwrap_or("none");
+    if !encryption.starts_with("tls1.3") {
+        anyhow::bail!("{} ran with --encrypt but reports encryption {encryption}", exit.name);
+    }
+    let why = report["encryption_fallback"].as_str();
+    Ok(why.map(|why| format!("{side}: {encryption}, {why}")))
 }
 
 /// The 512-byte blocks allocated to `source` and to `copy`.

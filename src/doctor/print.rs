@@ -4,17 +4,18 @@
 use humansize::{BINARY, format_size};
 use serde::Serialize;
 
-use super::system::{PipeSizes, SocketLimits};
+use super::system::{KernelTls, PipeSizes, SocketLimits};
 use super::{Findings, PathFindings, PathKind, Probe};
 use crate::error::errno_name;
 
 /// The findings for stderr: the machine and its limits, then each path and its verdict.
 pub fn human(f: &Findings) -> String {
     let mut out = format!(
-        "machine   {}\npipes     {}\nsockets   {}\n",
+        "machine   {}\npipes     {}\nsockets   {}\nktls      {}\n",
         f.machine.describe(),
         pipes(&f.pipe),
-        sockets(&f.sockets)
+        sockets(&f.sockets),
+        kernel_tls(&f.ktls)
     );
     for p in &f.paths {
         out.push_str(&path_block(p));
@@ -95,6 +96,27 @@ fn sockets(s: &SocketLimits) -> String {
     )
 }
 
+/// Whether `--encrypt` keeps sendfile and splice here, and why not.
+fn kernel_tls(k: &KernelTls) -> String {
+    let ulp = k.available_ulp.as_deref().map_or_else(String::new, |u| {
+        format!(" (tcp_available_ulp: {})", if u.is_empty() { "none" } else { u })
+    });
+    match (k.available, &k.errno_name, &k.error) {
+        (true, _, _) if k.ciphers.is_empty() => format!(
+            "the tls module loads but took no cipher's keys{ulp}: --encrypt seals records in user space"
+        ),
+        (true, _, _) => {
+            format!("available: {}; --encrypt keeps sendfile and splice", k.ciphers.join(", "))
+        }
+        (false, Some(errno), _) => format!(
+            "not available: setsockopt(TCP_ULP, \"tls\") fails ({errno}){ulp}; --encrypt seals \
+             records in user space"
+        ),
+        (false, None, Some(e)) => format!("not probed: {e}"),
+        (false, None, None) => "not probed".to_string(),
+    }
+}
+
 /// The one JSON object for stdout; its keys are a contract.
 pub fn json(f: &Findings) -> String {
     let view = JsonFindings {
@@ -104,6 +126,7 @@ pub fn json(f: &Findings) -> String {
         cores: f.machine.cores,
         pipe: &f.pipe,
         sockets: &f.sockets,
+        ktls: &f.ktls,
         paths: f.paths.iter().map(JsonPath::of).collect(),
     };
     crate::report::json_text(&view)
@@ -117,6 +140,7 @@ struct JsonFindings<'a> {
     cores: usize,
     pipe: &'a PipeSizes,
     sockets: &'a SocketLimits,
+    ktls: &'a KernelTls,
     paths: Vec<JsonPath<'a>>,
 }
 

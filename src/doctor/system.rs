@@ -103,3 +103,52 @@ pub fn file_system(path: &std::path::Path) -> String {
 pub fn file_system(_path: &std::path::Path) -> String {
     "unknown".into()
 }
+
+/// Whether this kernel can seal TLS records itself (kTLS), for `--encrypt`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelTls {
+    pub available: bool,
+    /// The errno of `setsockopt(TCP_ULP, "tls")` when it failed (`ENOENT`: no tls module).
+    pub errno_name: Option<String>,
+    /// The ciphers whose keys the kernel took, on a throwaway loopback socket.
+    pub ciphers: Vec<&'static str>,
+    /// `/proc/sys/net/ipv4/tcp_available_ulp`, when readable.
+    pub available_ulp: Option<String>,
+    /// Why the probe itself could not run (no loopback socket).
+    pub error: Option<String>,
+}
+
+/// Probes kTLS on a loopback connection made for it.
+pub fn kernel_tls() -> KernelTls {
+    use crate::link::ktls::{self, Support};
+    let available_ulp = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp")
+        .ok()
+        .map(|s| s.trim().to_string());
+    let mut found = KernelTls {
+        available: false,
+        errno_name: None,
+        ciphers: Vec::new(),
+        available_ulp,
+        error: None,
+    };
+    match loopback() {
+        Ok(socket) => match ktls::probe(&socket) {
+            Support::Available(ciphers) => {
+                found.available = true;
+                found.ciphers = ciphers.into_iter().map(|c| c.name()).collect();
+            }
+            Support::Missing(errno) => found.errno_name = Some(format!("{errno:?}")),
+        },
+        Err(e) => found.error = Some(format!("{e:#}")),
+    }
+    found
+}
+
+fn loopback() -> anyhow::Result<std::net::TcpStream> {
+    use anyhow::Context;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("listening on loopback")?;
+    let addr = listener.local_addr().context("reading the loopback address")?;
+    let client = std::net::TcpStream::connect(addr).context("connecting over loopback")?;
+    listener.accept().context("accepting over loopback")?;
+    Ok(client)
+}

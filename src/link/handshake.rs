@@ -1,18 +1,24 @@
 //! The handshake, for both roles and both directions: greetings (the sender's first), then,
 //! when both ends hold a token, SPAKE2 and the key confirmations, the connecting end proving
 //! first and the accepting end only after that proof checks. All of it runs against one
-//! deadline (`HANDSHAKE_TIMEOUT`), so a peer trickling bytes cannot stretch it. The protocol
-//! module's docs hold the wire format and the security argument.
+//! deadline (`HANDSHAKE_TIMEOUT`), so a peer trickling bytes cannot stretch it. With
+//! `--encrypt` it runs inside the TLS tunnel, and the TLS exporter (`binding`) joins the
+//! transcript the proofs cover. The protocol module's docs hold the wire format and the
+//! security argument.
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use super::auth::{self, Direction, End, Pake, Role, Token};
 use super::peer::{self, Deadline, HANDSHAKE_TIMEOUT, unexpected};
 use crate::error::SessionError;
-use crate::protocol::{self, ErrorCode, Hello, Message, ProtocolError};
+use crate::protocol::{self, ErrorCode, Hello, Message, ProtocolError, ReadError};
+
+/// Domain separation for the TLS exporter value in the transcript.
+const BINDING_LABEL: &[u8] = b"zcp/2 tls exporter";
 
 /// The greeting of an end that asks for token proofs (`auth`) or not.
 pub fn hello(auth: bool, nonce: [u8; 32]) -> Hello {
@@ -22,20 +28,25 @@ pub fn hello(auth: bool, nonce: [u8; 32]) -> Hello {
 /// The sender's side: greets first, reads the receiver's greeting, then authenticates as the
 /// end that connected or accepted (`direction`). `no_auth`: the user said `--no-auth` (the
 /// greeting says so). Returns the receiver's greeting (what it takes: `Hello::takes_sparse`).
+/// `binding`: the TLS exporter value, inside an `--encrypt` tunnel; `within`: what is left of
+/// the handshake deadline (the TLS handshake took the rest).
 pub fn sender(
     socket: &mut TcpStream,
     direction: Direction,
     token: Option<&Token>,
     no_auth: bool,
+    (binding, within): (Option<&[u8; 32]>, Duration),
 ) -> anyhow::Result<Hello> {
-    let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
+    let mut deadline = Deadline::new(socket, within)?;
     let mine = if no_auth { Hello::no_auth() } else { hello(token.is_some(), auth::nonce()?) };
+    let mine = if binding.is_some() { mine.encrypting() } else { mine };
     protocol::write_hello(socket, mine).context("sending the greeting")?;
     let theirs = protocol::read_hello(&mut deadline)
         .map_err(|e| peer::read_failure(e, "the receiver's greeting", Some(HANDSHAKE_TIMEOUT)))?;
     if theirs.version != protocol::VERSION {
         return Err(ProtocolError::UnsupportedVersion(theirs.version).into());
     }
+    same_encryption(theirs, binding, Role::Receiver)?;
     match (token, theirs.auth()) {
         // #13: without a token on either end, both must have said --no-auth.
         (None, false) if no_auth && !theirs.said_no_auth() => Err(SessionError::Auth(
@@ -55,8 +66,8 @@ pub fn sender(
         .into()),
         (Some(token), true) => {
             let end = End { role: Role::Sender, direction };
-            authenticate(socket, &mut deadline, token, end, &greetings(mine, theirs))
-                .map(|()| theirs)
+            let transcript = greetings(mine, theirs, binding);
+            authenticate(socket, &mut deadline, token, end, &transcript).map(|()| theirs)
         }
     }
 }
@@ -69,13 +80,24 @@ pub fn receiver(
     deadline: &mut Deadline,
     direction: Direction,
     token: Option<&Token>,
+    binding: Option<&[u8; 32]>,
 ) -> anyhow::Result<()> {
-    let theirs = protocol::read_hello(deadline)
-        .map_err(|e| peer::read_failure(e, "the sender's greeting", Some(HANDSHAKE_TIMEOUT)))?;
     // A receiver without a token runs with --no-auth (it makes one otherwise), and says so.
     let mine = match token {
         Some(_) => Hello::with_auth(auth::nonce()?),
         None => Hello::no_auth(),
+    };
+    let mine = if binding.is_some() { mine.encrypting() } else { mine };
+    let theirs = match protocol::read_hello(deadline) {
+        Ok(theirs) => theirs,
+        Err(ReadError::Protocol(ProtocolError::TlsPeer)) => {
+            // Our plaintext greeting tells the --encrypt sender that this end does not encrypt.
+            let _ = protocol::write_hello(socket, mine);
+            return Err(ProtocolError::TlsPeer.into());
+        }
+        Err(e) => {
+            return Err(peer::read_failure(e, "the sender's greeting", Some(HANDSHAKE_TIMEOUT)));
+        }
     };
     protocol::write_hello(socket, mine).context("sending the greeting")?;
     if theirs.version != protocol::VERSION {
@@ -83,6 +105,7 @@ pub fn receiver(
         peer::fail_with(socket, ErrorCode::UnsupportedVersion, &err.to_string());
         return Err(err.into());
     }
+    same_encryption(theirs, binding, Role::Sender)?;
     match (token, theirs.auth()) {
         // #13: a sender without a token is served only when it said --no-auth too.
         (None, false) if !theirs.said_no_auth() => refuse(
@@ -104,18 +127,43 @@ pub fn receiver(
         ),
         (Some(token), true) => {
             let end = End { role: Role::Receiver, direction };
-            authenticate(socket, deadline, token, end, &greetings(theirs, mine))
+            let transcript = greetings(theirs, mine, binding);
+            authenticate(socket, deadline, token, end, &transcript)
         }
     }
 }
 
-/// Both greetings as they crossed the wire, the sender's first: the transcript starts here.
-fn greetings(sender: Hello, receiver: Hello) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(2 * protocol::HELLO_LEN);
+/// Both greetings as they crossed the wire, the sender's first, then (inside a TLS tunnel)
+/// the exporter value under its label: the transcript starts here. The greetings have a fixed
+/// length, so a transcript with a binding never equals one without.
+fn greetings(sender: Hello, receiver: Hello, binding: Option<&[u8; 32]>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(2 * protocol::HELLO_LEN + 64);
     // Writing to a Vec cannot fail.
     let _ = protocol::write_hello(&mut bytes, sender);
     let _ = protocol::write_hello(&mut bytes, receiver);
+    if let Some(binding) = binding {
+        bytes.extend(BINDING_LABEL);
+        bytes.extend(binding);
+    }
     bytes
+}
+
+/// Both ends must agree on `--encrypt`: a plaintext end reading an `--encrypt` peer's greeting
+/// (its plaintext preface) stops here, with a message for the user; inside a tunnel, a greeting
+/// without the flag means the peer is confused (or not zcp), and is refused all the same.
+fn same_encryption(theirs: Hello, binding: Option<&[u8; 32]>, them: Role) -> anyhow::Result<()> {
+    let them = them.name();
+    match (theirs.encrypts(), binding.is_some()) {
+        (true, false) => Err(SessionError::Encryption(format!(
+            "the {them} runs with --encrypt: this end must use --encrypt too"
+        ))
+        .into()),
+        (false, true) => Err(SessionError::Encryption(format!(
+            "the {them} does not use --encrypt: use it on both ends, or on neither"
+        ))
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// Tells the peer why (`told`) and fails with an authentication error (`ours`).

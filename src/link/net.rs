@@ -36,6 +36,8 @@ pub struct NetConfig {
     pub idle_timeout: Option<Duration>,
     /// Plain bytes, no protocol.
     pub raw: bool,
+    /// TLS 1.3 under the handshake (`--encrypt`).
+    pub encrypt: bool,
 }
 
 /// How often a listening end waiting for its peer looks at signals and finished handshakes.

@@ -45,7 +45,7 @@
 //! |-------|----------------------------------------------------------------|
 //! | 8     | magic `89 5A 43 50 0D 0A 1A 0A` (`\x89ZCP\r\n\x1a\n`)           |
 //! | 2     | protocol version, `2`                                          |
-//! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); bit 1 NO_AUTH (this end runs with `--no-auth`); bit 2 SPARSE (this end takes the sparse data form); other bits ignored |
+//! | 4     | flags: bit 0 AUTH (sender: will prove a token; receiver: requires one); bit 1 NO_AUTH (this end runs with `--no-auth`); bit 2 SPARSE (this end takes the sparse data form); bit 3 ENCRYPT (this end runs with `--encrypt`, see Encryption); other bits ignored |
 //! | 32    | nonce: fresh random bytes when AUTH is set, else zero          |
 //!
 //! The magic's first byte is not ASCII, so a line of text (`hello` from netcat, an HTTP request)
@@ -144,7 +144,8 @@
 //!    X, Y, Z)` (the crate's transcript hash).
 //! 3. Transcript. `T = SHA-256` over, each part preceded by its `u32` length: the label
 //!    `zcp/2 handshake transcript`, idA, idB, both greetings as sent (the sender's 46 bytes
-//!    first), the connector's PAKE, the acceptor's PAKE.
+//!    first; with `--encrypt` followed by `zcp/2 tls exporter` and the 32-byte TLS exporter
+//!    value, see Encryption), the connector's PAKE, the acceptor's PAKE.
 //! 4. Confirmation keys: `Kc = HMAC-SHA256(K, "zcp/2 connector confirmation")` and
 //!    `Ka = HMAC-SHA256(K, "zcp/2 acceptor confirmation")` (each input length-prefixed, as
 //!    below).
@@ -196,11 +197,80 @@
 //!   attacker who rewrites them in flight makes the proofs fail; an end that requires a token
 //!   never proceeds without one (the AUTH flag must match, else ERROR code 5).
 //!
-//! Not covered: after the handshake the data stream is plaintext and not integrity-protected
-//! by the session key (issue #14); an attacker on the network path between two honest ends can
-//! read, and could change, the files after authentication. The token is never sent; a stolen
-//! token lets its holder act as either end.
+//! Not covered without `--encrypt`: after the handshake the data stream is plaintext and not
+//! integrity-protected by the session key; an attacker on the network path between two honest
+//! ends can read, and could change, the files after authentication. The token is never sent; a
+//! stolen token lets its holder act as either end.
 //!
+//! ## Encryption (`--encrypt`, issue #14)
+//!
+//! Both ends must say `--encrypt`; then the whole session, handshake included, runs inside one
+//! TLS 1.3 connection (RFC 8446; rustls with ring; suites AES-128-GCM, AES-256-GCM,
+//! ChaCha20-Poly1305, the client's order in that preference; no TLS 1.2, no resumption, no
+//! 0-RTT, no session tickets):
+//!
+//! 1. The **accepting** end writes a plaintext greeting at once: a HELLO with ENCRYPT set
+//!    (and SPARSE, as every greeting of this build; zero nonce). The **connecting** end is the
+//!    TLS client and sends its ClientHello at once; it reads the 46-byte greeting before the server's first TLS record and requires
+//!    ENCRYPT in it. The accepting end requires the first byte it receives to be `0x16` (a TLS
+//!    handshake record).
+//! 2. TLS handshake. The server's key is an Ed25519 key made fresh per process; its
+//!    "certificate" is the bare SubjectPublicKeyInfo. The client accepts any key and checks
+//!    only that the handshake is signed by it (CertificateVerify): no authority vouches for
+//!    anything, by design. The server asks for no client certificate.
+//! 3. Inside the tunnel, the handshake above runs unchanged (greetings with ENCRYPT set, PAKE,
+//!    AUTH), except that the transcript `T` also covers the TLS exporter value
+//!    `E = TLS-Exporter("EXPORTER-zcp/2 channel binding", no context, 32)` (RFC 8446 §7.5),
+//!    each end computing it from its own TLS connection.
+//! 4. Then frames and file data as below, as TLS application data. Each end hands its TLS keys
+//!    to the kernel (kTLS: `TCP_ULP` `tls`, `SOL_TLS` `TLS_TX`/`TLS_RX`) when it can, so
+//!    `sendfile`/`splice` keep working, or seals records in user space (`link::records`). This
+//!    is local: the bytes on the wire are the same, and the two ends may differ. Records carry
+//!    application data (type 23) and, at the end, a close_notify alert; no key updates or
+//!    tickets are sent, and a user-space end stops after 2^24 records in one direction.
+//!
+//! What each part proves, to whom, against what:
+//!
+//! - **The TLS handshake proves nothing about who the peer is.** Anyone can complete it. It
+//!   gives each end a channel whose keys only the two TLS endpoints know, and an exporter `E`
+//!   that is the same at both endpoints of one TLS connection and, with overwhelming
+//!   probability, different for any other (it derives from the master secret, which covers
+//!   both key shares and the whole TLS transcript).
+//! - **The AUTH proofs tie the token to the channel.** The connector's AUTH proves to the
+//!   acceptor that an end holding the token computed the same `T`, hence the same `E`: that
+//!   end is the other endpoint of *this* TLS connection. The acceptor's AUTH proves the same
+//!   the other way. So both ends know that the peer they authenticated is the one holding the
+//!   TLS keys that protect everything that follows.
+//! - **Machine in the middle with two TLS sessions.** An attacker who terminates TLS towards
+//!   each end (it can: no certificate is checked) holds two connections with exporters `E1`
+//!   and `E2 ≠ E1`. Forwarding the inner handshake unchanged, each end's proof covers its own
+//!   `E`, so the acceptor rejects the connector's proof ("wrong token", exit 8 on the
+//!   connecting end), and the acceptor never proves itself. To pass, the attacker would have
+//!   to make proofs over its own `E`, which needs the token: it gets one online guess per
+//!   connection, as without TLS. It learns nothing from the PAKE messages it relays.
+//! - **Eavesdropping and tampering.** After the handshake every byte is an AEAD record under
+//!   keys only the two authenticated ends hold; a changed, dropped, reordered or replayed
+//!   record fails authentication (the sequence number is in the nonce): that end sends an
+//!   alert and stops, exit 9, nothing put in place (the part file is kept for a resume). A
+//!   connection cut without TLS close_notify is reported as a cut, not as the end of data.
+//! - **Downgrade.** An `--encrypt` end never sends anything but the ENCRYPT greeting (accepting)
+//!   or a ClientHello (connecting) in the clear, and never reads frames outside TLS: an
+//!   attacker cannot make it talk plaintext, only fail. A plaintext end that meets an
+//!   `--encrypt` peer reads the ENCRYPT flag or the `0x16` byte and stops with "the peer runs
+//!   with --encrypt: this end must use --encrypt too" (exit 9); an `--encrypt` end that meets a
+//!   plaintext one says "the peer does not use --encrypt" (exit 9). Inside the tunnel, both
+//!   greetings must carry ENCRYPT, and they are in `T`. Reflection, replay, relay between two
+//!   listening ends and offline guessing are covered by the handshake as above; TLS does not
+//!   weaken them (the inner messages are the same, `T` only gains a part).
+//! - **`--encrypt --no-auth`** gives confidentiality and integrity against a **passive**
+//!   eavesdropper only: no token proves who is at the other end, so an active attacker can sit
+//!   in the middle with two TLS sessions, read and change everything. Use it only where nobody
+//!   can intercept connections (or alter DNS) on the path.
+//! - Not covered: traffic analysis (sizes and timing of records, the greetings' flags and the
+//!   server's per-process key are visible); a stolen token, as before; the keys of a running
+//!   session in the memory (or, with kTLS, the kernel) of either end. The exporter and the
+//!   keys are never logged.
+
 //! ## File data
 //!
 //! After its FILE_START, a file whose size is known is one raw run of exactly `size - offset`
@@ -268,6 +338,11 @@ pub const FLAG_NO_AUTH: u32 = 2;
 /// Greeting flag: this end takes file data in the sparse form (SPARSE_START). Every greeting
 /// of this build carries it; a sender uses the form only when the receiver's did.
 pub const FLAG_SPARSE: u32 = 4;
+/// Greeting flag: this end runs with `--encrypt` (set in the accepting end's plaintext
+/// preface and in both greetings inside the tunnel).
+pub const FLAG_ENCRYPT: u32 = 8;
+/// First byte of a TLS handshake record: what a plaintext end sees from an `--encrypt` peer.
+pub const TLS_HANDSHAKE: u8 = 0x16;
 
 /// The opening greeting of either end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +373,16 @@ impl Hello {
         self.flags & FLAG_AUTH != 0
     }
 
+    /// Whether the peer runs with `--encrypt`.
+    pub fn encrypts(&self) -> bool {
+        self.flags & FLAG_ENCRYPT != 0
+    }
+
+    /// This greeting, saying `--encrypt` too.
+    pub fn encrypting(self) -> Self {
+        Hello { flags: self.flags | FLAG_ENCRYPT, ..self }
+    }
+
     /// Whether the peer said `--no-auth` (and asks for no token proof).
     pub fn said_no_auth(&self) -> bool {
         self.flags & FLAG_NO_AUTH != 0 && !self.auth()
@@ -314,6 +399,8 @@ impl Hello {
 pub enum ProtocolError {
     /// The first bytes were not the zcp magic.
     NotZcpPeer,
+    /// The first byte opens a TLS handshake: the peer runs with `--encrypt`, this end does not.
+    TlsPeer,
     /// The peer speaks another protocol version.
     UnsupportedVersion(u16),
     /// The connection ended cleanly where a message should start.
@@ -334,6 +421,10 @@ impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProtocolError::NotZcpPeer => write!(f, "not a zcp peer (unexpected greeting)"),
+            ProtocolError::TlsPeer => write!(
+                f,
+                "the peer runs with --encrypt (it opened with TLS): this end must use --encrypt too"
+            ),
             ProtocolError::UnsupportedVersion(v) => {
                 write!(f, "peer speaks zcp protocol version {v}, this build speaks {VERSION}")
             }
@@ -403,6 +494,9 @@ pub fn read_hello(r: &mut impl Read) -> Result<Hello, ReadError> {
             Err(e) => return Err(e.into()),
         };
         let magic_seen = (got + n).min(MAGIC.len());
+        if got == 0 && n > 0 && buf[0] == TLS_HANDSHAKE {
+            return Err(ProtocolError::TlsPeer.into());
+        }
         if buf[..magic_seen] != MAGIC[..magic_seen] {
             return Err(ProtocolError::NotZcpPeer.into());
         }

@@ -1168,7 +1168,10 @@ fn arb_greeting_bytes() -> impl Strategy<Value = Vec<u8>> {
 /// What `read_hello` must answer for `bytes`, worked out from the specification.
 fn expected_hello(bytes: &[u8]) -> Result<Hello, ProtocolError> {
     let seen = bytes.len().min(MAGIC.len());
-    if bytes[..seen] != MAGIC[..seen] {
+    if bytes.first() == Some(&TLS_HANDSHAKE) {
+        // An --encrypt peer's ClientHello (#14).
+        Err(ProtocolError::TlsPeer)
+    } else if bytes[..seen] != MAGIC[..seen] {
         Err(ProtocolError::NotZcpPeer)
     } else if bytes.is_empty() {
         Err(ProtocolError::Closed)
@@ -1389,4 +1392,19 @@ fn a_plan_written_as_it_is_made_is_the_plan_frame() {
     let mut streamed = Vec::new();
     write_plan(&mut streamed, answers.clone().into_iter()).expect("writing to a Vec");
     assert_eq!(streamed, frame(&Message::Plan(Plan { answers })));
+}
+
+#[test]
+fn a_tls_client_hello_is_told_apart_from_other_strangers() {
+    // The first bytes of a TLS 1.x handshake record: what an --encrypt peer sends first.
+    let client_hello = [0x16, 0x03, 0x01, 0x00, 0xf4, 0x01];
+    assert!(matches!(
+        read_hello(&mut client_hello.as_slice()),
+        Err(ReadError::Protocol(ProtocolError::TlsPeer))
+    ));
+    let text = b"GET / HTTP/1.1\r\n";
+    assert!(matches!(
+        read_hello(&mut text.as_slice()),
+        Err(ReadError::Protocol(ProtocolError::NotZcpPeer))
+    ));
 }

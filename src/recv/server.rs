@@ -17,9 +17,10 @@ use super::session::Session;
 use crate::config::{Link, RecvConfig};
 use crate::disk::Destination;
 use crate::error::ExitCode;
-use crate::link::auth::{Direction, Token};
+use crate::link::auth::{Direction, Role, Token};
 use crate::link::lobby::{Lobby, Ticket};
-use crate::link::peer::{Deadline, HANDSHAKE_TIMEOUT};
+use crate::link::peer::Deadline;
+use crate::link::tls::{self, Tunnel};
 use crate::link::{handshake, net, peer};
 use crate::protocol::{self, ErrorCode, Message};
 use crate::report::Report;
@@ -204,7 +205,11 @@ impl Receiver {
         id: u64,
     ) -> anyhow::Result<Report> {
         match self.handshake(&mut socket, Direction::Connected) {
-            Ok(greeted) => self.session(socket, greeted, peer, live, id),
+            Ok(greeted) => {
+                // With --encrypt in user space the session now talks to the record layer.
+                live.rebind(id, &socket);
+                self.session(socket, greeted, peer, live, id)
+            }
             Err(e) => {
                 live.remove(id);
                 Err(e.context(format!("receiving from {peer}")))
@@ -212,11 +217,18 @@ impl Receiver {
         }
     }
 
-    /// The receiver's handshake; the deadline it ran against goes on to bound the offer.
-    fn handshake(&self, socket: &mut TcpStream, direction: Direction) -> anyhow::Result<Deadline> {
-        let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
-        handshake::receiver(socket, &mut deadline, direction, self.cfg.token.as_ref())?;
-        Ok(deadline)
+    /// The receiver's handshake, inside a TLS tunnel with `--encrypt` (`tls::open` may swap
+    /// `socket` for its loopback end); the deadline it ran against goes on to bound the offer.
+    fn handshake(
+        &self,
+        socket: &mut TcpStream,
+        direction: Direction,
+    ) -> anyhow::Result<(Deadline, Tunnel)> {
+        let tunnel = tls::open(socket, direction, self.cfg.net.encrypt, Role::Sender)?;
+        let mut deadline = Deadline::new(socket, tunnel.time_left())?;
+        let (token, binding) = (self.cfg.token.as_ref(), tunnel.binding());
+        handshake::receiver(socket, &mut deadline, direction, token, binding)?;
+        Ok((deadline, tunnel))
     }
 
     /// One session on its own thread. A session that panics still ends as a session: counted,
@@ -224,18 +236,18 @@ impl Receiver {
     fn session(
         &self,
         socket: TcpStream,
-        greeted: Deadline,
+        (greeted, tunnel): (Deadline, Tunnel),
         peer: &str,
         live: &Live,
         id: u64,
     ) -> anyhow::Result<Report> {
-        let session = Session { cfg: &self.cfg, dest: &self.dest };
+        let session = Session { cfg: &self.cfg, dest: &self.dest, encryption: tunnel.encryption() };
         let serve = || session.serve(socket, greeted, || live.started_data(id));
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve));
         live.remove(id);
-        served
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")))
-            .with_context(|| format!("receiving from {peer}"))
+        let served =
+            served.unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")));
+        tunnel.conclude(served).with_context(|| format!("receiving from {peer}"))
     }
 }
 
@@ -287,6 +299,16 @@ impl Live {
         list.push(LiveSession { id, socket, in_data: false });
         self.admitted.fetch_add(1, Ordering::AcqRel);
         Some(id)
+    }
+
+    /// Points session `id` at `socket`, the one its frames now go through (`tls::open` may
+    /// have swapped it for the record layer's loopback end).
+    fn rebind(&self, id: u64, socket: &TcpStream) {
+        if let (Ok(socket), Ok(mut list)) = (socket.try_clone(), self.sessions.lock())
+            && let Some(session) = list.iter_mut().find(|s| s.id == id)
+        {
+            session.socket = socket;
+        }
     }
 
     fn admitted(&self) -> u64 {

@@ -14,7 +14,7 @@ use super::plan::{self, SessionPlan, read_ahead, size};
 use crate::config::RecvConfig;
 use crate::copy::batch::{self, Inbox};
 use crate::copy::{self, Framing, Incoming, Moved};
-use crate::datapath::{DataPath, Method};
+use crate::datapath::{DataPath, Encryption, Method};
 use crate::disk::writer::{Job, Writer};
 use crate::disk::{self, Barrier, Decision, Destination, LockedPart, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code};
@@ -27,10 +27,12 @@ use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Role, Status};
 use crate::sys::rusage;
 
-/// What one session reads: the receiver's options and destination.
+/// What one session reads: the receiver's options and destination, and the channel's
+/// protection (for the report).
 pub(super) struct Session<'r> {
     pub cfg: &'r RecvConfig,
     pub dest: &'r Destination,
+    pub encryption: Encryption,
 }
 
 impl Session<'_> {
@@ -56,7 +58,8 @@ impl Session<'_> {
         match self.dest.directory_for(&offer.entries) {
             Ok(None) => self.serve_offer(socket, offer, None, data_starts),
             Ok(Some((dir, created))) => {
-                let session = Session { cfg: self.cfg, dest: &dir };
+                let encryption = self.encryption.clone();
+                let session = Session { cfg: self.cfg, dest: &dir, encryption };
                 let created = created.then(|| self.cfg.output.display().to_string());
                 session.serve_offer(socket, offer, created, data_starts)
             }
@@ -110,8 +113,14 @@ impl Session<'_> {
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
         protocol::write_message(&mut socket, &Message::Summary(summary))
             .context("sending the summary")?;
-        let report =
-            Report { role: Role::Recv, files: plan.reports, send: sender, recv: stats, created };
+        let report = Report {
+            role: Role::Recv,
+            files: plan.reports,
+            send: sender,
+            recv: stats,
+            created,
+            encryption: self.encryption.clone(),
+        };
         events.finished(&report);
         Ok(report)
     }

@@ -7,7 +7,7 @@ use humansize::{BINARY, format_size};
 
 use super::{FileReport, RawReport, Report, Role, Status};
 use crate::copy::batch::{self, SMALL_FILE};
-use crate::datapath::{DataPath, Fallback};
+use crate::datapath::{DataPath, Encryption, Fallback};
 use crate::error::errno_name;
 use crate::protocol::SideStats;
 
@@ -40,6 +40,7 @@ impl Report {
                 cpu_summary(self.bytes(), &self.send, &self.recv),
             )
         };
+        line.push_str(&encryption_line(&self.encryption));
         if let Some(dir) = &self.created {
             line.push_str(&format!(
                 "\n  created directory {} (--output did not exist)",
@@ -74,6 +75,16 @@ impl Report {
         line.push_str(&fallback_lines("recv", &self.recv));
         line
     }
+}
+
+/// `encryption: tls1.3 (user space), CIPHER`, and why not the kernel; nothing for plaintext.
+fn encryption_line(e: &Encryption) -> String {
+    let Some(cipher) = e.cipher() else { return String::new() };
+    let mut line = format!("\n  encryption: {}, {cipher}", e.as_str());
+    if let Some(why) = e.fallback() {
+        line.push_str(&format!("\n  encryption: {why}"));
+    }
+    line
 }
 
 impl RawReport {

@@ -40,6 +40,9 @@ impl Report {
             send: JsonSide::of(&self.send),
             recv: JsonSide::of(&self.recv),
             created_output: self.created.as_deref(),
+            encryption: self.encryption.as_str(),
+            cipher: self.encryption.cipher(),
+            encryption_fallback: self.encryption.fallback(),
         }
     }
 }
@@ -108,6 +111,9 @@ struct JsonReport<'a> {
     send: JsonSide<'a>,
     recv: JsonSide<'a>,
     created_output: Option<&'a str>,
+    encryption: &'static str,
+    cipher: Option<&'a str>,
+    encryption_fallback: Option<&'a str>,
 }
 
 #[derive(Serialize)]

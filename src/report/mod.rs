@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::datapath::DataPath;
+use crate::datapath::{DataPath, Encryption};
 use crate::error::SessionError;
 use crate::protocol::SideStats;
 
@@ -86,6 +86,8 @@ pub struct Report {
     pub recv: SideStats,
     /// The `--output` directory this session created (it did not exist), receiver only.
     pub created: Option<String>,
+    /// How this end's bytes crossed the wire (`--encrypt`).
+    pub encryption: Encryption,
 }
 
 impl Report {

@@ -19,11 +19,12 @@ use crate::copy::batch;
 use crate::copy::pace::Pacer;
 use crate::copy::source::Source;
 use crate::copy::{self, Counted, Framing, Moved, Outgoing};
-use crate::datapath::{DataPath, Method};
+use crate::datapath::{DataPath, Encryption, Method};
 use crate::error::SessionError;
 use crate::link::auth::Direction;
 use crate::link::handshake;
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
+use crate::link::tls::Tunnel;
 use crate::progress::Ui;
 use crate::protocol::{
     self, Answer, EntryKind, FileEnd, Hello, Message, Offer, ProtocolError, VerdictStatus,
@@ -63,32 +64,43 @@ pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
 
 /// The sender's handshake on a connection made in `direction`: what `net::establish` runs.
 /// A connection this end made names its peer; an accepted one is logged with it already.
-/// Returns the receiver's greeting (whether it takes the sparse form).
+/// Returns the receiver's greeting (whether it takes the sparse form). With `--encrypt` it runs
+/// inside the `tunnel`, which `tls::open` made first.
 pub fn greet(
     cfg: &SendConfig,
     socket: &mut TcpStream,
     direction: Direction,
+    tunnel: &Tunnel,
 ) -> anyhow::Result<Hello> {
-    let greeted = handshake::sender(socket, direction, cfg.token.as_ref(), cfg.no_auth);
+    let (token, channel) = (cfg.token.as_ref(), (tunnel.binding(), tunnel.time_left()));
+    let greeted = handshake::sender(socket, direction, token, cfg.no_auth, channel);
     match direction {
-        Direction::Connected => greeted.with_context(|| format!("greeting {}", peer_name(socket))),
+        Direction::Connected => {
+            greeted.with_context(|| format!("greeting {}", tunnel.peer_name(socket)))
+        }
         Direction::Accepted => greeted,
     }
 }
 
-fn peer_name(socket: &TcpStream) -> String {
-    socket.peer_addr().map_or_else(|_| "the receiver".to_string(), |a| a.to_string())
+/// The receiver as the handshake left it.
+pub struct Greeted {
+    /// What errors call it: its address (with `--encrypt` in user space the session's socket
+    /// is a local one, so the tunnel names it).
+    pub name: String,
+    /// Its greeting, saying what it takes (the sparse form).
+    pub hello: Hello,
+    /// The channel's protection, for the report.
+    pub encryption: Encryption,
 }
 
-/// Runs one session over `socket`, greeted already (see `greet`: `receiver` is the greeting it
-/// returned), and returns both ends' report.
+/// Runs one session over `socket`, greeted already (see `greet`), and returns both ends'
+/// report.
 pub fn run(
     cfg: &SendConfig,
     manifest: &Manifest,
     mut socket: TcpStream,
-    receiver: Hello,
+    receiver: Greeted,
 ) -> anyhow::Result<Report> {
-    let peer = peer_name(&socket);
     let answers = offer(&mut socket, manifest, cfg)?;
     peer::set_timeout(&socket, cfg.net.idle_timeout)?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
@@ -99,12 +111,12 @@ pub fn run(
     // Ctrl-C now stops the transfer between calls, so the user learns what was kept.
     signals::install()?;
     let events = Events::new(cfg.print.events);
-    let sparse = cfg.sparse && receiver.takes_sparse();
+    let sparse = cfg.sparse && receiver.hello.takes_sparse();
     let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports, (&events, sparse));
     signals::restore();
     let (total, mut pending) = pushed
         .map_err(|e| explain_idle(e, idle))
-        .with_context(|| format!("sending to {peer}"))
+        .with_context(|| format!("sending to {}", receiver.name))
         .map_err(explain_interrupt)?;
     let stats = start.side_stats(&total);
     pending.extend(protocol::frame(&Message::Finish(stats.clone())));
@@ -136,6 +148,7 @@ pub fn run(
         send: stats,
         recv: summary.stats,
         created: None,
+        encryption: receiver.encryption,
     };
     events.file_ends(&report);
     events.finished(&report);

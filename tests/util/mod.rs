@@ -30,7 +30,7 @@ pub use proxy::{Fault, Proxy, ProxyLog};
 pub use zcp::cli::{Cli, RecvMethod, SendMethod};
 pub use zcp::copy::batch::SMALL_FILE;
 pub use zcp::error::ExitCode;
-pub use zcp::link::auth;
+pub use zcp::link::{auth, tls};
 pub use zcp::protocol;
 pub use zcp::shell::{completion_file, completions};
 
@@ -63,6 +63,16 @@ pub fn skip(reason: &str) {
     // libtest captures `eprintln!` (and shows it only for failures); a write to the stderr
     // handle itself is not captured.
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+}
+
+/// Says that the running test cannot run here because the **kernel** lacks a feature (kTLS,
+/// say), as `SKIPPED <test>: <reason>`. Unlike `skip`, this one is allowed under
+/// `ZCP_TEST_REQUIRE_ALL=1`: CI can install tools and take privileges, but cannot change its
+/// kernel. Use it only for a kernel feature, after asserting what the fallback does.
+pub fn skip_kernel_feature(reason: &str) {
+    let current = thread::current();
+    let test = current.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: missing kernel feature: {reason}");
 }
 
 /// Why `program ARGS…` cannot be used here (not installed, or failing), if it cannot.

@@ -1,0 +1,337 @@
+//! The user-space TLS record layer, for `--encrypt` where the kernel cannot seal records: the
+//! session keeps a TCP socket (the end of a private loopback connection), so every data path
+//! works unchanged, and two threads seal and open its records (`records`) on the network
+//! socket, one each way. Records carry 16 KiB (the TLS maximum); the sender reads up to 16 of
+//! them with one `readv` straight into their slots, seals them in place and writes them with one
+//! `write`; the receiver opens what one `read` brought in place and hands the plaintext over
+//! with one `writev`. A record that does not authenticate ends both directions and is
+//! remembered, so the session's error can name it (`Tunnel::conclude`).
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::ops::Range;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use rustls::Connection;
+
+use super::records::{
+    ALERT, APPLICATION_DATA, BAD_RECORD_MAC, CLOSE_NOTIFY, HEADER, MAX_PLAIN, MAX_RECORD,
+    OpenError, Opener, Sealer,
+};
+
+/// Send buffer of each end of the session's socket pair.
+const PAIR_BUFFER: usize = 1 << 20;
+/// How long `finish` waits for the session's last bytes to be sealed and sent.
+const FLUSH: Duration = Duration::from_secs(30);
+/// How long `finish` then waits for the peer to close its side of the stream.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// What both threads share: the sealer (the inbound thread seals an alert with it; holding it
+/// while writing keeps records on the wire in sequence order) and the first failure.
+struct Shared {
+    sealer: Mutex<Sealer>,
+    failure: Mutex<Option<Failure>>,
+}
+
+/// Why the record layer stopped: the TLS stream itself failed (a record that did not
+/// authenticate, an alert, a cut without close_notify: the session cannot know, so this says
+/// why), or a socket did (the session sees that on its own socket: nothing to add).
+#[derive(Debug)]
+pub enum Failure {
+    Tls(String),
+    Io,
+}
+
+impl From<io::Error> for Failure {
+    fn from(_socket_error: io::Error) -> Failure {
+        Failure::Io
+    }
+}
+
+/// The two running threads of one connection.
+pub struct Pump {
+    shared: Arc<Shared>,
+    wire: TcpStream,
+    outbound: JoinHandle<()>,
+    inbound: JoinHandle<()>,
+    done: Receiver<Way>,
+}
+
+/// Which thread: session to network, or back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Out,
+    In,
+}
+
+impl Pump {
+    /// Starts the record layer for `conn`, whose handshake is over, on the network socket
+    /// `wire`; `wire` is replaced by the session's end of a new loopback connection.
+    pub fn start(conn: Connection, wire: &mut TcpStream) -> anyhow::Result<Pump> {
+        let secrets = conn
+            .dangerous_extract_secrets()
+            .map_err(|e| anyhow!("taking the TLS keys from the handshake: {e}"))?;
+        let sealer = Sealer::new(secrets.tx.0, &secrets.tx.1).map_err(|e| anyhow!(e))?;
+        let opener = Opener::new(secrets.rx.0, &secrets.rx.1).map_err(|e| anyhow!(e))?;
+        let (session, inner) = loopback_pair()?;
+        let wire = std::mem::replace(wire, session);
+        // The handshake's deadline must not outlive it: a peer may rightly be silent for a
+        // long time (a receiver during the data). Idle limits apply to the session's socket.
+        wire.set_read_timeout(None).context("clearing the socket's read timeout")?;
+        wire.set_write_timeout(None).context("clearing the socket's write timeout")?;
+        let shared = Arc::new(Shared { sealer: Mutex::new(sealer), failure: Mutex::default() });
+        let (tx, done) = mpsc::channel();
+        let outbound = spawn(Way::Out, &shared, &inner, &wire, &tx, None)?;
+        let inbound = spawn(Way::In, &shared, &inner, &wire, &tx, Some(opener))?;
+        Ok(Pump { shared, wire, outbound, inbound, done })
+    }
+
+    /// Waits until what the session wrote is on the wire (the session must have closed its
+    /// socket) and, briefly, for the peer to close its side; then stops both threads. Returns
+    /// the failure of the encrypted stream, if there was one.
+    pub fn finish(self) -> Option<Failure> {
+        let mut out_done = false;
+        let mut in_done = false;
+        let mut wait = FLUSH;
+        while !(out_done && in_done) {
+            match self.done.recv_timeout(wait) {
+                Ok(Way::Out) => out_done = true,
+                Ok(Way::In) => in_done = true,
+                Err(_) => break,
+            }
+            if out_done {
+                wait = LINGER;
+            }
+        }
+        let _ = self.wire.shutdown(Shutdown::Both);
+        let _ = self.outbound.join();
+        let _ = self.inbound.join();
+        lock(&self.shared.failure).take()
+    }
+}
+
+fn spawn(
+    way: Way,
+    shared: &Arc<Shared>,
+    inner: &TcpStream,
+    wire: &TcpStream,
+    done: &Sender<Way>,
+    opener: Option<Opener>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let (shared, done) = (shared.clone(), done.clone());
+    let inner = inner.try_clone().context("duplicating the loopback socket")?;
+    let wire = wire.try_clone().context("duplicating the socket")?;
+    let name = match way {
+        Way::Out => "tls-out",
+        Way::In => "tls-in",
+    };
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let ended = match (way, opener) {
+                (Way::In, Some(opener)) => inbound(&shared, opener, &inner, &wire),
+                _ => outbound(&shared, &inner, &wire),
+            };
+            if let Err(why) = ended {
+                let mut failure = lock(&shared.failure);
+                failure.get_or_insert(why);
+                drop(failure);
+                let _ = inner.shutdown(Shutdown::Both);
+                let _ = wire.shutdown(Shutdown::Both);
+            }
+            let _ = done.send(way);
+        })
+        .context("starting the TLS thread")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Records of one batch.
+const SLOTS: usize = 16;
+
+/// Session → network: reads what the session wrote straight into the plaintext parts of up to
+/// `SLOTS` record slots, seals them in place and writes them at once (full records are as long
+/// as their slots, so the batch is contiguous). The session closing its socket sends
+/// close_notify and half-closes the wire.
+fn outbound(shared: &Shared, inner: &TcpStream, mut wire: &TcpStream) -> Result<(), Failure> {
+    let mut batch = vec![0u8; SLOTS * MAX_RECORD];
+    loop {
+        let n = match read_into_slots(inner, &mut batch) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // The session's socket was reset (it failed): close the stream all the same.
+            Err(_) => 0,
+        };
+        let mut sealer = lock(&shared.sealer);
+        if n == 0 {
+            batch[HEADER..HEADER + 2].copy_from_slice(&CLOSE_NOTIFY);
+            let len = sealer.seal(&mut batch, 2, ALERT).map_err(Failure::Tls)?;
+            wire.write_all(&batch[..len])?;
+            let _ = wire.shutdown(Shutdown::Write);
+            return Ok(());
+        }
+        let mut sealed = 0;
+        for (slot, start) in batch.chunks_mut(MAX_RECORD).zip((0..n).step_by(MAX_PLAIN)) {
+            let len = (n - start).min(MAX_PLAIN);
+            sealed += sealer.seal(slot, len, APPLICATION_DATA).map_err(Failure::Tls)?;
+        }
+        wire.write_all(&batch[..sealed])?;
+    }
+}
+
+/// One `readv` into the plaintext part of every slot of `batch`.
+fn read_into_slots(inner: &TcpStream, batch: &mut [u8]) -> io::Result<usize> {
+    let mut slices: Vec<IoSliceMut<'_>> = batch
+        .chunks_mut(MAX_RECORD)
+        .map(|slot| IoSliceMut::new(&mut slot[HEADER..HEADER + MAX_PLAIN]))
+        .collect();
+    let mut reader = inner;
+    reader.read_vectored(&mut slices)
+}
+
+/// Network → session: reads records, opens each in place, hands the plaintext of all of them
+/// to the session with one `writev`. A record that does not authenticate sends the peer a
+/// `bad_record_mac` alert and fails; the peer's close_notify half-closes the session's socket.
+fn inbound(
+    shared: &Shared,
+    mut opener: Opener,
+    mut inner: &TcpStream,
+    wire: &TcpStream,
+) -> Result<(), Failure> {
+    let mut buf = vec![0u8; SLOTS * MAX_RECORD + MAX_RECORD];
+    let mut filled = 0;
+    loop {
+        let n = match (&*wire).read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Err(Failure::Tls(
+                "the peer closed the connection without ending the encrypted stream: the data \
+                 may be cut short"
+                    .into(),
+            ));
+        }
+        filled += n;
+        let (plain, used, closed) = match open_all(&mut opener, &mut buf[..filled]) {
+            Ok(opened) => opened,
+            Err(why) => return Err(Failure::Tls(refuse(shared, wire, why))),
+        };
+        let mut slices: Vec<IoSlice<'_>> =
+            plain.iter().map(|r| IoSlice::new(&buf[r.clone()])).collect();
+        write_all_vectored(&mut inner, &mut slices)?;
+        buf.copy_within(used..filled, 0);
+        filled -= used;
+        if closed {
+            let _ = inner.shutdown(Shutdown::Write);
+            return Ok(());
+        }
+    }
+}
+
+/// Opens every whole record at the start of `buf`: the plaintext ranges, the bytes they took,
+/// and whether the peer ended the stream (close_notify).
+fn open_all(
+    opener: &mut Opener,
+    buf: &mut [u8],
+) -> Result<(Vec<Range<usize>>, usize, bool), String> {
+    let mut plain = Vec::with_capacity(SLOTS + 1);
+    let mut at = 0;
+    while let Some(opened) = opener.open(&mut buf[at..]).map_err(opening_failure)? {
+        let range = at + opened.plain.start..at + opened.plain.end;
+        at += opened.len;
+        match opened.content_type {
+            APPLICATION_DATA => plain.push(range),
+            ALERT if buf[range.clone()] == CLOSE_NOTIFY => return Ok((plain, at, true)),
+            ALERT => {
+                let alert = &buf[range];
+                return Err(format!(
+                    "the peer ended the encrypted stream with a TLS alert ({alert:?}): it \
+                     received data that was altered on the way, or failed"
+                ));
+            }
+            other => return Err(format!("a TLS record of content type {other:#04x}")),
+        }
+    }
+    Ok((plain, at, false))
+}
+
+fn opening_failure(e: OpenError) -> String {
+    match e {
+        OpenError::Forged => "a TLS record did not authenticate: the data was altered on the way \
+                              (nothing more was accepted)"
+            .to_string(),
+        OpenError::Malformed(what) => format!("the encrypted stream is corrupt: {what}"),
+    }
+}
+
+/// Writes all of `slices` to `to`.
+fn write_all_vectored(to: &mut &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match to.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Tells the peer its record was refused (`bad_record_mac`), when the failure is ours to
+/// report, and returns `why`.
+fn refuse(shared: &Shared, wire: &TcpStream, why: String) -> String {
+    if !why.starts_with("the peer ended") {
+        let mut alert = [0u8; HEADER + 2 + 1 + 16];
+        alert[HEADER..HEADER + 2].copy_from_slice(&BAD_RECORD_MAC);
+        let mut sealer = lock(&shared.sealer);
+        if let Ok(len) = sealer.seal(&mut alert, 2, ALERT) {
+            let _ = (&*wire).write_all(&alert[..len]);
+        }
+    }
+    linger(wire);
+    why
+}
+
+/// Half-closes `wire` and reads what the peer still sends, for up to `LINGER`, so that the
+/// alert reaches it before the close (closing with unread bytes would reset the connection,
+/// and a reset can overtake the alert).
+fn linger(wire: &TcpStream) {
+    let _ = wire.shutdown(Shutdown::Write);
+    let until = std::time::Instant::now() + LINGER;
+    let mut sink = [0u8; 64 << 10];
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        if left.is_zero() || wire.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match (&*wire).read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The session's socket and the record layer's, connected: an `AF_UNIX` stream pair, which
+/// costs less per byte than loopback TCP. The session holds its end as a `TcpStream`: every
+/// call the data paths and the session make on it (read, write, `sendfile`, `splice`, `poll`,
+/// `recv` flags, timeouts, `shutdown`) works the same on a Unix stream socket; `peer_addr`
+/// does not, so the tunnel names the network peer itself (`Tunnel::peer_name`).
+fn loopback_pair() -> anyhow::Result<(TcpStream, TcpStream)> {
+    use nix::sys::socket::{setsockopt, sockopt::SndBuf};
+    let (session, inner) = UnixStream::pair().context("making the record layer's socket pair")?;
+    for end in [&session, &inner] {
+        // A Unix socket's send buffer bounds what is in flight: a batch or two of records, so
+        // that neither side blocks after every write (the kernel caps it at wmem_max).
+        setsockopt(end, SndBuf, &PAIR_BUFFER).context("sizing the record layer's socket")?;
+    }
+    Ok((TcpStream::from(OwnedFd::from(session)), TcpStream::from(OwnedFd::from(inner))))
+}

@@ -1,0 +1,222 @@
+//! TLS 1.3 application records (RFC 8446 §5.2), sealed and opened in place with the traffic
+//! keys of a finished handshake: what the user-space record layer (`pump`) does to every byte,
+//! with no copy beyond the one into its buffer. Pure: no I/O. Only application data and alerts
+//! are expected after zcp's handshake (no tickets, no key updates: a session ends long before
+//! an AES-GCM key's limit of 2^24.5 records, and `Sealer` refuses to go past it).
+
+use std::ops::Range;
+
+use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use rustls::ConnectionTrafficSecrets;
+
+/// Record header: type, legacy version, length.
+pub const HEADER: usize = 5;
+/// Most plaintext one record carries.
+pub const MAX_PLAIN: usize = 1 << 14;
+/// AEAD tag of every suite zcp offers.
+const TAG: usize = 16;
+/// A full record: header, plaintext, inner content type, tag.
+pub const MAX_RECORD: usize = HEADER + MAX_PLAIN + 1 + TAG;
+/// Largest ciphertext length a peer may announce (RFC 8446 §5.2).
+const MAX_CIPHERTEXT: usize = MAX_PLAIN + 256;
+/// Records one key may seal: AES-GCM's limit with a margin (RFC 8446 §5.5).
+const MAX_RECORDS: u64 = 1 << 24;
+
+/// TLS content types.
+pub const APPLICATION_DATA: u8 = 0x17;
+pub const ALERT: u8 = 0x15;
+const HANDSHAKE: u8 = 0x16;
+/// `close_notify` and `bad_record_mac` alerts (level, description).
+pub const CLOSE_NOTIFY: [u8; 2] = [1, 0];
+pub const BAD_RECORD_MAC: [u8; 2] = [2, 20];
+
+/// One direction's key, IV and next sequence number.
+struct Keys {
+    key: LessSafeKey,
+    iv: [u8; 12],
+    seq: u64,
+}
+
+impl Keys {
+    fn new(seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<Keys, String> {
+        let (alg, key, iv) = match secrets {
+            ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (&aead::AES_128_GCM, key, iv),
+            ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (&aead::AES_256_GCM, key, iv),
+            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
+                (&aead::CHACHA20_POLY1305, key, iv)
+            }
+            _ => return Err("a cipher suite zcp does not offer".into()),
+        };
+        let key = UnboundKey::new(alg, key.as_ref()).map_err(|_| "a malformed TLS key")?;
+        let iv = <[u8; 12]>::try_from(iv.as_ref()).map_err(|_| "a malformed TLS IV")?;
+        Ok(Keys { key: LessSafeKey::new(key), iv, seq })
+    }
+
+    /// The per-record nonce: the IV XOR the sequence number, left-padded (RFC 8446 §5.3).
+    fn next_nonce(&mut self) -> Result<Nonce, String> {
+        if self.seq >= MAX_RECORDS {
+            return Err(format!("more than {MAX_RECORDS} records under one key"));
+        }
+        let mut nonce = self.iv;
+        for (n, s) in nonce[4..].iter_mut().zip(self.seq.to_be_bytes()) {
+            *n ^= s;
+        }
+        self.seq += 1;
+        Ok(Nonce::assume_unique_for_key(nonce))
+    }
+}
+
+/// Seals records to send.
+pub struct Sealer(Keys);
+
+impl Sealer {
+    /// The sealer of a connection's transmit direction, from its extracted secrets.
+    pub fn new(seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<Sealer, String> {
+        Keys::new(seq, secrets).map(Sealer)
+    }
+
+    /// Seals, in place, the record in `slot` whose `len` bytes of plaintext sit after the
+    /// header (`slot[HEADER..HEADER + len]`); `slot` has room for the type byte and the tag.
+    /// Returns the record's length.
+    pub fn seal(&mut self, slot: &mut [u8], len: usize, content_type: u8) -> Result<usize, String> {
+        let end = HEADER + len + 1;
+        if len > MAX_PLAIN || slot.len() < end + TAG {
+            return Err(format!("a record of {len} bytes does not fit"));
+        }
+        let body = u16::try_from(len + 1 + TAG).map_err(|_| "record too long")?.to_be_bytes();
+        let header = [APPLICATION_DATA, 3, 3, body[0], body[1]];
+        slot[..HEADER].copy_from_slice(&header);
+        slot[end - 1] = content_type;
+        let nonce = self.0.next_nonce()?;
+        let tag = self
+            .0
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::from(header), &mut slot[HEADER..end])
+            .map_err(|_| "sealing a record failed")?;
+        slot[end..end + TAG].copy_from_slice(tag.as_ref());
+        Ok(end + TAG)
+    }
+}
+
+/// Why a received record was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The header is not one of a TLS 1.3 application record, or its length is out of range.
+    Malformed(String),
+    /// The AEAD tag did not verify: the record was altered (or is not the next one).
+    Forged,
+}
+
+/// Opens received records.
+pub struct Opener(Keys);
+
+/// A record opened: its content type and where its plaintext lies in the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub content_type: u8,
+    pub plain: Range<usize>,
+    /// Bytes of the buffer the record took.
+    pub len: usize,
+}
+
+impl Opener {
+    /// The opener of a connection's receive direction, from its extracted secrets.
+    pub fn new(seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<Opener, String> {
+        Keys::new(seq, secrets).map(Opener)
+    }
+
+    /// Opens, in place, the record at the start of `buf`; `None` until all of it is there.
+    pub fn open(&mut self, buf: &mut [u8]) -> Result<Option<Opened>, OpenError> {
+        let Some(header) = buf.get(..HEADER) else { return Ok(None) };
+        let header: [u8; HEADER] = [header[0], header[1], header[2], header[3], header[4]];
+        let body = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        if header[0] != APPLICATION_DATA || header[1..3] != [3, 3] {
+            return Err(OpenError::Malformed(format!("a record of type {:#04x}", header[0])));
+        }
+        if !(TAG + 1..=MAX_CIPHERTEXT).contains(&body) {
+            return Err(OpenError::Malformed(format!("a record of {body} bytes")));
+        }
+        let Some(record) = buf.get_mut(HEADER..HEADER + body) else { return Ok(None) };
+        let nonce = self.0.next_nonce().map_err(OpenError::Malformed)?;
+        let inner = self
+            .0
+            .key
+            .open_in_place(nonce, Aad::from(header), record)
+            .map_err(|_| OpenError::Forged)?;
+        // The content type is the last byte that is not zero padding.
+        let Some(at) = inner.iter().rposition(|&b| b != 0) else {
+            return Err(OpenError::Malformed("a record with no content type".into()));
+        };
+        let content_type = inner[at];
+        if content_type == HANDSHAKE {
+            return Err(OpenError::Malformed("a handshake message after the handshake".into()));
+        }
+        Ok(Some(Opened { content_type, plain: HEADER..HEADER + at, len: HEADER + body }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets() -> ConnectionTrafficSecrets {
+        ConnectionTrafficSecrets::Aes256Gcm {
+            key: rustls::crypto::cipher::AeadKey::from([7u8; 32]),
+            iv: rustls::crypto::cipher::Iv::from([9u8; 12]),
+        }
+    }
+
+    fn sealed(seq: u64, plain: &[u8], content_type: u8) -> Vec<u8> {
+        let mut slot = vec![0u8; MAX_RECORD];
+        slot[HEADER..HEADER + plain.len()].copy_from_slice(plain);
+        let len = Sealer::new(seq, &secrets()).unwrap().seal(&mut slot, plain.len(), content_type);
+        slot.truncate(len.unwrap());
+        slot
+    }
+
+    #[test]
+    fn a_sealed_record_opens_to_its_plaintext() {
+        let mut record = sealed(3, b"zcp data", APPLICATION_DATA);
+        assert_eq!(&record[..HEADER], &[0x17, 3, 3, 0, 8 + 1 + 16]);
+        assert!(!record.windows(8).any(|w| w == b"zcp data"), "the plaintext shows");
+        let opened = Opener::new(3, &secrets()).unwrap().open(&mut record).unwrap().unwrap();
+        assert_eq!(opened.content_type, APPLICATION_DATA);
+        assert_eq!(&record[opened.plain], b"zcp data");
+        assert_eq!(opened.len, record.len());
+    }
+
+    #[test]
+    fn a_flipped_bit_a_wrong_sequence_number_or_a_partial_record_do_not_open() {
+        let good = sealed(0, b"payload", APPLICATION_DATA);
+        // (A changed length only makes the record look longer or shorter: it then fails to
+        // open, or waits for bytes that never come and the stream ends cut short.)
+        for at in [0, 1, 2, HEADER, good.len() - 1] {
+            let mut bad = good.clone();
+            bad[at] ^= 1;
+            assert!(Opener::new(0, &secrets()).unwrap().open(&mut bad).is_err(), "flip at {at}");
+        }
+        let mut replayed = good.clone();
+        assert_eq!(Opener::new(1, &secrets()).unwrap().open(&mut replayed), Err(OpenError::Forged));
+        let mut partial = good[..good.len() - 1].to_vec();
+        assert_eq!(Opener::new(0, &secrets()).unwrap().open(&mut partial), Ok(None));
+    }
+
+    #[test]
+    fn alerts_keep_their_content_type_and_handshake_messages_are_refused() {
+        let mut alert = sealed(0, &CLOSE_NOTIFY, ALERT);
+        let opened = Opener::new(0, &secrets()).unwrap().open(&mut alert).unwrap().unwrap();
+        assert_eq!((opened.content_type, &alert[opened.plain]), (ALERT, &CLOSE_NOTIFY[..]));
+        let mut handshake = sealed(0, &[24, 0, 0, 1, 0], HANDSHAKE);
+        assert!(Opener::new(0, &secrets()).unwrap().open(&mut handshake).is_err());
+    }
+
+    #[test]
+    fn the_nonce_is_the_iv_xor_the_sequence_number() {
+        let mut keys = Keys::new(0x0102, &secrets()).unwrap();
+        let nonce = keys.next_nonce().unwrap();
+        let mut want = [9u8; 12];
+        (want[10], want[11]) = (9 ^ 1, 9 ^ 2);
+        assert_eq!(nonce.as_ref(), &want);
+        assert_eq!(keys.seq, 0x0103);
+    }
+}
