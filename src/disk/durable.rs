@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,7 +16,6 @@ use super::dirs::Walk;
 use super::part::LockedPart;
 use super::target::Target;
 use super::unnamed;
-use crate::copy::Counted;
 use crate::protocol::Entry;
 
 /// Files held at most, before any barrier: each holds a descriptor (and its part file's lock).
@@ -186,13 +185,7 @@ pub fn hold_small(
         barrier.hold_unnamed(target, file)?;
         return Ok(calls);
     }
-    let name = String::from_utf8_lossy(&entry.name);
-    let part = target.part().open_locked(&name, 0)?;
-    let mut out = Counted::new(&*part);
-    out.write_all(body).with_context(|| {
-        format!("writing {name} (partial data kept in {})", target.part().shown().display())
-    })?;
-    let calls = out.calls;
+    let (part, calls) = unnamed::write_part(target, body, entry)?;
     target.part().prepare(&part, entry)?;
     barrier.hold_part(target, part)?;
     Ok(calls)

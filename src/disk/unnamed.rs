@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::Mode;
 
+use super::part::LockedPart;
 use super::target::{Target, mtime_of};
 use crate::copy::Counted;
 use crate::protocol::Entry;
@@ -29,6 +30,18 @@ pub fn write_small(
     if let Some(calls) = write(target, body, entry, force)? {
         return Ok(calls);
     }
+    let (part, calls) = write_part(target, body, entry)?;
+    target.part().commit(&part, entry, force)?;
+    Ok(calls)
+}
+
+/// A small file's fallback where no unnamed file can be made: `body` written into its part
+/// file, which comes back locked, with the `write` calls made.
+pub(super) fn write_part(
+    target: &Target,
+    body: &[u8],
+    entry: &Entry,
+) -> anyhow::Result<(LockedPart, u64)> {
     let name = String::from_utf8_lossy(&entry.name);
     let part = target.part().open_locked(&name, 0)?;
     let mut out = Counted::new(&*part);
@@ -36,8 +49,7 @@ pub fn write_small(
         format!("writing {name} (partial data kept in {})", target.part().shown().display())
     })?;
     let calls = out.calls;
-    target.part().commit(&part, entry, force)?;
-    Ok(calls)
+    Ok((part, calls))
 }
 
 /// Writes a whole file that arrived in one piece, already verified, without a part file:
