@@ -184,9 +184,9 @@ pub struct SendConfig {
 pub const HTTP_LISTEN: &str = "0.0.0.0:7878";
 
 impl SendConfig {
-    pub fn from_args(args: SendArgs) -> anyhow::Result<SendConfig> {
-        let mut paths = args.args;
-        let link = match args.listen {
+    pub fn from_args(mut args: SendArgs) -> anyhow::Result<SendConfig> {
+        let mut paths = std::mem::take(&mut args.args);
+        let link = match args.listen.take() {
             None if args.http => Link::Listen(HTTP_LISTEN.into()),
             Some(addr) => {
                 check_addr("--listen", &addr)?;
@@ -203,35 +203,7 @@ impl SendConfig {
                 ));
             }
         };
-        let stdin = paths.iter().filter(|p| p.as_os_str() == "-").count();
-        if stdin > 1 || (stdin == 1 && args.name.is_none()) {
-            return Err(usage_error(
-                "standard input (-) can be sent once, with --name NAME".into(),
-            ));
-        }
-        if args.http && stdin > 0 {
-            return Err(usage_error(
-                "--http serves files of known length, not standard input (-)".into(),
-            ));
-        }
-        if args.http {
-            let events = args.output.events || args.output.events_fd.is_some();
-            refuse_with_http(&[
-                (events, HTTP_NO_EVENTS),
-                (args.net.retry > 0, HTTP_NO_RETRY),
-                (args.net.encrypt, HTTP_NO_ENCRYPT),
-                (
-                    args.no_sparse,
-                    "--no-sparse changes nothing: an HTTP body carries holes as zeros",
-                ),
-            ])?;
-        }
-        if args.net.raw && (args.output.events || args.output.events_fd.is_some()) {
-            return Err(usage_error("--raw has no events: it moves plain bytes".into()));
-        }
-        if args.net.raw && paths.len() != 1 {
-            return Err(usage_error("--raw sends exactly one file".into()));
-        }
+        refuse_send_conflicts(&args, &paths)?;
         // The listening end makes the token when it has none, as `zcp recv` does (#13).
         let (token, token_generated) = match token(&args.auth)? {
             None if matches!(link, Link::Listen(_)) && !args.auth.no_auth && !args.net.raw => {
@@ -262,6 +234,35 @@ impl SendConfig {
             keep_open: args.keep_open,
         })
     }
+}
+
+/// The combinations of `zcp send` options that cannot work together, refused with the reason.
+fn refuse_send_conflicts(args: &SendArgs, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let stdin = paths.iter().filter(|p| p.as_os_str() == "-").count();
+    if stdin > 1 || (stdin == 1 && args.name.is_none()) {
+        return Err(usage_error("standard input (-) can be sent once, with --name NAME".into()));
+    }
+    if args.http && stdin > 0 {
+        return Err(usage_error(
+            "--http serves files of known length, not standard input (-)".into(),
+        ));
+    }
+    if args.http {
+        let events = args.output.events || args.output.events_fd.is_some();
+        refuse_with_http(&[
+            (events, HTTP_NO_EVENTS),
+            (args.net.retry > 0, HTTP_NO_RETRY),
+            (args.net.encrypt, HTTP_NO_ENCRYPT),
+            (args.no_sparse, "--no-sparse changes nothing: an HTTP body carries holes as zeros"),
+        ])?;
+    }
+    if args.net.raw && (args.output.events || args.output.events_fd.is_some()) {
+        return Err(usage_error("--raw has no events: it moves plain bytes".into()));
+    }
+    if args.net.raw && paths.len() != 1 {
+        return Err(usage_error("--raw sends exactly one file".into()));
+    }
+    Ok(())
 }
 
 /// Options of `zcp recv`.
@@ -308,6 +309,7 @@ impl RecvConfig {
             }
             None => (Some(Token::generate()?), true),
         };
+        refuse_recv_conflicts(&args)?;
         let link = match args.connect {
             Some(dest) => {
                 check_addr("--connect", &dest)?;
@@ -318,39 +320,6 @@ impl RecvConfig {
                 Link::Listen(args.listen)
             }
         };
-        let stdout = args.output.as_os_str() == "-";
-        if stdout && (args.keep_open || args.output_args.json) {
-            return Err(usage_error(
-                "--output - writes the file to standard output: no --keep-open, no --json".into(),
-            ));
-        }
-        if args.http && stdout {
-            return Err(usage_error(
-                "--http writes each upload to a file: --output - cannot take it".into(),
-            ));
-        }
-        if args.http {
-            let events = args.output_args.events || args.output_args.events_fd.is_some();
-            refuse_with_http(&[
-                (events, HTTP_NO_EVENTS),
-                (args.net.retry > 0, HTTP_NO_RETRY),
-                (args.net.encrypt, HTTP_NO_ENCRYPT),
-            ])?;
-        }
-        if args.fsync && (stdout || args.net.raw) {
-            return Err(usage_error(
-                "--fsync applies to files written under --output: not with --output - or --raw"
-                    .into(),
-            ));
-        }
-        if args.net.raw && (args.output_args.events || args.output_args.events_fd.is_some()) {
-            return Err(usage_error("--raw has no events: it moves plain bytes".into()));
-        }
-        if args.net.raw && args.keep_open {
-            return Err(usage_error(
-                "--raw receives one stream: it cannot be combined with --keep-open".into(),
-            ));
-        }
         Ok(RecvConfig {
             method: match args.method {
                 RecvMethod::Auto => Method::Auto,
@@ -375,6 +344,43 @@ impl RecvConfig {
             http: args.http,
         })
     }
+}
+
+/// The combinations of `zcp recv` options that cannot work together, refused with the reason.
+fn refuse_recv_conflicts(args: &RecvArgs) -> anyhow::Result<()> {
+    let stdout = args.output.as_os_str() == "-";
+    if stdout && (args.keep_open || args.output_args.json) {
+        return Err(usage_error(
+            "--output - writes the file to standard output: no --keep-open, no --json".into(),
+        ));
+    }
+    if args.http && stdout {
+        return Err(usage_error(
+            "--http writes each upload to a file: --output - cannot take it".into(),
+        ));
+    }
+    if args.http {
+        let events = args.output_args.events || args.output_args.events_fd.is_some();
+        refuse_with_http(&[
+            (events, HTTP_NO_EVENTS),
+            (args.net.retry > 0, HTTP_NO_RETRY),
+            (args.net.encrypt, HTTP_NO_ENCRYPT),
+        ])?;
+    }
+    if args.fsync && (stdout || args.net.raw) {
+        return Err(usage_error(
+            "--fsync applies to files written under --output: not with --output - or --raw".into(),
+        ));
+    }
+    if args.net.raw && (args.output_args.events || args.output_args.events_fd.is_some()) {
+        return Err(usage_error("--raw has no events: it moves plain bytes".into()));
+    }
+    if args.net.raw && args.keep_open {
+        return Err(usage_error(
+            "--raw receives one stream: it cannot be combined with --keep-open".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
