@@ -80,6 +80,10 @@ struct Coverage {
 impl Coverage {
     /// Adds a span that went out; true once the spans cover a file of `size` bytes.
     fn add(&mut self, span: (u64, u64), size: u64) -> bool {
+        // Once whole, nothing more to learn: `--keep-open` serves on without keeping spans.
+        if self.whole {
+            return true;
+        }
         self.spans.push(span);
         self.spans.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.spans.len());
@@ -90,7 +94,10 @@ impl Coverage {
             }
         }
         self.spans = merged;
-        self.whole |= matches!(self.spans.as_slice(), [(0, end)] if *end >= size) || size == 0;
+        self.whole = matches!(self.spans.as_slice(), [(0, end)] if *end >= size) || size == 0;
+        if self.whole {
+            self.spans = Vec::new();
+        }
         self.whole
     }
 }
@@ -299,6 +306,9 @@ mod tests {
         assert!(!c.add((0, 400), 1000), "a first part");
         assert!(!c.add((600, 1000), 1000), "a hole in the middle");
         assert!(c.add((300, 700), 1000), "the hole filled");
+        assert!(c.spans.is_empty(), "a whole file keeps no spans: {:?}", c.spans);
+        assert!(c.add((10, 20), 1000), "and stays whole");
+        assert!(c.spans.is_empty(), "--keep-open requests add none: {:?}", c.spans);
         let mut empty = Coverage::default();
         assert!(empty.add((0, 0), 0), "an empty file is whole at once");
     }
