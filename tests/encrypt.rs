@@ -360,3 +360,27 @@ fn inside_the_tunnel_a_wrong_token_still_fails_and_no_auth_still_works() {
     assert!(json_str(&received.json(), "/encryption").starts_with("tls1.3 ("));
     assert_file_holds(&dst.join(NAME), &data, "the --no-auth encrypted transfer");
 }
+
+/// A peer that completes TLS (anyone can: the token is checked inside the tunnel), fails the
+/// zcp handshake and then keeps the connection open without a word: the receiver must let go
+/// of the connection and of its record layer's threads, or each such peer would hold a thread,
+/// a socket pair and a buffer past the pre-auth budget (which counts only handshakes).
+#[test]
+fn a_peer_that_fails_inside_the_tunnel_and_stays_silent_holds_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut recv = Receiver::start(&subdir(work.path(), "dst"), &["--encrypt", "--keep-open"]);
+    let wire = TcpStream::connect(recv.addr()).expect("connecting");
+    let mut session = wire.try_clone().expect("clone");
+    let tunnel = tls::open(&mut session, auth::Direction::Connected, true, auth::Role::Receiver)
+        .expect("TLS with the receiver");
+    if matches!(tunnel.encryption(), zcp::datapath::Encryption::Tls { kernel: true, .. }) {
+        return skip_kernel_feature("the receiver seals records in the kernel: no record layer");
+    }
+    session.write_all(b"GET / HTTP/1.1\r\n\r\nnot a zcp greeting").expect("garbage");
+    recv.process().wait_line("zcp: ignored a connection");
+    let process = recv.process();
+    crate::util::wait_until(SESSION, "the receiver's record layer to stop", || {
+        process.threads_named("tls-in") + process.threads_named("tls-out") == 0
+    });
+    drop((tunnel, session, wire));
+}

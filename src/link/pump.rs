@@ -57,7 +57,7 @@ impl From<io::Error> for Failure {
 /// The two running threads of one connection.
 pub struct Pump {
     shared: Arc<Shared>,
-    wire: TcpStream,
+    wire: Wire,
     outbound: JoinHandle<()>,
     inbound: JoinHandle<()>,
     done: Receiver<Way>,
@@ -89,7 +89,7 @@ impl Pump {
         let (tx, done) = mpsc::channel();
         let outbound = spawn(Way::Out, &shared, &inner, &wire, &tx, None)?;
         let inbound = spawn(Way::In, &shared, &inner, &wire, &tx, Some(opener))?;
-        Ok(Pump { shared, wire, outbound, inbound, done })
+        Ok(Pump { shared, wire: Wire(wire), outbound, inbound, done })
     }
 
     /// Waits until what the session wrote is on the wire (the session must have closed its
@@ -109,10 +109,21 @@ impl Pump {
                 wait = LINGER;
             }
         }
-        let _ = self.wire.shutdown(Shutdown::Both);
+        let _ = self.wire.0.shutdown(Shutdown::Both);
         let _ = self.outbound.join();
         let _ = self.inbound.join();
         lock(&self.shared.failure).take()
+    }
+}
+
+/// The network socket, shut down both ways when the pump goes without `finish` (a tunnel
+/// dropped because the handshake inside it failed): else its threads would wait, with no
+/// deadline, on a peer that never closes, and keep the connection open past the pre-auth budget.
+struct Wire(TcpStream);
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(Shutdown::Both);
     }
 }
 
