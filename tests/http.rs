@@ -598,3 +598,36 @@ fn events_with_http_are_a_usage_error_on_either_end() {
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }
 }
+
+/// Sends `head`, then one byte of body every 1.5 s (the pace is the attack, not a wait) on a
+/// thread, until a write fails (the server closed the connection: true) or 30 s passed.
+fn slow_body(addr: SocketAddr, head: &[u8]) -> std::thread::JoinHandle<bool> {
+    let mut socket = TcpStream::connect(addr).expect("connecting");
+    socket.write_all(head).expect("the head");
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if socket.write_all(b"x").is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        false
+    })
+}
+
+/// An unauthenticated client answered `401` that goes on trickling its body must not hold its
+/// connection (one of `--max-conns`) for long: the drain after an answer is bounded in time
+/// overall, not per read (a byte every 1.5 s would pass a 2 s read timeout for 8 MiB).
+#[test]
+fn a_refused_client_trickling_its_body_is_let_go() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (mut receiver, addr) = accept_into(&[], &dst, &["--max-conns", "1"]);
+    let head = b"PUT /slow.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    let trickle = slow_body(addr, head);
+    receiver.wait_line_within("PUT /slow.bin 401", STARTUP);
+    wait_until(crate::util::SESSION, "the trickling client to be let go", || trickle.is_finished());
+    assert!(trickle.join().expect("the trickle thread"), "still connected after 30 s");
+    assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "a refused upload wrote");
+}
