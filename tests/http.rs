@@ -631,3 +631,37 @@ fn a_refused_client_trickling_its_body_is_let_go() {
     assert!(trickle.join().expect("the trickle thread"), "still connected after 30 s");
     assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "a refused upload wrote");
 }
+
+/// Heads whose framing or name two parsers could read differently are refused before a byte is
+/// written: both framings, two lengths, a folded header, a coding chain, a header bomb, an
+/// encoded NUL or `..`; a directory planted as a symlink under the output is not followed.
+#[test]
+fn ambiguous_heads_and_planted_symlinks_write_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (dst, outside) = (subdir(work.path(), "dst"), subdir(work.path(), "outside"));
+    std::os::unix::fs::symlink(&outside, dst.join("link")).expect("planting a symlink");
+    let (receiver, addr) = accept_into(&[], &dst, &["--keep-open"]);
+    let auth = bearer(TOKEN);
+    let bomb: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+    for (path, headers, status) in [
+        ("/a", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", 400),
+        ("/a", "Content-Length: 5\r\nContent-Length: 6\r\n", 400),
+        ("/a", "Content-Length: 5\r\nX-Folded: a\r\n b\r\n", 400),
+        ("/a", "Transfer-Encoding: gzip, chunked\r\n", 501),
+        ("/a", &bomb, 400),
+        ("/a%00b", "Content-Length: 5\r\n", 400),
+        ("/x%2F..%2F..%2Fescape", "Content-Length: 5\r\n", 400),
+        // The disk's refusal (its code: "other") says why; the status is the server's 500.
+        ("/link/escape", "Content-Length: 5\r\n", 500),
+    ] {
+        let request = format!("PUT {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n{headers}\r\nhello");
+        let answer = raw_request(addr, request.as_bytes());
+        let want = format!("HTTP/1.1 {status} ");
+        assert!(answer.starts_with(&want), "{path} {headers:?}: {answer:?}");
+    }
+    assert!(fs::read_dir(&outside).expect("outside").next().is_none(), "written through");
+    assert_eq!(crate::util::dir_names(&dst), ["link"], "something was written");
+    assert!(!work.path().join("escape").exists(), "written outside --output");
+    let done = receiver.kill();
+    assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
+}
