@@ -384,3 +384,28 @@ fn a_peer_that_fails_inside_the_tunnel_and_stays_silent_holds_nothing() {
     });
     drop((tunnel, session, wire));
 }
+
+/// A connection cut mid-stream without close_notify (a network failure, or an attacker's
+/// forged FIN or reset: either can only stop the session, whose own framing tells a cut from
+/// an end) is a broken connection, as without `--encrypt`: exit 3 on both ends, the part file
+/// kept, and the same command resumes it, encrypted.
+#[test]
+fn a_connection_cut_inside_the_tunnel_is_lost_and_resumes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (recv, src, data, dst) = setup(work.path(), 47);
+    let proxy = Proxy::start(recv.addr(), Fault::CutAt(LEN as u64 / 2));
+    let sent = send(&src, &proxy.dest(), &["--encrypt"]);
+    let received = recv.wait();
+    assert!(proxy.finish().cut, "the proxy never reached the cut");
+    assert_exit(&received, 3, "receiver");
+    assert_says(&received, "connection lost", "receiver");
+    assert_exit(&sent, 3, "sender");
+    assert!(!final_names(&dst).contains(&NAME.to_string()), "a cut file was saved");
+    assert!(part_of(&dst, NAME).exists(), "the part file was not kept");
+    let recv = Receiver::start(&dst, &["--encrypt"]);
+    let resumed = send(&src, &recv.dest(), &["--encrypt"]);
+    assert_exit(&recv.wait(), 0, "receiver of the rerun");
+    assert_exit(&resumed, 0, "the rerun");
+    assert_says(&resumed, "(resumed at ", "the rerun");
+    assert_file_holds(&dst.join(NAME), &data, "the resumed file");
+}

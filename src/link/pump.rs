@@ -40,8 +40,9 @@ struct Shared {
 }
 
 /// Why the record layer stopped: the TLS stream itself failed (a record that did not
-/// authenticate, an alert, a cut without close_notify: the session cannot know, so this says
-/// why), or a socket did (the session sees that on its own socket: nothing to add).
+/// authenticate, an alert: the session cannot know, so this says why), or a socket did, or the
+/// peer went away without close_notify (the session sees that on its own socket: nothing to
+/// add).
 #[derive(Debug)]
 pub enum Failure {
     Tls(String),
@@ -226,11 +227,10 @@ fn inbound(
             Err(e) => return Err(e.into()),
         };
         if n == 0 {
-            return Err(Failure::Tls(
-                "the peer closed the connection without ending the encrypted stream: the data \
-                 may be cut short"
-                    .into(),
-            ));
+            // A cut without close_notify (a network failure, or a forged FIN: a reset would do
+            // the same) can only stop the session, whose own framing tells it from an end; it
+            // sees its socket end and says "connection lost", as without TLS.
+            return Err(Failure::Io);
         }
         filled += n;
         let (plain, used, closed) = match open_all(&mut opener, &mut buf[..filled]) {
