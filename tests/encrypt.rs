@@ -8,13 +8,15 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::thread;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::util::{
     Fault, Process, Proxy, Receiver, SESSION, assert_exit, assert_file_holds, assert_says, auth,
-    final_names, json_str, part_of, run, send, send_listening, send_paths, skip_kernel_feature,
-    subdir, tls, unusable, wait_for_bytes, wrapped, write_random_file, zcp_command,
+    final_names, json_str, part_of, protocol, run, send, send_listening, send_paths,
+    skip_kernel_feature, subdir, tls, unusable, wait_for_bytes, wrapped, write_random_file,
+    zcp_command,
 };
 
 const NAME: &str = "secret.bin";
@@ -408,4 +410,22 @@ fn a_connection_cut_inside_the_tunnel_is_lost_and_resumes() {
     assert_exit(&resumed, 0, "the rerun");
     assert_says(&resumed, "(resumed at ", "the rerun");
     assert_file_holds(&dst.join(NAME), &data, "the resumed file");
+}
+
+/// A client trickling its TLS ClientHello (a byte every 1.5 s: every read succeeds) is cut off
+/// at the handshake's deadline, not one read's, and the receiver goes on.
+#[test]
+fn a_trickled_tls_handshake_is_cut_off_at_the_deadline() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut recv = Receiver::start(&subdir(work.path(), "dst"), &["--encrypt"]);
+    let mut socket = crate::util::connect(recv.addr());
+    let greeting = protocol::read_hello(&mut socket).expect("the receiver's greeting");
+    assert!(greeting.encrypts(), "{greeting:?}");
+    let mut client_hello = vec![0x16, 3, 1, 0, 200];
+    client_hello.resize(5 + 200, 1);
+    let trickler = crate::util::trickle(socket, client_hello);
+    let line = recv.process().wait_line_within("ignored a connection", Duration::from_secs(30));
+    assert!(line.contains("TLS handshake"), "{line}");
+    assert!(recv.process().running(), "a trickling client ended the receiver");
+    trickler.join().expect("trickler");
 }
