@@ -429,3 +429,26 @@ fn a_trickled_tls_handshake_is_cut_off_at_the_deadline() {
     assert!(recv.process().running(), "a trickling client ended the receiver");
     trickler.join().expect("trickler");
 }
+
+/// A second sender, authenticated inside its tunnel while the first one's session runs, is told
+/// "busy" through the tunnel before it closes (the message must not be lost with the tunnel).
+#[test]
+fn a_sender_turned_away_as_busy_is_told_so_through_the_tunnel() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join(NAME);
+    let data = write_random_file(&src, LEN, 53);
+    let mut recv = Receiver::start(&dst, &["--encrypt", "--keep-open", "--max-conns", "1"]);
+    let other = subdir(work.path(), "other").join("second.bin");
+    write_random_file(&other, 1000, 54);
+    let slow = ["--encrypt", "--limit-rate", "2M"];
+    let first = Process::spawn(crate::util::send_cmd(&[&src], &recv.dest(), &slow, &[]));
+    wait_for_bytes(&part_of(&dst, NAME), 64 << 10);
+    let second = send_paths(&[&other], &recv.dest(), &["--encrypt"]);
+    assert_exit(&second, 3, "the second sender");
+    assert_says(&second, "receiver busy: 1 sessions running, try again later", "second");
+    assert_exit(&first.wait(), 0, "the first sender");
+    recv.process().signal(Signal::SIGTERM);
+    assert_exit(&recv.wait(), 143, "receiver");
+    assert_file_holds(&dst.join(NAME), &data, "the first sender's file");
+}
