@@ -245,6 +245,21 @@ mod tests {
     }
 
     #[test]
+    fn a_header_announcing_too_long_or_too_short_a_record_is_refused_at_once() {
+        // Refused from the header alone: the reader does not wait for (or buffer) the body.
+        for len in [0, TAG, MAX_CIPHERTEXT + 1, usize::from(u16::MAX)] {
+            let [hi, lo] = u16::try_from(len).unwrap().to_be_bytes();
+            let mut header = [APPLICATION_DATA, 3, 3, hi, lo];
+            let opened = Opener::new(0, &secrets()).unwrap().open(&mut header);
+            assert!(matches!(opened, Err(OpenError::Malformed(_))), "{len}: {opened:?}");
+        }
+        let mut legacy = [APPLICATION_DATA, 3, 1, 0, 40];
+        assert!(Opener::new(0, &secrets()).unwrap().open(&mut legacy).is_err(), "version 3.1");
+        let mut plaintext_alert = [ALERT, 3, 3, 0, 2];
+        assert!(Opener::new(0, &secrets()).unwrap().open(&mut plaintext_alert).is_err());
+    }
+
+    #[test]
     fn the_nonce_is_the_iv_xor_the_sequence_number() {
         let mut keys = Keys::new(0x0102, &secrets()).unwrap();
         let nonce = keys.next_nonce().unwrap();
