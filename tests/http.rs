@@ -648,6 +648,8 @@ fn ambiguous_heads_and_planted_symlinks_write_nothing() {
         ("/a", "Content-Length: 5\r\nContent-Length: 6\r\n", 400),
         ("/a", "Content-Length: 5\r\nX-Folded: a\r\n b\r\n", 400),
         ("/a", "Transfer-Encoding: gzip, chunked\r\n", 501),
+        // Two lines are one list (RFC 9110 §5.3): the same chain, not the last line alone.
+        ("/a", "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", 501),
         ("/a", &bomb, 400),
         ("/a%00b", "Content-Length: 5\r\n", 400),
         ("/x%2F..%2F..%2Fescape", "Content-Length: 5\r\n", 400),
