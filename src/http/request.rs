@@ -303,6 +303,12 @@ mod tests {
         assert_eq!(range("items=0-1", 1000), RangeAsk::Whole);
         assert_eq!(range("bytes=x-y", 1000), RangeAsk::Whole);
         assert_eq!(range_of(None, 1000), RangeAsk::Whole);
+        // Absurd values: past u64 is no range at all (whole), u64::MAX is past the end.
+        assert_eq!(range("bytes=0-99999999999999999999", 1000), RangeAsk::Whole);
+        assert_eq!(range("bytes=-99999999999999999999", 1000), RangeAsk::Whole);
+        assert_eq!(range("bytes=18446744073709551615-", 1000), RangeAsk::Unsatisfiable);
+        assert_eq!(range("bytes=0-18446744073709551615", 1000), part(0, 999));
+        assert_eq!(range("bytes=-18446744073709551615", 1000), part(0, 999));
     }
 
     #[test]
