@@ -667,3 +667,24 @@ fn ambiguous_heads_and_planted_symlinks_write_nothing() {
     let done = receiver.kill();
     assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
 }
+
+/// An authenticated upload whose body stalls is dropped at `--idle-timeout`: no file, no part
+/// file, the server goes on.
+#[test]
+fn a_stalled_upload_body_ends_at_the_idle_timeout_and_leaves_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (mut receiver, addr) = accept_into(&[], &dst, &["--idle-timeout", "1"]);
+    let mut socket = TcpStream::connect(addr).expect("connecting");
+    let head = format!(
+        "PUT /stall.bin HTTP/1.1\r\nHost: x\r\n{}\r\nContent-Length: 1000\r\n\r\n",
+        bearer(TOKEN)
+    );
+    socket.write_all(head.as_bytes()).expect("head");
+    socket.write_all(&[1u8; 10]).expect("a little of the body");
+    let line = receiver.wait_line_within("PUT /stall.bin", crate::util::SESSION);
+    assert!(line.contains("nothing saved"), "{line}");
+    assert!(receiver.running(), "a stalled upload ended the server");
+    assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "the stalled upload left a file");
+    drop(socket);
+}
