@@ -8,13 +8,15 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::thread;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::util::{
     Fault, Process, Proxy, Receiver, SESSION, assert_exit, assert_file_holds, assert_says, auth,
-    final_names, json_str, part_of, run, send, send_listening, send_paths, skip_kernel_feature,
-    subdir, tls, unusable, wait_for_bytes, wrapped, write_random_file, zcp_command,
+    final_names, json_str, part_of, protocol, run, send, send_listening, send_paths,
+    skip_kernel_feature, subdir, tls, unusable, wait_for_bytes, wrapped, write_random_file,
+    zcp_command,
 };
 
 const NAME: &str = "secret.bin";
@@ -359,4 +361,94 @@ fn inside_the_tunnel_a_wrong_token_still_fails_and_no_auth_still_works() {
     assert_exit(&sent, 0, "sender");
     assert!(json_str(&received.json(), "/encryption").starts_with("tls1.3 ("));
     assert_file_holds(&dst.join(NAME), &data, "the --no-auth encrypted transfer");
+}
+
+/// A peer that completes TLS (anyone can: the token is checked inside the tunnel), fails the
+/// zcp handshake and then keeps the connection open without a word: the receiver must let go
+/// of the connection and of its record layer's threads, or each such peer would hold a thread,
+/// a socket pair and a buffer past the pre-auth budget (which counts only handshakes).
+#[test]
+fn a_peer_that_fails_inside_the_tunnel_and_stays_silent_holds_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut recv = Receiver::start(&subdir(work.path(), "dst"), &["--encrypt", "--keep-open"]);
+    let wire = TcpStream::connect(recv.addr()).expect("connecting");
+    let mut session = wire.try_clone().expect("clone");
+    let tunnel = tls::open(&mut session, auth::Direction::Connected, true, auth::Role::Receiver)
+        .expect("TLS with the receiver");
+    if matches!(tunnel.encryption(), zcp::datapath::Encryption::Tls { kernel: true, .. }) {
+        return skip_kernel_feature("the receiver seals records in the kernel: no record layer");
+    }
+    session.write_all(b"GET / HTTP/1.1\r\n\r\nnot a zcp greeting").expect("garbage");
+    recv.process().wait_line("zcp: ignored a connection");
+    let process = recv.process();
+    crate::util::wait_until(SESSION, "the receiver's record layer to stop", || {
+        process.threads_named("tls-in") + process.threads_named("tls-out") == 0
+    });
+    drop((tunnel, session, wire));
+}
+
+/// A connection cut mid-stream without close_notify (a network failure, or an attacker's
+/// forged FIN or reset: either can only stop the session, whose own framing tells a cut from
+/// an end) is a broken connection, as without `--encrypt`: exit 3 on both ends, the part file
+/// kept, and the same command resumes it, encrypted.
+#[test]
+fn a_connection_cut_inside_the_tunnel_is_lost_and_resumes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (recv, src, data, dst) = setup(work.path(), 47);
+    let proxy = Proxy::start(recv.addr(), Fault::CutAt(LEN as u64 / 2));
+    let sent = send(&src, &proxy.dest(), &["--encrypt"]);
+    let received = recv.wait();
+    assert!(proxy.finish().cut, "the proxy never reached the cut");
+    assert_exit(&received, 3, "receiver");
+    assert_says(&received, "connection lost", "receiver");
+    assert_exit(&sent, 3, "sender");
+    assert!(!final_names(&dst).contains(&NAME.to_string()), "a cut file was saved");
+    assert!(part_of(&dst, NAME).exists(), "the part file was not kept");
+    let recv = Receiver::start(&dst, &["--encrypt"]);
+    let resumed = send(&src, &recv.dest(), &["--encrypt"]);
+    assert_exit(&recv.wait(), 0, "receiver of the rerun");
+    assert_exit(&resumed, 0, "the rerun");
+    assert_says(&resumed, "(resumed at ", "the rerun");
+    assert_file_holds(&dst.join(NAME), &data, "the resumed file");
+}
+
+/// A client trickling its TLS ClientHello (a byte every 1.5 s: every read succeeds) is cut off
+/// at the handshake's deadline, not one read's, and the receiver goes on.
+#[test]
+fn a_trickled_tls_handshake_is_cut_off_at_the_deadline() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut recv = Receiver::start(&subdir(work.path(), "dst"), &["--encrypt"]);
+    let mut socket = crate::util::connect(recv.addr());
+    let greeting = protocol::read_hello(&mut socket).expect("the receiver's greeting");
+    assert!(greeting.encrypts(), "{greeting:?}");
+    let mut client_hello = vec![0x16, 3, 1, 0, 200];
+    client_hello.resize(5 + 200, 1);
+    let trickler = crate::util::trickle(socket, client_hello);
+    let line = recv.process().wait_line_within("ignored a connection", Duration::from_secs(30));
+    assert!(line.contains("TLS handshake"), "{line}");
+    assert!(recv.process().running(), "a trickling client ended the receiver");
+    trickler.join().expect("trickler");
+}
+
+/// A second sender, authenticated inside its tunnel while the first one's session runs, is told
+/// "busy" through the tunnel before it closes (the message must not be lost with the tunnel).
+#[test]
+fn a_sender_turned_away_as_busy_is_told_so_through_the_tunnel() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let src = src_dir.join(NAME);
+    let data = write_random_file(&src, LEN, 53);
+    let mut recv = Receiver::start(&dst, &["--encrypt", "--keep-open", "--max-conns", "1"]);
+    let other = subdir(work.path(), "other").join("second.bin");
+    write_random_file(&other, 1000, 54);
+    let slow = ["--encrypt", "--limit-rate", "2M"];
+    let first = Process::spawn(crate::util::send_cmd(&[&src], &recv.dest(), &slow, &[]));
+    wait_for_bytes(&part_of(&dst, NAME), 64 << 10);
+    let second = send_paths(&[&other], &recv.dest(), &["--encrypt"]);
+    assert_exit(&second, 3, "the second sender");
+    assert_says(&second, "receiver busy: 1 sessions running, try again later", "second");
+    assert_exit(&first.wait(), 0, "the first sender");
+    recv.process().signal(Signal::SIGTERM);
+    assert_exit(&recv.wait(), 143, "receiver");
+    assert_file_holds(&dst.join(NAME), &data, "the first sender's file");
 }

@@ -598,3 +598,93 @@ fn events_with_http_are_a_usage_error_on_either_end() {
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     }
 }
+
+/// Sends `head`, then one byte of body every 1.5 s (the pace is the attack, not a wait) on a
+/// thread, until a write fails (the server closed the connection: true) or 30 s passed.
+fn slow_body(addr: SocketAddr, head: &[u8]) -> std::thread::JoinHandle<bool> {
+    let mut socket = TcpStream::connect(addr).expect("connecting");
+    socket.write_all(head).expect("the head");
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if socket.write_all(b"x").is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        false
+    })
+}
+
+/// An unauthenticated client answered `401` that goes on trickling its body must not hold its
+/// connection (one of `--max-conns`) for long: the drain after an answer is bounded in time
+/// overall, not per read (a byte every 1.5 s would pass a 2 s read timeout for 8 MiB).
+#[test]
+fn a_refused_client_trickling_its_body_is_let_go() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (mut receiver, addr) = accept_into(&[], &dst, &["--max-conns", "1"]);
+    let head = b"PUT /slow.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    let trickle = slow_body(addr, head);
+    receiver.wait_line_within("PUT /slow.bin 401", STARTUP);
+    wait_until(crate::util::SESSION, "the trickling client to be let go", || trickle.is_finished());
+    assert!(trickle.join().expect("the trickle thread"), "still connected after 30 s");
+    assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "a refused upload wrote");
+}
+
+/// Heads whose framing or name two parsers could read differently are refused before a byte is
+/// written: both framings, two lengths, a folded header, a coding chain, a header bomb, an
+/// encoded NUL or `..`; a directory planted as a symlink under the output is not followed.
+#[test]
+fn ambiguous_heads_and_planted_symlinks_write_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (dst, outside) = (subdir(work.path(), "dst"), subdir(work.path(), "outside"));
+    std::os::unix::fs::symlink(&outside, dst.join("link")).expect("planting a symlink");
+    let (receiver, addr) = accept_into(&[], &dst, &["--keep-open"]);
+    let auth = bearer(TOKEN);
+    let bomb: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+    for (path, headers, status) in [
+        ("/a", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", 400),
+        ("/a", "Content-Length: 5\r\nContent-Length: 6\r\n", 400),
+        ("/a", "Content-Length: 5\r\nX-Folded: a\r\n b\r\n", 400),
+        ("/a", "Transfer-Encoding: gzip, chunked\r\n", 501),
+        // Two lines are one list (RFC 9110 §5.3): the same chain, not the last line alone.
+        ("/a", "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", 501),
+        ("/a", &bomb, 400),
+        ("/a%00b", "Content-Length: 5\r\n", 400),
+        ("/x%2F..%2F..%2Fescape", "Content-Length: 5\r\n", 400),
+        // The disk's refusal (its code: "other") says why; the status is the server's 500.
+        ("/link/escape", "Content-Length: 5\r\n", 500),
+    ] {
+        let request = format!("PUT {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n{headers}\r\nhello");
+        let answer = raw_request(addr, request.as_bytes());
+        let want = format!("HTTP/1.1 {status} ");
+        assert!(answer.starts_with(&want), "{path} {headers:?}: {answer:?}");
+    }
+    assert!(fs::read_dir(&outside).expect("outside").next().is_none(), "written through");
+    assert_eq!(crate::util::dir_names(&dst), ["link"], "something was written");
+    assert!(!work.path().join("escape").exists(), "written outside --output");
+    let done = receiver.kill();
+    assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
+}
+
+/// An authenticated upload whose body stalls is dropped at `--idle-timeout`: no file, no part
+/// file, the server goes on.
+#[test]
+fn a_stalled_upload_body_ends_at_the_idle_timeout_and_leaves_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (mut receiver, addr) = accept_into(&[], &dst, &["--idle-timeout", "1"]);
+    let mut socket = TcpStream::connect(addr).expect("connecting");
+    let head = format!(
+        "PUT /stall.bin HTTP/1.1\r\nHost: x\r\n{}\r\nContent-Length: 1000\r\n\r\n",
+        bearer(TOKEN)
+    );
+    socket.write_all(head.as_bytes()).expect("head");
+    socket.write_all(&[1u8; 10]).expect("a little of the body");
+    let line = receiver.wait_line_within("PUT /stall.bin", crate::util::SESSION);
+    assert!(line.contains("nothing saved"), "{line}");
+    assert!(receiver.running(), "a stalled upload ended the server");
+    assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "the stalled upload left a file");
+    drop(socket);
+}

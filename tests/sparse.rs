@@ -1,7 +1,8 @@
 //! Sparse files (issue #15): a 4 GiB file with 64 MiB of data in several extents crosses as its
 //! data only (the sparse form, negotiated by the greeting's SPARSE flag), arrives with the same
 //! bytes and about the same allocation, its holes counted apart in the report; a resumed one
-//! too; a receiver that did not say SPARSE gets the plain form.
+//! too; a receiver that did not say SPARSE gets the plain form; a hostile sender's runs past
+//! the file, or SPARSE_START where the form cannot be, end the receiver with exit 4 and no file.
 
 use std::fs::File;
 use std::net::TcpStream;
@@ -223,4 +224,49 @@ fn events_count_the_holes_as_done() {
         let last = events.iter().rfind(|e| e["event"] == "progress").expect("progress");
         assert_eq!(last["bytes"].as_u64(), Some(48 * MIB), "{who}: holes count as done: {last}");
     }
+}
+
+/// A hostile authenticated sender: after the plan, it starts file 0 (of `size` bytes) with
+/// SPARSE_START at `offset` and sends `after` raw. The receiver (into `--output OUTPUT`) must end with exit 4
+/// (malformed stream) and one line naming `cause`, with no panic and nothing under a final
+/// name.
+fn hostile_sparse(output: &str, size: Option<u64>, offset: u64, after: &[u8], cause: &str) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = util::subdir(work.path(), "dst");
+    let out = if output == "-" { Path::new("-").to_path_buf() } else { dst.clone() };
+    let receiver = Receiver::start(&out, &[]);
+    let mut socket = util::zcp_client(receiver.addr());
+    util::offer(&mut socket, vec![util::file_entry(b"victim.img", size)]);
+    util::send_frames(&mut socket, &[Message::SparseStart { index: 0, offset }]);
+    std::io::Write::write_all(&mut socket, after).expect("sending the runs");
+    let received = receiver.wait();
+    util::assert_no_panic(&received, "receiver");
+    assert_exit(&received, 4, "receiver");
+    util::assert_says(&received, cause, "receiver");
+    let lines: Vec<&str> = received.stderr.lines().filter(|l| l.starts_with("zcp:")).collect();
+    assert_eq!(lines.len(), 1, "one error line:\n{}", received.stderr);
+    assert!(util::final_names(&dst).is_empty(), "a final name: {:?}", util::final_names(&dst));
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 1, "only dst/ in the work dir");
+}
+
+#[test]
+fn a_sparse_run_past_the_end_of_the_file_is_refused() {
+    let past = [protocol::sparse_run_header(MIB, 3 * MIB + 1), [0; 16]].concat();
+    hostile_sparse("dst", Some(4 * MIB), 0, &past, "sparse run of 1048576 + 3145729 bytes");
+    // The hole and the data together wrap around 2^64: still past the end, not a tiny run.
+    let wraps = protocol::sparse_run_header(u64::MAX, 2);
+    hostile_sparse("dst", Some(4 * MIB), 0, &wraps, "where 4194304 remain");
+    let empty = protocol::sparse_run_header(0, 0);
+    hostile_sparse("dst", Some(4 * MIB), 0, &empty, "an empty sparse run");
+    // Onto standard output, where holes are written as zeros, the same bound holds.
+    hostile_sparse("-", Some(4 * MIB), 0, &wraps, "where 4194304 remain");
+}
+
+#[test]
+fn sparse_start_where_the_sparse_form_cannot_be_is_refused() {
+    let run = protocol::sparse_run_header(0, 10);
+    hostile_sparse("dst", Some(100), 0, &run, "comes in the sparse form, but it is batched");
+    hostile_sparse("dst", None, 0, &run, "a file of unknown size cannot come in the sparse");
+    hostile_sparse("dst", Some(4 * MIB), MIB, &run, "sender resumed at 1048576, the plan said 0");
+    hostile_sparse("-", Some(4 * MIB), MIB, &run, "was not planned to be sent from offset");
 }

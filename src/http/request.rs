@@ -165,7 +165,14 @@ impl Request {
             "authorization" => self.authorization = Some(value.to_vec()),
             "range" => self.range = Some(text()),
             "if-range" => self.if_range = Some(text()),
-            "transfer-encoding" => self.transfer_encoding = Some(text()),
+            // Several lines are one list (RFC 9110 §5.3): judged whole, not by the last line.
+            "transfer-encoding" => {
+                let codings = match self.transfer_encoding.take() {
+                    Some(before) => format!("{before}, {}", text()),
+                    None => text(),
+                };
+                self.transfer_encoding = Some(codings);
+            }
             "expect" => self.expects_continue = text().eq_ignore_ascii_case("100-continue"),
             "content-length" => {
                 // Two different lengths are a request smuggling attempt, not a choice to make.
@@ -296,6 +303,12 @@ mod tests {
         assert_eq!(range("items=0-1", 1000), RangeAsk::Whole);
         assert_eq!(range("bytes=x-y", 1000), RangeAsk::Whole);
         assert_eq!(range_of(None, 1000), RangeAsk::Whole);
+        // Absurd values: past u64 is no range at all (whole), u64::MAX is past the end.
+        assert_eq!(range("bytes=0-99999999999999999999", 1000), RangeAsk::Whole);
+        assert_eq!(range("bytes=-99999999999999999999", 1000), RangeAsk::Whole);
+        assert_eq!(range("bytes=18446744073709551615-", 1000), RangeAsk::Unsatisfiable);
+        assert_eq!(range("bytes=0-18446744073709551615", 1000), part(0, 999));
+        assert_eq!(range("bytes=-18446744073709551615", 1000), part(0, 999));
     }
 
     #[test]
@@ -323,6 +336,14 @@ mod tests {
         assert_eq!(req.bearer(), Some(&b"tok"[..]));
         assert!(req.expects_continue);
         assert!(parse(b"GET / HTTP/1.1\r\nHost: h\r\n").expect("parses").is_none());
+    }
+
+    #[test]
+    fn transfer_encoding_lines_combine_into_one_list() {
+        let head =
+            b"PUT /a HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (_, req) = parse(head).expect("parses").expect("complete");
+        assert_eq!(req.transfer_encoding.as_deref(), Some("gzip, chunked"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A response head under construction.
 #[derive(Debug)]
@@ -65,14 +65,19 @@ pub fn send_continue(mut socket: &TcpStream) -> io::Result<()> {
 /// Ends a connection after its answer without losing the answer: closing a socket with unread
 /// bytes (an upload refused while its body was in flight) sends a reset that may reach the
 /// client before it read the answer. So the write side is shut first and what still arrives is
-/// read and dropped, up to a bound in bytes and time.
+/// read and dropped, up to a bound in bytes and one in time for all the reads together (per
+/// read, a client trickling a byte at a time would hold its connection for hours).
 pub fn close_gently(mut socket: &TcpStream) {
     const DRAIN: u64 = 8 << 20;
+    let until = Instant::now() + Duration::from_secs(2);
     let _ = socket.shutdown(Shutdown::Write);
-    let _ = socket.set_read_timeout(Some(Duration::from_secs(2)));
     let mut buf = [0u8; 16 << 10];
     let mut left = DRAIN;
     while left > 0 {
+        let wait = until.saturating_duration_since(Instant::now());
+        if wait.is_zero() || socket.set_read_timeout(Some(wait)).is_err() {
+            break;
+        }
         match socket.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => left = left.saturating_sub(n as u64),

@@ -40,8 +40,9 @@ struct Shared {
 }
 
 /// Why the record layer stopped: the TLS stream itself failed (a record that did not
-/// authenticate, an alert, a cut without close_notify: the session cannot know, so this says
-/// why), or a socket did (the session sees that on its own socket: nothing to add).
+/// authenticate, an alert: the session cannot know, so this says why), or a socket did, or the
+/// peer went away without close_notify (the session sees that on its own socket: nothing to
+/// add).
 #[derive(Debug)]
 pub enum Failure {
     Tls(String),
@@ -57,7 +58,7 @@ impl From<io::Error> for Failure {
 /// The two running threads of one connection.
 pub struct Pump {
     shared: Arc<Shared>,
-    wire: TcpStream,
+    wire: Wire,
     outbound: JoinHandle<()>,
     inbound: JoinHandle<()>,
     done: Receiver<Way>,
@@ -89,7 +90,7 @@ impl Pump {
         let (tx, done) = mpsc::channel();
         let outbound = spawn(Way::Out, &shared, &inner, &wire, &tx, None)?;
         let inbound = spawn(Way::In, &shared, &inner, &wire, &tx, Some(opener))?;
-        Ok(Pump { shared, wire, outbound, inbound, done })
+        Ok(Pump { shared, wire: Wire(wire), outbound, inbound, done })
     }
 
     /// Waits until what the session wrote is on the wire (the session must have closed its
@@ -109,10 +110,21 @@ impl Pump {
                 wait = LINGER;
             }
         }
-        let _ = self.wire.shutdown(Shutdown::Both);
+        let _ = self.wire.0.shutdown(Shutdown::Both);
         let _ = self.outbound.join();
         let _ = self.inbound.join();
         lock(&self.shared.failure).take()
+    }
+}
+
+/// The network socket, shut down both ways when the pump goes without `finish` (a tunnel
+/// dropped because the handshake inside it failed): else its threads would wait, with no
+/// deadline, on a peer that never closes, and keep the connection open past the pre-auth budget.
+struct Wire(TcpStream);
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(Shutdown::Both);
     }
 }
 
@@ -215,11 +227,10 @@ fn inbound(
             Err(e) => return Err(e.into()),
         };
         if n == 0 {
-            return Err(Failure::Tls(
-                "the peer closed the connection without ending the encrypted stream: the data \
-                 may be cut short"
-                    .into(),
-            ));
+            // A cut without close_notify (a network failure, or a forged FIN: a reset would do
+            // the same) can only stop the session, whose own framing tells it from an end; it
+            // sees its socket end and says "connection lost", as without TLS.
+            return Err(Failure::Io);
         }
         filled += n;
         let (plain, used, closed) = match open_all(&mut opener, &mut buf[..filled]) {
@@ -334,4 +345,68 @@ fn loopback_pair() -> anyhow::Result<(TcpStream, TcpStream)> {
         setsockopt(end, SndBuf, &PAIR_BUFFER).context("sizing the record layer's socket")?;
     }
     Ok((TcpStream::from(OwnedFd::from(session)), TcpStream::from(OwnedFd::from(inner))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::records::Sealer;
+
+    fn secrets() -> rustls::ConnectionTrafficSecrets {
+        rustls::ConnectionTrafficSecrets::Aes256Gcm {
+            key: rustls::crypto::cipher::AeadKey::from([3u8; 32]),
+            iv: rustls::crypto::cipher::Iv::from([5u8; 12]),
+        }
+    }
+
+    /// The records `(plaintext, content type)` sealed in order from sequence number 0.
+    fn stream(records: &[(&[u8], u8)]) -> Vec<u8> {
+        let mut sealer = Sealer::new(0, &secrets()).unwrap();
+        let mut out = Vec::new();
+        for (plain, content_type) in records {
+            let mut slot = vec![0u8; MAX_RECORD];
+            slot[HEADER..HEADER + plain.len()].copy_from_slice(plain);
+            let len = sealer.seal(&mut slot, plain.len(), *content_type).unwrap();
+            out.extend_from_slice(&slot[..len]);
+        }
+        out
+    }
+
+    fn opened(mut bytes: Vec<u8>) -> Result<(Vec<Vec<u8>>, usize, bool), String> {
+        let mut opener = Opener::new(0, &secrets()).unwrap();
+        let (plain, used, closed) = open_all(&mut opener, &mut bytes)?;
+        Ok((plain.into_iter().map(|r| bytes[r].to_vec()).collect(), used, closed))
+    }
+
+    #[test]
+    fn records_open_in_order_and_a_partial_one_waits_for_the_rest() {
+        let bytes = stream(&[(b"one", APPLICATION_DATA), (b"", APPLICATION_DATA), (b"3", 0x17)]);
+        let whole = opened(bytes.clone()).unwrap();
+        assert_eq!(whole, (vec![b"one".to_vec(), vec![], b"3".to_vec()], bytes.len(), false));
+        // Cut inside the last record: the first two open, the rest stays for the next read.
+        let (plain, used, closed) = opened(bytes[..bytes.len() - 1].to_vec()).unwrap();
+        assert_eq!((plain.len(), used, closed), (2, bytes.len() - (HEADER + 1 + 1 + 16), false));
+    }
+
+    #[test]
+    fn close_notify_ends_the_stream_and_what_follows_it_is_ignored() {
+        let mut bytes = stream(&[(b"last", APPLICATION_DATA), (&CLOSE_NOTIFY, ALERT)]);
+        let end = bytes.len();
+        bytes.extend_from_slice(b"garbage after the end");
+        assert_eq!(opened(bytes).unwrap(), (vec![b"last".to_vec()], end, true));
+    }
+
+    #[test]
+    fn an_alert_another_content_type_or_a_reordered_record_ends_the_stream() {
+        let alert = stream(&[(b"data", APPLICATION_DATA), (&[2, 80], ALERT)]);
+        assert!(opened(alert).unwrap_err().contains("TLS alert ([2, 80])"));
+        let change_cipher_spec = stream(&[(&[1], 0x14)]);
+        assert!(opened(change_cipher_spec).unwrap_err().contains("content type 0x14"));
+        let two = stream(&[(b"first", APPLICATION_DATA), (b"second", APPLICATION_DATA)]);
+        let first_len = HEADER + 5 + 1 + 16;
+        let swapped = [&two[first_len..], &two[..first_len]].concat();
+        assert!(opened(swapped).unwrap_err().contains("did not authenticate"));
+        let replayed = [&two[..first_len], &two[..first_len]].concat();
+        assert!(opened(replayed).unwrap_err().contains("did not authenticate"));
+    }
 }

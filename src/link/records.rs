@@ -143,6 +143,11 @@ impl Opener {
             .key
             .open_in_place(nonce, Aad::from(header), record)
             .map_err(|_| OpenError::Forged)?;
+        // Padding included, however much room the ciphertext's bound leaves (RFC 8446 §5.4).
+        if inner.len() > MAX_PLAIN + 1 {
+            let why = format!("a record of {} bytes of plaintext", inner.len());
+            return Err(OpenError::Malformed(why));
+        }
         // The content type is the last byte that is not zero padding.
         let Some(at) = inner.iter().rposition(|&b| b != 0) else {
             return Err(OpenError::Malformed("a record with no content type".into()));
@@ -208,6 +213,50 @@ mod tests {
         assert_eq!((opened.content_type, &alert[opened.plain]), (ALERT, &CLOSE_NOTIFY[..]));
         let mut handshake = sealed(0, &[24, 0, 0, 1, 0], HANDSHAKE);
         assert!(Opener::new(0, &secrets()).unwrap().open(&mut handshake).is_err());
+    }
+
+    /// A record sealed by hand, past `Sealer`'s checks: `inner` is its whole TLSInnerPlaintext.
+    fn sealed_raw(inner: &[u8]) -> Vec<u8> {
+        let mut keys = Keys::new(0, &secrets()).unwrap();
+        let len = u16::try_from(inner.len() + TAG).unwrap().to_be_bytes();
+        let header = [APPLICATION_DATA, 3, 3, len[0], len[1]];
+        let mut body = inner.to_vec();
+        let nonce = keys.next_nonce().unwrap();
+        let tag = keys.key.seal_in_place_separate_tag(nonce, Aad::from(header), &mut body);
+        [&header[..], &body, tag.unwrap().as_ref()].concat()
+    }
+
+    #[test]
+    fn an_inner_plaintext_past_2_14_plus_1_bytes_is_refused_padding_included() {
+        // RFC 8446 §5.4: even where the ciphertext's bound (2^14 + 256) leaves room.
+        let inner = |content: usize, padding: usize| {
+            let mut inner = vec![b'x'; content];
+            inner.push(APPLICATION_DATA);
+            inner.resize(content + 1 + padding, 0);
+            sealed_raw(&inner)
+        };
+        let open = |mut record: Vec<u8>| Opener::new(0, &secrets()).unwrap().open(&mut record);
+        let full = open(inner(MAX_PLAIN, 0)).unwrap().unwrap();
+        assert_eq!(full.plain, HEADER..HEADER + MAX_PLAIN);
+        assert!(matches!(open(inner(MAX_PLAIN + 1, 0)), Err(OpenError::Malformed(_))));
+        assert!(matches!(open(inner(MAX_PLAIN, 1)), Err(OpenError::Malformed(_))));
+        assert!(matches!(open(inner(10, MAX_PLAIN)), Err(OpenError::Malformed(_))));
+        assert!(open(inner(10, MAX_PLAIN - 10)).unwrap().is_some(), "padding within the bound");
+    }
+
+    #[test]
+    fn a_header_announcing_too_long_or_too_short_a_record_is_refused_at_once() {
+        // Refused from the header alone: the reader does not wait for (or buffer) the body.
+        for len in [0, TAG, MAX_CIPHERTEXT + 1, usize::from(u16::MAX)] {
+            let [hi, lo] = u16::try_from(len).unwrap().to_be_bytes();
+            let mut header = [APPLICATION_DATA, 3, 3, hi, lo];
+            let opened = Opener::new(0, &secrets()).unwrap().open(&mut header);
+            assert!(matches!(opened, Err(OpenError::Malformed(_))), "{len}: {opened:?}");
+        }
+        let mut legacy = [APPLICATION_DATA, 3, 1, 0, 40];
+        assert!(Opener::new(0, &secrets()).unwrap().open(&mut legacy).is_err(), "version 3.1");
+        let mut plaintext_alert = [ALERT, 3, 3, 0, 2];
+        assert!(Opener::new(0, &secrets()).unwrap().open(&mut plaintext_alert).is_err());
     }
 
     #[test]

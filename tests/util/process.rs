@@ -158,6 +158,17 @@ impl Process {
             .unwrap_or_else(|e| panic!("sending {signal} to {}: {e}", self.what));
     }
 
+    /// How many of the child's threads are named `name` (`/proc/PID/task/*/comm`).
+    pub fn threads_named(&self, name: &str) -> usize {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return 0;
+        };
+        let named = |t: &std::fs::DirEntry| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        };
+        tasks.flatten().filter(named).count()
+    }
+
     /// Waits for the child to exit (killing it and failing after `SESSION`) and collects what
     /// it printed.
     pub fn wait(self) -> Finished {
