@@ -121,11 +121,16 @@ pub fn attach(socket: &TcpStream) -> Result<(), Errno> {
     setsockopt(socket, libc::IPPROTO_TCP, TCP_ULP, b"tls")
 }
 
-/// Hands both directions' keys to the kernel: from here on it seals what is written to
-/// `socket` and opens what is read from it.
-pub fn install(socket: &TcpStream, tx: &CryptoInfo, rx: &CryptoInfo) -> Result<(), Errno> {
-    setsockopt(socket, SOL_TLS, TLS_TX, tx.bytes())?;
+/// Hands the receive keys to the kernel: from here on it opens what is read from `socket`.
+/// The one to install first: kernels before 4.17 have no `TLS_RX`, and a cipher the kernel
+/// lacks fails here too, and either leaves nothing installed.
+pub fn install_rx(socket: &TcpStream, rx: &CryptoInfo) -> Result<(), Errno> {
     setsockopt(socket, SOL_TLS, TLS_RX, rx.bytes())
+}
+
+/// Hands the transmit keys to the kernel: from here on it seals what is written to `socket`.
+pub fn install_tx(socket: &TcpStream, tx: &CryptoInfo) -> Result<(), Errno> {
+    setsockopt(socket, SOL_TLS, TLS_TX, tx.bytes())
 }
 
 fn setsockopt(

@@ -18,7 +18,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use rustls::Connection;
+use rustls::ExtractedSecrets;
 
 use super::records::{
     ALERT, APPLICATION_DATA, BAD_RECORD_MAC, CLOSE_NOTIFY, HEADER, MAX_PLAIN, MAX_RECORD,
@@ -74,10 +74,7 @@ enum Way {
 impl Pump {
     /// Starts the record layer for `conn`, whose handshake is over, on the network socket
     /// `wire`; `wire` is replaced by the session's end of a new loopback connection.
-    pub fn start(conn: Connection, wire: &mut TcpStream) -> anyhow::Result<Pump> {
-        let secrets = conn
-            .dangerous_extract_secrets()
-            .map_err(|e| anyhow!("taking the TLS keys from the handshake: {e}"))?;
+    pub fn start(secrets: &ExtractedSecrets, wire: &mut TcpStream) -> anyhow::Result<Pump> {
         let sealer = Sealer::new(secrets.tx.0, &secrets.tx.1).map_err(|e| anyhow!(e))?;
         let opener = Opener::new(secrets.rx.0, &secrets.rx.1).map_err(|e| anyhow!(e))?;
         let (session, inner) = loopback_pair()?;

@@ -16,7 +16,10 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, SubjectPublicKeyInfoDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, Connection, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use rustls::{
+    ClientConfig, Connection, DigitallySignedStruct, ExtractedSecrets, ServerConfig,
+    SignatureScheme,
+};
 
 use super::auth::{Direction, Role};
 use super::ktls::{self, CryptoInfo};
@@ -141,30 +144,40 @@ pub fn open(
         .negotiated_cipher_suite()
         .map_or_else(|| "unknown".to_string(), |s| format!("{:?}", s.suite()));
     let peer = socket.peer_addr().ok().map(|a| a.to_string());
-    let (kernel, fallback, pump) = match ktls::attach(socket) {
-        Ok(()) => (true, None, to_kernel(conn, socket)?),
-        Err(errno) => {
-            let why = format!(
-                "kernel TLS not used: setsockopt(TCP_ULP, \"tls\") failed: the kernel has no \
-                 kTLS ({errno:?})"
-            );
-            (false, Some(why), Some(Pump::start(conn, socket)?))
-        }
+    let secrets = conn
+        .dangerous_extract_secrets()
+        .map_err(|e| anyhow!("taking the TLS keys from the handshake: {e}"))?;
+    let (kernel, fallback, pump) = match to_kernel(&secrets, socket)? {
+        None => (true, None, None),
+        Some(why) => (false, Some(why), Some(Pump::start(&secrets, socket)?)),
     };
     let encryption = Encryption::Tls { kernel, cipher, fallback };
     Ok(Tunnel { encryption, binding: Some(binding), pump, peer, opened })
 }
 
-/// Hands both directions' keys and sequence numbers to the kernel; the session keeps the
-/// socket, and `sendfile`/`splice` on it now carry TLS records.
-fn to_kernel(conn: Connection, socket: &TcpStream) -> anyhow::Result<Option<Pump>> {
-    let secrets = conn
-        .dangerous_extract_secrets()
-        .map_err(|e| anyhow!("extracting the TLS keys for the kernel: {e}"))?;
+/// Hands both directions' keys and sequence numbers to the kernel, so the session keeps the
+/// socket and `sendfile`/`splice` on it carry TLS records. `Some(reason)` where the kernel
+/// takes no keys (nothing installed: the socket still carries plain bytes, and the records
+/// are sealed in user space).
+fn to_kernel(secrets: &ExtractedSecrets, socket: &TcpStream) -> anyhow::Result<Option<String>> {
+    if let Err(errno) = ktls::attach(socket) {
+        return Ok(Some(format!(
+            "kernel TLS not used: setsockopt(TCP_ULP, \"tls\") failed: the kernel has no kTLS \
+             ({errno:?})"
+        )));
+    }
     let tx = CryptoInfo::from_secrets(secrets.tx.0, &secrets.tx.1).map_err(|e| anyhow!(e))?;
     let rx = CryptoInfo::from_secrets(secrets.rx.0, &secrets.rx.1).map_err(|e| anyhow!(e))?;
-    ktls::install(socket, &tx, &rx)
-        .map_err(|e| anyhow::Error::from(e).context("installing the TLS keys in the kernel"))?;
+    if let Err(errno) = ktls::install_rx(socket, &rx) {
+        return Ok(Some(format!(
+            "kernel TLS not used: setsockopt(SOL_TLS, TLS_RX) refused the receive keys ({errno:?})"
+        )));
+    }
+    // With the receive keys in, a refusal here cannot fall back: the kernel already opens
+    // what arrives.
+    ktls::install_tx(socket, &tx).map_err(|e| {
+        anyhow::Error::from(e).context("installing the TLS transmit keys in the kernel")
+    })?;
     Ok(None)
 }
 
