@@ -158,3 +158,35 @@ fn fsync_into_a_named_file_syncs_its_directory_after_the_rename() {
     let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["syncfs", "renameat2", "fsync"], "{calls:#?}");
 }
+
+#[test]
+fn fsync_into_an_output_directory_it_creates_syncs_its_parent_too() {
+    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (work.path().join("a.bin"), work.path().join("b.bin"));
+    let (data_a, data_b) =
+        (util::write_random_file(&a, 5000, 1), util::write_random_file(&b, 9, 2));
+    let log = work.path().join("recv.strace");
+    // `--output new` relative to the receiver's directory: its parent is `.`, which must gain
+    // the name `new` durably too.
+    let script = format!(
+        r#"cd "{}" && exec strace -f -o "{}" -e trace={} "$0" "$@""#,
+        work.path().display(),
+        log.display(),
+        CALLS.join(",")
+    );
+    let shell: [&OsStr; 3] = ["sh".as_ref(), "-c".as_ref(), script.as_ref()];
+    let receiver = Receiver::try_start_env(&shell, Path::new("new"), &["--fsync"], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = util::send_paths(&[&a, &b], &receiver.dest(), &[]);
+    assert_exit(&sent, 0, "sender");
+    assert_exit(&receiver.wait(), 0, "traced receiver");
+    util::assert_file_holds(&work.path().join("new/a.bin"), &data_a, "first file");
+    util::assert_file_holds(&work.path().join("new/b.bin"), &data_b, "second file");
+    let calls = completed(&fs::read_to_string(&log).expect("reading the strace log"));
+    let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
+    // The data, the two names, then `new` (it gained them) and `.` (it gained `new`).
+    assert_eq!(names, ["syncfs", "linkat", "linkat", "fsync", "fsync"], "{calls:#?}");
+}
