@@ -128,3 +128,32 @@ pub(super) fn mtime_of(entry: &Entry) -> SystemTime {
         SystemTime::UNIX_EPOCH - Duration::from_secs(entry.mtime_sec.unsigned_abs()) + nanos
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::mtime_of;
+    use crate::protocol::{Entry, EntryKind};
+
+    fn at(mtime_sec: i64, mtime_nsec: u32) -> SystemTime {
+        let entry = Entry {
+            kind: EntryKind::File,
+            name: b"f".to_vec(),
+            size: Some(0),
+            mode: 0o644,
+            mtime_sec,
+            mtime_nsec,
+        };
+        mtime_of(&entry)
+    }
+
+    #[test]
+    fn mtimes_before_and_after_1970_keep_their_nanoseconds() {
+        let epoch = SystemTime::UNIX_EPOCH;
+        assert_eq!(at(2, 500_000_000), epoch + Duration::from_millis(2500));
+        // -2 s + 0.5 s: half past the second before the last one of 1969, as stat(2) puts it.
+        assert_eq!(at(-2, 500_000_000), epoch - Duration::from_millis(1500));
+        assert_eq!(at(0, 1), epoch + Duration::from_nanos(1));
+    }
+}
