@@ -8,8 +8,6 @@ use clap::Parser;
 use zcp::cli::{Cli, Command};
 use zcp::config::{Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
-use zcp::link::auth::Role;
-use zcp::link::tls;
 use zcp::progress::Ui;
 use zcp::recv::Receiver;
 use zcp::report::{self, Report};
@@ -69,15 +67,7 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
             eprintln!("token {t} (on the receiver: ZCP_TOKEN={t} zcp recv --connect HOST:{port})");
         }
     };
-    let greet = |socket: &mut _, direction| {
-        let tunnel = tls::open(socket, direction, cfg.net.encrypt, Role::Receiver)?;
-        let hello = send::greet(&cfg, socket, direction, &tunnel)?;
-        Ok((tunnel, hello))
-    };
-    let (socket, (tunnel, hello)) = zcp::link::net::establish(&cfg.net, announce, greet)?;
-    let (name, encryption) = (tunnel.peer_name(&socket), tunnel.encryption());
-    let receiver = send::Greeted { name, hello, encryption };
-    let report = tunnel.conclude(send::run(&cfg, &manifest, socket, receiver))?;
+    let report = send::session(&cfg, &manifest, announce)?;
     Ok(finish(&report, cfg.print))
 }
 

@@ -7,7 +7,7 @@ pub mod manifest;
 mod sparse;
 
 use std::io::{self, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,10 +21,10 @@ use crate::copy::source::Source;
 use crate::copy::{self, Counted, Framing, Moved, Outgoing};
 use crate::datapath::{DataPath, Encryption, Method};
 use crate::error::SessionError;
-use crate::link::auth::Direction;
-use crate::link::handshake;
+use crate::link::auth::{self, Direction};
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
 use crate::link::tls::Tunnel;
+use crate::link::{handshake, net, tls};
 use crate::progress::Ui;
 use crate::protocol::{
     self, Answer, EntryKind, FileEnd, Hello, Message, Offer, ProtocolError, VerdictStatus,
@@ -62,11 +62,28 @@ pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
     Ok(manifest)
 }
 
+/// The whole of `zcp send` after `prepare`: connects (or, with `--listen`, waits and tells
+/// `listening` where), greets inside the tunnel `--encrypt` asks for, and runs the session.
+pub fn session(
+    cfg: &SendConfig,
+    manifest: &Manifest,
+    listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<Report> {
+    let greet = |socket: &mut TcpStream, direction| {
+        let tunnel = tls::open(socket, direction, cfg.net.encrypt, auth::Role::Receiver)?;
+        let hello = greet(cfg, socket, direction, &tunnel)?;
+        Ok((tunnel, hello))
+    };
+    let (socket, (tunnel, hello)) = net::establish(&cfg.net, listening, greet)?;
+    let (name, encryption) = (tunnel.peer_name(&socket), tunnel.encryption());
+    tunnel.conclude(run(cfg, manifest, socket, Greeted { name, hello, encryption }))
+}
+
 /// The sender's handshake on a connection made in `direction`: what `net::establish` runs.
 /// A connection this end made names its peer; an accepted one is logged with it already.
 /// Returns the receiver's greeting (whether it takes the sparse form). With `--encrypt` it runs
 /// inside the `tunnel`, which `tls::open` made first.
-pub fn greet(
+fn greet(
     cfg: &SendConfig,
     socket: &mut TcpStream,
     direction: Direction,
@@ -83,19 +100,19 @@ pub fn greet(
 }
 
 /// The receiver as the handshake left it.
-pub struct Greeted {
+struct Greeted {
     /// What errors call it: its address (with `--encrypt` in user space the session's socket
     /// is a local one, so the tunnel names it).
-    pub name: String,
+    name: String,
     /// Its greeting, saying what it takes (the sparse form).
-    pub hello: Hello,
+    hello: Hello,
     /// The channel's protection, for the report.
-    pub encryption: Encryption,
+    encryption: Encryption,
 }
 
 /// Runs one session over `socket`, greeted already (see `greet`), and returns both ends'
 /// report.
-pub fn run(
+fn run(
     cfg: &SendConfig,
     manifest: &Manifest,
     mut socket: TcpStream,
