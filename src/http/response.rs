@@ -87,13 +87,22 @@ pub fn close_gently(mut socket: &TcpStream) {
 
 /// Ends a connection without waiting (the accept loop cannot): what the client already sent
 /// is read and dropped first, so that the close is not a reset that could overtake the answer.
+/// At most `CLOSE_DRAIN` bytes: a client that keeps sending must not hold the accept loop.
 pub fn close_now(mut socket: &TcpStream) {
     let _ = socket.shutdown(Shutdown::Write);
     if socket.set_nonblocking(true).is_ok() {
         let mut buf = [0u8; 16 << 10];
-        while let Ok(1..) = socket.read(&mut buf) {}
+        let mut left = CLOSE_DRAIN;
+        while left > 0
+            && let Ok(n @ 1..) = socket.read(&mut buf)
+        {
+            left = left.saturating_sub(n);
+        }
     }
 }
+
+/// What `close_now` reads at most before closing.
+const CLOSE_DRAIN: usize = 64 << 10;
 
 fn reason(status: u16) -> &'static str {
     match status {
