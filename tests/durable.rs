@@ -165,28 +165,70 @@ fn fsync_into_an_output_directory_it_creates_syncs_its_parent_too() {
         return skip(&why);
     }
     let work = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (work.path().join("a.bin"), work.path().join("b.bin"));
+    // `--output new` relative to the receiver's directory (its parent is `.`), and an absolute
+    // one below a directory of its own: each parent must gain the new name durably too.
+    let absolute = util::subdir(work.path(), "sub").join("new");
+    for (output, parent) in
+        [(Path::new("new"), work.path()), (&absolute, &*work.path().join("sub"))]
+    {
+        let fsynced = fsyncs_creating(work.path(), output);
+        let last = fsynced.last().expect("an fsync");
+        assert!(last.contains(&format!("<{}>", parent.display())), "{output:?}: {fsynced:#?}");
+    }
+}
+
+/// Sends two small files to `--fsync --output OUTPUT` (which does not exist yet), run from
+/// `work` under `strace -y`; checks the call order and returns the `fsync` lines.
+fn fsyncs_creating(work: &Path, output: &Path) -> Vec<String> {
+    let (a, b) = (work.join("a.bin"), work.join("b.bin"));
     let (data_a, data_b) =
         (util::write_random_file(&a, 5000, 1), util::write_random_file(&b, 9, 2));
-    let log = work.path().join("recv.strace");
-    // `--output new` relative to the receiver's directory: its parent is `.`, which must gain
-    // the name `new` durably too.
+    let log = work.join("recv.strace");
     let script = format!(
-        r#"cd "{}" && exec strace -f -o "{}" -e trace={} "$0" "$@""#,
-        work.path().display(),
+        r#"cd "{}" && exec strace -y -f -o "{}" -e trace={} "$0" "$@""#,
+        work.display(),
         log.display(),
         CALLS.join(",")
     );
     let shell: [&OsStr; 3] = ["sh".as_ref(), "-c".as_ref(), script.as_ref()];
-    let receiver = Receiver::try_start_env(&shell, Path::new("new"), &["--fsync"], &[])
+    let receiver = Receiver::try_start_env(&shell, output, &["--fsync"], &[])
         .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
     let sent = util::send_paths(&[&a, &b], &receiver.dest(), &[]);
     assert_exit(&sent, 0, "sender");
     assert_exit(&receiver.wait(), 0, "traced receiver");
-    util::assert_file_holds(&work.path().join("new/a.bin"), &data_a, "first file");
-    util::assert_file_holds(&work.path().join("new/b.bin"), &data_b, "second file");
+    let landed = work.join(output);
+    util::assert_file_holds(&landed.join("a.bin"), &data_a, "first file");
+    util::assert_file_holds(&landed.join("b.bin"), &data_b, "second file");
     let calls = completed(&fs::read_to_string(&log).expect("reading the strace log"));
     let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
-    // The data, the two names, then `new` (it gained them) and `.` (it gained `new`).
+    // The data, the two names, then the output directory (it gained them) and its parent.
     assert_eq!(names, ["syncfs", "linkat", "linkat", "fsync", "fsync"], "{calls:#?}");
+    calls.into_iter().filter(|(n, _)| n == "fsync").map(|(_, line)| line).collect()
+}
+
+#[test]
+fn fsync_holds_no_more_files_than_the_descriptor_limit_allows() {
+    // 400 small files, each held open (an unnamed file) until its barrier, under a limit of
+    // 300 descriptors: the receiver must sync and name them in batches, not run out.
+    let work = tempfile::tempdir().expect("tempdir");
+    let tree = util::subdir(work.path(), "many");
+    let files: Vec<_> = (0..400)
+        .map(|i| {
+            let path = tree.join(format!("f{i:03}"));
+            let data = util::write_random_file(&path, 100, i);
+            (path, data)
+        })
+        .collect();
+    let dst = util::subdir(work.path(), "dst");
+    let script = r#"ulimit -n 300 && exec "$0" "$@""#;
+    let shell: [&OsStr; 3] = ["sh".as_ref(), "-c".as_ref(), script.as_ref()];
+    let receiver = Receiver::try_start_env(&shell, &dst, &["--fsync"], &[])
+        .unwrap_or_else(|f| panic!("receiver under ulimit -n 300 did not start: {f:#?}"));
+    let sent = send(&tree, &receiver.dest(), &[]);
+    assert_exit(&sent, 0, "sender");
+    assert_exit(&receiver.wait(), 0, "receiver under ulimit -n 300");
+    for (path, data) in &files {
+        let landed = dst.join(path.strip_prefix(work.path()).expect("below work"));
+        util::assert_file_holds(&landed, data, "a file of the batched barrier");
+    }
 }
