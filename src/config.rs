@@ -104,10 +104,18 @@ fn usage_error(message: String) -> anyhow::Error {
     crate::error::SessionError::Usage(message).into()
 }
 
-/// Flags `--http` cannot honour are refused, never ignored: the first of `given` that is set.
+/// Flags `--http` cannot honour are refused, never ignored: the first that is set of those
+/// both ends share (events, `--retry`, `--encrypt`), then of `also`, this end's own.
 /// (`--raw`, `--name`, `--no-resume`, `--connect` and `--skip-existing` clap refuses.)
-fn refuse_with_http(given: &[(bool, &str)]) -> anyhow::Result<()> {
-    match given.iter().find(|(set, _)| *set) {
+fn refuse_with_http(
+    output: &OutputArgs,
+    net: &NetArgs,
+    also: &[(bool, &str)],
+) -> anyhow::Result<()> {
+    let events = output.events || output.events_fd.is_some();
+    let shared =
+        [(events, HTTP_NO_EVENTS), (net.retry > 0, HTTP_NO_RETRY), (net.encrypt, HTTP_NO_ENCRYPT)];
+    match shared.iter().chain(also).find(|(set, _)| *set) {
         Some((_, why)) => Err(usage_error(format!("--http: {why}"))),
         None => Ok(()),
     }
@@ -248,13 +256,8 @@ fn refuse_send_conflicts(args: &SendArgs, paths: &[PathBuf]) -> anyhow::Result<(
         ));
     }
     if args.http {
-        let events = args.output.events || args.output.events_fd.is_some();
-        refuse_with_http(&[
-            (events, HTTP_NO_EVENTS),
-            (args.net.retry > 0, HTTP_NO_RETRY),
-            (args.net.encrypt, HTTP_NO_ENCRYPT),
-            (args.no_sparse, "--no-sparse changes nothing: an HTTP body carries holes as zeros"),
-        ])?;
+        let no_sparse = "--no-sparse changes nothing: an HTTP body carries holes as zeros";
+        refuse_with_http(&args.output, &args.net, &[(args.no_sparse, no_sparse)])?;
     }
     if args.net.raw && (args.output.events || args.output.events_fd.is_some()) {
         return Err(usage_error("--raw has no events: it moves plain bytes".into()));
@@ -360,12 +363,7 @@ fn refuse_recv_conflicts(args: &RecvArgs) -> anyhow::Result<()> {
         ));
     }
     if args.http {
-        let events = args.output_args.events || args.output_args.events_fd.is_some();
-        refuse_with_http(&[
-            (events, HTTP_NO_EVENTS),
-            (args.net.retry > 0, HTTP_NO_RETRY),
-            (args.net.encrypt, HTTP_NO_ENCRYPT),
-        ])?;
+        refuse_with_http(&args.output_args, &args.net, &[])?;
     }
     if args.fsync && (stdout || args.net.raw) {
         return Err(usage_error(
