@@ -4,7 +4,8 @@
 //! exit codes; everything else lives here so tests and benchmarks reuse it.
 //!
 //! Layers, each importing only those listed before it:
-//! - vocabulary: `units` (sizes), `datapath` (which path, why a fallback), `error` (exit codes);
+//! - vocabulary: `units` (sizes), `datapath` (which path, why a fallback), `error` (exit codes),
+//!   `checksum` (the end-to-end xxh3-128);
 //! - `protocol`: the wire format, pure encode/decode;
 //! - `cli` → `config`: the command line and the validated options built from it;
 //! - `sys`: signals, the machine, resource usage; `link`: connecting, the token proofs, talking
@@ -14,6 +15,7 @@
 //!   `doctor` and `shell` (completions, man page).
 
 pub mod bench;
+pub mod checksum;
 pub mod cli;
 pub mod config;
 pub mod copy;

@@ -72,7 +72,7 @@ pub fn append(file: &File, display: &str, size: u64, batch: &mut Vec<u8>) -> any
             }
         }
     }
-    moved.xxh3 = xxhash_rust::xxh3::xxh3_128(&batch[start..]);
+    moved.xxh3 = crate::checksum::xxh3_128(&batch[start..]);
     Ok(moved)
 }
 

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use xxhash_rust::xxh3::Xxh3;
+use crate::checksum::Xxh3;
 
 use super::{Attempt, Counted, Framing, Incoming, Moved, Outgoing, Tick, hash_prefix};
 use crate::datapath::DataPath;

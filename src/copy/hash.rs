@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 
-use xxhash_rust::xxh3::Xxh3;
+use crate::checksum::Xxh3;
 
 /// Bytes read per `pread`: large enough to amortise the call, small enough to stay in L2.
 const HASH_BUFFER: usize = 256 << 10;
@@ -48,7 +48,7 @@ impl FileDigest {
             FileDigest::Thread(hash) => hash.finish(),
             FileDigest::AtEnd => {
                 let mut hasher = Xxh3::new();
-                let calls = hash_prefix(file, len, &mut hasher)?;
+                let calls = hash_span(file, 0, len, &mut hasher)?;
                 Ok((hasher.digest128(), calls))
             }
             FileDigest::Off => Ok((0, 0)),
@@ -98,12 +98,6 @@ fn hash_until_stopped(file: &File, len: u64, stop: &AtomicBool) -> io::Result<(u
         pos = end;
     }
     Ok((hasher.digest128(), calls))
-}
-
-/// Hashes the first `len` bytes of `file` into `hasher` (also the part a resumed transfer
-/// skips), returning the reads it took.
-pub fn hash_prefix(file: &File, len: u64, hasher: &mut Xxh3) -> io::Result<u64> {
-    hash_span(file, 0, len, hasher)
 }
 
 /// Feeds bytes `from..to` of `file` to `hasher` (one data range of a sparse file), returning

@@ -8,11 +8,11 @@ use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 
+use crate::checksum::Xxh3;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice, tee};
 use nix::sys::sendfile::sendfile64;
 use nix::unistd::pipe2;
-use xxhash_rust::xxh3::Xxh3;
 
 use super::mapped::MappedDigest;
 use super::{

@@ -9,9 +9,9 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
 
+use crate::checksum::Xxh3;
 use nix::errno::Errno;
 use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mmap, munmap};
-use xxhash_rust::xxh3::Xxh3;
 
 /// Bytes mapped at once: a multiple of every page size, and the most the mapping adds to RSS.
 const WINDOW: u64 = 4 << 20;
@@ -143,7 +143,7 @@ mod tests {
                 digest.hash_to(to as u64).expect("hash");
             }
             let (got, calls) = digest.finish();
-            assert_eq!(got, xxhash_rust::xxh3::xxh3_128(&data), "step {step}");
+            assert_eq!(got, crate::checksum::xxh3_128(&data), "step {step}");
             assert!(calls >= 6, "three windows mapped and unmapped: {calls}");
         }
     }

@@ -23,7 +23,8 @@ use crate::copy::source::Source;
 use crate::datapath::{DataPath, Fallback, Method};
 use crate::error::SessionError;
 
-pub use hash::{FileDigest, hash_prefix, hash_range};
+pub use hash::{FileDigest, hash_range};
+pub use holes::hash_prefix;
 #[cfg(target_os = "linux")]
 use linux as platform;
 #[cfg(not(target_os = "linux"))]

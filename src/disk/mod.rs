@@ -282,7 +282,7 @@ fn decide_file(
         _ => 0,
     };
     let prefix_xxh3 = if offset > 0 {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut hasher = crate::checksum::Xxh3::new();
         crate::copy::hash_prefix(&part, offset, &mut hasher).map_err(|e| target.refusal(e))?;
         hasher.digest128()
     } else {

@@ -306,7 +306,7 @@ impl Session<'_> {
             Message::FileEnd(end) => end,
             other => return Err(unexpected("FILE_END", &other)),
         };
-        let xxh3 = xxhash_rust::xxh3::xxh3_128(inbox.held());
+        let xxh3 = crate::checksum::xxh3_128(inbox.held());
         let moved = Moved {
             data_path: DataPath::Buffered,
             bytes: size,

@@ -11,8 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::checksum::Xxh3;
 use anyhow::Context;
-use xxhash_rust::xxh3::Xxh3;
 
 use crate::config::SendConfig;
 use crate::copy::batch;

@@ -3,8 +3,8 @@
 //! data path; holes never cross. The wire form is in `protocol`; the runs come from
 //! `copy::holes`.
 
+use crate::checksum::Xxh3;
 use anyhow::Context;
-use xxhash_rust::xxh3::Xxh3;
 
 use super::Push;
 use crate::copy::holes::{self, Run};
@@ -49,7 +49,7 @@ impl Push<'_> {
             // does (the two ends' hashing of holes is most of a sparse file's time).
             self.pending.extend(protocol::sparse_run_header(run.hole, run.data));
             self.send_pending()?;
-            holes::hash_zeros(&mut hasher, run.hole);
+            hasher.update_zeros(run.hole);
             report.holes += run.hole;
             self.ui.skip(run.hole);
             if run.data == 0 {
