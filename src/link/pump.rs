@@ -148,15 +148,23 @@ fn spawn(
                 _ => outbound(&shared, &inner, &wire),
             };
             if let Err(why) = ended {
-                let mut failure = lock(&shared.failure);
-                failure.get_or_insert(why);
-                drop(failure);
+                remember(&shared.failure, why);
                 let _ = inner.shutdown(Shutdown::Both);
                 let _ = wire.shutdown(Shutdown::Both);
             }
             let _ = done.send(way);
         })
         .context("starting the TLS thread")
+}
+
+/// Keeps the first failure, except that a failure of the TLS stream replaces a socket error:
+/// the socket errors follow from it (the inbound thread lingers after a bad record or an
+/// alert, and the outbound one meanwhile finds the wire closed), and only it says why.
+fn remember(failure: &Mutex<Option<Failure>>, why: Failure) {
+    let mut failure = lock(failure);
+    if !matches!(*failure, Some(Failure::Tls(_))) {
+        *failure = Some(why);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -348,6 +356,20 @@ fn loopback_pair() -> anyhow::Result<(TcpStream, TcpStream)> {
 mod tests {
     use super::*;
     use crate::link::records::Sealer;
+
+    /// The TLS stream's reason survives the socket error that its own linger caused, whichever
+    /// thread got there first; else the first failure stays.
+    #[test]
+    fn a_tls_failure_outranks_a_socket_error() {
+        let failure = Mutex::new(None);
+        remember(&failure, Failure::Io);
+        remember(&failure, Failure::Tls("altered".into()));
+        remember(&failure, Failure::Io);
+        remember(&failure, Failure::Tls("later".into()));
+        assert!(matches!(lock(&failure).take(), Some(Failure::Tls(why)) if why == "altered"));
+        remember(&failure, Failure::Io);
+        assert!(matches!(lock(&failure).take(), Some(Failure::Io)));
+    }
 
     fn secrets() -> rustls::ConnectionTrafficSecrets {
         rustls::ConnectionTrafficSecrets::Aes256Gcm {
