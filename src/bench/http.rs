@@ -1,7 +1,8 @@
-//! The HTTP pair of `--compare` (#17): the file fetched by `curl -o` from `zcp send --http`, and
-//! by the same curl from `python3 -m http.server`. The server is the sending side of the row,
-//! curl the receiving one; the wall time runs from starting curl until it exited (and, for zcp,
-//! until the one-shot server ended too; python's server is stopped with SIGTERM after).
+//! The HTTP rows of `--compare` (#17): the file fetched by `curl -o` from `zcp send --http`, by
+//! the same curl from `python3 -m http.server`, and as many bytes from a server that sends one
+//! buffer over and over (curl's ceiling). The server is the sending side of the row, curl the
+//! receiving one; the wall time runs from starting curl until it exited (and, for zcp, until the
+//! one-shot server ended too; python's server is stopped with SIGTERM after).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -66,6 +67,56 @@ pub fn python_curl(
             cmd
         },
         true,
+    )
+}
+
+/// A one-shot HTTP server in Python (argv: port, size): answers the first request with `size`
+/// bytes cut from one 1 MiB buffer, written once so it stays in the CPU caches, in 1 MiB
+/// `send`s. It reads no file and copies nothing but into the socket: the least a server can
+/// leave curl to do, so curl's rate from it is the ceiling of any server on this machine.
+const MEMORY_SERVER: &str = r#"
+import socket, sys
+port, size = int(sys.argv[1]), int(sys.argv[2])
+block = memoryview(bytes(range(256)) * 4096)
+with socket.create_server(("127.0.0.1", port)) as server:
+    conn, _ = server.accept()
+    with conn:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            more = conn.recv(16384)
+            if not more:
+                sys.exit("the client sent no request")
+            head += more
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % size)
+        while size:
+            n = min(size, len(block))
+            conn.sendall(block[:n])
+            size -= n
+"#;
+
+/// The ceiling: as many bytes as the file has, from `MEMORY_SERVER`, fetched by the same
+/// `curl -o copy` (the copy has the file's size, not its bytes).
+pub fn memory_curl(
+    python: &Path,
+    curl: &Path,
+    ctx: &RunContext<'_>,
+    dir: &Path,
+) -> anyhow::Result<Transfer> {
+    let port = free_port()?;
+    let mut server = Command::new(python);
+    server.args(["-c", MEMORY_SERVER, &port.to_string(), &ctx.size.to_string()]);
+    server.stdout(Stdio::null());
+    fetch(
+        "python3 memory server",
+        &mut server,
+        Ready::Listening(port),
+        |addr| {
+            let mut cmd = Command::new(curl);
+            cmd.args(["-sSf", "-o"]).arg(dir.join(COPY));
+            cmd.arg(format!("http://{addr}/"));
+            cmd
+        },
+        false,
     )
 }
 

@@ -1,8 +1,8 @@
 //! The tools zcp is compared with under `--compare`: OpenBSD netcat, `socat -b 131072` (both
 //! file to file, like zcp) and `iperf3` memory to memory, the TCP ceiling of this machine; for a
-//! tree, `tar | nc` on both ends; and a file fetched by curl over HTTP from `zcp send --http`
-//! and from `python3 -m http.server` (see `http`). Each is found on PATH; one that is missing is reported as such
-//! by the caller, never skipped silently.
+//! tree, `tar | nc` on both ends; and a file fetched by curl over HTTP from `zcp send --http`,
+//! from `python3 -m http.server`, and from memory, curl's ceiling (see `http`). Each is found on
+//! PATH; one that is missing is reported as such by the caller, never skipped silently.
 
 use std::env;
 use std::fs::File;
@@ -37,12 +37,20 @@ pub enum Peer {
     ZcpHttp,
     /// `curl -o` from `python3 -m http.server`.
     PythonHttp,
+    /// `curl -o` from a server that sends one cached buffer over and over: curl's ceiling.
+    MemoryHttp,
 }
 
 impl Peer {
     /// The peers for one file.
-    pub const FILE: [Peer; 5] =
-        [Peer::Netcat, Peer::Socat, Peer::Iperf3, Peer::ZcpHttp, Peer::PythonHttp];
+    pub const FILE: [Peer; 6] = [
+        Peer::Netcat,
+        Peer::Socat,
+        Peer::Iperf3,
+        Peer::ZcpHttp,
+        Peer::PythonHttp,
+        Peer::MemoryHttp,
+    ];
     /// The peers for a tree.
     pub const TREE: [Peer; 1] = [Peer::TarNc];
 
@@ -56,6 +64,7 @@ impl Peer {
             Peer::TarNc => "tar | nc",
             Peer::ZcpHttp => "zcp send --http | curl",
             Peer::PythonHttp => "python3 http.server | curl",
+            Peer::MemoryHttp => "memory | curl (ceiling)",
         }
     }
 
@@ -68,7 +77,7 @@ impl Peer {
             Peer::Iperf3 => &["iperf3"],
             Peer::TarNc => &["tar", "nc"],
             Peer::ZcpHttp => &["curl"],
-            Peer::PythonHttp => &["python3", "curl"],
+            Peer::PythonHttp | Peer::MemoryHttp => &["python3", "curl"],
         }
     }
 
@@ -91,6 +100,10 @@ impl Peer {
             Peer::PythonHttp => {
                 let curl = find("curl").context("curl is not installed")?;
                 http_sample(ctx, dir, super::http::python_curl(program, &curl, ctx, dir))
+            }
+            Peer::MemoryHttp => {
+                let curl = find("curl").context("curl is not installed")?;
+                http_sample(ctx, dir, super::http::memory_curl(program, &curl, ctx, dir))
             }
         }
     }
