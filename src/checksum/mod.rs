@@ -76,11 +76,10 @@ impl Xxh3 {
             self.pending_len += data.len();
             return;
         }
-        if self.pending_len > 0 {
-            self.pending[self.pending_len..].copy_from_slice(&data[..room]);
-            data = &data[room..];
-            self.consume_pending();
-        }
+        // Fill the buffer and take its stripes: more follows, so none of them is the last.
+        self.pending[self.pending_len..].copy_from_slice(&data[..room]);
+        data = &data[room..];
+        self.consume_pending();
         let whole = (data.len() - 1) / STRIPE * STRIPE;
         if whole > 0 {
             kernel::consume(&mut self.acc, &mut self.stripe, &data[..whole]);
@@ -98,11 +97,9 @@ impl Xxh3 {
             self.pending_len += n as usize;
             return;
         }
-        if self.pending_len > 0 {
-            self.pending[self.pending_len..].fill(0);
-            n -= room as u64;
-            self.consume_pending();
-        }
+        self.pending[self.pending_len..].fill(0);
+        n -= room as u64;
+        self.consume_pending();
         let stripes = (n - 1) / STRIPE as u64;
         if stripes > 0 {
             self.zero_stripes(stripes);
@@ -266,6 +263,22 @@ mod tests {
         hasher.update(&tail);
         let whole = [head, vec![0; zeros], tail].concat();
         assert_eq!(hasher.digest128(), reference(&whole));
+    }
+
+    /// A zero run that only tops up a nearly full buffer, and a digest right after: the final
+    /// stripe then starts in the data stripe taken from the buffer, which must be kept.
+    #[test]
+    fn a_short_zero_run_after_a_full_buffer_keeps_the_data_before_it() {
+        let data = noise(BUFFER, 13);
+        for held in BUFFER - STRIPE..BUFFER {
+            for zeros in 1..=2 * STRIPE {
+                let mut hasher = Xxh3::new();
+                hasher.update(&data[..held]);
+                hasher.update_zeros(zeros as u64);
+                let whole = [&data[..held], &vec![0; zeros]].concat();
+                assert_eq!(hasher.digest128(), reference(&whole), "{held} bytes, {zeros} zeros");
+            }
+        }
     }
 
     proptest! {
