@@ -43,7 +43,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand send" -l buffer-size -d 'Buffer 
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l limit-rate -d 'Cap the sending rate, in bytes per second (e.g. 100M); stays zero-copy' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l token -d 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l token-file -d 'Read the token from the first line of FILE (wins over --token and ZCP_TOKEN)' -r -F
-complete -c zcp -n "__fish_zcp_using_subcommand send" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt [default: 10]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l retry -d 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l idle-timeout -d 'Abort when no bytes move for SECS seconds (0: never)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l events-fd -d 'Write the events to this open file descriptor instead of stdout (implies --events)' -r
@@ -71,7 +71,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-conns -d 'With --ke
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-size -d 'Refuse a session whose files add up to more than SIZE (e.g. 10G)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token -d 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token-file -d 'Read the token from the first line of FILE (wins over --token and ZCP_TOKEN)' -r -F
-complete -c zcp -n "__fish_zcp_using_subcommand recv" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt' -r
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l connect-timeout -d 'Give up connecting after SECS seconds per attempt [default: 10]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l retry -d 'Retry a refused or timed-out connection N times, a second apart (for CI jobs where the other end starts a moment later)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l idle-timeout -d 'Abort when no bytes move for SECS seconds (0: never)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l events-fd -d 'Write the events to this open file descriptor instead of stdout (implies --events)' -r

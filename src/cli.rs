@@ -160,9 +160,9 @@ pub struct AuthArgs {
 /// Options of the connection itself, shared by both ends.
 #[derive(Debug, Args)]
 pub struct NetArgs {
-    /// Give up connecting after SECS seconds per attempt
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    pub connect_timeout: f64,
+    /// Give up connecting after SECS seconds per attempt [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub connect_timeout: Option<f64>,
 
     /// Retry a refused or timed-out connection N times, a second apart (for CI jobs where the
     /// other end starts a moment later)

@@ -62,10 +62,19 @@ fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
             "--raw sends plain bytes for nc and socat: it cannot be combined with --encrypt".into(),
         ));
     }
+    if let Link::Listen(addr) = &link {
+        let connecting =
+            [(args.retry > 0, "--retry"), (args.connect_timeout.is_some(), "--connect-timeout")];
+        if let Some((_, flag)) = connecting.iter().find(|(set, _)| *set) {
+            return Err(usage_error(format!(
+                "{flag} is for connecting, and this end listens on {addr} (the other end connects)"
+            )));
+        }
+    }
     Ok(NetConfig {
-        link,
-        connect_timeout: seconds("--connect-timeout", args.connect_timeout)?
+        connect_timeout: seconds("--connect-timeout", args.connect_timeout.unwrap_or(10.0))?
             .unwrap_or(Duration::from_secs(10)),
+        link,
         retries: args.retry,
         idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
         raw: args.raw,
@@ -600,6 +609,23 @@ mod tests {
         }
         assert!(send(&["--listen", "127.0.0.1:0", "f", "--events"]).is_ok());
         assert!(recv(&["--events"]).is_ok());
+    }
+
+    /// `--retry` and `--connect-timeout` on an end that listens would be ignored: refused.
+    #[test]
+    fn a_listening_end_refuses_the_connecting_options() {
+        for flags in [&["--retry", "2"][..], &["--connect-timeout", "3"]] {
+            let m = usage_message(recv(flags));
+            assert!(
+                m.contains(&format!("{} is for connecting, and this end listens", flags[0])),
+                "{m}"
+            );
+            let listening = [&["--listen", "127.0.0.1:0", "f"][..], flags].concat();
+            assert!(usage_message(send(&listening)).contains("is for connecting"), "{flags:?}");
+            let connecting = recv(&[&["--connect", "h:1", "--no-auth"][..], flags].concat());
+            assert!(connecting.is_ok(), "{flags:?}: {:?}", connecting.err());
+            assert!(send(&[&["f", "h:1"][..], flags].concat()).is_ok(), "{flags:?}");
+        }
     }
 
     #[test]
