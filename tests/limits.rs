@@ -178,3 +178,28 @@ fn max_conns_turns_a_second_sender_away_as_busy() {
     let received = recv.wait_for(Duration::from_secs(15));
     assert_exit(&received, 143, "receiver");
 }
+
+/// A receiver without `--keep-open` stops listening once its one sender is in: a second sender
+/// is refused at once, not left waiting for a greeting until the first session ends.
+#[test]
+fn a_one_shot_receiver_refuses_a_second_sender_while_it_serves_the_first() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let first = src_dir.join("first.bin");
+    let second = src_dir.join("second.bin");
+    let first_data = write_random_file(&first, 4 * MIB, 7);
+    write_random_file(&second, MIB, 8);
+    let recv = Receiver::start(&dst, &[]);
+    let dest = recv.addr().to_string();
+    let mut a = Process::spawn(send_cmd(&[&first], &dest, &["--limit-rate", "1M"], &[]));
+    // Well into the session (a connection that races its admission is closed in the lobby).
+    wait_for_bytes(&part_of(&dst, "first.bin"), 1 << 20);
+    let b = run(send_cmd(&[&second], &dest, &[], &[]));
+    assert_exit(&b, 3, "the second sender");
+    assert!(a.running(), "the second sender was kept waiting until the first session ended");
+    let a = a.wait();
+    assert_exit(&a, 0, "the first sender");
+    assert_file_holds(&dst.join("first.bin"), &first_data, "the first sender's file");
+    assert!(!dst.join("second.bin").exists(), "a refused file landed");
+    assert_exit(&recv.wait(), 0, "receiver");
+}

@@ -6,7 +6,7 @@
 //! transcript the proofs cover. The protocol module's docs hold the wire format and the
 //! security argument.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -41,8 +41,7 @@ pub fn sender(
     let mine = if no_auth { Hello::no_auth() } else { hello(token.is_some(), auth::nonce()?) };
     let mine = if binding.is_some() { mine.encrypting() } else { mine };
     protocol::write_hello(socket, mine).context("sending the greeting")?;
-    let theirs = protocol::read_hello(&mut deadline)
-        .map_err(|e| peer::read_failure(e, "the receiver's greeting", Some(HANDSHAKE_TIMEOUT)))?;
+    let theirs = protocol::read_hello(&mut deadline).map_err(greeting_failure)?;
     if theirs.version != protocol::VERSION {
         return Err(ProtocolError::UnsupportedVersion(theirs.version).into());
     }
@@ -69,6 +68,25 @@ pub fn sender(
             let transcript = greetings(mine, theirs, binding);
             authenticate(socket, &mut deadline, token, end, &transcript).map(|()| theirs)
         }
+    }
+}
+
+/// Why the receiver's greeting did not come. A receiver that closes a connection it took
+/// without a word is most likely a one-shot one whose listener stopped (its sender came
+/// first): say so, since "connection reset" alone reads like a network fault.
+fn greeting_failure(e: ReadError) -> anyhow::Error {
+    let closed = matches!(&e, ReadError::Io(io) if matches!(
+        io.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof
+    ));
+    let e = peer::read_failure(e, "the receiver's greeting", Some(HANDSHAKE_TIMEOUT));
+    if closed {
+        e.context(
+            "the receiver closed the connection before greeting: a receiver without \
+             --keep-open takes one sender and stops listening once that one is in",
+        )
+    } else {
+        e
     }
 }
 
@@ -254,5 +272,23 @@ fn read_proof(deadline: &mut Deadline, them: &str) -> anyhow::Result<[u8; auth::
     match deadline.next_message(&format!("the {them}'s token proof"))? {
         Message::Auth { proof } => Ok(proof),
         other => Err(unexpected("AUTH", &other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection closed before the greeting says why that usually happens; a timeout or a
+    /// stranger's bytes keep their own message.
+    #[test]
+    fn a_greeting_cut_off_points_at_a_one_shot_receiver() {
+        for kind in [io::ErrorKind::ConnectionReset, io::ErrorKind::UnexpectedEof] {
+            let e = greeting_failure(ReadError::Io(kind.into()));
+            assert!(format!("{e:#}").contains("takes one sender and stops listening"), "{e:#}");
+        }
+        let e = greeting_failure(ReadError::Io(io::ErrorKind::WouldBlock.into()));
+        assert!(!format!("{e:#}").contains("one sender"), "{e:#}");
+        assert!(format!("{e:#}").contains("nothing arrived"), "{e:#}");
     }
 }

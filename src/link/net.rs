@@ -184,6 +184,14 @@ pub fn accept_into<'l>(
     Ok(lobby.enter(&socket).map(|ticket| (socket, peer, ticket)))
 }
 
+/// Stops `listener` taking connections while it stays open: the kernel resets the ones queued
+/// and refuses new ones (`shutdown` of a listening socket), so a peer learns at once.
+pub fn stop_listening(listener: &TcpListener) {
+    use nix::sys::socket::{Shutdown, shutdown};
+    use std::os::fd::AsRawFd;
+    let _ = shutdown(listener.as_raw_fd(), Shutdown::Read);
+}
+
 /// Whether a connection waits on `listener`, waiting up to `timeout` for one.
 fn readable(listener: &TcpListener, timeout: Duration) -> anyhow::Result<bool> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};

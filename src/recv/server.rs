@@ -116,6 +116,7 @@ impl Receiver {
         let (tx, rx) = mpsc::channel::<anyhow::Result<Report>>();
         thread::scope(|scope| {
             let mut tally = Tally::default();
+            let mut stopped_listening = false;
             if let Link::Connect(dest) = &self.cfg.net.link {
                 let socket =
                     net::connect(dest, self.cfg.net.connect_timeout, self.cfg.net.retries)?;
@@ -135,6 +136,15 @@ impl Receiver {
                     break;
                 }
                 let one_shot_over = live.admitted() > 0 && !self.cfg.keep_open;
+                if one_shot_over && !stopped_listening {
+                    stopped_listening = true;
+                    // No more connections: a sender that comes now is refused at once (or
+                    // reset, if it was already queued) rather than left waiting for a greeting
+                    // until this session ends.
+                    if let Some(listener) = &self.listener {
+                        net::stop_listening(listener);
+                    }
+                }
                 if one_shot_over {
                     lobby.close();
                     // Every admitted session reports once: when all have, none is left.
