@@ -3,6 +3,7 @@
 //! never takes a spliced file's bytes. A damaged, cut or unwritable small file leaves nothing
 //! under its name.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -335,4 +336,35 @@ fn a_file_gone_after_the_walk_fails_the_session_but_the_files_before_it_land() {
         let data = fs::read(tree.join("d0").join(name)).expect("source");
         assert_file_holds(&dst.join("tree").join("d0").join(name), &data, name);
     }
+}
+
+#[test]
+fn small_files_land_when_the_system_grants_one_writer_thread_of_two() {
+    if let Some(why) = util::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = small_tree(&src, 100, 1000, 1);
+    let log = work.path().join("recv.strace");
+    // strace counts calls per thread: the receiver's main thread starts the session (its first
+    // clone3), the session starts the two writers; its second clone3 fails as if the system
+    // had no thread left to give.
+    let inject = "inject=clone3:error=EAGAIN:when=2";
+    let mut wrapper: Vec<OsString> =
+        ["strace", "-f", "-e", "trace=clone3", "-e", inject, "-o"].map(OsString::from).to_vec();
+    wrapper.push(log.clone().into());
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    util::assert_exit(&sent, 0, "sender");
+    util::assert_exit(&received, 0, "receiver");
+    let trace = fs::read_to_string(&log).expect("reading the strace log");
+    let refused = trace.lines().filter(|l| l.contains("EAGAIN") && l.ends_with("(INJECTED)"));
+    assert_eq!(refused.count(), 1, "one thread was refused:\n{trace}");
+    assert_eq!(tree_listing(&dst), tree_listing(&src), "the trees differ");
+    let one = Path::new("tree").join("d0").join("f0099");
+    assert_file_holds(&dst.join(&one), &fs::read(src.join(&one)).expect("source"), "a file");
 }
