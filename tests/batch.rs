@@ -368,3 +368,30 @@ fn small_files_land_when_the_system_grants_one_writer_thread_of_two() {
     let one = Path::new("tree").join("d0").join("f0099");
     assert_file_holds(&dst.join(&one), &fs::read(src.join(&one)).expect("source"), "a file");
 }
+
+#[test]
+fn a_receiver_the_system_grants_no_writer_thread_says_so_and_writes_nothing() {
+    // Two tasks: the receiver's main thread and its session's. The first writer thread is
+    // refused (EAGAIN), which must not read as a sender that stalled.
+    let cgroup = match util::PidsCgroup::new(2) {
+        Ok(cgroup) => cgroup,
+        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = small_tree(&src, 100, 1000, 1);
+    let wrapper = cgroup.wrapper();
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("receiver in a pids cgroup did not start: {f:#?}"));
+    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    util::assert_exit(&received, 1, "receiver");
+    let why = "starting a thread to write files: Resource temporarily unavailable";
+    util::assert_says(&received, why, "receiver");
+    assert!(!received.stderr.contains("stalled"), "receiver:\n{}", received.stderr);
+    assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    let d0 = dst.join("tree").join("d0");
+    let landed = if d0.exists() { dir_names(&d0) } else { Vec::new() };
+    assert!(landed.is_empty(), "files written without a writer thread: {landed:?}");
+}

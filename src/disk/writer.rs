@@ -119,7 +119,9 @@ where
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(e) if threads.is_empty() => {
-                    return Err(anyhow::Error::from(e).context("starting a thread to write files"));
+                    // As text: the system refuses a thread with EAGAIN, whose `io::Error` would
+                    // read as a socket's timeout (a sender that stalled, exit 3).
+                    return Err(anyhow::anyhow!("starting a thread to write files: {e}"));
                 }
                 Err(_) => break,
             }
