@@ -166,7 +166,7 @@ mod tests {
     use std::thread;
     use std::time::{Duration, Instant};
 
-    use super::{GROUP_BYTES, GROUP_FILES, Job, Writer};
+    use super::{GROUP_FILES, Job, Writer};
     use crate::disk::Target;
     use crate::disk::dirs::Dirs;
     use crate::protocol::{Entry, EntryKind};
@@ -216,18 +216,17 @@ mod tests {
 
     #[test]
     fn a_group_goes_to_the_threads_once_it_holds_256_kib() {
-        assert_eq!(GROUP_BYTES, 256 * 1024);
         let (target, entry) = (target(), entry());
         let write = |job: &Job<'_>| anyhow::Ok(job.body.len() as u64);
         thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
-            let job = Job { target: &target, entry: &entry, body: vec![1; GROUP_BYTES - 1] };
+            let job = Job { target: &target, entry: &entry, body: vec![1; (256 << 10) - 1] };
             writer.write(job).expect("queueing a file");
             assert_eq!(writer.group.len(), 1, "handed over a group short of 256 KiB");
             writer.write(Job { target: &target, entry: &entry, body: vec![2] }).expect("queueing");
             assert!(writer.group.is_empty(), "a group of 256 KiB was kept back");
             assert_eq!(writer.group_bytes, 0, "the next group starts empty");
-            assert_eq!(writer.finish().expect("writing"), GROUP_BYTES as u64);
+            assert_eq!(writer.finish().expect("writing"), 256 << 10);
         });
     }
 
