@@ -1,7 +1,8 @@
 //! Small files in batches: files up to 64 KiB travel many to one write and arrive many to one
 //! read, while larger files between them keep their zero-copy paths; the receiver's read-ahead
 //! never takes a spliced file's bytes. A damaged, cut or unwritable small file leaves nothing
-//! under its name.
+//! under its name. Where the system refuses a writer thread, or a link by descriptor, the files
+//! still land (or the receiver says why not).
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -394,4 +395,69 @@ fn a_receiver_the_system_grants_no_writer_thread_says_so_and_writes_nothing() {
     let d0 = dst.join("tree").join("d0");
     let landed = if d0.exists() { dir_names(&d0) } else { Vec::new() };
     assert!(landed.is_empty(), "files written without a writer thread: {landed:?}");
+}
+
+/// Sends a tree of 100 small files to a receiver under `strace -ff`, tracing `linkat` and
+/// `renameat2` with `inject` applied; checks that every file landed whole and returns the
+/// threads' traces, one after another.
+fn small_tree_through_traced_links(inject: &str) -> Option<String> {
+    if let Some(why) = util::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        skip(&why);
+        return None;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = small_tree(&src, 100, 1000, 1);
+    let log = work.path().join("recv.strace");
+    // `-ff`: a log per thread, so that no call is split by another thread's.
+    let mut wrapper: Vec<OsString> =
+        ["strace", "-ff", "-e", "trace=linkat,renameat2", "-e"].map(OsString::from).to_vec();
+    wrapper.extend([inject.into(), "-o".into(), log.clone().into()]);
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    util::assert_exit(&sent, 0, "sender");
+    util::assert_exit(&received, 0, "receiver");
+    assert_eq!(tree_listing(&dst), tree_listing(&src), "the trees differ");
+    let one = Path::new("tree").join("d0").join("f0042");
+    assert_file_holds(&dst.join(&one), &fs::read(src.join(&one)).expect("source"), "a file");
+    let logs = fs::read_dir(work.path()).expect("listing the strace logs");
+    let logs = logs.map(|e| e.expect("directory entry").path());
+    let per_thread = |p: &PathBuf| p.to_string_lossy().starts_with(&*log.to_string_lossy());
+    Some(logs.filter(per_thread).map(|p| fs::read_to_string(p).expect("an strace log")).collect())
+}
+
+/// The lines of `trace` that call `name` and return `ret`.
+fn calls_returning(trace: &str, name: &str, ret: &str) -> usize {
+    let call = format!("{name}(");
+    trace.lines().filter(|l| l.contains(&call) && l.contains(&format!(") = {ret}"))).count()
+}
+
+#[test]
+fn small_files_are_linked_through_proc_where_linking_by_descriptor_is_refused() {
+    // As a user without CAP_DAC_READ_SEARCH: linkat(fd, "", AT_EMPTY_PATH) fails with ENOENT
+    // (every odd call of each writer thread), and /proc/self/fd/N is linked instead.
+    let Some(trace) = small_tree_through_traced_links("inject=linkat:error=ENOENT:when=1+2") else {
+        return;
+    };
+    let by_proc = trace.lines().filter(|l| l.contains("\"/proc/self/fd/") && l.ends_with(" = 0"));
+    assert_eq!(by_proc.count(), 100, "one link through /proc per file:\n{trace}");
+    assert_eq!(calls_returning(&trace, "linkat", "-1 ENOENT"), 100, "{trace}");
+    assert_eq!(calls_returning(&trace, "renameat2", "0"), 0, "no part file:\n{trace}");
+}
+
+#[test]
+fn small_files_go_through_part_files_where_no_unnamed_file_can_be_linked() {
+    // No CAP_DAC_READ_SEARCH and no /proc: every link fails, and the receiver falls back to
+    // part files, renamed into place, for the file it tried and every one after it.
+    let Some(trace) = small_tree_through_traced_links("inject=linkat:error=ENOENT") else {
+        return;
+    };
+    assert_eq!(calls_returning(&trace, "linkat", "0"), 0, "{trace}");
+    // Two tries (by descriptor, through /proc) for the file each writer thread had in hand.
+    let tried = calls_returning(&trace, "linkat", "-1 ENOENT");
+    assert!((2..=4).contains(&tried), "linked files after the first failure:\n{trace}");
+    assert_eq!(calls_returning(&trace, "renameat2", "0"), 100, "one rename per file:\n{trace}");
 }
