@@ -1,8 +1,10 @@
 //! Small files in batches: files up to 64 KiB travel many to one write and arrive many to one
 //! read, while larger files between them keep their zero-copy paths; the receiver's read-ahead
 //! never takes a spliced file's bytes. A damaged, cut or unwritable small file leaves nothing
-//! under its name.
+//! under its name. Where the system refuses a writer thread, or a link by descriptor, the files
+//! still land (or the receiver says why not).
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -335,4 +337,127 @@ fn a_file_gone_after_the_walk_fails_the_session_but_the_files_before_it_land() {
         let data = fs::read(tree.join("d0").join(name)).expect("source");
         assert_file_holds(&dst.join("tree").join("d0").join(name), &data, name);
     }
+}
+
+#[test]
+fn small_files_land_when_the_system_grants_one_writer_thread_of_two() {
+    if let Some(why) = util::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = small_tree(&src, 100, 1000, 1);
+    let log = work.path().join("recv.strace");
+    // strace counts calls per thread: the receiver's main thread starts the session (its first
+    // clone3), the session starts the two writers; its second clone3 fails as if the system
+    // had no thread left to give.
+    let inject = "inject=clone3:error=EAGAIN:when=2";
+    let mut wrapper: Vec<OsString> =
+        ["strace", "-f", "-e", "trace=clone3", "-e", inject, "-o"].map(OsString::from).to_vec();
+    wrapper.push(log.clone().into());
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    util::assert_exit(&sent, 0, "sender");
+    util::assert_exit(&received, 0, "receiver");
+    let trace = fs::read_to_string(&log).expect("reading the strace log");
+    let refused = trace.lines().filter(|l| l.contains("EAGAIN") && l.ends_with("(INJECTED)"));
+    assert_eq!(refused.count(), 1, "one thread was refused:\n{trace}");
+    assert_eq!(tree_listing(&dst), tree_listing(&src), "the trees differ");
+    let one = Path::new("tree").join("d0").join("f0099");
+    assert_file_holds(&dst.join(&one), &fs::read(src.join(&one)).expect("source"), "a file");
+}
+
+#[test]
+fn a_receiver_the_system_grants_no_writer_thread_says_so_and_writes_nothing() {
+    // Two tasks: the receiver's main thread and its session's. The first writer thread is
+    // refused (EAGAIN), which must not read as a sender that stalled.
+    let cgroup = match util::PidsCgroup::new(2) {
+        Ok(cgroup) => cgroup,
+        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = small_tree(&src, 100, 1000, 1);
+    let wrapper = cgroup.wrapper();
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("receiver in a pids cgroup did not start: {f:#?}"));
+    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    util::assert_exit(&received, 1, "receiver");
+    let why = "starting a thread to write files: Resource temporarily unavailable";
+    util::assert_says(&received, why, "receiver");
+    assert!(!received.stderr.contains("stalled"), "receiver:\n{}", received.stderr);
+    assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    let d0 = dst.join("tree").join("d0");
+    let landed = if d0.exists() { dir_names(&d0) } else { Vec::new() };
+    assert!(landed.is_empty(), "files written without a writer thread: {landed:?}");
+}
+
+/// Sends a tree of 100 small files to a receiver under `strace -ff`, tracing `linkat` and
+/// `renameat2` with `inject` applied; checks that every file landed whole and returns the
+/// threads' traces, one after another.
+fn small_tree_through_traced_links(inject: &str) -> Option<String> {
+    if let Some(why) = util::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        skip(&why);
+        return None;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = small_tree(&src, 100, 1000, 1);
+    let log = work.path().join("recv.strace");
+    // `-ff`: a log per thread, so that no call is split by another thread's.
+    let mut wrapper: Vec<OsString> =
+        ["strace", "-ff", "-e", "trace=linkat,renameat2", "-e"].map(OsString::from).to_vec();
+    wrapper.extend([inject.into(), "-o".into(), log.clone().into()]);
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    util::assert_exit(&sent, 0, "sender");
+    util::assert_exit(&received, 0, "receiver");
+    assert_eq!(tree_listing(&dst), tree_listing(&src), "the trees differ");
+    let one = Path::new("tree").join("d0").join("f0042");
+    assert_file_holds(&dst.join(&one), &fs::read(src.join(&one)).expect("source"), "a file");
+    let logs = fs::read_dir(work.path()).expect("listing the strace logs");
+    let logs = logs.map(|e| e.expect("directory entry").path());
+    let per_thread = |p: &PathBuf| p.to_string_lossy().starts_with(&*log.to_string_lossy());
+    Some(logs.filter(per_thread).map(|p| fs::read_to_string(p).expect("an strace log")).collect())
+}
+
+/// The lines of `trace` that call `name` and return `ret`.
+fn calls_returning(trace: &str, name: &str, ret: &str) -> usize {
+    let call = format!("{name}(");
+    trace.lines().filter(|l| l.contains(&call) && l.contains(&format!(") = {ret}"))).count()
+}
+
+#[test]
+fn small_files_are_linked_through_proc_where_linking_by_descriptor_is_refused() {
+    // As a user without CAP_DAC_READ_SEARCH: linkat(fd, "", AT_EMPTY_PATH) fails with ENOENT
+    // (every odd call of each writer thread), and /proc/self/fd/N is linked instead.
+    let Some(trace) = small_tree_through_traced_links("inject=linkat:error=ENOENT:when=1+2") else {
+        return;
+    };
+    let by_proc = trace.lines().filter(|l| l.contains("\"/proc/self/fd/") && l.ends_with(" = 0"));
+    assert_eq!(by_proc.count(), 100, "one link through /proc per file:\n{trace}");
+    assert_eq!(calls_returning(&trace, "linkat", "-1 ENOENT"), 100, "{trace}");
+    assert_eq!(calls_returning(&trace, "renameat2", "0"), 0, "no part file:\n{trace}");
+}
+
+#[test]
+fn small_files_go_through_part_files_where_no_unnamed_file_can_be_linked() {
+    // No CAP_DAC_READ_SEARCH and no /proc: every link fails, and the receiver falls back to
+    // part files, renamed into place, for the file it tried and every one after it.
+    let Some(trace) = small_tree_through_traced_links("inject=linkat:error=ENOENT") else {
+        return;
+    };
+    assert_eq!(calls_returning(&trace, "linkat", "0"), 0, "{trace}");
+    // Two tries (by descriptor, through /proc) for the file each writer thread had in hand.
+    let tried = calls_returning(&trace, "linkat", "-1 ENOENT");
+    assert!((2..=4).contains(&tried), "linked files after the first failure:\n{trace}");
+    assert_eq!(calls_returning(&trace, "renameat2", "0"), 100, "one rename per file:\n{trace}");
 }

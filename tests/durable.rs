@@ -1,6 +1,7 @@
 //! `recv --fsync` against the kernel's account (issue #15): under strace, every file's data is
 //! synced (one `syncfs` for the whole tree) before any final name appears, and the directories
-//! that gained names are synced after the last one. Without `--fsync` nothing is synced.
+//! that gained names are synced after the last one. Without `--fsync` nothing is synced. Where
+//! a held file cannot be linked in, the session fails and names none.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -231,4 +232,34 @@ fn fsync_holds_no_more_files_than_the_descriptor_limit_allows() {
         let landed = dst.join(path.strip_prefix(work.path()).expect("below work"));
         util::assert_file_holds(&landed, data, "a file of the batched barrier");
     }
+}
+
+#[test]
+fn fsync_where_no_unnamed_file_can_be_linked_fails_and_names_no_file() {
+    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let tree = util::subdir(work.path(), "tree");
+    for i in 0..10 {
+        util::write_random_file(&tree.join(format!("f{i}")), 1000, i);
+    }
+    let dst = util::subdir(work.path(), "dst");
+    // No CAP_DAC_READ_SEARCH and no /proc: every link of a held unnamed file fails.
+    let wrapper = ["strace", "-f", "-o", "/dev/null", "-e", "inject=linkat:error=ENOENT"];
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsStr::new).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &["--fsync"], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = send(&tree, &receiver.dest(), &[]);
+    let received = receiver.wait();
+    assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    assert_exit(&received, 1, "receiver");
+    assert_says(
+        &received,
+        "linking an unnamed file needs /proc or CAP_DAC_READ_SEARCH",
+        "receiver",
+    );
+    let landed = dst.join("tree");
+    let landed = if landed.exists() { util::dir_names(&landed) } else { Vec::new() };
+    assert!(landed.is_empty(), "names put in place by a session that failed: {landed:?}");
 }

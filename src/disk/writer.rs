@@ -119,7 +119,9 @@ where
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(e) if threads.is_empty() => {
-                    return Err(anyhow::Error::from(e).context("starting a thread to write files"));
+                    // As text: the system refuses a thread with EAGAIN, whose `io::Error` would
+                    // read as a socket's timeout (a sender that stalled, exit 3).
+                    return Err(anyhow::anyhow!("starting a thread to write files: {e}"));
                 }
                 Err(_) => break,
             }
@@ -153,5 +155,107 @@ fn work<'env>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use super::{GROUP_FILES, Job, Writer};
+    use crate::disk::Target;
+    use crate::disk::dirs::Dirs;
+    use crate::protocol::{Entry, EntryKind};
+
+    /// A target the jobs point at; the tests' `write` never touches it.
+    fn target() -> Target {
+        let root = File::open("/").expect("opening /");
+        Target::new(Dirs::new(root.into()), Path::new("/").into(), b"f", 0o644)
+    }
+
+    fn entry() -> Entry {
+        let name = b"f".to_vec();
+        Entry {
+            kind: EntryKind::File,
+            name,
+            size: Some(1),
+            mode: 0o644,
+            mtime_sec: 0,
+            mtime_nsec: 0,
+        }
+    }
+
+    #[test]
+    fn a_group_goes_to_the_threads_once_it_holds_32_files_and_every_call_is_counted() {
+        let (target, entry) = (target(), entry());
+        let written = Mutex::new(0usize);
+        let write = |_: &Job<'_>| {
+            *written.lock().expect("the count") += 1;
+            anyhow::Ok(2)
+        };
+        thread::scope(|scope| {
+            let mut writer = Writer::new(scope, &write);
+            for queued in 1..GROUP_FILES {
+                let job = Job { target: &target, entry: &entry, body: vec![7] };
+                writer.write(job).expect("queueing a file");
+                assert_eq!(writer.group.len(), queued, "handed over before the group was full");
+                assert!(writer.running.is_none(), "threads started before a group was full");
+            }
+            writer.write(Job { target: &target, entry: &entry, body: vec![7] }).expect("the 32nd");
+            assert!(writer.group.is_empty(), "a group of 32 files was kept back");
+            assert!(writer.running.is_some(), "no thread took the group");
+            writer.write(Job { target: &target, entry: &entry, body: vec![7] }).expect("the 33rd");
+            assert_eq!(writer.finish().expect("writing"), 2 * (GROUP_FILES as u64 + 1));
+        });
+        assert_eq!(*written.lock().expect("the count"), GROUP_FILES + 1, "files written");
+    }
+
+    #[test]
+    fn a_group_goes_to_the_threads_once_it_holds_256_kib() {
+        let (target, entry) = (target(), entry());
+        let write = |job: &Job<'_>| anyhow::Ok(job.body.len() as u64);
+        thread::scope(|scope| {
+            let mut writer = Writer::new(scope, &write);
+            let job = Job { target: &target, entry: &entry, body: vec![1; (256 << 10) - 1] };
+            writer.write(job).expect("queueing a file");
+            assert_eq!(writer.group.len(), 1, "handed over a group short of 256 KiB");
+            writer.write(Job { target: &target, entry: &entry, body: vec![2] }).expect("queueing");
+            assert!(writer.group.is_empty(), "a group of 256 KiB was kept back");
+            assert_eq!(writer.group_bytes, 0, "the next group starts empty");
+            assert_eq!(writer.finish().expect("writing"), 256 << 10);
+        });
+    }
+
+    #[test]
+    fn a_failed_write_comes_back_when_the_next_group_is_handed_over() {
+        let (target, entry) = (target(), entry());
+        let write = |job: &Job<'_>| match job.body.as_slice() {
+            b"bad" => Err(anyhow::anyhow!("writing f: disk on fire")),
+            _ => anyhow::Ok(1),
+        };
+        let job = |body: &[u8]| Job { target: &target, entry: &entry, body: body.to_vec() };
+        thread::scope(|scope| {
+            let mut writer = Writer::new(scope, &write);
+            writer.write(job(b"bad")).expect("queueing the bad file");
+            for _ in 1..GROUP_FILES {
+                writer.write(job(b"good")).expect("queueing a file");
+            }
+            let failed = &writer.running.as_ref().expect("threads took the group").failed;
+            let bound = Instant::now() + Duration::from_secs(30);
+            while !failed.load(super::Ordering::Relaxed) {
+                assert!(Instant::now() < bound, "the bad file never failed");
+                thread::sleep(Duration::from_millis(1));
+            }
+            for _ in 1..GROUP_FILES {
+                writer.write(job(b"good")).expect("queueing a file before the next hand-over");
+            }
+            let err = writer.write(job(b"good")).expect_err("the failure came back");
+            assert!(format!("{err:#}").contains("disk on fire"), "{err:#}");
+            assert!(writer.running.is_none(), "the writer stopped");
+        });
     }
 }

@@ -1,8 +1,9 @@
 //! The one harness of the integration tests: `zcp` children that are killed with their process
 //! group on drop (`process`), a peer that speaks the protocol through the library (`client`), a
-//! proxy that damages a session (`proxy`), mounts for one test (`mount`), test data and checks on
+//! proxy that damages a session (`proxy`), mounts and pids cgroups for one test (`mount`, `cgroup`), test data and checks on
 //! disk (`files`), JSON reports, and the single way a test says it cannot run here (`skip`).
 
+mod cgroup;
 mod client;
 mod files;
 mod mount;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub use cgroup::PidsCgroup;
 pub use client::*;
 pub use files::*;
 pub use mount::{ReadOnlyMount, Tmpfs};
