@@ -203,3 +203,100 @@ fn a_one_shot_receiver_refuses_a_second_sender_while_it_serves_the_first() {
     assert!(!dst.join("second.bin").exists(), "a refused file landed");
     assert_exit(&recv.wait(), 0, "receiver");
 }
+
+/// A receiver that the system refuses a thread for a connection (a pids cgroup of one task: its
+/// main thread) says so in one line and exits 1; it does not panic.
+#[test]
+fn a_receiver_out_of_threads_says_so_instead_of_panicking() {
+    let cgroup = match crate::util::PidsCgroup::new(1) {
+        Ok(cgroup) => cgroup,
+        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, _) = setup(work.path(), "one.bin", 4096, 9);
+    let wrapper = cgroup.wrapper();
+    let wrapper: Vec<&std::ffi::OsStr> = wrapper.iter().map(|w| w.as_os_str()).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("receiver in a pids cgroup did not start: {f:#?}"));
+    let sent = send(&src, &receiver.dest(), &[]);
+    let received = receiver.wait();
+    crate::util::assert_no_panic(&received, "receiver");
+    assert_exit(&received, 1, "receiver");
+    assert_says(&received, "starting a thread for a connection: Resource temporarily", "receiver");
+    assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    assert!(final_names(&dst).is_empty(), "a file landed");
+}
+
+/// The same for a sender that listens (`send --listen`): one line, exit 1, no panic.
+#[test]
+fn a_listening_sender_out_of_threads_says_so_instead_of_panicking() {
+    let cgroup = match crate::util::PidsCgroup::new(1) {
+        Ok(cgroup) => cgroup,
+        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, _) = setup(work.path(), "one.bin", 4096, 10);
+    let wrapper = cgroup.wrapper();
+    let wrapper: Vec<&str> = wrapper.iter().map(|w| w.to_str().expect("utf-8")).collect();
+    let args = ["send".as_ref(), src.as_os_str(), "--listen".as_ref(), "127.0.0.1:0".as_ref()];
+    let mut sender =
+        Process::spawn(crate::util::wrapped(&wrapper, &crate::util::zcp_command(&args, &[])));
+    let addr = sender.listening().to_string();
+    let mut recv = crate::util::zcp_command(&["recv", "--connect", &addr, "--output"], &[]);
+    recv.arg(&dst);
+    let received = run(recv);
+    let sent = sender.wait();
+    crate::util::assert_no_panic(&sent, "sender");
+    assert_exit(&sent, 1, "sender");
+    assert_says(&sent, "starting a thread for a connection: Resource temporarily", "sender");
+    assert_ne!(received.code(), Some(0), "receiver:\n{}", received.stderr);
+    assert!(final_names(&dst).is_empty(), "a file landed");
+}
+
+/// A sender refused the thread that hashes a large file beside `sendfile` names that, rather
+/// than reading as a receiver that stalled; nothing lands under the final name.
+#[test]
+fn a_sender_refused_its_checksum_thread_says_so() {
+    let cgroup = match crate::util::PidsCgroup::new(1) {
+        Ok(cgroup) => cgroup,
+        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, _) = setup(work.path(), "big.bin", 4 * MIB, 11);
+    let recv = Receiver::start(&dst, &[]);
+    let wrapper = cgroup.wrapper();
+    let wrapper: Vec<&str> = wrapper.iter().map(|w| w.to_str().expect("utf-8")).collect();
+    let cmd = send_cmd(&[&src], &recv.dest(), &["--method", "sendfile"], &[]);
+    let sent = run(crate::util::wrapped(&wrapper, &cmd));
+    let received = recv.wait();
+    crate::util::assert_no_panic(&sent, "sender");
+    assert_says(&sent, "starting the checksum thread: Resource temporarily", "sender");
+    assert!(!sent.stderr.contains("stalled"), "sender:\n{}", sent.stderr);
+    assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    assert_ne!(received.code(), Some(0), "receiver:\n{}", received.stderr);
+    assert!(final_names(&dst).is_empty(), "a file landed");
+}
+
+/// With `--encrypt` in user space the record layer's threads are the first the sender starts:
+/// refused, it says so, rather than reading as a receiver that stalled.
+#[test]
+fn an_encrypting_sender_refused_its_tls_threads_says_so() {
+    let cgroup = match crate::util::PidsCgroup::new(1) {
+        Ok(cgroup) => cgroup,
+        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, _) = setup(work.path(), "one.bin", 4096, 12);
+    let recv = Receiver::start(&dst, &["--encrypt"]);
+    let wrapper = cgroup.wrapper();
+    let wrapper: Vec<&str> = wrapper.iter().map(|w| w.to_str().expect("utf-8")).collect();
+    let cmd = send_cmd(&[&src], &recv.dest(), &["--encrypt"], &[]);
+    let sent = run(crate::util::wrapped(&wrapper, &cmd));
+    // The failed handshake does not end the one-shot receiver (a stranger's would not either).
+    recv.kill();
+    crate::util::assert_no_panic(&sent, "sender");
+    assert_says(&sent, "starting the TLS thread: Resource temporarily", "sender");
+    assert!(!sent.stderr.contains("stalled"), "sender:\n{}", sent.stderr);
+    assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    assert!(final_names(&dst).is_empty(), "a file landed");
+}

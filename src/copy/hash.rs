@@ -70,7 +70,10 @@ impl BackgroundHash {
         let stop = Arc::clone(&abandoned);
         let handle = thread::Builder::new()
             .name("zcp-hash".into())
-            .spawn(move || hash_until_stopped(&file, len, &stop))?;
+            .spawn(move || hash_until_stopped(&file, len, &stop))
+            // As `Other`: the system refuses a thread with EAGAIN, whose kind (`WouldBlock`)
+            // would read as a socket's timeout, i.e. a receiver that stalled.
+            .map_err(|e| io::Error::other(format!("starting the checksum thread: {e}")))?;
         Ok(Self { abandoned, handle: Some(handle) })
     }
 

@@ -90,12 +90,15 @@ fn first_to_greet<T: Send>(
             match accept_into(listener, &lobby, TICK) {
                 Ok(Some((mut socket, peer, ticket))) => {
                     let tx = tx.clone();
-                    scope.spawn(move || {
+                    let started = connection_thread(scope, move || {
                         let accepted = |s: &mut TcpStream| greet(s, Direction::Accepted);
                         if let Some(greeted) = ticket.greet(&mut socket, peer, accepted) {
                             let _ = tx.send((socket, greeted));
                         }
                     });
+                    if let Err(e) = started {
+                        break Err(e);
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => break Err(e),
@@ -190,6 +193,20 @@ pub fn stop_listening(listener: &TcpListener) {
     use nix::sys::socket::{Shutdown, shutdown};
     use std::os::fd::AsRawFd;
     let _ = shutdown(listener.as_raw_fd(), Shutdown::Read);
+}
+
+/// Starts the thread of one connection. A system out of threads refuses it (EAGAIN): that ends
+/// the caller's run with a one-line error (exit 1) instead of the panic of `Scope::spawn`;
+/// threads already running finish first. As text, since an `io::Error` of that kind would read as a
+/// socket's timeout.
+pub fn connection_thread<'scope>(
+    scope: &'scope thread::Scope<'scope, '_>,
+    work: impl FnOnce() + Send + 'scope,
+) -> anyhow::Result<()> {
+    match thread::Builder::new().name("zcp-conn".into()).spawn_scoped(scope, work) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("starting a thread for a connection: {e}")),
+    }
 }
 
 /// Whether a connection waits on `listener`, waiting up to `timeout` for one.

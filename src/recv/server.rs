@@ -121,9 +121,9 @@ impl Receiver {
                 let socket =
                     net::connect(dest, self.cfg.net.connect_timeout, self.cfg.net.retries)?;
                 let (tx, live, id) = (tx.clone(), &live, live.add(&socket));
-                scope.spawn(move || {
+                net::connection_thread(scope, move || {
                     let _ = tx.send(self.dialed(socket, dest, live, id));
-                });
+                })?;
             }
             loop {
                 while let Ok(result) = rx.try_recv() {
@@ -158,11 +158,11 @@ impl Receiver {
                             net::accept_into(listener, &lobby, TICK)?
                         {
                             let (tx, live) = (tx.clone(), &live);
-                            scope.spawn(move || {
+                            net::connection_thread(scope, move || {
                                 if let Some(result) = self.welcome(socket, peer, ticket, live) {
                                     let _ = tx.send(result);
                                 }
-                            });
+                            })?;
                         }
                     }
                     // Nothing to accept: wait on the sessions, so the end is seen at once.
