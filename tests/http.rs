@@ -574,6 +574,32 @@ fn an_upload_with_fsync_is_synced_before_its_name_and_its_directories_after() {
     assert_eq!(names, ["syncfs", "renameat2", "fsync", "fsync", "fsync"], "{shown}");
 }
 
+/// With `--fsync`, a directory sync that fails after the rename (strace injects EIO into
+/// `fsync`) leaves the upload in place: the client gets 500 and the log says it was saved, but
+/// is not known to be durable, never "nothing saved".
+#[test]
+fn an_upload_whose_directory_sync_fails_is_saved_but_not_called_durable() {
+    require_curl!();
+    require_strace!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, data) = source(work.path(), "up.bin", MIB, 22);
+    let dst = subdir(work.path(), "dst");
+    let log = work.path().join("accept.strace");
+    let mut wrapper = strace(&log, "fsync");
+    wrapper.extend(["-e".into(), "inject=fsync:error=EIO".into()]);
+    let (mut receiver, addr) = accept_into(&wrapper, &dst, &["--fsync"]);
+    let auth = bearer(TOKEN);
+    let src = src.to_str().expect("utf-8");
+    let out = curl(&["-T", src, "-H", &auth, "-w", "%{http_code}", &url(addr, "/up.bin")]);
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.ends_with("500"), "curl: {out:?}");
+    assert!(answer.contains("saved") && answer.contains("not known to be durable"), "{answer}");
+    assert!(!answer.contains("nothing saved"), "{answer}");
+    assert_file_holds(&dst.join("up.bin"), &data, "the upload, in place");
+    receiver.wait_line_within("not known to be durable", Duration::from_secs(20));
+    receiver.kill();
+}
+
 #[test]
 fn an_upload_without_fsync_syncs_nothing() {
     require_curl!();

@@ -55,6 +55,12 @@ impl Barrier {
         }
     }
 
+    /// Whether any file got its final name at this barrier: a failure after that (syncing the
+    /// directories) leaves a file in place, only not known to be durable.
+    pub fn placed(&self) -> bool {
+        self.placed.load(Ordering::Relaxed)
+    }
+
     /// Holds a verified part file (mode and mtime applied) until the barrier; runs the barrier
     /// first when the session already holds as many files as it may.
     pub fn hold_part(&self, target: &Target, part: LockedPart) -> anyhow::Result<()> {

@@ -66,6 +66,16 @@ struct Acceptor<'c> {
 /// A refused request: its status and the one line that says why.
 type Refused = (u16, String);
 
+/// An upload that got its name, after which `--fsync`'s directory sync failed.
+#[derive(Debug)]
+struct NotDurable;
+
+impl std::fmt::Display for NotDurable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("it is not known to be durable (--fsync)")
+    }
+}
+
 impl Acceptor<'_> {
     /// Serves one connection (one request); true when an upload landed and the server is done.
     fn handle(&self, socket: TcpStream, peer: SocketAddr) -> Handled {
@@ -182,6 +192,13 @@ impl Acceptor<'_> {
             }
         };
         if let Err(e) = landed {
+            if e.downcast_ref::<NotDurable>().is_some() {
+                // In place under its name: say so, and that --fsync's promise does not hold.
+                let saved_as = target.shown().display().to_string();
+                let why = format!("saved {saved_as}, but {e:#}");
+                entry.saved_as = Some(saved_as);
+                return Err((500, why));
+            }
             let why = format!("{e:#}; nothing saved");
             return match failure_status(&e) {
                 Some(status) => Err((status, why)),
@@ -211,12 +228,18 @@ impl Acceptor<'_> {
         let force = self.cfg.policy.force;
         let placed = match self.cfg.fsync {
             false => target.part().commit(&part, file, force),
-            true => target.part().prepare(&part, file).and_then(|()| {
+            true => {
                 let barrier = Barrier::new(force, self.cfg.max_conns);
-                barrier.hold_part(target, part)?;
-                made.iter().for_each(|dir| barrier.made_dir(dir));
-                barrier.finish(&self.dest)
-            }),
+                let synced = target.part().prepare(&part, file).and_then(|()| {
+                    barrier.hold_part(target, part)?;
+                    made.iter().for_each(|dir| barrier.made_dir(dir));
+                    barrier.finish(&self.dest)
+                });
+                match synced {
+                    Err(e) if barrier.placed() => return Err(e.context(NotDurable)),
+                    other => other,
+                }
+            }
         };
         if placed.is_err() {
             target.part().discard();
