@@ -2,6 +2,7 @@
 //! size is known, failing cleanly mid-file when it is not), `--limit-rate`, many senders at once
 //! with `--keep-open`, and `--max-conns` turning a sender away.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -9,9 +10,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::util::{
-    FifoWriter, Process, Receiver, Tmpfs, assert_exit, assert_file_holds, assert_says, dir_names,
-    final_names, json_u64, part_of, pseudo_random, run, send, send_cmd, skip, subdir,
-    wait_for_bytes, write_random_file,
+    FifoWriter, Finished, PidsCgroup, Process, Receiver, Tmpfs, assert_exit, assert_file_holds,
+    assert_no_panic, assert_says, dir_names, final_names, json_u64, part_of, pseudo_random, run,
+    send, send_cmd, skip, subdir, wait_for_bytes, wrapped, write_random_file, zcp_command,
 };
 
 const MIB: usize = 1 << 20;
@@ -208,21 +209,16 @@ fn a_one_shot_receiver_refuses_a_second_sender_while_it_serves_the_first() {
 /// main thread) says so in one line and exits 1; it does not panic.
 #[test]
 fn a_receiver_out_of_threads_says_so_instead_of_panicking() {
-    let cgroup = match crate::util::PidsCgroup::new(1) {
-        Ok(cgroup) => cgroup,
-        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
-    };
+    let Some((_cgroup, wrapper)) = one_task_cgroup() else { return };
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), "one.bin", 4096, 9);
-    let wrapper = cgroup.wrapper();
-    let wrapper: Vec<&std::ffi::OsStr> = wrapper.iter().map(|w| w.as_os_str()).collect();
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsStr::new).collect();
     let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
         .unwrap_or_else(|f| panic!("receiver in a pids cgroup did not start: {f:#?}"));
     let sent = send(&src, &receiver.dest(), &[]);
     let received = receiver.wait();
-    crate::util::assert_no_panic(&received, "receiver");
+    assert_refused_a_thread(&received, "starting a thread for a connection: Resource", "receiver");
     assert_exit(&received, 1, "receiver");
-    assert_says(&received, "starting a thread for a connection: Resource temporarily", "receiver");
     assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
     assert!(final_names(&dst).is_empty(), "a file landed");
 }
@@ -230,25 +226,18 @@ fn a_receiver_out_of_threads_says_so_instead_of_panicking() {
 /// The same for a sender that listens (`send --listen`): one line, exit 1, no panic.
 #[test]
 fn a_listening_sender_out_of_threads_says_so_instead_of_panicking() {
-    let cgroup = match crate::util::PidsCgroup::new(1) {
-        Ok(cgroup) => cgroup,
-        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
-    };
+    let Some((_cgroup, wrapper)) = one_task_cgroup() else { return };
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), "one.bin", 4096, 10);
-    let wrapper = cgroup.wrapper();
-    let wrapper: Vec<&str> = wrapper.iter().map(|w| w.to_str().expect("utf-8")).collect();
     let args = ["send".as_ref(), src.as_os_str(), "--listen".as_ref(), "127.0.0.1:0".as_ref()];
-    let mut sender =
-        Process::spawn(crate::util::wrapped(&wrapper, &crate::util::zcp_command(&args, &[])));
+    let mut sender = Process::spawn(in_cgroup(&wrapper, &zcp_command(&args, &[])));
     let addr = sender.listening().to_string();
-    let mut recv = crate::util::zcp_command(&["recv", "--connect", &addr, "--output"], &[]);
+    let mut recv = zcp_command(&["recv", "--connect", &addr, "--output"], &[]);
     recv.arg(&dst);
     let received = run(recv);
     let sent = sender.wait();
-    crate::util::assert_no_panic(&sent, "sender");
+    assert_refused_a_thread(&sent, "starting a thread for a connection: Resource", "sender");
     assert_exit(&sent, 1, "sender");
-    assert_says(&sent, "starting a thread for a connection: Resource temporarily", "sender");
     assert_ne!(received.code(), Some(0), "receiver:\n{}", received.stderr);
     assert!(final_names(&dst).is_empty(), "a file landed");
 }
@@ -257,22 +246,14 @@ fn a_listening_sender_out_of_threads_says_so_instead_of_panicking() {
 /// than reading as a receiver that stalled; nothing lands under the final name.
 #[test]
 fn a_sender_refused_its_checksum_thread_says_so() {
-    let cgroup = match crate::util::PidsCgroup::new(1) {
-        Ok(cgroup) => cgroup,
-        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
-    };
+    let Some((_cgroup, wrapper)) = one_task_cgroup() else { return };
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), "big.bin", 4 * MIB, 11);
     let recv = Receiver::start(&dst, &[]);
-    let wrapper = cgroup.wrapper();
-    let wrapper: Vec<&str> = wrapper.iter().map(|w| w.to_str().expect("utf-8")).collect();
     let cmd = send_cmd(&[&src], &recv.dest(), &["--method", "sendfile"], &[]);
-    let sent = run(crate::util::wrapped(&wrapper, &cmd));
+    let sent = run(in_cgroup(&wrapper, &cmd));
     let received = recv.wait();
-    crate::util::assert_no_panic(&sent, "sender");
-    assert_says(&sent, "starting the checksum thread: Resource temporarily", "sender");
-    assert!(!sent.stderr.contains("stalled"), "sender:\n{}", sent.stderr);
-    assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    assert_refused_a_thread(&sent, "starting the checksum thread: Resource", "sender");
     assert_ne!(received.code(), Some(0), "receiver:\n{}", received.stderr);
     assert!(final_names(&dst).is_empty(), "a file landed");
 }
@@ -281,22 +262,41 @@ fn a_sender_refused_its_checksum_thread_says_so() {
 /// refused, it says so, rather than reading as a receiver that stalled.
 #[test]
 fn an_encrypting_sender_refused_its_tls_threads_says_so() {
-    let cgroup = match crate::util::PidsCgroup::new(1) {
-        Ok(cgroup) => cgroup,
-        Err(why) => return skip(&format!("cannot make a pids cgroup (needs root): {why}")),
-    };
+    let Some((_cgroup, wrapper)) = one_task_cgroup() else { return };
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), "one.bin", 4096, 12);
     let recv = Receiver::start(&dst, &["--encrypt"]);
-    let wrapper = cgroup.wrapper();
-    let wrapper: Vec<&str> = wrapper.iter().map(|w| w.to_str().expect("utf-8")).collect();
     let cmd = send_cmd(&[&src], &recv.dest(), &["--encrypt"], &[]);
-    let sent = run(crate::util::wrapped(&wrapper, &cmd));
+    let sent = run(in_cgroup(&wrapper, &cmd));
     // The failed handshake does not end the one-shot receiver (a stranger's would not either).
     recv.kill();
-    crate::util::assert_no_panic(&sent, "sender");
-    assert_says(&sent, "starting the TLS thread: Resource temporarily", "sender");
-    assert!(!sent.stderr.contains("stalled"), "sender:\n{}", sent.stderr);
-    assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    assert_refused_a_thread(&sent, "starting the TLS thread: Resource", "sender");
     assert!(final_names(&dst).is_empty(), "a file landed");
+}
+
+/// A pids cgroup that allows one task, and the wrapper that starts a command in it; `None` (the
+/// test skipped) where it cannot be made.
+fn one_task_cgroup() -> Option<(PidsCgroup, Vec<String>)> {
+    match PidsCgroup::new(1) {
+        Ok(cgroup) => {
+            let wrapper = cgroup.wrapper().iter().map(|w| w.to_string_lossy().into()).collect();
+            Some((cgroup, wrapper))
+        }
+        Err(why) => {
+            skip(&format!("cannot make a pids cgroup (needs root): {why}"));
+            None
+        }
+    }
+}
+
+fn in_cgroup(wrapper: &[String], cmd: &std::process::Command) -> std::process::Command {
+    wrapped(&wrapper.iter().map(String::as_str).collect::<Vec<_>>(), cmd)
+}
+
+/// `who` was refused a thread and said so: `says`, no panic, not a peer that stalled, not 0.
+fn assert_refused_a_thread(f: &Finished, says: &str, who: &str) {
+    assert_no_panic(f, who);
+    assert_says(f, says, who);
+    assert!(!f.stderr.contains("stalled"), "{who}:\n{}", f.stderr);
+    assert_ne!(f.code(), Some(0), "{who}:\n{}", f.stderr);
 }
