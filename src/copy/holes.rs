@@ -255,8 +255,8 @@ mod tests {
     use super::*;
 
     /// A resumed prefix of a sparse file hashes as its bytes, and its holes are not read: one
-    /// `pread` per data range (each under 256 KiB), where reading 1 GiB of zeros would take
-    /// 4,096.
+    /// `pread` per data range (each under 256 KiB), where reading all 800 MiB would take
+    /// 3,200.
     #[test]
     fn a_prefix_hashes_its_holes_without_reading_them() {
         use std::os::unix::fs::FileExt;
