@@ -345,29 +345,36 @@ fn small_files_land_when_the_system_grants_one_writer_thread_of_two() {
         return skip(&why);
     }
     let work = tempfile::tempdir().expect("tempdir");
-    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
-    let tree = small_tree(&src, 100, 1000, 1);
     let log = work.path().join("recv.strace");
     // strace counts calls per thread: the receiver's main thread starts the session (its first
     // clone3), the session starts the two writers; its second clone3 fails as if the system
     // had no thread left to give.
     let inject = "inject=clone3:error=EAGAIN:when=2";
-    let mut wrapper: Vec<OsString> =
-        ["strace", "-f", "-e", "trace=clone3", "-e", inject, "-o"].map(OsString::from).to_vec();
-    wrapper.push(log.clone().into());
-    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
+    small_tree_to_traced_receiver(work.path(), &["-f", "-e", "trace=clone3", "-e", inject], &log);
+    let trace = fs::read_to_string(&log).expect("reading the strace log");
+    let refused = trace.lines().filter(|l| l.contains("EAGAIN") && l.ends_with("(INJECTED)"));
+    assert_eq!(refused.count(), 1, "one thread was refused:\n{trace}");
+}
+
+/// Sends a tree of 100 small files from `work/src` to a receiver into `work/dst` run under
+/// `strace STRACE -o LOG`; checks that both ends succeeded and that the tree landed whole.
+fn small_tree_to_traced_receiver(work: &Path, strace: &[&str], log: &Path) {
+    let (src, dst) = (subdir(work, "src"), subdir(work, "dst"));
+    let tree = small_tree(&src, 100, 1000, 1);
+    let mut wrapper: Vec<&OsStr> =
+        ["strace"].iter().chain(strace).chain(&["-o"]).map(OsStr::new).collect();
+    wrapper.push(log.as_os_str());
     let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
         .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
     let sent = send_paths(&[&tree], &receiver.dest(), &[]);
     let received = receiver.wait();
     util::assert_exit(&sent, 0, "sender");
     util::assert_exit(&received, 0, "receiver");
-    let trace = fs::read_to_string(&log).expect("reading the strace log");
-    let refused = trace.lines().filter(|l| l.contains("EAGAIN") && l.ends_with("(INJECTED)"));
-    assert_eq!(refused.count(), 1, "one thread was refused:\n{trace}");
     assert_eq!(tree_listing(&dst), tree_listing(&src), "the trees differ");
-    let one = Path::new("tree").join("d0").join("f0099");
-    assert_file_holds(&dst.join(&one), &fs::read(src.join(&one)).expect("source"), "a file");
+    for name in ["f0042", "f0099"] {
+        let one = Path::new("tree").join("d0").join(name);
+        assert_file_holds(&dst.join(&one), &fs::read(src.join(&one)).expect("source"), name);
+    }
 }
 
 #[test]
@@ -406,23 +413,10 @@ fn small_tree_through_traced_links(inject: &str) -> Option<String> {
         return None;
     }
     let work = tempfile::tempdir().expect("tempdir");
-    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
-    let tree = small_tree(&src, 100, 1000, 1);
     let log = work.path().join("recv.strace");
     // `-ff`: a log per thread, so that no call is split by another thread's.
-    let mut wrapper: Vec<OsString> =
-        ["strace", "-ff", "-e", "trace=linkat,renameat2", "-e"].map(OsString::from).to_vec();
-    wrapper.extend([inject.into(), "-o".into(), log.clone().into()]);
-    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsString::as_os_str).collect();
-    let receiver = Receiver::try_start_env(&wrapper, &dst, &[], &[])
-        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
-    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
-    let received = receiver.wait();
-    util::assert_exit(&sent, 0, "sender");
-    util::assert_exit(&received, 0, "receiver");
-    assert_eq!(tree_listing(&dst), tree_listing(&src), "the trees differ");
-    let one = Path::new("tree").join("d0").join("f0042");
-    assert_file_holds(&dst.join(&one), &fs::read(src.join(&one)).expect("source"), "a file");
+    let traced = ["-ff", "-e", "trace=linkat,renameat2", "-e", inject];
+    small_tree_to_traced_receiver(work.path(), &traced, &log);
     let logs = fs::read_dir(work.path()).expect("listing the strace logs");
     let logs = logs.map(|e| e.expect("directory entry").path());
     let per_thread = |p: &PathBuf| p.to_string_lossy().starts_with(&*log.to_string_lossy());
