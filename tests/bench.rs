@@ -150,6 +150,13 @@ fn compare_without_the_tools_shows_not_installed_rows() {
         .success();
     let report = stdout_json(&assert);
     assert_eq!(pair(&report, "buffered:buffered")["status"], "ok", "{report:#}");
+    // zcp's own ceiling needs no tool: `auto` with `--raw` at both ends, the copy verified.
+    let ceiling = pair(&report, "auto:auto --raw (no checksum: ceiling)");
+    assert_eq!(ceiling["status"], "ok", "{ceiling:#}");
+    assert_eq!(
+        (&ceiling["send_path"], &ceiling["recv_path"]),
+        (&"sendfile".into(), &"splice".into())
+    );
     let table = stderr(&assert);
     for name in PEERS {
         let p = pair(&report, name);

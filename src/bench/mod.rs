@@ -42,6 +42,8 @@ const TREE_FILE_SIZE: u64 = 4 << 10;
 const SPARSE_DATA: u64 = 64 << 20;
 /// The pair `--fsync` and `--sparse` run, with and without the flag they measure.
 const AUTO: Pair = Pair { send: "auto", recv: "auto", encrypt: false };
+/// The row of `auto:auto` with `--raw` at both ends: no protocol, no checksum.
+const CEILING: &str = "auto:auto --raw (no checksum: ceiling)";
 
 /// What the rows compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,7 +297,7 @@ fn contenders(cfg: &BenchConfig, sparse: Option<&(PathBuf, u64)>) -> Vec<Contend
     };
     let auto = |send_args, recv_args, source: Option<&(PathBuf, u64)>| {
         let (source, blocks) = (source.cloned(), cfg.scenario == Scenario::Sparse);
-        What::Zcp(AUTO, None, Variant { send_args, recv_args, source, blocks })
+        What::Zcp(AUTO, None, Variant { send_args, recv_args, source, blocks, output_file: false })
     };
     match cfg.scenario {
         Scenario::Methods => {}
@@ -320,7 +322,12 @@ fn contenders(cfg: &BenchConfig, sparse: Option<&(PathBuf, u64)>) -> Vec<Contend
             (format!("{} @ {label}", p.name()), What::Zcp(*p, Some(path.clone()), plain()))
         })
     });
-    let zcp = ours.chain(theirs);
+    // What the zero-copy path reaches with no checksum at either end: the ceiling of `auto`.
+    let raw =
+        Variant { send_args: &["--raw"], recv_args: &["--raw"], output_file: true, ..plain() };
+    let ceiling =
+        (cfg.compare && cfg.files.is_none()).then(|| (CEILING.into(), What::Zcp(AUTO, None, raw)));
+    let zcp = ours.chain(theirs).chain(ceiling);
     let peers: &[Peer] = if cfg.files.is_some() { &Peer::TREE } else { &Peer::FILE };
     let tls = (cfg.encrypt && cfg.files.is_none()).then_some(Peer::SocatTls);
     let peers = peers.iter().copied().chain(tls).filter(|_| cfg.compare);

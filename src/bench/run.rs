@@ -207,6 +207,8 @@ pub struct Variant {
     pub source: Option<(PathBuf, u64)>,
     /// Count the blocks allocated to the source and the copy (`--sparse`).
     pub blocks: bool,
+    /// The receiver's `--output` names the copy itself, as `--raw` needs (no name travels).
+    pub output_file: bool,
 }
 
 /// One run of a zcp method pair; the copy lands in `out`.
@@ -221,10 +223,11 @@ pub fn zcp(
     if pair.encrypt {
         common.push("--encrypt");
     }
+    let copy = out.join(ctx.source_name);
     let mut receiver = Command::new(ctx.zcp);
     receiver
         .args(["recv", "--listen", "127.0.0.1:0", "--output"])
-        .arg(out)
+        .arg(if variant.output_file { copy.as_path() } else { out })
         .args(["--method", pair.recv])
         .args(variant.recv_args)
         .args(&common)
@@ -237,7 +240,6 @@ pub fn zcp(
         sender.stdin(Stdio::null()).stdout(Stdio::piped());
         sender
     })?;
-    let copy = out.join(ctx.source_name);
     ctx.verify_copy(&copy)?;
     let blocks = variant.blocks.then(|| allocated(ctx.source, &copy)).transpose()?;
     let (mut send, mut recv) =
