@@ -102,7 +102,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --export-markdown 'Also write the results as a Markdown table to FILE'
             cand --events-fd 'Write the events to this open file descriptor instead of stdout (implies --events)'
             cand --events-interval 'Seconds between progress events while bytes move'
-            cand --compare 'Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with --files, tar | nc'
+            cand --compare 'Also run netcat, socat -b 131072, iperf3 (memory to memory) and curl when installed, and zcp with --raw at both ends (no checksum: its paths'' ceiling); with --files, tar | nc'
             cand --fsync 'Compare `zcp recv` with `zcp recv --fsync` (auto:auto) on the test file, or with --files on a tree'
             cand --sparse 'Send a sparse file (--size of data in 8 extents over 64 times that [default: 64M]), a dense file of --size, and the sparse one with --no-sparse; report allocated blocks'
             cand --encrypt 'Also run every pair with --encrypt (rows `PAIR --encrypt`); with --compare, also socat OPENSSL: with the same TLS 1.3 suite'

@@ -349,8 +349,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "LABEL=PATH")]
     pub against: Option<String>,
 
-    /// Also run netcat, socat -b 131072 and iperf3 (memory to memory) when installed; with
-    /// --files, tar | nc
+    /// Also run netcat, socat -b 131072, iperf3 (memory to memory) and curl when installed, and
+    /// zcp with --raw at both ends (no checksum: its paths' ceiling); with --files, tar | nc
     #[arg(long)]
     pub compare: bool,
 
