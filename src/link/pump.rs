@@ -7,6 +7,7 @@
 //! with one `writev`. A record that does not authenticate ends both directions and is
 //! remembered, so the session's error can name it (`Tunnel::conclude`).
 
+use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::ops::Range;
@@ -21,8 +22,7 @@ use anyhow::{Context, anyhow};
 use rustls::ExtractedSecrets;
 
 use super::records::{
-    ALERT, APPLICATION_DATA, BAD_RECORD_MAC, CLOSE_NOTIFY, HEADER, MAX_PLAIN, MAX_RECORD,
-    OpenError, Opener, Sealer,
+    ALERT, APPLICATION_DATA, CLOSE_NOTIFY, HEADER, MAX_PLAIN, MAX_RECORD, OpenError, Opener, Sealer,
 };
 
 /// Send buffer of each end of the session's socket pair.
@@ -215,8 +215,9 @@ fn read_into_slots(inner: &TcpStream, batch: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Network → session: reads records, opens each in place, hands the plaintext of all of them
-/// to the session with one `writev`. A record that does not authenticate sends the peer a
-/// `bad_record_mac` alert and fails; the peer's close_notify half-closes the session's socket.
+/// to the session with one `writev`. A record refused sends the peer the alert that says why
+/// (`bad_record_mac` for one that does not authenticate) and fails; the peer's close_notify
+/// half-closes the session's socket.
 fn inbound(
     shared: &Shared,
     mut opener: Opener,
@@ -240,7 +241,7 @@ fn inbound(
         filled += n;
         let (plain, used, closed) = match open_all(&mut opener, &mut buf[..filled]) {
             Ok(opened) => opened,
-            Err(why) => return Err(Failure::Tls(refuse(shared, wire, why))),
+            Err(stop) => return Err(Failure::Tls(refuse(shared, wire, stop))),
         };
         let mut slices: Vec<IoSlice<'_>> =
             plain.iter().map(|r| IoSlice::new(&buf[r.clone()])).collect();
@@ -254,40 +255,55 @@ fn inbound(
     }
 }
 
+/// Why the inbound stream stopped before its close_notify.
+#[derive(Debug)]
+enum Stop {
+    /// A record zcp refused: the peer is told with the alert that fits.
+    Refused(OpenError),
+    /// The peer sent a fatal alert (level, description): nothing to tell it.
+    Alerted(Vec<u8>),
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stop::Refused(OpenError::Forged) => f.write_str(
+                "a TLS record did not authenticate: the data was altered on the way (nothing \
+                 more was accepted)",
+            ),
+            Stop::Refused(
+                OpenError::Unexpected(what)
+                | OpenError::Overflow(what)
+                | OpenError::Exhausted(what),
+            ) => write!(f, "the encrypted stream is corrupt: {what}"),
+            Stop::Alerted(alert) => write!(
+                f,
+                "the peer ended the encrypted stream with a TLS alert ({alert:?}): it received \
+                 data that was altered on the way, or failed"
+            ),
+        }
+    }
+}
+
 /// Opens every whole record at the start of `buf`: the plaintext ranges, the bytes they took,
 /// and whether the peer ended the stream (close_notify).
-fn open_all(
-    opener: &mut Opener,
-    buf: &mut [u8],
-) -> Result<(Vec<Range<usize>>, usize, bool), String> {
+fn open_all(opener: &mut Opener, buf: &mut [u8]) -> Result<(Vec<Range<usize>>, usize, bool), Stop> {
     let mut plain = Vec::with_capacity(SLOTS + 1);
     let mut at = 0;
-    while let Some(opened) = opener.open(&mut buf[at..]).map_err(opening_failure)? {
+    while let Some(opened) = opener.open(&mut buf[at..]).map_err(Stop::Refused)? {
         let range = at + opened.plain.start..at + opened.plain.end;
         at += opened.len;
         match opened.content_type {
             APPLICATION_DATA => plain.push(range),
             ALERT if buf[range.clone()] == CLOSE_NOTIFY => return Ok((plain, at, true)),
-            ALERT => {
-                let alert = &buf[range];
-                return Err(format!(
-                    "the peer ended the encrypted stream with a TLS alert ({alert:?}): it \
-                     received data that was altered on the way, or failed"
-                ));
+            ALERT => return Err(Stop::Alerted(buf[range].to_vec())),
+            other => {
+                let why = format!("a TLS record of content type {other:#04x}");
+                return Err(Stop::Refused(OpenError::Unexpected(why)));
             }
-            other => return Err(format!("a TLS record of content type {other:#04x}")),
         }
     }
     Ok((plain, at, false))
-}
-
-fn opening_failure(e: OpenError) -> String {
-    match e {
-        OpenError::Forged => "a TLS record did not authenticate: the data was altered on the way \
-                              (nothing more was accepted)"
-            .to_string(),
-        OpenError::Malformed(what) => format!("the encrypted stream is corrupt: {what}"),
-    }
 }
 
 /// Writes all of `slices` to `to`.
@@ -303,19 +319,19 @@ fn write_all_vectored(to: &mut &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io
     Ok(())
 }
 
-/// Tells the peer its record was refused (`bad_record_mac`), when the failure is ours to
-/// report, and returns `why`.
-fn refuse(shared: &Shared, wire: &TcpStream, why: String) -> String {
-    if !why.starts_with("the peer ended") {
+/// Tells the peer why its record was refused (the alert `OpenError::alert` names), when the
+/// failure is ours to report, and returns why as text.
+fn refuse(shared: &Shared, wire: &TcpStream, stop: Stop) -> String {
+    if let Stop::Refused(refused) = &stop {
         let mut alert = [0u8; HEADER + 2 + 1 + 16];
-        alert[HEADER..HEADER + 2].copy_from_slice(&BAD_RECORD_MAC);
+        alert[HEADER..HEADER + 2].copy_from_slice(&refused.alert());
         let mut sealer = lock(&shared.sealer);
         if let Ok(len) = sealer.seal(&mut alert, 2, ALERT) {
             let _ = (&*wire).write_all(&alert[..len]);
         }
     }
     linger(wire);
-    why
+    stop.to_string()
 }
 
 /// Half-closes `wire` and reads what the peer still sends, for up to `LINGER`, so that the
@@ -393,7 +409,7 @@ mod tests {
 
     fn opened(mut bytes: Vec<u8>) -> Result<(Vec<Vec<u8>>, usize, bool), String> {
         let mut opener = Opener::new(0, &secrets()).unwrap();
-        let (plain, used, closed) = open_all(&mut opener, &mut bytes)?;
+        let (plain, used, closed) = open_all(&mut opener, &mut bytes).map_err(|e| e.to_string())?;
         Ok((plain.into_iter().map(|r| bytes[r].to_vec()).collect(), used, closed))
     }
 
@@ -413,6 +429,68 @@ mod tests {
         let end = bytes.len();
         bytes.extend_from_slice(b"garbage after the end");
         assert_eq!(opened(bytes).unwrap(), (vec![b"last".to_vec()], end, true));
+    }
+
+    /// The network end of a loopback TCP connection, and the peer's.
+    fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (listener.accept().unwrap().0, peer)
+    }
+
+    /// What the inbound thread answers a peer that sent `bytes`: its error, and the records it
+    /// sent back, opened.
+    fn answer_to(bytes: &[u8]) -> (String, Vec<(u8, Vec<u8>)>) {
+        let (wire, mut peer) = tcp_pair();
+        let (_session, inner) = loopback_pair().unwrap();
+        let shared = Shared {
+            sealer: Mutex::new(Sealer::new(0, &secrets()).unwrap()),
+            failure: Mutex::new(None),
+        };
+        peer.write_all(bytes).unwrap();
+        let opener = Opener::new(0, &secrets()).unwrap();
+        let why = std::thread::scope(|s| {
+            let inbound = s.spawn(|| inbound(&shared, opener, &inner, &wire));
+            // The inbound thread half-closes after its alert; reading to the end, then
+            // closing, ends its linger.
+            let mut back = Vec::new();
+            peer.read_to_end(&mut back).unwrap();
+            drop(peer);
+            match inbound.join().unwrap() {
+                Err(Failure::Tls(why)) => (why, back),
+                other => panic!("not a TLS failure: {other:?}"),
+            }
+        });
+        let (why, mut back) = why;
+        let mut opener = Opener::new(0, &secrets()).unwrap();
+        let mut records = Vec::new();
+        let mut at = 0;
+        while let Some(opened) = opener.open(&mut back[at..]).unwrap() {
+            let plain = back[at + opened.plain.start..at + opened.plain.end].to_vec();
+            records.push((opened.content_type, plain));
+            at += opened.len;
+        }
+        (why, records)
+    }
+
+    #[test]
+    fn a_refused_record_is_answered_with_the_alert_that_says_why() {
+        // RFC 8446 §5.2: too long a record is record_overflow (22), not bad_record_mac (20).
+        let (why, back) = answer_to(&[APPLICATION_DATA, 3, 3, 0xff, 0xff]);
+        assert!(why.contains("a record of 65535 bytes"), "{why}");
+        assert_eq!(back, [(ALERT, vec![2, 22])]);
+        let mut altered = stream(&[(b"data", APPLICATION_DATA)]);
+        altered[HEADER + 1] ^= 1;
+        let (why, back) = answer_to(&altered);
+        assert!(why.contains("did not authenticate"), "{why}");
+        assert_eq!(back, [(ALERT, vec![2, 20])]);
+        let (why, back) = answer_to(&stream(&[(&[1], 0x14)]));
+        assert!(why.contains("content type 0x14"), "{why}");
+        assert_eq!(back, [(ALERT, vec![2, 10])]);
+        // The peer's own alert is not answered.
+        let (why, back) = answer_to(&stream(&[(&[2, 40], ALERT)]));
+        assert!(why.contains("TLS alert ([2, 40])"), "{why}");
+        assert_eq!(back, []);
     }
 
     #[test]

@@ -26,9 +26,13 @@ const MAX_RECORDS: u64 = 1 << 24;
 pub const APPLICATION_DATA: u8 = 0x17;
 pub const ALERT: u8 = 0x15;
 const HANDSHAKE: u8 = 0x16;
-/// `close_notify` and `bad_record_mac` alerts (level, description).
+/// Alerts (level, description; RFC 8446 §6): the end of a stream, and the fatal ones zcp sends
+/// when it refuses a record.
 pub const CLOSE_NOTIFY: [u8; 2] = [1, 0];
-pub const BAD_RECORD_MAC: [u8; 2] = [2, 20];
+const UNEXPECTED_MESSAGE: [u8; 2] = [2, 10];
+const BAD_RECORD_MAC: [u8; 2] = [2, 20];
+const RECORD_OVERFLOW: [u8; 2] = [2, 22];
+const INTERNAL_ERROR: [u8; 2] = [2, 80];
 
 /// One direction's key, IV and next sequence number.
 struct Keys {
@@ -98,13 +102,33 @@ impl Sealer {
     }
 }
 
-/// Why a received record was refused.
+/// Why a received record was refused; each has the alert RFC 8446 prescribes (see `alert`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenError {
-    /// The header is not one of a TLS 1.3 application record, or its length is out of range.
-    Malformed(String),
-    /// The AEAD tag did not verify: the record was altered (or is not the next one).
+    /// Not what may come after the handshake: another record type or version in the header, a
+    /// handshake message, or no content type inside.
+    Unexpected(String),
+    /// Longer than TLS allows: announced by the header, or once opened.
+    Overflow(String),
+    /// The AEAD tag did not verify: the record was altered (or is not the next one, or too
+    /// short to hold a tag).
     Forged,
+    /// More records than one key may open (zcp does not update keys).
+    Exhausted(String),
+}
+
+impl OpenError {
+    /// The fatal alert that tells the peer why: `unexpected_message` (RFC 8446 §5, §5.4),
+    /// `record_overflow` (§5.2, §5.4), `bad_record_mac` (§5.2), or `internal_error` for a limit
+    /// of zcp's own.
+    pub fn alert(&self) -> [u8; 2] {
+        match self {
+            OpenError::Unexpected(_) => UNEXPECTED_MESSAGE,
+            OpenError::Overflow(_) => RECORD_OVERFLOW,
+            OpenError::Forged => BAD_RECORD_MAC,
+            OpenError::Exhausted(_) => INTERNAL_ERROR,
+        }
+    }
 }
 
 /// Opens received records.
@@ -131,13 +155,18 @@ impl Opener {
         let header: [u8; HEADER] = [header[0], header[1], header[2], header[3], header[4]];
         let body = usize::from(u16::from_be_bytes([header[3], header[4]]));
         if header[0] != APPLICATION_DATA || header[1..3] != [3, 3] {
-            return Err(OpenError::Malformed(format!("a record of type {:#04x}", header[0])));
+            let why = format!("a record of type {:#04x}, version {:?}", header[0], &header[1..3]);
+            return Err(OpenError::Unexpected(why));
         }
-        if !(TAG + 1..=MAX_CIPHERTEXT).contains(&body) {
-            return Err(OpenError::Malformed(format!("a record of {body} bytes")));
+        if body > MAX_CIPHERTEXT {
+            return Err(OpenError::Overflow(format!("a record of {body} bytes")));
+        }
+        // Too short for a tag and a content type: it cannot authenticate.
+        if body <= TAG {
+            return Err(OpenError::Forged);
         }
         let Some(record) = buf.get_mut(HEADER..HEADER + body) else { return Ok(None) };
-        let nonce = self.0.next_nonce().map_err(OpenError::Malformed)?;
+        let nonce = self.0.next_nonce().map_err(OpenError::Exhausted)?;
         let inner = self
             .0
             .key
@@ -146,15 +175,15 @@ impl Opener {
         // Padding included, however much room the ciphertext's bound leaves (RFC 8446 §5.4).
         if inner.len() > MAX_PLAIN + 1 {
             let why = format!("a record of {} bytes of plaintext", inner.len());
-            return Err(OpenError::Malformed(why));
+            return Err(OpenError::Overflow(why));
         }
         // The content type is the last byte that is not zero padding.
         let Some(at) = inner.iter().rposition(|&b| b != 0) else {
-            return Err(OpenError::Malformed("a record with no content type".into()));
+            return Err(OpenError::Unexpected("a record with no content type".into()));
         };
         let content_type = inner[at];
         if content_type == HANDSHAKE {
-            return Err(OpenError::Malformed("a handshake message after the handshake".into()));
+            return Err(OpenError::Unexpected("a handshake message after the handshake".into()));
         }
         Ok(Some(Opened { content_type, plain: HEADER..HEADER + at, len: HEADER + body }))
     }
@@ -212,7 +241,27 @@ mod tests {
         let opened = Opener::new(0, &secrets()).unwrap().open(&mut alert).unwrap().unwrap();
         assert_eq!((opened.content_type, &alert[opened.plain]), (ALERT, &CLOSE_NOTIFY[..]));
         let mut handshake = sealed(0, &[24, 0, 0, 1, 0], HANDSHAKE);
-        assert!(Opener::new(0, &secrets()).unwrap().open(&mut handshake).is_err());
+        let refused = Opener::new(0, &secrets()).unwrap().open(&mut handshake).unwrap_err();
+        assert_eq!(refused.alert(), UNEXPECTED_MESSAGE, "{refused:?}");
+    }
+
+    #[test]
+    fn each_refusal_names_its_alert() {
+        let open = |seq: u64, mut record: Vec<u8>| {
+            Opener::new(seq, &secrets()).unwrap().open(&mut record).unwrap_err()
+        };
+        // RFC 8446 §5.4: all padding, no content type.
+        let empty = open(0, sealed_raw(&[0; 8]));
+        assert_eq!(
+            (empty.alert(), &empty),
+            (UNEXPECTED_MESSAGE, &OpenError::Unexpected("a record with no content type".into()))
+        );
+        let mut altered = sealed(0, b"payload", APPLICATION_DATA);
+        altered[HEADER] ^= 1;
+        assert_eq!(open(0, altered).alert(), BAD_RECORD_MAC);
+        let spent = open(MAX_RECORDS, sealed(0, b"payload", APPLICATION_DATA));
+        assert!(matches!(spent, OpenError::Exhausted(_)), "{spent:?}");
+        assert_eq!(spent.alert(), INTERNAL_ERROR);
     }
 
     /// A record sealed by hand, past `Sealer`'s checks: `inner` is its whole TLSInnerPlaintext.
@@ -238,25 +287,32 @@ mod tests {
         let open = |mut record: Vec<u8>| Opener::new(0, &secrets()).unwrap().open(&mut record);
         let full = open(inner(MAX_PLAIN, 0)).unwrap().unwrap();
         assert_eq!(full.plain, HEADER..HEADER + MAX_PLAIN);
-        assert!(matches!(open(inner(MAX_PLAIN + 1, 0)), Err(OpenError::Malformed(_))));
-        assert!(matches!(open(inner(MAX_PLAIN, 1)), Err(OpenError::Malformed(_))));
-        assert!(matches!(open(inner(10, MAX_PLAIN)), Err(OpenError::Malformed(_))));
+        for (content, padding) in [(MAX_PLAIN + 1, 0), (MAX_PLAIN, 1), (10, MAX_PLAIN)] {
+            let refused = open(inner(content, padding)).unwrap_err();
+            assert!(matches!(refused, OpenError::Overflow(_)), "{content}+{padding}: {refused:?}");
+            assert_eq!(refused.alert(), RECORD_OVERFLOW, "record_overflow (RFC 8446 §5.4)");
+        }
         assert!(open(inner(10, MAX_PLAIN - 10)).unwrap().is_some(), "padding within the bound");
     }
 
     #[test]
     fn a_header_announcing_too_long_or_too_short_a_record_is_refused_at_once() {
         // Refused from the header alone: the reader does not wait for (or buffer) the body.
-        for len in [0, TAG, MAX_CIPHERTEXT + 1, usize::from(u16::MAX)] {
-            let [hi, lo] = u16::try_from(len).unwrap().to_be_bytes();
-            let mut header = [APPLICATION_DATA, 3, 3, hi, lo];
+        let refused = |mut header: [u8; HEADER]| {
             let opened = Opener::new(0, &secrets()).unwrap().open(&mut header);
-            assert!(matches!(opened, Err(OpenError::Malformed(_))), "{len}: {opened:?}");
+            opened.expect_err("refused from the header").alert()
+        };
+        for (len, alert) in [
+            (0, BAD_RECORD_MAC),
+            (TAG, BAD_RECORD_MAC),
+            (MAX_CIPHERTEXT + 1, RECORD_OVERFLOW),
+            (usize::from(u16::MAX), RECORD_OVERFLOW),
+        ] {
+            let [hi, lo] = u16::try_from(len).unwrap().to_be_bytes();
+            assert_eq!(refused([APPLICATION_DATA, 3, 3, hi, lo]), alert, "a record of {len} bytes");
         }
-        let mut legacy = [APPLICATION_DATA, 3, 1, 0, 40];
-        assert!(Opener::new(0, &secrets()).unwrap().open(&mut legacy).is_err(), "version 3.1");
-        let mut plaintext_alert = [ALERT, 3, 3, 0, 2];
-        assert!(Opener::new(0, &secrets()).unwrap().open(&mut plaintext_alert).is_err());
+        assert_eq!(refused([APPLICATION_DATA, 3, 1, 0, 40]), UNEXPECTED_MESSAGE, "version 3.1");
+        assert_eq!(refused([ALERT, 3, 3, 0, 2]), UNEXPECTED_MESSAGE, "a plaintext alert");
     }
 
     #[test]
