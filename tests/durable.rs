@@ -263,3 +263,37 @@ fn fsync_where_no_unnamed_file_can_be_linked_fails_and_names_no_file() {
     let landed = if landed.exists() { util::dir_names(&landed) } else { Vec::new() };
     assert!(landed.is_empty(), "names put in place by a session that failed: {landed:?}");
 }
+
+/// A directory sync that fails after every file got its name (strace injects EIO into `fsync`)
+/// leaves the files in place, whole: both ends exit 7 and say that they are in place but not
+/// known to be durable, never that nothing was saved.
+#[test]
+fn fsync_whose_directory_sync_fails_keeps_the_files_and_says_not_durable() {
+    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let tree = util::subdir(work.path(), "tree");
+    let files: Vec<_> = (0..3)
+        .map(|i| {
+            let path = tree.join(format!("f{i}"));
+            (path.clone(), util::write_random_file(&path, 5000, i))
+        })
+        .collect();
+    let dst = util::subdir(work.path(), "dst");
+    let wrapper = ["strace", "-f", "-o", "/dev/null", "-e", "inject=fsync:error=EIO"];
+    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsStr::new).collect();
+    let receiver = Receiver::try_start_env(&wrapper, &dst, &["--fsync"], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = send(&tree, &receiver.dest(), &[]);
+    let received = receiver.wait();
+    for (end, out) in [("receiver", &received), ("sender", &sent)] {
+        assert_exit(out, 7, end);
+        assert_says(out, "the files are in place, but not known to be durable (--fsync)", end);
+        assert_says(out, "EIO", end);
+    }
+    for (path, data) in &files {
+        let landed = dst.join(path.strip_prefix(work.path()).expect("below work"));
+        util::assert_file_holds(&landed, data, "a file placed before the failed sync");
+    }
+}

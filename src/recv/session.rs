@@ -102,6 +102,8 @@ impl Session<'_> {
         if let Some(barrier) = &barrier
             && let Err(e) = self.sync_dirs(barrier, &offer.entries, &plan, created.is_some())
         {
+            // Every file already has its name: say so, and that --fsync's promise does not hold.
+            let e = e.context("the files are in place, but not known to be durable (--fsync)");
             return Err(tell_peer(&mut socket, e));
         }
         let idle = self.cfg.net.idle_timeout;
