@@ -346,11 +346,17 @@ impl<'o> Listing<'o> {
     }
 
     /// `dirs.make(rel)` for the entry named `name`, noting the directories it made; returns
-    /// the lengths of their paths (prefixes of `name`).
+    /// the lengths of their paths (prefixes of `name`). A directory made here starts empty, so
+    /// it is taken as listed: its files cost no `openat` and `getdents` each.
     fn make(&mut self, dirs: &Dirs, rel: &[&OsStr], name: &'o [u8]) -> io::Result<&[usize]> {
         self.lengths.clear();
         dirs.make(rel, &mut self.lengths)?;
         self.made.extend(self.lengths.iter().map(|&len| &name[..len]));
+        let joined = rel.iter().map(|c| c.len()).sum::<usize>() + rel.len().saturating_sub(1);
+        if joined > 0 && self.lengths.last() == Some(&joined) {
+            self.dir = Some(name[..joined].to_vec());
+            self.names.clear();
+        }
         Ok(&self.lengths)
     }
 
