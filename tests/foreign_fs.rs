@@ -1,11 +1,15 @@
 //! Receiving onto file systems that are not ext4 or tmpfs: one that refuses unnamed files
-//! (`O_TMPFILE`, as vfat, NFS, CIFS and FUSE do), faked with strace; and a real FAT image through
-//! FUSE (`fusefat`): no unnamed files, no hard links, no symlinks, no Unix modes, no
-//! `RENAME_NOREPLACE`, names that differ only in case are one name.
+//! (`O_TMPFILE`, as vfat, NFS, CIFS and FUSE do), faked with strace; and a real exFAT image on a
+//! loop device through FUSE, as on a USB stick: no unnamed files, hard links, symlinks or Unix
+//! modes, no `RENAME_NOREPLACE`, and names that differ only in case are one name.
 
 use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
 
 use crate::util;
 use crate::util::{
@@ -79,4 +83,106 @@ fn small_files_go_through_part_files_where_the_file_system_refuses_unnamed_files
     assert_eq!(others.count(), 0, "no other open was traced, so none was refused:\n{trace}");
     let into_part = trace.lines().filter(|l| l.contains("write(") && l.ends_with("= 1000"));
     assert_eq!(into_part.count(), 1, "f0042 written into its part file:\n{trace}");
+}
+
+/// An exFAT image (`mkfs.exfat`) on a loop device, mounted through FUSE (`exfat-fuse`), as a
+/// USB stick is: no unnamed files, hard links, symlinks or Unix modes (every file shows 0777,
+/// `chmod` is taken and ignored), no `RENAME_NOREPLACE`, and names that differ only in case
+/// are one name. Unmounted, detached and removed on drop, whatever the test did.
+struct Exfat {
+    mnt: PathBuf,
+    device: Option<String>,
+    mounted: bool,
+    _dir: TempDir,
+}
+
+impl Exfat {
+    /// Mounts a fresh 64 MiB image, or says why it cannot (after `skip` or
+    /// `skip_kernel_feature`: a missing tool is CI's to install, a missing loop device or
+    /// FUSE is the kernel's).
+    fn mount() -> Option<Exfat> {
+        if !nix::unistd::geteuid().is_root() {
+            skip("a loop device and a FUSE mount need root");
+            return None;
+        }
+        if !Path::new("/dev/fuse").exists() || !Path::new("/dev/loop-control").exists() {
+            util::skip_kernel_feature("no /dev/fuse or /dev/loop-control (FUSE, loop devices)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = dir.path().join("exfat.img");
+        fs::File::create(&image).and_then(|f| f.set_len(64 << 20)).expect("the image");
+        let mut fs =
+            Exfat { mnt: subdir(dir.path(), "mnt"), device: None, mounted: false, _dir: dir };
+        if let Err(why) = run("mkfs.exfat", &[image.as_os_str()]) {
+            skip(&why);
+            return None;
+        }
+        match run("losetup", &["-f".as_ref(), "--show".as_ref(), image.as_os_str()]) {
+            Ok(device) => fs.device = Some(device.trim().to_string()),
+            Err(why) => {
+                util::skip_kernel_feature(&format!("no loop device: {why}"));
+                return None;
+            }
+        }
+        let device = fs.device.clone().unwrap_or_default();
+        if let Err(why) = run("mount.exfat-fuse", &[device.as_ref(), fs.mnt.as_os_str()]) {
+            skip(&why);
+            return None;
+        }
+        fs.mounted = true;
+        Some(fs)
+    }
+}
+
+impl Drop for Exfat {
+    fn drop(&mut self) {
+        if self.mounted && run("umount", &[self.mnt.as_os_str()]).is_err() {
+            // Still busy (a receiver killed a moment ago): detach it.
+            let _ = run("umount", &["-l".as_ref(), self.mnt.as_os_str()]);
+        }
+        if let Some(device) = &self.device {
+            let _ = run("losetup", &["-d".as_ref(), device.as_ref()]);
+        }
+    }
+}
+
+/// Runs `program ARGS…`; its stdout, or why it could not run or failed.
+fn run(program: &str, args: &[&OsStr]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program} cannot run here: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{program} failed ({}): {}", out.status, stderr.trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn a_tree_lands_on_exfat_through_part_files_with_the_modes_it_gives() {
+    let Some(exfat) = Exfat::mount() else { return };
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = subdir(work.path(), "src");
+    let tree = tree(&src, 2000, 1000);
+    let d0 = tree.join("d0");
+    util::set_mode(&d0.join("f0007"), 0o755);
+    util::set_mode(&d0.join("f0008"), 0o600);
+    symlink("f0001", d0.join("link")).expect("a symlink");
+    let receiver = Receiver::start(&exfat.mnt, &["--json"]);
+    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    util::assert_exit(&sent, 0, "sender");
+    util::assert_exit(&received, 0, "receiver");
+    util::assert_says(&sent, "skipped symlink", "sender");
+    fs::remove_file(d0.join("link")).expect("removing the symlink");
+    assert_same_tree(&src, &exfat.mnt);
+    let big = exfat.mnt.join("tree/d0/big");
+    let report = received.json();
+    assert_eq!(json_file(&report, "tree/d0/big")["saved_as"], big.display().to_string());
+    for name in ["f0007", "f0008"] {
+        let mode = fs::metadata(exfat.mnt.join("tree/d0").join(name)).expect("landed");
+        assert_eq!(mode.permissions().mode() & 0o777, 0o777, "{name}: exFAT's mode");
+    }
 }

@@ -230,7 +230,33 @@ fn kind_name(kind: nix::sys::stat::SFlag) -> &'static str {
 fn rename(dir: &OwnedFd, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
     use nix::fcntl::{RenameFlags, renameat2};
     let flags = if replace { RenameFlags::empty() } else { RenameFlags::RENAME_NOREPLACE };
-    renameat2(dir, from, dir, to, flags).map_err(io::Error::from)
+    match renameat2(dir, from, dir, to, flags) {
+        // The file system has no RENAME_NOREPLACE (NFS, CIFS, many FUSE file systems).
+        Err(Errno::EINVAL) if !replace => rename_unless_exists(dir, from, to),
+        done => done.map_err(io::Error::from),
+    }
+}
+
+/// A no-replace rename without RENAME_NOREPLACE: a hard link, which fails on an existing
+/// target, then the part's name removed; where the file system has no hard links either
+/// (FAT), a check that the target does not exist, then a plain rename. Only this last way
+/// leaves a window (between the check and the rename) in which a file created under the
+/// target's name by someone else would be replaced.
+#[cfg(target_os = "linux")]
+fn rename_unless_exists(dir: &OwnedFd, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    use nix::fcntl::{AtFlags, renameat};
+    use nix::sys::stat::fstatat;
+    use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
+    match linkat(dir, from, dir, to, AtFlags::empty()) {
+        Ok(()) => return unlinkat(dir, from, UnlinkatFlags::NoRemoveDir).map_err(io::Error::from),
+        Err(Errno::EPERM | Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EMLINK) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match fstatat(dir, to, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(_) => Err(Errno::EEXIST.into()),
+        Err(Errno::ENOENT) => renameat(dir, from, dir, to).map_err(io::Error::from),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
