@@ -186,3 +186,30 @@ fn a_tree_lands_on_exfat_through_part_files_with_the_modes_it_gives() {
         assert_eq!(mode.permissions().mode() & 0o777, 0o777, "{name}: exFAT's mode");
     }
 }
+
+#[test]
+fn where_the_file_system_keeps_no_modes_files_land_and_the_receiver_says_so() {
+    // vfat refuses a chmod it cannot store with EPERM, fusefat with ENOSYS: strace answers
+    // every fchmod so (the small files', the large file's and the directories').
+    if let Some(why) = util::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = tree(&src, 10, 1000);
+    util::set_mode(&tree.join("d0").join("f0003"), 0o700);
+    let strace = ["strace", "-f", "-o", "/dev/null", "-e", "inject=fchmod:error=EPERM"];
+    let strace: Vec<&OsStr> = strace.iter().map(OsStr::new).collect();
+    let receiver = Receiver::try_start_env(&strace, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    util::assert_exit(&sent, 0, "sender");
+    util::assert_exit(&received, 0, "receiver");
+    let warning = format!(
+        "zcp: warning: {}: the file system keeps no Unix modes (chmod: Operation not permitted): what landed has the modes it gives",
+        dst.display()
+    );
+    assert_eq!(received.stderr.matches(&warning).count(), 1, "receiver:\n{}", received.stderr);
+    assert_same_tree(&src, &dst);
+}

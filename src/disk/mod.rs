@@ -7,6 +7,7 @@
 
 mod dirs;
 mod durable;
+mod modes;
 mod part;
 mod target;
 mod unnamed;
@@ -18,7 +19,6 @@ use std::fs::{File, FileTimes};
 use std::io::{self};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -154,6 +154,17 @@ impl Destination {
         )))
     }
 
+    /// The errno with which the file system refused a mode since the last call (it keeps no
+    /// Unix modes: FAT, many FUSE and network file systems), if it did.
+    pub fn modes_refused(&self) -> Option<Errno> {
+        match self {
+            Destination::Directory { dirs, .. } | Destination::File { dirs, .. } => {
+                dirs.modes_refused()
+            }
+            Destination::Stdout => None,
+        }
+    }
+
     /// Whether this destination takes one file only.
     pub fn single(&self) -> bool {
         !matches!(self, Destination::Directory { .. })
@@ -229,7 +240,7 @@ impl Destination {
         for entry in entries {
             let finish = |dir: &OwnedFd| -> io::Result<()> {
                 let dir = File::from(dir.try_clone()?);
-                dir.set_permissions(std::fs::Permissions::from_mode(policy.mode_of(entry.mode)))?;
+                modes::set_mode(&dir, policy.mode_of(entry.mode), dirs)?;
                 dir.set_times(FileTimes::new().set_modified(mtime_of(entry)))
             };
             walk.reach(dirs, &entry.name).and_then(finish).with_context(|| {

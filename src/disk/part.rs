@@ -7,7 +7,6 @@ use std::fs::{File, FileTimes};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -16,6 +15,7 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 
 use super::Refusal;
+use super::modes::set_mode;
 use super::target::{Target, mtime_of};
 use crate::error::SessionError;
 use crate::protocol::{Entry, RefuseCode};
@@ -137,7 +137,7 @@ impl Part<'_> {
             }
             .into());
         }
-        part.set_permissions(std::fs::Permissions::from_mode(self.target.mode))
+        set_mode(part, self.target.mode, &self.target.dirs)
             .with_context(|| format!("setting the mode of {}", self.shown().display()))?;
         if entry.size.is_some() {
             part.set_times(FileTimes::new().set_modified(mtime_of(entry)))

@@ -6,7 +6,6 @@ use std::ffi::OsStr;
 use std::fs::{File, FileTimes};
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
@@ -14,6 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::Mode;
 
+use super::modes::set_mode;
 use super::part::LockedPart;
 use super::target::{Target, mtime_of};
 use crate::copy::Counted;
@@ -119,7 +119,7 @@ pub(super) fn fill(
     out.write_all(body).with_context(|| format!("writing {}", target.shown().display()))?;
     let calls = out.calls;
     // Always: the umask, or a directory's default ACL, may have taken bits at creation.
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
+    set_mode(&file, mode, &target.dirs)
         .with_context(|| format!("setting the mode of {}", target.shown().display()))?;
     if entry.size.is_some() {
         file.set_times(FileTimes::new().set_modified(mtime_of(entry)))

@@ -99,6 +99,13 @@ impl Session<'_> {
         let dirs = offer.entries.iter().zip(&plan.decisions).rev();
         let made = dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true })));
         self.dest.finish_dirs(made.map(|(entry, _)| entry), self.cfg.policy)?;
+        if let Some(errno) = self.dest.modes_refused() {
+            Ui::hidden().warn(&format!(
+                "{}: the file system keeps no Unix modes (chmod: {}): what landed has the modes it gives",
+                self.cfg.output.display(),
+                errno.desc()
+            ));
+        }
         if let Some(barrier) = &barrier
             && let Err(e) = self.sync_dirs(barrier, &offer.entries, &plan, created.is_some())
         {
