@@ -188,6 +188,32 @@ fn a_tree_lands_on_exfat_through_part_files_with_the_modes_it_gives() {
 }
 
 #[test]
+fn of_two_names_that_differ_only_in_case_on_exfat_the_second_is_refused_and_kept_as_a_part() {
+    let Some(exfat) = Exfat::mount() else { return };
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = subdir(&subdir(work.path(), "src"), "c");
+    let (upper, lower) = (pseudo_random(200_000, 1), pseudo_random(200_000, 2));
+    fs::write(dir.join("BIG"), &upper).expect("write");
+    fs::write(dir.join("Big"), &lower).expect("write");
+    let receiver = Receiver::start(&exfat.mnt, &[]);
+    let sent = send_paths(&[&dir], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    let landed = exfat.mnt.join("c");
+    let why = format!(
+        "receiver refused {}: a file exists under that name: BIG (this file system does not tell names apart by case); what arrived is kept in {}",
+        landed.join("Big").display(),
+        landed.join(".Big.zcp-part").display()
+    );
+    for (end, who) in [(&sent, "sender"), (&received, "receiver")] {
+        util::assert_exit(end, 5, who);
+        util::assert_says(end, &why, who);
+    }
+    assert_eq!(util::dir_names(&landed), [".Big.zcp-part", "BIG"], "what is in c/");
+    assert_file_holds(&landed.join("BIG"), &upper, "BIG");
+    assert_file_holds(&landed.join(".Big.zcp-part"), &lower, "Big's part file");
+}
+
+#[test]
 fn where_the_file_system_keeps_no_modes_files_land_and_the_receiver_says_so() {
     // vfat refuses a chmod it cannot store with EPERM, fusefat with ENOSYS: strace answers
     // every fchmod so (the small files', the large file's and the directories').

@@ -152,13 +152,47 @@ impl Part<'_> {
         let dir = self.target.dir().with_context(|| {
             format!("opening the directory of {}", self.target.shown().display())
         })?;
-        rename(&dir, &self.name(), self.target.name(), force).with_context(|| {
-            format!(
-                "moving {} into place as {}",
-                self.shown().display(),
-                self.target.shown().display()
-            )
-        })
+        match rename(&dir, &self.name(), self.target.name(), force) {
+            Err(e) if e.raw_os_error() == Some(Errno::EEXIST as i32) => {
+                Err(SessionError::Refused {
+                    name: self.target.shown().display().to_string(),
+                    reason: self.exists_reason(&dir),
+                }
+                .into())
+            }
+            done => done.with_context(|| {
+                format!(
+                    "moving {} into place as {}",
+                    self.shown().display(),
+                    self.target.shown().display()
+                )
+            }),
+        }
+    }
+
+    /// Why the target's name was taken when the part file was to be renamed to it: a file came
+    /// under that name during the transfer, or (FAT, exFAT, a case-folding directory) one whose
+    /// name differs only in case, found here to be named.
+    fn exists_reason(&self, dir: &OwnedFd) -> String {
+        let name = self.target.name().as_bytes();
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let twin = nix::dir::Dir::openat(dir, ".", flags, Mode::empty()).ok().and_then(|listed| {
+            listed.into_iter().filter_map(Result::ok).find_map(|e| {
+                let other = e.file_name().to_bytes();
+                (other != name && other.eq_ignore_ascii_case(name))
+                    .then(|| String::from_utf8_lossy(other).into_owned())
+            })
+        });
+        let why = match twin {
+            Some(twin) => format!(
+                "a file exists under that name: {twin} (this file system does not tell names apart by case)"
+            ),
+            None => "a file appeared under that name during the transfer".to_string(),
+        };
+        format!(
+            "{why}; what arrived is kept in {}, --force replaces the file",
+            self.shown().display()
+        )
     }
 
     /// Opens the part file to write from `offset` (0: a new one), under its lock, cut to that
