@@ -239,3 +239,27 @@ fn where_the_file_system_keeps_no_modes_files_land_and_the_receiver_says_so() {
     assert_eq!(received.stderr.matches(&warning).count(), 1, "receiver:\n{}", received.stderr);
     assert_same_tree(&src, &dst);
 }
+
+#[test]
+fn a_file_larger_than_the_file_system_takes_fails_naming_it_and_leaves_nothing() {
+    // vfat's writes stop at 4 GiB - 1 byte with EFBIG; strace gives the receiver's third
+    // splice that answer, as a write at that offset would get.
+    if let Some(why) = util::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    fs::write(src.join("huge"), pseudo_random(8 << 20, 3)).expect("write");
+    let strace = ["strace", "-f", "-o", "/dev/null", "-e", "inject=splice:error=EFBIG:when=3"];
+    let strace: Vec<&OsStr> = strace.iter().map(OsStr::new).collect();
+    let receiver = Receiver::try_start_env(&strace, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let sent = send_paths(&[&src.join("huge")], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    let why = "writing huge: the file system takes no file this large (FAT holds at most 4 GiB - 1 byte); nothing kept: File too large";
+    for (end, who) in [(&sent, "sender"), (&received, "receiver")] {
+        util::assert_exit(end, 7, who);
+        util::assert_says(end, why, who);
+    }
+    assert!(util::dir_names(&dst).is_empty(), "left in dst: {:?}", util::dir_names(&dst));
+}
