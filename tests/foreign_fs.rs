@@ -214,6 +214,26 @@ fn of_two_names_that_differ_only_in_case_on_exfat_the_second_is_refused_and_kept
 }
 
 #[test]
+fn a_part_file_on_exfat_resumes_and_lands_with_fsync() {
+    let Some(exfat) = Exfat::mount() else { return };
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = subdir(work.path(), "src");
+    let data = pseudo_random(3 << 20, 5);
+    fs::write(src.join("big"), &data).expect("write");
+    // What an interrupted transfer leaves: the first MiB in the part file.
+    fs::write(exfat.mnt.join(".big.zcp-part"), &data[..1 << 20]).expect("the part file");
+    let receiver = Receiver::start(&exfat.mnt, &["--fsync", "--json"]);
+    let sent = send_paths(&[&src.join("big")], &receiver.dest(), &[]);
+    let received = receiver.wait();
+    util::assert_exit(&sent, 0, "sender");
+    util::assert_exit(&received, 0, "receiver");
+    util::assert_says(&sent, "resumed at 1 MiB", "sender");
+    assert_eq!(json_file(&received.json(), "big")["resumed_from"], 1 << 20);
+    assert_eq!(util::dir_names(&exfat.mnt), ["big"], "the part file is gone");
+    assert_file_holds(&exfat.mnt.join("big"), &data, "big");
+}
+
+#[test]
 fn where_the_file_system_keeps_no_modes_files_land_and_the_receiver_says_so() {
     // vfat refuses a chmod it cannot store with EPERM, fusefat with ENOSYS: strace answers
     // every fchmod so (the small files', the large file's and the directories').
