@@ -170,6 +170,11 @@ fn a_tree_lands_on_exfat_through_part_files_with_the_modes_it_gives() {
     util::set_mode(&d0.join("f0007"), 0o755);
     util::set_mode(&d0.join("f0008"), 0o600);
     symlink("f0001", d0.join("link")).expect("a symlink");
+    // An even second: FAT keeps mtimes to 2 s.
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    for path in [d0.join("f0007"), d0.join("big"), d0.clone()] {
+        util::set_mtime(&path, mtime);
+    }
     let receiver = Receiver::start(&exfat.mnt, &["--json"]);
     let sent = send_paths(&[&tree], &receiver.dest(), &[]);
     let received = receiver.wait();
@@ -184,6 +189,10 @@ fn a_tree_lands_on_exfat_through_part_files_with_the_modes_it_gives() {
     for name in ["f0007", "f0008"] {
         let mode = fs::metadata(exfat.mnt.join("tree/d0").join(name)).expect("landed");
         assert_eq!(mode.permissions().mode() & 0o777, 0o777, "{name}: exFAT's mode");
+    }
+    for name in ["tree/d0/f0007", "tree/d0/big", "tree/d0"] {
+        let landed = fs::metadata(exfat.mnt.join(name)).and_then(|m| m.modified());
+        assert_eq!(landed.expect("an mtime"), mtime, "{name}: the sender's mtime");
     }
 }
 

@@ -15,7 +15,7 @@ pub mod writer;
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, FileTimes};
+use std::fs::File;
 use std::io::{self};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -29,7 +29,7 @@ use nix::sys::stat::Mode;
 
 use crate::protocol::{Entry, EntryKind, RefuseCode, names};
 use dirs::{Dirs, open_dir};
-use target::{Existing, mtime_of};
+use target::{Existing, times_of};
 
 pub use durable::{Barrier, hold_small, sync_parent_of};
 pub use part::{LockedPart, Part};
@@ -241,7 +241,7 @@ impl Destination {
             let finish = |dir: &OwnedFd| -> io::Result<()> {
                 let dir = File::from(dir.try_clone()?);
                 modes::set_mode(&dir, policy.mode_of(entry.mode), dirs)?;
-                dir.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+                dir.set_times(times_of(entry))
             };
             walk.reach(dirs, &entry.name).and_then(finish).with_context(|| {
                 format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))

@@ -3,7 +3,7 @@
 //! verified (never replacing a file without `--force`), or removed when the data was wrong.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, FileTimes};
+use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -16,7 +16,7 @@ use nix::sys::stat::Mode;
 
 use super::Refusal;
 use super::modes::set_mode;
-use super::target::{Target, mtime_of};
+use super::target::{Target, times_of};
 use crate::error::SessionError;
 use crate::protocol::{Entry, RefuseCode};
 
@@ -140,7 +140,7 @@ impl Part<'_> {
         set_mode(part, self.target.mode, &self.target.dirs)
             .with_context(|| format!("setting the mode of {}", self.shown().display()))?;
         if entry.size.is_some() {
-            part.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+            part.set_times(times_of(entry))
                 .with_context(|| format!("setting the mtime of {}", self.shown().display()))?;
         }
         Ok(())

@@ -3,7 +3,7 @@
 //! where the file system cannot.
 
 use std::ffi::OsStr;
-use std::fs::{File, FileTimes};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -15,7 +15,7 @@ use nix::sys::stat::Mode;
 
 use super::modes::set_mode;
 use super::part::LockedPart;
-use super::target::{Target, mtime_of};
+use super::target::{Target, times_of};
 use crate::copy::Counted;
 use crate::protocol::Entry;
 
@@ -122,7 +122,7 @@ pub(super) fn fill(
     set_mode(&file, mode, &target.dirs)
         .with_context(|| format!("setting the mode of {}", target.shown().display()))?;
     if entry.size.is_some() {
-        file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+        file.set_times(times_of(entry))
             .with_context(|| format!("setting the mtime of {}", target.shown().display()))?;
     }
     Ok(Some((file, calls)))
