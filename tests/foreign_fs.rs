@@ -292,3 +292,31 @@ fn a_file_larger_than_the_file_system_takes_fails_naming_it_and_leaves_nothing()
     }
     assert!(util::dir_names(&dst).is_empty(), "left in dst: {:?}", util::dir_names(&dst));
 }
+
+#[test]
+fn skip_existing_on_exfat_skips_what_landed_there_before_though_it_keeps_whole_seconds() {
+    let Some(exfat) = Exfat::mount() else { return };
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = subdir(work.path(), "src");
+    let tree = tree(&src, 20, 1000);
+    // Odd seconds and nanoseconds: exfat-fuse keeps 1000000001 s of it.
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::new(1_000_000_001, 123_456_789);
+    for f in 0..20 {
+        util::set_mtime(&tree.join("d0").join(format!("f{f:04}")), mtime);
+    }
+    util::set_mtime(&tree.join("d0").join("big"), mtime);
+    for extra in [&[][..], &["--skip-existing", "--json"][..]] {
+        let receiver = Receiver::start(&exfat.mnt, extra);
+        let sent = send_paths(&[&tree], &receiver.dest(), &[]);
+        let received = receiver.wait();
+        util::assert_exit(&sent, 0, "sender");
+        util::assert_exit(&received, 0, &format!("receiver {extra:?}"));
+        if !extra.is_empty() {
+            let report = received.json();
+            for name in ["tree/d0/f0013", "tree/d0/big"] {
+                assert_eq!(json_file(&report, name)["status"], "skipped", "{name}: {report:#}");
+            }
+        }
+    }
+    assert_same_tree(&src, &exfat.mnt);
+}

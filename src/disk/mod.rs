@@ -303,10 +303,21 @@ fn decide_file(
 }
 
 fn same_file(existing: &Existing, entry: &Entry) -> bool {
+    let nanos = |sec: i64, nsec: i64| i128::from(sec) * 1_000_000_000 + i128::from(nsec);
     existing.is_file
         && Some(existing.size) == entry.size
-        && existing.mtime_sec == entry.mtime_sec
-        && existing.mtime_nsec == entry.mtime_nsec as i64
+        && same_mtime(
+            nanos(existing.mtime_sec, existing.mtime_nsec),
+            nanos(entry.mtime_sec, i64::from(entry.mtime_nsec)),
+        )
+}
+
+/// Whether a file that landed with mtime `kept` (in ns) was given `offered`: the same, or
+/// `offered` cut to what the file system keeps (exFAT 10 ms, exfat-fuse 1 s, FAT 2 s), so that
+/// `--skip-existing` works onto a USB stick too.
+fn same_mtime(kept: i128, offered: i128) -> bool {
+    const GRAINS: [i128; 4] = [1, 10_000_000, 1_000_000_000, 2_000_000_000];
+    GRAINS.iter().any(|grain| kept == offered - offered.rem_euclid(*grain))
 }
 
 /// An offered name's components, checked by the protocol's naming rule.
@@ -412,4 +423,27 @@ impl Destination {
 pub fn stdout() -> anyhow::Result<File> {
     let fd = io::stdout().as_fd().try_clone_to_owned().context("duplicating standard output")?;
     Ok(File::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_mtime;
+
+    #[test]
+    fn an_mtime_matches_itself_or_itself_cut_to_a_coarser_file_systems_grain() {
+        let offered = 1_000_000_001_234_567_891;
+        for kept in [
+            offered,
+            1_000_000_001_230_000_000,
+            1_000_000_001_000_000_000,
+            1_000_000_000_000_000_000,
+        ] {
+            assert!(same_mtime(kept, offered), "{kept}");
+        }
+        for kept in [offered + 1, offered - 1, 1_000_000_002_000_000_000, 999_999_999_000_000_000] {
+            assert!(!same_mtime(kept, offered), "{kept}");
+        }
+        // Before 1970 a cut goes down too.
+        assert!(same_mtime(-2_000_000_000, -1_500_000_000));
+    }
 }
