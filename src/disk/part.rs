@@ -265,7 +265,7 @@ fn rename(dir: &OwnedFd, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<
     use nix::fcntl::{RenameFlags, renameat2};
     let flags = if replace { RenameFlags::empty() } else { RenameFlags::RENAME_NOREPLACE };
     match renameat2(dir, from, dir, to, flags) {
-        // The file system has no RENAME_NOREPLACE (NFS, CIFS, many FUSE file systems).
+        // The file system has no RENAME_NOREPLACE (the NFS client, FUSE without rename2).
         Err(Errno::EINVAL) if !replace => rename_unless_exists(dir, from, to),
         done => done.map_err(io::Error::from),
     }
