@@ -16,6 +16,7 @@ mod events;
 mod existing;
 mod exit_codes;
 mod faults;
+mod foreign_fs;
 mod handshake;
 mod hostile;
 mod http;

@@ -26,6 +26,8 @@ pub struct Dirs {
     pub(super) writable: Mutex<Option<Vec<u8>>>,
     /// Set once unnamed files (`O_TMPFILE`) turned out not to work here.
     pub(super) no_unnamed: AtomicBool,
+    /// Why the file system refused a mode, since the last `modes_refused` (see `modes`).
+    modes_refused: Mutex<Option<Errno>>,
 }
 
 impl Dirs {
@@ -35,7 +37,20 @@ impl Dirs {
             recent: Mutex::new(Vec::new()),
             writable: Mutex::new(None),
             no_unnamed: AtomicBool::new(false),
+            modes_refused: Mutex::new(None),
         })
+    }
+
+    /// Notes that the file system refused a mode, with `errno`.
+    pub(super) fn note_modes_refused(&self, errno: Errno) {
+        if let Ok(mut refused) = self.modes_refused.lock() {
+            *refused = Some(errno);
+        }
+    }
+
+    /// The errno of a mode the file system refused since the last call, if one was.
+    pub(super) fn modes_refused(&self) -> Option<Errno> {
+        self.modes_refused.lock().ok().and_then(|mut refused| refused.take())
     }
 
     /// The directory at `rel` below the root, created where missing, reached one component at a

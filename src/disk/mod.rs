@@ -7,6 +7,7 @@
 
 mod dirs;
 mod durable;
+mod modes;
 mod part;
 mod target;
 mod unnamed;
@@ -14,11 +15,10 @@ pub mod writer;
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, FileTimes};
+use std::fs::File;
 use std::io::{self};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ use nix::sys::stat::Mode;
 
 use crate::protocol::{Entry, EntryKind, RefuseCode, names};
 use dirs::{Dirs, open_dir};
-use target::{Existing, mtime_of};
+use target::{Existing, times_of};
 
 pub use durable::{Barrier, hold_small, sync_parent_of};
 pub use part::{LockedPart, Part};
@@ -154,6 +154,17 @@ impl Destination {
         )))
     }
 
+    /// The errno with which the file system refused a mode since the last call (it keeps no
+    /// Unix modes: FAT, many FUSE and network file systems), if it did.
+    pub fn modes_refused(&self) -> Option<Errno> {
+        match self {
+            Destination::Directory { dirs, .. } | Destination::File { dirs, .. } => {
+                dirs.modes_refused()
+            }
+            Destination::Stdout => None,
+        }
+    }
+
     /// Whether this destination takes one file only.
     pub fn single(&self) -> bool {
         !matches!(self, Destination::Directory { .. })
@@ -229,8 +240,8 @@ impl Destination {
         for entry in entries {
             let finish = |dir: &OwnedFd| -> io::Result<()> {
                 let dir = File::from(dir.try_clone()?);
-                dir.set_permissions(std::fs::Permissions::from_mode(policy.mode_of(entry.mode)))?;
-                dir.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+                modes::set_mode(&dir, policy.mode_of(entry.mode), dirs)?;
+                dir.set_times(times_of(entry))
             };
             walk.reach(dirs, &entry.name).and_then(finish).with_context(|| {
                 format!("setting mode and mtime of {}", String::from_utf8_lossy(&entry.name))
@@ -292,10 +303,21 @@ fn decide_file(
 }
 
 fn same_file(existing: &Existing, entry: &Entry) -> bool {
+    let nanos = |sec: i64, nsec: i64| i128::from(sec) * 1_000_000_000 + i128::from(nsec);
     existing.is_file
         && Some(existing.size) == entry.size
-        && existing.mtime_sec == entry.mtime_sec
-        && existing.mtime_nsec == entry.mtime_nsec as i64
+        && same_mtime(
+            nanos(existing.mtime_sec, existing.mtime_nsec),
+            nanos(entry.mtime_sec, i64::from(entry.mtime_nsec)),
+        )
+}
+
+/// Whether a file that landed with mtime `kept` (in ns) was given `offered`: the same, or
+/// `offered` cut to what the file system keeps (exFAT 10 ms, exfat-fuse 1 s, FAT 2 s), so that
+/// `--skip-existing` works onto a USB stick too.
+fn same_mtime(kept: i128, offered: i128) -> bool {
+    const GRAINS: [i128; 4] = [1, 10_000_000, 1_000_000_000, 2_000_000_000];
+    GRAINS.iter().any(|grain| kept == offered - offered.rem_euclid(*grain))
 }
 
 /// An offered name's components, checked by the protocol's naming rule.
@@ -346,11 +368,17 @@ impl<'o> Listing<'o> {
     }
 
     /// `dirs.make(rel)` for the entry named `name`, noting the directories it made; returns
-    /// the lengths of their paths (prefixes of `name`).
+    /// the lengths of their paths (prefixes of `name`). A directory made here starts empty, so
+    /// it is taken as listed: its files cost no `openat` and `getdents` each.
     fn make(&mut self, dirs: &Dirs, rel: &[&OsStr], name: &'o [u8]) -> io::Result<&[usize]> {
         self.lengths.clear();
         dirs.make(rel, &mut self.lengths)?;
         self.made.extend(self.lengths.iter().map(|&len| &name[..len]));
+        let joined = rel.iter().map(|c| c.len()).sum::<usize>() + rel.len().saturating_sub(1);
+        if joined > 0 && self.lengths.last() == Some(&joined) {
+            self.dir = Some(name[..joined].to_vec());
+            self.names.clear();
+        }
         Ok(&self.lengths)
     }
 
@@ -395,4 +423,27 @@ impl Destination {
 pub fn stdout() -> anyhow::Result<File> {
     let fd = io::stdout().as_fd().try_clone_to_owned().context("duplicating standard output")?;
     Ok(File::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_mtime;
+
+    #[test]
+    fn an_mtime_matches_itself_or_itself_cut_to_a_coarser_file_systems_grain() {
+        let offered = 1_000_000_001_234_567_891;
+        for kept in [
+            offered,
+            1_000_000_001_230_000_000,
+            1_000_000_001_000_000_000,
+            1_000_000_000_000_000_000,
+        ] {
+            assert!(same_mtime(kept, offered), "{kept}");
+        }
+        for kept in [offered + 1, offered - 1, 1_000_000_002_000_000_000, 999_999_999_000_000_000] {
+            assert!(!same_mtime(kept, offered), "{kept}");
+        }
+        // Before 1970 a cut goes down too.
+        assert!(same_mtime(-2_000_000_000, -1_500_000_000));
+    }
 }

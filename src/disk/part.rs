@@ -3,11 +3,10 @@
 //! verified (never replacing a file without `--force`), or removed when the data was wrong.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, FileTimes};
+use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -16,7 +15,8 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 
 use super::Refusal;
-use super::target::{Target, mtime_of};
+use super::modes::set_mode;
+use super::target::{Target, times_of};
 use crate::error::SessionError;
 use crate::protocol::{Entry, RefuseCode};
 
@@ -137,10 +137,10 @@ impl Part<'_> {
             }
             .into());
         }
-        part.set_permissions(std::fs::Permissions::from_mode(self.target.mode))
+        set_mode(part, self.target.mode, &self.target.dirs)
             .with_context(|| format!("setting the mode of {}", self.shown().display()))?;
         if entry.size.is_some() {
-            part.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+            part.set_times(times_of(entry))
                 .with_context(|| format!("setting the mtime of {}", self.shown().display()))?;
         }
         Ok(())
@@ -152,13 +152,47 @@ impl Part<'_> {
         let dir = self.target.dir().with_context(|| {
             format!("opening the directory of {}", self.target.shown().display())
         })?;
-        rename(&dir, &self.name(), self.target.name(), force).with_context(|| {
-            format!(
-                "moving {} into place as {}",
-                self.shown().display(),
-                self.target.shown().display()
-            )
-        })
+        match rename(&dir, &self.name(), self.target.name(), force) {
+            Err(e) if e.raw_os_error() == Some(Errno::EEXIST as i32) => {
+                Err(SessionError::Refused {
+                    name: self.target.shown().display().to_string(),
+                    reason: self.exists_reason(&dir),
+                }
+                .into())
+            }
+            done => done.with_context(|| {
+                format!(
+                    "moving {} into place as {}",
+                    self.shown().display(),
+                    self.target.shown().display()
+                )
+            }),
+        }
+    }
+
+    /// Why the target's name was taken when the part file was to be renamed to it: a file came
+    /// under that name during the transfer, or (FAT, exFAT, a case-folding directory) one whose
+    /// name differs only in case, found here to be named.
+    fn exists_reason(&self, dir: &OwnedFd) -> String {
+        let name = self.target.name().as_bytes();
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let twin = nix::dir::Dir::openat(dir, ".", flags, Mode::empty()).ok().and_then(|listed| {
+            listed.into_iter().filter_map(Result::ok).find_map(|e| {
+                let other = e.file_name().to_bytes();
+                (other != name && other.eq_ignore_ascii_case(name))
+                    .then(|| String::from_utf8_lossy(other).into_owned())
+            })
+        });
+        let why = match twin {
+            Some(twin) => format!(
+                "a file exists under that name: {twin} (this file system does not tell names apart by case)"
+            ),
+            None => "a file appeared under that name during the transfer".to_string(),
+        };
+        format!(
+            "{why}; what arrived is kept in {}, --force replaces the file",
+            self.shown().display()
+        )
     }
 
     /// Opens the part file to write from `offset` (0: a new one), under its lock, cut to that
@@ -230,7 +264,33 @@ fn kind_name(kind: nix::sys::stat::SFlag) -> &'static str {
 fn rename(dir: &OwnedFd, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
     use nix::fcntl::{RenameFlags, renameat2};
     let flags = if replace { RenameFlags::empty() } else { RenameFlags::RENAME_NOREPLACE };
-    renameat2(dir, from, dir, to, flags).map_err(io::Error::from)
+    match renameat2(dir, from, dir, to, flags) {
+        // The file system has no RENAME_NOREPLACE (the NFS client, FUSE without rename2).
+        Err(Errno::EINVAL) if !replace => rename_unless_exists(dir, from, to),
+        done => done.map_err(io::Error::from),
+    }
+}
+
+/// A no-replace rename without RENAME_NOREPLACE: a hard link, which fails on an existing
+/// target, then the part's name removed; where the file system has no hard links either
+/// (FAT), a check that the target does not exist, then a plain rename. Only this last way
+/// leaves a window (between the check and the rename) in which a file created under the
+/// target's name by someone else would be replaced.
+#[cfg(target_os = "linux")]
+fn rename_unless_exists(dir: &OwnedFd, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    use nix::fcntl::{AtFlags, renameat};
+    use nix::sys::stat::fstatat;
+    use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
+    match linkat(dir, from, dir, to, AtFlags::empty()) {
+        Ok(()) => return unlinkat(dir, from, UnlinkatFlags::NoRemoveDir).map_err(io::Error::from),
+        Err(Errno::EPERM | Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EMLINK) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match fstatat(dir, to, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(_) => Err(Errno::EEXIST.into()),
+        Err(Errno::ENOENT) => renameat(dir, from, dir, to).map_err(io::Error::from),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(not(target_os = "linux"))]

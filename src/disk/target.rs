@@ -3,10 +3,10 @@
 //! `part` (through its part file) or `unnamed` (a small verified file, written whole).
 
 use std::ffi::OsStr;
+use std::fs::FileTimes;
 use std::io::{self};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -118,6 +118,13 @@ impl Target {
     pub(super) fn refusal(&self, e: io::Error) -> Refusal {
         Refusal::new(code_of(&e), format!("cannot write {}: {e}", self.part().shown().display()))
     }
+}
+
+/// The times a received entry gets: the offered mtime, and the access time now. Both, because
+/// exFAT through FUSE (exfat-fuse) drops an mtime that comes with `UTIME_OMIT` for the access
+/// time and keeps the time of the write instead.
+pub(super) fn times_of(entry: &Entry) -> FileTimes {
+    FileTimes::new().set_modified(mtime_of(entry)).set_accessed(SystemTime::now())
 }
 
 pub(super) fn mtime_of(entry: &Entry) -> SystemTime {

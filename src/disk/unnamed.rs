@@ -3,10 +3,9 @@
 //! where the file system cannot.
 
 use std::ffi::OsStr;
-use std::fs::{File, FileTimes};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
@@ -14,8 +13,9 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::Mode;
 
+use super::modes::set_mode;
 use super::part::LockedPart;
-use super::target::{Target, mtime_of};
+use super::target::{Target, times_of};
 use crate::copy::Counted;
 use crate::protocol::Entry;
 
@@ -119,10 +119,10 @@ pub(super) fn fill(
     out.write_all(body).with_context(|| format!("writing {}", target.shown().display()))?;
     let calls = out.calls;
     // Always: the umask, or a directory's default ACL, may have taken bits at creation.
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
+    set_mode(&file, mode, &target.dirs)
         .with_context(|| format!("setting the mode of {}", target.shown().display()))?;
     if entry.size.is_some() {
-        file.set_times(FileTimes::new().set_modified(mtime_of(entry)))
+        file.set_times(times_of(entry))
             .with_context(|| format!("setting the mtime of {}", target.shown().display()))?;
     }
     Ok(Some((file, calls)))

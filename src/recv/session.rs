@@ -99,6 +99,13 @@ impl Session<'_> {
         let dirs = offer.entries.iter().zip(&plan.decisions).rev();
         let made = dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true })));
         self.dest.finish_dirs(made.map(|(entry, _)| entry), self.cfg.policy)?;
+        if let Some(errno) = self.dest.modes_refused() {
+            Ui::hidden().warn(&format!(
+                "{}: the file system keeps no Unix modes (chmod: {}): what landed has the modes it gives",
+                self.cfg.output.display(),
+                errno.desc()
+            ));
+        }
         if let Some(barrier) = &barrier
             && let Err(e) = self.sync_dirs(barrier, &offer.entries, &plan, created.is_some())
         {
@@ -368,12 +375,7 @@ impl Session<'_> {
                 let part = target.part().open_locked(&name, offset)?;
                 let moved = self
                     .receive_into(socket, entry, &part, (offset, sparse), &mut tick)
-                    .with_context(|| {
-                        format!(
-                            "writing {name} (partial data kept in {})",
-                            target.part().shown().display()
-                        )
-                    })?;
+                    .map_err(|e| part_failed(e, target, &name))?;
                 (moved, Some((target, part)))
             }
             Ok(Decision::Stdout) if offset == 0 => {
@@ -483,6 +485,27 @@ struct Live<'a> {
 fn mismatch(report: &mut FileReport) -> Verdict {
     report.status = Status::ChecksumMismatch;
     Verdict { status: VerdictStatus::ChecksumMismatch, detail: "xxh3-128 differs".into() }
+}
+
+/// Names the file a write failed on and what became of its part file: kept for a resume, or
+/// removed when the file system takes no file this large (EFBIG: FAT's limit is 4 GiB - 1
+/// byte), which no resume onto it could finish.
+fn part_failed(err: anyhow::Error, target: &Target, name: &str) -> anyhow::Error {
+    let too_large = err.chain().any(|cause| {
+        cause.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EFBIG)
+            || cause
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::FileTooLarge)
+    });
+    if too_large {
+        target.part().discard();
+        let why = "the file system takes no file this large (FAT holds at most 4 GiB - 1 byte); nothing kept";
+        return err.context(format!("writing {name}: {why}"));
+    }
+    err.context(format!(
+        "writing {name} (partial data kept in {})",
+        target.part().shown().display()
+    ))
 }
 
 /// Tells the sender why this end gives up, when the sender can still hear it, and passes the
