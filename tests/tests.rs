@@ -29,6 +29,7 @@ mod peer;
 mod planted;
 mod preauth;
 mod raw;
+mod readme_examples;
 mod resume;
 mod robustness;
 mod shell;
