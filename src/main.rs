@@ -64,7 +64,11 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         listening(addr);
         if let Some(t) = token.map(|t| t.reveal()) {
             let port = addr.port();
-            eprintln!("token {t} (on the receiver: ZCP_TOKEN={t} zcp recv --connect HOST:{port})");
+            // The command to copy: with --encrypt on one end only, the session fails (exit 9).
+            let flag = if cfg.net.encrypt { " --encrypt" } else { "" };
+            eprintln!(
+                "token {t} (on the receiver: ZCP_TOKEN={t} zcp recv{flag} --connect HOST:{port})"
+            );
         }
     };
     let report = send::session(&cfg, &manifest, announce)?;
@@ -80,7 +84,7 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         let report = raw::recv(&cfg, listening)?;
         return Ok(print(output, || report.human(), || report.json()));
     }
-    let (output, keep_open) = (cfg.print, cfg.keep_open);
+    let (output, keep_open, encrypt) = (cfg.print, cfg.keep_open, cfg.net.encrypt);
     open_events(output)?;
     let receiver = Receiver::bind(cfg)?;
     let addr = receiver.local_addr()?;
@@ -90,7 +94,9 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
     if let Some(token) = receiver.generated_token() {
         let t = token.reveal();
         let port = addr.map_or(7878, |a| a.port());
-        eprintln!("token {t} (on the sender: ZCP_TOKEN={t} zcp send PATH HOST:{port})");
+        // The command to copy: with --encrypt on one end only, the session fails (exit 9).
+        let flag = if encrypt { " --encrypt" } else { "" };
+        eprintln!("token {t} (on the sender: ZCP_TOKEN={t} zcp send{flag} PATH HOST:{port})");
     }
     if !receiver.authenticates() {
         Ui::hidden()
@@ -103,7 +109,8 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
     // A stopped receiver says so even when it served no one (#13): the README promises it.
     if (keep_open || outcome.stopped_by.is_some()) && output.summary {
         let how = outcome.stopped_by.map_or_else(String::new, |s| format!(", stopped by {s}"));
-        eprintln!("served {} sessions, {} failed{how}", outcome.served, outcome.failed);
+        let served = zcp::units::counted(u64::from(outcome.served), "session");
+        eprintln!("served {served}, {} failed{how}", outcome.failed);
     }
     Ok(outcome.code)
 }

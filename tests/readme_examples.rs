@@ -1,6 +1,5 @@
-//! README examples run as a newcomer would, where zcp does not yet do what the README says:
-//! each test is the README's promise, ignored with the discrepancy until the program is fixed
-//! (the README is the contract; the code is what changes).
+//! README examples run as a newcomer would, where zcp once did not do what the README says:
+//! each test is the README's promise (the README is the contract; the code is what changed).
 
 use std::fs;
 use std::path::Path;
@@ -34,7 +33,6 @@ fn run_printed(line: &str, marker: &str, path: &Path, port: u16, cwd: &Path) -> 
 /// "zcp recv --encrypt --output ./incoming/   # prints the token and the sender's command"
 /// (Encryption): the printed command, run as printed (PATH and HOST filled in), must work.
 #[test]
-#[ignore = "README says `recv --encrypt` prints the sender's command, zcp prints one without --encrypt that exits 9: see report"]
 fn the_sender_command_printed_by_an_encrypting_receiver_works() {
     let work = tempfile::tempdir().expect("tempdir");
     let file = work.path().join("big.iso");
@@ -52,7 +50,6 @@ fn the_sender_command_printed_by_an_encrypting_receiver_works() {
 /// Reverse mode under `--encrypt` (Authentication, Encryption: "also `send --listen` / `recv
 /// --connect`"): the receiver's command a listening sender prints must work as printed.
 #[test]
-#[ignore = "README says a listening sender prints the receiver's command, with --encrypt zcp prints one without --encrypt that exits 9: see report"]
 fn the_receiver_command_printed_by_an_encrypting_listening_sender_works() {
     let work = tempfile::tempdir().expect("tempdir");
     let file = work.path().join("big.iso");
@@ -72,7 +69,6 @@ fn the_receiver_command_printed_by_an_encrypting_listening_sender_works() {
 /// "a session that moved nothing says so (`sent nothing: 1 file (1 refused)`)" (Use): also
 /// when the one file offered sits in a directory the receiver already has.
 #[test]
-#[ignore = "README says a session that moved nothing says `sent nothing`, zcp says `sent 1 file, 1 dir (1 refused): 0 B … xxh3 ok` when the file's directory exists: see report"]
 fn a_session_that_moved_nothing_says_so_when_its_directory_exists() {
     let work = tempfile::tempdir().expect("tempdir");
     let top = subdir(&subdir(work.path(), "src"), "top");
