@@ -116,12 +116,14 @@ impl RawReport {
 }
 
 /// Whether no entry crossed or was created: everything was refused or skipped.
+/// Whether the session moved nothing: no bytes, and no file sent or checked. A session of
+/// directories alone moved something if it made one; in a session with files, directories found
+/// or made on the way do not count.
 fn nothing_moved(r: &Report) -> bool {
-    r.bytes() == 0
-        && !r
-            .files
-            .iter()
-            .any(|f| matches!(f.status, Status::Sent | Status::ChecksumMismatch | Status::Created))
+    let moved = |f: &&FileReport| matches!(f.status, Status::Sent | Status::ChecksumMismatch);
+    let (dirs, files): (Vec<&FileReport>, Vec<&FileReport>) = r.files.iter().partition(|f| f.dir);
+    let dirs_made = dirs.iter().any(|f| f.status == Status::Created);
+    r.bytes() == 0 && !files.iter().any(moved) && (!files.is_empty() || !dirs_made)
 }
 
 /// " + 3.94 GiB of holes (not sent)": sparse files' holes, apart from the bytes that crossed.
@@ -254,9 +256,8 @@ pub fn shown(text: &str) -> Cow<'_, str> {
 }
 
 fn path_summary(s: &SideStats) -> String {
-    let calls = if s.calls == 1 { "call" } else { "calls" };
     match s.data_path {
-        Some(path) => format!("{path} ({} {calls})", s.calls),
+        Some(path) => format!("{path} ({})", crate::units::counted(s.calls, "call")),
         None => "none (no data call)".into(),
     }
 }
@@ -291,6 +292,26 @@ mod tests {
         assert_eq!(shown("a\x1b]0;t\x07\r\n\tz"), "a\\e]0;t\\x07\\r\\n\\tz");
         assert_eq!(shown("del\x7f c1\u{9b}"), "del\\x7f c1\\u{9b}");
         assert_eq!(shown("naïve 日本"), "naïve 日本");
+    }
+
+    #[test]
+    fn a_session_moved_nothing_when_no_file_crossed_whatever_its_directories() {
+        let session = |entries: &[(bool, Status)]| Report {
+            role: Role::Send,
+            files: entries.iter().map(|&(dir, s)| FileReport::new("e".into(), dir, s)).collect(),
+            send: SideStats::default(),
+            recv: SideStats::default(),
+            created: None,
+            encryption: Encryption::default(),
+        };
+        let (dir, file) = (true, false);
+        assert!(nothing_moved(&session(&[(dir, Status::Created), (file, Status::Refused)])));
+        assert!(nothing_moved(&session(&[(file, Status::Skipped)])));
+        assert!(!nothing_moved(&session(&[(dir, Status::Created), (file, Status::Sent)])));
+        assert!(!nothing_moved(&session(&[(file, Status::ChecksumMismatch)])));
+        // Directories alone: made (or found) is what the session did.
+        assert!(!nothing_moved(&session(&[(dir, Status::Created), (dir, Status::Created)])));
+        assert!(nothing_moved(&session(&[(dir, Status::Refused)])));
     }
 
     #[test]
