@@ -6,6 +6,11 @@ use anyhow::bail;
 /// Largest buffer of the buffered path (and so of one chunk it sends).
 pub const MAX_BUFFER: u64 = 16 << 20;
 
+/// `n` and `noun`, plural unless `n` is 1: "1 session", "2 sessions", "0 calls".
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 /// Parses a buffer size with `parse_bytes`, between 1 byte and 16 MiB.
 pub fn parse_buffer_size(text: &str) -> anyhow::Result<u64> {
     match parse_bytes(text)? {
@@ -40,6 +45,13 @@ pub fn parse_bytes(text: &str) -> anyhow::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_singular_only_for_one() {
+        assert_eq!(counted(1, "session"), "1 session");
+        assert_eq!(counted(0, "upload"), "0 uploads");
+        assert_eq!(counted(16, "call"), "16 calls");
+    }
 
     #[test]
     fn sizes_parse_in_binary_units() {

@@ -447,7 +447,7 @@ fn a_sender_turned_away_as_busy_is_told_so_through_the_tunnel() {
     wait_for_bytes(&part_of(&dst, NAME), 64 << 10);
     let second = send_paths(&[&other], &recv.dest(), &["--encrypt"]);
     assert_exit(&second, 3, "the second sender");
-    assert_says(&second, "receiver busy: 1 sessions running, try again later", "second");
+    assert_says(&second, "receiver busy: 1 session running, try again later", "second");
     assert_exit(&first.wait(), 0, "the first sender");
     recv.process().signal(Signal::SIGTERM);
     assert_exit(&recv.wait(), 143, "receiver");

@@ -251,7 +251,7 @@ fn sigint_mid_transfer_exits_130_and_tells_the_sender() {
     let sent = sender.wait_for(Duration::from_secs(15));
     assert_exit(&received, 130, "receiver");
     // The session cut short still reports before the receiver exits, and is counted.
-    assert_says(&received, "served 1 sessions, 1 failed, stopped by SIGINT", "receiver");
+    assert_says(&received, "served 1 session, 1 failed, stopped by SIGINT", "receiver");
     assert_says(&received, "writing payload.bin (partial data kept in", "receiver");
     assert_no_panic(&sent, "sender");
     assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);

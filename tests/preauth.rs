@@ -79,7 +79,7 @@ fn idle_connections_do_not_make_a_keep_open_receiver_busy() {
     receiver.process().signal(Signal::SIGTERM);
     let received = receiver.wait_for(Duration::from_secs(15));
     assert_exit(&received, 143, "receiver");
-    assert_says(&received, "served 1 sessions, 0 failed", "receiver");
+    assert_says(&received, "served 1 session, 0 failed", "receiver");
     drop(idle);
 }
 

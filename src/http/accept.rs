@@ -51,7 +51,8 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
         acceptor.handle(socket, peer)
     })?;
     if cfg.print.summary && (cfg.keep_open || code != ExitCode::Success) {
-        eprintln!("received {} uploads", acceptor.saved.load(Ordering::SeqCst));
+        let saved = acceptor.saved.load(Ordering::SeqCst) as u64;
+        eprintln!("received {}", crate::units::counted(saved, "upload"));
     }
     Ok(code)
 }

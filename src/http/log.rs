@@ -89,11 +89,8 @@ impl Entry {
             format!("{} {} {} {toward} {}", self.method, self.target, self.status, self.peer);
         if let Some(path) = self.path {
             let size = format_size(self.bytes, BINARY);
-            let calls = self.syscalls;
-            line.push_str(&format!(
-                ": {size} by {path} ({calls} calls) in {:.2} s",
-                self.elapsed_s
-            ));
+            let calls = crate::units::counted(self.syscalls, "call");
+            line.push_str(&format!(": {size} by {path} ({calls}) in {:.2} s", self.elapsed_s));
         }
         if let Some(range) = &self.range {
             line.push_str(&format!(", bytes {range}"));

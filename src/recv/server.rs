@@ -265,7 +265,10 @@ impl Receiver {
 /// sessions with `--keep-open`, else its one sender) that it must try later.
 fn turn_away(mut socket: TcpStream, max: Option<u32>) {
     let why = match max {
-        Some(max) => format!("receiver busy: {max} sessions running, try again later"),
+        Some(max) => {
+            let running = crate::units::counted(u64::from(max), "session");
+            format!("receiver busy: {running} running, try again later")
+        }
         None => "receiver busy: it serves another sender and then exits".to_string(),
     };
     peer::fail_with(&mut socket, ErrorCode::Busy, &why);
