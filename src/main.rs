@@ -109,7 +109,7 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
     // A stopped receiver says so even when it served no one (#13): the README promises it.
     if (keep_open || outcome.stopped_by.is_some()) && output.summary {
         let how = outcome.stopped_by.map_or_else(String::new, |s| format!(", stopped by {s}"));
-        let served = zcp::units::counted(u64::from(outcome.served), "session");
+        let served = zcp::units::counted(outcome.served, "session");
         eprintln!("served {served}, {} failed{how}", outcome.failed);
     }
     Ok(outcome.code)

@@ -51,7 +51,7 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
         acceptor.handle(socket, peer)
     })?;
     if cfg.print.summary && (cfg.keep_open || code != ExitCode::Success) {
-        let saved = acceptor.saved.load(Ordering::SeqCst) as u64;
+        let saved = acceptor.saved.load(Ordering::SeqCst);
         eprintln!("received {}", crate::units::counted(saved, "upload"));
     }
     Ok(code)
