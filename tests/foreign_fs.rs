@@ -197,27 +197,39 @@ fn a_tree_lands_on_exfat_through_part_files_with_the_modes_it_gives() {
 }
 
 #[test]
-fn of_two_names_that_differ_only_in_case_on_exfat_the_second_is_refused_and_kept_as_a_part() {
+fn of_two_names_that_differ_only_in_case_on_exfat_the_second_is_refused_and_kept_as_a_part_and_the_rest_lands()
+ {
     let Some(exfat) = Exfat::mount() else { return };
     let work = tempfile::tempdir().expect("tempdir");
     let dir = subdir(&subdir(work.path(), "src"), "c");
     let (upper, lower) = (pseudo_random(200_000, 1), pseudo_random(200_000, 2));
     fs::write(dir.join("BIG"), &upper).expect("write");
     fs::write(dir.join("Big"), &lower).expect("write");
-    let receiver = Receiver::start(&exfat.mnt, &[]);
+    // After both in the offer's order: the session goes on past the refusal.
+    let other = pseudo_random(300_000, 3);
+    fs::write(dir.join("other"), &other).expect("write");
+    let receiver = Receiver::start(&exfat.mnt, &["--events"]);
     let sent = send_paths(&[&dir], &receiver.dest(), &[]);
     let received = receiver.wait();
     let landed = exfat.mnt.join("c");
     let why = format!(
-        "receiver refused {}: a file exists under that name: BIG (this file system does not tell names apart by case); what arrived is kept in {}",
-        landed.join("Big").display(),
+        "receiver refused c/Big: a file exists under that name: BIG (this file system does not tell names apart by case); what arrived is kept in {}",
         landed.join(".Big.zcp-part").display()
     );
     for (end, who) in [(&sent, "sender"), (&received, "receiver")] {
         util::assert_exit(end, 5, who);
         util::assert_says(end, &why, who);
     }
-    assert_eq!(util::dir_names(&landed), [".Big.zcp-part", "BIG"], "what is in c/");
+    assert_eq!(util::dir_names(&landed), [".Big.zcp-part", "BIG", "other"], "what is in c/");
+    assert_file_holds(&landed.join("other"), &other, "the file after the refused one");
+    // Its events end with a refusal, not a `file_end`.
+    let events: Vec<&str> = received
+        .stdout
+        .lines()
+        .filter(|l| l.contains(r#""event":"file_"#) && l.contains(r#""name":"c/Big""#))
+        .collect();
+    assert!(events.last().is_some_and(|e| e.contains(r#""event":"file_refuse""#)), "{events:#?}");
+    assert!(!events.iter().any(|e| e.contains(r#""event":"file_end""#)), "{events:#?}");
     assert_file_holds(&landed.join("BIG"), &upper, "BIG");
     assert_file_holds(&landed.join(".Big.zcp-part"), &lower, "Big's part file");
 }

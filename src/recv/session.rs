@@ -457,7 +457,11 @@ impl Session<'_> {
                     target.part().prepare(&file, entry)?;
                     barrier.hold_part(target, file)?;
                 }
-                None => target.part().commit(&file, entry, self.cfg.policy.force)?,
+                None => {
+                    if let Err(e) = target.part().commit(&file, entry, self.cfg.policy.force) {
+                        return refused_at_commit(e, report);
+                    }
+                }
             }
             report.saved_as = Some(target.shown().display().to_string());
         }
@@ -479,6 +483,21 @@ struct Live<'a> {
     ui: &'a mut Ui,
     barrier: Option<&'a Barrier>,
     events: &'a Events,
+}
+
+/// A verified file whose name was taken when it was to be put in place (a file came under it
+/// during the transfer, or one whose name differs only in case where the file system folds
+/// case): that file is refused, its part file kept, and the session goes on. Any other failure
+/// to put it in place ends the session.
+fn refused_at_commit(e: anyhow::Error, report: &mut FileReport) -> anyhow::Result<Verdict> {
+    match e.downcast_ref::<SessionError>() {
+        Some(SessionError::Refused { reason, .. }) => {
+            report.status = Status::Refused;
+            report.reason = Some(reason.clone());
+            Ok(Verdict { status: VerdictStatus::Failed, detail: reason.clone() })
+        }
+        _ => Err(e),
+    }
 }
 
 /// The verdict on a file whose checksum differs; it was not saved.

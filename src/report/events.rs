@@ -188,11 +188,14 @@ impl Events {
         }
     }
 
-    /// The end of one file that moved (nothing for other entries).
+    /// The end of one file that moved (nothing for other entries): `file_end`, or
+    /// `file_refuse` for one checked but refused when it was to be put in place (its name was
+    /// taken meanwhile).
     pub fn file_end(&self, index: usize, file: &FileReport) {
         let checksum = match file.status {
             Status::Sent => "ok",
             Status::ChecksumMismatch => "mismatch",
+            Status::Refused if file.data_path.is_some() => return self.planned(index, file),
             _ => return,
         };
         self.emit(&Event::FileEnd {

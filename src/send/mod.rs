@@ -155,8 +155,14 @@ fn run(
         .into());
     }
     for (report, verdict) in sent.into_iter().zip(&summary.verdicts) {
-        if verdict.status != VerdictStatus::Ok {
-            report.status = Status::ChecksumMismatch;
+        match verdict.status {
+            VerdictStatus::Ok => {}
+            VerdictStatus::ChecksumMismatch => report.status = Status::ChecksumMismatch,
+            // Checked, but not put in place (its name was taken meanwhile): refused.
+            VerdictStatus::Failed => {
+                report.status = Status::Refused;
+                report.reason = Some(verdict.detail.clone());
+            }
         }
     }
     let report = Report {
