@@ -139,11 +139,12 @@ pub struct Verdict {
     pub detail: String,
 }
 
-/// Whether a received file matched (wire codes 1, 2, 3).
+/// Whether a received file matched and was put in place (wire codes 1, 2, 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerdictStatus {
     Ok,
     ChecksumMismatch,
+    /// It matched, but was refused when it was to be put in place (its name was taken).
     Failed,
 }
 

@@ -111,7 +111,8 @@
 //! 5 unsupported entry, 6 other.
 //!
 //! **Verdict**, one per file sent, in order: `u8 status` (1 = ok, 2 = checksum mismatch,
-//! 3 = failed), `str16 detail`.
+//! 3 = failed: checked, but refused when it was to be put in place, the reason in `detail`),
+//! `str16 detail`.
 //!
 //! **Statistics** (what one end measured): `u8 path` (0 = none: no data call was made,
 //! 1 = sendfile, 2 = splice, 3 = buffered),
