@@ -259,3 +259,34 @@ fn no_auth_and_token_file_override_a_token_in_the_environment() {
         assert_file_holds(&dst.join(NAME), &data, case);
     }
 }
+
+/// A receiver under a file size limit (`ulimit -f`; here `prlimit --fsize`) that a file passes:
+/// the write fails with EFBIG (SIGXFSZ is ignored, so the process is not killed), both ends say
+/// which limit, exit 7, and the part file is kept for a resume under a higher limit.
+#[test]
+fn a_file_past_the_receivers_file_size_limit_names_the_limit_and_keeps_the_part() {
+    if let Some(why) = util::unusable("prlimit", &["--fsize=1048576", "true"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let data = write_random_file(&src.join(NAME), 3 << 20, 61);
+    let limited = [std::ffi::OsStr::new("prlimit"), std::ffi::OsStr::new("--fsize=1048576")];
+    let receiver = Receiver::try_start_env(&limited, &dst, &[], &[])
+        .unwrap_or_else(|f| panic!("limited receiver did not start: {f:#?}"));
+    let sent = send(&src.join(NAME), &receiver.dest(), &[]);
+    let received = receiver.wait();
+    let part = util::part_of(&dst, NAME);
+    let why = format!(
+        "writing {NAME}: past this process's file size limit (ulimit -f: 1048576 bytes); partial data kept in {}",
+        part.display()
+    );
+    for (end, who) in [(&sent, "sender"), (&received, "receiver")] {
+        util::assert_exit(end, 7, who);
+        util::assert_says(end, &why, who);
+    }
+    assert_eq!(dir_names(&dst), [format!(".{NAME}.zcp-part")], "only the part file");
+    let kept = fs::read(&part).expect("the part file");
+    assert_eq!(kept, data[..kept.len()], "the part file holds the file's first bytes");
+    assert_eq!(kept.len(), 1 << 20, "up to the limit");
+}

@@ -508,7 +508,8 @@ fn mismatch(report: &mut FileReport) -> Verdict {
 
 /// Names the file a write failed on and what became of its part file: kept for a resume, or
 /// removed when the file system takes no file this large (EFBIG: FAT's limit is 4 GiB - 1
-/// byte), which no resume onto it could finish.
+/// byte), which no resume onto it could finish. EFBIG under a file size limit (`ulimit -f`)
+/// says so instead, and keeps the part: a resume with a higher limit finishes it.
 fn part_failed(err: anyhow::Error, target: &Target, name: &str) -> anyhow::Error {
     let too_large = err.chain().any(|cause| {
         cause.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EFBIG)
@@ -516,15 +517,26 @@ fn part_failed(err: anyhow::Error, target: &Target, name: &str) -> anyhow::Error
                 .downcast_ref::<io::Error>()
                 .is_some_and(|e| e.kind() == io::ErrorKind::FileTooLarge)
     });
-    if too_large {
-        target.part().discard();
-        let why = "the file system takes no file this large (FAT holds at most 4 GiB - 1 byte); nothing kept";
-        return err.context(format!("writing {name}: {why}"));
+    let kept = target.part().shown().display().to_string();
+    match (too_large, file_size_limit()) {
+        (true, Some(limit)) => err.context(format!(
+            "writing {name}: past this process's file size limit (ulimit -f: {limit} bytes); \
+             partial data kept in {kept}"
+        )),
+        (true, None) => {
+            target.part().discard();
+            let why = "the file system takes no file this large (FAT holds at most 4 GiB - 1 byte); nothing kept";
+            err.context(format!("writing {name}: {why}"))
+        }
+        (false, _) => err.context(format!("writing {name} (partial data kept in {kept})")),
     }
-    err.context(format!(
-        "writing {name} (partial data kept in {})",
-        target.part().shown().display()
-    ))
+}
+
+/// The soft RLIMIT_FSIZE in bytes, when there is one.
+fn file_size_limit() -> Option<u64> {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+    let (soft, _) = getrlimit(Resource::RLIMIT_FSIZE).ok()?;
+    (soft != RLIM_INFINITY).then_some(soft)
 }
 
 /// Tells the sender why this end gives up, when the sender can still hear it, and passes the
