@@ -89,8 +89,8 @@ fn small_files_go_through_part_files_where_the_file_system_refuses_unnamed_files
 /// USB stick is: no unnamed files, hard links, symlinks or Unix modes (every file shows 0777,
 /// `chmod` is taken and ignored), no `RENAME_NOREPLACE`, and names that differ only in case
 /// are one name. Unmounted, detached and removed on drop, whatever the test did.
-struct Exfat {
-    mnt: PathBuf,
+pub(crate) struct Exfat {
+    pub(crate) mnt: PathBuf,
     device: Option<String>,
     mounted: bool,
     _dir: TempDir,
@@ -100,7 +100,7 @@ impl Exfat {
     /// Mounts a fresh 64 MiB image, or says why it cannot (after `skip` or
     /// `skip_kernel_feature`: a missing tool is CI's to install, a missing loop device or
     /// FUSE is the kernel's).
-    fn mount() -> Option<Exfat> {
+    pub(crate) fn mount() -> Option<Exfat> {
         if !nix::unistd::geteuid().is_root() {
             skip("a loop device and a FUSE mount need root");
             return None;

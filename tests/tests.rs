@@ -31,6 +31,7 @@ mod preauth;
 mod raw;
 mod readme_examples;
 mod resume;
+mod review_findings;
 mod robustness;
 mod shell;
 mod sparse;
