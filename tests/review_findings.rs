@@ -69,7 +69,6 @@ fn with_fsync_a_file_whose_name_is_taken_at_commit_is_refused_alone() {
 /// contract is "skip files whose size and mtime already match; others that exist are still
 /// refused".
 #[test]
-#[ignore = "BUG: --skip-existing takes a different mtime (cut to 2 s) as the same on any file system and silently keeps the old bytes (review)"]
 fn skip_existing_on_a_nanosecond_file_system_refuses_a_file_whose_mtime_differs_by_a_second() {
     let work = tempfile::tempdir().expect("tempdir");
     let src = subdir(work.path(), "src");

@@ -309,15 +309,18 @@ fn same_file(existing: &Existing, entry: &Entry) -> bool {
         && same_mtime(
             nanos(existing.mtime_sec, existing.mtime_nsec),
             nanos(entry.mtime_sec, i64::from(entry.mtime_nsec)),
+            existing.coarse_times,
         )
 }
 
-/// Whether a file that landed with mtime `kept` (in ns) was given `offered`: the same, or
-/// `offered` cut to what the file system keeps (exFAT 10 ms, exfat-fuse 1 s, FAT 2 s), so that
-/// `--skip-existing` works onto a USB stick too.
-fn same_mtime(kept: i128, offered: i128) -> bool {
+/// Whether a file that landed with mtime `kept` (in ns) was given `offered`: the same, or, on
+/// a file system that keeps `coarse` times, `offered` cut to its grain (exFAT 10 ms,
+/// exfat-fuse 1 s, FAT 2 s), so that `--skip-existing` works onto a USB stick too. Elsewhere a
+/// file whose mtime merely sits on such a grain is not the same.
+fn same_mtime(kept: i128, offered: i128, coarse: bool) -> bool {
     const GRAINS: [i128; 4] = [1, 10_000_000, 1_000_000_000, 2_000_000_000];
-    GRAINS.iter().any(|grain| kept == offered - offered.rem_euclid(*grain))
+    let grains = if coarse { &GRAINS[..] } else { &GRAINS[..1] };
+    grains.iter().any(|grain| kept == offered - offered.rem_euclid(*grain))
 }
 
 /// An offered name's components, checked by the protocol's naming rule.
@@ -438,12 +441,13 @@ mod tests {
             1_000_000_001_000_000_000,
             1_000_000_000_000_000_000,
         ] {
-            assert!(same_mtime(kept, offered), "{kept}");
+            assert!(same_mtime(kept, offered, true), "{kept}");
+            assert_eq!(same_mtime(kept, offered, false), kept == offered, "{kept}, exact");
         }
         for kept in [offered + 1, offered - 1, 1_000_000_002_000_000_000, 999_999_999_000_000_000] {
-            assert!(!same_mtime(kept, offered), "{kept}");
+            assert!(!same_mtime(kept, offered, true), "{kept}");
         }
         // Before 1970 a cut goes down too.
-        assert!(same_mtime(-2_000_000_000, -1_500_000_000));
+        assert!(same_mtime(-2_000_000_000, -1_500_000_000, true));
     }
 }

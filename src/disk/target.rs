@@ -25,6 +25,8 @@ pub(super) struct Existing {
     pub size: u64,
     pub mtime_sec: i64,
     pub mtime_nsec: i64,
+    /// The file system keeps mtimes coarser than the nanosecond (FAT, exFAT, FUSE).
+    pub coarse_times: bool,
 }
 
 /// A file to be written: its path below the output directory (its directory, then its final
@@ -90,6 +92,7 @@ impl Target {
             size: st.st_size as u64,
             mtime_sec: st.st_mtime,
             mtime_nsec: st.st_mtime_nsec,
+            coarse_times: keeps_coarse_times(&dir),
         }))
     }
 
@@ -118,6 +121,17 @@ impl Target {
     pub(super) fn refusal(&self, e: io::Error) -> Refusal {
         Refusal::new(code_of(&e), format!("cannot write {}: {e}", self.part().shown().display()))
     }
+}
+
+/// Whether the file system of `dir` may keep mtimes coarser than the nanosecond: FAT (2 s),
+/// exFAT (10 ms), and anything through FUSE (exfat-fuse keeps whole seconds). Elsewhere an
+/// mtime must match exactly.
+fn keeps_coarse_times(dir: &OwnedFd) -> bool {
+    const MSDOS: i64 = 0x4d44;
+    const EXFAT: i64 = 0x2011_bab0;
+    const FUSE: i64 = 0x6573_5546;
+    nix::sys::statfs::fstatfs(dir)
+        .is_ok_and(|fs| matches!(fs.filesystem_type().0 as i64, MSDOS | EXFAT | FUSE))
 }
 
 /// The times a received entry gets: the offered mtime, and the access time now. Both, because
