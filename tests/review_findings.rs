@@ -91,7 +91,6 @@ fn skip_existing_on_a_nanosecond_file_system_refuses_a_file_whose_mtime_differs_
 /// appears under the name during the transfer is what took it. The refusal must not blame
 /// case folding because an unrelated file whose name differs in case (`big`) sits beside it.
 #[test]
-#[ignore = "BUG: a name taken during the transfer on ext4/tmpfs is blamed on case folding when a name differing only in case exists (review)"]
 fn a_name_taken_during_the_transfer_is_not_blamed_on_case_folding_where_case_is_kept() {
     let work = tempfile::tempdir().expect("tempdir");
     let dst = subdir(work.path(), "dst");
@@ -188,7 +187,6 @@ fn a_small_file_whose_name_appears_during_the_transfer_is_refused_alone() {
 /// refusal must name the twin and case folding, as it does for `BIG` and `Big`, not say that
 /// a file appeared during the transfer (nothing did).
 #[test]
-#[ignore = "BUG: on exFAT a non-ASCII case twin (É/é) is reported as 'a file appeared under that name during the transfer' (review)"]
 fn a_non_ascii_case_twin_on_exfat_is_named_as_such() {
     let Some(exfat) = Exfat::mount() else { return };
     let work = tempfile::tempdir().expect("tempdir");

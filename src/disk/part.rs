@@ -176,13 +176,18 @@ impl Part<'_> {
     fn exists_reason(&self, dir: &OwnedFd) -> String {
         let name = self.target.name().as_bytes();
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let twin = nix::dir::Dir::openat(dir, ".", flags, Mode::empty()).ok().and_then(|listed| {
-            listed.into_iter().filter_map(Result::ok).find_map(|e| {
-                let other = e.file_name().to_bytes();
-                (other != name && other.eq_ignore_ascii_case(name))
-                    .then(|| String::from_utf8_lossy(other).into_owned())
+        let listed: Vec<Vec<u8>> = nix::dir::Dir::openat(dir, ".", flags, Mode::empty())
+            .map(|d| {
+                d.into_iter().filter_map(Result::ok).map(|e| e.file_name().to_bytes().to_vec())
             })
-        });
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        // The name itself listed: a file came under it. Else a twin the file system took for
+        // it: a name that differs only in case (Unicode's, as exFAT's up-case table folds).
+        let twin = (!listed.iter().any(|other| other == name))
+            .then(|| listed.iter().find(|other| same_but_case(other, name)))
+            .flatten()
+            .map(|twin| String::from_utf8_lossy(twin).into_owned());
         let why = match twin {
             Some(twin) => format!(
                 "a file exists under that name: {twin} (this file system does not tell names apart by case)"
@@ -271,6 +276,18 @@ fn rename(dir: &OwnedFd, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<
     }
 }
 
+/// Whether two names differ only in case, for names in UTF-8 by Unicode's case mapping, else
+/// by ASCII's.
+fn same_but_case(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return false;
+    }
+    match (std::str::from_utf8(a), std::str::from_utf8(b)) {
+        (Ok(a), Ok(b)) => a.to_lowercase() == b.to_lowercase(),
+        _ => a.eq_ignore_ascii_case(b),
+    }
+}
+
 /// A no-replace rename without RENAME_NOREPLACE: a hard link, which fails on an existing
 /// target, then the part's name removed; where the file system has no hard links either
 /// (FAT), a check that the target does not exist, then a plain rename. Only this last way
@@ -316,5 +333,19 @@ fn lock(part: File) -> io::Result<Option<LockedPart>> {
         Ok(locked) => Ok(Some(locked)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
         Err((_, errno)) => Err(errno.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_but_case;
+
+    #[test]
+    fn names_differ_only_in_case_by_unicode_where_they_are_utf8() {
+        assert!(same_but_case(b"BIG", b"Big"));
+        assert!(same_but_case("\u{c9}t\u{c9}".as_bytes(), "\u{e9}t\u{e9}".as_bytes()), "É/é");
+        assert!(same_but_case(b"A\xff", b"a\xff"), "not UTF-8: ASCII case");
+        assert!(!same_but_case(b"Big", b"Big"), "the same name is no twin");
+        assert!(!same_but_case(b"big", b"bag"));
     }
 }
