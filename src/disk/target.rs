@@ -131,7 +131,7 @@ fn keeps_coarse_times(dir: &OwnedFd) -> bool {
     const EXFAT: i64 = 0x2011_bab0;
     const FUSE: i64 = 0x6573_5546;
     nix::sys::statfs::fstatfs(dir)
-        .is_ok_and(|fs| matches!(fs.filesystem_type().0 as i64, MSDOS | EXFAT | FUSE))
+        .is_ok_and(|fs| matches!(fs.filesystem_type().0, MSDOS | EXFAT | FUSE))
 }
 
 /// The times a received entry gets: the offered mtime, and the access time now. Both, because
