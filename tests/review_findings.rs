@@ -122,7 +122,6 @@ fn a_name_taken_during_the_transfer_is_not_blamed_on_case_folding_where_case_is_
 /// EFBIG, injected by strace as in `foreign_fs`): the cause is the file system, not the limit,
 /// and a resume could never finish the part file.
 #[test]
-#[ignore = "BUG: a file system's EFBIG is blamed on ulimit -f whenever any file size limit is set, and the useless part file is kept (review)"]
 fn a_file_systems_efbig_is_not_blamed_on_a_file_size_limit_the_file_is_far_below() {
     for (program, args) in [
         ("strace", &["-f", "-o", "/dev/null", "true"][..]),

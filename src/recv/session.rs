@@ -375,7 +375,7 @@ impl Session<'_> {
                 let part = target.part().open_locked(&name, offset)?;
                 let moved = self
                     .receive_into(socket, entry, &part, (offset, sparse), &mut tick)
-                    .map_err(|e| part_failed(e, target, &name))?;
+                    .map_err(|e| part_failed(e, target, &part, &name))?;
                 (moved, Some((target, part)))
             }
             Ok(Decision::Stdout) if offset == 0 => {
@@ -508,9 +508,10 @@ fn mismatch(report: &mut FileReport) -> Verdict {
 
 /// Names the file a write failed on and what became of its part file: kept for a resume, or
 /// removed when the file system takes no file this large (EFBIG: FAT's limit is 4 GiB - 1
-/// byte), which no resume onto it could finish. EFBIG under a file size limit (`ulimit -f`)
-/// says so instead, and keeps the part: a resume with a higher limit finishes it.
-fn part_failed(err: anyhow::Error, target: &Target, name: &str) -> anyhow::Error {
+/// byte), which no resume onto it could finish. EFBIG where the part file reached a file size
+/// limit (`ulimit -f`; within one write of it) says so instead, and keeps the part: a resume
+/// with a higher limit finishes it.
+fn part_failed(err: anyhow::Error, target: &Target, part: &File, name: &str) -> anyhow::Error {
     let too_large = err.chain().any(|cause| {
         cause.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EFBIG)
             || cause
@@ -518,7 +519,11 @@ fn part_failed(err: anyhow::Error, target: &Target, name: &str) -> anyhow::Error
                 .is_some_and(|e| e.kind() == io::ErrorKind::FileTooLarge)
     });
     let kept = target.part().shown().display().to_string();
-    match (too_large, file_size_limit()) {
+    // The largest write a data path makes: the buffered path's largest buffer.
+    let len = part.metadata().map_or(0, |m| m.len());
+    let limit =
+        file_size_limit().filter(|&limit| len.saturating_add(crate::units::MAX_BUFFER) >= limit);
+    match (too_large, limit) {
         (true, Some(limit)) => err.context(format!(
             "writing {name}: past this process's file size limit (ulimit -f: {limit} bytes); \
              partial data kept in {kept}"
