@@ -68,6 +68,7 @@ pub(super) fn write(
         .dir()
         .with_context(|| format!("opening the directory of {}", target.shown().display()))?;
     let linked = link_unnamed(&file, &dir, target.name())
+        .map_err(|e| name_taken(e, target))
         .with_context(|| format!("putting {} in place", target.shown().display()))?;
     if !linked {
         target.dirs.no_unnamed.store(true, Ordering::Relaxed);
@@ -82,7 +83,10 @@ pub(super) fn place(target: &Target, file: &File) -> anyhow::Result<()> {
         .dir()
         .with_context(|| format!("opening the directory of {}", target.shown().display()))?;
     let shown = || format!("putting {} in place", target.shown().display());
-    match link_unnamed(file, &dir, target.name()).with_context(shown)? {
+    match link_unnamed(file, &dir, target.name())
+        .map_err(|e| name_taken(e, target))
+        .with_context(shown)?
+    {
         true => Ok(()),
         false => {
             // The next session takes part files here; this one fails rather than lose the file
@@ -92,6 +96,19 @@ pub(super) fn place(target: &Target, file: &File) -> anyhow::Result<()> {
                 .context(shown()))
         }
     }
+}
+
+/// A link that found the name taken (EEXIST: a file came under it after the plan) is a refusal
+/// of the file, exit 5, not a disk error; the unnamed file goes (the sender sends it again).
+fn name_taken(e: io::Error, target: &Target) -> anyhow::Error {
+    if e.raw_os_error() != Some(Errno::EEXIST as i32) {
+        return e.into();
+    }
+    crate::error::SessionError::Refused {
+        name: target.shown().display().to_string(),
+        reason: "a file appeared under that name during the transfer; nothing kept".into(),
+    }
+    .into()
 }
 
 /// An unnamed file holding `body`, with its mode and mtime, and the `write` calls made; `None`
