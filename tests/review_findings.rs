@@ -11,7 +11,7 @@ use crate::util::{
     self, Receiver, assert_file_holds, file_entry, finish, offer, pseudo_random, send_file,
     send_paths, set_mtime, subdir, try_finish, zcp_client,
 };
-use util::protocol::{Message, VerdictStatus};
+use util::protocol::{Message, ReadError, VerdictStatus};
 
 /// On exFAT, `c/BIG` and `c/Big` are one name. The README and commit 015a112 promise that a
 /// file whose name is taken when it is put in place "is refused alone and the session goes
@@ -166,14 +166,7 @@ fn a_file_systems_efbig_is_not_blamed_on_a_file_size_limit_the_file_is_far_below
 fn a_small_file_whose_name_appears_during_the_transfer_is_refused_alone() {
     let work = tempfile::tempdir().expect("tempdir");
     let dst = subdir(work.path(), "dst");
-    let receiver = Receiver::start(&dst, &[]);
-    let mut socket = zcp_client(receiver.addr());
-    offer(&mut socket, vec![file_entry(b"small", Some(5)), file_entry(b"other", Some(5))]);
-    fs::write(dst.join("small"), b"came meanwhile").expect("write");
-    send_file(&mut socket, 0, 0, b"mine\n");
-    send_file(&mut socket, 1, 0, b"next\n");
-    let answer = try_finish(&mut socket);
-    let received = receiver.wait();
+    let (answer, received) = small_file_taken_meanwhile(&dst);
     let Ok(Message::Summary(summary)) = answer else {
         panic!("no SUMMARY but {answer:?}\nreceiver ({:?}):\n{}", received.code(), received.stderr)
     };
@@ -209,14 +202,7 @@ fn a_non_ascii_case_twin_on_exfat_is_named_as_such() {
 fn a_small_file_whose_name_appears_during_the_transfer_is_a_refusal_naming_it() {
     let work = tempfile::tempdir().expect("tempdir");
     let dst = subdir(work.path(), "dst");
-    let receiver = Receiver::start(&dst, &[]);
-    let mut socket = zcp_client(receiver.addr());
-    offer(&mut socket, vec![file_entry(b"small", Some(5)), file_entry(b"other", Some(5))]);
-    fs::write(dst.join("small"), b"came meanwhile").expect("write");
-    send_file(&mut socket, 0, 0, b"mine\n");
-    send_file(&mut socket, 1, 0, b"next\n");
-    let _ = try_finish(&mut socket);
-    let received = receiver.wait();
+    let (_, received) = small_file_taken_meanwhile(&dst);
     util::assert_exit(&received, 5, "receiver");
     let why = format!(
         "receiver refused {}: a file appeared under that name during the transfer; nothing kept",
@@ -224,4 +210,19 @@ fn a_small_file_whose_name_appears_during_the_transfer_is_a_refusal_naming_it() 
     );
     util::assert_says(&received, &why, "receiver");
     assert_file_holds(&dst.join("small"), b"came meanwhile", "the file that came meanwhile");
+}
+
+/// Offers two small files to a receiver into `dst`, creates the first one's name after the
+/// plan, sends both and finishes: the receiver's answer and how it ended.
+fn small_file_taken_meanwhile(
+    dst: &std::path::Path,
+) -> (Result<Message, ReadError>, util::Finished) {
+    let receiver = Receiver::start(dst, &[]);
+    let mut socket = zcp_client(receiver.addr());
+    offer(&mut socket, vec![file_entry(b"small", Some(5)), file_entry(b"other", Some(5))]);
+    fs::write(dst.join("small"), b"came meanwhile").expect("write");
+    send_file(&mut socket, 0, 0, b"mine\n");
+    send_file(&mut socket, 1, 0, b"next\n");
+    let answer = try_finish(&mut socket);
+    (answer, receiver.wait())
 }
