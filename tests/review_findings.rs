@@ -1,6 +1,6 @@
 //! What the hostile review of the changes since 53b0825 found, each proved by a test that failed
-//! then. The fixed ones run; the three still open are ignored as `NOT YET`, as the README's
-//! "Not yet" says, and run when it is built (`cargo test -- --ignored review_findings`).
+//! then. The fixed ones run; the one still open (`--fsync`) is ignored as `NOT YET`, as the
+//! README's "Not yet" says, and runs when it is built (`cargo test -- --ignored review_findings`).
 
 use std::ffi::OsStr;
 use std::fs;
@@ -51,7 +51,6 @@ fn assert_refused_alone(
 }
 
 #[test]
-#[ignore = "NOT YET (README, Not yet): a small (batched) file whose name is taken at commit ends the session instead of being refused alone"]
 fn a_small_file_whose_name_is_taken_at_commit_is_refused_alone() {
     let Some((exfat, sent, received)) = case_twins_on_exfat(1000, &[]) else { return };
     assert_refused_alone(&exfat, &sent, &received, 1000);
@@ -162,7 +161,6 @@ fn a_file_systems_efbig_is_not_blamed_on_a_file_size_limit_the_file_is_far_below
 /// linked in): the name that came meanwhile must make it a refusal of that file alone, as for
 /// a large one (verdict Failed), not end the session with the raw errno.
 #[test]
-#[ignore = "NOT YET (README, Not yet): a small file whose name appears during the transfer ends the session (a refusal, exit 5) instead of being refused alone"]
 fn a_small_file_whose_name_appears_during_the_transfer_is_refused_alone() {
     let work = tempfile::tempdir().expect("tempdir");
     let dst = subdir(work.path(), "dst");
@@ -193,23 +191,6 @@ fn a_non_ascii_case_twin_on_exfat_is_named_as_such() {
         util::assert_exit(end, 5, who);
         util::assert_says(end, "this file system does not tell names apart by case", who);
     }
-}
-
-/// Until a batched file can be refused alone (the ignored test above), a small file whose name
-/// appears during the transfer ends the session as a refusal naming it (exit 5), not with the
-/// raw "File exists" of a disk error (exit 7), and the file that came stays untouched.
-#[test]
-fn a_small_file_whose_name_appears_during_the_transfer_is_a_refusal_naming_it() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let dst = subdir(work.path(), "dst");
-    let (_, received) = small_file_taken_meanwhile(&dst);
-    util::assert_exit(&received, 5, "receiver");
-    let why = format!(
-        "receiver refused {}: a file appeared under that name during the transfer; nothing kept",
-        dst.join("small").display()
-    );
-    util::assert_says(&received, &why, "receiver");
-    assert_file_holds(&dst.join("small"), b"came meanwhile", "the file that came meanwhile");
 }
 
 /// Offers two small files to a receiver into `dst`, creates the first one's name after the

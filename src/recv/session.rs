@@ -188,9 +188,21 @@ impl Session<'_> {
         });
         plan.reports.iter().enumerate().for_each(|(i, r)| events.planned(i, r));
         let force = self.cfg.policy.force;
+        // Small files whose name was taken when they were written (a file came under it): each
+        // is refused alone, and the session goes on. Noted by the address of its entry (in
+        // `entries`), which the writer's jobs borrow.
+        let taken: std::sync::Mutex<Vec<(usize, String)>> = std::sync::Mutex::default();
         let write = |job: &Job<'_>| match barrier {
             Some(barrier) => disk::hold_small(job.target, &job.body, job.entry, force, barrier),
-            None => disk::write_small(job.target, &job.body, job.entry, force),
+            None => disk::write_small(job.target, &job.body, job.entry, force).or_else(|e| {
+                let reason = refusal_reason(&e).ok_or(e)?;
+                let entry = std::ptr::from_ref(job.entry) as usize;
+                taken
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("a writer thread failed"))?
+                    .push((entry, reason));
+                Ok(0)
+            }),
         };
         let total = thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
@@ -202,6 +214,10 @@ impl Session<'_> {
             total.calls += written?;
             anyhow::Ok(total)
         })?;
+        let taken = taken.into_inner().map_err(|_| anyhow::anyhow!("a writer thread failed"))?;
+        for (entry, reason) in taken {
+            refuse_written(entries, &wanted, plan, entry, reason, events);
+        }
         ui.finish();
         Ok(total)
     }
@@ -485,19 +501,46 @@ struct Live<'a> {
     events: &'a Events,
 }
 
+/// The reason of a refusal (`SessionError::Refused`) anywhere in `e`'s chain.
+fn refusal_reason(e: &anyhow::Error) -> Option<String> {
+    match e.downcast_ref::<SessionError>() {
+        Some(SessionError::Refused { reason, .. }) => Some(reason.clone()),
+        _ => None,
+    }
+}
+
+/// Turns a small file the writer could not put in place (its name was taken) from sent into
+/// refused: its verdict, its report, and a `file_refuse` event after its `file_end`.
+fn refuse_written(
+    entries: &[Entry],
+    wanted: &[usize],
+    plan: &mut SessionPlan,
+    entry: usize,
+    reason: String,
+    events: &Events,
+) {
+    let Some(index) = entries.iter().position(|e| std::ptr::from_ref(e) as usize == entry) else {
+        return;
+    };
+    let Some(k) = wanted.iter().position(|&i| i == index) else { return };
+    let report = &mut plan.reports[index];
+    (report.status, report.saved_as) = (Status::Refused, None);
+    report.reason = Some(reason.clone());
+    events.file_end(index, report);
+    if let Some(verdict) = plan.verdicts.get_mut(k) {
+        *verdict = Verdict { status: VerdictStatus::Failed, detail: reason };
+    }
+}
+
 /// A verified file whose name was taken when it was to be put in place (a file came under it
 /// during the transfer, or one whose name differs only in case where the file system folds
 /// case): that file is refused, its part file kept, and the session goes on. Any other failure
 /// to put it in place ends the session.
 fn refused_at_commit(e: anyhow::Error, report: &mut FileReport) -> anyhow::Result<Verdict> {
-    match e.downcast_ref::<SessionError>() {
-        Some(SessionError::Refused { reason, .. }) => {
-            report.status = Status::Refused;
-            report.reason = Some(reason.clone());
-            Ok(Verdict { status: VerdictStatus::Failed, detail: reason.clone() })
-        }
-        _ => Err(e),
-    }
+    let reason = refusal_reason(&e).ok_or(e)?;
+    report.status = Status::Refused;
+    report.reason = Some(reason.clone());
+    Ok(Verdict { status: VerdictStatus::Failed, detail: reason })
 }
 
 /// The verdict on a file whose checksum differs; it was not saved.
