@@ -93,6 +93,15 @@ pub enum SessionError {
     Peer { code: ErrorCode, message: String },
 }
 
+/// The reason of a refusal (`SessionError::Refused`) anywhere in `e`'s chain: a file refused
+/// when it was to be put in place, which the session survives.
+pub fn refusal_reason(e: &anyhow::Error) -> Option<String> {
+    match e.downcast_ref::<SessionError>() {
+        Some(SessionError::Refused { reason, .. }) => Some(reason.clone()),
+        _ => None,
+    }
+}
+
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -40,6 +40,8 @@ pub struct Barrier {
     cap: usize,
     /// Whether any file got its name here (`--output FILE`: its directory is then synced).
     placed: AtomicBool,
+    /// Files refused at the barrier (their name was taken meanwhile), and why.
+    refused: Mutex<Vec<(Target, String)>>,
 }
 
 impl Barrier {
@@ -52,6 +54,7 @@ impl Barrier {
             force,
             cap,
             placed: AtomicBool::new(false),
+            refused: Mutex::new(Vec::new()),
         }
     }
 
@@ -120,14 +123,25 @@ impl Barrier {
             }
         }
         for (target, file) in held {
-            match file {
-                Held::Part(_part) => target.part().place(self.force)?,
-                Held::Unnamed(file) => unnamed::place(&target, &file)?,
+            let placed = match file {
+                Held::Part(_part) => target.part().place(self.force),
+                Held::Unnamed(file) => unnamed::place(&target, &file),
+            };
+            if let Err(e) = placed {
+                // A name taken meanwhile refuses that file alone; anything else ends the session.
+                let reason = crate::error::refusal_reason(&e).ok_or(e)?;
+                self.refused.lock().map_err(|_| poisoned())?.push((target, reason));
+                continue;
             }
             self.placed.store(true, Ordering::Relaxed);
             self.gained_name(target.rel());
         }
         Ok(())
+    }
+
+    /// The files refused at the barriers so far (see `flush`), and why.
+    pub fn take_refused(&self) -> Vec<(Target, String)> {
+        self.refused.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
     }
 
     /// The end of a session's writes: the last barrier, then every directory that gained a

@@ -179,6 +179,25 @@ impl SessionPlan {
             .collect()
     }
 
+    /// Turns entry `index`, whose bytes came and checked, into a refusal for `reason` (its name
+    /// was taken when it was to be put in place): its report, and its verdict, the one at its
+    /// place among the files sent. Returns its report, for the `file_refuse` event.
+    pub fn refuse_written(&mut self, index: usize, reason: String) -> Option<&FileReport> {
+        let k = self.wanted().iter().position(|&i| i == index)?;
+        let verdict = self.verdicts.get_mut(k)?;
+        *verdict = Verdict { status: protocol::VerdictStatus::Failed, detail: reason.clone() };
+        let report = self.reports.get_mut(index)?;
+        (report.status, report.saved_as, report.reason) = (Status::Refused, None, Some(reason));
+        Some(report)
+    }
+
+    /// The index of the entry whose bytes go to `target`.
+    pub fn index_of(&self, target: &crate::disk::Target) -> Option<usize> {
+        self.decisions.iter().position(
+            |d| matches!(d, Ok(Decision::Receive { target: t, .. }) if t.shown() == target.shown()),
+        )
+    }
+
     /// The PLAN frame's answers, one per entry, made as they are sent.
     pub fn answers(&self) -> impl ExactSizeIterator<Item = Answer> + '_ {
         self.decisions.iter().map(|d| match d {

@@ -17,7 +17,7 @@ use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::{DataPath, Encryption, Method};
 use crate::disk::writer::{Job, Writer};
 use crate::disk::{self, Barrier, Decision, Destination, LockedPart, Refusal, Target};
-use crate::error::{ExitCode, SessionError, exit_code};
+use crate::error::{ExitCode, SessionError, exit_code, refusal_reason};
 use crate::link::peer::{self, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{
@@ -112,6 +112,13 @@ impl Session<'_> {
             // Every file already has its name: say so, and that --fsync's promise does not hold.
             let e = e.context("the files are in place, but not known to be durable (--fsync)");
             return Err(tell_peer(&mut socket, e));
+        }
+        // Files the barrier could not name (the name was taken meanwhile): refused alone.
+        for (target, reason) in barrier.as_ref().map(Barrier::take_refused).unwrap_or_default() {
+            let Some(index) = plan.index_of(&target) else { continue };
+            if let Some(report) = plan.refuse_written(index, reason) {
+                events.file_end(index, report);
+            }
         }
         let idle = self.cfg.net.idle_timeout;
         let sender = match peer::next_message_from(&mut inbox, idle, "the sender's statistics")? {
@@ -216,7 +223,13 @@ impl Session<'_> {
         })?;
         let taken = taken.into_inner().map_err(|_| anyhow::anyhow!("a writer thread failed"))?;
         for (entry, reason) in taken {
-            refuse_written(entries, &wanted, plan, entry, reason, events);
+            let Some(index) = entries.iter().position(|e| std::ptr::from_ref(e) as usize == entry)
+            else {
+                continue;
+            };
+            if let Some(report) = plan.refuse_written(index, reason) {
+                events.file_end(index, report);
+            }
         }
         ui.finish();
         Ok(total)
@@ -499,37 +512,6 @@ struct Live<'a> {
     ui: &'a mut Ui,
     barrier: Option<&'a Barrier>,
     events: &'a Events,
-}
-
-/// The reason of a refusal (`SessionError::Refused`) anywhere in `e`'s chain.
-fn refusal_reason(e: &anyhow::Error) -> Option<String> {
-    match e.downcast_ref::<SessionError>() {
-        Some(SessionError::Refused { reason, .. }) => Some(reason.clone()),
-        _ => None,
-    }
-}
-
-/// Turns a small file the writer could not put in place (its name was taken) from sent into
-/// refused: its verdict, its report, and a `file_refuse` event after its `file_end`.
-fn refuse_written(
-    entries: &[Entry],
-    wanted: &[usize],
-    plan: &mut SessionPlan,
-    entry: usize,
-    reason: String,
-    events: &Events,
-) {
-    let Some(index) = entries.iter().position(|e| std::ptr::from_ref(e) as usize == entry) else {
-        return;
-    };
-    let Some(k) = wanted.iter().position(|&i| i == index) else { return };
-    let report = &mut plan.reports[index];
-    (report.status, report.saved_as) = (Status::Refused, None);
-    report.reason = Some(reason.clone());
-    events.file_end(index, report);
-    if let Some(verdict) = plan.verdicts.get_mut(k) {
-        *verdict = Verdict { status: VerdictStatus::Failed, detail: reason };
-    }
 }
 
 /// A verified file whose name was taken when it was to be put in place (a file came under it
