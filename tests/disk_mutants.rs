@@ -1,12 +1,16 @@
 //! The receiver's disk code where `cargo mutants` found it untested: how many files a
 //! `--fsync` barrier holds under a given descriptor limit (the soft limit raised to the hard
-//! one first), counted in `syncfs` calls under strace.
+//! one first), counted in `syncfs` calls under strace; a missing `--output` a `--keep-open`
+//! receiver created for one session is found again as a directory by the next.
 
 use std::ffi::OsStr;
 use std::fs;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
 
 use crate::durable::completed;
-use crate::util::{self, Receiver, assert_exit, send, skip, unusable};
+use crate::util::{self, Receiver, assert_exit, assert_says, send, send_paths, skip, unusable};
 
 /// Small files in the tree of the barrier tests: more than one barrier holds at a limit of 300.
 const MANY: usize = 400;
@@ -62,4 +66,30 @@ fn fsync_raises_the_soft_descriptor_limit_to_the_hard_one() {
     // files, so the whole tree takes one.
     let Some(barriers) = barriers_under("-Sn 300 && ulimit -Hn 4096") else { return };
     assert_eq!(barriers, 1, "one barrier for the tree once the soft limit was raised");
+}
+
+#[test]
+fn a_keep_open_receiver_finds_the_output_directory_an_earlier_session_created() {
+    // The first session (two files) creates the missing `--output` as a directory; the second
+    // offers one file, which alone would name a file, but the directory is there now: the file
+    // lands inside it, and the directory is not reported created again.
+    let work = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (work.path().join("a.txt"), work.path().join("b.txt"));
+    fs::write(&a, b"a").expect("a source");
+    fs::write(&b, b"b").expect("a source");
+    let incoming = work.path().join("incoming");
+    let mut recv = Receiver::start(&incoming, &["--keep-open"]);
+    let dest = recv.dest();
+    assert_exit(&send_paths(&[&a, &b], &dest, &[]), 0, "first sender");
+    let c = work.path().join("c.txt");
+    fs::write(&c, b"c").expect("a source");
+    assert_exit(&send(&c, &dest, &[]), 0, "second sender");
+    recv.process().signal(Signal::SIGTERM);
+    let received = recv.wait_for(Duration::from_secs(15));
+    assert_exit(&received, 143, "receiver");
+    assert_says(&received, "served 2 sessions, 0 failed, stopped by SIGTERM", "receiver");
+    util::assert_file_holds(&incoming.join("c.txt"), b"c", "the second session's file");
+    util::assert_file_holds(&incoming.join("a.txt"), b"a", "the first session's file");
+    let created = received.stderr.matches("created directory").count();
+    assert_eq!(created, 1, "the directory is created once:\n{}", received.stderr);
 }
