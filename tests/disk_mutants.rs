@@ -1,16 +1,23 @@
 //! The receiver's disk code where `cargo mutants` found it untested: how many files a
 //! `--fsync` barrier holds under a given descriptor limit (the soft limit raised to the hard
 //! one first), counted in `syncfs` calls under strace; a missing `--output` a `--keep-open`
-//! receiver created for one session is found again as a directory by the next.
+//! receiver created for one session is found again as a directory by the next; a directory
+//! that cannot be made is refused with the code of its cause (`403`/`507` over HTTP).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::durable::completed;
-use crate::util::{self, Receiver, assert_exit, assert_says, send, send_paths, skip, unusable};
+use crate::util::{
+    self, Process, ReadOnlyMount, Receiver, STARTUP, TOKEN, TOKEN_ENV, Tmpfs, assert_exit,
+    assert_says, send, send_paths, skip, unusable,
+};
 
 /// Small files in the tree of the barrier tests: more than one barrier holds at a limit of 300.
 const MANY: usize = 400;
@@ -92,4 +99,58 @@ fn a_keep_open_receiver_finds_the_output_directory_an_earlier_session_created() 
     util::assert_file_holds(&incoming.join("a.txt"), b"a", "the first session's file");
     let created = received.stderr.matches("created directory").count();
     assert_eq!(created, 1, "the directory is created once:\n{}", received.stderr);
+}
+
+/// `PUT /sub/f.bin` (one byte) to `zcp recv --http --output DST`; returns the status line and
+/// the body of the answer. The receiver is killed after it answered.
+fn put_into_subdirectory(dst: &Path) -> String {
+    let args = ["recv", "--http", "--listen", "127.0.0.1:0", "--output"];
+    let mut args: Vec<OsString> = args.map(OsString::from).into();
+    args.push(dst.into());
+    let mut receiver = Process::start(&args, &[(TOKEN_ENV, Some(TOKEN))]);
+    let addr = receiver.listening();
+    let mut socket = TcpStream::connect(addr).expect("connecting");
+    socket.set_read_timeout(Some(STARTUP)).expect("timeout");
+    let request = format!(
+        "PUT /sub/f.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 1\r\n\r\nx"
+    );
+    socket.write_all(request.as_bytes()).expect("sending the request");
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    let done = receiver.kill();
+    assert!(!done.stderr.contains("panicked"), "{}", done.stderr);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_directory_that_cannot_be_made_on_a_read_only_mount_is_refused_as_not_writable() {
+    // mkdirat fails with EROFS: the refusal's code says "not writable", which HTTP shows as 403.
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = util::subdir(work.path(), "dst");
+    let _mount = match ReadOnlyMount::new(&dst) {
+        Ok(m) => m,
+        Err(why) => return skip(&format!("no read-only bind mount: {why}")),
+    };
+    if fs::create_dir(dst.join("probe")).is_ok() {
+        return skip("the read-only bind mount is still writable");
+    }
+    let answer = put_into_subdirectory(&dst);
+    assert!(answer.starts_with("HTTP/1.1 403 "), "{answer}");
+    assert!(answer.contains("cannot create"), "{answer}");
+    assert!(util::dir_names(&dst).is_empty(), "{:?}", util::dir_names(&dst));
+}
+
+#[test]
+fn a_directory_that_cannot_be_made_for_want_of_inodes_is_refused_as_no_space() {
+    // A tmpfs of one inode (its root): mkdirat fails with ENOSPC, a "no space" refusal: 507.
+    let work = tempfile::tempdir().expect("tempdir");
+    let disk = match Tmpfs::mount(&util::subdir(work.path(), "small"), "1m,nr_inodes=1") {
+        Ok(disk) => disk,
+        Err(why) => return skip(&format!("cannot mount a small tmpfs (needs root): {why}")),
+    };
+    let answer = put_into_subdirectory(disk.path());
+    assert!(answer.starts_with("HTTP/1.1 507 "), "{answer}");
+    assert!(answer.contains("cannot create"), "{answer}");
+    assert!(util::dir_names(disk.path()).is_empty(), "{:?}", util::dir_names(disk.path()));
 }
