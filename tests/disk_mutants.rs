@@ -2,7 +2,8 @@
 //! `--fsync` barrier holds under a given descriptor limit (the soft limit raised to the hard
 //! one first), counted in `syncfs` calls under strace; a missing `--output` a `--keep-open`
 //! receiver created for one session is found again as a directory by the next; a directory
-//! that cannot be made is refused with the code of its cause (`403`/`507` over HTTP).
+//! that cannot be made is refused with the code of its cause (`403`/`507` over HTTP); a bare
+//! file name as `--output` is a file in the receiver's working directory.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -153,4 +154,22 @@ fn a_directory_that_cannot_be_made_for_want_of_inodes_is_refused_as_no_space() {
     assert!(answer.starts_with("HTTP/1.1 507 "), "{answer}");
     assert!(answer.contains("cannot create"), "{answer}");
     assert!(util::dir_names(disk.path()).is_empty(), "{:?}", util::dir_names(disk.path()));
+}
+
+#[test]
+fn a_bare_file_name_as_output_lands_in_the_receivers_working_directory() {
+    // `--output copy.bin`: a path with no directory part names a file in the current directory
+    // (its parent is the empty path, read as `.`).
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("a.txt");
+    fs::write(&src, b"a").expect("a source");
+    let here = util::subdir(work.path(), "here");
+    let script = format!(r#"cd '{}' && exec "$0" "$@""#, here.display());
+    let shell: [&OsStr; 3] = ["sh".as_ref(), "-c".as_ref(), script.as_ref()];
+    let receiver = Receiver::try_start_env(&shell, Path::new("copy.bin"), &[], &[])
+        .unwrap_or_else(|f| panic!("receiver with a relative --output did not start: {f:#?}"));
+    assert_exit(&send(&src, &receiver.dest(), &[]), 0, "sender");
+    assert_exit(&receiver.wait(), 0, "receiver");
+    util::assert_file_holds(&here.join("copy.bin"), b"a", "the copy");
+    assert_eq!(util::dir_names(&here), ["copy.bin"], "nothing else in the receiver's directory");
 }
