@@ -3,7 +3,8 @@
 //! one first), counted in `syncfs` calls under strace; a missing `--output` a `--keep-open`
 //! receiver created for one session is found again as a directory by the next; a directory
 //! that cannot be made is refused with the code of its cause (`403`/`507` over HTTP); a bare
-//! file name as `--output` is a file in the receiver's working directory.
+//! file name as `--output` is a file in the receiver's working directory; a refused offer of
+//! nested files leaves none of the directories made for them.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -15,9 +16,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::durable::completed;
+use crate::util::protocol::Answer;
 use crate::util::{
     self, Process, ReadOnlyMount, Receiver, STARTUP, TOKEN, TOKEN_ENV, Tmpfs, assert_exit,
-    assert_says, send, send_paths, skip, unusable,
+    assert_says, file_entry, finish, offer, send, send_paths, skip, unusable, zcp_client,
 };
 
 /// Small files in the tree of the barrier tests: more than one barrier holds at a limit of 300.
@@ -172,4 +174,21 @@ fn a_bare_file_name_as_output_lands_in_the_receivers_working_directory() {
     assert_exit(&receiver.wait(), 0, "receiver");
     util::assert_file_holds(&here.join("copy.bin"), b"a", "the copy");
     assert_eq!(util::dir_names(&here), ["copy.bin"], "nothing else in the receiver's directory");
+}
+
+#[test]
+fn a_refused_offer_of_nested_files_without_directory_entries_leaves_no_directories() {
+    // No directory entries: each file's directories are made from the output directory, not
+    // from a parent made by an earlier entry. `--max-size` then refuses the whole offer, and
+    // every directory made for it goes again, the outermost too.
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = util::subdir(work.path(), "dst");
+    let recv = Receiver::start(&dst, &["--max-size", "4"]);
+    let mut socket = zcp_client(recv.addr());
+    let entries = vec![file_entry(b"x/y/f", Some(3)), file_entry(b"p/q/r/g", Some(3))];
+    let plan = offer(&mut socket, entries);
+    assert!(plan.answers.iter().all(|a| matches!(a, Answer::Refuse { .. })), "{plan:?}");
+    finish(&mut socket);
+    assert_exit(&recv.wait(), 5, "receiver");
+    assert_eq!(util::tree_listing(&dst), Vec::<String>::new(), "a refused offer left these");
 }
