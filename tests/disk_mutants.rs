@@ -4,7 +4,8 @@
 //! receiver created for one session is found again as a directory by the next; a directory
 //! that cannot be made is refused with the code of its cause (`403`/`507` over HTTP); a bare
 //! file name as `--output` is a file in the receiver's working directory; a refused offer of
-//! nested files leaves none of the directories made for them.
+//! nested files leaves none of the directories made for them; several files to an existing
+//! `--output` file are refused after the first.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -191,4 +192,23 @@ fn a_refused_offer_of_nested_files_without_directory_entries_leaves_no_directori
     finish(&mut socket);
     assert_exit(&recv.wait(), 5, "receiver");
     assert_eq!(util::tree_listing(&dst), Vec::<String>::new(), "a refused offer left these");
+}
+
+#[test]
+fn several_files_to_an_existing_output_file_are_refused_after_the_first() {
+    // `--output` names a file that exists: the first entry replaces it (`--force`), the second
+    // is refused, never written over the first.
+    let work = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (work.path().join("a.txt"), work.path().join("b.txt"));
+    fs::write(&a, b"first").expect("a source");
+    fs::write(&b, b"second").expect("a source");
+    let target = work.path().join("copy.bin");
+    fs::write(&target, b"old").expect("the existing output file");
+    let recv = Receiver::start(&target, &["--force"]);
+    let sent = send_paths(&[&a, &b], &recv.dest(), &[]);
+    let received = recv.wait();
+    assert_exit(&sent, 5, "sender");
+    assert_exit(&received, 5, "receiver");
+    assert_says(&sent, "--output names one file, taken by the first entry", "sender");
+    util::assert_file_holds(&target, b"first", "the output file");
 }
