@@ -5,22 +5,25 @@
 //! that cannot be made is refused with the code of its cause (`403`/`507` over HTTP); a bare
 //! file name as `--output` is a file in the receiver's working directory; a refused offer of
 //! nested files leaves none of the directories made for them; several files to an existing
-//! `--output` file are refused after the first.
+//! `--output` file are refused after the first; directories whose names share a prefix are
+//! finished in whatever order they were offered.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::durable::completed;
-use crate::util::protocol::Answer;
+use crate::util::protocol::{Answer, Entry};
 use crate::util::{
     self, Process, ReadOnlyMount, Receiver, STARTUP, TOKEN, TOKEN_ENV, Tmpfs, assert_exit,
-    assert_says, file_entry, finish, offer, send, send_paths, skip, unusable, zcp_client,
+    assert_says, dir_entry, file_entry, finish, offer, send, send_paths, skip, unusable,
+    zcp_client,
 };
 
 /// Small files in the tree of the barrier tests: more than one barrier holds at a limit of 300.
@@ -211,4 +214,25 @@ fn several_files_to_an_existing_output_file_are_refused_after_the_first() {
     assert_exit(&received, 5, "receiver");
     assert_says(&sent, "--output names one file, taken by the first entry", "sender");
     util::assert_file_holds(&target, b"first", "the output file");
+}
+
+#[test]
+fn directories_whose_names_share_a_prefix_are_finished_in_any_order() {
+    // `ab` offered before `a`: they are finished in the reverse order, `a` then `ab`, and `ab`
+    // is not below `a` although its name starts with it. Both get their offered mode.
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = util::subdir(work.path(), "dst");
+    let recv = Receiver::start_umask(&dst, &[], 0o022);
+    let mut socket = zcp_client(recv.addr());
+    let entries =
+        vec![Entry { mode: 0o701, ..dir_entry(b"ab") }, Entry { mode: 0o710, ..dir_entry(b"a") }];
+    let plan = offer(&mut socket, entries);
+    assert!(plan.answers.iter().all(|a| matches!(a, Answer::Skip)), "{plan:?}");
+    finish(&mut socket);
+    let received = recv.wait();
+    assert_exit(&received, 0, "receiver");
+    for (name, mode) in [("ab", 0o701), ("a", 0o710)] {
+        let meta = fs::metadata(dst.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(meta.permissions().mode() & 0o7777, mode, "the mode of {name}");
+    }
 }
