@@ -7,6 +7,7 @@ mod auth;
 mod batch;
 mod bench;
 mod connect;
+mod disk_mutants;
 mod docs;
 mod doctor;
 mod durable;
