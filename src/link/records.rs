@@ -311,6 +311,13 @@ mod tests {
             let [hi, lo] = u16::try_from(len).unwrap().to_be_bytes();
             assert_eq!(refused([APPLICATION_DATA, 3, 3, hi, lo]), alert, "a record of {len} bytes");
         }
+        // The longest and shortest records allowed wait for their bodies.
+        for len in [MAX_CIPHERTEXT, TAG + 1] {
+            let [hi, lo] = u16::try_from(len).unwrap().to_be_bytes();
+            let mut header = [APPLICATION_DATA, 3, 3, hi, lo];
+            let opened = Opener::new(0, &secrets()).unwrap().open(&mut header);
+            assert_eq!(opened, Ok(None), "a record of {len} bytes");
+        }
         assert_eq!(refused([APPLICATION_DATA, 3, 1, 0, 40]), UNEXPECTED_MESSAGE, "version 3.1");
         assert_eq!(refused([ALERT, 3, 3, 0, 2]), UNEXPECTED_MESSAGE, "a plaintext alert");
     }
