@@ -114,12 +114,8 @@ impl Session<'_> {
             return Err(tell_peer(&mut socket, e));
         }
         // Files the barrier could not name (the name was taken meanwhile): refused alone.
-        for (target, reason) in barrier.as_ref().map(Barrier::take_refused).unwrap_or_default() {
-            let Some(index) = plan.index_of(&target) else { continue };
-            if let Some(report) = plan.refuse_written(index, reason) {
-                events.file_end(index, report);
-            }
-        }
+        let refused = barrier.as_ref().map(Barrier::take_refused).unwrap_or_default();
+        refuse_written(&mut plan, refused, &events);
         let idle = self.cfg.net.idle_timeout;
         let sender = match peer::next_message_from(&mut inbox, idle, "the sender's statistics")? {
             Message::Finish(stats) => stats,
@@ -196,18 +192,16 @@ impl Session<'_> {
         plan.reports.iter().enumerate().for_each(|(i, r)| events.planned(i, r));
         let force = self.cfg.policy.force;
         // Small files whose name was taken when they were written (a file came under it): each
-        // is refused alone, and the session goes on. Noted by the address of its entry (in
-        // `entries`), which the writer's jobs borrow.
-        let taken: std::sync::Mutex<Vec<(usize, String)>> = std::sync::Mutex::default();
+        // is refused alone, and the session goes on.
+        let taken: std::sync::Mutex<Vec<(Target, String)>> = std::sync::Mutex::default();
         let write = |job: &Job<'_>| match barrier {
             Some(barrier) => disk::hold_small(job.target, &job.body, job.entry, force, barrier),
             None => disk::write_small(job.target, &job.body, job.entry, force).or_else(|e| {
                 let reason = refusal_reason(&e).ok_or(e)?;
-                let entry = std::ptr::from_ref(job.entry) as usize;
                 taken
                     .lock()
                     .map_err(|_| anyhow::anyhow!("a writer thread failed"))?
-                    .push((entry, reason));
+                    .push((job.target.clone(), reason));
                 Ok(0)
             }),
         };
@@ -222,15 +216,7 @@ impl Session<'_> {
             anyhow::Ok(total)
         })?;
         let taken = taken.into_inner().map_err(|_| anyhow::anyhow!("a writer thread failed"))?;
-        for (entry, reason) in taken {
-            let Some(index) = entries.iter().position(|e| std::ptr::from_ref(e) as usize == entry)
-            else {
-                continue;
-            };
-            if let Some(report) = plan.refuse_written(index, reason) {
-                events.file_end(index, report);
-            }
-        }
+        refuse_written(plan, taken, events);
         ui.finish();
         Ok(total)
     }
@@ -523,6 +509,18 @@ fn refused_at_commit(e: anyhow::Error, report: &mut FileReport) -> anyhow::Resul
     report.status = Status::Refused;
     report.reason = Some(reason.clone());
     Ok(Verdict { status: VerdictStatus::Failed, detail: reason })
+}
+
+/// Turns each file of `refused`, written and checked but not put in place (its name was taken
+/// meanwhile), into a refusal for its reason: its verdict and report, and a `file_refuse`
+/// event after its `file_end`.
+fn refuse_written(plan: &mut SessionPlan, refused: Vec<(Target, String)>, events: &Events) {
+    for (target, reason) in refused {
+        let Some(index) = plan.index_of(&target) else { continue };
+        if let Some(report) = plan.refuse_written(index, reason) {
+            events.file_end(index, report);
+        }
+    }
 }
 
 /// The verdict on a file whose checksum differs; it was not saved.
