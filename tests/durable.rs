@@ -140,9 +140,6 @@ fn fsync_with_standard_output_is_a_usage_error() {
 
 #[test]
 fn fsync_into_a_named_file_syncs_its_directory_after_the_rename() {
-    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
-        return skip(&why);
-    }
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join("src.bin");
     let data = util::write_random_file(&src, 300_000, 5);
@@ -162,9 +159,6 @@ fn fsync_into_a_named_file_syncs_its_directory_after_the_rename() {
 
 #[test]
 fn fsync_into_an_output_directory_it_creates_syncs_its_parent_too() {
-    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
-        return skip(&why);
-    }
     let work = tempfile::tempdir().expect("tempdir");
     // `--output new` relative to the receiver's directory (its parent is `.`), and an absolute
     // one below a directory of its own: each parent must gain the new name durably too.
@@ -246,10 +240,9 @@ fn fsync_where_no_unnamed_file_can_be_linked_fails_and_names_no_file() {
     }
     let dst = util::subdir(work.path(), "dst");
     // No CAP_DAC_READ_SEARCH and no /proc: every link of a held unnamed file fails.
-    let wrapper = ["strace", "-f", "-o", "/dev/null", "-e", "inject=linkat:error=ENOENT"];
-    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsStr::new).collect();
-    let receiver = Receiver::try_start_env(&wrapper, &dst, &["--fsync"], &[])
-        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let Some(receiver) = Receiver::faulted("inject=linkat:error=ENOENT", &dst, &["--fsync"]) else {
+        return;
+    };
     let sent = send(&tree, &receiver.dest(), &[]);
     let received = receiver.wait();
     assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
@@ -281,10 +274,9 @@ fn fsync_whose_directory_sync_fails_keeps_the_files_and_says_not_durable() {
         })
         .collect();
     let dst = util::subdir(work.path(), "dst");
-    let wrapper = ["strace", "-f", "-o", "/dev/null", "-e", "inject=fsync:error=EIO"];
-    let wrapper: Vec<&OsStr> = wrapper.iter().map(OsStr::new).collect();
-    let receiver = Receiver::try_start_env(&wrapper, &dst, &["--fsync"], &[])
-        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let Some(receiver) = Receiver::faulted("inject=fsync:error=EIO", &dst, &["--fsync"]) else {
+        return;
+    };
     let sent = send(&tree, &receiver.dest(), &[]);
     let received = receiver.wait();
     for (end, out) in [("receiver", &received), ("sender", &sent)] {

@@ -40,9 +40,6 @@ fn assert_same_tree(src: &Path, dst: &Path) {
 
 #[test]
 fn small_files_go_through_part_files_where_the_file_system_refuses_unnamed_files() {
-    if let Some(why) = util::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
-        return skip(&why);
-    }
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let tree = tree(&src, 100, 1000);
@@ -261,17 +258,11 @@ fn a_part_file_on_exfat_resumes_and_lands_with_fsync() {
 fn where_the_file_system_keeps_no_modes_files_land_and_the_receiver_says_so() {
     // vfat refuses a chmod it cannot store with EPERM, fusefat with ENOSYS: strace answers
     // every fchmod so (the small files', the large file's and the directories').
-    if let Some(why) = util::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
-        return skip(&why);
-    }
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let tree = tree(&src, 10, 1000);
     util::set_mode(&tree.join("d0").join("f0003"), 0o700);
-    let strace = ["strace", "-f", "-o", "/dev/null", "-e", "inject=fchmod:error=EPERM"];
-    let strace: Vec<&OsStr> = strace.iter().map(OsStr::new).collect();
-    let receiver = Receiver::try_start_env(&strace, &dst, &[], &[])
-        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let Some(receiver) = Receiver::faulted("inject=fchmod:error=EPERM", &dst, &[]) else { return };
     let sent = send_paths(&[&tree], &receiver.dest(), &[]);
     let received = receiver.wait();
     util::assert_exit(&sent, 0, "sender");
@@ -294,10 +285,9 @@ fn a_file_larger_than_the_file_system_takes_fails_naming_it_and_leaves_nothing()
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     fs::write(src.join("huge"), pseudo_random(8 << 20, 3)).expect("write");
-    let strace = ["strace", "-f", "-o", "/dev/null", "-e", "inject=splice:error=EFBIG:when=3"];
-    let strace: Vec<&OsStr> = strace.iter().map(OsStr::new).collect();
-    let receiver = Receiver::try_start_env(&strace, &dst, &[], &[])
-        .unwrap_or_else(|f| panic!("traced receiver did not start: {f:#?}"));
+    let Some(receiver) = Receiver::faulted("inject=splice:error=EFBIG:when=3", &dst, &[]) else {
+        return;
+    };
     let sent = send_paths(&[&src.join("huge")], &receiver.dest(), &[]);
     let received = receiver.wait();
     let why = "writing huge: the file system takes no file this large (FAT holds at most 4 GiB - 1 byte); nothing kept: File too large";

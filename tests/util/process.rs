@@ -322,6 +322,19 @@ impl Receiver {
         Ok(Receiver { addr: parse_listening(&line), process })
     }
 
+    /// A receiver whose system calls meet a fault: run under `strace -f -e INJECT` (say
+    /// `inject=fsync:error=EIO`), with `extra` arguments. `None`, after `skip`, when strace is
+    /// not usable here.
+    pub fn faulted(inject: &str, output: &Path, extra: &[&str]) -> Option<Receiver> {
+        if let Some(why) = super::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+            super::skip(&why);
+            return None;
+        }
+        let wrapper = ["strace", "-f", "-o", "/dev/null", "-e", inject].map(OsStr::new);
+        let started = Receiver::try_start_env(&wrapper, output, extra, &[]);
+        Some(started.unwrap_or_else(|f| panic!("receiver under {inject} did not start: {f:#?}")))
+    }
+
     /// The address the receiver listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
