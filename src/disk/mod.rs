@@ -267,7 +267,7 @@ fn decide_file(
                 format!("{} exists and is a directory", target.shown().display()),
             ));
         }
-        if policy.skip_existing && same_file(&existing, entry) {
+        if policy.skip_existing && same_file(&existing, entry, || target.keeps_coarse_times()) {
             return Ok(Decision::Skip);
         }
         if !policy.force {
@@ -302,15 +302,17 @@ fn decide_file(
     Ok(Decision::Receive { target, offset, prefix_xxh3, part: true })
 }
 
-fn same_file(existing: &Existing, entry: &Entry) -> bool {
+/// Whether the existing file is the offered one (size and mtime); `coarse` says whether its
+/// file system keeps coarse mtimes, asked (a `statfs`) only when the mtimes differ.
+fn same_file(existing: &Existing, entry: &Entry, coarse: impl FnOnce() -> bool) -> bool {
     let nanos = |sec: i64, nsec: i64| i128::from(sec) * 1_000_000_000 + i128::from(nsec);
+    let (kept, offered) = (
+        nanos(existing.mtime_sec, existing.mtime_nsec),
+        nanos(entry.mtime_sec, i64::from(entry.mtime_nsec)),
+    );
     existing.is_file
         && Some(existing.size) == entry.size
-        && same_mtime(
-            nanos(existing.mtime_sec, existing.mtime_nsec),
-            nanos(entry.mtime_sec, i64::from(entry.mtime_nsec)),
-            existing.coarse_times,
-        )
+        && (kept == offered || same_mtime(kept, offered, coarse()))
 }
 
 /// Whether a file that landed with mtime `kept` (in ns) was given `offered`: the same, or, on

@@ -25,8 +25,6 @@ pub(super) struct Existing {
     pub size: u64,
     pub mtime_sec: i64,
     pub mtime_nsec: i64,
-    /// The file system keeps mtimes coarser than the nanosecond (FAT, exFAT, FUSE).
-    pub coarse_times: bool,
 }
 
 /// A file to be written: its path below the output directory (its directory, then its final
@@ -92,8 +90,13 @@ impl Target {
             size: st.st_size as u64,
             mtime_sec: st.st_mtime,
             mtime_nsec: st.st_mtime_nsec,
-            coarse_times: keeps_coarse_times(&dir),
         }))
+    }
+
+    /// Whether the file system of the target's directory may keep mtimes coarser than the
+    /// nanosecond (FAT, exFAT, FUSE); asked only when an mtime does not match exactly.
+    pub(super) fn keeps_coarse_times(&self) -> bool {
+        self.dir().is_ok_and(|dir| keeps_coarse_times(&dir))
     }
 
     /// Refuses early when the target's directory cannot be written (read-only, no permission),
