@@ -25,6 +25,7 @@ pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod link;
+pub mod manual;
 pub mod progress;
 pub mod protocol;
 pub mod raw;
