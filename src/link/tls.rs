@@ -2,7 +2,7 @@
 //! connected is the TLS client; keys are ephemeral and no certificate authority is involved:
 //! the server's key is made per process and the client checks only its signature, because the
 //! token, proved inside the tunnel over the TLS exporter (`binding`), is what authenticates
-//! both ends (the argument is in the `protocol` module docs). After the handshake the keys go
+//! both ends (the argument is in `crate::manual::protocol`). After the handshake the keys go
 //! to the kernel (`ktls`) where it can take them, else the `pump` seals records in user space.
 
 use std::io::Read;
