@@ -221,7 +221,7 @@ impl SendConfig {
             }
         };
         refuse_send_conflicts(&args, &paths)?;
-        // The listening end makes the token when it has none, as `zcp recv` does (#13).
+        // The listening end makes the token when it has none, as `zcp recv` does.
         let (token, token_generated) = match token(&args.auth)? {
             None if matches!(link, Link::Listen(_)) && !args.auth.no_auth && !args.net.raw => {
                 (Some(Token::generate()?), true)

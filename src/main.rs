@@ -106,7 +106,7 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         Ok(report) => finish(&report, output),
         Err(err) => fail(&err),
     })?;
-    // A stopped receiver says so even when it served no one (#13): the README promises it.
+    // A stopped receiver says so even when it served no one: the README promises it.
     if (keep_open || outcome.stopped_by.is_some()) && output.summary {
         let how = outcome.stopped_by.map_or_else(String::new, |s| format!(", stopped by {s}"));
         let served = zcp::units::counted(outcome.served, "session");

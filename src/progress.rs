@@ -12,7 +12,7 @@ use crate::report::shown;
 
 // The file name takes what the terminal's width leaves (`wide_msg`, cut to fit), so the bar is
 // one line: on a terminal that reports no size (a pty of 0x0) indicatif assumes 80 columns, and a
-// longer line wrapped into two padded ones (#13).
+// longer line wrapped into two padded ones.
 const SIZED: &str = "{prefix} {wide_msg} [{bar:20}] {binary_bytes}/{binary_total_bytes} \
                      {binary_bytes_per_sec} ETA {eta}";
 const UNSIZED: &str =

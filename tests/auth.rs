@@ -218,7 +218,7 @@ fn replayed_session_is_refused() {
 
 #[test]
 fn no_auth_receiver_refuses_a_sender_that_did_not_say_no_auth() {
-    // A sender with no token at all is not a sender that said --no-auth (#13).
+    // A sender with no token at all is not a sender that said --no-auth.
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, _) = setup(work.path(), 100_000, 10);
     let no_token: &[EnvVar<'_>] = &[(TOKEN_ENV, None)];

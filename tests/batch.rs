@@ -113,7 +113,7 @@ fn the_reports_say_why_small_files_took_no_zero_copy_path() {
     assert_eq!(code, Some(0), "sender:\n{stderr}");
     for (end, text) in [("sender", stderr), ("receiver", &received.stderr)] {
         assert!(text.contains("files took more than one path"), "{end}:\n{text}");
-        // One line for the batched files, not a "not used" line per side (#13).
+        // One line for the batched files, not a "not used" line per side.
         assert!(text.contains("5 files up to 64 KiB went in batches"), "{end}:\n{text}");
         assert!(!text.contains("not used: files up to"), "{end}:\n{text}");
     }

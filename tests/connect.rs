@@ -130,7 +130,7 @@ fn connect_timeout_gives_up_with_exit_3() {
 
 #[test]
 fn listening_sender_without_a_token_makes_one_for_the_receiver() {
-    // As `zcp recv` does: the listening end makes the token and says how to use it (#13).
+    // As `zcp recv` does: the listening end makes the token and says how to use it.
     let work = tempfile::tempdir().expect("tempdir");
     let (src_dir, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
     let src = src_dir.join(NAME);

@@ -1,4 +1,4 @@
-//! The documentation runs (#13): the `sh` examples on the README's first screen and the send and
+//! The documentation runs: the `sh` examples on the README's first screen and the send and
 //! recv examples of `--help` are run as the shell scripts they are (loopback, temp dirs, tokens
 //! set), and every `zcp …` command in them and in the other subcommands' examples must parse and
 //! validate. The one change made to a command is its address: `…:7878` becomes a port this test

@@ -1,4 +1,4 @@
-//! `recv --fsync` against the kernel's account (issue #15): under strace, every file's data is
+//! `recv --fsync` against the kernel's account: under strace, every file's data is
 //! synced (one `syncfs` for the whole tree) before any final name appears, and the directories
 //! that gained names are synced after the last one. Without `--fsync` nothing is synced. Where
 //! a held file cannot be linked in, the session fails and names none.

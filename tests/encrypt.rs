@@ -1,4 +1,4 @@
-//! `--encrypt` (issue #14): files cross intact in both directions, the wire never shows their
+//! `--encrypt`: files cross intact in both directions, the wire never shows their
 //! bytes, a flipped bit in a record fails the session with nothing saved, a relay that
 //! terminates TLS on both sides cannot pass the token proofs, and neither end silently talks
 //! to a plaintext peer. The kernel-TLS path runs only where the kernel has kTLS.

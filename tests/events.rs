@@ -1,4 +1,4 @@
-//! `--events` (issue #15): the NDJSON stream of a real transfer, parsed line by line on both
+//! `--events`: the NDJSON stream of a real transfer, parsed line by line on both
 //! ends: every line a versioned object, a session that starts, files that start or resume,
 //! are skipped or refused, and end with their checksum, progress at its interval, the summary
 //! holding the `--json` report; failures as `error` events; the stream on another descriptor.

@@ -1,4 +1,4 @@
-//! The handshake against a hostile peer that speaks the protocol (issue #11): reflected
+//! The handshake against a hostile peer that speaks the protocol: reflected
 //! messages, a relay between two listening ends, a listening end asked for something to guess
 //! the token against, an old protocol version, and peers that trickle their greeting. Replay
 //! is in `auth.rs`. Each class must fail at both ends, write nothing and send no file.
@@ -103,7 +103,7 @@ fn a_receiver_never_proves_first_so_nothing_can_be_reflected_to_it() {
 
 #[test]
 fn a_relay_between_two_listening_ends_fails_on_both() {
-    // Issue #11, item 1: `send --listen` and `recv --listen` with the same token, both
+    // The relay attack: `send --listen` and `recv --listen` with the same token, both
     // connected to by someone without it who ferries every byte between them.
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, data) = setup(work.path(), 2);
@@ -128,7 +128,7 @@ fn a_relay_between_two_listening_ends_fails_on_both() {
 
 #[test]
 fn a_listening_sender_gives_nothing_to_guess_against_before_its_peer_proves() {
-    // Issue #11, item 2: v1 sent an HMAC of the token to whoever connected.
+    // The token oracle: v1 sent an HMAC of the token to whoever connected.
     let work = tempfile::tempdir().expect("tempdir");
     let (src, dst, data) = setup(work.path(), 3);
     let (mut sender, addr) = send_listening(&src, &[]);
@@ -202,7 +202,7 @@ fn an_old_receiver_is_named_with_both_versions() {
 
 #[test]
 fn a_receiver_trickling_its_greeting_stops_the_sender_at_the_deadline() {
-    // Issue #11, item 6: one byte every 1.5 s; every read succeeds, the handshake must not.
+    // A trickling peer: one byte every 1.5 s; every read succeeds, the handshake must not.
     let work = tempfile::tempdir().expect("tempdir");
     let (src, _, _) = setup(work.path(), 5);
     let (sender, mut socket) = sender_to_a_fake_receiver(&src);

@@ -1,4 +1,4 @@
-//! Peers that misbehave on purpose (#11): text from the peer reaches the terminal escaped and
+//! Peers that misbehave on purpose: text from the peer reaches the terminal escaped and
 //! `--json` exact; a receiver that never reads cannot hold the sender past `--idle-timeout`.
 
 use std::fs;
@@ -124,7 +124,7 @@ fn receiver_that_talks_but_never_reads_cannot_hold_the_sender() {
 #[test]
 fn a_no_auth_sender_refuses_a_receiver_that_did_not_say_no_auth() {
     // A receiver greeting with neither AUTH nor NO_AUTH (not what zcp recv sends, which always
-    // says one or the other) is not one that agreed to run without a token (#13).
+    // says one or the other) is not one that agreed to run without a token.
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join("a.txt");
     fs::write(&src, b"not for just anyone").expect("writing a.txt");

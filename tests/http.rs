@@ -1,4 +1,4 @@
-//! HTTP mode against real curl (#17): `zcp send --http` serving whole files, ranges and resumed
+//! HTTP mode against real curl: `zcp send --http` serving whole files, ranges and resumed
 //! downloads byte-identical by sendfile; `zcp recv --http` taking `curl -T` uploads by splice,
 //! atomically; tokens, malformed requests and path traversal refused. Skipped, with the reason,
 //! where curl (or, for the syscall checks, strace) is missing.

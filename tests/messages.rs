@@ -1,4 +1,4 @@
-//! What a user reads when a transfer is cut short (#13): an interrupted sender says what was
+//! What a user reads when a transfer is cut short: an interrupted sender says what was
 //! kept and how to resume, and the rerun says where it resumed; a stopped receiver is reported
 //! as stopped; an idle receiver's Ctrl-C prints its summary; a peer's idle timeout is named on
 //! both ends.

@@ -1,4 +1,4 @@
-//! `--output PATH` that does not exist yet (#13): a directory when the path ends in `/` or the
+//! `--output PATH` that does not exist yet: a directory when the path ends in `/` or the
 //! sender offers a directory or several entries (created, one level, and the report says so);
 //! one file to a missing path is that file; missing parents are never created.
 

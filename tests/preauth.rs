@@ -1,4 +1,4 @@
-//! Connections that never authenticate (issue #11, item 3): a port scan, idle connections and
+//! Connections that never authenticate: a port scan, idle connections and
 //! wrong tokens must not end a one-shot `zcp recv` or `zcp send --listen`, hold off the real
 //! peer queued behind them, or fill `--keep-open`'s `--max-conns`. (Wrong tokens against
 //! `zcp recv`, garbage and silence are in `auth.rs`, `errors.rs` and `faults.rs`.)

@@ -103,7 +103,7 @@ fn ctrl_c_stops_a_listening_sender_once_it_is_sending() {
     sender.signal(nix::sys::signal::Signal::SIGINT);
     let sender = sender.wait_for(Duration::from_secs(10));
     assert!(sent_at.elapsed() < Duration::from_secs(3), "Ctrl-C took {:?}", sent_at.elapsed());
-    // It stops between calls, says what was kept and exits 130 (#13), not killed mid-write.
+    // It stops between calls, says what was kept and exits 130, not killed mid-write.
     assert_eq!(sender.code(), Some(130), "the sender should exit 130: {sender:?}");
     assert!(sender.stderr.contains("run the same command again"), "{}", sender.stderr);
     let received = receiver.wait_for(Duration::from_secs(10));

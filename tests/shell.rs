@@ -56,7 +56,7 @@ fn man_page_covers_every_subcommand() {
         let name = sub.get_name();
         if name != "help" {
             assert!(page.contains(&format!("zcp {name}")), "man page lacks `zcp {name}`");
-            // One page, zcp(1): there is no zcp-send(1) to point at (#13).
+            // One page, zcp(1): there is no zcp-send(1) to point at.
             assert!(!page.contains(&format!("\\-{name}(1)")), "man page points at zcp-{name}(1)");
         }
     }

@@ -1,4 +1,4 @@
-//! Sparse files (issue #15): a 4 GiB file with 64 MiB of data in several extents crosses as its
+//! Sparse files: a 4 GiB file with 64 MiB of data in several extents crosses as its
 //! data only (the sparse form, negotiated by the greeting's SPARSE flag), arrives with the same
 //! bytes and about the same allocation, its holes counted apart in the report; a resumed one
 //! too; a receiver that did not say SPARSE gets the plain form; a hostile sender's runs past

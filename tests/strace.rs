@@ -157,7 +157,7 @@ fn auto_receiver_writes_the_data_with_splice() {
     assert_eq!(splice.bytes(), 2 * SIZE as i64, "splice should move the whole file: {splice:?}");
     assert_eq!(report["recv"]["syscalls"], splice.calls, "report vs strace: {splice:?}");
     // The checksum is taken from a read-only shared mapping of the file just written (issue
-    // #10): no tee'd copy, and read(2) sees only start-up files (libraries, /proc/self/status).
+    // no tee'd copy, and read(2) sees only start-up files (libraries, /proc/self/status).
     let (tee, read) = (traced(&trace, "tee"), traced(&trace, "read"));
     assert_eq!(tee.calls, 0, "no tee'd copy for the checksum: {tee:?}");
     assert!((0..65536).contains(&read.bytes()), "no read(2) of the data: {read:?}");

@@ -1,4 +1,4 @@
-//! Mistakes on the command line (#13): each address mistake exits 2 before anything is read or
+//! Mistakes on the command line: each address mistake exits 2 before anything is read or
 //! sent, with a message that names the argument at fault.
 
 use crate::util::{Finished, assert_exit, assert_says, run, zcp_command};

@@ -1,4 +1,4 @@
-//! The HTTP rows of `--compare` (#17): the file fetched by `curl -o` from `zcp send --http`, by
+//! The HTTP rows of `--compare`: the file fetched by `curl -o` from `zcp send --http`, by
 //! the same curl from `python3 -m http.server`, and as many bytes from a server that sends one
 //! buffer over and over (curl's ceiling). The server is the sending side of the row, curl the
 //! receiving one; the wall time runs from starting curl until it exited (and, for zcp, until the

@@ -1,4 +1,4 @@
-//! Sparse files (issue #15): where a source's data lies (`SEEK_DATA`/`SEEK_HOLE`), as the runs
+//! Sparse files: where a source's data lies (`SEEK_DATA`/`SEEK_HOLE`), as the runs
 //! of hole and data the sparse wire form sends, and the checksum's view of a hole (zeros that
 //! are never read). Which file goes sparse is the session's choice; the data paths move each
 //! data range as they move a whole file.

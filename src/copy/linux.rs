@@ -262,7 +262,7 @@ fn probe_splice_write(pipe: &Pipe, inc: &Incoming<'_>) -> Result<(), Attempt> {
 /// run is hashed from a shared mapping of the file right after it was spliced in, while its
 /// pages are still in cache from that write: the bytes' only read. (A `tee`'d copy read with
 /// read(2) paid a second copy of every byte, and its read was the first touch: about half the
-/// receiver's CPU, issue #10.) A stream written in order (standard output) cannot be read
+/// receiver's CPU.) A stream written in order (standard output) cannot be read
 /// back, so each run is duplicated with `tee` and the copy read before the run moves on.
 enum Checksum<'a> {
     /// Hashed from the destination file behind the writes.
@@ -310,7 +310,7 @@ impl<'a> Checksum<'a> {
 
     /// The most one splice into the file may write: a hashed piece must still be in the L2
     /// cache from that write when it is read back (256 KiB measured 15-25% less receiver CPU
-    /// than whole 1 MiB runs, issue #10).
+    /// than whole 1 MiB runs).
     fn piece(&self) -> usize {
         match self {
             Checksum::Mapped(_) => MAPPED_PIECE,

@@ -1,6 +1,6 @@
 //! The checksum of a file read from a read-only shared mapping of it, window by window, with no
 //! copy into a buffer. The splice receiver hashes each run right after splicing it into the
-//! file, while its pages are still in cache from that write: the bytes' only read (issue #10).
+//! file, while its pages are still in cache from that write: the bytes' only read.
 //! A window is unmapped once hashed, so the mapping never adds more than `WINDOW` to the RSS.
 
 use std::ffi::c_void;

@@ -114,7 +114,7 @@ impl Destination {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        // The parent must exist: a mistyped path does not grow directories (#13).
+        // The parent must exist: a mistyped path does not grow directories.
         let dir = open_dir(AT_FDCWD, parent.as_os_str(), false)
             .with_context(|| format!("output directory {}", parent.display()))?;
         Ok(Destination::File {
@@ -124,7 +124,7 @@ impl Destination {
         })
     }
 
-    /// The directory an offer lands in when `--output` named a path that does not exist (#13):
+    /// The directory an offer lands in when `--output` named a path that does not exist:
     /// created there, one level (its parent exists), when the path ends in `/`, or the offer
     /// holds a directory or more than one entry; found again when an earlier session created
     /// it. `None` leaves the destination as it is (one file to a missing path stays a file).

@@ -1,4 +1,4 @@
-//! HTTP/1.1 for a peer that has only `curl` or `wget` (issue #17): `zcp send --http` serves files
+//! HTTP/1.1 for a peer that has only `curl` or `wget`: `zcp send --http` serves files
 //! (`serve`), `zcp recv --http` takes `PUT` uploads (`accept`). The socket stays in our hands
 //! (heads parsed by `httparse` from peeked bytes), so bodies go by the same data paths as a zcp
 //! session: `sendfile` out, `splice` in, buffered where those cannot serve, saying why.

@@ -231,7 +231,7 @@ impl Server<'_> {
 
     /// Sends `len` bytes of `source` from `first` by the data paths: plain `sendfile`, since
     /// smaller calls, socket-buffer and Nagle settings, warming the pages and a one-copy send
-    /// were measured against it for #17 and none made curl faster (README, Benchmarks).
+    /// were measured against it and none made curl faster (README, Benchmarks).
     fn send_body(
         &self,
         socket: &TcpStream,

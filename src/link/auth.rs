@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn two_accepting_ends_or_two_connecting_ends_never_agree() {
-        // The relay of issue #11: a listening sender and a listening receiver, both connected
+        // The relay attack: a listening sender and a listening receiver, both connected
         // to by someone who ferries their messages.
         let t = Token::new("secret").unwrap();
         let listening_sender = End { role: Role::Sender, direction: Direction::Accepted };

@@ -3,7 +3,7 @@
 //! first and the accepting end only after that proof checks. All of it runs against one
 //! deadline (`HANDSHAKE_TIMEOUT`), so a peer trickling bytes cannot stretch it. With
 //! `--encrypt` it runs inside the TLS tunnel, and the TLS exporter (`binding`) joins the
-//! transcript the proofs cover. The protocol module's docs hold the wire format and the
+//! transcript the proofs cover. `crate::manual::protocol` holds the wire format and the
 //! security argument.
 
 use std::io::{self, Write};
@@ -47,7 +47,7 @@ pub fn sender(
     }
     same_encryption(theirs, binding, Role::Receiver)?;
     match (token, theirs.auth()) {
-        // #13: without a token on either end, both must have said --no-auth.
+        // Without a token on either end, both must have said --no-auth.
         (None, false) if no_auth && !theirs.said_no_auth() => Err(SessionError::Auth(
             "the receiver did not say --no-auth: both ends must, or both need the token".into(),
         )
@@ -125,7 +125,7 @@ pub fn receiver(
     }
     same_encryption(theirs, binding, Role::Sender)?;
     match (token, theirs.auth()) {
-        // #13: a sender without a token is served only when it said --no-auth too.
+        // A sender without a token is served only when it said --no-auth too.
         (None, false) if !theirs.said_no_auth() => refuse(
             socket,
             "this receiver runs with --no-auth: the sender must say --no-auth too",

@@ -1169,7 +1169,7 @@ fn arb_greeting_bytes() -> impl Strategy<Value = Vec<u8>> {
 fn expected_hello(bytes: &[u8]) -> Result<Hello, ProtocolError> {
     let seen = bytes.len().min(MAGIC.len());
     if bytes.first() == Some(&TLS_HANDSHAKE) {
-        // An --encrypt peer's ClientHello (#14).
+        // An --encrypt peer's ClientHello.
         Err(ProtocolError::TlsPeer)
     } else if bytes[..seen] != MAGIC[..seen] {
         Err(ProtocolError::NotZcpPeer)

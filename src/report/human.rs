@@ -235,7 +235,7 @@ fn is_batch_fallback(fb: &Fallback) -> bool {
 /// Text that came from the peer (names, refusal and fallback reasons, ERROR messages), fit for
 /// a terminal: control characters are shown escaped (`\e`, `\r`, `\n`, `\t`, `\x07`,
 /// `\u{9b}`), so that they cannot move the cursor, set the title or draw a fake line
-/// (#11). `--json` keeps the exact text.
+///. `--json` keeps the exact text.
 pub fn shown(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);

@@ -509,7 +509,7 @@ fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
 }
 
 /// How long a failed send looks for the receiver's reason, all reads together: a receiver that
-/// sends frames forever must not hold the sender (#11).
+/// sends frames forever must not hold the sender.
 const REASON_WITHIN: Duration = Duration::from_secs(2);
 
 /// After a failed send, the receiver's ERROR frame if it sent one within `REASON_WITHIN` (it

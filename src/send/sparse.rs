@@ -1,4 +1,4 @@
-//! Sending a file in the sparse form (issue #15): where the receiver takes it and the source
+//! Sending a file in the sparse form: where the receiver takes it and the source
 //! has holes worth skipping, each run's header goes out, then its data range by the session's
 //! data path; holes never cross. The wire form is in `protocol`; the runs come from
 //! `copy::holes`.
