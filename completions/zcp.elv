@@ -55,7 +55,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --json 'Print the report as one JSON object on stdout'
             cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
             cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'
-            cand --events 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
+            cand --events 'Print events as they happen, one JSON object per line (NDJSON), on stdout'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -86,7 +86,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --json 'Print the report as one JSON object on stdout'
             cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
             cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'
-            cand --events 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
+            cand --events 'Print events as they happen, one JSON object per line (NDJSON), on stdout'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -109,9 +109,9 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --json 'Print the report as one JSON object on stdout'
             cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
             cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'
-            cand --events 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --events 'Print events as they happen, one JSON object per line (NDJSON), on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'zcp;doctor'= {
             cand --json 'Print the findings as one JSON object on stdout'

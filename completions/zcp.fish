@@ -58,7 +58,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand send" -l raw -d 'Plain bytes, no
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l encrypt -d 'Encrypt the connection with TLS 1.3, keyed to the token; both ends must say it (kernel TLS keeps sendfile and splice where the kernel has it)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
-complete -c zcp -n "__fish_zcp_using_subcommand send" -l events -d 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l events -d 'Print events as they happen, one JSON object per line (NDJSON), on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l listen -d 'Address to listen on; port 0 picks a free port. The first line on stderr is always `listening on IP:PORT`, printed before the first connection is accepted' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l connect -d 'Fetch from a sender that waits with `zcp send --listen` instead of listening' -r
@@ -86,7 +86,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l raw -d 'Plain bytes, no
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l encrypt -d 'Encrypt the connection with TLS 1.3, keyed to the token; both ends must say it (kernel TLS keeps sendfile and splice where the kernel has it)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
-complete -c zcp -n "__fish_zcp_using_subcommand recv" -l events -d 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l events -d 'Print events as they happen, one JSON object per line (NDJSON), on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l size -d 'Size of the temporary test file of random bytes, e.g. 256M, 1G, 4G [default: 1G]; with --files, the size of each file [default: 4K]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l files -d 'Send a tree of N files of --size each (500 to a directory) instead of one file; with --compare, against tar | nc' -r
@@ -105,8 +105,8 @@ complete -c zcp -n "__fish_zcp_using_subcommand bench" -l sparse -d 'Send a spar
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l encrypt -d 'Also run every pair with --encrypt (rows `PAIR --encrypt`); with --compare, also socat OPENSSL: with the same TLS 1.3 suite'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l json -d 'Print the report as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -s q -l quiet -d 'No progress bar and no summary line on stderr (errors are still printed)'
-complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events -d 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
-complete -c zcp -n "__fish_zcp_using_subcommand bench" -s h -l help -d 'Print help'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events -d 'Print events as they happen, one JSON object per line (NDJSON), on stdout'
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zcp -n "__fish_zcp_using_subcommand doctor" -l json -d 'Print the findings as one JSON object on stdout'
 complete -c zcp -n "__fish_zcp_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c zcp -n "__fish_zcp_using_subcommand completions" -s h -l help -d 'Print help'

@@ -120,6 +120,13 @@ pub enum RecvMethod {
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Print the report as one JSON object on stdout
+    ///
+    /// One object per session (a `--keep-open` receiver prints one per session), with stable keys:
+    /// `role`, `files[]` (each entry's `name`, `kind`, `status`, `bytes`, `resumed_from`,
+    /// `hole_bytes`, `path`, `checksum_ok`, `saved_as`, `reason`), the totals, `checksum`,
+    /// `encryption`, and each end's measurements under `send` and `recv` (`path`, `syscalls`,
+    /// `bytes_per_call`, `checksum_syscalls`, `pipe_bytes`, CPU, peak RSS, context switches,
+    /// `fallbacks[]`). Renaming a key is a breaking change, noted in the CHANGELOG.
     #[arg(long)]
     pub json: bool,
 
@@ -127,11 +134,20 @@ pub struct OutputArgs {
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Print events as they happen, one JSON object per line, on stdout (schema in the README)
+    /// Print events as they happen, one JSON object per line (NDJSON), on stdout
+    ///
+    /// Every line has `v` (schema version 1), `session`, `t` (seconds since the session started) and
+    /// `event`: `session_start`, `file_skip`, `file_refuse`, `file_start`, `file_resume`, `progress`
+    /// (every --events-interval while bytes move), `file_end`, `fallback`, `summary` (the report
+    /// --json prints) and `error` (with `exit_code`, last). New events and keys may appear within a
+    /// version. Not with --json on stdout (the `summary` event holds the report; use --events-fd), not
+    /// with --raw or --http (exit 2). A reader that goes away ends the stream, not the transfer.
     #[arg(long)]
     pub events: bool,
 
     /// Write the events to this open file descriptor instead of stdout (implies --events)
+    ///
+    /// For example `3>events.ndjson`, so --json can keep stdout.
     #[arg(long, value_name = "FD")]
     pub events_fd: Option<i32>,
 
@@ -144,6 +160,11 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct AuthArgs {
     /// The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)
+    ///
+    /// A listening end without a token makes one (20 base32 characters, 100 bits, in groups of four)
+    /// and prints it with the other end's command. Both ends prove it with SPAKE2 and key
+    /// confirmation: the token never crosses the wire, and a guess costs a connection. --token-file
+    /// wins over --token and ZCP_TOKEN; --no-auth wins over all three.
     #[arg(long, env = "ZCP_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
 
@@ -153,6 +174,9 @@ pub struct AuthArgs {
 
     /// Turn authentication off on this end: anyone who can connect may write (wins over every
     /// token option)
+    ///
+    /// Both ends must say it: a --no-auth receiver refuses a sender that merely has no token (exit 8
+    /// there), and says on stderr that it runs without authentication.
     #[arg(long)]
     pub no_auth: bool,
 }
@@ -161,24 +185,45 @@ pub struct AuthArgs {
 #[derive(Debug, Args)]
 pub struct NetArgs {
     /// Give up connecting after SECS seconds per attempt [default: 10]
+    ///
+    /// Refused (exit 2) on an end that listens (--listen, --http).
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<f64>,
 
     /// Retry a refused or timed-out connection N times, a second apart (for CI jobs where the
     /// other end starts a moment later)
+    ///
+    /// Refused (exit 2) on an end that listens.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry: u32,
 
     /// Abort when no bytes move for SECS seconds (0: never)
+    ///
+    /// A transfer with no bytes moving for this long is aborted and its part files kept for a resume;
+    /// writes to a peer that stopped reading are bounded the same way. The handshake and the offer
+    /// have their own deadline of 10 s from the connection, whatever this says.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub idle_timeout: f64,
 
     /// Plain bytes, no protocol: interoperate with `nc`. No checksum, no authentication
+    ///
+    /// One file, as plain bytes: `zcp recv --raw` takes `nc -N HOST PORT < FILE`, and `zcp send --raw`
+    /// feeds `nc -l PORT > FILE`. There is no checksum, no authentication (anyone who reaches the port
+    /// may write), no resume and no sparse form; not with --encrypt, --events or --fsync (exit 2).
     #[arg(long)]
     pub raw: bool,
 
     /// Encrypt the connection with TLS 1.3, keyed to the token; both ends must say it (kernel
     /// TLS keeps sendfile and splice where the kernel has it)
+    ///
+    /// The whole session, the token handshake included, runs inside one TLS 1.3 connection (rustls,
+    /// AES-128-GCM preferred). There are no certificates: the token proofs run inside the tunnel and
+    /// cover the TLS exporter, so a machine in the middle that terminates TLS towards each end cannot
+    /// pass them. A record that does not authenticate ends the session (exit 9 on both ends, nothing
+    /// put in place, part files kept). An --encrypt end never talks plaintext: facing a peer without
+    /// it, it stops with exit 9 saying which end must change. Where the kernel takes the keys (kTLS)
+    /// sendfile and splice stay; elsewhere records are sealed in user space (the report says which,
+    /// and why). With --no-auth it stops only passive eavesdroppers.
     #[arg(long)]
     pub encrypt: bool,
 }
@@ -190,6 +235,14 @@ pub struct NetArgs {
 pub struct SendArgs {
     /// Files and directories to send (directories recursively; `-` reads standard input), then
     /// the receiver's address HOST:PORT, IP:PORT or `[IPv6]:PORT` (not with --listen)
+    ///
+    /// A PATH may be a regular file, a directory (recreated under the receiver's output directory with
+    /// the same layout, like `cp -r`), a FIFO, a pseudo file such as /proc/cpuinfo, or `-` for standard
+    /// input (with --name). Symlinks and special files found inside directories are skipped with a
+    /// warning (see --follow-symlinks); a FIFO or device named on the command line is sent as a stream.
+    /// Mode bits and mtimes are kept, less the receiver's umask; ownership, setuid/setgid/sticky bits,
+    /// ACLs and extended attributes are not. HOST takes names, IPv4 and `[IPv6]`; every resolved
+    /// address is tried in order, and the error names each one when all fail.
     #[arg(value_name = "PATH", required = true, num_args = 1..)]
     pub args: Vec<PathBuf>,
 
@@ -200,6 +253,17 @@ pub struct SendArgs {
 
     /// Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the
     /// token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole
+    ///
+    /// Files under named directories are served by their relative paths (`/photos/a.jpg`), with GET
+    /// and HEAD: Content-Length always, ETag and Last-Modified, a single byte range as 206 (`curl -C -`
+    /// resumes), 416 past the end. `GET /` is an index. Bodies go by sendfile (then splice, then
+    /// buffered, with the reason); --method, --limit-rate and --idle-timeout apply. Each request gets
+    /// one line on stderr (with --json, one JSON object per request on stdout). It ends, exit 0, once
+    /// every file was sent whole at least once (ranges add up; a HEAD does not count). Over plain HTTP
+    /// the token crosses the network in clear: use it on trusted networks, with a fresh token each
+    /// time (the default). Not with --events, --retry, --no-sparse, --raw, --name or --no-resume
+    /// (exit 2). Bounds: a request head of at most 16 KiB (431) arriving within 10 s (408), 16
+    /// connections at once (the next gets 503), one request per connection.
     #[arg(long, conflicts_with_all = ["raw", "name", "no_resume"])]
     pub http: bool,
 
@@ -216,14 +280,31 @@ pub struct SendArgs {
     pub follow_symlinks: bool,
 
     /// Send every file whole, even where the receiver holds a matching partial copy
+    ///
+    /// An interrupted transfer leaves `.NAME.zcp-part` files at the receiver. Sending the same paths
+    /// again resumes each where it stopped: the receiver offers the part's length and the xxh3-128 of
+    /// that prefix, and the sender resumes only when its own prefix hashes the same (else it sends the
+    /// file whole and says so).
     #[arg(long)]
     pub no_resume: bool,
 
     /// Send holes of sparse files as zeros, as if the file were dense (it lands fully allocated)
+    ///
+    /// By default a file larger than 64 KiB with holes of 64 KiB or more (found with SEEK_DATA and
+    /// SEEK_HOLE) crosses as its data ranges only, each by the same zero-copy path as any file, and
+    /// lands with its holes; the checksum still covers the whole logical file, holes hashed as zeros
+    /// without reading them. A receiver older than the sparse form is sent the file whole.
     #[arg(long)]
     pub no_sparse: bool,
 
     /// Which data path moves the bytes
+    ///
+    /// `auto` tries sendfile, then splice (when the kernel answers EINVAL, ENOSYS or EOPNOTSUPP before
+    /// the first byte moved), then the buffered loop, and the report says which path it took and why.
+    /// A source of unknown length (a pipe, a procfs file) cannot go by sendfile, so `auto` starts at
+    /// splice for it. A named method that cannot serve this input is an error (exit 2), never a silent
+    /// fallback. Files up to 64 KiB go in batches (many per read and write) under `auto` and
+    /// `buffered`: for them the calls, not the bytes, are the cost.
     #[arg(long, value_enum, default_value_t = SendMethod::Auto)]
     pub method: SendMethod,
 
@@ -232,6 +313,9 @@ pub struct SendArgs {
     pub buffer_size: u64,
 
     /// Cap the sending rate, in bytes per second (e.g. 100M); stays zero-copy
+    ///
+    /// Each data call carries at most a tenth of a second's worth and the sender sleeps between calls,
+    /// so the average holds the limit while the path stays sendfile or splice.
     #[arg(long, value_name = "RATE", value_parser = parse_bytes)]
     pub limit_rate: Option<u64>,
 
@@ -250,6 +334,12 @@ pub struct SendArgs {
 pub struct RecvArgs {
     /// Address to listen on; port 0 picks a free port. The first line on stderr is always
     /// `listening on IP:PORT`, printed before the first connection is accepted
+    ///
+    /// `[::]:7878` listens on IPv6 (dual-stack where the OS allows). Without --keep-open the receiver
+    /// serves one sender and exits with that session's code: connections that fail the token do not
+    /// count, and once a sender has proved it the receiver stops listening. Ctrl-C or SIGTERM stops
+    /// it: running senders are told, part files are kept for a resume, and it exits 130 (SIGINT) or
+    /// 143 (SIGTERM).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7878")]
     pub listen: String,
 
@@ -259,16 +349,36 @@ pub struct RecvArgs {
 
     /// Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as
     /// `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open
+    ///
+    /// `curl -T FILE http://HOST:PORT/` puts the file's name in the URL; `/sub/name` lands in
+    /// `DIR/sub/name`. The body goes socket->pipe->file by splice into a part file, renamed into place
+    /// when every byte arrived (201). The naming rule, --max-size (413), the free space (507) and an
+    /// existing target (409 without --force) are checked before a byte is read; `Expect:
+    /// 100-continue` gets its go-ahead only then. A chunked body (`curl -T -`) is spliced chunk by
+    /// chunk. HTTP carries no checksum and no resume: a broken-off upload leaves nothing. With
+    /// --fsync an upload is made durable before the 201.
     #[arg(long, conflicts_with_all = ["connect", "raw", "skip_existing"])]
     pub http: bool,
 
     /// Where to write: a directory (entries keep their relative paths; a missing one is created
     /// when the sender offers a directory or several entries, or PATH ends in `/`), the path of
     /// the one file to write, or `-` for standard output
+    ///
+    /// A PATH that does not exist becomes a directory (one level: its parent must exist) when it ends
+    /// in `/` or the sender offers a directory or more than one entry; one file offered to a missing
+    /// PATH is written as PATH. With `-` the one incoming file goes to standard output, spliced when
+    /// stdout is a pipe, its checksum taken from a tee(2) copy; a mismatch there is reported after the
+    /// fact (exit 6), since bytes written to stdout cannot be taken back. Every file is written to
+    /// `.NAME.zcp-part` beside its target and renamed into place only after its checksum matched;
+    /// small files are written unnamed (O_TMPFILE) and linked in.
     #[arg(long, short, value_name = "PATH", default_value = ".")]
     pub output: PathBuf,
 
     /// Which data path writes the bytes
+    ///
+    /// `auto` splices after a probe that the file takes splice writes, so no byte is taken off the
+    /// socket by a path that then cannot write it, and falls back to the buffered loop with the
+    /// reason. A named method that cannot serve is an error (exit 2).
     #[arg(long, value_enum, default_value_t = RecvMethod::Auto)]
     pub method: RecvMethod,
 
@@ -277,19 +387,35 @@ pub struct RecvArgs {
     pub buffer_size: u64,
 
     /// Replace files that already exist (without it, an existing file is refused)
+    ///
+    /// Without it an existing target is refused (exit 5 at the end, after the other files landed),
+    /// and a file that appears under the name during the transfer is never replaced.
     #[arg(long)]
     pub force: bool,
 
     /// Skip files whose size and mtime already match
+    ///
+    /// Other files that exist are still refused. On FAT, exFAT and FUSE file systems an mtime cut to
+    /// the file system's grain (2 s, 1 s, 10 ms) counts as the same; elsewhere it must match to the
+    /// nanosecond.
     #[arg(long)]
     pub skip_existing: bool,
 
     /// Make every file durable before its name appears: one sync for the whole session, then
     /// the renames, then the directories that gained names are synced
+    ///
+    /// Files are written and checked, held open without their names, then one syncfs(2) per file
+    /// system, then every name is given, then each directory that gained a name is fsync'd. The
+    /// sender's verdicts come after that, so `xxh3 ok` means the files survive a power loss. If a
+    /// directory sync fails both ends exit 7 saying the files are in place but not known to be
+    /// durable. Not with --output - or --raw (exit 2).
     #[arg(long)]
     pub fsync: bool,
 
     /// Keep serving after the first session, several at once
+    ///
+    /// Up to --max-conns sessions at once; only authenticated sessions count. Ctrl-C or SIGTERM stops
+    /// accepting, tells running senders, keeps their part files and prints a summary.
     #[arg(long)]
     pub keep_open: bool,
 
@@ -299,6 +425,9 @@ pub struct RecvArgs {
     pub max_conns: u32,
 
     /// Refuse a session whose files add up to more than SIZE (e.g. 10G)
+    ///
+    /// The plan is checked against it and against the free space (statvfs) before anything is
+    /// written; a session that does not fit is refused whole (exit 5) naming both sizes.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub max_size: Option<u64>,
 

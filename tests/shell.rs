@@ -90,3 +90,55 @@ fn man_page_renders_with_man() {
 fn cli_is_consistent() {
     Cli::command().debug_assert();
 }
+
+/// The words of a text, as the man page renders them: roff escapes and font changes dropped,
+/// whitespace collapsed, so a flag's long help and its rendering in the page can be compared.
+fn words(text: &str) -> String {
+    let text = text
+        .replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fI", "")
+        .replace("\\fR", "")
+        .replace("\\fP", "")
+        .replace("\\(aq", "'")
+        .replace("\\*(Aq", "'")
+        .replace("\\\\", "\\")
+        .replace("\\&", "");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('.')).collect();
+    lines.join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Each flag's full explanation is its `long_help`, so `--help` and the man page carry the
+/// same text; a flag documented only in the README would be missing here.
+#[test]
+fn man_page_holds_every_flags_long_help() {
+    let out = Command::cargo_bin("zcp").unwrap().arg("man").output().unwrap();
+    let page = words(&String::from_utf8(out.stdout).unwrap());
+    let mut missing = Vec::new();
+    let cli = Cli::command();
+    for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
+        for arg in sub.get_arguments() {
+            let Some(help) = arg.get_long_help().or(arg.get_help()) else { continue };
+            // Every paragraph, so a long help whose later paragraphs the page dropped fails.
+            for paragraph in help.to_string().split("\n\n") {
+                let paragraph = words(paragraph);
+                if !paragraph.is_empty() && !page.contains(&paragraph) {
+                    missing.push(format!("zcp {} --{}: {paragraph}", sub.get_name(), arg.get_id()));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "man page lacks:\n{}", missing.join("\n"));
+}
+
+/// `zcp send --help` prints the long text; `-h` the first paragraph only.
+#[test]
+fn long_help_is_printed_by_help() {
+    let send = Cli::command().find_subcommand("send").unwrap().clone();
+    let method = send.get_arguments().find(|a| a.get_id() == "method").unwrap();
+    let long = method.get_long_help().expect("--method has a long help").to_string();
+    let out = Command::cargo_bin("zcp").unwrap().args(["send", "--help"]).output().unwrap();
+    let text = words(&String::from_utf8_lossy(&out.stdout));
+    let last = long.split("\n\n").last().unwrap();
+    assert!(text.contains(&words(last)), "send --help lacks {last:?}");
+}
