@@ -3,16 +3,23 @@
 //! syscall path it actually took. `main.rs` only parses the command line and maps errors to
 //! exit codes; everything else lives here so tests and benchmarks reuse it.
 //!
-//! Layers, each importing only those listed before it:
-//! - vocabulary: `units` (sizes), `datapath` (which path, why a fallback), `error` (exit codes),
-//!   `checksum` (the end-to-end xxh3-128);
-//! - `protocol`: the wire format, pure encode/decode;
-//! - `cli` → `config`: the command line and the validated options built from it;
-//! - `sys`: signals, the machine, resource usage; `link`: connecting, the token proofs, talking
-//!   to the peer; `copy`: the data paths between a file and a socket;
-//! - `disk`: the receiver's destination: safe names, part files, putting files in place;
-//! - the sessions: `send`, `recv`, `raw`, `http` (curl as the peer); then `report`/`progress` (printing), `bench`,
-//!   `doctor` and `shell` (completions, man page).
+//! Layers, lowest first; a module imports only modules of lower layers (`tests/layers.rs`
+//! checks this list against every `crate::` path in `src/`):
+//! 1. vocabulary: `units` (sizes), `datapath` (which path, why a fallback), `checksum` (the
+//!    end-to-end xxh3-128), `manual` (documentation only);
+//! 2. `protocol`: the wire format, pure encode/decode;
+//! 3. `error`: the failures callers branch on and their exit codes (it knows the protocol's
+//!    error codes);
+//! 4. `copy`: the data paths between a file and a socket;
+//! 5. `sys`: signals, the machine, resource usage (it measures what `copy` moved);
+//! 6. `link` (connecting, the token proofs, talking to the peer) and `disk` (the receiver's
+//!    destination: safe names, part files, putting files in place);
+//! 7. `report`: all printing of results;
+//! 8. `cli`, then 9. `config` (the command line, then the validated options built from it,
+//!    which name `link`, `disk` and `report` settings), then 10. `progress`;
+//! 11. `send`; 12. the other sessions: `recv`, `raw`, `http` (curl as the peer; it serves
+//!    with `send`'s walk);
+//! 13. the other subcommands: `bench`, `doctor`, `shell` (completions, man page).
 
 pub mod bench;
 pub mod checksum;

@@ -21,6 +21,7 @@ mod foreign_fs;
 mod handshake;
 mod hostile;
 mod http;
+mod layers;
 mod limits;
 mod messages;
 mod names;
