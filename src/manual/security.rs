@@ -1,0 +1,88 @@
+//! Authentication and receiver safety: who may write, and what holds whatever arrives on the
+//! socket. The wire-level argument is in `crate::manual::protocol`.
+//!
+//! A `zcp recv` that writes to disk must not be an open door. Authentication is on by default:
+//!
+//! - The receiver requires a shared token. Without one it generates a fresh token (20 base32
+//!   characters, 100 bits, in groups of four: `k3fq-x2pa-9wtm-c8de-4hbn`) and prints it with the command to run on the sender.
+//! - The token comes from `ZCP_TOKEN` (recommended, also in CI: command lines show up in `ps`),
+//!   `--token-file FILE` (first line), or `--token TOKEN`, on both sides. `--no-auth` wins over
+//!   every token option, and `--token-file` over `--token` and `ZCP_TOKEN`, so a token exported in a
+//!   shell profile can still be overridden.
+//! - Both ends prove the token with SPAKE2 (a password-authenticated key exchange, the `spake2`
+//!   crate) followed by key confirmation over the whole handshake (protocol version 2; the
+//!   argument is in `crate::manual::protocol`). The token never crosses the wire, and nothing that
+//!   does lets anyone test token guesses offline: an attacker gets one guess per connection. The
+//!   proofs name each end's role and which end connected, so they cannot be reflected, replayed,
+//!   or relayed between two listening ends (`send --listen` and `recv --listen` with one token).
+//!   The end that connected proves first; a listening end proves itself only to a peer that
+//!   proved the token. The sender knows it reached a receiver that holds the token before it
+//!   sends any name. With a wrong or missing token the connecting end exits 8 (told `wrong
+//!   token` when its proof failed), the listening end logs it and goes on waiting, and nothing is
+//!   written.
+//! - A listening end serves the first peer that **authenticates**. A connection that does not (a
+//!   port scan, an idle connection, a wrong token, something that is not zcp or speaks another
+//!   protocol version) is closed with one line on stderr (`zcp: ignored a connection from ADDR:
+//!   why`), and `zcp recv` or `zcp send --listen` goes on waiting: it never ends the process and
+//!   never counts toward `--max-conns`.
+//! - `--no-auth` on both ends turns it off, and says so on stderr. Both must say it: a `--no-auth`
+//!   receiver refuses a sender that merely has no token (the connecting end exits 8, the listening
+//!   end logs it as an ignored connection and goes on waiting; the greeting carries a NO_AUTH flag
+//!   for this).
+//! - Reverse mode (`zcp send --listen ADDR`, `zcp recv --connect HOST:PORT`): the listening sender
+//!   makes and prints the token when it has none, with the receiver's command
+//!   (`token … (on the receiver: ZCP_TOKEN=… zcp recv --connect HOST:PORT)`); a connecting receiver
+//!   without a token exits 8 at once, asking for the one the sender printed.
+//!
+//! Threat model: the token protects **who may write** through a receiver (and tells the sender it
+//! reached the right one). Without `--encrypt` it does **not** protect confidentiality or integrity
+//! against someone who can read or alter the traffic: data travels in the clear (the zero-copy
+//! default), and the end-to-end xxh3-128 detects corruption, not tampering. Across untrusted
+//! networks use `--encrypt` on both ends (below), or run zcp inside WireGuard or an SSH tunnel.
+//! The handshake itself holds against an active attacker without the token (no offline guessing,
+//! reflection, replay or relay), but without `--encrypt` someone on the path between two honest
+//! ends can still read the files, or alter them after the handshake. A user-chosen token is guessed only
+//! online, one connection per guess; generated tokens (100 bits) are still the better choice.
+//! Anyone who can reach the port can keep a listening end busy with connections (at most 8
+//! handshakes run at once, each for at most 10 s; see below), but not take its place.
+//!
+//! Receiver safety, whatever arrives on the socket:
+//!
+//! - Every name is a relative path of normal components: absolute paths, `..`, empty or `.`
+//!   components and NUL are refused, entry by entry, and reported on both sides; a refused entry never
+//!   stops the others.
+//! - Accepted names are resolved from the held-open output directory one component at a time with
+//!   `O_NOFOLLOW`, so a symlink already inside the destination cannot lead a write outside it.
+//! - The greeting, key exchange, token proof and offer must all arrive within 10 s of the
+//!   connection, one deadline for the whole exchange, on both ends (a peer trickling a byte at a
+//!   time gains nothing); a transfer with no bytes for `--idle-timeout` (30 s) is aborted, part
+//!   files kept, and writes to a peer that stopped reading are bounded the same way.
+//! - Connections that have not authenticated get their own budget: at most 8 handshakes at once,
+//!   each on its own short-lived thread. When 8 run and another connection waits, the oldest is
+//!   closed once it has run 2 s (an honest handshake takes milliseconds), so idle connections
+//!   delay a real sender by about 2 s per 8 of them instead of locking it out; a burst of real
+//!   senders waits its turn in the kernel's queue. Only authenticated sessions count toward
+//!   `--max-conns`; a sender that authenticates while all run is told "busy".
+//! - A name offered twice in one session is refused the second time, and so is a name inside a
+//!   file entry of the same offer (`a` and `a/b`, in either order: the later one), alone: the
+//!   rest of the session lands. A directory that already
+//!   exists keeps its own mode and mtime (only directories the session created take the offered
+//!   ones). Frame sizes are capped (1,000,000 entries, 4096-byte names,
+//!   64 MiB manifests) and checked before anything is allocated.
+//! - Per-session bounds on the offer: at most 1,000,000 entries, 32 MiB of names in all, 256
+//!   components in a name. An offer past one is refused whole with an error naming the bound
+//!   (`MAX_ENTRIES`, `MAX_OFFER_NAMES`, `MAX_DEPTH`), nothing written, exit 5 (an entry count past
+//!   1,000,000 is a malformed offer, exit 4). Planning is linear in the offer (a directory walk
+//!   starts from the parent it just walked); a 1,000,000-entry offer of short names peaks at
+//!   about 370 MB in the receiver (it was 510 MB); longer names, up to the 32 MiB bound, add about
+//!   three times their bytes.
+//! - Before answering, the receiver checks the plan against `--max-size` and the free space
+//!   (`statvfs`): a plan that does not fit is refused with "session needs X, Y free", and the
+//!   directories planning created are removed again (deepest first, only while empty;
+//!   directories that were there before stay). A disk that fills anyway (a stream of unknown
+//!   length) is a clear error on both sides, the part file kept.
+//! - Part files are locked (`flock`): two sessions never write one file. A part file is opened
+//!   without following links and used (resumed from, written, given a mode) only when it is a
+//!   regular file with one link owned by the receiving user; anything else (a hard link to a
+//!   file elsewhere, another user's file, a symlink, a FIFO) is refused for that file, named in
+//!   the reason, and left as it is: never read, hashed, truncated or removed.
