@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 
@@ -245,7 +245,7 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 fn mac_of(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
     // HMAC takes keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
     for part in parts {
         mac.update(&(part.len() as u32).to_be_bytes());
