@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::net::TcpStream;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use super::request::take_line;
 use crate::copy::{self, Framing, Incoming, Moved};
@@ -53,12 +53,16 @@ pub fn receive(sink: &Sink<'_>, tick: copy::Tick<'_>) -> anyhow::Result<Moved> {
     }
 }
 
-/// The size of a chunk-size line (`HEX[;extensions]`).
+/// The size of a chunk-size line (`HEX[;extensions]`, its CRLF already taken), parsed by
+/// `httparse` as the request head is. httparse reads a line with no digits as size 0, the last
+/// chunk; RFC 9112 asks for at least one, so a line that does not start with one is refused.
 fn chunk_size(line: &[u8]) -> anyhow::Result<u64> {
-    let text = std::str::from_utf8(line).ok().and_then(|l| l.split(';').next());
-    let hex = text.map(str::trim).filter(|h| !h.is_empty() && h.len() <= 16);
-    hex.and_then(|h| super::request::number(h, 16))
-        .with_context(|| format!("malformed chunk size {:?}", String::from_utf8_lossy(line)))
+    let framed = [line, b"\r\n"].concat();
+    let digit = line.first().is_some_and(u8::is_ascii_hexdigit);
+    match httparse::parse_chunk_size(&framed) {
+        Ok(httparse::Status::Complete((used, size))) if digit && used == framed.len() => Ok(size),
+        _ => bail!("malformed chunk size {:?}", String::from_utf8_lossy(line)),
+    }
 }
 
 /// Skips the trailer section after the last chunk, up to the empty line.
