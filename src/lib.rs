@@ -15,10 +15,13 @@
 //! 6. `link` (connecting, the token proofs, talking to the peer) and `disk` (the receiver's
 //!    destination: safe names, part files, putting files in place);
 //! 7. `report`: all printing of results;
-//! 8. `cli`, then 9. `config` (the command line, then the validated options built from it,
-//!    which name `link`, `disk` and `report` settings), then 10. `progress`;
-//! 11. `send`; 12. the other sessions: `recv`, `raw`, `http` (curl as the peer; it serves
-//!    with `send`'s walk);
+//! 8. `cli`: the command line, as clap types;
+//! 9. `config`: the validated options built from it (they name `link`, `disk` and `report`
+//!    settings);
+//! 10. `progress`: the progress bar;
+//! 11. `send`: the sending session;
+//! 12. the other sessions: `recv`, `raw`, `http` (curl as the peer; it serves with `send`'s
+//!     walk);
 //! 13. the other subcommands: `bench`, `doctor`, `shell` (completions, man page).
 
 pub mod bench;
