@@ -5,7 +5,7 @@
 //!
 //! Layers, lowest first; a module imports only modules of lower layers (`tests/layers.rs`
 //! checks this list against every `crate::` path in `src/`):
-//! 1. vocabulary: `units` (sizes), `datapath` (which path, why a fallback), `checksum` (the
+//! 1. vocabulary: `units` (sizes), `role` (which end), `datapath` (which path, why a fallback), `checksum` (the
 //!    end-to-end xxh3-128), `manual` (documentation only);
 //! 2. `protocol`: the wire format, pure encode/decode;
 //! 3. `error`: the failures callers branch on and their exit codes (it knows the protocol's
@@ -41,6 +41,7 @@ pub mod protocol;
 pub mod raw;
 pub mod recv;
 pub mod report;
+pub mod role;
 pub mod send;
 pub mod shell;
 pub mod sys;

@@ -14,7 +14,8 @@ use crate::disk::{Decision, Destination};
 use crate::error::SessionError;
 use crate::link::net;
 use crate::protocol::{Entry, EntryKind};
-use crate::report::{RawReport, Role};
+use crate::report::RawReport;
+use crate::role::Role;
 use crate::sys::rusage;
 
 /// Sends the one path as plain bytes, then closes the write side (the peer's end of file).
@@ -49,7 +50,7 @@ pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         .with_context(|| format!("sending {}", source.display))?;
     socket.shutdown(Shutdown::Write).context("closing the connection")?;
     Ok(RawReport {
-        role: Role::Send,
+        role: Role::Sender,
         name: source.display.clone(),
         stats: start.side_stats(&moved),
         saved_as: None,
@@ -131,5 +132,5 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
             (copy::recv(&inc, cfg.method, &mut tick).context("writing to standard output")?, None)
         }
     };
-    Ok(RawReport { role: Role::Recv, name, stats: start.side_stats(&moved), saved_as })
+    Ok(RawReport { role: Role::Receiver, name, stats: start.side_stats(&moved), saved_as })
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::util::{
-    Fault, Process, Proxy, Receiver, SESSION, assert_exit, assert_file_holds, assert_says, auth,
-    final_names, json_str, part_of, protocol, run, send, send_listening, send_paths,
+    Fault, Process, Proxy, Receiver, Role, SESSION, assert_exit, assert_file_holds, assert_says,
+    auth, final_names, json_str, part_of, protocol, run, send, send_listening, send_paths,
     skip_kernel_feature, subdir, tls, unusable, wait_for_bytes, wrapped, write_random_file,
     zcp_command,
 };
@@ -290,11 +290,10 @@ impl TlsRelay {
         let handle = thread::spawn(move || {
             let (mut client, _) = listener.accept().expect("the sender");
             let mut server = TcpStream::connect(upstream).expect("the receiver");
-            let to_sender =
-                tls::open(&mut client, auth::Direction::Accepted, true, auth::Role::Sender)
-                    .expect("TLS with the sender");
+            let to_sender = tls::open(&mut client, auth::Direction::Accepted, true, Role::Sender)
+                .expect("TLS with the sender");
             let to_receiver =
-                tls::open(&mut server, auth::Direction::Connected, true, auth::Role::Receiver)
+                tls::open(&mut server, auth::Direction::Connected, true, Role::Receiver)
                     .expect("TLS with the receiver");
             for s in [&client, &server] {
                 s.set_read_timeout(Some(SESSION)).expect("timeout");
@@ -374,7 +373,7 @@ fn a_peer_that_fails_inside_the_tunnel_and_stays_silent_holds_nothing() {
     let mut recv = Receiver::start(&subdir(work.path(), "dst"), &["--encrypt", "--keep-open"]);
     let wire = TcpStream::connect(recv.addr()).expect("connecting");
     let mut session = wire.try_clone().expect("clone");
-    let tunnel = tls::open(&mut session, auth::Direction::Connected, true, auth::Role::Receiver)
+    let tunnel = tls::open(&mut session, auth::Direction::Connected, true, Role::Receiver)
         .expect("TLS with the receiver");
     if matches!(tunnel.encryption(), zcp::datapath::Encryption::Tls { kernel: true, .. }) {
         return skip_kernel_feature("the receiver seals records in the kernel: no record layer");

@@ -8,7 +8,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::util::auth::{Direction, End, PAKE_LEN, Pake, Role, Token};
+use crate::util::Role;
+use crate::util::auth::{Direction, End, PAKE_LEN, Pake, Token};
 use crate::util::protocol::{self, ErrorCode, Hello, Message};
 use crate::util::{
     Process, Receiver, SESSION, assert_exit, assert_file_holds, assert_says, connect, dir_names,

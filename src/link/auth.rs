@@ -70,30 +70,7 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Which end of the transfer this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Sender,
-    Receiver,
-}
-
-impl Role {
-    /// The other end's role.
-    pub fn peer(self) -> Role {
-        match self {
-            Role::Sender => Role::Receiver,
-            Role::Receiver => Role::Sender,
-        }
-    }
-
-    /// `sender` or `receiver`, for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Sender => "sender",
-            Role::Receiver => "receiver",
-        }
-    }
-}
+use crate::role::Role;
 
 /// Which end of the TCP connection this is: the one that connected, or the one that accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::auth::{self, Direction, End, Pake, Role, Token};
+use super::auth::{self, Direction, End, Pake, Token};
 use super::peer::{self, Deadline, HANDSHAKE_TIMEOUT, unexpected};
 use crate::error::SessionError;
 use crate::protocol::{self, ErrorCode, Hello, Message, ProtocolError, ReadError};
+use crate::role::Role;
 
 /// Domain separation for the TLS exporter value in the transcript.
 const BINDING_LABEL: &[u8] = b"zcp/2 tls exporter";

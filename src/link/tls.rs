@@ -21,13 +21,14 @@ use rustls::{
     SignatureScheme,
 };
 
-use super::auth::{Direction, Role};
+use super::auth::Direction;
 use super::ktls::{self, CryptoInfo};
 use super::peer::{Deadline, HANDSHAKE_TIMEOUT};
 use super::pump::{Failure, Pump};
 use crate::datapath::Encryption;
 use crate::error::SessionError;
 use crate::protocol::{self, Hello, MAGIC, ProtocolError, TLS_HANDSHAKE};
+use crate::role::Role;
 
 /// The label of the TLS exporter (RFC 8446 §7.5) that binds the token proofs to this channel.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-zcp/2 channel binding";

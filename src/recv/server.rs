@@ -17,13 +17,14 @@ use super::session::Session;
 use crate::config::{Link, RecvConfig};
 use crate::disk::Destination;
 use crate::error::ExitCode;
-use crate::link::auth::{Direction, Role, Token};
+use crate::link::auth::{Direction, Token};
 use crate::link::lobby::{Lobby, Ticket};
 use crate::link::peer::Deadline;
 use crate::link::tls::{self, Tunnel};
 use crate::link::{handshake, net, peer};
 use crate::protocol::{self, ErrorCode, Message};
 use crate::report::Report;
+use crate::role::Role;
 use crate::sys::signals;
 
 /// How often the serving loop looks at signals and finished sessions.

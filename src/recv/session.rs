@@ -24,7 +24,8 @@ use crate::protocol::{
     self, Entry, ErrorCode, Message, ProtocolError, Summary, Verdict, VerdictStatus,
 };
 use crate::report::events::{Event, Events};
-use crate::report::{FileReport, Report, Role, Status};
+use crate::report::{FileReport, Report, Status};
+use crate::role::Role;
 use crate::sys::rusage;
 
 /// What one session reads: the receiver's options and destination, and the channel's
@@ -126,7 +127,7 @@ impl Session<'_> {
         protocol::write_message(&mut socket, &Message::Summary(summary))
             .context("sending the summary")?;
         let report = Report {
-            role: Role::Recv,
+            role: Role::Receiver,
             files: plan.reports,
             send: sender,
             recv: stats,
@@ -184,7 +185,7 @@ impl Session<'_> {
         let mut ui = Ui::new(print, known, wanted.len() as u64).with_events(events.clone());
         let files = wanted.len();
         events.emit(&Event::SessionStart {
-            role: Role::Recv,
+            role: Role::Receiver,
             entries: entries.len(),
             files,
             bytes: known,

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{FileReport, Report, Role, Status};
+use super::{FileReport, Report, Status};
 use crate::datapath::DataPath;
 use crate::error::errno_name;
+use crate::role::Role;
 
 /// The version of the event schema, `"v"` in every line. Adding an event or a key keeps it;
 /// renaming or removing one, or changing a meaning, bumps it.
@@ -235,7 +236,7 @@ impl Events {
         if !self.is_on() {
             return;
         }
-        for (side, stats) in [(Role::Send, &report.send), (Role::Recv, &report.recv)] {
+        for (side, stats) in [(Role::Sender, &report.send), (Role::Receiver, &report.recv)] {
             for f in &stats.fallbacks {
                 self.emit(&Event::Fallback {
                     side,

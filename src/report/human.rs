@@ -5,11 +5,12 @@ use std::borrow::Cow;
 
 use humansize::{BINARY, format_size};
 
-use super::{FileReport, RawReport, Report, Role, Status};
+use super::{FileReport, RawReport, Report, Status};
 use crate::copy::batch::{self, SMALL_FILE};
 use crate::datapath::{DataPath, Encryption, Fallback};
 use crate::error::errno_name;
 use crate::protocol::SideStats;
+use crate::role::Role;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -19,8 +20,8 @@ impl Report {
     /// 100 columns for names of ordinary length. Text from the peer is `shown` escaped.
     pub fn human(&self) -> String {
         let what = match self.role {
-            Role::Send => "sent",
-            Role::Recv => "received",
+            Role::Sender => "sent",
+            Role::Receiver => "received",
         };
         let mut line = if nothing_moved(self) {
             // Neither sent nor checked: no rate, no paths, no checksum to speak of.
@@ -65,8 +66,8 @@ impl Report {
         }
         if let Some(mix) = mixed_paths(self) {
             let side = match self.role {
-                Role::Send => "send",
-                Role::Recv => "recv",
+                Role::Sender => "send",
+                Role::Receiver => "recv",
             };
             line.push_str(&format!("\n  {side}: files took more than one path: {mix}"));
         }
@@ -91,8 +92,8 @@ impl RawReport {
     /// The summary for stderr.
     pub fn human(&self) -> String {
         let (what, side) = match self.role {
-            Role::Send => ("sent", "send"),
-            Role::Recv => ("received", "recv"),
+            Role::Sender => ("sent", "send"),
+            Role::Receiver => ("received", "recv"),
         };
         let secs = self.stats.user_us.saturating_add(self.stats.sys_us) as f64 / 1e6;
         let cpu = match cpu_per_gib(self.stats.bytes, &self.stats) {
@@ -297,7 +298,7 @@ mod tests {
     #[test]
     fn a_session_moved_nothing_when_no_file_crossed_whatever_its_directories() {
         let session = |entries: &[(bool, Status)]| Report {
-            role: Role::Send,
+            role: Role::Sender,
             files: entries.iter().map(|&(dir, s)| FileReport::new("e".into(), dir, s)).collect(),
             send: SideStats::default(),
             recv: SideStats::default(),

@@ -6,10 +6,11 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::human::cpu_per_gib;
-use super::{FileReport, RawReport, Report, Role, Status};
+use super::{FileReport, RawReport, Report, Status};
 use crate::datapath::DataPath;
 use crate::error::errno_name;
 use crate::protocol::SideStats;
+use crate::role::Role;
 
 impl Report {
     /// The JSON object for stdout. Its keys are documented in the README and are a contract.
@@ -52,8 +53,8 @@ impl RawReport {
     pub fn json(&self) -> String {
         let side = JsonSide::of(&self.stats);
         let (send, recv) = match self.role {
-            Role::Send => (Some(side), None),
-            Role::Recv => (None, Some(side)),
+            Role::Sender => (Some(side), None),
+            Role::Receiver => (None, Some(side)),
         };
         let view = JsonRaw {
             role: self.role,

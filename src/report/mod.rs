@@ -16,13 +16,7 @@ use crate::datapath::{DataPath, Encryption};
 use crate::error::SessionError;
 use crate::protocol::SideStats;
 
-/// Which end wrote the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Send,
-    Recv,
-}
+use crate::role::Role;
 
 /// What became of one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,8 +103,8 @@ impl Report {
     /// This end's wall-clock time for the data phase.
     pub fn elapsed(&self) -> Duration {
         let own = match self.role {
-            Role::Send => &self.send,
-            Role::Recv => &self.recv,
+            Role::Sender => &self.send,
+            Role::Receiver => &self.recv,
         };
         Duration::from_micros(own.elapsed_us)
     }

@@ -21,7 +21,7 @@ use crate::copy::source::Source;
 use crate::copy::{self, Counted, Framing, Moved, Outgoing};
 use crate::datapath::{DataPath, Encryption, Method};
 use crate::error::SessionError;
-use crate::link::auth::{self, Direction};
+use crate::link::auth::Direction;
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
 use crate::link::tls::Tunnel;
 use crate::link::{handshake, net, tls};
@@ -30,7 +30,8 @@ use crate::protocol::{
     self, Answer, EntryKind, FileEnd, Hello, Message, Offer, ProtocolError, VerdictStatus,
 };
 use crate::report::events::{Event, Events};
-use crate::report::{FileReport, Report, Role, Status};
+use crate::report::{FileReport, Report, Status};
+use crate::role::Role;
 use crate::send::manifest::{Item, Manifest, Origin};
 use crate::sys::{rusage, signals};
 use humansize::{BINARY, format_size};
@@ -70,7 +71,7 @@ pub fn session(
     listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<Report> {
     let greet = |socket: &mut TcpStream, direction| {
-        let tunnel = tls::open(socket, direction, cfg.net.encrypt, auth::Role::Receiver)?;
+        let tunnel = tls::open(socket, direction, cfg.net.encrypt, Role::Receiver)?;
         let hello = greet(cfg, socket, direction, &tunnel)?;
         Ok((tunnel, hello))
     };
@@ -166,7 +167,7 @@ fn run(
         }
     }
     let report = Report {
-        role: Role::Send,
+        role: Role::Sender,
         files: reports,
         send: stats,
         recv: summary.stats,
@@ -257,7 +258,7 @@ fn push_all(
         sparse,
     };
     let (entries, files) = (answers.len(), wanted.len());
-    events.emit(&Event::SessionStart { role: Role::Send, entries, files, bytes: known });
+    events.emit(&Event::SessionStart { role: Role::Sender, entries, files, bytes: known });
     reports.iter().enumerate().for_each(|(i, r)| events.planned(i, r));
     let mut batched = false;
     for index in wanted {

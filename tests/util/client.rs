@@ -6,8 +6,9 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use super::Role;
 use super::TOKEN;
-use super::auth::{self, Direction, End, PAKE_LEN, Pake, Role, Token};
+use super::auth::{self, Direction, End, PAKE_LEN, Pake, Token};
 use super::protocol::{
     self, Entry, EntryKind, FileEnd, Hello, Message, Offer, Plan, ReadError, SideStats, Summary,
 };

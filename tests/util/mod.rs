@@ -34,6 +34,7 @@ pub use zcp::copy::batch::SMALL_FILE;
 pub use zcp::error::ExitCode;
 pub use zcp::link::{auth, tls};
 pub use zcp::protocol;
+pub use zcp::role::Role;
 pub use zcp::shell::{completion_file, completions};
 
 /// The binary under test.
