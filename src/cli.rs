@@ -26,6 +26,7 @@ Exit codes:
 #[command(name = "zcp", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
+    /// The subcommand to run.
     pub command: Command,
 }
 
@@ -320,12 +321,15 @@ pub struct SendArgs {
     pub limit_rate: Option<u64>,
 
     #[command(flatten)]
+    /// Who may write: the token options.
     pub auth: AuthArgs,
 
     #[command(flatten)]
+    /// Options of the connection.
     pub net: NetArgs,
 
     #[command(flatten)]
+    /// What is printed.
     pub output: OutputArgs,
 }
 
@@ -432,12 +436,15 @@ pub struct RecvArgs {
     pub max_size: Option<u64>,
 
     #[command(flatten)]
+    /// Who may write: the token options.
     pub auth: AuthArgs,
 
     #[command(flatten)]
+    /// Options of the connection.
     pub net: NetArgs,
 
     #[command(flatten)]
+    /// What is printed.
     pub output_args: OutputArgs,
 }
 
@@ -507,6 +514,7 @@ pub struct BenchArgs {
     pub export_markdown: Option<PathBuf>,
 
     #[command(flatten)]
+    /// What is printed.
     pub output: OutputArgs,
 }
 

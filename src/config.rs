@@ -187,7 +187,9 @@ pub struct SendConfig {
     pub token: Option<Token>,
     /// Whether the token was generated here (`--listen` without one) and must be shown.
     pub token_generated: bool,
+    /// `--no-auth`: talk only to a receiver that runs without authentication too.
     pub no_auth: bool,
+    /// How to reach the receiver, and the connection's limits.
     pub net: NetConfig,
     /// What the session prints.
     pub print: Output,
@@ -201,6 +203,7 @@ pub struct SendConfig {
 pub const HTTP_LISTEN: &str = "0.0.0.0:7878";
 
 impl SendConfig {
+    /// Validates `zcp send`'s arguments: the paths and the address, the token, the options that conflict.
     pub fn from_args(mut args: SendArgs) -> anyhow::Result<SendConfig> {
         let mut paths = std::mem::take(&mut args.args);
         let link = match args.listen.take() {
@@ -290,6 +293,7 @@ pub struct RecvConfig {
     pub policy: Policy,
     /// Serve sessions until interrupted, up to `max_conns` at once.
     pub keep_open: bool,
+    /// With `keep_open`: sessions at once (with `http`: connections at once).
     pub max_conns: u32,
     /// Refuse sessions whose files add up to more.
     pub max_size: Option<u64>,
@@ -299,13 +303,16 @@ pub struct RecvConfig {
     pub token: Option<Token>,
     /// Whether the token was generated here (and must be shown to the user).
     pub token_generated: bool,
+    /// Where to listen (or whom to fetch from), and the connection's limits.
     pub net: NetConfig,
+    /// What the sessions print.
     pub print: Output,
     /// `--http`: accept uploads from HTTP clients (`PUT`) instead of zcp senders.
     pub http: bool,
 }
 
 impl RecvConfig {
+    /// Validates `zcp recv`'s arguments: the output, the token, the options that conflict.
     pub fn from_args(args: RecvArgs) -> anyhow::Result<RecvConfig> {
         let (token, token_generated) = match token(&args.auth)? {
             Some(t) => (Some(t), false),

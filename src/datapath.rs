@@ -44,7 +44,9 @@ impl fmt::Display for DataPath {
 /// What the user asked for: try every path in order, or exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// Try every path in order, falling back with the reason.
     Auto,
+    /// This path or an error (exit 2), never a fallback.
     Only(DataPath),
 }
 
@@ -60,9 +62,11 @@ impl Method {
 /// A path that was tried and gave way to the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fallback {
+    /// The path that gave way.
     pub from: DataPath,
     /// The errno the kernel answered, when the kernel refused; `None` when zcp knew beforehand.
     pub errno: Option<i32>,
+    /// Why, in words.
     pub reason: String,
 }
 
@@ -74,7 +78,14 @@ pub enum Encryption {
     None,
     /// TLS 1.3 with `cipher` (the suite's name), its records sealed by the kernel (kTLS, the
     /// data path unchanged) or in user space, where `fallback` says why not the kernel.
-    Tls { kernel: bool, cipher: String, fallback: Option<String> },
+    Tls {
+        /// Whether the kernel seals the records (kTLS).
+        kernel: bool,
+        /// The negotiated suite.
+        cipher: String,
+        /// Why not the kernel, when not.
+        fallback: Option<String>,
+    },
 }
 
 impl Encryption {

@@ -21,17 +21,22 @@ pub use system::{KernelTls, PipeSizes, SocketLimits};
 /// Everything `zcp doctor` found.
 #[derive(Debug, Clone)]
 pub struct Findings {
+    /// The kernel, CPU and cores.
     pub machine: Machine,
+    /// How large a splice pipe may grow.
     pub pipe: PipeSizes,
+    /// The socket buffer limits.
     pub sockets: SocketLimits,
     /// Kernel TLS, for `--encrypt`.
     pub ktls: KernelTls,
+    /// One set of probes per PATH.
     pub paths: Vec<PathFindings>,
 }
 
 /// What a path is, as far as the probes care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathKind {
+    /// A directory: probed inside it.
     Directory,
     /// A regular file (procfs and sysfs files included).
     File,
@@ -42,8 +47,11 @@ pub enum PathKind {
 /// The probes of one PATH and what they mean.
 #[derive(Debug, Clone)]
 pub struct PathFindings {
+    /// The PATH as given.
     pub path: PathBuf,
+    /// What it is.
     pub kind: PathKind,
+    /// Its file system type, from statfs.
     pub file_system: String,
     /// Where the scratch files went: the directory, or the file's parent.
     pub tested_in: PathBuf,

@@ -11,6 +11,7 @@ use crate::protocol::{ErrorCode, ProtocolError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExitCode {
     #[default]
+    /// Everything was done.
     Success = 0,
     /// Anything not classified below.
     Failure = 1,
@@ -78,19 +79,49 @@ pub enum SessionError {
     /// that does not authenticate: tampering).
     Encryption(String),
     /// This end was stopped by `signal` (SIGINT, SIGTERM) before it was done.
-    Interrupted { signal: nix::sys::signal::Signal, message: String },
+    Interrupted {
+        /// The signal that stopped it.
+        signal: nix::sys::signal::Signal,
+        /// What was done, and what was kept.
+        message: String,
+    },
     /// `--method` named a path that cannot serve this source or destination.
-    MethodUnavailable { path: DataPath, errno: Option<i32>, reason: String },
+    MethodUnavailable {
+        /// The path asked for.
+        path: DataPath,
+        /// The errno the kernel answered, when it did.
+        errno: Option<i32>,
+        /// Why it cannot serve.
+        reason: String,
+    },
     /// The source is a directory.
     IsADirectory(String),
     /// The receiver refused an entry.
-    Refused { name: String, reason: String },
+    Refused {
+        /// The entry's name.
+        name: String,
+        /// Why, in the receiver's words.
+        reason: String,
+    },
     /// The file's checksum did not match.
-    ChecksumMismatch { name: String },
+    ChecksumMismatch {
+        /// The file's name.
+        name: String,
+    },
     /// The peer closed the connection before all of a file's bytes arrived.
-    ConnectionLost { received: u64, expected: Option<u64> },
+    ConnectionLost {
+        /// Bytes of the file that arrived.
+        received: u64,
+        /// Bytes the file has, when known.
+        expected: Option<u64>,
+    },
     /// The peer sent an ERROR frame.
-    Peer { code: ErrorCode, message: String },
+    Peer {
+        /// The class the peer gave, which decides the exit code.
+        code: ErrorCode,
+        /// The peer's words (shown escaped).
+        message: String,
+    },
 }
 
 /// The reason of a refusal (`SessionError::Refused`) anywhere in `e`'s chain: a file refused

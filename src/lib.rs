@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! zcp moves files between hosts over TCP as fast as the kernel allows — `sendfile(2)` and
 //! `splice(2)` where they serve, an explicit buffered loop where they do not — and reports the
 //! syscall path it actually took. `main.rs` only parses the command line and maps errors to

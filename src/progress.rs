@@ -110,6 +110,7 @@ impl Ui {
         self.events.file_begins(index, name, size, offset);
     }
 
+    /// Clears the bar from the terminal.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
         self.events.progress(self.done_bytes(), self.total, (self.done, self.files), true);

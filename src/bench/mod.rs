@@ -96,8 +96,11 @@ pub struct BenchConfig {
 /// A sender:receiver pair of `--method` tokens, with or without `--encrypt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pair {
+    /// The `--method` of `zcp send`.
     pub send: &'static str,
+    /// The `--method` of `zcp recv`.
     pub recv: &'static str,
+    /// Whether both ends run with `--encrypt`.
     pub encrypt: bool,
 }
 
@@ -122,6 +125,7 @@ impl Pair {
         })
     }
 
+    /// The row name: `SEND:RECV`, with ` --encrypt` when encrypting.
     pub fn name(&self) -> String {
         let tls = if self.encrypt { " --encrypt" } else { "" };
         format!("{}:{}{tls}", self.send, self.recv)
@@ -129,6 +133,7 @@ impl Pair {
 }
 
 impl BenchConfig {
+    /// Validates `zcp bench`'s arguments into the runs to make.
     pub fn from_args(args: BenchArgs) -> anyhow::Result<BenchConfig> {
         let scenario = match (args.fsync, args.sparse) {
             (true, _) => Scenario::Fsync,

@@ -56,6 +56,7 @@ impl Default for Xxh3 {
 }
 
 impl Xxh3 {
+    /// A fresh state: the digest of nothing so far.
     pub fn new() -> Self {
         Self {
             acc: INITIAL,

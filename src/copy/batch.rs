@@ -86,6 +86,7 @@ pub struct Opener {
 }
 
 impl Opener {
+    /// An opener that follows symlinks only when `follow` (`--follow-symlinks`).
     pub fn new(follow: bool) -> Opener {
         Opener { dir: None, follow }
     }

@@ -27,8 +27,11 @@ static ZERO_BLOCK: [u8; ZEROS] = [0; ZEROS];
 /// One run of the sparse form: `hole` zero bytes, then the `data` bytes at `at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Run {
+    /// Zero bytes before the data, not sent.
     pub hole: u64,
+    /// Offset of the data in the file.
     pub at: u64,
+    /// Length of the data.
     pub data: u64,
 }
 

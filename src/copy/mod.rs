@@ -33,6 +33,7 @@ use portable as platform;
 /// What moving one file's bytes took.
 #[derive(Debug, Clone, Default)]
 pub struct Moved {
+    /// The path that moved the bytes (the last one tried).
     pub data_path: DataPath,
     /// Bytes of the file that crossed the socket.
     pub bytes: u64,
@@ -42,6 +43,7 @@ pub struct Moved {
     pub checksum_calls: u64,
     /// Capacity of the splice pipe, 0 when none was used.
     pub pipe_bytes: u32,
+    /// Paths tried before `data_path`, and why each gave way.
     pub fallbacks: Vec<Fallback>,
     /// xxh3-128 of the whole file, from byte 0.
     pub xxh3: u128,
@@ -141,10 +143,13 @@ impl<E: Into<anyhow::Error>> From<E> for Attempt {
 
 /// Sender side: what to push, from where, in which form.
 pub struct Outgoing<'a> {
+    /// The file or stream to read.
     pub source: &'a Source,
+    /// The connection to the receiver.
     pub socket: &'a TcpStream,
     /// First byte to send; bytes before it are only hashed.
     pub offset: u64,
+    /// Buffer of the buffered path.
     pub buffer_size: usize,
     /// Largest amount one data call may move (a rate limit keeps calls small).
     pub max_call: Option<usize>,
@@ -163,14 +168,18 @@ impl Outgoing<'_> {
 
 /// Receiver side: where incoming bytes go.
 pub struct Incoming<'a> {
+    /// The connection from the sender.
     pub socket: &'a TcpStream,
+    /// Where the bytes are written.
     pub file: &'a File,
+    /// How the bytes are delimited on the socket.
     pub framing: Framing,
     /// File offset of the first incoming byte; bytes before it are already in the file.
     pub offset: u64,
     /// Whether `file` takes writes at explicit offsets (a file) or only in order (a pipe,
     /// standard output).
     pub positioned: bool,
+    /// Buffer of the buffered path.
     pub buffer_size: usize,
     /// Whether to compute the xxh3-128 of the file (raw mode shows none, so takes none).
     pub checksum: bool,

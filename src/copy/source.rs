@@ -20,7 +20,9 @@ pub enum SourceKind {
     Pseudo(&'static str),
     /// A FIFO or pipe.
     Pipe,
+    /// A character device (`/dev/zero`, a terminal).
     CharDevice,
+    /// A Unix socket.
     Socket,
 }
 
@@ -39,16 +41,21 @@ impl SourceKind {
 
 /// An opened source, ready to be offered.
 pub struct Source {
+    /// The open file, read by the data paths.
     pub file: File,
     /// The name offered to the receiver: the path's last component.
     pub name: Vec<u8>,
     /// The path as the user gave it, for messages.
     pub display: String,
+    /// What kind of file it is, which decides the paths that can serve.
     pub kind: SourceKind,
     /// `None` when the length cannot be known before reading to the end.
     pub size: Option<u64>,
+    /// Permission bits to offer.
     pub mode: u32,
+    /// Modification time, seconds since the epoch.
     pub mtime_sec: i64,
+    /// Modification time, the nanoseconds within its second.
     pub mtime_nsec: u32,
 }
 

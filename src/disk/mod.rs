@@ -40,9 +40,21 @@ pub use unnamed::write_small;
 #[derive(Debug)]
 pub enum Destination {
     /// Entries land under this directory, held open by descriptor.
-    Directory { path: Arc<Path>, dirs: Arc<Dirs> },
+    Directory {
+        /// The directory, for messages.
+        path: Arc<Path>,
+        /// Its open descriptor, and the directories made below it.
+        dirs: Arc<Dirs>,
+    },
     /// The one file to write: `name` in the root of `dirs`.
-    File { path: PathBuf, dirs: Arc<Dirs>, name: OsString },
+    File {
+        /// The file's path, for messages.
+        path: PathBuf,
+        /// Its directory, held open.
+        dirs: Arc<Dirs>,
+        /// The file's name in that directory.
+        name: OsString,
+    },
     /// `-`: the one file goes to standard output.
     Stdout,
 }
@@ -70,7 +82,9 @@ impl Policy {
 /// Why an entry will not be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The class of the refusal, sent to the sender.
     pub code: RefuseCode,
+    /// The refusal in words, shown on both ends.
     pub reason: String,
 }
 
@@ -86,12 +100,24 @@ impl Refusal {
 pub enum Decision {
     /// A directory, now present; `created` when this session made it (only then are the
     /// offered mode and mtime applied: an existing directory is not the sender's to change).
-    Dir { created: bool },
+    Dir {
+        /// Whether this session made it.
+        created: bool,
+    },
     /// An existing file that matches: nothing to send.
     Skip,
     /// Receive into this target, from `offset` (a part file of that length exists). `part`:
     /// a part file exists, of any length (it is reused, so it never outlives the transfer).
-    Receive { target: Target, offset: u64, prefix_xxh3: u128, part: bool },
+    Receive {
+        /// Where the file goes.
+        target: Target,
+        /// The length of the part file kept, where the bytes resume.
+        offset: u64,
+        /// The xxh3-128 of that part.
+        prefix_xxh3: u128,
+        /// Whether a part file exists.
+        part: bool,
+    },
     /// Receive onto standard output.
     Stdout,
 }

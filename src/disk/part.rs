@@ -33,6 +33,7 @@ impl Target {
 }
 
 impl Part<'_> {
+    /// The part file's name: `.NAME.zcp-part`.
     pub fn name(&self) -> OsString {
         let mut part = b".".to_vec();
         part.extend_from_slice(self.target.name().as_bytes());

@@ -23,8 +23,11 @@ const QUEUE: usize = 4;
 
 /// One file to write: where, its entry (mode, mtime), and its bytes, already checked.
 pub struct Job<'a> {
+    /// Where it goes.
     pub target: &'a Target,
+    /// The offered entry: its mode and mtime.
     pub entry: &'a Entry,
+    /// The whole file, checked.
     pub body: Vec<u8>,
 }
 

@@ -36,6 +36,7 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// Whether the call succeeded.
     pub fn works(&self) -> bool {
         self.error.is_none()
     }

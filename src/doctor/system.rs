@@ -16,6 +16,7 @@ pub struct PipeSizes {
     pub asked: u64,
     /// What the kernel granted (F_SETPIPE_SZ), or why it refused.
     pub granted: Option<u64>,
+    /// Why the pipe size could not be read or set.
     pub error: Option<String>,
 }
 
@@ -107,6 +108,7 @@ pub fn file_system(_path: &std::path::Path) -> String {
 /// Whether this kernel can seal TLS records itself (kTLS), for `--encrypt`.
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelTls {
+    /// Whether the kernel took the `tls` upper-layer protocol.
     pub available: bool,
     /// The errno of `setsockopt(TCP_ULP, "tls")` when it failed (`ENOENT`: no tls module).
     pub errno_name: Option<String>,

@@ -75,7 +75,9 @@ use crate::role::Role;
 /// Which end of the TCP connection this is: the one that connected, or the one that accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
+    /// This end connected to the other.
     Connected,
+    /// This end accepted the other's connection.
     Accepted,
 }
 
@@ -83,7 +85,9 @@ pub enum Direction {
 /// an honest connection agree on who is the connecting sender (or receiver) and who accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct End {
+    /// Sender or receiver.
     pub role: Role,
+    /// Whether this end connected or accepted.
     pub direction: Direction,
 }
 

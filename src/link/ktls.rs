@@ -23,8 +23,11 @@ const TLS_1_3_VERSION: u16 = 0x0304;
 /// The AEADs of TLS 1.3 that both rustls and the kernel offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cipher {
+    /// TLS_AES_128_GCM_SHA256.
     Aes128Gcm,
+    /// TLS_AES_256_GCM_SHA384.
     Aes256Gcm,
+    /// TLS_CHACHA20_POLY1305_SHA256.
     Chacha20Poly1305,
 }
 

@@ -27,6 +27,7 @@ pub enum Link {
 /// Connection options shared by both ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetConfig {
+    /// Connect or listen, and where.
     pub link: Link,
     /// Limit of one connection attempt.
     pub connect_timeout: Duration,

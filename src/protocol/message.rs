@@ -27,35 +27,50 @@ const XXH3_128: u8 = 1;
 /// Smallest encoded answer: action, offset, prefix digest, code, empty reason.
 const ANSWER_LEN: usize = 1 + 8 + 16 + 2 + 2;
 
-/// One message of the framed part of a session.
+/// One message of the framed part of a session; the byte layout of each is in
+/// `crate::manual::protocol`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
+    /// The sender's manifest of every entry.
     Offer(Offer),
+    /// The receiver's answer to each entry of the offer.
     Plan(Plan),
+    /// A file's bytes are done: its whole-file checksum.
     FileEnd(FileEnd),
+    /// The sender is done: its statistics.
     Finish(SideStats),
+    /// The receiver's verdicts and statistics, last.
     Summary(Summary),
     /// Key confirmation: proof that this end holds the session token (see `link::auth`).
     Auth {
+        /// HMAC-SHA-256 over the transcript, keyed from the SPAKE2 secret.
         proof: [u8; 32],
     },
     /// This end's SPAKE2 message: a side byte and a point (see `link::auth`).
     Pake {
+        /// The side byte and the compressed point.
         message: [u8; 33],
     },
     /// The bytes of entry `index` follow, from `offset` on.
     FileStart {
+        /// The entry's position in the offer.
         index: u32,
+        /// The first byte that follows.
         offset: u64,
     },
     /// As FILE_START, but the bytes follow in the sparse form (runs of a hole and data),
     /// only to a receiver whose greeting carried `FLAG_SPARSE`.
     SparseStart {
+        /// The entry's position in the offer.
         index: u32,
+        /// The first byte that follows.
         offset: u64,
     },
+    /// This end gives up; the connection closes after it.
     Error {
+        /// The class of the failure, which decides the peer's exit code.
         code: ErrorCode,
+        /// The failure in words, shown to the peer's user (escaped).
         message: String,
     },
 }
@@ -63,25 +78,32 @@ pub enum Message {
 /// The sender's manifest: every entry of the session, announced at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Offer {
+    /// Every entry, directories before what they hold.
     pub entries: Vec<Entry>,
 }
 
 /// One offered file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// A file or a directory.
     pub kind: EntryKind,
     /// Relative path as raw bytes, `/`-separated.
     pub name: Vec<u8>,
     /// `None` when the source cannot tell its length (a pipe): its bytes come chunked.
     pub size: Option<u64>,
+    /// Permission bits as the source has them (the receiver clears setuid/setgid/sticky and
+    /// its umask).
     pub mode: u32,
+    /// Modification time, seconds since the epoch.
     pub mtime_sec: i64,
+    /// Modification time, the nanoseconds within its second.
     pub mtime_nsec: u32,
 }
 
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A regular file, a stream or a pseudo file: bytes follow.
     File,
     /// A directory: created by the receiver, no bytes follow.
     Dir,
@@ -90,6 +112,7 @@ pub enum EntryKind {
 /// The receiver's answer to an offer, one per entry, in offer order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// One answer per offered entry.
     pub answers: Vec<Answer>,
 }
 
@@ -97,24 +120,43 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
     /// Send the bytes from this offset on.
-    Send { offset: u64 },
+    Send {
+        /// The first byte to send.
+        offset: u64,
+    },
     /// The receiver holds the first `offset` bytes, whose xxh3-128 is `prefix_xxh3`: send the
     /// rest if the sender's prefix matches, else everything from 0.
-    Resume { offset: u64, prefix_xxh3: u128 },
+    Resume {
+        /// The length of the part the receiver holds.
+        offset: u64,
+        /// The xxh3-128 of that part.
+        prefix_xxh3: u128,
+    },
     /// Send nothing; the receiver already has it.
     Skip,
     /// The entry will not be written.
-    Refuse { code: RefuseCode, reason: String },
+    Refuse {
+        /// The class of the refusal.
+        code: RefuseCode,
+        /// The refusal in words, shown on both ends.
+        reason: String,
+    },
 }
 
 /// Why a receiver refused an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefuseCode {
+    /// The target exists (and neither `--force` nor `--skip-existing` applies).
     Exists,
+    /// The name breaks the naming rule (absolute, `..`, empty components, NUL).
     InvalidName,
+    /// The receiver cannot write there.
     NotWritable,
+    /// The plan does not fit `--max-size` or the free space.
     NoSpace,
+    /// The receiver cannot take this kind of entry.
     Unsupported,
+    /// Anything else; the reason says what.
     Other,
 }
 
@@ -128,21 +170,27 @@ pub struct FileEnd {
 /// The receiver's closing word: one verdict per file that was sent, and its statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
+    /// One verdict per file that was sent, in the order they were sent.
     pub verdicts: Vec<Verdict>,
+    /// The receiver's measurements.
     pub stats: SideStats,
 }
 
 /// The outcome of one received file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
+    /// Whether the file matched and was put in place.
     pub status: VerdictStatus,
+    /// Why not, in words; empty when it was.
     pub detail: String,
 }
 
 /// Whether a received file matched and was put in place (wire codes 1, 2, 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerdictStatus {
+    /// It matched and is in place.
     Ok,
+    /// Its checksum differed: nothing was put in place.
     ChecksumMismatch,
     /// It matched, but was refused when it was to be put in place (its name was taken).
     Failed,
@@ -151,9 +199,13 @@ pub enum VerdictStatus {
 /// Why an end gave up, sent in an ERROR frame before it closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// The peer broke the protocol.
     Protocol,
+    /// The peer speaks another protocol version.
     UnsupportedVersion,
+    /// A local file error on the end that sends it.
     Io,
+    /// The end that sends it was stopped, or broke the session off (a timeout).
     Interrupted,
     /// The token proof failed or is missing.
     Auth,
@@ -176,11 +228,17 @@ pub struct SideStats {
     pub checksum_calls: u64,
     /// Capacity of the pipe used by splice, 0 when none.
     pub pipe_bytes: u32,
+    /// Wall time of the data phase, in microseconds.
     pub elapsed_us: u64,
+    /// User CPU time of the process over the data phase, all threads, in microseconds.
     pub user_us: u64,
+    /// System CPU time of the process over the data phase, all threads, in microseconds.
     pub sys_us: u64,
+    /// Peak resident memory of the process, in KiB.
     pub peak_rss_kib: u64,
+    /// Voluntary context switches over the data phase.
     pub voluntary_switches: u64,
+    /// Involuntary context switches over the data phase.
     pub involuntary_switches: u64,
     /// Paths tried before `path`, in order, and why each gave way.
     pub fallbacks: Vec<Fallback>,

@@ -50,7 +50,9 @@ pub const TLS_HANDSHAKE: u8 = 0x16;
 /// The opening greeting of either end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hello {
+    /// The protocol version the end speaks.
     pub version: u16,
+    /// `FLAG_*` bits: what the end requires or takes.
     pub flags: u32,
     /// Fresh random bytes the peer's token proof must cover (zero when not authenticating).
     pub nonce: [u8; 32],
@@ -72,6 +74,7 @@ impl Hello {
         Hello { version: VERSION, flags: FLAG_NO_AUTH | FLAG_SPARSE, nonce: [0; 32] }
     }
 
+    /// Whether the end proves (sender) or requires (receiver) a token.
     pub fn auth(&self) -> bool {
         self.flags & FLAG_AUTH != 0
     }
@@ -111,11 +114,23 @@ pub enum ProtocolError {
     /// The connection ended inside a message.
     Truncated(&'static str),
     /// A length field is larger than this end accepts.
-    TooLarge { what: &'static str, len: u64, max: u64 },
+    TooLarge {
+        /// What the length is of.
+        what: &'static str,
+        /// The length the peer sent.
+        len: u64,
+        /// The most this end accepts.
+        max: u64,
+    },
     /// A frame type this version does not know.
     UnknownFrame(u8),
     /// A well-formed frame that does not belong here.
-    Unexpected { expected: &'static str, got: &'static str },
+    Unexpected {
+        /// The frame the protocol calls for here.
+        expected: &'static str,
+        /// The frame that came.
+        got: &'static str,
+    },
     /// A field holds a value the protocol does not allow.
     Malformed(String),
 }
@@ -150,7 +165,9 @@ impl std::error::Error for ProtocolError {}
 /// An I/O failure or a protocol violation while reading from the peer.
 #[derive(Debug)]
 pub enum ReadError {
+    /// The socket failed.
     Io(io::Error),
+    /// The bytes broke the protocol.
     Protocol(ProtocolError),
 }
 

@@ -40,8 +40,11 @@ pub struct Receiver {
 /// How a receiver's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Outcome {
+    /// The exit code: the last failed session's (0 when none failed), or the signal's.
     pub code: ExitCode,
+    /// Sessions that authenticated and ran.
     pub served: u64,
+    /// Of those, the ones that failed.
     pub failed: u64,
     /// Set when a signal stopped the receiver.
     pub stopped_by: Option<nix::sys::signal::Signal>,

@@ -28,7 +28,9 @@ pub struct EventsTo {
     pub interval: Duration,
 }
 
-/// One thing that happened in a session.
+/// One thing that happened in a session. Its fields are the event's JSON keys, each described
+/// with its event in `crate::manual::reports`, the schema users read.
+#[allow(missing_docs)]
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event<'a> {
@@ -152,6 +154,7 @@ impl Events {
         Events { on: None }
     }
 
+    /// Whether events are written at all (`--events` or `--events-fd`).
     pub fn is_on(&self) -> bool {
         self.on.is_some()
     }

@@ -37,8 +37,11 @@ pub enum Status {
 /// The outcome of one entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileReport {
+    /// Its relative name, as offered.
     pub name: String,
+    /// Whether it is a directory.
     pub dir: bool,
+    /// What became of it.
     pub status: Status,
     /// Bytes of this file that crossed the wire in this session.
     pub bytes: u64,
@@ -74,9 +77,13 @@ impl FileReport {
 /// Everything one end knows at the end of a session, its own statistics and the peer's.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// Which end wrote the report.
     pub role: Role,
+    /// One report per offered entry, in offer order.
     pub files: Vec<FileReport>,
+    /// The sender's measurements.
     pub send: SideStats,
+    /// The receiver's measurements.
     pub recv: SideStats,
     /// The `--output` directory this session created (it did not exist), receiver only.
     pub created: Option<String>,
@@ -146,9 +153,13 @@ impl Report {
 /// The report of a raw-mode transfer: one end's measurements, nothing from the peer.
 #[derive(Debug, Clone)]
 pub struct RawReport {
+    /// Which end wrote the report.
     pub role: Role,
+    /// The name of what crossed (the path sent, or `--output`).
     pub name: String,
+    /// This end's measurements.
     pub stats: SideStats,
+    /// Where the receiver wrote it (`None` on the sender).
     pub saved_as: Option<String>,
 }
 

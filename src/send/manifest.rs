@@ -27,13 +27,16 @@ pub enum Origin {
 /// One entry of the manifest and where its bytes come from.
 #[derive(Debug, Clone)]
 pub struct Item {
+    /// What is offered.
     pub entry: Entry,
+    /// Where its bytes come from.
     pub origin: Origin,
 }
 
 /// Everything a session offers, in order.
 #[derive(Debug, Default)]
 pub struct Manifest {
+    /// Every entry, directories before what they hold.
     pub items: Vec<Item>,
     /// What was left out and why, for the user.
     pub warnings: Vec<String>,

@@ -17,6 +17,7 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// Reads this machine's kernel, CPU model and usable cores.
     pub fn this() -> Machine {
         let uts = Uname::read();
         Machine {

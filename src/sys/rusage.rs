@@ -19,6 +19,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The process's resource usage and the time, now.
     pub fn now() -> Snapshot {
         let at = Instant::now();
         match getrusage(UsageWho::RUSAGE_SELF) {
