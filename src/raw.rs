@@ -79,7 +79,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     };
     let decision = dest
         .decide(&entry, cfg.policy, &mut crate::disk::Listing::default())
-        .map_err(|r| anyhow::anyhow!(r.reason))?;
+        .map_err(|r| SessionError::Refused { name: name.clone(), reason: r.reason })?;
     let (socket, ()) = net::establish(&cfg.net, listening, |_, _| Ok(()))?;
     socket.set_read_timeout(cfg.net.idle_timeout).context("setting the socket read timeout")?;
     let start = rusage::Snapshot::now();

@@ -77,3 +77,18 @@ fn code_130_sigint() {
     assert_exit(&sent, 130, "listening sender");
     assert_says(&sent, "stopped by SIGINT", "listening sender");
 }
+
+/// Raw mode refuses an existing `--output` file as a zcp session does (exit 5, the reason
+/// named), before it listens: a typed refusal, not a bare text that exits 1.
+#[test]
+fn raw_receiver_refuses_an_existing_output_with_5() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("kept.bin");
+    std::fs::write(&out, b"already here").expect("an existing file");
+    let args = ["recv", "--raw", "--listen", "127.0.0.1:0", "--output", out.to_str().unwrap()];
+    let refused = run(zcp_command(&args, &[]));
+    assert_exit(&refused, 5, "raw receiver");
+    assert_says(&refused, "kept.bin", "raw receiver");
+    assert_says(&refused, "--force", "raw receiver");
+    assert_eq!(std::fs::read(&out).expect("still there"), b"already here");
+}
