@@ -5,7 +5,7 @@
 //!
 //! Layers, each importing only those listed before it:
 //! - vocabulary: `units` (sizes), `datapath` (which path, why a fallback), `error` (exit codes),
-//!   `checksum` (the end-to-end xxh3-128);
+//!   `checksum` (the end-to-end xxh3-128), `terminal` (every stderr line, escaped);
 //! - `protocol`: the wire format, pure encode/decode;
 //! - `cli` → `config`: the command line and the validated options built from it;
 //! - `sys`: signals, the machine, resource usage; `link`: connecting, the token proofs, talking
@@ -34,4 +34,5 @@ pub mod report;
 pub mod send;
 pub mod shell;
 pub mod sys;
+pub mod terminal;
 pub mod units;

@@ -96,6 +96,38 @@ fn sender_text_is_escaped_on_the_receiver_and_exact_in_json() {
     assert_says(&received, EVIL_SHOWN, "receiver");
 }
 
+/// Connects to a listening end without the token, greets as the other role would and sends an
+/// ERROR frame whose text is `EVIL`; returns once the listener logged the connection it ignored.
+fn error_before_auth(listener: &mut Process, addr: std::net::SocketAddr) {
+    let mut socket = util::connect(addr);
+    let hello = util::protocol::Hello::with_auth(util::nonce());
+    protocol::write_hello(&mut socket, hello).expect("greeting");
+    let error = Message::Error { code: ErrorCode::Protocol, message: EVIL.into() };
+    protocol::write_message(&mut socket, &error).expect("sending ERROR");
+    listener.wait_line_within("ignored a connection", util::SESSION);
+}
+
+#[test]
+fn text_from_a_peer_that_never_authenticated_is_escaped_in_every_listening_mode() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("a.txt");
+    fs::write(&src, b"hello\n").expect("a source");
+    for extra in [&[][..], &["--keep-open"][..]] {
+        let dst = subdir(work.path(), &format!("dst{}", extra.len()));
+        let mut receiver = Receiver::start(&dst, extra);
+        let addr = receiver.addr();
+        error_before_auth(receiver.process(), addr);
+        let received = receiver.kill();
+        assert_no_control(&received.stderr, &format!("recv {extra:?}"));
+        assert_says(&received, EVIL_SHOWN, "receiver");
+    }
+    let (mut sender, addr) = util::send_listening(&src, &[]);
+    error_before_auth(&mut sender, addr);
+    let sent = sender.kill();
+    assert_no_control(&sent.stderr, "send --listen");
+    assert_says(&sent, EVIL_SHOWN, "send --listen");
+}
+
 #[test]
 fn receiver_that_talks_but_never_reads_cannot_hold_the_sender() {
     let work = tempfile::tempdir().expect("tempdir");

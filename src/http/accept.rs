@@ -25,6 +25,7 @@ use crate::link::net;
 use crate::progress::Ui;
 use crate::protocol::{Entry, EntryKind, RefuseCode, names};
 use crate::sys::signals;
+use crate::terminal;
 
 /// Takes uploads until one landed (or until a signal, with `--keep-open`). `listening` is told
 /// the address before the first accept.
@@ -45,14 +46,15 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
             .warn("authentication is off (--no-auth): anyone who can connect may write here");
     }
     let header = header_option(cfg.token.as_ref(), cfg.token_generated);
-    eprintln!("upload with: curl -fT FILE{header} http://{}:{}/", url_host(local), local.port());
+    let (host, port) = (url_host(local), local.port());
+    terminal::line(format!("upload with: curl -fT FILE{header} http://{host}:{port}/"));
     let acceptor = Acceptor { cfg, dest, gate: Gate { token: cfg.token.clone() }, saved: 0.into() };
     let code = run_server(&listener, cfg.max_conns as usize, |socket, peer| {
         acceptor.handle(socket, peer)
     })?;
     if cfg.print.summary && (cfg.keep_open || code != ExitCode::Success) {
         let saved = acceptor.saved.load(Ordering::SeqCst);
-        eprintln!("received {}", crate::units::counted(saved, "upload"));
+        terminal::line(format!("received {}", crate::units::counted(saved, "upload")));
     }
     Ok(code)
 }

@@ -25,6 +25,7 @@ use crate::link::net;
 use crate::progress::Ui;
 use crate::send::manifest::Manifest;
 use crate::sys::signals;
+use crate::terminal;
 
 /// Serves `cfg.paths` until each file was fetched whole (or until a signal, with `--keep-open`).
 /// `listening` is told the address before the first accept.
@@ -49,7 +50,7 @@ pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Re
     };
     let code = run_server(&listener, super::MAX_CONNS, |socket, peer| server.handle(socket, peer))?;
     if cfg.print.summary {
-        eprintln!("{}", server.summary());
+        terminal::lines(&server.summary());
     }
     Ok(code)
 }
@@ -62,10 +63,15 @@ fn announce(cfg: &SendConfig, catalog: &Catalog, local: SocketAddr) {
     let base = format!("http://{}:{}", url_host(local), local.port());
     let header = header_option(cfg.token.as_ref(), cfg.token_generated);
     match catalog.files.as_slice() {
-        [(name, _)] => eprintln!("fetch with: curl -fO{header} {base}/{}", encode(name)),
+        [(name, _)] => {
+            terminal::line(format!("fetch with: curl -fO{header} {base}/{}", encode(name)));
+        }
         files => {
-            eprintln!("the list of files: curl -f{header} {base}/");
-            eprintln!("fetch each with: curl -fO{header} {base}/PATH ({} files)", files.len());
+            terminal::line(format!("the list of files: curl -f{header} {base}/"));
+            let count = files.len();
+            terminal::line(format!(
+                "fetch each with: curl -fO{header} {base}/PATH ({count} files)"
+            ));
         }
     }
 }

@@ -168,7 +168,7 @@ enum Exit {
 /// The one line an ignored connection costs. It goes to stderr directly: the lobby runs below
 /// the printing layer, and the line is a log, not part of any session's report.
 fn ignored(peer: SocketAddr, why: &anyhow::Error) {
-    eprintln!("zcp: ignored a connection from {peer}: {why:#}");
+    crate::terminal::line(format!("zcp: ignored a connection from {peer}: {why:#}"));
 }
 
 #[cfg(test)]
