@@ -25,6 +25,7 @@ mod foreign_fs;
 mod handshake;
 mod hostile;
 mod http;
+mod http_crowds;
 mod limits;
 mod messages;
 mod names;
