@@ -3,9 +3,9 @@
 //! the next connection at once by pushing out the oldest one that has not greeted (its peer
 //! has not sent a greeting's worth of bytes) or has run `GRACE`; a peer that greeted keeps its
 //! place for `GRACE`. So idle and trickling connections cannot queue ahead of a real peer,
-//! which greets within a round trip. The argument, with its numbers, is `manual::lobby`. A connection that fails
-//! costs one line on stderr and nothing else. What an authenticated connection may do is up
-//! to the caller (`recv::server`, `net::establish`).
+//! which greets within a round trip; the argument, with its numbers, is `manual::lobby`. A
+//! connection that fails costs one line on stderr and nothing else. What an authenticated
+//! connection may do is up to the caller (`recv::server`, `net::establish`).
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
