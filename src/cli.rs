@@ -294,7 +294,7 @@ pub struct RecvArgs {
     pub keep_open: bool,
 
     /// With --keep-open: sessions served at once; the next sender is told "busy" (with --http:
-    /// connections at once; the next gets 503)
+    /// requests whose head arrived, at once; the next gets 503)
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_conns: u32,
 

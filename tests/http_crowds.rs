@@ -6,8 +6,17 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use crate::util::{Process, STARTUP, TOKEN, subdir, zcp_command};
+use crate::util::{Process, STARTUP, TOKEN, skip, subdir, unusable, zcp_command};
+
+/// Slow heads held open at once: as many as the slots `send --http` (and `recv --http` by
+/// default) answers requests in.
+const SLOW: usize = 16;
 
 /// `zcp ARGS…` with the test token, started; with its address.
 fn start(args: &[OsString]) -> (Process, SocketAddr) {
@@ -62,5 +71,103 @@ fn an_upload_path_deeper_than_the_depth_bound_is_refused() {
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     let saved = dst.join("d/".repeat(255)).join("f");
     assert_eq!(std::fs::read(&saved).expect("the deepest upload"), b"data");
+    drop(server);
+}
+
+/// `SLOW` connections each trickling a request head a byte a second, re-opened when the server
+/// closes one. They stop when dropped, or by themselves after a minute.
+struct SlowHeads {
+    stop: Arc<AtomicBool>,
+    trickler: Option<thread::JoinHandle<()>>,
+}
+
+impl SlowHeads {
+    fn open(addr: SocketAddr) -> SlowHeads {
+        let head = format!("GET / HTTP/1.1\r\nHost: zcp\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+        let mut held: Vec<(TcpStream, usize)> =
+            (0..SLOW).map(|_| (TcpStream::connect(addr).expect("connecting"), 0)).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let trickler = thread::spawn(move || {
+            let started = Instant::now();
+            while !stopped.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(60) {
+                for (socket, sent) in &mut held {
+                    let byte = head.as_bytes()[*sent % head.len()];
+                    match socket.write_all(&[byte]) {
+                        Ok(()) => *sent += 1,
+                        Err(_) => {
+                            if let Ok(again) = TcpStream::connect(addr) {
+                                (*socket, *sent) = (again, 0);
+                            }
+                        }
+                    }
+                }
+                // The trickle's pace is the scenario under test, not synchronisation.
+                thread::sleep(Duration::from_secs(1));
+            }
+        });
+        SlowHeads { stop, trickler: Some(trickler) }
+    }
+}
+
+impl Drop for SlowHeads {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(trickler) = self.trickler.take() {
+            let _ = trickler.join();
+        }
+    }
+}
+
+/// `curl -sS ARGS… -w %{http_code}` with the test token: the status it got.
+fn curl_status(args: &[&str]) -> u16 {
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", &auth])
+        .args(args)
+        .output()
+        .expect("running curl");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| {
+        panic!("curl printed no status: {}", String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+#[test]
+fn slow_heads_do_not_turn_away_a_complete_request() {
+    if let Some(why) = unusable("curl", &["--version"]) {
+        return skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("a.txt");
+    std::fs::write(&src, b"served behind slow heads\n").expect("a source");
+    let args: Vec<OsString> = ["send", "--http", "--keep-open", "--listen", "127.0.0.1:0"]
+        .iter()
+        .map(OsString::from)
+        .chain([src.as_os_str().to_owned()])
+        .collect();
+    let (server, addr) = start(&args);
+    let slow = SlowHeads::open(addr);
+    // Every slot would be taken by now if heads held them.
+    thread::sleep(Duration::from_secs(2));
+    for _ in 0..5 {
+        assert_eq!(curl_status(&[&format!("http://{addr}/a.txt")]), 200, "GET behind slow heads");
+    }
+    drop(slow);
+    drop(server);
+
+    let dst = subdir(work.path(), "dst");
+    let (server, addr) = accept_into(&dst, &["--keep-open"]);
+    let slow = SlowHeads::open(addr);
+    thread::sleep(Duration::from_secs(2));
+    let file = src.to_str().expect("utf-8 path");
+    for i in 0..5 {
+        let url = format!("http://{addr}/up{i}.txt");
+        assert_eq!(curl_status(&["-T", file, &url]), 201, "PUT behind slow heads");
+    }
+    assert_eq!(
+        std::fs::read(dst.join("up4.txt")).expect("the last upload"),
+        std::fs::read(&src).unwrap()
+    );
+    drop(slow);
     drop(server);
 }

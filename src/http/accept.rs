@@ -16,7 +16,7 @@ use super::chunked;
 use super::log::Entry as LogEntry;
 use super::request::Request;
 use super::response::{self, Response, refuse};
-use super::{Gate, Handled, header_option, read_request, run_server, url_host};
+use super::{Gate, Handled, header_option, run_server, url_host};
 use crate::config::{Link, RecvConfig};
 use crate::copy::{self, Framing, Incoming};
 use crate::disk::{self, Barrier, Decision, Destination, Listing, LockedPart, Target};
@@ -49,8 +49,8 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
     let (host, port) = (url_host(local), local.port());
     terminal::line(format!("upload with: curl -fT FILE{header} http://{host}:{port}/"));
     let acceptor = Acceptor { cfg, dest, gate: Gate { token: cfg.token.clone() }, saved: 0.into() };
-    let code = run_server(&listener, cfg.max_conns as usize, |socket, peer| {
-        acceptor.handle(socket, peer)
+    let code = run_server(&listener, cfg.max_conns as usize, |socket, peer, request| {
+        acceptor.handle(socket, peer, request)
     })?;
     if cfg.print.summary && (cfg.keep_open || code != ExitCode::Success) {
         let saved = acceptor.saved.load(Ordering::SeqCst);
@@ -80,9 +80,8 @@ impl std::fmt::Display for NotDurable {
 }
 
 impl Acceptor<'_> {
-    /// Serves one connection (one request); true when an upload landed and the server is done.
-    fn handle(&self, socket: TcpStream, peer: SocketAddr) -> Handled {
-        let Some(request) = read_request(&socket, peer) else { return false };
+    /// Serves one connection's request; true when an upload landed and the server is done.
+    fn handle(&self, socket: TcpStream, peer: SocketAddr, request: Request) -> Handled {
         let mut entry = LogEntry::new("recv", peer, &request.method, &request.target);
         let saved = match self.answer(&socket, &request, &mut entry) {
             Ok(saved) => saved,

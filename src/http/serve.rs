@@ -15,7 +15,7 @@ use super::index::{Catalog, encode};
 use super::log::Entry;
 use super::request::{ByteRange, RangeAsk, Request, range_of};
 use super::response::{self, Response, refuse};
-use super::{Gate, Handled, header_option, read_request, run_server, url_host};
+use super::{Gate, Handled, header_option, run_server, url_host};
 use crate::config::{Link, SendConfig};
 use crate::copy::pace::Pacer;
 use crate::copy::source::Source;
@@ -48,7 +48,9 @@ pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Re
         catalog,
         requests: AtomicU64::new(0),
     };
-    let code = run_server(&listener, super::MAX_CONNS, |socket, peer| server.handle(socket, peer))?;
+    let code = run_server(&listener, super::MAX_CONNS, |socket, peer, request| {
+        server.handle(socket, peer, request)
+    })?;
     if cfg.print.summary {
         terminal::lines(&server.summary());
     }
@@ -117,9 +119,8 @@ struct Server<'c> {
 }
 
 impl Server<'_> {
-    /// Serves one connection (one request); true when every file has now been sent whole.
-    fn handle(&self, socket: TcpStream, peer: SocketAddr) -> Handled {
-        let Some(request) = read_request(&socket, peer) else { return false };
+    /// Serves one connection's request; true when every file has now been sent whole.
+    fn handle(&self, socket: TcpStream, peer: SocketAddr, request: Request) -> Handled {
         self.requests.fetch_add(1, Ordering::SeqCst);
         let mut entry = Entry::new("send", peer, &request.method, &request.target);
         let done = self.answer(&socket, &request, &mut entry);
