@@ -171,3 +171,26 @@ fn slow_heads_do_not_turn_away_a_complete_request() {
     drop(slow);
     drop(server);
 }
+
+#[test]
+fn text_from_a_client_without_the_token_is_escaped_in_both_http_modes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("a.txt");
+    std::fs::write(&src, b"a\n").expect("a source");
+    let dst = subdir(work.path(), "dst");
+    let serving: Vec<OsString> = ["send", "--http", "--listen", "127.0.0.1:0"]
+        .iter()
+        .map(OsString::from)
+        .chain([src.as_os_str().to_owned()])
+        .collect();
+    for (mode, (server, addr)) in [("send", start(&serving)), ("recv", accept_into(&dst, &[]))] {
+        // A C1 control (CSI, U+009B, which some terminals obey like ESC [) in UTF-8, then
+        // "2K": erase the line.
+        let answer = raw_request(addr, b"PUT /\xc2\x9b2K HTTP/1.1\r\nHost: zcp\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 4"), "{mode}: {answer}");
+        let stderr = server.kill().stderr;
+        let raw = stderr.chars().find(|&c| c.is_control() && c != '\n');
+        assert!(raw.is_none(), "{mode} --http printed {raw:?} raw:\n{stderr:?}");
+        assert!(stderr.contains("\\u{9b}2K"), "{mode} --http:\n{stderr}");
+    }
+}
