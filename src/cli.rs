@@ -170,6 +170,11 @@ pub struct NetArgs {
     pub retry: u32,
 
     /// Abort when no bytes move for SECS seconds (0: never)
+    ///
+    /// Each answer `zcp send` waits for must also arrive whole within SECS, however its bytes
+    /// trickle in: the receiver's plan (given at least 10 s, since the receiver may hash part
+    /// files first) and its summary. A receiver that sends a byte now and then cannot keep a
+    /// sender waiting longer.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub idle_timeout: f64,
 
