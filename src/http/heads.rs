@@ -2,7 +2,8 @@
 //! `--max-conns`) that requests take: a slot goes only to a request whose whole head arrived
 //! within `HEAD_TIME`. At most `MAX_HEADS` heads arrive at once; a newcomer past that shuts
 //! the oldest, which is the slowest, since a real client sends its head in one write. So
-//! connections trickling a head cannot turn away a complete request, however many they are.
+//! connections trickling a head cannot turn away a complete request, however many they are
+//! (the numbers: `manual::lobby`).
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::Mutex;

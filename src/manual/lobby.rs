@@ -3,7 +3,8 @@
 //! A listening end (`zcp recv`, `zcp recv --keep-open`, `zcp send --listen`) must accept
 //! connections from anyone who can reach its port before it knows who holds the token. The
 //! lobby (`link::lobby`) is where they wait; this note says what it bounds, against which
-//! attack, and with what numbers. HTTP mode has its own slots (`http`), argued there.
+//! attack, and with what numbers. HTTP mode's heads and slots (`http::heads`) follow the same
+//! idea; their section is last.
 //!
 //! ## The bounds
 //!
@@ -54,6 +55,22 @@
 //! - **Nothing an unauthenticated peer does ends the listening process or takes a session's
 //!   place**: a failed or pushed-out handshake costs one escaped line on stderr
 //!   (`zcp: ignored a connection from ADDR: why`, `terminal::line`) and its thread.
+//!
+//! ## HTTP mode: heads and slots
+//!
+//! `zcp send --http` and `zcp recv --http` answer requests in 16 slots (`--max-conns` for
+//! `recv`). A connection takes a slot only once its whole request head arrived (within 10 s,
+//! at most 16 KiB); until then it is one of at most 64 heads arriving at once, and a newcomer
+//! past 64 shuts the oldest, the slowest, since curl sends its head in one write. A head that
+//! could not be read is answered (`400`, `408`, `431`) while it still counts among the 64,
+//! so malformed requests cannot pile up threads either. So trickling heads, any number, never
+//! hold a slot, and a complete request gets `503` only when complete requests hold all 16.
+//! Measured (debug build, loopback, `send --http --keep-open` of a 200 kB file): behind 16
+//! heads trickling a byte a second, 20 of 20 curls with the token got `200`, the slowest in
+//! 0.03 s; behind 200 such heads (re-opened as they were shut), 20 of 20, the slowest in
+//! 0.21 s. Before, 16 trickling heads held every slot and 11 to 16 of 20 curls got `503`.
+//! Requests that arrive whole but without the token hold a slot while answered `401`, at most
+//! 2 s (the bounded drain after an answer).
 //!
 //! ## Not here, and why
 //!
