@@ -116,9 +116,9 @@ impl Lobby {
             if left.is_zero() {
                 return false;
             }
-            // A silent peer may greet meanwhile, and a greeted one reach its grace: look again
-            // at least every `TICK`.
-            let wait = left.min(state.until_grace()).min(TICK);
+            // No victim: every handshake greeted and is young. Room comes when one leaves
+            // (signalled) or the oldest reaches its grace.
+            let wait = left.min(state.until_grace());
             state = match self.left.wait_timeout(state, wait) {
                 Ok((state, _)) => state,
                 Err(_) => return false,
@@ -171,9 +171,6 @@ impl Lobby {
         }
     }
 }
-
-/// How often a full lobby looks again at whether its peers greeted.
-const TICK: Duration = Duration::from_millis(50);
 
 impl Ticket<'_> {
     /// Runs `handshake` on the connection from `peer` and returns what it returns once the
