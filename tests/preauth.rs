@@ -1,7 +1,9 @@
 //! Connections that never authenticate (issue #11, item 3): a port scan, idle connections and
 //! wrong tokens must not end a one-shot `zcp recv` or `zcp send --listen`, hold off the real
-//! peer queued behind them, or fill `--keep-open`'s `--max-conns`. (Wrong tokens against
-//! `zcp recv`, garbage and silence are in `auth.rs`, `errors.rs` and `faults.rs`.)
+//! peer queued behind them, or fill `--keep-open`'s `--max-conns`; nor can a crowd of idle
+//! and trickling connections, re-opened as they are shut, lock the real peer out. (Wrong
+//! tokens against `zcp recv`, garbage and silence are in `auth.rs`, `errors.rs` and
+//! `faults.rs`.)
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -20,8 +22,7 @@ use crate::util::{
 };
 
 const NAME: &str = "wanted.bin";
-/// Idle connections held open: as many as `--max-conns` allows by default, and twice the
-/// handshakes that may run at once.
+/// Idle connections held open: as many as `--max-conns` allows by default.
 const IDLE: usize = 16;
 
 /// A source file in `work/src` and an empty `work/dst`.
