@@ -203,6 +203,11 @@ pub struct NetArgs {
     /// A transfer with no bytes moving for this long is aborted and its part files kept for a resume;
     /// writes to a peer that stopped reading are bounded the same way. The handshake and the offer
     /// have their own deadline of 10 s from the connection, whatever this says.
+    ///
+    /// Each answer `zcp send` waits for must also arrive whole within SECS, however its bytes
+    /// trickle in: the receiver's plan (given at least 10 s, since the receiver may hash part
+    /// files first) and its summary. A receiver that sends a byte now and then cannot keep a
+    /// sender waiting longer.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub idle_timeout: f64,
 
@@ -424,7 +429,7 @@ pub struct RecvArgs {
     pub keep_open: bool,
 
     /// With --keep-open: sessions served at once; the next sender is told "busy" (with --http:
-    /// connections at once; the next gets 503)
+    /// requests whose head arrived, at once; the next gets 503)
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_conns: u32,
 

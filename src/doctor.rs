@@ -15,6 +15,7 @@ use crate::cli::DoctorArgs;
 use crate::datapath::{DataPath, Method};
 use crate::error::ExitCode;
 use crate::sys::machine::Machine;
+use crate::terminal;
 pub use probe::{PROBE_BYTES, Probe};
 pub use system::{KernelTls, PipeSizes, SocketLimits};
 
@@ -119,7 +120,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         crate::report::line_to_stdout(&print::json(&findings))
             .context("writing the JSON findings")?;
     } else {
-        eprintln!("{}", print::human(&findings));
+        terminal::lines(&print::human(&findings));
     }
     Ok(ExitCode::Success)
 }

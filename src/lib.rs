@@ -6,8 +6,9 @@
 //!
 //! Layers, lowest first; a module imports only modules of lower layers (`tests/layers.rs`
 //! checks this list against every `crate::` path in `src/`):
-//! 1. vocabulary: `units` (sizes), `role` (which end), `datapath` (which path, why a fallback), `checksum` (the
-//!    end-to-end xxh3-128), `manual` (documentation only);
+//! 1. vocabulary: `units` (sizes), `role` (which end), `datapath` (which path, why a fallback),
+//!    `checksum` (the end-to-end xxh3-128), `terminal` (every stderr line, escaped), `manual`
+//!    (documentation only);
 //! 2. `protocol`: the wire format, pure encode/decode;
 //! 3. `error`: the failures callers branch on and their exit codes (it knows the protocol's
 //!    error codes);
@@ -46,4 +47,5 @@ pub mod role;
 pub mod send;
 pub mod shell;
 pub mod sys;
+pub mod terminal;
 pub mod units;

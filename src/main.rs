@@ -11,7 +11,7 @@ use zcp::error::{ExitCode, exit_code};
 use zcp::progress::Ui;
 use zcp::recv::Receiver;
 use zcp::report::{self, Report};
-use zcp::{raw, send, shell};
+use zcp::{raw, send, shell, terminal};
 
 fn main() {
     ignore_sigxfsz();
@@ -42,7 +42,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// Scripts read the port from this line: it is printed even with --quiet.
 fn listening(addr: SocketAddr) {
-    eprintln!("listening on {addr}");
+    terminal::line(format!("listening on {addr}"));
 }
 
 fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
@@ -66,9 +66,9 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
             let port = addr.port();
             // The command to copy: with --encrypt on one end only, the session fails (exit 9).
             let flag = if cfg.net.encrypt { " --encrypt" } else { "" };
-            eprintln!(
+            terminal::line(format!(
                 "token {t} (on the receiver: ZCP_TOKEN={t} zcp recv{flag} --connect HOST:{port})"
-            );
+            ));
         }
     };
     let report = send::session(&cfg, &manifest, announce)?;
@@ -96,7 +96,9 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         let port = addr.map_or(7878, |a| a.port());
         // The command to copy: with --encrypt on one end only, the session fails (exit 9).
         let flag = if encrypt { " --encrypt" } else { "" };
-        eprintln!("token {t} (on the sender: ZCP_TOKEN={t} zcp send{flag} PATH HOST:{port})");
+        terminal::line(format!(
+            "token {t} (on the sender: ZCP_TOKEN={t} zcp send{flag} PATH HOST:{port})"
+        ));
     }
     if !receiver.authenticates() {
         Ui::hidden()
@@ -110,7 +112,7 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
     if (keep_open || outcome.stopped_by.is_some()) && output.summary {
         let how = outcome.stopped_by.map_or_else(String::new, |s| format!(", stopped by {s}"));
         let served = zcp::units::counted(outcome.served, "session");
-        eprintln!("served {served}, {} failed{how}", outcome.failed);
+        terminal::line(format!("served {served}, {} failed{how}", outcome.failed));
     }
     Ok(outcome.code)
 }
@@ -128,7 +130,7 @@ fn finish(report: &Report, output: Output) -> ExitCode {
 /// (`zcp send … --json | head -c1`) is not our failure.
 fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) -> ExitCode {
     if output.summary {
-        eprintln!("{}", human());
+        terminal::lines(&human());
     }
     if output.json
         && let Err(e) = report::line_to_stdout(&json())
@@ -142,7 +144,7 @@ fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) 
 /// With `--events` the stream gets it too, exact.
 fn fail(err: &anyhow::Error) -> ExitCode {
     let message = format!("{err:#}");
-    eprintln!("zcp: {}", report::shown(&message));
+    terminal::line(format!("zcp: {message}"));
     let code = exit_code(err);
     report::events::failure(&message, code.code());
     code

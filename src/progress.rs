@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::Output;
 use crate::report::events::Events;
 use crate::report::shown;
+use crate::terminal;
 
 // The file name takes what the terminal's width leaves (`wide_msg`, cut to fit), so the bar is
 // one line: on a terminal that reports no size (a pty of 0x0) indicatif assumes 80 columns, and a
@@ -73,7 +74,7 @@ impl Ui {
 
     /// Prints a warning above the bar.
     pub fn warn(&self, message: &str) {
-        self.bar.suspend(|| eprintln!("zcp: warning: {}", shown(message)));
+        self.bar.suspend(|| terminal::line(format!("zcp: warning: {message}")));
     }
 
     /// A new file starts; `base` is the session's byte count before it.

@@ -96,6 +96,38 @@ fn sender_text_is_escaped_on_the_receiver_and_exact_in_json() {
     assert_says(&received, EVIL_SHOWN, "receiver");
 }
 
+/// Connects to a listening end without the token, greets as the other role would and sends an
+/// ERROR frame whose text is `EVIL`; returns once the listener logged the connection it ignored.
+fn error_before_auth(listener: &mut Process, addr: std::net::SocketAddr) {
+    let mut socket = util::connect(addr);
+    let hello = util::protocol::Hello::with_auth(util::nonce());
+    protocol::write_hello(&mut socket, hello).expect("greeting");
+    let error = Message::Error { code: ErrorCode::Protocol, message: EVIL.into() };
+    protocol::write_message(&mut socket, &error).expect("sending ERROR");
+    listener.wait_line_within("ignored a connection", util::SESSION);
+}
+
+#[test]
+fn text_from_a_peer_that_never_authenticated_is_escaped_in_every_listening_mode() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("a.txt");
+    fs::write(&src, b"hello\n").expect("a source");
+    for extra in [&[][..], &["--keep-open"][..]] {
+        let dst = subdir(work.path(), &format!("dst{}", extra.len()));
+        let mut receiver = Receiver::start(&dst, extra);
+        let addr = receiver.addr();
+        error_before_auth(receiver.process(), addr);
+        let received = receiver.kill();
+        assert_no_control(&received.stderr, &format!("recv {extra:?}"));
+        assert_says(&received, EVIL_SHOWN, "receiver");
+    }
+    let (mut sender, addr) = util::send_listening(&src, &[]);
+    error_before_auth(&mut sender, addr);
+    let sent = sender.kill();
+    assert_no_control(&sent.stderr, "send --listen");
+    assert_says(&sent, EVIL_SHOWN, "send --listen");
+}
+
 #[test]
 fn receiver_that_talks_but_never_reads_cannot_hold_the_sender() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -119,6 +151,71 @@ fn receiver_that_talks_but_never_reads_cannot_hold_the_sender() {
     assert_says(&sent, "--idle-timeout", "sender");
     assert!(took < Duration::from_secs(15), "the sender took {took:?} to give up");
     chatter.join().expect("the chattering receiver");
+}
+
+/// A refusal whose reason makes the PLAN frame long enough to trickle for a minute.
+fn long_refusal() -> Answer {
+    Answer::Refuse { code: RefuseCode::Other, reason: "no ".repeat(30) }
+}
+
+/// Runs `zcp send a.txt --no-auth --idle-timeout IDLE` against a receiver that answers with
+/// `trickled` (after `before`, frames sent whole) a byte every 1.5 s; returns how the sender
+/// ended and how long it took from the offer.
+fn send_to_a_trickling_receiver(
+    idle: &str,
+    before: Vec<Message>,
+    trickled: Message,
+) -> (util::Finished, Duration) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("a.txt");
+    fs::write(&src, b"hello\n").expect("a source");
+    let fake = FakeReceiver::new();
+    let args = ["--no-auth", "--idle-timeout", idle];
+    let sender = Process::spawn(send_cmd(&[&src], &fake.dest(), &args, &[]));
+    let (mut socket, _) = fake.accept();
+    let started = Instant::now();
+    for frame in &before {
+        protocol::write_message(&mut socket, frame).expect("sending a frame whole");
+    }
+    if !before.is_empty() {
+        match protocol::read_message(&mut socket) {
+            Ok(Message::Finish(_)) => {}
+            other => panic!("expected FINISH, got {other:?}"),
+        }
+    }
+    let trickle = util::trickle(socket, protocol::frame(&trickled));
+    let sent = sender.wait_for(Duration::from_secs(40));
+    let took = started.elapsed();
+    trickle.join().expect("the trickling receiver");
+    (sent, took)
+}
+
+#[test]
+fn a_receiver_trickling_its_plan_cannot_hold_the_sender_past_the_deadline() {
+    let plan = Message::Plan(Plan { answers: vec![long_refusal()] });
+    // The plan gets --idle-timeout, and at least the handshake's 10 s.
+    let (sent, took) = send_to_a_trickling_receiver("2", vec![], plan);
+    assert_exit(&sent, 3, "sender");
+    assert_says(
+        &sent,
+        "waiting for the receiver's plan: it did not arrive whole within 10 s (--idle-timeout)",
+        "sender",
+    );
+    assert!(took < Duration::from_secs(25), "the sender took {took:?} to give up");
+}
+
+#[test]
+fn a_receiver_trickling_its_summary_cannot_hold_the_sender_past_idle_timeout() {
+    let plan = Message::Plan(Plan { answers: vec![long_refusal()] });
+    let summary = Message::Summary(Summary { verdicts: vec![], stats: SideStats::default() });
+    let (sent, took) = send_to_a_trickling_receiver("2", vec![plan], summary);
+    assert_exit(&sent, 3, "sender");
+    assert_says(
+        &sent,
+        "waiting for the receiver's summary: it did not arrive whole within 2 s (--idle-timeout)",
+        "sender",
+    );
+    assert!(took < Duration::from_secs(15), "the sender took {took:?} to give up");
 }
 
 #[test]

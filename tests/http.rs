@@ -499,16 +499,30 @@ fn a_malformed_chunked_body_is_400_and_leaves_nothing() {
 }
 
 #[test]
-fn connections_past_the_bound_get_503() {
+fn requests_past_the_bound_get_503() {
     let work = tempfile::tempdir().expect("tempdir");
     let dst = subdir(work.path(), "dst");
     let (mut receiver, addr) = accept_into(&[], &dst, &["--max-conns", "2"]);
-    // Two connections that send nothing hold both places (each for up to 10 s).
-    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).expect("idle")).collect();
-    // The answer comes without a request (none is read), so none is left unread to reset it.
-    let answer = raw_request(addr, b"");
+    // Two uploads whose bodies do not come hold both places (a head that has not arrived holds
+    // none: see http_crowds).
+    let upload = |name: &str| {
+        let head = format!(
+            "PUT /{name} HTTP/1.1\r\nHost: zcp\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Length: 1000\r\n\r\n"
+        );
+        let mut socket = TcpStream::connect(addr).expect("an upload");
+        socket.write_all(head.as_bytes()).expect("its head");
+        socket
+    };
+    let held = [upload("a"), upload("b")];
+    // Answered 405 (a GET) while a place is free, 503 once both uploads hold theirs.
+    let mut answer = String::new();
+    wait_until(STARTUP, "a 503 with both places held", || {
+        answer = raw_request(addr, b"GET / HTTP/1.1\r\nHost: zcp\r\n\r\n");
+        !answer.starts_with("HTTP/1.1 405 ")
+    });
     assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
-    drop(idle);
+    drop(held);
     receiver.wait_line_within("2 at once", STARTUP);
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first, as `src/lib.rs` states them. A module may import modules of
 /// lower layers only; two modules in one layer do not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["units", "role", "datapath", "checksum", "manual"],
+    &["units", "role", "datapath", "checksum", "terminal", "manual"],
     &["protocol"],
     &["error"],
     &["copy"],

@@ -24,6 +24,7 @@ use crate::link::auth::Token;
 use crate::progress;
 use crate::sys::machine::Machine;
 use crate::sys::signals;
+use crate::terminal;
 use peers::Peer;
 use run::{RunContext, Variant};
 use stats::{Kind, Outcome, Results, Row, Sample};
@@ -224,7 +225,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Ok(results) => report(&cfg, &results),
         Err(e) => match e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {
             Some(stop) => {
-                eprintln!("zcp: bench {stop}; its temporary files were removed");
+                terminal::line(format!("zcp: bench {stop}; its temporary files were removed"));
                 Ok(crate::error::ExitCode::stopped_by(stop.0))
             }
             None => Err(e),
@@ -496,11 +497,11 @@ fn run_once(ctx: &RunContext<'_>, what: &What, number: usize) -> anyhow::Result<
 fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<ExitCode> {
     for results in all {
         if cfg.table {
-            eprintln!("{}\n", table::human(results));
+            terminal::lines(&format!("{}\n", table::human(results)));
         } else {
             // Errors are printed even with --quiet.
             for failure in table::failures(results) {
-                eprintln!("zcp: bench: {failure}");
+                terminal::line(format!("zcp: bench: {failure}"));
             }
         }
     }

@@ -16,7 +16,7 @@ use super::chunked;
 use super::log::Entry as LogEntry;
 use super::request::Request;
 use super::response::{self, Response, refuse};
-use super::{Gate, Handled, header_option, read_request, run_server, url_host};
+use super::{Gate, Handled, header_option, run_server, url_host};
 use crate::config::{Link, RecvConfig};
 use crate::copy::{self, Framing, Incoming};
 use crate::disk::{self, Barrier, Decision, Destination, Listing, LockedPart, Target};
@@ -25,6 +25,7 @@ use crate::link::net;
 use crate::progress::Ui;
 use crate::protocol::{Entry, EntryKind, RefuseCode, names};
 use crate::sys::signals;
+use crate::terminal;
 
 /// Takes uploads until one landed (or until a signal, with `--keep-open`). `listening` is told
 /// the address before the first accept.
@@ -45,14 +46,15 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
             .warn("authentication is off (--no-auth): anyone who can connect may write here");
     }
     let header = header_option(cfg.token.as_ref(), cfg.token_generated);
-    eprintln!("upload with: curl -fT FILE{header} http://{}:{}/", url_host(local), local.port());
+    let (host, port) = (url_host(local), local.port());
+    terminal::line(format!("upload with: curl -fT FILE{header} http://{host}:{port}/"));
     let acceptor = Acceptor { cfg, dest, gate: Gate { token: cfg.token.clone() }, saved: 0.into() };
-    let code = run_server(&listener, cfg.max_conns as usize, |socket, peer| {
-        acceptor.handle(socket, peer)
+    let code = run_server(&listener, cfg.max_conns as usize, |socket, peer, request| {
+        acceptor.handle(socket, peer, request)
     })?;
     if cfg.print.summary && (cfg.keep_open || code != ExitCode::Success) {
         let saved = acceptor.saved.load(Ordering::SeqCst);
-        eprintln!("received {}", crate::units::counted(saved, "upload"));
+        terminal::line(format!("received {}", crate::units::counted(saved, "upload")));
     }
     Ok(code)
 }
@@ -78,9 +80,8 @@ impl std::fmt::Display for NotDurable {
 }
 
 impl Acceptor<'_> {
-    /// Serves one connection (one request); true when an upload landed and the server is done.
-    fn handle(&self, socket: TcpStream, peer: SocketAddr) -> Handled {
-        let Some(request) = read_request(&socket, peer) else { return false };
+    /// Serves one connection's request; true when an upload landed and the server is done.
+    fn handle(&self, socket: TcpStream, peer: SocketAddr, request: Request) -> Handled {
         let mut entry = LogEntry::new("recv", peer, &request.method, &request.target);
         let saved = match self.answer(&socket, &request, &mut entry) {
             Ok(saved) => saved,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::Output;
 use crate::copy::Moved;
 use crate::report::{self, shown};
+use crate::terminal;
 
 /// What one request did.
 #[derive(Debug, Serialize)]
@@ -111,7 +112,7 @@ impl Entry {
     /// Prints the entry as `output` asks.
     pub fn print(&self, output: Output) {
         if output.summary {
-            eprintln!("{}", self.human());
+            terminal::lines(&self.human());
         }
         if output.json
             && let Ok(line) = serde_json::to_string(self)
@@ -123,5 +124,5 @@ impl Entry {
 
 /// A line about a connection that made no request worth an entry.
 pub fn note(text: &str) {
-    eprintln!("zcp: {}", shown(text));
+    terminal::line(format!("zcp: {text}"));
 }

@@ -2,12 +2,14 @@
 //! (`serve`), `zcp recv --http` takes `PUT` uploads (`accept`). The socket stays in our hands
 //! (heads parsed by `httparse` from peeked bytes), so bodies go by the same data paths as a zcp
 //! session: `sendfile` out, `splice` in, buffered where those cannot serve, saying why.
-//! Bounds: a head of at most 16 KiB within 10 s, 16 connections at once (`recv`: `--max-conns`;
-//! the next gets `503`), one request per connection. Not here: TLS, keep-alive, chunked
+//! Bounds: a head of at most 16 KiB within 10 s, read before the request takes one of 16 slots
+//! (`recv`: `--max-conns`; a complete request past them gets `503`), at most 64 heads arriving
+//! at once, the oldest shut for a newcomer (`heads`), one request per connection. Not here: TLS, keep-alive, chunked
 //! responses, multipart ranges, conditional GET other than `If-Range`.
 
 mod accept;
 mod chunked;
+mod heads;
 mod index;
 mod log;
 mod request;
@@ -16,6 +18,7 @@ mod serve;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -29,6 +32,7 @@ pub use accept::accept;
 pub use index::encode as url_path;
 pub use serve::serve;
 
+use heads::{Heads, MAX_HEADS, Place};
 use request::{HeadError, Request};
 use response::refuse;
 
@@ -118,35 +122,38 @@ fn interface_ip(v6: bool) -> Option<IpAddr> {
 /// How a connection handler ended: whether the server's work is done now.
 pub(crate) type Handled = bool;
 
-/// The accept loop both ends share: each connection on its own thread, at most `max_conns` at
-/// once, until `handle` says the work is done or a signal arrives. Returns the exit code.
+/// The accept loop both ends share: each connection on its own thread reads its head (among
+/// `heads::MAX_HEADS`, see `heads`), then takes one of `max_conns` slots for its request, until
+/// `handle` says the work is done or a signal arrives. Returns the exit code.
 fn run_server<H>(listener: &TcpListener, max_conns: usize, handle: H) -> anyhow::Result<ExitCode>
 where
-    H: Fn(TcpStream, SocketAddr) -> Handled + Sync,
+    H: Fn(TcpStream, SocketAddr, Request) -> Handled + Sync,
 {
     signals::install()?;
-    let (active, done) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let (slots, heads, done) = (Slots::new(max_conns), Heads::default(), AtomicBool::new(false));
     std::thread::scope(|scope| -> anyhow::Result<()> {
         while !done.load(Ordering::SeqCst) && signals::pending().is_none() {
             let Some((socket, peer)) = net::accept_within(listener, POLL)? else { continue };
-            if active.load(Ordering::SeqCst) >= max_conns {
-                refuse(&socket, 503, "busy: too many connections", &[("Retry-After", "1")]);
-                response::close_now(&socket);
-                log::note(&format!("refused a connection from {peer}: {max_conns} at once"));
-                continue;
-            }
-            active.fetch_add(1, Ordering::SeqCst);
-            let (handle, active, done) = (&handle, &active, &done);
+            let Some(place) = heads.enter(&socket) else { continue };
+            let (handle, slots, done) = (&handle, &slots, &done);
             std::thread::Builder::new()
                 .name(format!("http {peer}"))
                 .spawn_scoped(scope, move || {
-                    if handle(socket, peer) {
+                    let Some(request) = arrived(&socket, peer, place) else { return };
+                    let Some(_slot) = slots.take() else {
+                        refuse(&socket, 503, "busy: too many requests", &[("Retry-After", "1")]);
+                        response::close_now(&socket);
+                        log::note(&format!("refused a request from {peer}: {max_conns} at once"));
+                        return;
+                    };
+                    if handle(socket, peer, request) {
                         done.store(true, Ordering::SeqCst);
                     }
-                    active.fetch_sub(1, Ordering::SeqCst);
                 })
                 .context("starting a connection thread")?;
         }
+        // Heads still arriving will not be served: their threads end now, not in 10 s.
+        heads.close();
         Ok(())
     })?;
     Ok(match signals::pending() {
@@ -155,9 +162,57 @@ where
     })
 }
 
-/// Reads a request head, answering what cannot be read (`400`, `408`, `431`) with a log line.
-fn read_request(socket: &TcpStream, peer: SocketAddr) -> Option<Request> {
-    match request::read_head(socket, HEAD_TIME) {
+/// The request whose head arrived on `socket`, which holds its `place` among the arriving
+/// heads until then, and while a head that could not be read is answered; `None`, logged, when
+/// none arrived or a newer connection pushed this one out first.
+fn arrived(socket: &TcpStream, peer: SocketAddr, place: Place<'_>) -> Option<Request> {
+    let read = request::read_head(socket, HEAD_TIME);
+    if place.pushed_out() {
+        let why = format!("its head was still arriving when {MAX_HEADS} others were");
+        log::note(&format!(
+            "ignored a request from {peer}: pushed out by a newer connection: {why}"
+        ));
+        return None;
+    }
+    answer_unread(socket, peer, read)
+}
+
+/// The slots requests whose heads arrived hold while they are answered.
+struct Slots {
+    taken: AtomicUsize,
+    max: usize,
+}
+
+/// One taken slot, given back when dropped.
+struct Slot<'s>(&'s Slots);
+
+impl Slots {
+    fn new(max: usize) -> Slots {
+        Slots { taken: AtomicUsize::new(0), max }
+    }
+
+    /// A slot, when fewer than `max` are taken.
+    fn take(&self) -> Option<Slot<'_>> {
+        let free = |n: usize| (n < self.max).then_some(n + 1);
+        self.taken.fetch_update(Ordering::SeqCst, Ordering::SeqCst, free).ok()?;
+        Some(Slot(self))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.taken.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The request head `read` from `socket`, answering what could not be read (`400`, `408`,
+/// `431`) with a log line.
+fn answer_unread(
+    socket: &TcpStream,
+    peer: SocketAddr,
+    read: Result<Request, HeadError>,
+) -> Option<Request> {
+    match read {
         Ok(request) => Some(request),
         Err(e) => {
             let status = match &e {

@@ -15,7 +15,7 @@ use super::index::{Catalog, encode};
 use super::log::Entry;
 use super::request::{ByteRange, RangeAsk, Request, range_of};
 use super::response::{self, Response, refuse};
-use super::{Gate, Handled, header_option, read_request, run_server, url_host};
+use super::{Gate, Handled, header_option, run_server, url_host};
 use crate::config::{Link, SendConfig};
 use crate::copy::pace::Pacer;
 use crate::copy::source::Source;
@@ -25,6 +25,7 @@ use crate::link::net;
 use crate::progress::Ui;
 use crate::send::manifest::Manifest;
 use crate::sys::signals;
+use crate::terminal;
 
 /// Serves `cfg.paths` until each file was fetched whole (or until a signal, with `--keep-open`).
 /// `listening` is told the address before the first accept.
@@ -47,9 +48,11 @@ pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Re
         catalog,
         requests: AtomicU64::new(0),
     };
-    let code = run_server(&listener, super::MAX_CONNS, |socket, peer| server.handle(socket, peer))?;
+    let code = run_server(&listener, super::MAX_CONNS, |socket, peer, request| {
+        server.handle(socket, peer, request)
+    })?;
     if cfg.print.summary {
-        eprintln!("{}", server.summary());
+        terminal::lines(&server.summary());
     }
     Ok(code)
 }
@@ -62,10 +65,15 @@ fn announce(cfg: &SendConfig, catalog: &Catalog, local: SocketAddr) {
     let base = format!("http://{}:{}", url_host(local), local.port());
     let header = header_option(cfg.token.as_ref(), cfg.token_generated);
     match catalog.files.as_slice() {
-        [(name, _)] => eprintln!("fetch with: curl -fO{header} {base}/{}", encode(name)),
+        [(name, _)] => {
+            terminal::line(format!("fetch with: curl -fO{header} {base}/{}", encode(name)));
+        }
         files => {
-            eprintln!("the list of files: curl -f{header} {base}/");
-            eprintln!("fetch each with: curl -fO{header} {base}/PATH ({} files)", files.len());
+            terminal::line(format!("the list of files: curl -f{header} {base}/"));
+            let count = files.len();
+            terminal::line(format!(
+                "fetch each with: curl -fO{header} {base}/PATH ({count} files)"
+            ));
         }
     }
 }
@@ -111,9 +119,8 @@ struct Server<'c> {
 }
 
 impl Server<'_> {
-    /// Serves one connection (one request); true when every file has now been sent whole.
-    fn handle(&self, socket: TcpStream, peer: SocketAddr) -> Handled {
-        let Some(request) = read_request(&socket, peer) else { return false };
+    /// Serves one connection's request; true when every file has now been sent whole.
+    fn handle(&self, socket: TcpStream, peer: SocketAddr, request: Request) -> Handled {
         self.requests.fetch_add(1, Ordering::SeqCst);
         let mut entry = Entry::new("send", peer, &request.method, &request.target);
         let done = self.answer(&socket, &request, &mut entry);

@@ -1,20 +1,30 @@
 //! Where accepted connections wait until they authenticate: at most `MAX_WAITING` handshakes
-//! at once, each on its own thread against the handshake deadline; when full and another
-//! connection is queued, the oldest is pushed out once it has run `GRACE`. A connection that
-//! fails costs one line on stderr and nothing else. What an authenticated connection may do is
-//! up to the caller (`recv::server`, `net::establish`).
+//! at once, each on its own thread against the handshake deadline. A full lobby makes room for
+//! the next connection at once by pushing out the oldest one that has not greeted (its peer
+//! has not sent a greeting's worth of bytes) or has run `GRACE`; a peer that greeted keeps its
+//! place for `GRACE`. So idle and trickling connections cannot queue ahead of a real peer,
+//! which greets within a round trip; the argument, with its numbers, is `manual::lobby`. A
+//! connection that fails costs one line on stderr and nothing else. What an authenticated
+//! connection may do is up to the caller (`recv::server`, `net::establish`).
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::protocol::HELLO_LEN;
+use crate::sys::tcp;
+
 /// Handshakes that may run at once.
-pub const MAX_WAITING: usize = 8;
-/// How long a handshake keeps its place in a full lobby while another connection is queued:
-/// honest handshakes take milliseconds, so idle connections cannot lock real peers out, and a
-/// burst of real peers waits its turn in the kernel's queue instead of pushing each other out.
+pub const MAX_WAITING: usize = 64;
+/// How long a handshake whose peer greeted keeps its place in a full lobby while another
+/// connection waits: honest handshakes take a few round trips, so peers that greet and then
+/// stall cannot hold places for long, and a burst of real peers waits its turn in the
+/// kernel's queue instead of pushing each other out.
 pub const GRACE: Duration = Duration::from_secs(2);
+/// Bytes after which a peer has greeted: the first thing either end of the protocol waits for
+/// is a greeting of this length (or, with `--encrypt`, a longer TLS hello).
+const GREETED: u64 = HELLO_LEN as u64;
 
 /// The connections whose handshakes run now.
 #[derive(Default)]
@@ -31,12 +41,23 @@ struct State {
     closed: bool,
 }
 
-/// One connection in its handshake; `pushed_out` once a newer one took its place.
+/// One connection in its handshake, oldest first in `State::waiting`; `pushed_out` once a
+/// newer one took its place, and why.
 struct Waiting {
     id: u64,
     socket: TcpStream,
     since: Instant,
-    pushed_out: bool,
+    greeted: bool,
+    pushed_out: Option<Shed>,
+}
+
+/// Why a connection was pushed out of a full lobby.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shed {
+    /// Its peer had not greeted.
+    Silent,
+    /// It had run `GRACE` without authenticating.
+    Slow,
 }
 
 /// A connection's place in the lobby, from `enter` to the end of its handshake.
@@ -45,9 +66,41 @@ pub struct Ticket<'l> {
     id: u64,
 }
 
+impl State {
+    /// The handshakes still running (not pushed out).
+    fn running(&self) -> impl Iterator<Item = &Waiting> {
+        self.waiting.iter().filter(|w| w.pushed_out.is_none())
+    }
+
+    /// Notes the peers that have greeted since last asked (a fact the kernel counts).
+    fn listen(&mut self) {
+        for w in self.waiting.iter_mut().filter(|w| !w.greeted) {
+            w.greeted = tcp::bytes_received(&w.socket).is_some_and(|n| n >= GREETED);
+        }
+    }
+
+    /// The handshake to push out for a newcomer, and why: the oldest of those whose peer has
+    /// not greeted or that have run `GRACE`. A peer that greeted keeps its place for `GRACE`.
+    fn victim(&mut self) -> Option<(usize, Shed)> {
+        self.listen();
+        self.waiting.iter().enumerate().filter(|(_, w)| w.pushed_out.is_none()).find_map(
+            |(i, w)| match (w.greeted, w.since.elapsed() >= GRACE) {
+                (false, _) => Some((i, Shed::Silent)),
+                (true, true) => Some((i, Shed::Slow)),
+                (true, false) => None,
+            },
+        )
+    }
+
+    /// How long until the oldest running handshake has run `GRACE`.
+    fn until_grace(&self) -> Duration {
+        self.running().map(|w| GRACE.saturating_sub(w.since.elapsed())).min().unwrap_or(GRACE)
+    }
+}
+
 impl Lobby {
     /// Waits at most `timeout` until one more connection may come in: fewer than
-    /// `MAX_WAITING` handshakes run, or the oldest has run for `GRACE` and is pushed out.
+    /// `MAX_WAITING` handshakes run, or one may be pushed out for it (see `State::victim`).
     /// Whether one may; never once the lobby is closed.
     pub fn make_room(&self, timeout: Duration) -> bool {
         let Ok(mut state) = self.state.lock() else { return false };
@@ -56,40 +109,42 @@ impl Lobby {
             if state.closed {
                 return false;
             }
-            if state.waiting.iter().filter(|w| !w.pushed_out).count() < MAX_WAITING {
-                return true;
-            }
-            let Some(oldest) = state.waiting.iter_mut().find(|w| !w.pushed_out) else {
-                return true;
-            };
-            let grace_left = GRACE.saturating_sub(oldest.since.elapsed());
-            if grace_left.is_zero() {
-                oldest.pushed_out = true;
-                let _ = oldest.socket.shutdown(Shutdown::Both);
+            if state.running().count() < MAX_WAITING || state.victim().is_some() {
                 return true;
             }
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            state = match self.left.wait_timeout(state, left.min(grace_left)) {
+            // No victim: every handshake greeted and is young. Room comes when one leaves
+            // (signalled) or the oldest reaches its grace.
+            let wait = left.min(state.until_grace());
+            state = match self.left.wait_timeout(state, wait) {
                 Ok((state, _)) => state,
                 Err(_) => return false,
             };
         }
     }
 
-    /// Lets a connection in (call `make_room` first); `None`, and the connection shut, once
-    /// the lobby is closed.
+    /// Lets a connection in, pushing one out first when the lobby is full (call `make_room`
+    /// first); `None`, and the connection shut, once the lobby is closed.
     pub fn enter(&self, socket: &TcpStream) -> Option<Ticket<'_>> {
         let mut state = self.state.lock().ok()?;
         if state.closed {
             let _ = socket.shutdown(Shutdown::Both);
             return None;
         }
+        if state.running().count() >= MAX_WAITING
+            && let Some((i, why)) = state.victim()
+        {
+            let out = &mut state.waiting[i];
+            out.pushed_out = Some(why);
+            let _ = out.socket.shutdown(Shutdown::Both);
+        }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let socket = socket.try_clone().ok()?;
-        state.waiting.push(Waiting { id, socket, since: Instant::now(), pushed_out: false });
+        let since = Instant::now();
+        state.waiting.push(Waiting { id, socket, since, greeted: false, pushed_out: None });
         Some(Ticket { lobby: self, id })
     }
 
@@ -106,13 +161,13 @@ impl Lobby {
 
     fn leave(&self, id: u64) -> Exit {
         let Ok(mut state) = self.state.lock() else { return Exit::Closed };
-        let pushed_out = state.waiting.iter().any(|w| w.id == id && w.pushed_out);
+        let pushed_out = state.waiting.iter().find(|w| w.id == id).and_then(|w| w.pushed_out);
         state.waiting.retain(|w| w.id != id);
         self.left.notify_all();
         match (state.closed, pushed_out) {
             (true, _) => Exit::Closed,
-            (false, true) => Exit::PushedOut,
-            (false, false) => Exit::Done,
+            (false, Some(why)) => Exit::PushedOut(why),
+            (false, None) => Exit::Done,
         }
     }
 }
@@ -132,10 +187,14 @@ impl Ticket<'_> {
         match (result, self.lobby.leave(self.id)) {
             (Ok(greeted), Exit::Done) => Some(greeted),
             (_, Exit::Closed) => None,
-            (_, Exit::PushedOut) => {
+            (_, Exit::PushedOut(why)) => {
+                let why = match why {
+                    Shed::Silent => "it had not greeted",
+                    Shed::Slow => &format!("it ran {} s", GRACE.as_secs()),
+                };
                 let why = format!(
-                    "pushed out after {} s by newer connections ({MAX_WAITING} handshakes at once)",
-                    GRACE.as_secs()
+                    "pushed out by a newer connection: {why} and {MAX_WAITING} handshakes were \
+                     running"
                 );
                 ignored(peer, &anyhow::anyhow!(why));
                 None
@@ -161,20 +220,20 @@ impl Drop for Ticket<'_> {
 /// How a connection left the lobby.
 enum Exit {
     Done,
-    PushedOut,
+    PushedOut(Shed),
     Closed,
 }
 
 /// The one line an ignored connection costs. It goes to stderr directly: the lobby runs below
 /// the printing layer, and the line is a log, not part of any session's report.
 fn ignored(peer: SocketAddr, why: &anyhow::Error) {
-    eprintln!("zcp: ignored a connection from {peer}: {why:#}");
+    crate::terminal::line(format!("zcp: ignored a connection from {peer}: {why:#}"));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
@@ -183,39 +242,82 @@ mod tests {
         (client, server)
     }
 
+    /// A lobby full of connections whose clients say nothing.
+    fn full_of_silence(listener: &TcpListener, lobby: &Lobby) -> Vec<(TcpStream, u64)> {
+        (0..MAX_WAITING)
+            .map(|_| {
+                assert!(lobby.make_room(Duration::ZERO));
+                let (client, server) = pair(listener);
+                let ticket = lobby.enter(&server).unwrap();
+                let id = ticket.id;
+                std::mem::forget(ticket);
+                (client, id)
+            })
+            .collect()
+    }
+
+    fn greet(client: &mut TcpStream, server_side: &Lobby, id: u64) {
+        client.write_all(&[0u8; HELLO_LEN]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let mut state = server_side.state.lock().unwrap();
+            state.listen();
+            if state.waiting.iter().any(|w| w.id == id && w.greeted) {
+                return;
+            }
+            drop(state);
+            std::thread::yield_now();
+        }
+        panic!("the greeting was never counted");
+    }
+
     #[test]
-    fn a_full_lobby_pushes_out_its_oldest_connection_after_the_grace() {
+    fn a_full_lobby_pushes_out_its_oldest_silent_connection_at_once() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let lobby = Lobby::default();
-        let mut held = Vec::new();
-        for _ in 0..MAX_WAITING {
-            assert!(lobby.make_room(Duration::ZERO));
-            let (client, server) = pair(&listener);
-            held.push((client, lobby.enter(&server).unwrap()));
+        let mut held = full_of_silence(&listener, &lobby);
+        // The first greets: the second is the oldest silent one, and goes at once.
+        let (first, first_id) = &mut held[0];
+        greet(first, &lobby, *first_id);
+        assert!(lobby.make_room(Duration::ZERO));
+        let (_client, server) = pair(&listener);
+        let ticket = lobby.enter(&server).unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(held[1].0.read(&mut buf).unwrap(), 0, "the second was shut");
+        assert!(matches!(lobby.leave(held[1].1), Exit::PushedOut(Shed::Silent)));
+        assert!(matches!(lobby.leave(held[0].1), Exit::Done), "the one that greeted stays");
+        drop(ticket);
+    }
+
+    #[test]
+    fn a_lobby_full_of_greeted_connections_pushes_out_the_oldest_after_the_grace() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let lobby = Lobby::default();
+        let mut held = full_of_silence(&listener, &lobby);
+        for (client, id) in &mut held {
+            greet(client, &lobby, *id);
         }
-        // Full, and every handshake young: no room at once, room within the grace.
         assert!(!lobby.make_room(Duration::ZERO));
         let started = Instant::now();
         assert!(lobby.make_room(GRACE * 3));
         assert!(started.elapsed() < GRACE * 2, "room after {:?}", started.elapsed());
-        // The first connection was shut: its peer reads the end at once.
-        let mut buf = [0u8; 1];
-        assert_eq!(held[0].0.read(&mut buf).unwrap(), 0);
-        assert!(matches!(lobby.leave(held[0].1.id), Exit::PushedOut));
-        assert!(matches!(lobby.leave(held[1].1.id), Exit::Done));
+        let (_client, server) = pair(&listener);
+        let _ticket = lobby.enter(&server).unwrap();
+        assert!(matches!(lobby.leave(held[0].1), Exit::PushedOut(Shed::Slow)));
+        assert!(matches!(lobby.leave(held[1].1), Exit::Done));
     }
 
     #[test]
     fn a_connection_that_leaves_makes_room_at_once() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let lobby = Lobby::default();
-        let mut held = Vec::new();
-        for _ in 0..MAX_WAITING {
-            let (client, server) = pair(&listener);
-            held.push((client, lobby.enter(&server).unwrap()));
+        let mut held = full_of_silence(&listener, &lobby);
+        for (client, id) in &mut held {
+            greet(client, &lobby, *id);
         }
         assert!(!lobby.make_room(Duration::ZERO));
-        drop(held.pop());
+        let (_, id) = held.pop().unwrap();
+        drop(Ticket { lobby: &lobby, id });
         assert!(lobby.make_room(Duration::ZERO));
     }
 

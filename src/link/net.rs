@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 
 use super::auth::Direction;
+#[cfg(doc)]
+use super::lobby::GRACE;
 use super::lobby::{Lobby, Ticket};
 use crate::error::SessionError;
 use crate::sys::signals;
@@ -174,8 +176,9 @@ pub fn accept_within(
     }
 }
 
-/// Waits up to `timeout` for a connection `lobby` has room for, accepts it and lets it in: a
-/// full lobby leaves connections in the kernel's queue until a handshake ends or is pushed out.
+/// Waits up to `timeout` for a connection `lobby` has room for, accepts it and lets it in. A
+/// full lobby makes room at once unless every handshake in it greeted less than `GRACE` ago;
+/// only then do connections wait in the kernel's queue.
 pub fn accept_into<'l>(
     listener: &TcpListener,
     lobby: &'l Lobby,

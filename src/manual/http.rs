@@ -81,5 +81,8 @@
 //!   can reuse it while the server runs. Use `--http` on trusted networks or through an SSH tunnel,
 //!   and a fresh token each time (the default). zcp never puts the token in a URL.
 //! - Bounds: a request head of at most 16 KiB (`431`), arriving within 10 s (`408`); a malformed
-//!   one gets `400` and a log line; 16 connections at once for `send --http` and `--max-conns`
-//!   for `recv --http` (the next gets `503`); one request per connection (`Connection: close`).
+//!   one gets `400` and a log line; 16 requests at once for `send --http` and `--max-conns`
+//!   for `recv --http`, counted only once their whole head arrived (the next gets `503`), and at
+//!   most 64 heads arriving at once, the oldest shut for a newcomer, so heads trickling in cannot
+//!   turn a complete request away; upload paths obey the naming rule, 256 components at most
+//!   (`400`); one request per connection (`Connection: close`).

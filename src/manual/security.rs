@@ -43,8 +43,10 @@
 //! reflection, replay or relay), but without `--encrypt` someone on the path between two honest
 //! ends can still read the files, or alter them after the handshake. A user-chosen token is guessed only
 //! online, one connection per guess; generated tokens (100 bits) are still the better choice.
-//! Anyone who can reach the port can keep a listening end busy with connections (at most 8
-//! handshakes run at once, each for at most 10 s; see below), but not take its place.
+//! Anyone who can reach the port can open connections to a listening end, but neither take its
+//! place nor keep a real peer out with idle or trickling ones (see below). A receiver that holds
+//! the token cannot hold a sender either: its plan and its summary must each arrive whole within
+//! `--idle-timeout` (the plan at least 10 s), however slowly it trickles them.
 //!
 //! Receiver safety, whatever arrives on the socket:
 //!
@@ -57,11 +59,14 @@
 //!   connection, one deadline for the whole exchange, on both ends (a peer trickling a byte at a
 //!   time gains nothing); a transfer with no bytes for `--idle-timeout` (30 s) is aborted, part
 //!   files kept, and writes to a peer that stopped reading are bounded the same way.
-//! - Connections that have not authenticated get their own budget: at most 8 handshakes at once,
-//!   each on its own short-lived thread. When 8 run and another connection waits, the oldest is
-//!   closed once it has run 2 s (an honest handshake takes milliseconds), so idle connections
-//!   delay a real sender by about 2 s per 8 of them instead of locking it out; a burst of real
-//!   senders waits its turn in the kernel's queue. Only authenticated sessions count toward
+//! - Connections that have not authenticated get their own budget: at most 64 handshakes at once,
+//!   each on its own short-lived thread. When 64 run, the next connection is let in at once in
+//!   place of the oldest one whose peer has not sent a 46-byte greeting (as the kernel counts
+//!   it) or that has run 2 s; a peer that greeted keeps its place 2 s. So idle or trickling
+//!   connections, any number, do not delay a real sender: behind 64 idle ones and an attacker
+//!   re-opening 20 or 200 a second, a send took 0.01–0.03 s, and an idle one was shut 1–18 ms
+//!   after a newcomer came. Only a peer that sends valid greetings 32 times a second can hold
+//!   every place. The argument: `crate::manual::lobby`. Only authenticated sessions count toward
 //!   `--max-conns`; a sender that authenticates while all run is told "busy".
 //! - A name offered twice in one session is refused the second time, and so is a name inside a
 //!   file entry of the same offer (`a` and `a/b`, in either order: the later one), alone: the

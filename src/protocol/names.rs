@@ -9,7 +9,8 @@ pub const MAX_COMPONENT: usize = 255 - ".".len() - ".zcp-part".len();
 
 /// Checks an offered name and returns its components: a relative path of 1 to 4096 bytes
 /// whose `/`-separated components are all normal (not empty, not `.` or `..`), without NUL,
-/// each at most `MAX_COMPONENT` bytes. The error says what is wrong with it.
+/// each at most `MAX_COMPONENT` bytes, at most `MAX_DEPTH` of them. The error says what is
+/// wrong with it. (An upload of `zcp recv --http` is one name, held to this rule alone.)
 pub fn components(name: &[u8]) -> Result<Vec<&[u8]>, String> {
     let shown = String::from_utf8_lossy(name);
     if name.is_empty() {
@@ -23,6 +24,12 @@ pub fn components(name: &[u8]) -> Result<Vec<&[u8]>, String> {
     }
     if name.starts_with(b"/") {
         return Err(format!("name {shown:?} is an absolute path"));
+    }
+    let deep = depth(name);
+    if deep > MAX_DEPTH {
+        return Err(format!(
+            "name is {deep} components deep, more than the {MAX_DEPTH} a session takes (MAX_DEPTH)"
+        ));
     }
     name.split(|&b| b == b'/')
         .map(|c| match c {
@@ -103,9 +110,19 @@ mod tests {
         assert!(refused(&vec![b'x'; MAX_COMPONENT + 1]).contains("longer than 245 bytes"));
         let long = [b"d/".repeat(MAX_NAME / 2).as_slice(), b"x"].concat();
         assert!(refused(&long).contains("more than 4096"));
-        let exactly = [b"d/".repeat(MAX_NAME / 2 - 1).as_slice(), b"xx"].concat();
+        let exactly = [b"ddddddddddddddd/".repeat(MAX_DEPTH - 1).as_slice(), &[b'x'; 16]].concat();
         assert_eq!(exactly.len(), MAX_NAME);
         assert!(components(&exactly).is_ok());
+    }
+
+    #[test]
+    fn names_deeper_than_max_depth_are_refused() {
+        let deepest = [b"d/".repeat(MAX_DEPTH - 1).as_slice(), b"f"].concat();
+        assert_eq!(components(&deepest).map(|c| c.len()), Ok(MAX_DEPTH));
+        let deeper = [b"d/".as_slice(), &deepest].concat();
+        assert!(refused(&deeper).contains("257 components deep"), "{}", refused(&deeper));
+        let upload = [b"a/".repeat(2047).as_slice(), b"a"].concat();
+        assert!(refused(&upload).contains("(MAX_DEPTH)"));
     }
 
     fn named(name: &[u8]) -> Entry {

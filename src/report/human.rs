@@ -1,8 +1,6 @@
 //! The human summary for stderr, of a session and of a raw transfer. Text from the peer is
 //! shown escaped (`shown`), so it cannot drive the terminal.
 
-use std::borrow::Cow;
-
 use humansize::{BINARY, format_size};
 
 use super::{FileReport, RawReport, Report, Status};
@@ -11,6 +9,7 @@ use crate::datapath::{DataPath, Encryption, Fallback};
 use crate::error::errno_name;
 use crate::protocol::SideStats;
 use crate::role::Role;
+use crate::terminal::shown;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -233,29 +232,6 @@ fn is_batch_fallback(fb: &Fallback) -> bool {
     *fb == batch::send_reason() || *fb == batch::recv_reason()
 }
 
-/// Text that came from the peer (names, refusal and fallback reasons, ERROR messages), fit for
-/// a terminal: control characters are shown escaped (`\e`, `\r`, `\n`, `\t`, `\x07`,
-/// `\u{9b}`), so that they cannot move the cursor, set the title or draw a fake line
-///. `--json` keeps the exact text.
-pub fn shown(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\x1b' => out.push_str("\\e"),
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
 fn path_summary(s: &SideStats) -> String {
     match s.data_path {
         Some(path) => format!("{path} ({})", crate::units::counted(s.calls, "call")),
@@ -285,15 +261,6 @@ pub fn cpu_per_gib(bytes: u64, s: &SideStats) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn peer_text_is_shown_with_control_characters_escaped() {
-        assert_eq!(shown("big.iso"), "big.iso");
-        assert!(matches!(shown("plain name"), Cow::Borrowed(_)));
-        assert_eq!(shown("a\x1b]0;t\x07\r\n\tz"), "a\\e]0;t\\x07\\r\\n\\tz");
-        assert_eq!(shown("del\x7f c1\u{9b}"), "del\\x7f c1\\u{9b}");
-        assert_eq!(shown("naïve 日本"), "naïve 日本");
-    }
 
     #[test]
     fn a_session_moved_nothing_when_no_file_crossed_whatever_its_directories() {

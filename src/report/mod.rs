@@ -5,7 +5,8 @@ pub mod events;
 mod human;
 mod json;
 
-pub use human::{cpu_per_gib, shown};
+pub use crate::terminal::shown;
+pub use human::cpu_per_gib;
 pub use json::{json_text, line_to_stdout, to_stdout};
 
 use std::time::Duration;

@@ -22,7 +22,7 @@ use crate::copy::{self, Counted, Framing, Moved, Outgoing};
 use crate::datapath::{DataPath, Encryption, Method};
 use crate::error::SessionError;
 use crate::link::auth::Direction;
-use crate::link::peer::{self, HANDSHAKE_TIMEOUT, next_message, unexpected};
+use crate::link::peer::{self, HANDSHAKE_TIMEOUT, unexpected};
 use crate::link::tls::Tunnel;
 use crate::link::{handshake, net, tls};
 use crate::progress::Ui;
@@ -142,7 +142,7 @@ fn run(
         let e = explain_idle(anyhow::Error::from(e).context("sending statistics"), idle);
         return Err(peer_reason(&mut socket).unwrap_or(e));
     }
-    let summary = match next_message(&mut socket, "the receiver's summary")? {
+    let summary = match peer::whole_message(&socket, idle, IDLE, "the receiver's summary")? {
         Message::Summary(s) => s,
         other => return Err(unexpected("SUMMARY", &other)),
     };
@@ -202,9 +202,10 @@ fn offer(
     let entries = manifest.items.iter().map(|i| i.entry.clone()).collect();
     protocol::write_message(socket, &Message::Offer(Offer { entries }))
         .context("sending the offer")?;
-    // Deciding resumes hashes partial files: allow the idle timeout for the answer.
-    peer::set_timeout(socket, cfg.net.idle_timeout.map(|t| t.max(HANDSHAKE_TIMEOUT)))?;
-    let plan = match next_message(socket, "the receiver's plan")? {
+    // Deciding resumes hashes partial files: allow the idle timeout for the answer, and at
+    // least the handshake's.
+    let within = cfg.net.idle_timeout.map(|t| t.max(HANDSHAKE_TIMEOUT));
+    let plan = match peer::whole_message(socket, within, IDLE, "the receiver's plan")? {
         Message::Plan(plan) if plan.answers.len() == manifest.items.len() => plan,
         other => return Err(unexpected("PLAN with one answer per entry", &other)),
     };
@@ -508,6 +509,9 @@ fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
          in progress; run the same command again to resume",
     )
 }
+
+/// The option that bounds each exchange that waits on the receiver, as errors name it.
+const IDLE: &str = "--idle-timeout";
 
 /// How long a failed send looks for the receiver's reason, all reads together: a receiver that
 /// sends frames forever must not hold the sender.

@@ -1,6 +1,8 @@
 //! What zcp asks of the operating system outside any transfer: signal handling (`signals`), a
-//! description of the machine (`machine`) and the CPU and memory a process used (`rusage`).
+//! description of the machine (`machine`), the CPU and memory a process used (`rusage`) and
+//! what the kernel counted on a TCP connection (`tcp`).
 
 pub mod machine;
 pub mod rusage;
 pub mod signals;
+pub mod tcp;
