@@ -714,3 +714,31 @@ fn a_stalled_upload_body_ends_at_the_idle_timeout_and_leaves_nothing() {
     assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "the stalled upload left a file");
     drop(socket);
 }
+
+/// `sh -c SCRIPT` in `dir` without the test token in its environment.
+fn sh_in(dir: &Path, script: &str) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]).current_dir(dir).env_remove(TOKEN_ENV);
+    cmd.output().expect("sh")
+}
+
+/// `curl -C -` on a download that is already complete is done (exit 0), not an error: the
+/// answer is a 416 that curl 7.x takes as "already there" (no `Content-Range: bytes */SIZE`,
+/// which makes it drop the resume and fail the `-f` request).
+#[test]
+fn curl_resume_of_a_complete_download_exits_0_and_keeps_the_file() {
+    require_curl!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, data) = source(work.path(), "done.bin", 200_000, 31);
+    let (mut server, _) = serve(&[&src], &["--keep-open"]);
+    let fetch = server.wait_line("fetch with: ");
+    let fetch = fetch.trim_start_matches("fetch with: ").replace("$ZCP_TOKEN", TOKEN);
+    let into = subdir(work.path(), "fetched");
+    let first = sh_in(&into, &fetch);
+    assert!(first.status.success(), "`{fetch}`: {first:?}");
+    let again = fetch.replacen("curl ", "curl -sS -C - ", 1);
+    let resumed = sh_in(&into, &again);
+    assert_eq!(resumed.status.code(), Some(0), "`{again}`: {resumed:?}");
+    assert_file_holds(&into.join("done.bin"), &data, "the complete download after curl -C -");
+    server.wait_line_within("GET /done.bin 416", STARTUP);
+}

@@ -244,6 +244,9 @@ pub enum RangeAsk {
     Whole,
     /// One satisfiable range: `206`.
     Part(ByteRange),
+    /// A range that starts exactly at the end: the client already holds the whole file
+    /// (`curl -C -` on a complete download), `416`.
+    AtEnd,
     /// A range past the end: `416`.
     Unsatisfiable,
 }
@@ -274,7 +277,8 @@ pub fn range_of(header: Option<&str>, size: u64) -> RangeAsk {
     };
     match parsed {
         None => RangeAsk::Whole,
-        Some((first, _)) if first >= size => RangeAsk::Unsatisfiable,
+        Some((first, _)) if first == size => RangeAsk::AtEnd,
+        Some((first, _)) if first > size => RangeAsk::Unsatisfiable,
         Some((first, last)) => RangeAsk::Part(ByteRange { first, last }),
     }
 }
@@ -295,9 +299,10 @@ mod tests {
         assert_eq!(range("bytes=-100", 1000), part(900, 999));
         assert_eq!(range("bytes=-5000", 1000), part(0, 999));
         assert_eq!(range("bytes=900-5000", 1000), part(900, 999));
-        assert_eq!(range("bytes=1000-", 1000), RangeAsk::Unsatisfiable);
+        assert_eq!(range("bytes=1000-", 1000), RangeAsk::AtEnd);
+        assert_eq!(range("bytes=1001-", 1000), RangeAsk::Unsatisfiable);
         assert_eq!(range("bytes=-0", 1000), RangeAsk::Unsatisfiable);
-        assert_eq!(range("bytes=0-", 0), RangeAsk::Unsatisfiable);
+        assert_eq!(range("bytes=0-", 0), RangeAsk::AtEnd);
         assert_eq!(range("bytes=0-1,5-6", 1000), RangeAsk::Whole);
         assert_eq!(range("bytes=9-1", 1000), RangeAsk::Whole);
         assert_eq!(range("items=0-1", 1000), RangeAsk::Whole);

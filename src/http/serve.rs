@@ -195,6 +195,14 @@ impl Server<'_> {
                 entry.range = Some(format!("{first}-{last}"));
                 (first, last - first + 1)
             }
+            // curl 7.x reads `Content-Range: bytes */SIZE` as "no resume" and then fails a
+            // `-f` download on the 416; without the header it takes the 416 as "already
+            // complete" (its `http_should_fail`) and exits 0, as wget -c does either way.
+            RangeAsk::AtEnd => {
+                entry.status = 416;
+                refuse(socket, 416, "the whole file is already there", &[]);
+                return Ok(None);
+            }
             RangeAsk::Unsatisfiable => {
                 entry.status = 416;
                 let all = format!("bytes */{size}");
