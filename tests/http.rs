@@ -742,3 +742,24 @@ fn curl_resume_of_a_complete_download_exits_0_and_keeps_the_file() {
     assert_file_holds(&into.join("done.bin"), &data, "the complete download after curl -C -");
     server.wait_line_within("GET /done.bin 416", STARTUP);
 }
+
+/// The printed upload command shows why the server refused (here an existing file, `409`),
+/// not only curl's "the requested URL returned error".
+#[test]
+fn the_printed_upload_command_shows_the_servers_reason() {
+    require_curl!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_, _) = source(work.path(), "taken.bin", 1000, 32);
+    let dst = subdir(work.path(), "dst");
+    fs::write(dst.join("taken.bin"), b"mine").expect("an existing target");
+    let (mut receiver, _) = accept_into(&[], &dst, &[]);
+    let upload = receiver.wait_line("upload with: ");
+    let upload = upload.trim_start_matches("upload with: ").replace("FILE", "taken.bin");
+    let upload = upload.replace("$ZCP_TOKEN", TOKEN).replacen("curl ", "curl -sS ", 1);
+    let out = sh_in(work.path(), &upload);
+    assert_eq!(out.status.code(), Some(22), "`{upload}`: {out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("--force"), "`{upload}` did not show the reason: {out:?}");
+    assert_eq!(fs::read(dst.join("taken.bin")).expect("target"), b"mine", "overwritten");
+    drop(receiver);
+}

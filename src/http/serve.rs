@@ -54,7 +54,10 @@ pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Re
     Ok(code)
 }
 
-/// Prints how to fetch: the exact curl command, with the token header.
+/// Prints how to fetch: the exact curl command, with the token header. The index is fetched
+/// with `--fail-with-body`, so a refusal shows the server's reason (curl 7.76+); a download
+/// keeps `-f`, as that option would save the reason under the file's name, where a later
+/// `curl -C -` would resume on top of it.
 fn announce(cfg: &SendConfig, catalog: &Catalog, local: SocketAddr) {
     if cfg.no_auth {
         Ui::hidden().warn("authentication is off (--no-auth): anyone who can connect may fetch");
@@ -64,7 +67,7 @@ fn announce(cfg: &SendConfig, catalog: &Catalog, local: SocketAddr) {
     match catalog.files.as_slice() {
         [(name, _)] => eprintln!("fetch with: curl -fO{header} {base}/{}", encode(name)),
         files => {
-            eprintln!("the list of files: curl -f{header} {base}/");
+            eprintln!("the list of files: curl --fail-with-body{header} {base}/");
             eprintln!("fetch each with: curl -fO{header} {base}/PATH ({} files)", files.len());
         }
     }
