@@ -200,6 +200,13 @@ pub struct SendArgs {
 
     /// Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the
     /// token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole
+    ///
+    /// A browser, which cannot send that header, opens the URL printed at start instead:
+    /// `http://HOST:PORT/t/TOKEN/`, the token as the first segment of the path (compared as the
+    /// header's is; the log shows it as `/t/…`). The index at `/` is HTML with a link per file
+    /// for a client whose `Accept` header names `text/html` (browsers), and a plain list of URL
+    /// paths, one a line, for others (curl and wget send `*/*`). Files carry a `Content-Type`
+    /// from their extension.
     #[arg(long, conflicts_with_all = ["raw", "name", "no_resume"])]
     pub http: bool,
 

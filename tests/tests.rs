@@ -6,6 +6,7 @@ mod util;
 mod auth;
 mod batch;
 mod bench;
+mod browser;
 mod connect;
 mod disk_mutants;
 mod docs;
