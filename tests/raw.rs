@@ -83,3 +83,17 @@ fn netcat_into_raw_recv_is_identical_and_spliced() {
     assert!(report["checksum"].is_null(), "raw mode has no checksum: {report:#}");
     assert_says(&received, "no checksum, no authentication", "zcp recv --raw");
 }
+
+/// `--output DIR/` says a directory, and raw mode has no name to put in it: refused before
+/// listening (exit 2), nothing made, rather than a file named `DIR`.
+#[test]
+fn raw_recv_into_a_path_ending_in_a_slash_is_refused_and_makes_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = format!("{}/rr/", work.path().display());
+    let args = ["recv", "--raw", "--listen", "127.0.0.1:0", "--output", &out];
+    let done = Process::start(&args, &[]).wait();
+    assert_exit(&done, 2, "zcp recv --raw --output DIR/");
+    assert_says(&done, "names a directory", "zcp recv --raw --output DIR/");
+    assert_eq!(done.stderr.trim().lines().count(), 1, "one line: {}", done.stderr);
+    assert!(!work.path().join("rr").exists(), "rr was made");
+}
