@@ -27,6 +27,7 @@ mod messages;
 mod names;
 mod offers;
 mod output;
+mod progress;
 mod peer;
 mod planted;
 mod preauth;
