@@ -1,10 +1,15 @@
-//! What a session shows while it runs and when it is stopped: the receiver's own Ctrl-C told as
-//! a stop, with sizes people read.
+//! What a session shows while it runs and when it is stopped: the bar on a terminal (a pty
+//! made by `script`): its rate on a resume, its width on a narrow terminal, with --keep-open;
+//! the receiver's own Ctrl-C told as a stop, with sizes people read.
+
+use std::fs;
+use std::process::Command;
 
 use nix::sys::signal::Signal;
 
 use crate::util::{
-    Process, Receiver, assert_exit, part_of, send_cmd, subdir, wait_for_bytes, write_random_file,
+    Process, Receiver, ZCP, assert_exit, part_of, run, send_cmd, skip, subdir, unusable,
+    wait_for_bytes, write_random_file, zcp_command,
 };
 
 const MIB: usize = 1 << 20;
@@ -30,4 +35,87 @@ fn a_receivers_own_ctrl_c_reads_as_stopped_not_as_a_lost_connection() {
         assert!(!said.contains(wrong), "{wrong:?} in: {}", done.stderr);
     }
     sender.kill();
+}
+
+/// `zcp ARGS…` on a terminal `columns` wide (a pty made by `script`), with the test token; what
+/// it draws there comes as its stderr, so `listening()` and `wait_line` work as usual.
+fn on_a_terminal(columns: u16, args: &[&str]) -> Process {
+    let quoted: Vec<String> =
+        args.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect();
+    let inner = format!("stty cols {columns} rows 20; exec '{ZCP}' {}", quoted.join(" "));
+    let mut cmd = zcp_command(&[] as &[&str], &[("TERM", Some("xterm"))]);
+    cmd = {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", r#"exec script -qfec "$0" /dev/null >&2"#, &inner]);
+        sh.envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        sh
+    };
+    Process::spawn(cmd)
+}
+
+/// Skips the test where `script` (util-linux) cannot make a pty.
+macro_rules! require_script {
+    () => {
+        if let Some(why) = unusable("script", &["-qec", "true", "/dev/null"]) {
+            return skip(&why);
+        }
+    };
+}
+
+/// The lines a terminal shows of `drawn`: each redraw (`\r`) or line, escape sequences out.
+fn screens(drawn: &str) -> Vec<String> {
+    let mut out = String::new();
+    let mut chars = drawn.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            // A CSI sequence: parameters, then one final byte in @..~.
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.split(['\r', '\n']).filter(|s| !s.trim().is_empty()).map(str::to_string).collect()
+}
+
+/// The rates a bar showed (`12.5 MiB/s`), in bytes per second.
+fn rates(screens: &[String]) -> Vec<f64> {
+    let unit = |u: &str| match u {
+        "B/s" => Some(1.0),
+        "KiB/s" => Some(1024.0),
+        "MiB/s" => Some(1024.0 * 1024.0),
+        "GiB/s" => Some(1024.0 * 1024.0 * 1024.0),
+        _ => None,
+    };
+    let words = screens.iter().flat_map(|s| s.split(' ').collect::<Vec<_>>());
+    let words: Vec<&str> = words.collect();
+    words.windows(2).filter_map(|w| Some(w[0].parse::<f64>().ok()? * unit(w[1])?)).collect()
+}
+
+/// On a resume the receiver kept most of the file: its bar starts there, and its rate counts
+/// only what moves (it showed GiB/s under a 4 MiB/s limit).
+#[test]
+fn a_resumed_file_s_kept_bytes_are_not_counted_in_the_rate() {
+    require_script!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("big.bin");
+    let data = write_random_file(&src, 40 * MIB, 52);
+    let dst = subdir(work.path(), "dst");
+    fs::write(part_of(&dst, "big.bin"), &data[..36 * MIB]).expect("a part file to resume");
+    let out = format!("{}/", dst.display());
+    let mut receiver = on_a_terminal(100, &["recv", "--listen", "127.0.0.1:0", "--output", &out]);
+    let addr = receiver.listening();
+    let sent = run(send_cmd(&[&src], &addr.to_string(), &["--limit-rate", "4M"], &[]));
+    assert_exit(&sent, 0, "zcp send");
+    assert!(sent.stderr.contains("resumed at"), "no resume: {}", sent.stderr);
+    let done = receiver.wait();
+    let screens = screens(&done.stderr);
+    let rates = rates(&screens);
+    assert!(rates.iter().any(|r| *r > 0.0), "no rate drawn: {screens:#?}");
+    let fastest = rates.iter().copied().fold(0.0, f64::max);
+    assert!(fastest < 16.0 * MIB as f64, "{fastest} B/s under a 4 MiB/s limit: {screens:#?}");
 }
