@@ -13,12 +13,39 @@ use crate::config::Output;
 use crate::report::events::Events;
 use crate::report::shown;
 
-// The file name takes what the terminal's width leaves (`wide_msg`, cut to fit), so the bar is
-// one line: on a terminal that reports no size (a pty of 0x0) indicatif assumes 80 columns, and a
-// longer line wrapped into two padded ones (#13).
-const SIZED: &str =
-    "{prefix} {wide_msg} [{bar:20}] {binary_bytes}/{binary_total_bytes} {rate} ETA {eta}";
-const UNSIZED: &str = "{prefix} {wide_msg} {spinner} {binary_bytes} {rate} {elapsed}";
+/// Columns the file name (`wide_msg`, cut to fit) keeps at least before a field goes.
+const NAME_MIN: u16 = 12;
+
+/// The templates of a bar of known size, widest first, each with the width it needs: its
+/// fields at their widest (`[99/999]`, `1023.99 MiB/1023.99 MiB`, `1023.99 MiB/s`,
+/// `ETA 99:59:59`, spaces) and `NAME_MIN` for the name. A line wider than the terminal wraps
+/// into two, and each redraw then leaves one behind; the name would be cut to nothing first.
+/// So on a narrow terminal the bar goes, then the ETA, then the sizes for a percentage.
+const SIZED: [(u16, &str); 4] = [
+    (
+        84 + NAME_MIN,
+        "{prefix} {wide_msg} [{bar:20}] {binary_bytes}/{binary_total_bytes} {rate} ETA {eta}",
+    ),
+    (61 + NAME_MIN, "{prefix} {wide_msg} {binary_bytes}/{binary_total_bytes} {rate} ETA {eta}"),
+    (48 + NAME_MIN, "{prefix} {wide_msg} {binary_bytes}/{binary_total_bytes} {rate}"),
+    (0, "{prefix} {wide_msg} {percent:>3}% {rate}"),
+];
+/// The same for a stream of unknown size (a spinner, the bytes so far, the time so far).
+const UNSIZED: [(u16, &str); 2] = [
+    (46 + NAME_MIN, "{prefix} {wide_msg} {spinner} {binary_bytes} {rate} {elapsed_precise}"),
+    (0, "{prefix} {wide_msg} {binary_bytes} {rate}"),
+];
+
+/// The template for a bar on a terminal `columns` wide: the widest that fits.
+fn template(sized: bool, columns: u16) -> &'static str {
+    let tiers: &[(u16, &'static str)] = if sized { &SIZED } else { &UNSIZED };
+    tiers.iter().find(|(needs, _)| columns >= *needs).map_or(tiers[0].1, |(_, t)| t)
+}
+
+/// The width of the terminal on stderr as indicatif sees it (80 when it reports none).
+fn columns() -> u16 {
+    console::Term::stderr().size().1
+}
 
 /// What a bar's rate is made of besides its position: the bytes done without moving (a
 /// resumed file's prefix, holes), and when bytes began to move (the bar's elapsed time then).
@@ -81,11 +108,11 @@ fn bar_with(visible: bool, total: Option<u64>, label: &str, flow: &Arc<Flow>) ->
     if !visible {
         return ProgressBar::hidden();
     }
-    let (bar, template) = match total {
-        Some(n) => (ProgressBar::new(n), SIZED),
-        None => (ProgressBar::new_spinner(), UNSIZED),
+    let bar = match total {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
     };
-    if let Some(style) = style(template, flow) {
+    if let Some(style) = style(template(total.is_some(), columns()), flow) {
         bar.set_style(style);
     }
     bar.set_prefix(label.to_string());
@@ -196,6 +223,50 @@ impl Drop for Ui {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `template` with each field at its widest and the name empty: the columns it needs
+    /// besides the name.
+    fn widest(template: &str) -> usize {
+        let mut line = String::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            line.push_str(&rest[..open]);
+            let close = rest[open..].find('}').expect("a closed key") + open;
+            let key = rest[open + 1..close].split(':').next().unwrap_or_default();
+            line.push_str(match key {
+                "prefix" => "[99/999]",
+                "wide_msg" => "",
+                "bar" => "[12345678901234567890]",
+                "binary_bytes" | "binary_total_bytes" => "1023.99 MiB",
+                "rate" => "1023.99 MiB/s",
+                "eta" | "elapsed_precise" => "99:59:59",
+                "percent" => "100",
+                "spinner" => "-",
+                other => panic!("no widest value for {{{other}}}"),
+            });
+            rest = &rest[close + 1..];
+        }
+        line.push_str(rest);
+        // `[{bar:20}]` has its brackets in the template: count the bar's 20 once.
+        line.chars().count() - if template.contains("[{bar") { 2 } else { 0 }
+    }
+
+    #[test]
+    fn each_template_fits_the_width_it_is_chosen_for_with_room_for_the_name() {
+        for (tiers, sized) in [(&SIZED[..], true), (&UNSIZED[..], false)] {
+            for (needs, t) in tiers.iter().filter(|(needs, _)| *needs > 0) {
+                let room = usize::from(*needs) - widest(t);
+                assert!(room >= usize::from(NAME_MIN), "{t}: {room} columns left for the name");
+                assert_eq!(template(sized, *needs), *t, "chosen at {needs} columns");
+            }
+            let narrowest = tiers.last().expect("a tier").1;
+            assert!(widest(narrowest) + usize::from(NAME_MIN) <= 48, "{narrowest}");
+            assert_eq!(template(sized, 20), narrowest);
+        }
+        assert!(template(true, 60).contains("{wide_msg}"), "the name stays at 60 columns");
+        assert!(!template(true, 60).contains("{bar"), "the bar goes first");
+        assert!(template(true, 120).contains("{bar"), "a wide terminal has it all");
+    }
 
     #[test]
     fn the_rate_counts_only_bytes_that_moved_since_they_began_to() {

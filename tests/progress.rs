@@ -119,3 +119,28 @@ fn a_resumed_file_s_kept_bytes_are_not_counted_in_the_rate() {
     let fastest = rates.iter().copied().fold(0.0, f64::max);
     assert!(fastest < 16.0 * MIB as f64, "{fastest} B/s under a 4 MiB/s limit: {screens:#?}");
 }
+
+/// At 60 columns the bar keeps the file's name and fits on one line (it dropped the name and
+/// wrapped, leaving a line behind at each redraw).
+#[test]
+fn on_a_narrow_terminal_the_bar_fits_and_keeps_the_name() {
+    require_script!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("a-rather-long-file-name-for-the-bar.bin");
+    write_random_file(&src, 8 * MIB, 53);
+    let dst = subdir(work.path(), "dst");
+    let out = format!("{}/", dst.display());
+    let mut receiver = on_a_terminal(60, &["recv", "--listen", "127.0.0.1:0", "--output", &out]);
+    let addr = receiver.listening();
+    let sent = run(send_cmd(&[&src], &addr.to_string(), &["--limit-rate", "8M"], &[]));
+    assert_exit(&sent, 0, "zcp send");
+    let done = receiver.wait();
+    let screens = screens(&done.stderr);
+    let bars: Vec<&String> = screens.iter().filter(|s| s.contains("/s")).collect();
+    let bars: Vec<&&String> = bars.iter().filter(|s| !s.starts_with("received ")).collect();
+    assert!(!bars.is_empty(), "no bar drawn: {screens:#?}");
+    for bar in &bars {
+        assert!(bar.chars().count() <= 60, "{} columns: {bar:?}", bar.chars().count());
+    }
+    assert!(bars.iter().any(|b| b.contains("[1/1] a-rather-long")), "no name: {bars:#?}");
+}
