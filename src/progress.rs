@@ -7,7 +7,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use humansize::{BINARY, format_size};
-use indicatif::{FormattedDuration, ProgressBar, ProgressState, ProgressStyle};
+use indicatif::{
+    FormattedDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle,
+};
 
 use crate::config::Output;
 use crate::report::events::Events;
@@ -95,6 +97,18 @@ fn style(template: &str, flow: &Arc<Flow>) -> Option<ProgressStyle> {
     Some(style.with_key("rate", rate).with_key("eta", eta).progress_chars("=> "))
 }
 
+/// The bars of this process, drawn together: a `--keep-open` receiver runs sessions at once,
+/// each with its own bar, stacked rather than fighting over one line.
+fn bars() -> &'static MultiProgress {
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(MultiProgress::new)
+}
+
+/// Prints a line on stderr above the bars drawn now (a session's report while others run).
+pub fn above_bars(line: &str) {
+    bars().suspend(|| eprintln!("{line}"));
+}
+
 /// A bar for `total` bytes (a spinner when the total is unknown), or a hidden one.
 pub fn bar(visible: bool, total: Option<u64>, label: &str) -> ProgressBar {
     let flow = Arc::new(Flow::default());
@@ -108,15 +122,13 @@ fn bar_with(visible: bool, total: Option<u64>, label: &str, flow: &Arc<Flow>) ->
     if !visible {
         return ProgressBar::hidden();
     }
-    let bar = match total {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::new_spinner(),
-    };
+    // Drawn only once in `bars()`: a line drawn on its own before would stay behind.
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
     if let Some(style) = style(template(total.is_some(), columns()), flow) {
         bar.set_style(style);
     }
     bar.set_prefix(label.to_string());
-    bar
+    bars().add(bar)
 }
 
 /// The live display of one session: one overall bar (bytes, files, rate, ETA, current file),
@@ -158,9 +170,9 @@ impl Ui {
         Ui::new(Output { json: false, progress: false, summary: false, events: None }, None, 0)
     }
 
-    /// Prints a warning above the bar.
+    /// Prints a warning above the bars.
     pub fn warn(&self, message: &str) {
-        self.bar.suspend(|| eprintln!("zcp: warning: {}", shown(message)));
+        above_bars(&format!("zcp: warning: {}", shown(message)));
     }
 
     /// A new file starts; `base` is the session's byte count before it.
@@ -206,6 +218,7 @@ impl Ui {
 
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+        bars().remove(&self.bar);
         self.events.progress(self.done_bytes(), self.total, (self.done, self.files), true);
     }
 }
@@ -216,6 +229,7 @@ impl Drop for Ui {
     fn drop(&mut self) {
         if !self.bar.is_finished() {
             self.bar.finish_and_clear();
+            bars().remove(&self.bar);
         }
     }
 }

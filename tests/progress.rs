@@ -8,7 +8,7 @@ use std::process::Command;
 use nix::sys::signal::Signal;
 
 use crate::util::{
-    Process, Receiver, ZCP, assert_exit, part_of, run, send_cmd, skip, subdir, unusable,
+    Process, Receiver, STARTUP, ZCP, assert_exit, part_of, run, send_cmd, skip, subdir, unusable,
     wait_for_bytes, write_random_file, zcp_command,
 };
 
@@ -143,4 +143,25 @@ fn on_a_narrow_terminal_the_bar_fits_and_keeps_the_name() {
         assert!(bar.chars().count() <= 60, "{} columns: {bar:?}", bar.chars().count());
     }
     assert!(bars.iter().any(|b| b.contains("[1/1] a-rather-long")), "no name: {bars:#?}");
+}
+
+/// A `--keep-open` receiver on a terminal shows each session's progress (it showed none).
+#[test]
+fn a_keep_open_receiver_shows_progress_on_a_terminal() {
+    require_script!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("kept.bin");
+    write_random_file(&src, 8 * MIB, 54);
+    let dst = subdir(work.path(), "dst");
+    let out = format!("{}/", dst.display());
+    let args = ["recv", "--keep-open", "--listen", "127.0.0.1:0", "--output", &out];
+    let mut receiver = on_a_terminal(100, &args);
+    let addr = receiver.listening();
+    let sent = run(send_cmd(&[&src], &addr.to_string(), &["--limit-rate", "8M"], &[]));
+    assert_exit(&sent, 0, "zcp send");
+    receiver.wait_line_within("received kept.bin", STARTUP);
+    let done = receiver.kill();
+    let screens = screens(&done.stderr);
+    let drawn = screens.iter().any(|s| s.contains("[1/1] kept.bin") && s.contains("/s"));
+    assert!(drawn, "no progress drawn: {screens:#?}");
 }
