@@ -69,10 +69,13 @@ impl Flow {
     }
 }
 
-/// `moved` bytes over `time`; `None` before any time has passed.
+/// How long bytes move before a rate is shown: the first burst (a socket buffer's worth, in a
+/// few milliseconds) is not a rate.
+const RATE_AFTER: Duration = Duration::from_millis(500);
+
+/// `moved` bytes over `time`; `None` before `RATE_AFTER`.
 fn moved_rate(moved: u64, time: Duration) -> Option<f64> {
-    let seconds = time.as_secs_f64();
-    (seconds > 0.0).then(|| moved as f64 / seconds)
+    (time >= RATE_AFTER).then(|| moved as f64 / time.as_secs_f64())
 }
 
 /// The time left at `rate` for `left` bytes.
@@ -293,5 +296,7 @@ mod tests {
         assert_eq!(rate, f64::from(50 << 20));
         assert_eq!(time_left(100 << 20, Some(rate)), Some(Duration::from_secs(2)));
         assert_eq!(time_left(1, Some(0.0)), None);
+        // 400 KiB in the first 3 ms is a burst into the socket's buffer, not 130 MiB/s.
+        assert_eq!(flow.rate((900 << 20) + (400 << 10), Duration::from_millis(4003)), None);
     }
 }
