@@ -39,9 +39,14 @@ macro_rules! require {
 
 /// The DOM Chromium made of `url`, after loading it (`--dump-dom`), in a profile of its own.
 fn dump_dom(url: &str) -> String {
+    dump_dom_after(url, &[])
+}
+
+/// `dump_dom` with more of Chromium's flags (`--virtual-time-budget` lets scripts finish).
+fn dump_dom_after(url: &str, flags: &[&str]) -> String {
     let profile = tempfile::tempdir().expect("a Chromium profile");
     let mut cmd = Command::new("timeout");
-    cmd.args(["120", "chromium"]).args(CHROMIUM_FLAGS);
+    cmd.args(["120", "chromium"]).args(CHROMIUM_FLAGS).args(flags);
     cmd.arg(format!("--user-data-dir={}", profile.path().display()));
     cmd.env("HOME", profile.path()).args(["--dump-dom", url]);
     let out = cmd.output().expect("running chromium");
@@ -120,6 +125,44 @@ fn a_browser_opens_the_printed_url_and_a_link_downloads_the_file() {
     let logged: Vec<&str> = logged.filter(|l| !l.contains("Authorization: Bearer")).collect();
     assert!(!logged.iter().any(|l| l.contains(token)), "the token in the log: {logged:#?}");
     assert!(logged.iter().any(|l| l.starts_with("GET /t/…/ 200")), "{logged:#?}");
+}
+
+/// A page served beside the file: it fetches the index as a browser does, follows the file's
+/// link there and writes the SHA-256 of the bytes it got into the DOM. Chromium, not curl, then
+/// does the download, with the token the link carries.
+const FOLLOW_THE_LINK: &str = r#"<!DOCTYPE html><html><body><pre id="out">pending</pre><script>
+(async () => {
+  const out = document.getElementById('out');
+  try {
+    const page = await (await fetch('../', {headers: {Accept: 'text/html'}})).text();
+    const index = new DOMParser().parseFromString(page, 'text/html');
+    const link = [...index.querySelectorAll('a')].find(a => a.textContent.endsWith('data 2.bin'));
+    const body = await (await fetch(link.getAttribute('href'))).arrayBuffer();
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', body));
+    out.textContent = 'sha256 ' + [...digest].map(b => b.toString(16).padStart(2, '0')).join('');
+  } catch (e) { out.textContent = 'error ' + e; }
+})();
+</script></body></html>
+"#;
+
+#[test]
+fn chromium_follows_the_index_link_and_gets_the_file_byte_identical() {
+    use sha2::Digest;
+    require!("chromium");
+    let work = tempfile::tempdir().expect("tempdir");
+    let shared = subdir(work.path(), "shared");
+    fs::write(shared.join("follow.html"), FOLLOW_THE_LINK).expect("the page");
+    let data = write_random_file(&subdir(&shared, "sub").join("data 2.bin"), 500_000, 42);
+    let want: String = sha2::Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+    let (mut server, _) = serve(&shared, None, &[]);
+    let page = server.wait_line("open in a browser: ");
+    let page = page.trim_start_matches("open in a browser: ");
+    let dom =
+        dump_dom_after(&format!("{page}shared/follow.html"), &["--virtual-time-budget=20000"]);
+    assert!(dom.contains(&format!("sha256 {want}")), "{dom}");
+    // Both files fetched whole, by the browser alone: the one-shot server is done.
+    let done = server.wait_for(Duration::from_secs(20));
+    assert_exit(&done, 0, "zcp send --http once Chromium fetched both files");
 }
 
 #[test]
