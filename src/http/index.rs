@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::request::TOKEN_PREFIX;
 use crate::protocol::EntryKind;
 use crate::send::manifest::{Manifest, Origin};
 
@@ -84,9 +85,10 @@ fn escape_html(text: &str) -> String {
     out
 }
 
-/// A token as one URL path segment (`/t/TOKEN`): like `encode`, and `/` as `%2F` too.
-pub fn encode_segment(text: &str) -> String {
-    encode(text).replace('/', "%2F")
+/// The path prefix that carries `token` in a URL (`/t/TOKEN`): the token as one segment, like
+/// `encode`, and `/` as `%2F` too.
+pub fn token_prefix(token: &str) -> String {
+    format!("{TOKEN_PREFIX}{}", encode(token).replace('/', "%2F"))
 }
 
 /// A relative name as a URL path: bytes other than unreserved characters and `/` as `%XX`.
@@ -108,7 +110,7 @@ mod tests {
     fn names_become_url_paths() {
         assert_eq!(super::encode("dir/a b#?.txt"), "dir/a%20b%23%3F.txt");
         assert_eq!(super::encode("ünï"), "%C3%BCn%C3%AF");
-        assert_eq!(super::encode_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(super::token_prefix("a/b c"), "/t/a%2Fb%20c");
     }
 
     #[test]

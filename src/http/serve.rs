@@ -11,7 +11,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
-use super::index::{Catalog, encode, encode_segment};
+use super::index::{Catalog, encode, token_prefix};
 use super::log::Entry;
 use super::request::{ByteRange, RangeAsk, Request, TOKEN_PREFIX, range_of};
 use super::response::{self, Response, refuse};
@@ -79,7 +79,7 @@ fn announce(cfg: &SendConfig, catalog: &Catalog, local: SocketAddr) {
 fn browser_prefix(cfg: &SendConfig) -> String {
     match &cfg.token {
         None => String::new(),
-        Some(t) if cfg.token_generated => format!("{TOKEN_PREFIX}{}", encode_segment(t.reveal())),
+        Some(t) if cfg.token_generated => token_prefix(t.reveal()),
         Some(_) => format!("{TOKEN_PREFIX}$ZCP_TOKEN"),
     }
 }
@@ -198,7 +198,7 @@ impl Server<'_> {
         let response = Response::new(200).header("Referrer-Policy", "no-referrer");
         let _ = if request.wants_html() {
             let base = match (&self.cfg.token, admitted.by_url) {
-                (Some(token), true) => format!("{TOKEN_PREFIX}{}", encode_segment(token.reveal())),
+                (Some(token), true) => token_prefix(token.reveal()),
                 _ => String::new(),
             };
             let page = self.catalog.html(&base);

@@ -16,7 +16,10 @@
 //! sites. Every answer of `zcp send --http` carries `Referrer-Policy: no-referrer`, and the
 //! log shows the segment as `/t/…` whether or not it was right (a wrong one is likely a typo
 //! of the right one), also in `--json`'s `target` and in the note about a malformed request.
-//! A URL is for a trusted network, like the whole of `--http` (no TLS).
+//! A URL is for a trusted network, like the whole of `--http` (no TLS). And as with any
+//! static server (`python3 -m http.server`), a served HTML file opened in the browser is a page
+//! of the same origin: its scripts can read the other files served. Open only pages you trust,
+//! or fetch them with curl.
 //!
 //! ## What a browser is given
 //!
