@@ -270,6 +270,13 @@ pub struct SendArgs {
     /// time (the default). Not with --events, --retry, --no-sparse, --raw, --name or --no-resume
     /// (exit 2). Bounds: a request head of at most 16 KiB (431) arriving within 10 s (408), 16
     /// connections at once (the next gets 503), one request per connection.
+    ///
+    /// A browser, which cannot send that header, opens the URL printed at start instead:
+    /// `http://HOST:PORT/t/TOKEN/`, the token as the first segment of the path (compared as the
+    /// header's is; the log shows it as `/t/…`). The index at `/` is HTML with a link per file
+    /// for a client whose `Accept` header names `text/html` (browsers), and a plain list of URL
+    /// paths, one a line, for others (curl and wget send `*/*`). Files carry a `Content-Type`
+    /// from their extension.
     #[arg(long, conflicts_with_all = ["raw", "name", "no_resume"])]
     pub http: bool,
 

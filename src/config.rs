@@ -389,6 +389,15 @@ fn refuse_recv_conflicts(args: &RecvArgs) -> anyhow::Result<()> {
     if args.net.raw && (args.output_args.events || args.output_args.events_fd.is_some()) {
         return Err(usage_error("--raw has no events: it moves plain bytes".into()));
     }
+    // The trailing `/` says a directory, and no name travels in raw mode to put in it.
+    if args.net.raw && args.output.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return Err(usage_error(format!(
+            "--raw writes one file and no name comes with it: --output {} names a directory; \
+             give the file's path (--output {}NAME)",
+            args.output.display(),
+            args.output.display()
+        )));
+    }
     if args.net.raw && args.keep_open {
         return Err(usage_error(
             "--raw receives one stream: it cannot be combined with --keep-open".into(),

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::io;
 
+use humansize::{BINARY, format_size};
+
 use crate::datapath::DataPath;
 use crate::protocol::{ErrorCode, ProtocolError};
 
@@ -162,11 +164,8 @@ impl fmt::Display for SessionError {
                     "checksum mismatch for {name}: the data was damaged on the way, nothing was saved"
                 )
             }
-            SessionError::ConnectionLost { received, expected: Some(total) } => {
-                write!(f, "connection lost after {received} of {total} bytes")
-            }
-            SessionError::ConnectionLost { received, expected: None } => {
-                write!(f, "connection lost after {received} bytes")
+            SessionError::ConnectionLost { received, expected } => {
+                write!(f, "connection lost after {}", how_far(*received, *expected))
             }
             SessionError::Peer { message, .. } => write!(f, "peer reported: {message}"),
         }
@@ -193,6 +192,35 @@ pub fn idle_timeout(
 ) -> anyhow::Error {
     let text = format!("{what} for {} s (--idle-timeout)", timeout.as_secs_f64());
     with_root(err, io::Error::new(io::ErrorKind::WouldBlock, text))
+}
+
+/// How far a file got: `780.00 MiB of 1.91 GiB`, or `780.00 MiB` when its size is unknown.
+fn how_far(received: u64, expected: Option<u64>) -> String {
+    let got = format_size(received, BINARY);
+    match expected {
+        Some(total) => format!("{got} of {}", format_size(total, BINARY)),
+        None => got,
+    }
+}
+
+/// `err`, which a signal on this end caused by shutting the session's socket, told as what it
+/// is: stopped by `signal`, how far the file got when that is known, and what was being done.
+/// The broken connection `err` reports is the consequence, not the cause, and is left out.
+pub fn stopped(err: &anyhow::Error, signal: nix::sys::signal::Signal) -> anyhow::Error {
+    let lost = err.chain().find_map(|cause| match cause.downcast_ref::<SessionError>() {
+        Some(SessionError::ConnectionLost { received, expected }) => Some((*received, *expected)),
+        _ => None,
+    });
+    let texts: Vec<String> = err.chain().map(ToString::to_string).collect();
+    let doing = texts[..texts.len().saturating_sub(1)].join(": ");
+    let mut message = format!("stopped by {signal}");
+    if let Some((received, expected)) = lost {
+        message.push_str(&format!(" after {}", how_far(received, expected)));
+    }
+    if !doing.is_empty() {
+        message.push_str(&format!(" while {doing}"));
+    }
+    SessionError::Interrupted { signal, message }.into()
 }
 
 /// `EINVAL`-style name of an errno value.
@@ -247,5 +275,26 @@ fn classify_io(e: &io::Error) -> ExitCode {
         | TimedOut | WouldBlock | HostUnreachable | NetworkUnreachable | AddrInUse
         | AddrNotAvailable => ExitCode::Connection,
         _ => ExitCode::Io,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::sys::signal::Signal;
+
+    use super::*;
+
+    #[test]
+    fn a_connection_shut_by_our_own_signal_reads_as_stopped_with_sizes() {
+        let lost = SessionError::ConnectionLost { received: 817_889_280, expected: Some(2 << 30) };
+        let err = anyhow::Error::from(lost).context("receiving big.iso");
+        let interrupted = stopped(&err, Signal::SIGINT);
+        assert_eq!(
+            interrupted.to_string(),
+            "stopped by SIGINT after 780 MiB of 2 GiB while receiving big.iso"
+        );
+        assert_eq!(exit_code(&interrupted), ExitCode::Interrupted);
+        let reset = anyhow::Error::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(stopped(&reset, Signal::SIGTERM).to_string(), "stopped by SIGTERM");
     }
 }

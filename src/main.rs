@@ -130,7 +130,7 @@ fn finish(report: &Report, output: Output) -> ExitCode {
 /// (`zcp send … --json | head -c1`) is not our failure.
 fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) -> ExitCode {
     if output.summary {
-        terminal::lines(&human());
+        zcp::progress::above_bars(&human());
     }
     if output.json
         && let Err(e) = report::line_to_stdout(&json())
@@ -144,7 +144,7 @@ fn print(output: Output, human: impl Fn() -> String, json: impl Fn() -> String) 
 /// With `--events` the stream gets it too, exact.
 fn fail(err: &anyhow::Error) -> ExitCode {
     let message = format!("{err:#}");
-    terminal::line(format!("zcp: {message}"));
+    zcp::progress::above_bars(&format!("zcp: {}", zcp::terminal::shown(&message)));
     let code = exit_code(err);
     report::events::failure(&message, code.code());
     code

@@ -13,6 +13,7 @@ use crate::copy::{self, Framing, Incoming, Outgoing};
 use crate::disk::{Decision, Destination};
 use crate::error::SessionError;
 use crate::link::net;
+use crate::progress::Ui;
 use crate::protocol::{Entry, EntryKind};
 use crate::report::RawReport;
 use crate::role::Role;
@@ -80,6 +81,12 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     let decision = dest
         .decide(&entry, cfg.policy, &mut crate::disk::Listing::default())
         .map_err(|r| SessionError::Refused { name: name.clone(), reason: r.reason })?;
+    let listening = |addr| {
+        listening(addr);
+        // As `--no-auth` says: a raw receiver takes the bytes of whoever connects first.
+        Ui::hidden()
+            .warn("raw mode (--raw) has no authentication: anyone who can connect may write here");
+    };
     let (socket, ()) = net::establish(&cfg.net, listening, |_, _| Ok(()))?;
     socket.set_read_timeout(cfg.net.idle_timeout).context("setting the socket read timeout")?;
     let start = rusage::Snapshot::now();

@@ -728,3 +728,52 @@ fn a_stalled_upload_body_ends_at_the_idle_timeout_and_leaves_nothing() {
     assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "the stalled upload left a file");
     drop(socket);
 }
+
+/// `sh -c SCRIPT` in `dir` without the test token in its environment.
+fn sh_in(dir: &Path, script: &str) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]).current_dir(dir).env_remove(TOKEN_ENV);
+    cmd.output().expect("sh")
+}
+
+/// `curl -C -` on a download that is already complete is done (exit 0), not an error: the
+/// answer is a 416 that curl 7.x takes as "already there" (no `Content-Range: bytes */SIZE`,
+/// which makes it drop the resume and fail the `-f` request).
+#[test]
+fn curl_resume_of_a_complete_download_exits_0_and_keeps_the_file() {
+    require_curl!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, data) = source(work.path(), "done.bin", 200_000, 31);
+    let (mut server, _) = serve(&[&src], &["--keep-open"]);
+    let fetch = server.wait_line("fetch with: ");
+    let fetch = fetch.trim_start_matches("fetch with: ").replace("$ZCP_TOKEN", TOKEN);
+    let into = subdir(work.path(), "fetched");
+    let first = sh_in(&into, &fetch);
+    assert!(first.status.success(), "`{fetch}`: {first:?}");
+    let again = fetch.replacen("curl ", "curl -sS -C - ", 1);
+    let resumed = sh_in(&into, &again);
+    assert_eq!(resumed.status.code(), Some(0), "`{again}`: {resumed:?}");
+    assert_file_holds(&into.join("done.bin"), &data, "the complete download after curl -C -");
+    server.wait_line_within("GET /done.bin 416", STARTUP);
+}
+
+/// The printed upload command shows why the server refused (here an existing file, `409`),
+/// not only curl's "the requested URL returned error".
+#[test]
+fn the_printed_upload_command_shows_the_servers_reason() {
+    require_curl!();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_, _) = source(work.path(), "taken.bin", 1000, 32);
+    let dst = subdir(work.path(), "dst");
+    fs::write(dst.join("taken.bin"), b"mine").expect("an existing target");
+    let (mut receiver, _) = accept_into(&[], &dst, &[]);
+    let upload = receiver.wait_line("upload with: ");
+    let upload = upload.trim_start_matches("upload with: ").replace("FILE", "taken.bin");
+    let upload = upload.replace("$ZCP_TOKEN", TOKEN).replacen("curl ", "curl -sS ", 1);
+    let out = sh_in(work.path(), &upload);
+    assert_eq!(out.status.code(), Some(22), "`{upload}`: {out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("--force"), "`{upload}` did not show the reason: {out:?}");
+    assert_eq!(fs::read(dst.join("taken.bin")).expect("target"), b"mine", "overwritten");
+    drop(receiver);
+}

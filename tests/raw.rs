@@ -6,7 +6,7 @@ use std::fs::File;
 use std::process::Command;
 
 use crate::util::{
-    Process, assert_exit, assert_file_holds, assert_says, json_str, run, send_cmd, skip,
+    Process, STARTUP, assert_exit, assert_file_holds, assert_says, json_str, run, send_cmd, skip,
     write_random_file, zcp_command,
 };
 
@@ -82,4 +82,34 @@ fn netcat_into_raw_recv_is_identical_and_spliced() {
     assert_eq!(json_str(&report, "/recv/path"), "splice", "report:\n{report:#}");
     assert!(report["checksum"].is_null(), "raw mode has no checksum: {report:#}");
     assert_says(&received, "no checksum, no authentication", "zcp recv --raw");
+}
+
+/// `--output DIR/` says a directory, and raw mode has no name to put in it: refused before
+/// listening (exit 2), nothing made, rather than a file named `DIR`.
+#[test]
+fn raw_recv_into_a_path_ending_in_a_slash_is_refused_and_makes_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = format!("{}/rr/", work.path().display());
+    let args = ["recv", "--raw", "--listen", "127.0.0.1:0", "--output", &out];
+    let done = Process::start(&args, &[]).wait();
+    assert_exit(&done, 2, "zcp recv --raw --output DIR/");
+    assert_says(&done, "names a directory", "zcp recv --raw --output DIR/");
+    assert_eq!(done.stderr.trim().lines().count(), 1, "one line: {}", done.stderr);
+    assert!(!work.path().join("rr").exists(), "rr was made");
+}
+
+/// A raw receiver takes the bytes of whoever connects first: it says so at start, after the
+/// `listening on` line, as `--no-auth` does.
+#[test]
+fn a_raw_receiver_warns_at_start_that_anyone_may_write() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("out.bin");
+    let args = ["recv", "--raw", "--listen", "127.0.0.1:0", "--output"];
+    let mut cmd = zcp_command(&args, &[]);
+    cmd.arg(&out);
+    let mut recv = Process::spawn(cmd);
+    recv.listening();
+    let line = recv.wait_line_within("anyone who can connect may write here", STARTUP);
+    assert!(line.starts_with("zcp: warning: "), "{line}");
+    recv.kill();
 }

@@ -46,8 +46,11 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
             .warn("authentication is off (--no-auth): anyone who can connect may write here");
     }
     let header = header_option(cfg.token.as_ref(), cfg.token_generated);
+    // `--fail-with-body`: a refusal (409, an existing file) shows the server's reason.
     let (host, port) = (url_host(local), local.port());
-    terminal::line(format!("upload with: curl -fT FILE{header} http://{host}:{port}/"));
+    terminal::line(format!(
+        "upload with: curl --fail-with-body -T FILE{header} http://{host}:{port}/"
+    ));
     let acceptor = Acceptor { cfg, dest, gate: Gate { token: cfg.token.clone() }, saved: 0.into() };
     let code = run_server(&listener, cfg.max_conns as usize, |socket, peer, request| {
         acceptor.handle(socket, peer, request)

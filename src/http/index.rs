@@ -1,9 +1,12 @@
 //! What `zcp send --http` serves: the files the paths name, by their relative names (as a zcp
-//! session would offer them), the URL path of each, and the plain index at `/` that lists them.
+//! session would offer them), the URL path of each, and the index at `/` that lists them: plain
+//! text, one path a line (curl, wget, `xargs`), or HTML with links for a client that asks for
+//! `text/html` by name (a browser).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::request::TOKEN_PREFIX;
 use crate::protocol::EntryKind;
 use crate::send::manifest::{Manifest, Origin};
 
@@ -46,6 +49,46 @@ impl Catalog {
     pub fn listing(&self) -> String {
         self.files.iter().map(|(name, _)| format!("/{}\n", encode(name))).collect()
     }
+
+    /// The index page for a browser: a link to each file under `base` (the `/t/TOKEN` prefix
+    /// the page was fetched with, or nothing), which downloads it when clicked.
+    pub fn html(&self, base: &str) -> String {
+        let items: String = self
+            .files
+            .iter()
+            .map(|(name, _)| {
+                let (href, text) = (format!("{base}/{}", encode(name)), escape_html(name));
+                format!("<li><a href=\"{href}\" download>{text}</a></li>\n")
+            })
+            .collect();
+        let title = format!("zcp: {}", crate::units::counted(self.files.len() as u64, "file"));
+        format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
+             <body><h1>{title}</h1>\n<ul>\n{items}</ul></body></html>\n"
+        )
+    }
+}
+
+/// Text as HTML character data or an attribute value.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The path prefix that carries `token` in a URL (`/t/TOKEN`): the token as one segment, like
+/// `encode`, and `/` as `%2F` too.
+pub fn token_prefix(token: &str) -> String {
+    format!("{TOKEN_PREFIX}{}", encode(token).replace('/', "%2F"))
 }
 
 /// A relative name as a URL path: bytes other than unreserved characters and `/` as `%XX`.
@@ -67,5 +110,19 @@ mod tests {
     fn names_become_url_paths() {
         assert_eq!(super::encode("dir/a b#?.txt"), "dir/a%20b%23%3F.txt");
         assert_eq!(super::encode("ünï"), "%C3%BCn%C3%AF");
+        assert_eq!(super::token_prefix("a/b c"), "/t/a%2Fb%20c");
+    }
+
+    #[test]
+    fn the_html_index_links_each_file_and_escapes_its_name() {
+        let catalog = super::Catalog {
+            files: vec![("d/<b> & \"c\".txt".into(), "x".into())],
+            by_name: Default::default(),
+        };
+        let page = catalog.html("/t/tok");
+        let link = "<a href=\"/t/tok/d/%3Cb%3E%20%26%20%22c%22.txt\" download>\
+                    d/&lt;b&gt; &amp; &quot;c&quot;.txt</a>";
+        assert!(page.contains(link), "{page}");
+        assert!(page.contains("<title>zcp: 1 file</title>"), "{page}");
     }
 }

@@ -50,13 +50,35 @@ pub(crate) struct Gate {
     token: Option<Token>,
 }
 
+/// A request the gate let through for a download: the path it asks for, without the
+/// `/t/TOKEN` prefix that carried the token, if one did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Admitted<'r> {
+    pub path: &'r [u8],
+    /// The token came in the URL (a browser): links must carry it too.
+    pub by_url: bool,
+}
+
 impl Gate {
-    /// Whether `request` carries the token (always, without one), compared in constant time.
+    /// Whether `request` carries the token in an `Authorization: Bearer` header (always,
+    /// without a token), compared in constant time.
     fn admits(&self, request: &Request) -> bool {
         let Some(token) = &self.token else { return true };
-        let (want, got) = (token.reveal().as_bytes(), request.bearer().unwrap_or_default());
-        let differ = want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        differ == 0 && want.len() == got.len()
+        same_secret(token.reveal().as_bytes(), request.bearer().unwrap_or_default())
+    }
+
+    /// Whether `request` carries the token in the header or as the `/t/TOKEN/` prefix of its
+    /// path (for a browser, which cannot send the header), and what it then asks for. Both are
+    /// the same token compared the same way: the URL is as strong as the header.
+    fn admit<'r>(&self, request: &'r Request) -> Option<Admitted<'r>> {
+        let by_header = Admitted { path: &request.path, by_url: false };
+        let Some(token) = &self.token else { return Some(by_header) };
+        if let Some(prefixed) = &request.path_token
+            && same_secret(token.reveal().as_bytes(), &prefixed.token)
+        {
+            return Some(Admitted { path: &prefixed.rest, by_url: true });
+        }
+        self.admits(request).then_some(by_header)
     }
 
     /// Answers `401` when `request` does not carry the token; true when it may go on.
@@ -64,13 +86,26 @@ impl Gate {
         if self.admits(request) {
             return true;
         }
-        let why = match request.authorization {
-            None => "missing token: send the header Authorization: Bearer TOKEN",
-            Some(_) => "wrong token",
-        };
-        refuse(socket, 401, why, &[("WWW-Authenticate", "Bearer realm=\"zcp\"")]);
+        self.refuse(socket, request, "");
         false
     }
+
+    /// Answers `401`: the token is missing (how to send it, then `hint`) or wrong.
+    fn refuse(&self, socket: &TcpStream, request: &Request, hint: &str) {
+        let why = match (&request.authorization, &request.path_token) {
+            (None, None) => {
+                format!("missing token: send the header Authorization: Bearer TOKEN{hint}")
+            }
+            _ => "wrong token".into(),
+        };
+        refuse(socket, 401, &why, &[("WWW-Authenticate", "Bearer realm=\"zcp\"")]);
+    }
+}
+
+/// Whether `got` is the secret `want`, in time that does not depend on where they differ.
+fn same_secret(want: &[u8], got: &[u8]) -> bool {
+    let differ = want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    differ == 0 && want.len() == got.len()
 }
 
 /// The curl option that sends the token: the token itself when zcp made it (it was printed
@@ -220,6 +255,7 @@ fn answer_unread(
                 HeadError::TooLarge => Some(431),
                 HeadError::Timeout => Some(408),
                 HeadError::Closed | HeadError::Io(_) => None,
+                HeadError::Unused => return None,
             };
             if let Some(status) = status {
                 refuse(socket, status, &e.to_string(), &[]);
@@ -249,5 +285,26 @@ mod tests {
         }
         assert!(!gate.admits(&Request::default()), "no header");
         assert!(Gate { token: None }.admits(&Request::default()), "--no-auth");
+    }
+
+    fn with_path_token(token: &[u8], rest: &[u8]) -> Request {
+        let path_token = Some(request::PathToken { token: token.to_vec(), rest: rest.to_vec() });
+        Request { path: b"/t/x/a.bin".to_vec(), path_token, ..Request::default() }
+    }
+
+    #[test]
+    fn the_token_in_the_url_is_the_whole_token_and_stands_for_the_header() {
+        let gate = Gate { token: Some(Token::new("s3cret-token").expect("a token")) };
+        let by_url = Admitted { path: b"/a.bin", by_url: true };
+        assert_eq!(gate.admit(&with_path_token(b"s3cret-token", b"/a.bin")), Some(by_url));
+        for wrong in [&b"s3cret"[..], b"s3cret-token2", b"S3CRET-TOKEN", b""] {
+            assert_eq!(gate.admit(&with_path_token(wrong, b"/a.bin")), None, "{wrong:?}");
+        }
+        // A file under a served directory `t` is still fetched by its path with the header.
+        let mut request = with_path_token(b"x", b"/a.bin");
+        request.authorization = Some(b"Bearer s3cret-token".to_vec());
+        let whole = Admitted { path: b"/t/x/a.bin", by_url: false };
+        assert_eq!(gate.admit(&request), Some(whole));
+        assert!(!gate.admits(&with_path_token(b"s3cret-token", b"/")), "uploads: header only");
     }
 }

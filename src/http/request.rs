@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 pub const MAX_HEAD: usize = 16 << 10;
 /// Most headers one request may carry.
 const MAX_HEADERS: usize = 64;
+/// The path prefix of a URL that carries the token, for clients that cannot send a header (a
+/// browser): `/t/TOKEN/NAME`, the token percent-encoded as one segment.
+pub const TOKEN_PREFIX: &str = "/t/";
 
 /// Why no request could be read.
 #[derive(Debug)]
@@ -22,6 +25,9 @@ pub enum HeadError {
     Timeout,
     /// The client closed before a whole head arrived: nothing to answer.
     Closed,
+    /// The client closed without sending a byte: a connection a browser opened in advance and
+    /// did not need, nothing worth a log line.
+    Unused,
     /// The socket failed.
     Io(io::Error),
 }
@@ -33,6 +39,7 @@ impl std::fmt::Display for HeadError {
             HeadError::TooLarge => write!(f, "request head larger than {MAX_HEAD} bytes"),
             HeadError::Timeout => write!(f, "no complete request head in time"),
             HeadError::Closed => write!(f, "closed before a complete request head"),
+            HeadError::Unused => write!(f, "closed without a request"),
             HeadError::Io(e) => write!(f, "reading the request: {e}"),
         }
     }
@@ -44,9 +51,15 @@ pub struct Request {
     pub method: String,
     /// The path as sent, query string removed, percent-decoded.
     pub path: Vec<u8>,
-    /// The request target exactly as sent, for log lines.
+    /// The request target as sent, for log lines, with the token of a `/t/TOKEN` prefix
+    /// replaced by `…`: logs are read by more people than the token was given to.
     pub target: String,
     pub authorization: Option<Vec<u8>>,
+    /// A path that begins `/t/SEGMENT`: the segment (which may be the token) and the path
+    /// after it, each percent-decoded.
+    pub path_token: Option<PathToken>,
+    /// The `Accept` header: whether the client prefers HTML.
+    pub accept: Option<String>,
     pub range: Option<String>,
     pub if_range: Option<String>,
     /// `Content-Length`, when present: `Err` holds the text of an unusable one.
@@ -69,6 +82,7 @@ pub fn read_head(socket: &TcpStream, within: Duration) -> Result<Request, HeadEr
         socket.set_read_timeout(Some(left)).map_err(HeadError::Io)?;
         let room = MAX_HEAD - head.len();
         let n = match socket.peek(&mut peeked[..room]) {
+            Ok(0) if head.is_empty() => return Err(HeadError::Unused),
             Ok(0) => return Err(HeadError::Closed),
             Ok(n) => n,
             Err(e) if timed_out(&e) => return Err(HeadError::Timeout),
@@ -148,8 +162,9 @@ fn parse(bytes: &[u8]) -> Result<Option<(usize, Request)>, HeadError> {
     };
     let mut request = Request {
         method: method.to_string(),
-        target: target.to_string(),
+        target: redacted(target),
         path: decode_path(target)?,
+        path_token: path_token(target)?,
         ..Request::default()
     };
     for h in req.headers.iter() {
@@ -163,6 +178,7 @@ impl Request {
         let text = || String::from_utf8_lossy(value).trim().to_string();
         match name.to_ascii_lowercase().as_str() {
             "authorization" => self.authorization = Some(value.to_vec()),
+            "accept" => self.accept = Some(text()),
             "range" => self.range = Some(text()),
             "if-range" => self.if_range = Some(text()),
             // Several lines are one list (RFC 9110 §5.3): judged whole, not by the last line.
@@ -193,6 +209,13 @@ impl Request {
         let (scheme, token) = value.split_at(value.iter().position(|&b| b == b' ')?);
         scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
     }
+
+    /// Whether the client asked for HTML by name (browsers do; curl and wget send `*/*`).
+    pub fn wants_html(&self) -> bool {
+        self.accept.as_deref().is_some_and(|a| {
+            a.split(',').any(|t| t.split(';').next().is_some_and(|t| t.trim() == "text/html"))
+        })
+    }
 }
 
 /// A number written in `radix` digits only (`1*DIGIT`, `1*HEXDIG`): Rust's parsers also take a
@@ -204,6 +227,42 @@ pub fn number(text: &str, radix: u32) -> Option<u64> {
     u64::from_str_radix(text, radix).ok()
 }
 
+/// The segment after `/t/` of a path (which may be the token) and the path after it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PathToken {
+    pub token: Vec<u8>,
+    /// From the `/` after the segment; `/` when nothing follows it.
+    pub rest: Vec<u8>,
+}
+
+/// A target's `/t/SEGMENT` (still percent-encoded), and the rest of the target after it
+/// (empty, or from the `/`, `?` or `#` that follows).
+fn split_token(target: &str) -> Option<(&str, &str)> {
+    let after = target.strip_prefix(TOKEN_PREFIX)?;
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    Some((&after[..end], &after[end..]))
+}
+
+/// The target for log lines: a `/t/SEGMENT` shown as `/t/…`, whether or not it is the token
+/// (a near miss is a typo of it).
+fn redacted(target: &str) -> String {
+    match split_token(target) {
+        Some((_, rest)) => format!("{TOKEN_PREFIX}…{rest}"),
+        None => target.to_string(),
+    }
+}
+
+/// The `/t/SEGMENT` of a target and the path after it, decoded; the segment split off before
+/// decoding, so a token holding `/` travels as `%2F`. Its text never goes into an error.
+fn path_token(target: &str) -> Result<Option<PathToken>, HeadError> {
+    let Some((segment, rest)) = split_token(target) else { return Ok(None) };
+    let token = percent_decode(segment).ok_or_else(|| {
+        HeadError::Malformed("bad percent-encoding in the token of the URL".into())
+    })?;
+    let rest = if rest.starts_with('/') { decode_path(rest)? } else { b"/".to_vec() };
+    Ok(Some(PathToken { token, rest }))
+}
+
 /// The path of a request target: the query dropped, `%XX` decoded. Only origin-form targets
 /// (`/…`) are served.
 fn decode_path(target: &str) -> Result<Vec<u8>, HeadError> {
@@ -211,23 +270,27 @@ fn decode_path(target: &str) -> Result<Vec<u8>, HeadError> {
     if !path.starts_with('/') {
         return Err(HeadError::Malformed(format!("request target {target:?} is not a path")));
     }
+    percent_decode(path).ok_or_else(|| {
+        HeadError::Malformed(format!("bad percent-encoding in {:?}", redacted(target)))
+    })
+}
+
+/// `%XX` decoded; `None` for a `%` not followed by two hex digits.
+fn percent_decode(path: &str) -> Option<Vec<u8>> {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex.and_then(|h| number(h, 16)).map(|b| b as u8).ok_or_else(|| {
-                HeadError::Malformed(format!("bad percent-encoding in {target:?}"))
-            })?;
-            out.push(byte);
+            out.push(hex.and_then(|h| number(h, 16))? as u8);
             i += 3;
         } else {
             out.push(bytes[i]);
             i += 1;
         }
     }
-    Ok(out)
+    Some(out)
 }
 
 /// A satisfiable single byte range of a file, inclusive at both ends.
@@ -244,6 +307,9 @@ pub enum RangeAsk {
     Whole,
     /// One satisfiable range: `206`.
     Part(ByteRange),
+    /// A range that starts exactly at the end: the client already holds the whole file
+    /// (`curl -C -` on a complete download), `416`.
+    AtEnd,
     /// A range past the end: `416`.
     Unsatisfiable,
 }
@@ -274,7 +340,8 @@ pub fn range_of(header: Option<&str>, size: u64) -> RangeAsk {
     };
     match parsed {
         None => RangeAsk::Whole,
-        Some((first, _)) if first >= size => RangeAsk::Unsatisfiable,
+        Some((first, _)) if first == size => RangeAsk::AtEnd,
+        Some((first, _)) if first > size => RangeAsk::Unsatisfiable,
         Some((first, last)) => RangeAsk::Part(ByteRange { first, last }),
     }
 }
@@ -295,9 +362,10 @@ mod tests {
         assert_eq!(range("bytes=-100", 1000), part(900, 999));
         assert_eq!(range("bytes=-5000", 1000), part(0, 999));
         assert_eq!(range("bytes=900-5000", 1000), part(900, 999));
-        assert_eq!(range("bytes=1000-", 1000), RangeAsk::Unsatisfiable);
+        assert_eq!(range("bytes=1000-", 1000), RangeAsk::AtEnd);
+        assert_eq!(range("bytes=1001-", 1000), RangeAsk::Unsatisfiable);
         assert_eq!(range("bytes=-0", 1000), RangeAsk::Unsatisfiable);
-        assert_eq!(range("bytes=0-", 0), RangeAsk::Unsatisfiable);
+        assert_eq!(range("bytes=0-", 0), RangeAsk::AtEnd);
         assert_eq!(range("bytes=0-1,5-6", 1000), RangeAsk::Whole);
         assert_eq!(range("bytes=9-1", 1000), RangeAsk::Whole);
         assert_eq!(range("items=0-1", 1000), RangeAsk::Whole);

@@ -37,9 +37,19 @@ impl Response {
 
     /// Writes the head and a short plain-text body (a line ending in `\n`); with `body_too`
     /// false (a `HEAD` request) the head announces it but it is not sent.
-    pub fn send_text(self, mut socket: &TcpStream, text: &str, body_too: bool) -> io::Result<()> {
-        let mut bytes =
-            self.header("Content-Type", "text/plain; charset=utf-8").head(text.len() as u64);
+    pub fn send_text(self, socket: &TcpStream, text: &str, body_too: bool) -> io::Result<()> {
+        self.send_page(socket, "text/plain; charset=utf-8", text, body_too)
+    }
+
+    /// Writes the head and a short body of `content_type` (`send_text` for other types).
+    pub fn send_page(
+        self,
+        mut socket: &TcpStream,
+        content_type: &str,
+        text: &str,
+        body_too: bool,
+    ) -> io::Result<()> {
+        let mut bytes = self.header("Content-Type", content_type).head(text.len() as u64);
         if body_too {
             bytes.extend_from_slice(text.as_bytes());
         }

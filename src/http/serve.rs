@@ -11,11 +11,11 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
-use super::index::{Catalog, encode};
+use super::index::{Catalog, encode, token_prefix};
 use super::log::Entry;
-use super::request::{ByteRange, RangeAsk, Request, range_of};
+use super::request::{ByteRange, RangeAsk, Request, TOKEN_PREFIX, range_of};
 use super::response::{self, Response, refuse};
-use super::{Gate, Handled, header_option, run_server, url_host};
+use super::{Admitted, Gate, Handled, header_option, run_server, url_host};
 use crate::config::{Link, SendConfig};
 use crate::copy::pace::Pacer;
 use crate::copy::source::Source;
@@ -57,7 +57,10 @@ pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Re
     Ok(code)
 }
 
-/// Prints how to fetch: the exact curl command, with the token header.
+/// Prints how to fetch: the exact curl command, with the token header. The index is fetched
+/// with `--fail-with-body`, so a refusal shows the server's reason (curl 7.76+); a download
+/// keeps `-f`, as that option would save the reason under the file's name, where a later
+/// `curl -C -` would resume on top of it.
 fn announce(cfg: &SendConfig, catalog: &Catalog, local: SocketAddr) {
     if cfg.no_auth {
         Ui::hidden().warn("authentication is off (--no-auth): anyone who can connect may fetch");
@@ -69,12 +72,23 @@ fn announce(cfg: &SendConfig, catalog: &Catalog, local: SocketAddr) {
             terminal::line(format!("fetch with: curl -fO{header} {base}/{}", encode(name)));
         }
         files => {
-            terminal::line(format!("the list of files: curl -f{header} {base}/"));
+            terminal::line(format!("the list of files: curl --fail-with-body{header} {base}/"));
             let count = files.len();
             terminal::line(format!(
                 "fetch each with: curl -fO{header} {base}/PATH ({count} files)"
             ));
         }
+    }
+    terminal::line(format!("open in a browser: {base}{}/", browser_prefix(cfg)));
+}
+
+/// The path prefix that carries the token in a URL: the token itself when zcp made it (it was
+/// printed anyway), else a reference to the variable the user keeps it in.
+fn browser_prefix(cfg: &SendConfig) -> String {
+    match &cfg.token {
+        None => String::new(),
+        Some(t) if cfg.token_generated => token_prefix(t.reveal()),
+        Some(_) => format!("{TOKEN_PREFIX}$ZCP_TOKEN"),
     }
 }
 
@@ -121,6 +135,13 @@ struct Server<'c> {
 impl Server<'_> {
     /// Serves one connection's request; true when every file has now been sent whole.
     fn handle(&self, socket: TcpStream, peer: SocketAddr, request: Request) -> Handled {
+        if self.is_favicon(&request) {
+            // Every browser asks for one at the site's root, without the token: a quiet
+            // `404`, not a `401` and a log line on each visit.
+            refuse(&socket, 404, "no icon here", &[]);
+            response::close_gently(&socket);
+            return false;
+        }
         self.requests.fetch_add(1, Ordering::SeqCst);
         let mut entry = Entry::new("send", peer, &request.method, &request.target);
         let done = self.answer(&socket, &request, &mut entry);
@@ -140,15 +161,15 @@ impl Server<'_> {
                 return false;
             }
         };
-        if !self.gate.check(socket, request) {
+        let Some(admitted) = self.gate.admit(request) else {
+            self.gate.refuse(socket, request, ", or open the URL with /t/TOKEN/ printed at start");
             (entry.status, entry.reason) = (401, Some("wrong or missing token".into()));
             return false;
-        }
-        let name = request.path.strip_prefix(b"/").unwrap_or(&request.path);
+        };
+        let name = admitted.path.strip_prefix(b"/").unwrap_or(admitted.path);
         if name.is_empty() {
             entry.status = 200;
-            let listing = self.catalog.listing();
-            let _ = Response::new(200).send_text(socket, &listing, body_too);
+            self.index(socket, request, &admitted, body_too);
             return false;
         }
         let Some(index) = self.catalog.find(name) else {
@@ -172,6 +193,28 @@ impl Server<'_> {
         }
     }
 
+    /// A `GET /favicon.ico` that does not carry the token: a browser's own request.
+    fn is_favicon(&self, request: &Request) -> bool {
+        request.path == b"/favicon.ico" && self.gate.admit(request).is_none()
+    }
+
+    /// Answers the index: HTML with links for a browser (it names `text/html` in `Accept`),
+    /// else one URL path per line. Links carry the token when the page was fetched by it.
+    fn index(&self, socket: &TcpStream, request: &Request, admitted: &Admitted, body_too: bool) {
+        // The page's URL carries the token: no `Referer` may take it to another site.
+        let response = Response::new(200).header("Referrer-Policy", "no-referrer");
+        let _ = if request.wants_html() {
+            let base = match (&self.cfg.token, admitted.by_url) {
+                (Some(token), true) => token_prefix(token.reveal()),
+                _ => String::new(),
+            };
+            let page = self.catalog.html(&base);
+            response.send_page(socket, "text/html; charset=utf-8", &page, body_too)
+        } else {
+            response.send_text(socket, &self.catalog.listing(), body_too)
+        };
+    }
+
     /// Answers for one file; the span of its bytes sent whole, and its size, when a body went.
     fn send_file(
         &self,
@@ -188,8 +231,11 @@ impl Server<'_> {
             request.if_range.as_deref().is_none_or(|v| v == etag || v == modified.as_str());
         let ask =
             if validated { range_of(request.range.as_deref(), size) } else { RangeAsk::Whole };
+        let content_type =
+            mime_guess::from_path(&self.catalog.files[index].0).first_or_octet_stream();
         let mut response = Response::new(200)
-            .header("Content-Type", "application/octet-stream")
+            .header("Content-Type", content_type.essence_str())
+            .header("Referrer-Policy", "no-referrer")
             .header("Accept-Ranges", "bytes")
             .header("ETag", etag)
             .header("Last-Modified", modified);
@@ -201,6 +247,14 @@ impl Server<'_> {
                 response = response.header("Content-Range", content_range);
                 entry.range = Some(format!("{first}-{last}"));
                 (first, last - first + 1)
+            }
+            // curl 7.x reads `Content-Range: bytes */SIZE` as "no resume" and then fails a
+            // `-f` download on the 416; without the header it takes the 416 as "already
+            // complete" (its `http_should_fail`) and exits 0, as wget -c does either way.
+            RangeAsk::AtEnd => {
+                entry.status = 416;
+                refuse(socket, 416, "the whole file is already there", &[]);
+                return Ok(None);
             }
             RangeAsk::Unsatisfiable => {
                 entry.status = 416;

@@ -37,9 +37,9 @@
 //!   directories by their relative paths (`/photos/a.jpg`), with `GET` and `HEAD`:
 //!   `Content-Length` always (never chunked), `Accept-Ranges`, `ETag` (`"SIZE-MTIME_NS"` in hex:
 //!   it changes when either does) and `Last-Modified`. A single byte range gets `206` (`curl -r`,
-//!   and `curl -C -` resumes); several ranges are answered whole (`200`); one past the end gets
-//!   `416`; `If-Range` with a stale validator gets the whole file. `GET /` is a plain-text index,
-//!   one URL path per line. Bodies go by `sendfile` (splice, then buffered, with the reason, as
+//!   and `curl -C -` resumes); several ranges are answered whole (`200`); one from the very end
+//!   gets `416` without `Content-Range`, which `curl -C -` takes as complete, one past it `416`; `If-Range` with a stale validator gets the whole file. `GET /` is a plain-text index,
+//!   one URL path per line, or HTML with links for a browser (`Accept: text/html`). Bodies go by `sendfile` (splice, then buffered, with the reason, as
 //!   for `zcp send`; `--method`, `--limit-rate` and `--idle-timeout` apply); each request gets one
 //!   line on stderr naming the path and calls (with `--json`, one JSON object per request on
 //!   stdout: `role`, `peer`, `method`, `target`, `status`, `bytes`, `range`, `path`, `syscalls`,
@@ -79,7 +79,8 @@
 //!   wrong token gets `401` and nothing is served or written. **Over plain HTTP the token crosses
 //!   the network in clear**, unlike zcp's own handshake (SPAKE2): anyone who can read the traffic
 //!   can reuse it while the server runs. Use `--http` on trusted networks or through an SSH tunnel,
-//!   and a fresh token each time (the default). zcp never puts the token in a URL.
+//!   and a fresh token each time (the default). A browser, which cannot send the header, carries the token as
+//!   the first segment of the path, `/t/TOKEN/` (see `crate::manual::browser`).
 //! - Bounds: a request head of at most 16 KiB (`431`), arriving within 10 s (`408`); a malformed
 //!   one gets `400` and a log line; 16 requests at once for `send --http` and `--max-conns`
 //!   for `recv --http`, counted only once their whole head arrived (the next gets `503`), and at

@@ -2,6 +2,7 @@
 //! here is code. Each file is one topic, read with `cargo doc --open` (zcp::manual) or in the
 //! source. The modules that implement a topic link here from their own short module docs.
 
+pub mod browser;
 pub mod datapaths;
 pub mod encryption;
 pub mod http;

@@ -263,7 +263,7 @@ impl Receiver {
             served.unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")));
         // A signal shut the session's socket: what broke is the consequence, the signal the cause.
         let served = match (served, signals::pending()) {
-            (Err(e), Some(signal)) => Err(e.context(format!("stopped by {signal}"))),
+            (Err(e), Some(signal)) => Err(crate::error::stopped(&e, signal)),
             (served, _) => served,
         };
         tunnel.conclude(served).with_context(|| format!("receiving from {peer}"))

@@ -179,10 +179,9 @@ impl Session<'_> {
         let wanted: Vec<usize> = plan.wanted();
         let known =
             wanted.iter().try_fold(0u64, |sum, &i| entries[i].size.map(|s| sum.saturating_add(s)));
-        // Sessions at once would fight over one bar: with --keep-open, events only.
-        let mut print = self.cfg.print;
-        print.progress &= !self.cfg.keep_open;
-        let mut ui = Ui::new(print, known, wanted.len() as u64).with_events(events.clone());
+        // With --keep-open, sessions at once each have a bar, stacked (`progress::bars`).
+        let mut ui =
+            Ui::new(self.cfg.print, known, wanted.len() as u64).with_events(events.clone());
         let files = wanted.len();
         events.emit(&Event::SessionStart {
             role: Role::Receiver,
