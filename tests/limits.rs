@@ -4,6 +4,8 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,8 +13,9 @@ use nix::sys::signal::Signal;
 
 use crate::util::{
     FifoWriter, Finished, PidsCgroup, Process, Receiver, Tmpfs, assert_exit, assert_file_holds,
-    assert_no_panic, assert_says, dir_names, final_names, json_u64, part_of, pseudo_random, run,
-    send, send_cmd, skip, subdir, wait_for_bytes, wrapped, write_random_file, zcp_command,
+    assert_no_panic, assert_says, dir_names, file_entry, final_names, json_u64, offer, part_of,
+    protocol, pseudo_random, run, send, send_cmd, send_frames, skip, subdir, wait_for_bytes,
+    wrapped, write_random_file, zcp_client, zcp_command,
 };
 
 const MIB: usize = 1 << 20;
@@ -299,4 +302,36 @@ fn assert_refused_a_thread(f: &Finished, says: &str, who: &str) {
     assert_says(f, says, who);
     assert!(!f.stderr.contains("stalled"), "{who}:\n{}", f.stderr);
     assert_ne!(f.code(), Some(0), "{who}:\n{}", f.stderr);
+}
+
+/// `zcp recv --output - EXTRA…` with its standard output counted, not kept, and its address.
+fn counting_stdout_receiver(extra: &[&str]) -> (Process, std::net::SocketAddr, Arc<AtomicU64>) {
+    let mut args = vec!["recv", "--listen", "127.0.0.1:0", "--output", "-"];
+    args.extend_from_slice(extra);
+    let written = Arc::new(AtomicU64::new(0));
+    let mut recv = Process::spawn_counting(zcp_command(&args, &[]), Arc::clone(&written));
+    let addr = recv.listening();
+    (recv, addr, written)
+}
+
+/// A 64 GiB file that is one hole (and one byte), crossing in the sparse form as a run that
+/// claims 64 GiB of zeros: onto standard output, `--max-size` counts those zeros, so the
+/// session is refused before a byte is written.
+#[test]
+fn max_size_bounds_standard_output_and_counts_holes_as_zeros() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("hole.img");
+    let file = std::fs::File::create(&src).expect("creating the source");
+    file.set_len(64 << 30).expect("a 64 GiB hole");
+    std::os::unix::fs::FileExt::write_all_at(&file, b"x", (64 << 30) - 1).expect("a last byte");
+    let (recv, addr, written) = counting_stdout_receiver(&["--max-size", "1M"]);
+    let sent = send(&src, &addr.to_string(), &[]);
+    let received = recv.wait_for(Duration::from_secs(20));
+    assert_exit(&sent, 5, "sender");
+    assert_exit(&received, 5, "receiver");
+    for (f, who) in [(&sent, "sender"), (&received, "receiver")] {
+        assert_says(f, "session needs 64 GiB, more than --max-size 1 MiB", who);
+    }
+    let written = written.load(Ordering::Relaxed);
+    assert!(written <= MIB as u64, "{written} bytes written past --max-size 1M");
 }

@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -61,6 +63,31 @@ impl Process {
     /// Spawns `cmd` with `stdin` as its standard input, in its own process group so that
     /// killing the group reaches a wrapper's children too.
     pub fn spawn_with_stdin(cmd: &mut Command, stdin: impl Into<Stdio>) -> Process {
+        Process::spawn_reading(cmd, stdin.into(), |stdout| {
+            let mut out = Vec::new();
+            let _ = BufReader::new(stdout).read_to_end(&mut out);
+            out
+        })
+    }
+
+    /// Spawns `cmd` with stdin from /dev/null and its standard output read as it comes and
+    /// counted in `count`, not kept (`Finished::stdout_bytes` stays empty): for an output too
+    /// long to hold.
+    pub fn spawn_counting(mut cmd: Command, count: Arc<AtomicU64>) -> Process {
+        Process::spawn_reading(&mut cmd, Stdio::null(), move |mut stdout| {
+            let mut buf = vec![0u8; 1 << 20];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                count.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Vec::new()
+        })
+    }
+
+    fn spawn_reading(
+        cmd: &mut Command,
+        stdin: Stdio,
+        read: impl FnOnce(ChildStdout) -> Vec<u8> + Send + 'static,
+    ) -> Process {
         let what = format!("{cmd:?}");
         cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {what}: {e}"));
@@ -72,11 +99,7 @@ impl Process {
             reaped: false,
             what,
             lines,
-            stdout: Some(thread::spawn(move || {
-                let mut out = Vec::new();
-                let _ = BufReader::new(stdout).read_to_end(&mut out);
-                out
-            })),
+            stdout: Some(thread::spawn(move || read(stdout))),
             stderr: Some(thread::spawn(move || read_lines(stderr, tx))),
         }
     }
