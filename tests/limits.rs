@@ -335,3 +335,30 @@ fn max_size_bounds_standard_output_and_counts_holes_as_zeros() {
     let written = written.load(Ordering::Relaxed);
     assert!(written <= MIB as u64, "{written} bytes written past --max-size 1M");
 }
+
+/// A stop signal ends a receiver within a bound while it writes a long run of zeros (a 1 TiB
+/// hole) to standard output, the output flowing all the while.
+#[test]
+fn sigterm_stops_a_receiver_writing_a_long_hole_to_standard_output() {
+    use std::io::Write;
+    let (mut recv, addr, written) = counting_stdout_receiver(&[]);
+    let mut socket = zcp_client(addr);
+    let size = 1u64 << 40;
+    offer(&mut socket, vec![file_entry(b"zeros.img", Some(size))]);
+    send_frames(&mut socket, &[protocol::Message::SparseStart { index: 0, offset: 0 }]);
+    let run = protocol::sparse_run_header(size - 1, 1);
+    socket.write_all(&[&run[..], b"x"].concat()).expect("sending the run");
+    let flowing = || written.load(Ordering::Relaxed) >= 64 * MIB as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !flowing() && recv.running() && Instant::now() < deadline {
+        // Polling for the output, bounded by the deadline.
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert!(flowing(), "no zeros on standard output: {:#?}", recv.kill());
+    recv.signal(Signal::SIGTERM);
+    let signalled = Instant::now();
+    let received = recv.wait_for(Duration::from_secs(5));
+    assert_exit(&received, 143, "receiver");
+    assert_says(&received, "stopped by SIGTERM", "receiver");
+    eprintln!("stopped {:?} after SIGTERM", signalled.elapsed());
+}

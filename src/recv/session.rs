@@ -25,7 +25,7 @@ use crate::protocol::{
 };
 use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Role, Status};
-use crate::sys::rusage;
+use crate::sys::{rusage, signals};
 
 /// What one session reads: the receiver's options and destination, and the channel's
 /// protection (for the report).
@@ -368,11 +368,18 @@ impl Session<'_> {
             return Err(ProtocolError::Malformed(why).into());
         }
         let socket = inbox.socket();
-        let (base, max) = (before.bytes, self.cfg.max_size);
+        // `n` counts this file's holes too: as zeros, they are written (onto standard output)
+        // or they are the file's size all the same.
+        let (base, written, max) = (before.bytes, before.bytes + before.holes, self.cfg.max_size);
         let mut tick = |n: u64| -> anyhow::Result<()> {
+            if let Some(signal) = signals::pending() {
+                // The receiver names the signal around this (`Receiver::session`).
+                let message = format!("cut off after {}", size(n));
+                return Err(SessionError::Interrupted { signal, message }.into());
+            }
             ui.position(base + n);
             match max {
-                Some(max) if base + n > max => Err(SessionError::Refused {
+                Some(max) if written + n > max => Err(SessionError::Refused {
                     name: name.clone(),
                     reason: format!("the session passed --max-size {}", size(max)),
                 }
