@@ -1,0 +1,86 @@
+//! A file swapped for a symlink after the walk: `srv/a.txt` replaced by a link to
+//! `../outside/secret` once `zcp send` has listed it. Its turn comes, the link is not followed,
+//! the file is refused as changed since it was listed, and the secret never leaves: a large
+//! file, by the data paths, and a small one, batched.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::util::{
+    Process, Receiver, STARTUP, assert_no_panic, assert_says, pseudo_random, send_cmd, subdir,
+    wait_until, write_random_file,
+};
+
+/// A file sent by the data paths, and one small enough to go batched.
+const LENGTHS: [usize; 2] = [256 << 10, 1000];
+
+/// `work/srv/a.txt` of `len` bytes and `work/outside/secret` of the same length (so that a
+/// sender that followed the link would send it whole); returns `a.txt` and the secret.
+fn served(work: &Path, len: usize) -> (PathBuf, Vec<u8>) {
+    let secret = pseudo_random(len, 0x5ec2e7);
+    fs::write(subdir(work, "outside").join("secret"), &secret).expect("writing the secret");
+    let a = subdir(work, "srv").join("a.txt");
+    write_random_file(&a, len, 1);
+    (a, secret)
+}
+
+/// Replaces `a` by a symlink to `../outside/secret`.
+fn swap_for_link(a: &Path) {
+    fs::remove_file(a).expect("removing the listed file");
+    std::os::unix::fs::symlink("../outside/secret", a).expect("planting the symlink");
+}
+
+/// Whether any file below `dir` (part files too) holds the start of `secret`.
+fn holds_secret(dir: &Path, secret: &[u8]) -> bool {
+    let needle = &secret[..64];
+    fs::read_dir(dir).expect("listing").flatten().any(|e| {
+        let path = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => holds_secret(&path, secret),
+            Ok(t) if t.is_file() => {
+                fs::read(&path).is_ok_and(|bytes| bytes.windows(64).any(|w| w == needle))
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Opens the FIFO at `path` for writing once its reader has opened it (`ENXIO` until then),
+/// failing after `STARTUP`.
+fn open_when_read(path: &Path) -> fs::File {
+    let mut opened = None;
+    wait_until(STARTUP, "the sender to open its pipe", || {
+        opened = OpenOptions::new().write(true).custom_flags(nix::libc::O_NONBLOCK).open(path).ok();
+        opened.is_some()
+    });
+    opened.expect("an opened pipe")
+}
+
+#[test]
+fn zcp_send_refuses_a_file_swapped_for_a_symlink_after_the_walk() {
+    for len in LENGTHS {
+        let work = tempfile::tempdir().expect("tempdir");
+        let (a, secret) = served(work.path(), len);
+        let dst = subdir(work.path(), "dst");
+        // A pipe offered first holds the sender after its walk until the test closes it.
+        let pipe = work.path().join("pipe");
+        nix::unistd::mkfifo(&pipe, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        let receiver = Receiver::start(&dst, &[]);
+        let srv = work.path().join("srv");
+        let sender = Process::spawn(send_cmd(&[&pipe, &srv], &receiver.dest(), &[], &[]));
+        let mut writer = open_when_read(&pipe);
+        swap_for_link(&a);
+        writer.write_all(b"the pipe's bytes").expect("writing to the pipe");
+        drop(writer);
+        let sent = sender.wait();
+        let received = receiver.wait();
+        assert_no_panic(&sent, "sender");
+        assert_no_panic(&received, "receiver");
+        assert_ne!(sent.code(), Some(0), "{len} bytes: the sender succeeded:\n{}", sent.stderr);
+        assert_says(&sent, "srv/a.txt changed since it was listed", "sender");
+        assert!(!holds_secret(&dst, &secret), "{len} bytes: the secret was sent");
+    }
+}
