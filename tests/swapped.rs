@@ -1,16 +1,19 @@
 //! A file swapped for a symlink after the walk: `srv/a.txt` replaced by a link to
-//! `../outside/secret` once `zcp send` has listed it. Its turn comes, the link is not followed,
-//! the file is refused as changed since it was listed, and the secret never leaves: a large
-//! file, by the data paths, and a small one, batched.
+//! `../outside/secret` once `zcp send` or `zcp send --http` has listed it. Its turn comes, the
+//! link is not followed, the file is refused as changed since it was listed, and the secret
+//! never leaves: by `zcp send` (a large file, by the data paths, and a small one, batched) and
+//! by every `send --http` request.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::util::{
-    Process, Receiver, STARTUP, assert_no_panic, assert_says, pseudo_random, send_cmd, subdir,
-    wait_until, write_random_file,
+    Process, Receiver, STARTUP, TOKEN, assert_no_panic, assert_says, pseudo_random, send_cmd,
+    send_listening, subdir, wait_until, write_random_file,
 };
 
 /// A file sent by the data paths, and one small enough to go batched.
@@ -82,5 +85,42 @@ fn zcp_send_refuses_a_file_swapped_for_a_symlink_after_the_walk() {
         assert_ne!(sent.code(), Some(0), "{len} bytes: the sender succeeded:\n{}", sent.stderr);
         assert_says(&sent, "srv/a.txt changed since it was listed", "sender");
         assert!(!holds_secret(&dst, &secret), "{len} bytes: the secret was sent");
+    }
+}
+
+/// `GET /PATH` with the test token; the status and the body.
+fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut socket = TcpStream::connect(addr).expect("connecting to the server");
+    socket.set_read_timeout(Some(Duration::from_secs(20))).expect("a read timeout");
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).expect("sending the request");
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    let status = String::from_utf8_lossy(&answer)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {:?}", String::from_utf8_lossy(&answer)));
+    (status, answer)
+}
+
+#[test]
+fn send_http_refuses_a_served_file_swapped_for_a_symlink() {
+    for len in LENGTHS {
+        let work = tempfile::tempdir().expect("tempdir");
+        let (a, secret) = served(work.path(), len);
+        let srv = work.path().join("srv");
+        let (mut server, addr) = send_listening(&srv, &["--http", "--keep-open"]);
+        let (status, _) = get(addr, "/srv/a.txt");
+        assert_eq!(status, 200, "{len} bytes: the file before the swap");
+        swap_for_link(&a);
+        let (status, body) = get(addr, "/srv/a.txt");
+        assert_eq!(status, 404, "{len} bytes: the swapped file was served");
+        assert!(!body.windows(64).any(|w| w == &secret[..64]), "{len} bytes: the secret was sent");
+        assert!(server.running(), "the server ended");
+        let served = server.kill();
+        assert_says(&served, "changed since it was listed", "server");
     }
 }
