@@ -29,6 +29,7 @@ mod output;
 mod peer;
 mod planted;
 mod preauth;
+mod races;
 mod raw;
 mod readme_examples;
 mod resume;

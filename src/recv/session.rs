@@ -388,13 +388,13 @@ impl Session<'_> {
             }
         };
         let (moved, part) = match decision {
-            Ok(Decision::Receive { target, offset: planned, .. }) => {
+            Ok(Decision::Receive { target, offset: planned, lock, .. }) => {
                 if offset != 0 && offset != *planned {
                     let why =
                         format!("{name}: sender resumed at {offset}, the plan said {planned}");
                     return Err(ProtocolError::Malformed(why).into());
                 }
-                let part = target.part().open_locked(&name, offset)?;
+                let part = target.part().open_planned(&name, offset, lock.take())?;
                 let moved = self
                     .receive_into(socket, entry, &part, (offset, sparse), &mut tick)
                     .map_err(|e| part_failed(e, target, &part, &name))?;
