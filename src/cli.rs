@@ -299,6 +299,11 @@ pub struct RecvArgs {
     pub max_conns: u32,
 
     /// Refuse a session whose files add up to more than SIZE (e.g. 10G)
+    ///
+    /// Checked against the offer before anything is written (the session is refused whole,
+    /// exit 5), and again as bytes arrive, for streams of unknown length. Every output counts:
+    /// standard output (--output -) too, and a sparse file's holes count as the zeros they
+    /// become.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub max_size: Option<u64>,
 
