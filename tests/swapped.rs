@@ -1,8 +1,8 @@
-//! A file swapped for a symlink after the walk: `srv/a.txt` replaced by a link to
-//! `../outside/secret` once `zcp send` or `zcp send --http` has listed it. Its turn comes, the
-//! link is not followed, the file is refused as changed since it was listed, and the secret
-//! never leaves: by `zcp send` (a large file, by the data paths, and a small one, batched) and
-//! by every `send --http` request.
+//! A file swapped after the walk: `srv/a.txt` replaced by a link to `../outside/secret` (or by
+//! a FIFO nobody writes) once `zcp send` or `zcp send --http` has listed it. Its turn comes, the
+//! link is not followed and the FIFO not waited on, the file is refused as changed since it was
+//! listed, and the secret never leaves: by `zcp send` (a large file, by the data paths, and a
+//! small one, batched) and by every `send --http` request.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -29,10 +29,33 @@ fn served(work: &Path, len: usize) -> (PathBuf, Vec<u8>) {
     (a, secret)
 }
 
-/// Replaces `a` by a symlink to `../outside/secret`.
-fn swap_for_link(a: &Path) {
+/// What a listed file is swapped for.
+#[derive(Debug, Clone, Copy)]
+enum Swap {
+    /// A symlink to `../outside/secret`.
+    Link,
+    /// A FIFO nobody writes: opening it for reading would wait forever.
+    Fifo,
+}
+
+/// Replaces `a` by `swap`.
+fn swap(a: &Path, swap: Swap) {
     fs::remove_file(a).expect("removing the listed file");
-    std::os::unix::fs::symlink("../outside/secret", a).expect("planting the symlink");
+    match swap {
+        Swap::Link => {
+            std::os::unix::fs::symlink("../outside/secret", a).expect("planting the symlink")
+        }
+        Swap::Fifo => nix::unistd::mkfifo(a, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("planting a FIFO"),
+    }
+}
+
+/// Every case: the listed file's length and what it is swapped for (the batched path opened
+/// small files without following links or waiting on FIFOs already).
+fn cases() -> Vec<(usize, Swap)> {
+    let mut cases: Vec<(usize, Swap)> = LENGTHS.iter().map(|&len| (len, Swap::Link)).collect();
+    cases.push((LENGTHS[0], Swap::Fifo));
+    cases
 }
 
 /// Whether any file below `dir` (part files too) holds the start of `secret`.
@@ -62,8 +85,8 @@ fn open_when_read(path: &Path) -> fs::File {
 }
 
 #[test]
-fn zcp_send_refuses_a_file_swapped_for_a_symlink_after_the_walk() {
-    for len in LENGTHS {
+fn zcp_send_refuses_a_file_swapped_after_the_walk() {
+    for (len, swapped) in cases() {
         let work = tempfile::tempdir().expect("tempdir");
         let (a, secret) = served(work.path(), len);
         let dst = subdir(work.path(), "dst");
@@ -75,16 +98,17 @@ fn zcp_send_refuses_a_file_swapped_for_a_symlink_after_the_walk() {
         let srv = work.path().join("srv");
         let sender = Process::spawn(send_cmd(&[&pipe, &srv], &receiver.dest(), &[], &[]));
         let mut writer = open_when_read(&pipe);
-        swap_for_link(&a);
+        swap(&a, swapped);
         writer.write_all(b"the pipe's bytes").expect("writing to the pipe");
         drop(writer);
-        let sent = sender.wait();
-        let received = receiver.wait();
+        let sent = sender.wait_for(Duration::from_secs(20));
+        let received = receiver.wait_for(Duration::from_secs(20));
         assert_no_panic(&sent, "sender");
         assert_no_panic(&received, "receiver");
-        assert_ne!(sent.code(), Some(0), "{len} bytes: the sender succeeded:\n{}", sent.stderr);
+        let case = format!("{len} bytes, swapped for a {swapped:?}");
+        assert_ne!(sent.code(), Some(0), "{case}: the sender succeeded:\n{}", sent.stderr);
         assert_says(&sent, "srv/a.txt changed since it was listed", "sender");
-        assert!(!holds_secret(&dst, &secret), "{len} bytes: the secret was sent");
+        assert!(!holds_secret(&dst, &secret), "{case}: the secret was sent");
     }
 }
 
@@ -107,18 +131,19 @@ fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
 }
 
 #[test]
-fn send_http_refuses_a_served_file_swapped_for_a_symlink() {
-    for len in LENGTHS {
+fn send_http_refuses_a_served_file_swapped_after_the_walk() {
+    for (len, swapped) in cases() {
+        let case = format!("{len} bytes, swapped for a {swapped:?}");
         let work = tempfile::tempdir().expect("tempdir");
         let (a, secret) = served(work.path(), len);
         let srv = work.path().join("srv");
         let (mut server, addr) = send_listening(&srv, &["--http", "--keep-open"]);
         let (status, _) = get(addr, "/srv/a.txt");
-        assert_eq!(status, 200, "{len} bytes: the file before the swap");
-        swap_for_link(&a);
+        assert_eq!(status, 200, "{case}: the file before the swap");
+        swap(&a, swapped);
         let (status, body) = get(addr, "/srv/a.txt");
-        assert_eq!(status, 404, "{len} bytes: the swapped file was served");
-        assert!(!body.windows(64).any(|w| w == &secret[..64]), "{len} bytes: the secret was sent");
+        assert_eq!(status, 404, "{case}: the swapped file was served");
+        assert!(!body.windows(64).any(|w| w == &secret[..64]), "{case}: the secret was sent");
         assert!(server.running(), "the server ended");
         let served = server.kill();
         assert_says(&served, "changed since it was listed", "server");
