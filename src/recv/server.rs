@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::session::Session;
+use super::session::{SHUT_DOWN, Session};
 use crate::config::{Link, RecvConfig};
 use crate::disk::Destination;
 use crate::error::ExitCode;
@@ -358,10 +358,8 @@ impl Live {
         };
         for (socket, in_data) in sockets {
             if in_data {
-                let msg = Message::Error {
-                    code: ErrorCode::Interrupted,
-                    message: "receiver shut down".into(),
-                };
+                let msg =
+                    Message::Error { code: ErrorCode::Interrupted, message: SHUT_DOWN.into() };
                 let _ = socket.set_write_timeout(Some(Duration::from_secs(1)));
                 let _ = protocol::write_message(&mut &socket, &msg);
             }

@@ -574,10 +574,18 @@ fn file_size_limit() -> Option<u64> {
     (soft != RLIM_INFINITY).then_some(soft)
 }
 
+/// What a sender is told when a signal stops the receiver.
+pub(super) const SHUT_DOWN: &str = "receiver shut down";
+
 /// Tells the sender why this end gives up, when the sender can still hear it, and passes the
 /// error on.
 fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
     let code = match exit_code(&err) {
+        // Stopped by a signal mid-file: told as every sender is at a stop (`stop_all`).
+        ExitCode::Interrupted | ExitCode::Terminated => {
+            peer::fail_with(socket, ErrorCode::Interrupted, SHUT_DOWN);
+            return err;
+        }
         ExitCode::Io => Some(ErrorCode::Io),
         ExitCode::Protocol => Some(ErrorCode::Protocol),
         ExitCode::Refused => Some(ErrorCode::Limit),
