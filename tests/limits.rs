@@ -15,7 +15,7 @@ use crate::util::{
     FifoWriter, Finished, PidsCgroup, Process, Receiver, Tmpfs, assert_exit, assert_file_holds,
     assert_no_panic, assert_says, dir_names, file_entry, final_names, json_u64, offer, part_of,
     protocol, pseudo_random, run, send, send_cmd, send_frames, skip, subdir, wait_for_bytes,
-    wrapped, write_random_file, zcp_client, zcp_command,
+    wait_until, wrapped, write_random_file, zcp_client, zcp_command,
 };
 
 const MIB: usize = 1 << 20;
@@ -361,4 +361,44 @@ fn sigterm_stops_a_receiver_writing_a_long_hole_to_standard_output() {
     assert_exit(&received, 143, "receiver");
     assert_says(&received, "stopped by SIGTERM", "receiver");
     eprintln!("stopped {:?} after SIGTERM", signalled.elapsed());
+}
+
+/// Bytes waiting in a pipe, by its read end.
+fn unread(pipe: &std::os::fd::OwnedFd) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: nix::libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, to a live local.
+    let rc = unsafe { nix::libc::ioctl(pipe.as_raw_fd(), nix::libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    n as usize
+}
+
+/// A receiver whose standard output nobody reads is stuck in a write no stop flag reaches; a
+/// stop signal still ends it soon, saying why, with the signal's exit code.
+#[test]
+fn sigterm_ends_a_receiver_stuck_writing_to_a_pipe_nobody_reads() {
+    use std::io::Write;
+    let (read_end, write_end) = nix::unistd::pipe().expect("a pipe");
+    let capacity = nix::fcntl::fcntl(&read_end, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
+        .expect("the pipe's size") as usize;
+    let args = ["recv", "--listen", "127.0.0.1:0", "--output", "-"];
+    let mut recv = Process::spawn_with_stdout(zcp_command(&args, &[]), write_end);
+    let addr = recv.listening();
+    let mut socket = zcp_client(addr);
+    let size = 1u64 << 30;
+    offer(&mut socket, vec![file_entry(b"zeros.img", Some(size))]);
+    send_frames(&mut socket, &[protocol::Message::SparseStart { index: 0, offset: 0 }]);
+    let run = protocol::sparse_run_header(size - 1, 1);
+    socket.write_all(&[&run[..], b"x"].concat()).expect("sending the run");
+    wait_until(Duration::from_secs(30), "the receiver to fill its standard output", || {
+        unread(&read_end) >= capacity
+    });
+    recv.signal(Signal::SIGTERM);
+    let signalled = Instant::now();
+    let received = recv.wait_for(Duration::from_secs(5));
+    assert_exit(&received, 143, "receiver");
+    assert_says(&received, "did not stop within 1 s", "receiver");
+    assert_says(&received, "served 1 session, 1 failed, stopped by SIGTERM", "receiver");
+    eprintln!("ended {:?} after SIGTERM", signalled.elapsed());
+    drop(read_end);
 }
