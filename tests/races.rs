@@ -1,9 +1,10 @@
 //! Sessions racing for one target on one `--keep-open --force` receiver: the plan hashes a
 //! resume's prefix under the part file's lock, the writes and the rename are done under that
 //! same lock, and a session never takes a lock on a part file that was moved away. So two
-//! senders of different contents to one name end with one sender's file, byte for byte, and a
-//! soak of senders killed with SIGKILL and sent again ends with no checksum mismatch and no
-//! part file missing at its rename.
+//! senders of different contents to one name end with one sender's file, byte for byte; a
+//! session that waited for the lock of a part file renamed meanwhile writes a part file of its
+//! own (forced with delayed `flock` calls under strace); and a soak of senders killed with
+//! SIGKILL and sent again ends with no checksum mismatch and no part file missing at its rename.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,8 +14,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::util::{
-    Finished, Process, Receiver, Rng, assert_file_holds, assert_no_panic, final_names, send_cmd,
-    subdir, write_random_file,
+    Finished, Process, Receiver, Rng, assert_file_holds, assert_no_panic, end_file, file_entry,
+    final_names, finish, offer, part_of, protocol, pseudo_random, send_cmd, send_file, subdir,
+    wait_until, write_random_file, zcp_client,
 };
 
 const MIB: usize = 1 << 20;
@@ -161,4 +163,62 @@ fn killed_and_resent_senders_on_shared_names_never_mix_or_lose_a_part_file() {
     assert!(!final_names(&dst).is_empty());
     recv.process().signal(Signal::SIGTERM);
     assert_no_panic(&recv.wait_for(Duration::from_secs(15)), "receiver");
+}
+
+/// A session that opened a part file by its name just before the session holding it renamed it
+/// into place must not lock that file (now the final one) and write into it. Every `flock` of
+/// the receiver is delayed by a second (strace), so that the first session renames its file
+/// while the second waits for the lock on the same inode; the second then takes a part file of
+/// its own, and each session lands its whole file in turn.
+#[test]
+fn a_part_file_renamed_into_place_while_another_session_waits_for_its_lock_is_not_written() {
+    const DELAY: Duration = Duration::from_secs(1);
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    // Each thread's first flock: the lock, not the unlock that follows it.
+    let inject = format!("inject=flock:delay_enter={}:when=1", DELAY.as_micros());
+    let extra = ["--keep-open", "--force"];
+    let Some(recv) = Receiver::faulted(&inject, &dst, &extra) else { return };
+    let (a_data, b_data) = (pseudo_random(MIB, 1), pseudo_random(MIB, 2));
+    let entry = || vec![file_entry(b"same.bin", Some(MIB as u64))];
+    // A starts its file and stops halfway: its part file exists, its lock is on the way.
+    let mut a = zcp_client(recv.addr());
+    offer(&mut a, entry());
+    let start = protocol::Message::FileStart { index: 0, offset: 0 };
+    protocol::write_message(&mut a, &start).expect("A's FILE_START");
+    std::io::Write::write_all(&mut a, &a_data[..MIB / 2]).expect("A's first half");
+    wait_until(Duration::from_secs(20), "A's part file", || part_of(&dst, "same.bin").exists());
+    // Not synchronisation: B must open the part file by name before A's lock (and then its
+    // rename) comes, and ask for the lock only after A's rename.
+    thread::sleep(DELAY / 2);
+    let b = thread::spawn({
+        let (addr, b_data) = (recv.addr(), b_data.clone());
+        move || {
+            let mut b = zcp_client(addr);
+            offer(&mut b, vec![file_entry(b"same.bin", Some(MIB as u64))]);
+            send_file(&mut b, 0, 0, &b_data);
+            finish(&mut b)
+        }
+    });
+    std::io::Write::write_all(&mut a, &a_data[MIB / 2..]).expect("A's second half");
+    end_file(&mut a, &a_data);
+    let a_summary = finish(&mut a);
+    let b_summary = match b.join() {
+        Ok(summary) => summary,
+        Err(_) => panic!("B's session failed: {:#?}", recv.kill()),
+    };
+    for (summary, who) in [(&a_summary, "A"), (&b_summary, "B")] {
+        let ok = summary.verdicts.iter().all(|v| v.status == protocol::VerdictStatus::Ok);
+        assert!(ok && summary.verdicts.len() == 1, "{who}: {summary:?}");
+    }
+    assert_file_holds(
+        &dst.join("same.bin"),
+        &b_data,
+        "the file of the session that placed it last",
+    );
+    assert!(!part_of(&dst, "same.bin").exists(), "a part file left behind");
+    // Under strace a signal would reach strace, not the receiver.
+    let received = recv.kill();
+    assert_no_panic(&received, "receiver");
+    assert!(!received.stderr.contains("No such file"), "{}", received.stderr);
 }

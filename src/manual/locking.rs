@@ -53,6 +53,10 @@
 //!
 //! ## Tested by
 //!
+//! `races::a_part_file_renamed_into_place_while_another_session_waits_for_its_lock_is_not_written`
+//! forces rule 1's case with every thread's first `flock` delayed by a second (strace): before
+//! the rule, the second session locked the renamed file, wrote into the final file and failed
+//! with "moving .same.bin.zcp-part into place: No such file or directory".
 //! `races::killed_and_resent_senders_on_shared_names_never_mix_or_lose_a_part_file`: six
 //! sender loops over eight 0.5-3 MiB files on one `--keep-open --force` receiver, one send in
 //! four killed with SIGKILL and sent again, for 45 s. Before these rules: 84 of 1,008 sessions
