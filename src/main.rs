@@ -121,8 +121,8 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
     Ok(outcome.code)
 }
 
-/// The receiver's closing line. A stopped receiver says so even when it served no one (#13):
-/// the README promises it.
+/// The receiver's closing line. A stopped receiver says so even when it served no one, as
+/// the README promises.
 fn summarize(outcome: &Outcome, keep_open: bool, output: Output) {
     if (keep_open || outcome.stopped_by.is_some()) && output.summary {
         let how = outcome.stopped_by.map_or_else(String::new, |s| format!(", stopped by {s}"));

@@ -109,17 +109,11 @@ impl Part<'_> {
     /// nothing. Every rename or removal of a part file is done under its lock, so a part held
     /// and found under its name stays there until its holder moves it.
     fn lock_named(&self, dir: &OwnedFd, part: File) -> io::Result<Locking> {
-        use nix::fcntl::AtFlags;
-        use nix::sys::stat::{fstat, fstatat};
         let Some(part) = lock(part)? else { return Ok(Locking::Busy) };
-        let held = fstat(&*part)?;
-        match fstatat(dir, self.name().as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(named) if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino) => {
-                Ok(Locking::Held(part))
-            }
-            Ok(_) | Err(Errno::ENOENT) => Ok(Locking::Moved),
-            Err(e) => Err(e.into()),
-        }
+        Ok(match self.replaced(dir, &part)? {
+            None => Locking::Held(part),
+            Some(_) => Locking::Moved,
+        })
     }
 
     /// The refusal of a part file that is not this receiver's to use: it is left alone (not
@@ -267,8 +261,9 @@ impl Part<'_> {
         )
     }
 
-    /// Opens the part file to write from its start, under its lock, emptied. Refused (as
-    /// `name`) when another session holds the lock.
+    /// Opens the part file to write from its start (`offset` 0: a resume needs the plan's
+    /// lock, see `open_planned`), under its lock, emptied. Refused (as `name`) when another
+    /// session holds the lock.
     pub fn open_locked(&self, name: &str, offset: u64) -> anyhow::Result<LockedPart> {
         self.open_planned(name, offset, None)
     }
