@@ -442,8 +442,11 @@ pub struct RecvArgs {
 
     /// Refuse a session whose files add up to more than SIZE (e.g. 10G)
     ///
-    /// The plan is checked against it and against the free space (statvfs) before anything is
-    /// written; a session that does not fit is refused whole (exit 5) naming both sizes.
+    /// Checked against the offer before anything is written (the session is refused whole,
+    /// exit 5), and again as bytes arrive, for streams of unknown length. Every output counts:
+    /// standard output (--output -) too, and a sparse file's holes count as the zeros they
+    /// become; a session that does not fit the
+    /// free space (statvfs) is refused the same way, naming both sizes.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub max_size: Option<u64>,
 

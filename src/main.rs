@@ -9,7 +9,7 @@ use zcp::cli::{Cli, Command};
 use zcp::config::{Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
 use zcp::progress::Ui;
-use zcp::recv::Receiver;
+use zcp::recv::{Outcome, Receiver};
 use zcp::report::{self, Report};
 use zcp::{raw, send, shell, terminal};
 
@@ -104,17 +104,33 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         Ui::hidden()
             .warn("authentication is off (--no-auth): anyone who can connect may write here");
     }
-    let outcome = receiver.run(|result| match result {
+    let done = |result: anyhow::Result<Report>| match result {
         Ok(report) => finish(&report, output),
         Err(err) => fail(&err),
-    })?;
-    // A stopped receiver says so even when it served no one: the README promises it.
+    };
+    let stuck = |outcome: Outcome, stuck: u64| {
+        let stuck = zcp::units::counted(stuck, "session");
+        let grace = zcp::recv::STOP_GRACE.as_secs_f64();
+        terminal::line(format!(
+            "zcp: {stuck} did not stop within {grace} s (a write that does not return, such as \
+             to a pipe nobody reads): exiting without waiting; part files kept"
+        ));
+        summarize(&outcome, keep_open, output);
+        process::exit(outcome.code.code());
+    };
+    let outcome = receiver.run(done, stuck)?;
+    summarize(&outcome, keep_open, output);
+    Ok(outcome.code)
+}
+
+/// The receiver's closing line. A stopped receiver says so even when it served no one, as
+/// the README promises.
+fn summarize(outcome: &Outcome, keep_open: bool, output: Output) {
     if (keep_open || outcome.stopped_by.is_some()) && output.summary {
         let how = outcome.stopped_by.map_or_else(String::new, |s| format!(", stopped by {s}"));
         let served = zcp::units::counted(outcome.served, "session");
         terminal::line(format!("served {served}, {} failed{how}", outcome.failed));
     }
-    Ok(outcome.code)
 }
 
 /// Prints a finished session's report and returns its exit code.

@@ -102,9 +102,10 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         }
     };
     let (moved, saved_as) = match decision {
-        Decision::Receive { target, .. } => {
-            // The same part file, lock and commit as a protocol session's file.
-            let part = target.part().open_locked(&name, 0)?;
+        Decision::Receive { target, lock, .. } => {
+            // The same part file, lock and commit as a protocol session's file; raw mode does
+            // not resume, so it takes the plan's lock (if any) to write from the start.
+            let part = target.part().open_planned(&name, 0, lock.take())?;
             let inc = Incoming {
                 socket: &socket,
                 file: &part,

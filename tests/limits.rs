@@ -4,6 +4,8 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,8 +13,9 @@ use nix::sys::signal::Signal;
 
 use crate::util::{
     FifoWriter, Finished, PidsCgroup, Process, Receiver, Tmpfs, assert_exit, assert_file_holds,
-    assert_no_panic, assert_says, dir_names, final_names, json_u64, part_of, pseudo_random, run,
-    send, send_cmd, skip, subdir, wait_for_bytes, wrapped, write_random_file, zcp_command,
+    assert_no_panic, assert_says, dir_names, file_entry, final_names, json_u64, offer, part_of,
+    protocol, pseudo_random, run, send, send_cmd, send_frames, skip, subdir, wait_for_bytes,
+    wait_until, wrapped, write_random_file, zcp_client, zcp_command,
 };
 
 const MIB: usize = 1 << 20;
@@ -299,4 +302,103 @@ fn assert_refused_a_thread(f: &Finished, says: &str, who: &str) {
     assert_says(f, says, who);
     assert!(!f.stderr.contains("stalled"), "{who}:\n{}", f.stderr);
     assert_ne!(f.code(), Some(0), "{who}:\n{}", f.stderr);
+}
+
+/// `zcp recv --output - EXTRA…` with its standard output counted, not kept, and its address.
+fn counting_stdout_receiver(extra: &[&str]) -> (Process, std::net::SocketAddr, Arc<AtomicU64>) {
+    let mut args = vec!["recv", "--listen", "127.0.0.1:0", "--output", "-"];
+    args.extend_from_slice(extra);
+    let written = Arc::new(AtomicU64::new(0));
+    let mut recv = Process::spawn_counting(zcp_command(&args, &[]), Arc::clone(&written));
+    let addr = recv.listening();
+    (recv, addr, written)
+}
+
+/// A 64 GiB file that is one hole (and one byte), crossing in the sparse form as a run that
+/// claims 64 GiB of zeros: onto standard output, `--max-size` counts those zeros, so the
+/// session is refused before a byte is written.
+#[test]
+fn max_size_bounds_standard_output_and_counts_holes_as_zeros() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("hole.img");
+    let file = std::fs::File::create(&src).expect("creating the source");
+    file.set_len(64 << 30).expect("a 64 GiB hole");
+    std::os::unix::fs::FileExt::write_all_at(&file, b"x", (64 << 30) - 1).expect("a last byte");
+    let (recv, addr, written) = counting_stdout_receiver(&["--max-size", "1M"]);
+    let sent = send(&src, &addr.to_string(), &[]);
+    let received = recv.wait_for(Duration::from_secs(20));
+    assert_exit(&sent, 5, "sender");
+    assert_exit(&received, 5, "receiver");
+    for (f, who) in [(&sent, "sender"), (&received, "receiver")] {
+        assert_says(f, "session needs 64 GiB, more than --max-size 1 MiB", who);
+    }
+    let written = written.load(Ordering::Relaxed);
+    assert!(written <= MIB as u64, "{written} bytes written past --max-size 1M");
+}
+
+/// A stop signal ends a receiver within a bound while it writes a long run of zeros (a 1 TiB
+/// hole) to standard output, the output flowing all the while.
+#[test]
+fn sigterm_stops_a_receiver_writing_a_long_hole_to_standard_output() {
+    use std::io::Write;
+    let (mut recv, addr, written) = counting_stdout_receiver(&[]);
+    let mut socket = zcp_client(addr);
+    let size = 1u64 << 40;
+    offer(&mut socket, vec![file_entry(b"zeros.img", Some(size))]);
+    send_frames(&mut socket, &[protocol::Message::SparseStart { index: 0, offset: 0 }]);
+    let run = protocol::sparse_run_header(size - 1, 1);
+    socket.write_all(&[&run[..], b"x"].concat()).expect("sending the run");
+    let flowing = || written.load(Ordering::Relaxed) >= 64 * MIB as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !flowing() && recv.running() && Instant::now() < deadline {
+        // Polling for the output, bounded by the deadline.
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert!(flowing(), "no zeros on standard output: {:#?}", recv.kill());
+    recv.signal(Signal::SIGTERM);
+    let signalled = Instant::now();
+    let received = recv.wait_for(Duration::from_secs(5));
+    assert_exit(&received, 143, "receiver");
+    assert_says(&received, "stopped by SIGTERM", "receiver");
+    eprintln!("stopped {:?} after SIGTERM", signalled.elapsed());
+}
+
+/// Bytes waiting in a pipe, by its read end.
+fn unread(pipe: &std::os::fd::OwnedFd) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: nix::libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, to a live local.
+    let rc = unsafe { nix::libc::ioctl(pipe.as_raw_fd(), nix::libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    n as usize
+}
+
+/// A receiver whose standard output nobody reads is stuck in a write no stop flag reaches; a
+/// stop signal still ends it soon, saying why, with the signal's exit code.
+#[test]
+fn sigterm_ends_a_receiver_stuck_writing_to_a_pipe_nobody_reads() {
+    use std::io::Write;
+    let (read_end, write_end) = nix::unistd::pipe().expect("a pipe");
+    let capacity = nix::fcntl::fcntl(&read_end, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
+        .expect("the pipe's size") as usize;
+    let args = ["recv", "--listen", "127.0.0.1:0", "--output", "-"];
+    let mut recv = Process::spawn_with_stdout(zcp_command(&args, &[]), write_end);
+    let addr = recv.listening();
+    let mut socket = zcp_client(addr);
+    let size = 1u64 << 30;
+    offer(&mut socket, vec![file_entry(b"zeros.img", Some(size))]);
+    send_frames(&mut socket, &[protocol::Message::SparseStart { index: 0, offset: 0 }]);
+    let run = protocol::sparse_run_header(size - 1, 1);
+    socket.write_all(&[&run[..], b"x"].concat()).expect("sending the run");
+    wait_until(Duration::from_secs(30), "the receiver to fill its standard output", || {
+        unread(&read_end) >= capacity
+    });
+    recv.signal(Signal::SIGTERM);
+    let signalled = Instant::now();
+    let received = recv.wait_for(Duration::from_secs(5));
+    assert_exit(&received, 143, "receiver");
+    assert_says(&received, "did not stop within 1 s", "receiver");
+    assert_says(&received, "served 1 session, 1 failed, stopped by SIGTERM", "receiver");
+    eprintln!("ended {:?} after SIGTERM", signalled.elapsed());
+    drop(read_end);
 }

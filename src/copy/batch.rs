@@ -17,6 +17,7 @@ use nix::sys::stat::Mode;
 
 use humansize::{BINARY, format_size};
 
+use super::source::changed;
 use super::{Moved, source_shrank};
 use crate::datapath::{DataPath, Fallback};
 
@@ -114,19 +115,6 @@ impl Opener {
             flags |= OFlag::O_NOFOLLOW;
         }
         Ok(File::from(openat(dir, name, flags, Mode::empty())?))
-    }
-}
-
-/// The error for a file that could not be opened or read: one that is no longer the regular
-/// file the walk found says so, instead of the errno's own words ("Illegal seek").
-fn changed(path: &Path, e: io::Error, doing: &str) -> anyhow::Error {
-    use nix::libc::{EISDIR, ELOOP, ENXIO, ESPIPE};
-    let shown = path.display();
-    match e.raw_os_error() {
-        Some(ELOOP | ESPIPE | EISDIR | ENXIO) => {
-            anyhow::anyhow!("{shown} changed since it was listed: it is no longer a regular file")
-        }
-        _ => anyhow::Error::from(e).context(format!("{doing} {shown}")),
     }
 }
 

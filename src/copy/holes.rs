@@ -23,6 +23,8 @@ const MAX_RUNS: usize = 1 << 16;
 /// Zeros written per `write` where a hole must be written out.
 const ZEROS: usize = 64 << 10;
 static ZERO_BLOCK: [u8; ZEROS] = [0; ZEROS];
+/// Zeros hashed between two ticks where a hole is left unwritten: a few milliseconds' work.
+const HASHED_ZEROS: u64 = 16 << 20;
 
 /// One run of the sparse form: `hole` zero bytes, then the `data` bytes at `at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,15 +112,13 @@ pub fn recv_sparse(
     while pos < size {
         let (hole, data) = protocol::read_sparse_run(&mut &*inc.socket, size - pos)
             .map_err(|e| lost(e.into(), file.bytes + file.holes, size - inc.offset))?;
-        hasher.update_zeros(hole);
-        if !inc.positioned {
-            write_zeros(inc.file, hole).context("writing a hole as zeros")?;
-        }
+        let base = file.bytes + file.holes;
+        take_hole(inc, hole, &mut hasher, &mut |n| tick(base + n))?;
         (pos, file.holes) = (pos + hole, file.holes + hole);
         if data == 0 {
             continue;
         }
-        let base = file.bytes;
+        let base = file.bytes + file.holes;
         let moved = if inc.positioned {
             let range =
                 Incoming { framing: Framing::Sized(data), offset: pos, checksum: false, ..*inc };
@@ -178,12 +178,28 @@ fn copy_in_order(
     Ok(Moved { data_path: DataPath::Buffered, bytes: data, calls, files: 1, ..Moved::default() })
 }
 
-/// Writes `n` zero bytes in order (a hole, onto an output that cannot have one).
-fn write_zeros(mut out: &File, mut n: u64) -> io::Result<()> {
-    while n > 0 {
-        let step = n.min(ZEROS as u64) as usize;
-        out.write_all(&ZERO_BLOCK[..step])?;
-        n -= step as u64;
+/// Takes a hole of `len` zeros a piece at a time: hashes it, writes it where the output
+/// takes bytes only in order (standard output), and ticks the zeros so far after each piece.
+/// A hole counts as the zeros it stands for, so a size bound or a stop signal meets a long
+/// hole (hashing 1 TiB of zeros takes minutes) as it meets data.
+fn take_hole(
+    inc: &Incoming<'_>,
+    len: u64,
+    hasher: &mut Xxh3,
+    tick: Tick<'_>,
+) -> anyhow::Result<()> {
+    let piece = if inc.positioned { HASHED_ZEROS } else { ZEROS as u64 };
+    let mut done = 0;
+    while done < len {
+        let step = (len - done).min(piece);
+        hasher.update_zeros(step);
+        if !inc.positioned {
+            (&*inc.file)
+                .write_all(&ZERO_BLOCK[..step as usize])
+                .context("writing a hole as zeros")?;
+        }
+        done += step;
+        tick(done)?;
     }
     Ok(())
 }

@@ -39,6 +39,15 @@ impl SourceKind {
     }
 }
 
+/// What the walk found at a path, which opening it again when its turn comes must find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listed {
+    /// A regular file of known size.
+    Regular,
+    /// Anything whose length the walk could not know: a pipe, a device, a procfs file.
+    Stream,
+}
+
 /// An opened source, ready to be offered.
 pub struct Source {
     /// The open file, read by the data paths.
@@ -100,6 +109,42 @@ impl Source {
     pub fn open(path: &Path) -> anyhow::Result<Source> {
         let display = path.display().to_string();
         let file = File::open(path).with_context(|| format!("opening {display}"))?;
+        Source::of(file, path, display)
+    }
+
+    /// Opens a file the walk listed at `path`, when its turn comes: a symlink put in its
+    /// place since is not followed (unless `follow`, `--follow-symlinks`), and a regular file
+    /// that has become something else (a symlink, a FIFO, which is not waited on, a
+    /// directory) is refused as changed since it was listed, as the batched path refuses it.
+    pub fn open_listed(path: &Path, listed: Listed, follow: bool) -> anyhow::Result<Source> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let display = path.display().to_string();
+        let mut flags = nix::libc::O_CLOEXEC;
+        if !follow {
+            flags |= nix::libc::O_NOFOLLOW;
+        }
+        if listed == Listed::Regular {
+            flags |= nix::libc::O_NONBLOCK;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+            .map_err(|e| changed(path, e, "opening"))?;
+        if listed == Listed::Regular {
+            let meta = file.metadata().with_context(|| format!("reading metadata of {display}"))?;
+            if !meta.is_file() {
+                return Err(no_longer_regular(path));
+            }
+            // A regular file: O_NONBLOCK means nothing to it, but the data paths should not see it.
+            let blocking = nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty());
+            nix::fcntl::fcntl(&file, blocking).with_context(|| format!("opening {display}"))?;
+        }
+        Source::of(file, path, display)
+    }
+
+    /// The source `file`, opened at `path` (shown as `display`).
+    fn of(file: File, path: &Path, display: String) -> anyhow::Result<Source> {
         let meta = file.metadata().with_context(|| format!("reading metadata of {display}"))?;
         let ft = meta.file_type();
         let kind = if ft.is_dir() {
@@ -187,4 +232,20 @@ fn pseudo_name(fs: nix::sys::statfs::FsType) -> Option<&'static str> {
 #[cfg(not(target_os = "linux"))]
 fn pseudo_fs(_file: &File, _dev: u64) -> Option<&'static str> {
     None
+}
+
+/// The error for a listed file that could not be opened or read: one that is no longer the
+/// regular file the walk found says so, instead of the errno's own words ("Illegal seek",
+/// "Too many levels of symbolic links").
+pub(crate) fn changed(path: &Path, e: std::io::Error, doing: &str) -> anyhow::Error {
+    use nix::libc::{EISDIR, ELOOP, ENXIO, ESPIPE};
+    match e.raw_os_error() {
+        Some(ELOOP | ESPIPE | EISDIR | ENXIO) => no_longer_regular(path),
+        _ => anyhow::Error::from(e).context(format!("{doing} {}", path.display())),
+    }
+}
+
+fn no_longer_regular(path: &Path) -> anyhow::Error {
+    let shown = path.display();
+    anyhow::anyhow!("{shown} changed since it was listed: it is no longer a regular file")
 }

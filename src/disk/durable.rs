@@ -124,7 +124,7 @@ impl Barrier {
         }
         for (target, file) in held {
             let placed = match file {
-                Held::Part(_part) => target.part().place(self.force),
+                Held::Part(part) => target.part().place(&part, self.force),
                 Held::Unnamed(file) => unnamed::place(&target, &file),
             };
             if let Err(e) = placed {

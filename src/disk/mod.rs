@@ -32,7 +32,7 @@ use dirs::{Dirs, open_dir};
 use target::{Existing, times_of};
 
 pub use durable::{Barrier, hold_small, sync_parent_of};
-pub use part::{LockedPart, Part};
+pub use part::{LockedPart, Part, PlanLock};
 pub use target::Target;
 pub use unnamed::write_small;
 
@@ -117,6 +117,8 @@ pub enum Decision {
         prefix_xxh3: u128,
         /// Whether a part file exists.
         part: bool,
+        /// When `offset` > 0, the part file's lock, under which its prefix was hashed.
+        lock: PlanLock,
     },
     /// Receive onto standard output.
     Stdout,
@@ -309,8 +311,18 @@ fn decide_file(
         }
     }
     target.check_writable()?;
-    let Some(part) = (if part_exists { target.part().existing()? } else { None }) else {
-        return Ok(Decision::Receive { target, offset: 0, prefix_xxh3: 0, part: false });
+    let receive = |target, offset, prefix_xxh3, part, lock| {
+        Ok(Decision::Receive { target, offset, prefix_xxh3, part, lock })
+    };
+    if !part_exists {
+        return receive(target, 0, 0, false, PlanLock::default());
+    }
+    if listing.locks >= PLAN_LOCKS {
+        // Sent whole: its part file is locked and emptied when its turn comes.
+        return receive(target, 0, 0, true, PlanLock::default());
+    }
+    let Some(part) = target.part().existing()? else {
+        return receive(target, 0, 0, false, PlanLock::default());
     };
     let len = part.metadata().map_err(|e| target.refusal(e))?.len();
     // A part file longer than the offered file cannot be its prefix: start over.
@@ -318,14 +330,13 @@ fn decide_file(
         Some(size) if len <= size => len,
         _ => 0,
     };
-    let prefix_xxh3 = if offset > 0 {
-        let mut hasher = crate::checksum::Xxh3::new();
-        crate::copy::hash_prefix(&part, offset, &mut hasher).map_err(|e| target.refusal(e))?;
-        hasher.digest128()
-    } else {
-        0
-    };
-    Ok(Decision::Receive { target, offset, prefix_xxh3, part: true })
+    if offset == 0 {
+        return receive(target, 0, 0, true, PlanLock::default());
+    }
+    let mut hasher = crate::checksum::Xxh3::new();
+    crate::copy::hash_prefix(&part, offset, &mut hasher).map_err(|e| target.refusal(e))?;
+    listing.locks += 1;
+    receive(target, offset, hasher.digest128(), true, PlanLock::new(part))
 }
 
 /// Whether the existing file is the offered one (size and mtime); `coarse` says whether its
@@ -390,7 +401,13 @@ pub struct Listing<'o> {
     made: Vec<&'o [u8]>,
     /// Scratch: the lengths of those `make` made last.
     lengths: Vec<usize>,
+    /// Part files the plan holds locked for a resume (see `PLAN_LOCKS`).
+    locks: usize,
 }
+
+/// Part files one plan holds locked, each a descriptor from the plan until its file's turn;
+/// a part file past these is sent whole rather than resumed.
+const PLAN_LOCKS: usize = 256;
 
 impl<'o> Listing<'o> {
     /// The directories the plan made, as prefixes of the offered names that made them.

@@ -1,6 +1,7 @@
 //! A target's part file, `.NAME.zcp-part` beside it: found and checked to be ours before a
-//! byte of it is read, created exclusively, locked while written, renamed into place once
-//! verified (never replacing a file without `--force`), or removed when the data was wrong.
+//! byte of it is read, created exclusively, locked from the plan's hash of its prefix until it
+//! is renamed into place once verified (never replacing a file without `--force`) or removed
+//! when the data was wrong. Why two sessions never interleave: `crate::manual::locking`.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -47,21 +48,73 @@ impl Part<'_> {
     }
 
     /// The part file a previous transfer left, if any (opened, never created), checked to be
-    /// ours to use (see `unsafe_part`) before a byte of it is read.
-    pub fn existing(&self) -> Result<Option<File>, Refusal> {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    /// ours to use (see `unsafe_part`) before a byte of it is read, and locked: the plan hashes
+    /// a resume's prefix under the lock that the writes and the rename are then done under, so
+    /// no other session can change it in between. `None` when there is none (or it went away
+    /// meanwhile); refused when another session holds it.
+    pub fn existing(&self) -> Result<Option<LockedPart>, Refusal> {
+        let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
         let dir = self.target.dir().map_err(|e| self.target.refusal(e))?;
-        let part = match openat(&*dir, self.name().as_os_str(), flags, Mode::empty()) {
-            Ok(fd) => File::from(fd),
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => return Err(self.unsafe_refusal("it is a symbolic link")),
-            Err(e) => return Err(self.target.refusal(e.into())),
-        };
-        match unsafe_part(&part) {
-            Ok(None) => Ok(Some(part)),
-            Ok(Some(why)) => Err(self.unsafe_refusal(&why)),
-            Err(e) => Err(self.target.refusal(e)),
+        for _ in 0..LOCK_TRIES {
+            let part = match openat(&*dir, self.name().as_os_str(), flags, Mode::empty()) {
+                Ok(fd) => File::from(fd),
+                Err(Errno::ENOENT) => return Ok(None),
+                Err(Errno::ELOOP) => return Err(self.unsafe_refusal("it is a symbolic link")),
+                Err(e) => return Err(self.target.refusal(e.into())),
+            };
+            match unsafe_part(&part) {
+                Ok(None) => {}
+                Ok(Some(why)) => return Err(self.unsafe_refusal(&why)),
+                Err(e) => return Err(self.target.refusal(e)),
+            }
+            match self.lock_named(&dir, part).map_err(|e| self.target.refusal(e))? {
+                Locking::Held(part) => return Ok(Some(blocking(part, self)?)),
+                Locking::Busy => return Err(self.busy_refusal()),
+                Locking::Moved => continue,
+            }
         }
+        Err(self.busy_refusal())
+    }
+
+    /// The refusal of a part file another session holds: that session's file is its own to
+    /// finish, and this one does not wait for it (a session holds several parts' locks at
+    /// once; waiting could deadlock two sessions that each hold one the other wants).
+    fn busy_refusal(&self) -> Refusal {
+        Refusal::new(
+            RefuseCode::Exists,
+            "another session is writing it; send again once it is done",
+        )
+    }
+
+    /// Why the part file's name in `dir` no longer leads to `part` (something else was put
+    /// there, or nothing is), if it does not: no zcp session moves a part file another holds,
+    /// but anyone who may write the directory can.
+    fn replaced(&self, dir: &OwnedFd, part: &File) -> io::Result<Option<String>> {
+        use nix::fcntl::AtFlags;
+        use nix::sys::stat::{SFlag, fstat, fstatat};
+        let held = fstat(part)?;
+        Ok(match fstatat(dir, self.name().as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(named) if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino) => None,
+            Ok(named) => {
+                let kind = SFlag::from_bits_truncate(named.st_mode) & SFlag::S_IFMT;
+                Some(format!("it was replaced by a {} during the transfer", kind_name(kind)))
+            }
+            Err(Errno::ENOENT) => Some("it was removed during the transfer".to_string()),
+            Err(e) => return Err(e.into()),
+        })
+    }
+
+    /// Locks `part` (opened by its name in `dir`) without waiting, and checks that it is still
+    /// the file under that name: a session that held the lock may have renamed the file into
+    /// place, or removed it, between the open and the lock, and a lock on that file guards
+    /// nothing. Every rename or removal of a part file is done under its lock, so a part held
+    /// and found under its name stays there until its holder moves it.
+    fn lock_named(&self, dir: &OwnedFd, part: File) -> io::Result<Locking> {
+        let Some(part) = lock(part)? else { return Ok(Locking::Busy) };
+        Ok(match self.replaced(dir, &part)? {
+            None => Locking::Held(part),
+            Some(_) => Locking::Moved,
+        })
     }
 
     /// The refusal of a part file that is not this receiver's to use: it is left alone (not
@@ -121,7 +174,7 @@ impl Part<'_> {
     /// that appeared during the transfer.
     pub fn commit(&self, part: &File, entry: &Entry, force: bool) -> anyhow::Result<()> {
         self.prepare(part, entry)?;
-        self.place(force)
+        self.place(part, force)
     }
 
     /// The first half of `commit`: checks the part file is still ours and applies the
@@ -147,12 +200,20 @@ impl Part<'_> {
         Ok(())
     }
 
-    /// The second half of `commit`: renames the part file into place, never replacing a file
-    /// without `force`.
-    pub fn place(&self, force: bool) -> anyhow::Result<()> {
+    /// The second half of `commit`: renames the part file `part` (held under its lock) into
+    /// place, never replacing a file without `force`; refused when the part file's name no
+    /// longer leads to `part`.
+    pub fn place(&self, part: &File, force: bool) -> anyhow::Result<()> {
         let dir = self.target.dir().with_context(|| {
             format!("opening the directory of {}", self.target.shown().display())
         })?;
+        if let Some(why) = self.replaced(&dir, part)? {
+            return Err(SessionError::Refused {
+                name: self.target.shown().display().to_string(),
+                reason: self.unsafe_refusal(&why).reason,
+            }
+            .into());
+        }
         match rename(&dir, &self.name(), self.target.name(), force) {
             Err(e) if e.raw_os_error() == Some(Errno::EEXIST as i32) => {
                 Err(SessionError::Refused {
@@ -201,26 +262,60 @@ impl Part<'_> {
         )
     }
 
-    /// Opens the part file to write from `offset` (0: a new one), under its lock, cut to that
-    /// length. Refused (as `name`) when another session holds the lock.
+    /// Opens the part file to write from its start (`offset` 0: a resume needs the plan's
+    /// lock, see `open_planned`), under its lock, emptied. Refused (as `name`) when another
+    /// session holds the lock.
     pub fn open_locked(&self, name: &str, offset: u64) -> anyhow::Result<LockedPart> {
-        let busy = || SessionError::Refused {
-            name: name.to_string(),
-            reason: "another session is writing it".to_string(),
+        self.open_planned(name, offset, None)
+    }
+
+    /// Opens the part file to write from `offset` (0: from its start), under its lock, cut to
+    /// that length. `planned` is the lock the plan took (see `existing`) when it hashed a
+    /// prefix: the file is then the one it hashed. Refused (as `name`) when another session
+    /// holds the lock.
+    pub fn open_planned(
+        &self,
+        name: &str,
+        offset: u64,
+        planned: Option<LockedPart>,
+    ) -> anyhow::Result<LockedPart> {
+        let refused = |reason: String| SessionError::Refused { name: name.to_string(), reason };
+        let part = match planned {
+            Some(part) => {
+                // The plan's lock keeps other sessions out, not whoever else may write here.
+                let dir = self.target.dir().context("opening the part file's directory")?;
+                if let Some(why) = self.replaced(&dir, &part)? {
+                    return Err(refused(self.unsafe_refusal(&why).reason).into());
+                }
+                part
+            }
+            None if offset > 0 => {
+                // Only a prefix hashed under this session's lock may be resumed.
+                let why = "its resume was not planned under this session's lock";
+                return Err(refused(why.into()).into());
+            }
+            None => self.lock_for_writing().map_err(|r| refused(r.reason))?,
         };
-        // Usually the file is new: created here, it is empty and nobody else's.
-        if offset == 0
-            && let Some(part) = self.create().map_err(|r| anyhow::anyhow!(r.reason))?
-        {
-            return lock(part)?.ok_or_else(|| busy().into());
-        }
-        // Lock before touching the contents: another session may be writing this file.
-        let refused =
-            |r: Refusal| SessionError::Refused { name: name.to_string(), reason: r.reason };
-        let part = self.open().map_err(refused)?;
-        let part = lock(part)?.ok_or_else(busy)?;
         part.set_len(offset).with_context(|| format!("truncating {}", self.shown().display()))?;
         Ok(part)
+    }
+
+    /// The part file, locked, to be written from its start: created (usually it is new,
+    /// empty and nobody else's), or the one found under its name once its lock is ours.
+    fn lock_for_writing(&self) -> Result<LockedPart, Refusal> {
+        let dir = self.target.dir().map_err(|e| self.target.refusal(e))?;
+        for _ in 0..LOCK_TRIES {
+            let part = match self.create()? {
+                Some(part) => part,
+                None => self.open()?,
+            };
+            match self.lock_named(&dir, part).map_err(|e| self.target.refusal(e))? {
+                Locking::Held(part) => return Ok(part),
+                Locking::Busy => return Err(self.busy_refusal()),
+                Locking::Moved => continue,
+            }
+        }
+        Err(self.busy_refusal())
     }
 
     /// Removes the part file: its contents are known to be wrong.
@@ -262,6 +357,7 @@ fn kind_name(kind: nix::sys::stat::SFlag) -> &'static str {
         SFlag::S_IFBLK => "block device",
         SFlag::S_IFSOCK => "socket",
         SFlag::S_IFLNK => "symbolic link",
+        SFlag::S_IFREG => "regular file",
         _ => "special file",
     }
 }
@@ -325,6 +421,45 @@ fn rename(dir: &OwnedFd, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<
 
 /// A part file under its exclusive `flock(2)` lock, which ends when this is dropped.
 pub type LockedPart = nix::fcntl::Flock<File>;
+
+/// The lock a plan took on a part file to hash a resume's prefix (see `Part::existing`), kept
+/// with the plan until the file's turn, when the session that writes the file takes it out.
+#[derive(Debug, Default)]
+pub struct PlanLock(std::sync::Mutex<Option<LockedPart>>);
+
+impl PlanLock {
+    /// Holds `part`'s lock for the plan.
+    pub fn new(part: LockedPart) -> PlanLock {
+        PlanLock(std::sync::Mutex::new(Some(part)))
+    }
+
+    /// The lock, the first time it is asked for.
+    pub fn take(&self) -> Option<LockedPart> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+/// Times a part file is opened and locked again when the one locked had just been moved
+/// away by the session that held it: each retry follows a finished rename, so a few suffice.
+const LOCK_TRIES: usize = 4;
+
+/// What taking a part file's lock found.
+enum Locking {
+    /// The lock, on the file under the part name.
+    Held(LockedPart),
+    /// Another session holds it.
+    Busy,
+    /// The file locked is no longer under the part name: open it again.
+    Moved,
+}
+
+/// A part file opened without blocking (a FIFO would not be waited on) made blocking again
+/// once it is known to be a regular file: the data paths should not see `O_NONBLOCK`.
+fn blocking(part: LockedPart, of: &Part<'_>) -> Result<LockedPart, Refusal> {
+    nix::fcntl::fcntl(&*part, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
+        .map_err(|e| of.target.refusal(e.into()))?;
+    Ok(part)
+}
 
 /// Takes the part file's exclusive lock without waiting, so two sessions never write one file.
 /// `None` when another holder has it.

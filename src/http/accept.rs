@@ -140,7 +140,10 @@ impl Acceptor<'_> {
         };
         let mut listing = Listing::default();
         let landed = match self.dest.decide(&file, self.cfg.policy, &mut listing) {
-            Ok(Decision::Receive { target, .. }) => {
+            Ok(Decision::Receive { target, lock, .. }) => {
+                // No resume over HTTP: the lock the plan took to hash a prefix goes, and the
+                // part file is locked again to be written from its start.
+                drop(lock.take());
                 self.receive(socket, request, (&target, &file, listing.made()), entry)
             }
             Ok(_) => Err((409, "this upload cannot be written here".into())),

@@ -18,7 +18,7 @@ use super::response::{self, Response, refuse};
 use super::{Admitted, Gate, Handled, header_option, run_server, url_host};
 use crate::config::{Link, SendConfig};
 use crate::copy::pace::Pacer;
-use crate::copy::source::Source;
+use crate::copy::source::{Listed, Source};
 use crate::copy::{self, Framing, Outgoing};
 use crate::error::{ExitCode, SessionError};
 use crate::link::net;
@@ -277,7 +277,8 @@ impl Server<'_> {
     /// Opens a served file again for one request (it may have changed since the start);
     /// answers `404` when it cannot be read or is no longer a regular file.
     fn open(&self, socket: &TcpStream, index: usize, entry: &mut Entry) -> anyhow::Result<Source> {
-        match Source::open(&self.catalog.files[index].1) {
+        let path = &self.catalog.files[index].1;
+        match Source::open_listed(path, Listed::Regular, self.cfg.follow_symlinks) {
             Ok(source) if source.size.is_some() => Ok(source),
             result => {
                 entry.status = 404;

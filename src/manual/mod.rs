@@ -7,6 +7,7 @@ pub mod datapaths;
 pub mod encryption;
 pub mod http;
 pub mod lobby;
+pub mod locking;
 pub mod protocol;
 pub mod reports;
 pub mod security;

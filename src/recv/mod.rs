@@ -7,4 +7,4 @@ mod plan;
 mod server;
 mod session;
 
-pub use server::{Outcome, Receiver};
+pub use server::{Outcome, Receiver, STOP_GRACE};

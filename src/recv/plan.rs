@@ -160,11 +160,13 @@ impl SessionPlan {
         }
     }
 
-    /// Bytes the session still needs on disk: what the received entries have beyond the
-    /// offset each resumes from. Saturates: offered sizes that add up past u64 stay too big.
+    /// Bytes the session still writes: what the received entries have beyond the offset each
+    /// resumes from, standard output's file included (its holes become written zeros).
+    /// Saturates: offered sizes that add up past u64 stay too big.
     fn needed(&self, entries: &[Entry]) -> u64 {
         bytes_needed(self.decisions.iter().zip(entries).filter_map(|(d, e)| match d {
             Ok(Decision::Receive { offset, .. }) => Some((e.size, *offset)),
+            Ok(Decision::Stdout) => Some((e.size, 0)),
             _ => None,
         }))
     }

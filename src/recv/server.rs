@@ -9,11 +9,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::session::Session;
+use super::session::{SHUT_DOWN, Session};
 use crate::config::{Link, RecvConfig};
 use crate::disk::Destination;
 use crate::error::ExitCode;
@@ -29,6 +29,10 @@ use crate::sys::signals;
 
 /// How often the serving loop looks at signals and finished sessions.
 const TICK: Duration = Duration::from_millis(100);
+/// How long sessions cut short by a signal have to report. Each stops within one write (its
+/// data path ticks after every call); one that has not reported by then is stuck in a call no
+/// flag reaches, such as a write to a pipe nobody reads.
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// A receiver, bound (or about to connect) and ready to serve.
 pub struct Receiver {
@@ -111,9 +115,13 @@ impl Receiver {
     /// Serves one session, or sessions until a signal with `--keep-open`. Each finished
     /// session's report (or error) goes to `done`, which returns its exit code. Connections
     /// wait in a `Lobby` until they authenticate; only then do they count as sessions.
+    /// `stuck` is called when sessions stopped by a signal have not reported within
+    /// `STOP_GRACE` (counted as failed, with how many), before the run waits for them: the
+    /// caller may end the process there rather than wait on a call that does not return.
     pub fn run(
         &self,
         mut done: impl FnMut(anyhow::Result<Report>) -> ExitCode,
+        stuck: impl FnOnce(Outcome, u64),
     ) -> anyhow::Result<Outcome> {
         signals::install()?;
         let (live, lobby) = (Live::default(), Lobby::default());
@@ -178,9 +186,18 @@ impl Receiver {
                 }
             }
             // Sessions cut short by a signal still report, then the run ends.
+            let deadline = Instant::now() + STOP_GRACE;
             while tally.outcome.served < live.admitted() {
-                let Ok(result) = rx.recv_timeout(Duration::from_secs(5)) else { break };
+                let left = deadline.saturating_duration_since(Instant::now());
+                let Ok(result) = rx.recv_timeout(left) else { break };
                 tally.count(done(result));
+            }
+            let unreported = live.admitted() - tally.outcome.served;
+            if unreported > 0 {
+                let mut outcome = tally.outcome;
+                (outcome.served, outcome.failed) =
+                    (outcome.served + unreported, outcome.failed + unreported);
+                stuck(Tally { outcome }.finish(), unreported);
             }
             Ok(tally.finish())
         })
@@ -362,10 +379,8 @@ impl Live {
         };
         for (socket, in_data) in sockets {
             if in_data {
-                let msg = Message::Error {
-                    code: ErrorCode::Interrupted,
-                    message: "receiver shut down".into(),
-                };
+                let msg =
+                    Message::Error { code: ErrorCode::Interrupted, message: SHUT_DOWN.into() };
                 let _ = socket.set_write_timeout(Some(Duration::from_secs(1)));
                 let _ = protocol::write_message(&mut &socket, &msg);
             }

@@ -26,7 +26,7 @@ use crate::protocol::{
 use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Status};
 use crate::role::Role;
-use crate::sys::rusage;
+use crate::sys::{rusage, signals};
 
 /// What one session reads: the receiver's options and destination, and the channel's
 /// protection (for the report).
@@ -368,11 +368,18 @@ impl Session<'_> {
             return Err(ProtocolError::Malformed(why).into());
         }
         let socket = inbox.socket();
-        let (base, max) = (before.bytes, self.cfg.max_size);
+        // `n` counts this file's holes too: as zeros, they are written (onto standard output)
+        // or they are the file's size all the same.
+        let (base, written, max) = (before.bytes, before.bytes + before.holes, self.cfg.max_size);
         let mut tick = |n: u64| -> anyhow::Result<()> {
+            if let Some(signal) = signals::pending() {
+                // The receiver names the signal around this (`Receiver::session`).
+                let message = format!("cut off after {}", size(n));
+                return Err(SessionError::Interrupted { signal, message }.into());
+            }
             ui.position(base + n);
             match max {
-                Some(max) if base + n > max => Err(SessionError::Refused {
+                Some(max) if written + n > max => Err(SessionError::Refused {
                     name: name.clone(),
                     reason: format!("the session passed --max-size {}", size(max)),
                 }
@@ -381,13 +388,13 @@ impl Session<'_> {
             }
         };
         let (moved, part) = match decision {
-            Ok(Decision::Receive { target, offset: planned, .. }) => {
+            Ok(Decision::Receive { target, offset: planned, lock, .. }) => {
                 if offset != 0 && offset != *planned {
                     let why =
                         format!("{name}: sender resumed at {offset}, the plan said {planned}");
                     return Err(ProtocolError::Malformed(why).into());
                 }
-                let part = target.part().open_locked(&name, offset)?;
+                let part = target.part().open_planned(&name, offset, lock.take())?;
                 let moved = self
                     .receive_into(socket, entry, &part, (offset, sparse), &mut tick)
                     .map_err(|e| part_failed(e, target, &part, &name))?;
@@ -567,10 +574,18 @@ fn file_size_limit() -> Option<u64> {
     (soft != RLIM_INFINITY).then_some(soft)
 }
 
+/// What a sender is told when a signal stops the receiver.
+pub(super) const SHUT_DOWN: &str = "receiver shut down";
+
 /// Tells the sender why this end gives up, when the sender can still hear it, and passes the
 /// error on.
 fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
     let code = match exit_code(&err) {
+        // Stopped by a signal mid-file: told as every sender is at a stop (`stop_all`).
+        ExitCode::Interrupted | ExitCode::Terminated => {
+            peer::fail_with(socket, ErrorCode::Interrupted, SHUT_DOWN);
+            return err;
+        }
         ExitCode::Io => Some(ErrorCode::Io),
         ExitCode::Protocol => Some(ErrorCode::Protocol),
         ExitCode::Refused => Some(ErrorCode::Limit),

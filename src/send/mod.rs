@@ -17,7 +17,7 @@ use anyhow::Context;
 use crate::config::SendConfig;
 use crate::copy::batch;
 use crate::copy::pace::Pacer;
-use crate::copy::source::Source;
+use crate::copy::source::{Listed, Source};
 use crate::copy::{self, Counted, Framing, Moved, Outgoing};
 use crate::datapath::{DataPath, Encryption, Method};
 use crate::error::SessionError;
@@ -372,7 +372,7 @@ impl Push<'_> {
         answer: &Answer,
         report: &mut FileReport,
     ) -> anyhow::Result<Moved> {
-        let mut source = open(item)?;
+        let mut source = open(item, self.cfg.follow_symlinks)?;
         let offset = resume_offset(&source, answer, self.cfg.resume, report)?;
         report.resumed_from = offset;
         self.ui.begin(index, &report.name, item.entry.size, offset);
@@ -400,9 +400,13 @@ fn small_file<'a>(cfg: &SendConfig, item: &'a Item, answer: &Answer) -> Option<(
         .then_some((path.as_path(), size))
 }
 
-fn open(item: &Item) -> anyhow::Result<Source> {
+/// Opens an item's source when its turn comes (`follow`: `--follow-symlinks`).
+fn open(item: &Item, follow: bool) -> anyhow::Result<Source> {
     match &item.origin {
-        Origin::Path(path) => Source::open(path),
+        Origin::Path(path) => {
+            let listed = if item.entry.size.is_some() { Listed::Regular } else { Listed::Stream };
+            Source::open_listed(path, listed, follow)
+        }
         Origin::Stdin => Source::stdin(&String::from_utf8_lossy(&item.entry.name)),
         Origin::Dir => Err(anyhow::anyhow!("a directory has no bytes to send")),
     }

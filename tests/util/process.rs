@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -61,10 +63,48 @@ impl Process {
     /// Spawns `cmd` with `stdin` as its standard input, in its own process group so that
     /// killing the group reaches a wrapper's children too.
     pub fn spawn_with_stdin(cmd: &mut Command, stdin: impl Into<Stdio>) -> Process {
+        Process::spawn_reading(cmd, stdin.into(), Stdio::piped(), |stdout| {
+            let mut out = Vec::new();
+            if let Some(stdout) = stdout {
+                let _ = BufReader::new(stdout).read_to_end(&mut out);
+            }
+            out
+        })
+    }
+
+    /// Spawns `cmd` with stdin from /dev/null and `stdout` as its standard output, which is
+    /// not read here (`Finished::stdout_bytes` stays empty).
+    pub fn spawn_with_stdout(mut cmd: Command, stdout: impl Into<Stdio>) -> Process {
+        Process::spawn_reading(&mut cmd, Stdio::null(), stdout.into(), |_| Vec::new())
+    }
+
+    /// Spawns `cmd` with stdin from /dev/null and its standard output read as it comes and
+    /// counted in `count`, not kept (`Finished::stdout_bytes` stays empty): for an output too
+    /// long to hold.
+    pub fn spawn_counting(mut cmd: Command, count: Arc<AtomicU64>) -> Process {
+        Process::spawn_reading(&mut cmd, Stdio::null(), Stdio::piped(), move |stdout| {
+            let mut buf = vec![0u8; 1 << 20];
+            if let Some(mut stdout) = stdout {
+                while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                    count.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+            Vec::new()
+        })
+    }
+
+    /// Spawns `cmd` with `stdin` and `stdout`; `read` is handed its standard output when that
+    /// is piped.
+    fn spawn_reading(
+        cmd: &mut Command,
+        stdin: Stdio,
+        stdout: Stdio,
+        read: impl FnOnce(Option<ChildStdout>) -> Vec<u8> + Send + 'static,
+    ) -> Process {
         let what = format!("{cmd:?}");
-        cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        cmd.stdin(stdin).stdout(stdout).stderr(Stdio::piped()).process_group(0);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {what}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
+        let stdout = child.stdout.take();
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, lines) = mpsc::channel();
         Process {
@@ -72,11 +112,7 @@ impl Process {
             reaped: false,
             what,
             lines,
-            stdout: Some(thread::spawn(move || {
-                let mut out = Vec::new();
-                let _ = BufReader::new(stdout).read_to_end(&mut out);
-                out
-            })),
+            stdout: Some(thread::spawn(move || read(stdout))),
             stderr: Some(thread::spawn(move || read_lines(stderr, tx))),
         }
     }
