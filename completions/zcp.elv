@@ -33,6 +33,9 @@ set edit:completion:arg-completer[zcp] = {|@words|
         &'zcp;send'= {
             cand --listen 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]'
             cand --name 'Name to offer for standard input (`-`)'
+            cand --exclude 'Leave out what matches GLOB below the named directories (gitignore''s rules; repeatable)'
+            cand --include 'Send what matches GLOB although an exclude matched it (repeatable; see --exclude)'
+            cand --exclude-from 'Read exclude patterns from FILE, one a line, in .gitignore syntax (repeatable)'
             cand --method 'Which data path moves the bytes'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)'
             cand --limit-rate 'Cap the sending rate, in bytes per second (e.g. 100M); stays zero-copy'

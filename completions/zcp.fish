@@ -35,6 +35,9 @@ complete -c zcp -n "__fish_zcp_needs_command" -f -a "man" -d 'Print the man page
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l listen -d 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l name -d 'Name to offer for standard input (`-`)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l exclude -d 'Leave out what matches GLOB below the named directories (gitignore\'s rules; repeatable)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l include -d 'Send what matches GLOB although an exclude matched it (repeatable; see --exclude)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l exclude-from -d 'Read exclude patterns from FILE, one a line, in .gitignore syntax (repeatable)' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l method -d 'Which data path moves the bytes' -r -f -a "auto\t'sendfile, falling back to splice, then buffered, saying why'
 sendfile\t'sendfile(2) only: page cache to socket'
 splice\t'splice(2) through a pipe only'

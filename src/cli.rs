@@ -280,6 +280,35 @@ pub struct SendArgs {
     #[arg(long, short = 'L')]
     pub follow_symlinks: bool,
 
+    /// Leave out what matches GLOB below the named directories (gitignore's rules; repeatable)
+    ///
+    /// Names are matched as gitignore(5) matches them (the `ignore` crate, ripgrep's matcher),
+    /// relative to each named directory: for `zcp send proj`, `proj/target` is matched as `target`.
+    /// A pattern without a `/` (other than a trailing one) matches a name at any depth (`*.o`,
+    /// `target`); one with a `/` is anchored to the named directory (`/build`, `doc/*.pdf`); a
+    /// trailing `/` matches directories only (`target/`); `**` spans directories; an unclosed `[`
+    /// is an error (exit 2). An excluded directory is not walked. The patterns apply in this
+    /// order, and a later one wins: the lines of each --exclude-from file, then every --exclude,
+    /// then every --include. So --include re-includes what an exclude matched (`--exclude '*.log'
+    /// --include keep.log`), except below an excluded directory, which is never walked (as in git).
+    /// The paths named on the command line are always sent. The sender's summary says how many
+    /// entries were left out ("12 entries excluded by filters"; `excluded` in --json).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Send what matches GLOB although an exclude matched it (repeatable; see --exclude)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Read exclude patterns from FILE, one a line, in .gitignore syntax (repeatable)
+    ///
+    /// Blank lines and lines starting with `#` are ignored, a line starting with `!` re-includes,
+    /// and `\#` or `\!` start a pattern with that character. These lines come before every
+    /// --exclude and --include (see --exclude for the rules). A FILE that cannot be read is an error
+    /// (exit 2).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+
     /// Send every file whole, even where the receiver holds a matching partial copy
     ///
     /// An interrupted transfer leaves `.NAME.zcp-part` files at the receiver. Sending the same paths

@@ -17,6 +17,7 @@ mod events;
 mod existing;
 mod exit_codes;
 mod faults;
+mod filters;
 mod foreign_fs;
 mod handshake;
 mod hostile;

@@ -54,6 +54,7 @@
 //! | `files[]` | per entry: `name` (relative path), `kind` (`file`/`dir`), `status` (`sent`, `created`, `skipped`, `refused`, `checksum_mismatch`), `bytes` moved now, `resumed_from`, `hole_bytes` (holes not sent), `path` (`null` when nothing moved), `checksum_ok` (`null` when nothing moved), `saved_as` (receiver only), `reason` (a refusal, or a note such as a resume that started over) |
 //! | `bytes`, `resumed_bytes`, `hole_bytes` | bytes moved in this session; bytes the receiver already held and kept; bytes of sparse files' holes, not sent (see `crate::manual::sparse`) |
 //! | `files_sent`, `dirs`, `skipped`, `refused` | counts over `files[]` |
+//! | `excluded` | entries the sender's `--exclude`/`--include`/`--exclude-from` left out of the offer (an excluded directory counts once); 0 on the receiver |
 //! | `elapsed_s`, `throughput_bytes_per_s` | this end's data phase (after the plan, until the summary) |
 //! | `checksum` | `algorithm` (`xxh3-128`) and whether every file that crossed matched |
 //! | `created_output` | receiver: the `--output` directory this session created because it did not exist, else `null` |

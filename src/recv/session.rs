@@ -133,6 +133,7 @@ impl Session<'_> {
             recv: stats,
             created,
             encryption: self.encryption.clone(),
+            excluded: 0,
         };
         events.finished(&report);
         Ok(report)

@@ -48,6 +48,10 @@ impl Report {
                 shown(dir)
             ));
         }
+        if self.excluded > 0 {
+            let s = if self.excluded == 1 { "entry" } else { "entries" };
+            line.push_str(&format!("\n  {} {s} excluded by filters", self.excluded));
+        }
         for f in &self.files {
             let name = shown(&f.name);
             match (f.status, &f.reason, &f.saved_as) {
@@ -304,6 +308,7 @@ mod tests {
             recv: SideStats::default(),
             created: None,
             encryption: Encryption::default(),
+            excluded: 0,
         };
         let (dir, file) = (true, false);
         assert!(nothing_moved(&session(&[(dir, Status::Created), (file, Status::Refused)])));

@@ -89,6 +89,8 @@ pub struct Report {
     pub created: Option<String>,
     /// How this end's bytes crossed the wire (`--encrypt`).
     pub encryption: Encryption,
+    /// Entries the sender's filters left out of the offer (sender only).
+    pub excluded: u64,
 }
 
 impl Report {
