@@ -434,6 +434,20 @@ pub struct RecvArgs {
     #[arg(long)]
     pub skip_existing: bool,
 
+    /// Skip files whose size and content (xxh3-128) already match, whatever their mtime (as
+    /// rsync --checksum does)
+    ///
+    /// While the plan is made, each existing regular file of the offered size is read whole and its
+    /// xxh3-128 goes to the sender as a resume from its last byte: a sender whose own file hashes the
+    /// same sends nothing, and the file is reported skipped and left untouched (not written, its
+    /// mtime and inode kept). A file whose content differs is sent whole: it replaces the existing
+    /// one with --force, else it is refused (exit 5) and its bytes are dropped (the protocol has no
+    /// answer that says "refuse unless it matches", so they cross once). A sender with --no-resume
+    /// sends every file whole; a file whose bytes match is still skipped. An existing file of
+    /// another size is treated as without this option. Not with --skip-existing or --http.
+    #[arg(long, conflicts_with_all = ["skip_existing", "http"])]
+    pub checksum: bool,
+
     /// Make every file durable before its name appears: one sync for the whole session, then
     /// the renames, then the directories that gained names are synced
     ///

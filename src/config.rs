@@ -401,6 +401,7 @@ impl RecvConfig {
             policy: Policy {
                 force: args.force,
                 skip_existing: args.skip_existing,
+                compare_content: args.checksum,
                 umask: current_umask(),
             },
             keep_open: args.keep_open,

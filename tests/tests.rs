@@ -6,6 +6,7 @@ mod util;
 mod auth;
 mod batch;
 mod bench;
+mod checksum;
 mod connect;
 mod disk_mutants;
 mod docs;

@@ -383,6 +383,17 @@ impl Session<'_> {
             }
         };
         let (moved, part) = match decision {
+            // The sender's file hashes as the one here (FILE_END says so again): nothing came.
+            Ok(Decision::Compare { size, xxh3, .. }) if offset == *size => {
+                (Moved { xxh3: *xxh3, ..Moved::default() }, None)
+            }
+            Ok(Decision::Compare { target, .. }) if offset == 0 => {
+                let part = target.part().open_locked(&name, 0)?;
+                let moved = self
+                    .receive_into(socket, entry, &part, (0, sparse), &mut tick)
+                    .map_err(|e| part_failed(e, target, &part, &name))?;
+                (moved, Some((target, part)))
+            }
             Ok(Decision::Receive { target, offset: planned, .. }) => {
                 if offset != 0 && offset != *planned {
                     let why =
@@ -416,6 +427,11 @@ impl Session<'_> {
         (report.bytes, report.data_path, report.resumed_from, report.holes) =
             (moved.bytes, Some(moved.data_path), offset, moved.holes);
         let matched = end.xxh3 == moved.xxh3;
+        if let (Ok(Decision::Compare { target, xxh3, .. }), true) = (decision, matched)
+            && let Some(verdict) = self.compared(target, *xxh3, &moved, &mut report)
+        {
+            return Ok((moved, report, verdict));
+        }
         let verdict = self.conclude(entry, matched, part, &mut report, live.barrier)?;
         Ok((moved, report, verdict))
     }
@@ -483,6 +499,38 @@ impl Session<'_> {
             report.saved_as = Some(target.shown().display().to_string());
         }
         Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
+    }
+
+    /// The verdict on a file compared by content (`--checksum`) whose bytes, if any came,
+    /// checked: kept as it was when the sender's digest is the one here (its part file, from a
+    /// sender that sent it whole, removed); refused, part file removed, when it differs and
+    /// `--force` is not given. `None`: it differs and replaces the file (`conclude`).
+    fn compared(
+        &self,
+        target: &Target,
+        here: u128,
+        moved: &Moved,
+        report: &mut FileReport,
+    ) -> Option<Verdict> {
+        if moved.xxh3 == here {
+            if moved.bytes > 0 {
+                target.part().discard();
+            } else {
+                report.data_path = None;
+            }
+            report.status = Status::Skipped;
+            return Some(Verdict::unchanged());
+        }
+        if self.cfg.policy.force {
+            return None;
+        }
+        target.part().discard();
+        let reason = format!(
+            "{} exists with other content (use --force to overwrite)",
+            target.shown().display()
+        );
+        (report.status, report.reason) = (Status::Refused, Some(reason.clone()));
+        Some(Verdict { status: VerdictStatus::Failed, detail: reason })
     }
 
     /// Names an idle timeout as such instead of "resource temporarily unavailable".
