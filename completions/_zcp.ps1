@@ -87,6 +87,7 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace files that already exist (without it, an existing file is refused)')
             [CompletionResult]::new('--skip-existing', '--skip-existing', [CompletionResultType]::ParameterName, 'Skip files whose size and mtime already match')
             [CompletionResult]::new('--checksum', '--checksum', [CompletionResultType]::ParameterName, 'Skip files whose size and content (xxh3-128) already match, whatever their mtime (as rsync --checksum does)')
+            [CompletionResult]::new('--mirror', '--mirror', [CompletionResultType]::ParameterName, 'Remove what the sender no longer has: entries in the offered directories that the offer does not hold, once every offered entry landed')
             [CompletionResult]::new('--fsync', '--fsync', [CompletionResultType]::ParameterName, 'Make every file durable before its name appears: one sync for the whole session, then the renames, then the directories that gained names are synced')
             [CompletionResult]::new('--keep-open', '--keep-open', [CompletionResultType]::ParameterName, 'Keep serving after the first session, several at once')
             [CompletionResult]::new('--no-auth', '--no-auth', [CompletionResultType]::ParameterName, 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)')

@@ -82,6 +82,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --force 'Replace files that already exist (without it, an existing file is refused)'
             cand --skip-existing 'Skip files whose size and mtime already match'
             cand --checksum 'Skip files whose size and content (xxh3-128) already match, whatever their mtime (as rsync --checksum does)'
+            cand --mirror 'Remove what the sender no longer has: entries in the offered directories that the offer does not hold, once every offered entry landed'
             cand --fsync 'Make every file durable before its name appears: one sync for the whole session, then the renames, then the directories that gained names are synced'
             cand --keep-open 'Keep serving after the first session, several at once'
             cand --no-auth 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'

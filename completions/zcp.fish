@@ -83,6 +83,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l http -d 'Accept uploads
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l force -d 'Replace files that already exist (without it, an existing file is refused)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l skip-existing -d 'Skip files whose size and mtime already match'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l checksum -d 'Skip files whose size and content (xxh3-128) already match, whatever their mtime (as rsync --checksum does)'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l mirror -d 'Remove what the sender no longer has: entries in the offered directories that the offer does not hold, once every offered entry landed'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l fsync -d 'Make every file durable before its name appears: one sync for the whole session, then the renames, then the directories that gained names are synced'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l keep-open -d 'Keep serving after the first session, several at once'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'

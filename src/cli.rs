@@ -448,6 +448,22 @@ pub struct RecvArgs {
     #[arg(long, conflicts_with_all = ["skip_existing", "http"])]
     pub checksum: bool,
 
+    /// Remove what the sender no longer has: entries in the offered directories that the offer
+    /// does not hold, once every offered entry landed
+    ///
+    /// Like rsync --delete, it works inside the directories the sender offers (`zcp send ./photos`
+    /// mirrors `DIR/photos`), never elsewhere in the output directory. It starts only after every
+    /// file of the session arrived and checked, or was already there: a session with a refused
+    /// entry, a checksum mismatch or a failure removes nothing. Each removal is listed in the
+    /// summary, in --json (`removed`) and as a `file_remove` event. A symlink is removed as itself,
+    /// never followed; a directory where another file system is mounted is left with a warning;
+    /// the part file of an offered file (`.NAME.zcp-part`) is kept for a resume. Every removal is
+    /// made by descriptor from the output directory without following links, so none can reach
+    /// outside it. Sessions at once (--keep-open) into the same directories may remove each
+    /// other's new files. Only with a directory --output (exit 2 otherwise).
+    #[arg(long, conflicts_with_all = ["http", "raw"])]
+    pub mirror: bool,
+
     /// Make every file durable before its name appears: one sync for the whole session, then
     /// the renames, then the directories that gained names are synced
     ///

@@ -351,6 +351,9 @@ pub struct RecvConfig {
     pub max_size: Option<u64>,
     /// Sync every file's data before it gets its name, and its directory after (`--fsync`).
     pub fsync: bool,
+    /// Remove what the offer does not hold from the directories it holds, once every entry
+    /// landed (`--mirror`).
+    pub mirror: bool,
     /// The token senders must prove; `None` only with `--no-auth`.
     pub token: Option<Token>,
     /// Whether the token was generated here (and must be shown to the user).
@@ -408,6 +411,7 @@ impl RecvConfig {
             max_conns: args.max_conns,
             max_size: args.max_size,
             fsync: args.fsync,
+            mirror: args.mirror,
             token,
             token_generated,
             net: net_config(&args.net, link)?,
@@ -433,6 +437,12 @@ fn refuse_recv_conflicts(args: &RecvArgs) -> anyhow::Result<()> {
     }
     if args.http {
         refuse_with_http(&args.output_args, &args.net, &[])?;
+    }
+    if args.mirror && (stdout || args.output.is_file()) {
+        return Err(usage_error(format!(
+            "--mirror removes entries below a directory: --output {} is not one",
+            args.output.display()
+        )));
     }
     if args.fsync && (stdout || args.net.raw) {
         return Err(usage_error(

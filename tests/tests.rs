@@ -26,6 +26,7 @@ mod http;
 mod layers;
 mod limits;
 mod messages;
+mod mirror;
 mod names;
 mod offers;
 mod output;

@@ -10,6 +10,7 @@ mod dirs;
 mod durable;
 mod modes;
 mod part;
+mod prune;
 mod target;
 mod unnamed;
 pub mod writer;
@@ -34,6 +35,7 @@ use target::{Existing, times_of};
 
 pub use durable::{Barrier, hold_small, sync_parent_of};
 pub use part::{LockedPart, Part};
+pub use prune::Pruned;
 pub use target::Target;
 pub use unnamed::write_small;
 

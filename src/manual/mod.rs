@@ -5,6 +5,7 @@
 pub mod datapaths;
 pub mod encryption;
 pub mod http;
+pub mod mirror;
 pub mod protocol;
 pub mod reports;
 pub mod security;

@@ -10,6 +10,7 @@ use std::thread;
 
 use anyhow::Context;
 
+use super::mirror;
 use super::plan::{self, SessionPlan, read_ahead, size};
 use crate::config::RecvConfig;
 use crate::copy::batch::{self, Inbox};
@@ -122,6 +123,7 @@ impl Session<'_> {
             Message::Finish(stats) => stats,
             other => return Err(unexpected("FINISH", &other)),
         };
+        let removed = self.mirror(&offer.entries, &plan, &events)?;
         let stats = start.side_stats(&total);
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
         protocol::write_message(&mut socket, &Message::Summary(summary))
@@ -134,9 +136,36 @@ impl Session<'_> {
             created,
             encryption: self.encryption.clone(),
             excluded: 0,
+            removed,
         };
         events.finished(&report);
         Ok(report)
+    }
+
+    /// `--mirror`, after every file landed and the sender finished: removes what the offer
+    /// does not hold (see `mirror`), each removal an event; returns what was removed.
+    fn mirror(
+        &self,
+        entries: &[Entry],
+        plan: &SessionPlan,
+        events: &Events,
+    ) -> anyhow::Result<Vec<String>> {
+        if !self.cfg.mirror {
+            return Ok(Vec::new());
+        }
+        let ui = Ui::hidden();
+        let pruned = match mirror::mirror(self.dest, entries, &plan.reports)? {
+            Ok(pruned) => pruned,
+            Err(mirror::Incomplete(failed)) => {
+                ui.warn(&format!("--mirror: nothing removed: {failed} entries did not land"));
+                return Ok(Vec::new());
+            }
+        };
+        pruned.left.iter().for_each(|why| ui.warn(&format!("--mirror: left {why}")));
+        for name in &pruned.removed {
+            events.emit(&Event::FileRemove { name });
+        }
+        Ok(pruned.removed)
     }
 
     /// `--fsync`, after the last barrier: syncs every directory that gained a name (those

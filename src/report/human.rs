@@ -48,6 +48,14 @@ impl Report {
                 shown(dir)
             ));
         }
+        if !self.removed.is_empty() {
+            let n = self.removed.len();
+            let s = if n == 1 { "entry" } else { "entries" };
+            line.push_str(&format!("\n  removed {n} {s} not in the offer (--mirror)"));
+            for name in &self.removed {
+                line.push_str(&format!("\n  removed {}", shown(name)));
+            }
+        }
         if self.excluded > 0 {
             let s = if self.excluded == 1 { "entry" } else { "entries" };
             line.push_str(&format!("\n  {} {s} excluded by filters", self.excluded));
@@ -309,6 +317,7 @@ mod tests {
             created: None,
             encryption: Encryption::default(),
             excluded: 0,
+            removed: Vec::new(),
         };
         let (dir, file) = (true, false);
         assert!(nothing_moved(&session(&[(dir, Status::Created), (file, Status::Refused)])));

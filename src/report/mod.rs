@@ -91,6 +91,8 @@ pub struct Report {
     pub encryption: Encryption,
     /// Entries the sender's filters left out of the offer (sender only).
     pub excluded: u64,
+    /// Entries `--mirror` removed because the offer does not hold them (receiver only).
+    pub removed: Vec<String>,
 }
 
 impl Report {

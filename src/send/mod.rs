@@ -183,6 +183,7 @@ fn run(
         created: None,
         encryption: receiver.encryption,
         excluded: manifest.excluded,
+        removed: Vec::new(),
     };
     events.file_ends(&report);
     events.finished(&report);
