@@ -460,7 +460,9 @@ pub struct RecvArgs {
     /// the part file of an offered file (`.NAME.zcp-part`) is kept for a resume. Every removal is
     /// made by descriptor from the output directory without following links, so none can reach
     /// outside it. Sessions at once (--keep-open) into the same directories may remove each
-    /// other's new files. Only with a directory --output (exit 2 otherwise).
+    /// other's new files. What the sender's filters (--exclude) leave out is not in the offer, so it
+    /// is removed here too (as rsync --delete-excluded does). Only with a directory --output (exit 2
+    /// otherwise).
     #[arg(long, conflicts_with_all = ["http", "raw"])]
     pub mirror: bool,
 

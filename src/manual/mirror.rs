@@ -10,6 +10,8 @@
 //! `--output` is touched: `zcp send ./photos` mirrors `DIR/photos`, not `DIR`, so one
 //! receiving directory can collect several trees. The part file of an offered file
 //! (`.NAME.zcp-part`) is kept, so a later resume still finds it.
+//! The receiver does not know the sender's filters: an entry `zcp send --exclude` left out is
+//! not in the offer, so it is removed (what `rsync --delete-excluded` does).
 //!
 //! Removal starts only when the session went through whole: every file arrived and its
 //! xxh3-128 matched (or it was skipped as already there), no entry was refused, and the sender's
