@@ -444,7 +444,9 @@ pub struct RecvArgs {
     /// one with --force, else it is refused (exit 5) and its bytes are dropped (the protocol has no
     /// answer that says "refuse unless it matches", so they cross once). A sender with --no-resume
     /// sends every file whole; a file whose bytes match is still skipped. An existing file of
-    /// another size is treated as without this option. Not with --skip-existing or --http.
+    /// another size is treated as without this option. The sender waits for the plan, and so for
+    /// these reads, up to its --idle-timeout (30 s by default): for many gigabytes of same-size
+    /// files give the sender a longer one. Not with --skip-existing or --http.
     #[arg(long, conflicts_with_all = ["skip_existing", "http"])]
     pub checksum: bool,
 

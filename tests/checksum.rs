@@ -76,6 +76,9 @@ fn the_same_content_is_skipped_whatever_its_mtime_and_other_content_is_refused()
         assert_eq!(status(report, "other.bin"), "refused", "{what}");
         assert_eq!(report["skipped"], 2, "{what}");
         assert_eq!(json_file(report, "top/big.bin")["bytes"], 0, "nothing crossed: {what}");
+        let big = json_file(report, "top/big.bin");
+        assert_eq!((&big["resumed_from"], &big["path"]), (&0.into(), &Value::Null), "{what}");
+        assert_eq!(report["resumed_bytes"], 0, "a comparison is no resume: {what}");
     }
     let reason = json_file(&report, "top/other.bin")["reason"].as_str().unwrap_or("");
     assert!(reason.contains("other content") && reason.contains("--force"), "{reason}");

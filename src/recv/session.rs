@@ -547,7 +547,8 @@ impl Session<'_> {
             } else {
                 report.data_path = None;
             }
-            report.status = Status::Skipped;
+            // Nothing was resumed: the offset only asked the sender to compare.
+            (report.status, report.resumed_from) = (Status::Skipped, 0);
             return Some(Verdict::unchanged());
         }
         if self.cfg.policy.force {

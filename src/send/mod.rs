@@ -165,7 +165,10 @@ fn run(
     for (report, verdict) in sent.into_iter().zip(&summary.verdicts) {
         match verdict.status {
             // The receiver holds the same content (`zcp recv --checksum`): nothing was sent.
-            VerdictStatus::Ok if verdict.is_unchanged() => report.status = Status::Skipped,
+            VerdictStatus::Ok if verdict.is_unchanged() => {
+                (report.status, report.resumed_from) = (Status::Skipped, 0);
+                report.data_path = report.data_path.filter(|_| report.bytes > 0);
+            }
             VerdictStatus::Ok => {}
             VerdictStatus::ChecksumMismatch => report.status = Status::ChecksumMismatch,
             // Checked, but not put in place (its name was taken meanwhile): refused.
