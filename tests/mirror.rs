@@ -142,7 +142,7 @@ fn a_session_with_a_refused_file_removes_nothing() {
     let received = receiver.wait();
     assert_exit(&sent, 5, "sender");
     assert_exit(&received, 5, "receiver");
-    assert_says(&received, "--mirror: nothing removed: 1 entries did not land", "receiver");
+    assert_says(&received, "--mirror: nothing removed: 1 entry did not land", "receiver");
     let after: Vec<String> =
         tree_listing(&scene.dst).into_iter().filter(|n| before.contains(n)).collect();
     assert_eq!(after, before);

@@ -157,7 +157,8 @@ impl Session<'_> {
         let pruned = match mirror::mirror(self.dest, entries, &plan.reports)? {
             Ok(pruned) => pruned,
             Err(mirror::Incomplete(failed)) => {
-                ui.warn(&format!("--mirror: nothing removed: {failed} entries did not land"));
+                let what = if failed == 1 { "entry" } else { "entries" };
+                ui.warn(&format!("--mirror: nothing removed: {failed} {what} did not land"));
                 return Ok(Vec::new());
             }
         };
