@@ -30,7 +30,7 @@ use crate::sys::signals;
 /// `listening` is told the address before the first accept.
 pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<ExitCode> {
     let filter = crate::send::filter::Filter::new(&cfg.filters)?;
-    let manifest = Manifest::build_filtered(&cfg.paths, None, cfg.follow_symlinks, filter)?;
+    let manifest = Manifest::build(&cfg.paths, None, cfg.follow_symlinks, filter)?;
     manifest.warnings.iter().for_each(|w| Ui::hidden().warn(w));
     let catalog = Catalog::new(&manifest)?;
     if catalog.files.is_empty() {

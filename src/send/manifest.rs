@@ -51,17 +51,9 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Walks `paths` (`-` for standard input, named `stdin_name`).
+    /// Walks `paths` (`-` for standard input, named `stdin_name`), leaving out what `filter`
+    /// excludes below the named directories.
     pub fn build(
-        paths: &[PathBuf],
-        stdin_name: Option<&str>,
-        follow: bool,
-    ) -> anyhow::Result<Manifest> {
-        Manifest::build_filtered(paths, stdin_name, follow, Filter::default())
-    }
-
-    /// `build`, leaving out what `filter` excludes below the named directories.
-    pub fn build_filtered(
         paths: &[PathBuf],
         stdin_name: Option<&str>,
         follow: bool,

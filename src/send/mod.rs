@@ -44,12 +44,8 @@ const WATCH_EVERY: u64 = 64 << 20;
 /// before anything is sent.
 pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
     let filter = filter::Filter::new(&cfg.filters)?;
-    let manifest = Manifest::build_filtered(
-        &cfg.paths,
-        cfg.stdin_name.as_deref(),
-        cfg.follow_symlinks,
-        filter,
-    )?;
+    let manifest =
+        Manifest::build(&cfg.paths, cfg.stdin_name.as_deref(), cfg.follow_symlinks, filter)?;
     manifest.warnings.iter().for_each(|w| ui.warn(w));
     if cfg.method == Method::Only(DataPath::Sendfile)
         && let Some(item) = manifest
