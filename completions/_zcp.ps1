@@ -37,6 +37,9 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
         'zcp;send' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to offer for standard input (`-`)')
+            [CompletionResult]::new('--exclude', '--exclude', [CompletionResultType]::ParameterName, 'Leave out what matches GLOB below the named directories (gitignore''s rules; repeatable)')
+            [CompletionResult]::new('--include', '--include', [CompletionResultType]::ParameterName, 'Send what matches GLOB although an exclude matched it (repeatable; see --exclude)')
+            [CompletionResult]::new('--exclude-from', '--exclude-from', [CompletionResultType]::ParameterName, 'Read exclude patterns from FILE, one a line, in .gitignore syntax (repeatable)')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'Which data path moves the bytes')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)')
             [CompletionResult]::new('--limit-rate', '--limit-rate', [CompletionResultType]::ParameterName, 'Cap the sending rate, in bytes per second (e.g. 100M); stays zero-copy')
@@ -83,6 +86,8 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--http', '--http', [CompletionResultType]::ParameterName, 'Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace files that already exist (without it, an existing file is refused)')
             [CompletionResult]::new('--skip-existing', '--skip-existing', [CompletionResultType]::ParameterName, 'Skip files whose size and mtime already match')
+            [CompletionResult]::new('--checksum', '--checksum', [CompletionResultType]::ParameterName, 'Skip files whose size and content (xxh3-128) already match, whatever their mtime (as rsync --checksum does)')
+            [CompletionResult]::new('--mirror', '--mirror', [CompletionResultType]::ParameterName, 'Remove what the sender no longer has: entries in the offered directories that the offer does not hold, once every offered entry landed')
             [CompletionResult]::new('--fsync', '--fsync', [CompletionResultType]::ParameterName, 'Make every file durable before its name appears: one sync for the whole session, then the renames, then the directories that gained names are synced')
             [CompletionResult]::new('--keep-open', '--keep-open', [CompletionResultType]::ParameterName, 'Keep serving after the first session, several at once')
             [CompletionResult]::new('--no-auth', '--no-auth', [CompletionResultType]::ParameterName, 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)')

@@ -291,7 +291,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__recv)
-            opts="-o -q -h --listen --connect --http --output --method --buffer-size --force --skip-existing --fsync --keep-open --max-conns --max-size --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
+            opts="-o -q -h --listen --connect --http --output --method --buffer-size --force --skip-existing --checksum --mirror --fsync --keep-open --max-conns --max-size --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -365,7 +365,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__send)
-            opts="-L -q -h --listen --http --keep-open --name --follow-symlinks --no-resume --no-sparse --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
+            opts="-L -q -h --listen --http --keep-open --name --follow-symlinks --exclude --include --exclude-from --no-resume --no-sparse --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -376,6 +376,18 @@ _zcp() {
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --include)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude-from)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,6 +33,9 @@ set edit:completion:arg-completer[zcp] = {|@words|
         &'zcp;send'= {
             cand --listen 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]'
             cand --name 'Name to offer for standard input (`-`)'
+            cand --exclude 'Leave out what matches GLOB below the named directories (gitignore''s rules; repeatable)'
+            cand --include 'Send what matches GLOB although an exclude matched it (repeatable; see --exclude)'
+            cand --exclude-from 'Read exclude patterns from FILE, one a line, in .gitignore syntax (repeatable)'
             cand --method 'Which data path moves the bytes'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)'
             cand --limit-rate 'Cap the sending rate, in bytes per second (e.g. 100M); stays zero-copy'
@@ -78,6 +81,8 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --http 'Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open'
             cand --force 'Replace files that already exist (without it, an existing file is refused)'
             cand --skip-existing 'Skip files whose size and mtime already match'
+            cand --checksum 'Skip files whose size and content (xxh3-128) already match, whatever their mtime (as rsync --checksum does)'
+            cand --mirror 'Remove what the sender no longer has: entries in the offered directories that the offer does not hold, once every offered entry landed'
             cand --fsync 'Make every file durable before its name appears: one sync for the whole session, then the renames, then the directories that gained names are synced'
             cand --keep-open 'Keep serving after the first session, several at once'
             cand --no-auth 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'

@@ -35,6 +35,9 @@ complete -c zcp -n "__fish_zcp_needs_command" -f -a "man" -d 'Print the man page
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l listen -d 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l name -d 'Name to offer for standard input (`-`)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l exclude -d 'Leave out what matches GLOB below the named directories (gitignore\'s rules; repeatable)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l include -d 'Send what matches GLOB although an exclude matched it (repeatable; see --exclude)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l exclude-from -d 'Read exclude patterns from FILE, one a line, in .gitignore syntax (repeatable)' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l method -d 'Which data path moves the bytes' -r -f -a "auto\t'sendfile, falling back to splice, then buffered, saying why'
 sendfile\t'sendfile(2) only: page cache to socket'
 splice\t'splice(2) through a pipe only'
@@ -79,6 +82,8 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l events-interval -d 'Sec
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l http -d 'Accept uploads over HTTP/1.1 (`curl -T FILE http://HOST:PORT/`, PUT) with the token as `Authorization: Bearer TOKEN`; ends after one upload unless --keep-open'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l force -d 'Replace files that already exist (without it, an existing file is refused)'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l skip-existing -d 'Skip files whose size and mtime already match'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l checksum -d 'Skip files whose size and content (xxh3-128) already match, whatever their mtime (as rsync --checksum does)'
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l mirror -d 'Remove what the sender no longer has: entries in the offered directories that the offer does not hold, once every offered entry landed'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l fsync -d 'Make every file durable before its name appears: one sync for the whole session, then the renames, then the directories that gained names are synced'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l keep-open -d 'Keep serving after the first session, several at once'
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'

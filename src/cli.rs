@@ -292,6 +292,35 @@ pub struct SendArgs {
     #[arg(long, short = 'L')]
     pub follow_symlinks: bool,
 
+    /// Leave out what matches GLOB below the named directories (gitignore's rules; repeatable)
+    ///
+    /// Names are matched as gitignore(5) matches them (the `ignore` crate, ripgrep's matcher),
+    /// relative to each named directory: for `zcp send proj`, `proj/target` is matched as `target`.
+    /// A pattern without a `/` (other than a trailing one) matches a name at any depth (`*.o`,
+    /// `target`); one with a `/` is anchored to the named directory (`/build`, `doc/*.pdf`); a
+    /// trailing `/` matches directories only (`target/`); `**` spans directories; an unclosed `[`
+    /// is an error (exit 2). An excluded directory is not walked. The patterns apply in this
+    /// order, and a later one wins: the lines of each --exclude-from file, then every --exclude,
+    /// then every --include. So --include re-includes what an exclude matched (`--exclude '*.log'
+    /// --include keep.log`), except below an excluded directory, which is never walked (as in git).
+    /// The paths named on the command line are always sent. The sender's summary says how many
+    /// entries were left out ("12 entries excluded by filters"; `excluded` in --json).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Send what matches GLOB although an exclude matched it (repeatable; see --exclude)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Read exclude patterns from FILE, one a line, in .gitignore syntax (repeatable)
+    ///
+    /// Blank lines and lines starting with `#` are ignored, a line starting with `!` re-includes,
+    /// and `\#` or `\!` start a pattern with that character. These lines come before every
+    /// --exclude and --include (see --exclude for the rules). A FILE that cannot be read is an error
+    /// (exit 2).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Vec<PathBuf>,
+
     /// Send every file whole, even where the receiver holds a matching partial copy
     ///
     /// An interrupted transfer leaves `.NAME.zcp-part` files at the receiver. Sending the same paths
@@ -416,6 +445,40 @@ pub struct RecvArgs {
     /// nanosecond.
     #[arg(long)]
     pub skip_existing: bool,
+
+    /// Skip files whose size and content (xxh3-128) already match, whatever their mtime (as
+    /// rsync --checksum does)
+    ///
+    /// While the plan is made, each existing regular file of the offered size is read whole and its
+    /// xxh3-128 goes to the sender as a resume from its last byte: a sender whose own file hashes the
+    /// same sends nothing, and the file is reported skipped and left untouched (not written, its
+    /// mtime and inode kept). A file whose content differs is sent whole: it replaces the existing
+    /// one with --force, else it is refused (exit 5) and its bytes are dropped (the protocol has no
+    /// answer that says "refuse unless it matches", so they cross once). A sender with --no-resume
+    /// sends every file whole; a file whose bytes match is still skipped. An existing file of
+    /// another size is treated as without this option. The sender waits for the plan, and so for
+    /// these reads, up to its --idle-timeout (30 s by default): for many gigabytes of same-size
+    /// files give the sender a longer one. Not with --skip-existing or --http.
+    #[arg(long, conflicts_with_all = ["skip_existing", "http"])]
+    pub checksum: bool,
+
+    /// Remove what the sender no longer has: entries in the offered directories that the offer
+    /// does not hold, once every offered entry landed
+    ///
+    /// Like rsync --delete, it works inside the directories the sender offers (`zcp send ./photos`
+    /// mirrors `DIR/photos`), never elsewhere in the output directory. It starts only after every
+    /// file of the session arrived and checked, or was already there: a session with a refused
+    /// entry, a checksum mismatch or a failure removes nothing. Each removal is listed in the
+    /// summary, in --json (`removed`) and as a `file_remove` event. A symlink is removed as itself,
+    /// never followed; a directory where another file system is mounted is left with a warning;
+    /// the part file of an offered file (`.NAME.zcp-part`) is kept for a resume. Every removal is
+    /// made by descriptor from the output directory without following links, so none can reach
+    /// outside it. Sessions at once (--keep-open) into the same directories may remove each
+    /// other's new files. What the sender's filters (--exclude) leave out is not in the offer, so it
+    /// is removed here too (as rsync --delete-excluded does). Only with a directory --output (exit 2
+    /// otherwise).
+    #[arg(long, conflicts_with_all = ["http", "raw"])]
+    pub mirror: bool,
 
     /// Make every file durable before its name appears: one sync for the whole session, then
     /// the renames, then the directories that gained names are synced

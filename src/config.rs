@@ -170,6 +170,8 @@ pub struct SendConfig {
     pub stdin_name: Option<String>,
     /// Send what symlinks point to instead of skipping them.
     pub follow_symlinks: bool,
+    /// What the walk leaves out, in order (`--exclude-from`, `--exclude`, `--include`).
+    pub filters: Vec<FilterRule>,
     /// Resume files where the receiver holds a matching prefix (`--no-resume` sends every
     /// file whole).
     pub resume: bool,
@@ -224,6 +226,7 @@ impl SendConfig {
             }
         };
         refuse_send_conflicts(&args, &paths)?;
+        let filters = filter_rules(&args)?;
         // The listening end makes the token when it has none, as `zcp recv` does.
         let (token, token_generated) = match token(&args.auth)? {
             None if matches!(link, Link::Listen(_)) && !args.auth.no_auth && !args.net.raw => {
@@ -240,6 +243,7 @@ impl SendConfig {
             },
             stdin_name: args.name,
             follow_symlinks: args.follow_symlinks,
+            filters,
             resume: !args.no_resume,
             sparse: !args.no_sparse,
             buffer_size: args.buffer_size as usize,
@@ -254,6 +258,54 @@ impl SendConfig {
             keep_open: args.keep_open,
         })
     }
+}
+
+/// One pattern of the walk's filters, as a line of a .gitignore file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterRule {
+    /// The line the matcher reads (`!` re-includes).
+    pub line: String,
+    /// Where it came from, for messages: `--exclude`, `--include` or `FILE:LINE`.
+    pub source: String,
+}
+
+impl FilterRule {
+    /// `--exclude GLOB`: a `!` or `#` it starts with is taken literally.
+    pub fn exclude(glob: &str) -> FilterRule {
+        let escape = if glob.starts_with(['!', '#']) { "\\" } else { "" };
+        FilterRule { line: format!("{escape}{glob}"), source: "--exclude".into() }
+    }
+
+    /// `--include GLOB`: a negated line, which re-includes.
+    pub fn include(glob: &str) -> FilterRule {
+        FilterRule { line: format!("!{glob}"), source: "--include".into() }
+    }
+
+    /// The pattern as the user wrote it, for messages.
+    pub fn pattern(&self) -> &str {
+        match self.source.as_str() {
+            "--include" => &self.line[1..],
+            "--exclude" => self.line.strip_prefix('\\').unwrap_or(&self.line),
+            _ => &self.line,
+        }
+    }
+}
+
+/// The walk's filters in the order they apply: each --exclude-from file's lines, then every
+/// --exclude, then every --include (a later rule wins).
+fn filter_rules(args: &SendArgs) -> anyhow::Result<Vec<FilterRule>> {
+    let mut rules = Vec::new();
+    for file in &args.exclude_from {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| usage_error(format!("--exclude-from {}: {e}", file.display())))?;
+        rules.extend(text.lines().enumerate().map(|(n, line)| FilterRule {
+            line: line.to_string(),
+            source: format!("{}:{}", file.display(), n + 1),
+        }));
+    }
+    rules.extend(args.exclude.iter().map(|g| FilterRule::exclude(g)));
+    rules.extend(args.include.iter().map(|g| FilterRule::include(g)));
+    Ok(rules)
 }
 
 /// The combinations of `zcp send` options that cannot work together, refused with the reason.
@@ -299,6 +351,9 @@ pub struct RecvConfig {
     pub max_size: Option<u64>,
     /// Sync every file's data before it gets its name, and its directory after (`--fsync`).
     pub fsync: bool,
+    /// Remove what the offer does not hold from the directories it holds, once every entry
+    /// landed (`--mirror`).
+    pub mirror: bool,
     /// The token senders must prove; `None` only with `--no-auth`.
     pub token: Option<Token>,
     /// Whether the token was generated here (and must be shown to the user).
@@ -349,12 +404,14 @@ impl RecvConfig {
             policy: Policy {
                 force: args.force,
                 skip_existing: args.skip_existing,
+                compare_content: args.checksum,
                 umask: current_umask(),
             },
             keep_open: args.keep_open,
             max_conns: args.max_conns,
             max_size: args.max_size,
             fsync: args.fsync,
+            mirror: args.mirror,
             token,
             token_generated,
             net: net_config(&args.net, link)?,
@@ -380,6 +437,12 @@ fn refuse_recv_conflicts(args: &RecvArgs) -> anyhow::Result<()> {
     }
     if args.http {
         refuse_with_http(&args.output_args, &args.net, &[])?;
+    }
+    if args.mirror && (stdout || args.output.is_file()) {
+        return Err(usage_error(format!(
+            "--mirror removes entries below a directory: --output {} is not one",
+            args.output.display()
+        )));
     }
     if args.fsync && (stdout || args.net.raw) {
         return Err(usage_error(

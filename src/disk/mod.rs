@@ -5,10 +5,12 @@
 //! place only after their checksum matched; a small file that arrived whole and checked goes into
 //! an unnamed file (`O_TMPFILE`) linked in under its name. It does not move bytes (see `copy`).
 
+mod compare;
 mod dirs;
 mod durable;
 mod modes;
 mod part;
+mod prune;
 mod target;
 mod unnamed;
 pub mod writer;
@@ -33,6 +35,7 @@ use target::{Existing, times_of};
 
 pub use durable::{Barrier, hold_small, sync_parent_of};
 pub use part::{LockedPart, Part, PlanLock};
+pub use prune::Pruned;
 pub use target::Target;
 pub use unnamed::write_small;
 
@@ -66,6 +69,8 @@ pub struct Policy {
     pub force: bool,
     /// Skip files whose size and mtime already match.
     pub skip_existing: bool,
+    /// Skip files whose size and xxh3-128 match, whatever their mtime (`--checksum`).
+    pub compare_content: bool,
     /// The receiver's umask, read once at start: these bits are cleared from every offered
     /// mode, as for any file the receiving user creates.
     pub umask: u32,
@@ -122,6 +127,17 @@ pub enum Decision {
     },
     /// Receive onto standard output.
     Stdout,
+    /// An existing file of the offered size, compared by content (`--checksum`): the sender
+    /// is asked to resume from its last byte, so it sends nothing when its own file hashes the
+    /// same, else the whole file (kept only with `--force`).
+    Compare {
+        /// Where the file is, and where a replacement goes.
+        target: Target,
+        /// Its size, the offered one.
+        size: u64,
+        /// The xxh3-128 of its contents.
+        xxh3: u128,
+    },
 }
 
 impl Destination {
@@ -297,6 +313,12 @@ fn decide_file(
         }
         if policy.skip_existing && same_file(&existing, entry, || target.keeps_coarse_times()) {
             return Ok(Decision::Skip);
+        }
+        if policy.compare_content
+            && existing.is_file
+            && let Some(size) = entry.size.filter(|&s| s == existing.size)
+        {
+            return compare::decide(target, size, policy.force);
         }
         if !policy.force {
             let hint = if policy.skip_existing {

@@ -30,7 +30,8 @@ use crate::terminal;
 /// Serves `cfg.paths` until each file was fetched whole (or until a signal, with `--keep-open`).
 /// `listening` is told the address before the first accept.
 pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<ExitCode> {
-    let manifest = Manifest::build(&cfg.paths, None, cfg.follow_symlinks)?;
+    let filter = crate::send::filter::Filter::new(&cfg.filters)?;
+    let manifest = Manifest::build(&cfg.paths, None, cfg.follow_symlinks, filter)?;
     manifest.warnings.iter().for_each(|w| Ui::hidden().warn(w));
     let catalog = Catalog::new(&manifest)?;
     if catalog.files.is_empty() {

@@ -8,6 +8,7 @@ pub mod encryption;
 pub mod http;
 pub mod lobby;
 pub mod locking;
+pub mod mirror;
 pub mod protocol;
 pub mod reports;
 pub mod security;

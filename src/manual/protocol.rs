@@ -111,7 +111,11 @@
 //!
 //! **Verdict**, one per file sent, in order: `u8 status` (1 = ok, 2 = checksum mismatch,
 //! 3 = failed: checked, but refused when it was to be put in place, the reason in `detail`),
-//! `str16 detail`.
+//! `str16 detail`. Status 1 with the detail `unchanged` says the receiver kept its own copy,
+//! which held the same content: `zcp recv --checksum` answers an existing file of the offered
+//! size with a resume from its last byte and the digest of its contents, so a sender (of any
+//! build of version 2) whose file hashes the same sends FILE_START at that offset and no bytes;
+//! one whose file differs sends it from 0. A sender that does not know the detail reads an `ok`.
 //!
 //! **Statistics** (what one end measured): `u8 path` (0 = none: no data call was made,
 //! 1 = sendfile, 2 = splice, 3 = buffered),

@@ -185,6 +185,22 @@ pub struct Verdict {
     pub detail: String,
 }
 
+/// The detail of an `Ok` verdict on a file the receiver kept as it was, holding the same
+/// content already (`--checksum`). An older sender reads it as any `Ok`.
+const UNCHANGED: &str = "unchanged";
+
+impl Verdict {
+    /// The verdict on a file the receiver kept as it was: its content was the same.
+    pub fn unchanged() -> Verdict {
+        Verdict { status: VerdictStatus::Ok, detail: UNCHANGED.into() }
+    }
+
+    /// Whether the receiver kept its own copy, the same content (see `unchanged`).
+    pub fn is_unchanged(&self) -> bool {
+        self.status == VerdictStatus::Ok && self.detail == UNCHANGED
+    }
+}
+
 /// Whether a received file matched and was put in place (wire codes 1, 2, 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerdictStatus {

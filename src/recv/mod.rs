@@ -2,6 +2,7 @@
 //! `session` serves one sender, start to end; `plan` decides, before any byte arrives, what
 //! each offered entry becomes. Files reach the disk through `disk`.
 
+mod mirror;
 mod offer;
 mod plan;
 mod server;

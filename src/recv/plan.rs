@@ -143,7 +143,7 @@ impl SessionPlan {
                 report.status = Status::Refused;
                 report.reason = Some(r.reason.clone());
             }
-            Ok(Decision::Receive { .. } | Decision::Stdout) => {}
+            Ok(Decision::Receive { .. } | Decision::Stdout | Decision::Compare { .. }) => {}
         }
         self.reports.push(report);
         self.decisions.push(decision);
@@ -152,7 +152,8 @@ impl SessionPlan {
     /// Refuses every entry that was to be received or created: the session is refused.
     fn refuse_all(&mut self, code: RefuseCode, why: &str) {
         for (d, r) in self.decisions.iter_mut().zip(&mut self.reports) {
-            if matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout | Decision::Dir { .. })) {
+            let wanted = matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout));
+            if wanted || matches!(d, Ok(Decision::Dir { .. } | Decision::Compare { .. })) {
                 *d = Err(Refusal::new(code, why));
                 r.status = Status::Refused;
                 r.reason = Some(why.to_string());
@@ -176,7 +177,12 @@ impl SessionPlan {
         self.decisions
             .iter()
             .enumerate()
-            .filter(|(_, d)| matches!(d, Ok(Decision::Receive { .. } | Decision::Stdout)))
+            .filter(|(_, d)| {
+                matches!(
+                    d,
+                    Ok(Decision::Receive { .. } | Decision::Stdout | Decision::Compare { .. })
+                )
+            })
             .map(|(i, _)| i)
             .collect()
     }
@@ -195,9 +201,12 @@ impl SessionPlan {
 
     /// The index of the entry whose bytes go to `target`.
     pub fn index_of(&self, target: &crate::disk::Target) -> Option<usize> {
-        self.decisions.iter().position(
-            |d| matches!(d, Ok(Decision::Receive { target: t, .. }) if t.shown() == target.shown()),
-        )
+        self.decisions.iter().position(|d| match d {
+            Ok(Decision::Receive { target: t, .. } | Decision::Compare { target: t, .. }) => {
+                t.shown() == target.shown()
+            }
+            _ => false,
+        })
     }
 
     /// The PLAN frame's answers, one per entry, made as they are sent.
@@ -208,6 +217,11 @@ impl SessionPlan {
             }
             Ok(Decision::Receive { offset, prefix_xxh3, .. }) => {
                 Answer::Resume { offset: *offset, prefix_xxh3: *prefix_xxh3 }
+            }
+            // Resuming from its last byte: the sender sends nothing if its file hashes the same,
+            // else all of it (any sender of protocol 2 does).
+            Ok(Decision::Compare { size, xxh3, .. }) => {
+                Answer::Resume { offset: *size, prefix_xxh3: *xxh3 }
             }
             Ok(Decision::Dir { .. } | Decision::Skip) => Answer::Skip,
             Err(r) => Answer::Refuse { code: r.code, reason: r.reason.clone() },

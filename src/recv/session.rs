@@ -10,6 +10,7 @@ use std::thread;
 
 use anyhow::Context;
 
+use super::mirror;
 use super::plan::{self, SessionPlan, read_ahead, size};
 use crate::config::RecvConfig;
 use crate::copy::batch::{self, Inbox};
@@ -122,6 +123,7 @@ impl Session<'_> {
             Message::Finish(stats) => stats,
             other => return Err(unexpected("FINISH", &other)),
         };
+        let removed = self.mirror(&offer.entries, &plan, &events)?;
         let stats = start.side_stats(&total);
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
         protocol::write_message(&mut socket, &Message::Summary(summary))
@@ -133,9 +135,38 @@ impl Session<'_> {
             recv: stats,
             created,
             encryption: self.encryption.clone(),
+            excluded: 0,
+            removed,
         };
         events.finished(&report);
         Ok(report)
+    }
+
+    /// `--mirror`, after every file landed and the sender finished: removes what the offer
+    /// does not hold (see `mirror`), each removal an event; returns what was removed.
+    fn mirror(
+        &self,
+        entries: &[Entry],
+        plan: &SessionPlan,
+        events: &Events,
+    ) -> anyhow::Result<Vec<String>> {
+        if !self.cfg.mirror {
+            return Ok(Vec::new());
+        }
+        let ui = Ui::hidden();
+        let pruned = match mirror::mirror(self.dest, entries, &plan.reports)? {
+            Ok(pruned) => pruned,
+            Err(mirror::Incomplete(failed)) => {
+                let what = if failed == 1 { "entry" } else { "entries" };
+                ui.warn(&format!("--mirror: nothing removed: {failed} {what} did not land"));
+                return Ok(Vec::new());
+            }
+        };
+        pruned.left.iter().for_each(|why| ui.warn(&format!("--mirror: left {why}")));
+        for name in &pruned.removed {
+            events.emit(&Event::FileRemove { name });
+        }
+        Ok(pruned.removed)
     }
 
     /// `--fsync`, after the last barrier: syncs every directory that gained a name (those
@@ -388,6 +419,17 @@ impl Session<'_> {
             }
         };
         let (moved, part) = match decision {
+            // The sender's file hashes as the one here (FILE_END says so again): nothing came.
+            Ok(Decision::Compare { size, xxh3, .. }) if offset == *size => {
+                (Moved { xxh3: *xxh3, ..Moved::default() }, None)
+            }
+            Ok(Decision::Compare { target, .. }) if offset == 0 => {
+                let part = target.part().open_locked(&name, 0)?;
+                let moved = self
+                    .receive_into(socket, entry, &part, (0, sparse), &mut tick)
+                    .map_err(|e| part_failed(e, target, &part, &name))?;
+                (moved, Some((target, part)))
+            }
             Ok(Decision::Receive { target, offset: planned, lock, .. }) => {
                 if offset != 0 && offset != *planned {
                     let why =
@@ -421,6 +463,11 @@ impl Session<'_> {
         (report.bytes, report.data_path, report.resumed_from, report.holes) =
             (moved.bytes, Some(moved.data_path), offset, moved.holes);
         let matched = end.xxh3 == moved.xxh3;
+        if let (Ok(Decision::Compare { target, xxh3, .. }), true) = (decision, matched)
+            && let Some(verdict) = self.compared(target, *xxh3, &moved, &mut report)
+        {
+            return Ok((moved, report, verdict));
+        }
         let verdict = self.conclude(entry, matched, part, &mut report, live.barrier)?;
         Ok((moved, report, verdict))
     }
@@ -488,6 +535,39 @@ impl Session<'_> {
             report.saved_as = Some(target.shown().display().to_string());
         }
         Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
+    }
+
+    /// The verdict on a file compared by content (`--checksum`) whose bytes, if any came,
+    /// checked: kept as it was when the sender's digest is the one here (its part file, from a
+    /// sender that sent it whole, removed); refused, part file removed, when it differs and
+    /// `--force` is not given. `None`: it differs and replaces the file (`conclude`).
+    fn compared(
+        &self,
+        target: &Target,
+        here: u128,
+        moved: &Moved,
+        report: &mut FileReport,
+    ) -> Option<Verdict> {
+        if moved.xxh3 == here {
+            if moved.bytes > 0 {
+                target.part().discard();
+            } else {
+                report.data_path = None;
+            }
+            // Nothing was resumed: the offset only asked the sender to compare.
+            (report.status, report.resumed_from) = (Status::Skipped, 0);
+            return Some(Verdict::unchanged());
+        }
+        if self.cfg.policy.force {
+            return None;
+        }
+        target.part().discard();
+        let reason = format!(
+            "{} exists with other content (use --force to overwrite)",
+            target.shown().display()
+        );
+        (report.status, report.reason) = (Status::Refused, Some(reason.clone()));
+        Some(Verdict { status: VerdictStatus::Failed, detail: reason })
     }
 
     /// Names an idle timeout as such instead of "resource temporarily unavailable".

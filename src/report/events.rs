@@ -56,6 +56,8 @@ pub enum Event<'a> {
         checksum: &'static str,
         saved_as: Option<&'a str>,
     },
+    /// `--mirror` removed this entry, which the offer does not hold (a directory ends in `/`).
+    FileRemove { name: &'a str },
     /// Bytes moved so far this session, of `total`, and files begun, of `files`.
     Progress { bytes: u64, total: Option<u64>, files_started: u64, files: u64, bytes_per_s: f64 },
     /// A data path of one side gave way to the next, and why.

@@ -47,6 +47,18 @@ impl Report {
                 shown(dir)
             ));
         }
+        if !self.removed.is_empty() {
+            let n = self.removed.len();
+            let s = if n == 1 { "entry" } else { "entries" };
+            line.push_str(&format!("\n  removed {n} {s} not in the offer (--mirror)"));
+            for name in &self.removed {
+                line.push_str(&format!("\n  removed {}", shown(name)));
+            }
+        }
+        if self.excluded > 0 {
+            let s = if self.excluded == 1 { "entry" } else { "entries" };
+            line.push_str(&format!("\n  {} {s} excluded by filters", self.excluded));
+        }
         for f in &self.files {
             let name = shown(&f.name);
             match (f.status, &f.reason, &f.saved_as) {
@@ -271,6 +283,8 @@ mod tests {
             recv: SideStats::default(),
             created: None,
             encryption: Encryption::default(),
+            excluded: 0,
+            removed: Vec::new(),
         };
         let (dir, file) = (true, false);
         assert!(nothing_moved(&session(&[(dir, Status::Created), (file, Status::Refused)])));

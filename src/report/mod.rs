@@ -90,6 +90,10 @@ pub struct Report {
     pub created: Option<String>,
     /// How this end's bytes crossed the wire (`--encrypt`).
     pub encryption: Encryption,
+    /// Entries the sender's filters left out of the offer (sender only).
+    pub excluded: u64,
+    /// Entries `--mirror` removed because the offer does not hold them (receiver only).
+    pub removed: Vec<String>,
 }
 
 impl Report {

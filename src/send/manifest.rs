@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use super::filter::Filter;
 use crate::error::SessionError;
 use crate::protocol::{Entry, EntryKind, MAX_ENTRIES, names};
 
@@ -40,18 +41,25 @@ pub struct Manifest {
     pub items: Vec<Item>,
     /// What was left out and why, for the user.
     pub warnings: Vec<String>,
+    /// Entries below named directories that the filters left out (an excluded directory
+    /// counts once: it is not walked).
+    pub excluded: u64,
+    /// What the walk leaves out.
+    filter: Filter,
     /// The device last asked about and whether it is a pseudo file system.
     last_fs: Option<(u64, bool)>,
 }
 
 impl Manifest {
-    /// Walks `paths` (`-` for standard input, named `stdin_name`).
+    /// Walks `paths` (`-` for standard input, named `stdin_name`), leaving out what `filter`
+    /// excludes below the named directories.
     pub fn build(
         paths: &[PathBuf],
         stdin_name: Option<&str>,
         follow: bool,
+        filter: Filter,
     ) -> anyhow::Result<Manifest> {
-        let mut m = Manifest::default();
+        let mut m = Manifest { filter, ..Manifest::default() };
         for path in paths {
             if path.as_os_str() == "-" {
                 m.add_stdin(stdin_name.unwrap_or("stdin"))?;
@@ -155,6 +163,9 @@ impl Manifest {
     ) -> anyhow::Result<()> {
         let shown = path.display();
         let mut meta = meta.with_context(|| format!("reading {shown}"))?;
+        if self.filtered_out(&name, &meta) {
+            return Ok(());
+        }
         if meta.file_type().is_symlink() {
             if !follow {
                 self.warnings.push(format!(
@@ -163,6 +174,8 @@ impl Manifest {
                 return Ok(());
             }
             match fs::metadata(path) {
+                // Matched again as what it leads to: `target/` matches a link to a directory.
+                Ok(m) if m.is_dir() && self.filtered_out(&name, &m) => return Ok(()),
                 Ok(m) => meta = m,
                 Err(e) => {
                     self.warnings.push(format!("skipped symlink {shown}: {e}"));
@@ -180,6 +193,13 @@ impl Manifest {
             self.warnings.push(format!("skipped {shown}: special file (FIFO, socket or device)"));
             Ok(())
         }
+    }
+
+    /// Whether the filters leave out the entry `name`, counting it when they do.
+    fn filtered_out(&mut self, name: &[u8], meta: &Metadata) -> bool {
+        let out = self.filter.excludes(name, meta.is_dir());
+        self.excluded += u64::from(out);
+        out
     }
 
     fn push_file(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata) {

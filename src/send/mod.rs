@@ -3,6 +3,7 @@
 //! back, and push each file by the chosen data path, resuming where the receiver holds a
 //! matching prefix; small files go in batches, many to one write.
 
+pub mod filter;
 pub mod manifest;
 mod sparse;
 
@@ -42,7 +43,9 @@ const WATCH_EVERY: u64 = 64 << 20;
 /// Walks `cfg.paths`, prints what was skipped, and refuses option combinations that cannot work
 /// before anything is sent.
 pub fn prepare(cfg: &SendConfig, ui: &Ui) -> anyhow::Result<Manifest> {
-    let manifest = Manifest::build(&cfg.paths, cfg.stdin_name.as_deref(), cfg.follow_symlinks)?;
+    let filter = filter::Filter::new(&cfg.filters)?;
+    let manifest =
+        Manifest::build(&cfg.paths, cfg.stdin_name.as_deref(), cfg.follow_symlinks, filter)?;
     manifest.warnings.iter().for_each(|w| ui.warn(w));
     if cfg.method == Method::Only(DataPath::Sendfile)
         && let Some(item) = manifest
@@ -157,6 +160,11 @@ fn run(
     }
     for (report, verdict) in sent.into_iter().zip(&summary.verdicts) {
         match verdict.status {
+            // The receiver holds the same content (`zcp recv --checksum`): nothing was sent.
+            VerdictStatus::Ok if verdict.is_unchanged() => {
+                (report.status, report.resumed_from) = (Status::Skipped, 0);
+                report.data_path = report.data_path.filter(|_| report.bytes > 0);
+            }
             VerdictStatus::Ok => {}
             VerdictStatus::ChecksumMismatch => report.status = Status::ChecksumMismatch,
             // Checked, but not put in place (its name was taken meanwhile): refused.
@@ -173,6 +181,8 @@ fn run(
         recv: summary.stats,
         created: None,
         encryption: receiver.encryption,
+        excluded: manifest.excluded,
+        removed: Vec::new(),
     };
     events.file_ends(&report);
     events.finished(&report);
