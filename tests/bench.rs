@@ -153,6 +153,9 @@ fn compare_without_the_tools_shows_not_installed_rows() {
     // zcp's own ceiling needs no tool: `auto` with `--raw` at both ends, the copy verified.
     let ceiling = pair(&report, "auto:auto --raw (no checksum: ceiling)");
     assert_eq!(ceiling["status"], "ok", "{ceiling:#}");
+    // The chart sets it apart from zcp's pairs by this, as the peers.
+    assert_eq!(ceiling["kind"], "ceiling", "{ceiling:#}");
+    assert_eq!(pair(&report, "buffered:buffered")["kind"], "zcp", "{report:#}");
     assert_eq!(
         (&ceiling["send_path"], &ceiling["recv_path"]),
         (&"sendfile".into(), &"splice".into())
@@ -161,6 +164,7 @@ fn compare_without_the_tools_shows_not_installed_rows() {
     for name in PEERS {
         let p = pair(&report, name);
         assert_eq!(p["status"], "not installed", "{p:#}");
+        assert_eq!(p["kind"], "peer", "{p:#}");
         assert!(p["throughput_bytes_per_s"].is_null(), "{p:#}");
         let row = table.lines().find(|l| l.starts_with(name));
         assert!(

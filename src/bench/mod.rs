@@ -252,6 +252,7 @@ fn check_stop() -> anyhow::Result<()> {
 /// One contender and what its runs gave so far.
 struct Contender {
     name: String,
+    kind: Kind,
     what: What,
     samples: Vec<Sample>,
     failure: Option<(u32, String)>,
@@ -274,10 +275,7 @@ impl Contender {
             What::Zcp(_, _, Variant { source: Some((_, own)), .. }) => *own,
             _ => size,
         };
-        let kind = match self.what {
-            What::Zcp(..) => Kind::Zcp,
-            What::Peer(..) => Kind::Peer,
-        };
+        let kind = self.kind;
         let outcome = match (self.what, self.failure) {
             (What::Peer(_, None), _) => Outcome::NotInstalled,
             (_, Some((round, error))) => Outcome::Failed { round, error },
@@ -291,6 +289,7 @@ impl Contender {
 fn contenders(cfg: &BenchConfig, sparse: Option<&(PathBuf, u64)>) -> Vec<Contender> {
     let contender = |name: &str, what| Contender {
         name: name.to_string(),
+        kind: Kind::Zcp,
         what,
         samples: Vec::new(),
         failure: None,
@@ -316,24 +315,31 @@ fn contenders(cfg: &BenchConfig, sparse: Option<&(PathBuf, u64)>) -> Vec<Contend
         }
     }
     let plain = Variant::default;
-    let ours = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p, None, plain())));
+    let ours = cfg.pairs.iter().map(|p| (p.name(), Kind::Zcp, What::Zcp(*p, None, plain())));
     let theirs = cfg.against.iter().flat_map(|(label, path)| {
         cfg.pairs.iter().map(move |p| {
-            (format!("{} @ {label}", p.name()), What::Zcp(*p, Some(path.clone()), plain()))
+            let what = What::Zcp(*p, Some(path.clone()), plain());
+            (format!("{} @ {label}", p.name()), Kind::Zcp, what)
         })
     });
     // What the zero-copy path reaches with no checksum at either end: the ceiling of `auto`.
     let raw =
         Variant { send_args: &["--raw"], recv_args: &["--raw"], output_file: true, ..plain() };
-    let ceiling =
-        (cfg.compare && cfg.files.is_none()).then(|| (CEILING.into(), What::Zcp(AUTO, None, raw)));
+    let ceiling = (cfg.compare && cfg.files.is_none())
+        .then(|| (CEILING.into(), Kind::Ceiling, What::Zcp(AUTO, None, raw)));
     let zcp = ours.chain(theirs).chain(ceiling);
     let peers: &[Peer] = if cfg.files.is_some() { &Peer::TREE } else { &Peer::FILE };
     let tls = (cfg.encrypt && cfg.files.is_none()).then_some(Peer::SocatTls);
     let peers = peers.iter().copied().chain(tls).filter(|_| cfg.compare);
-    let peers = peers.map(|p| (p.name().to_string(), What::Peer(p, p.locate())));
+    let peers = peers.map(|p| (p.name().to_string(), Kind::Peer, What::Peer(p, p.locate())));
     zcp.chain(peers)
-        .map(|(name, what)| Contender { name, what, samples: Vec::new(), failure: None })
+        .map(|(name, kind, what)| Contender {
+            name,
+            kind,
+            what,
+            samples: Vec::new(),
+            failure: None,
+        })
         .collect()
 }
 

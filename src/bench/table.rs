@@ -302,6 +302,7 @@ impl<'a> JsonPair<'a> {
             name: &row.name,
             kind: match row.kind {
                 Kind::Zcp => "zcp",
+                Kind::Ceiling => "ceiling",
                 Kind::Peer => "peer",
             },
             status: "ok",
