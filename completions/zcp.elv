@@ -100,6 +100,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --against 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M'
             cand --export-markdown 'Also write the results as a Markdown table to FILE'
+            cand --from-json 'Measure nothing: read a report saved from `zcp bench --json` and print or export it'
             cand --events-fd 'Write the events to this open file descriptor instead of stdout (implies --events)'
             cand --events-interval 'Seconds between progress events while bytes move'
             cand --compare 'Also run netcat, socat -b 131072, iperf3 (memory to memory) and curl when installed, and zcp with --raw at both ends (no checksum: its paths'' ceiling); with --files, tar | nc'
@@ -110,8 +111,8 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand -q 'No progress bar and no summary line on stderr (errors are still printed)'
             cand --quiet 'No progress bar and no summary line on stderr (errors are still printed)'
             cand --events 'Print events as they happen, one JSON object per line, on stdout (schema in the README)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'zcp;doctor'= {
             cand --json 'Print the findings as one JSON object on stdout'

@@ -377,6 +377,24 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub export_markdown: Option<PathBuf>,
 
+    /// Measure nothing: read a report saved from `zcp bench --json` and print or export it
+    ///
+    /// REPORT is what `zcp bench --json` printed (one directory's object, or the object holding
+    /// each --dir's). The results are printed again as the table, and with --export-markdown or
+    /// --json written as a fresh run's would be, with the machine and the command line of the run
+    /// that measured them. Exits 0 once they are written, whether or not a pair failed in that
+    /// run. A file that is not such a report is a usage error (exit 2). Example, in CI: `zcp bench
+    /// --json > bench.json`, then `zcp bench --from-json bench.json --export-markdown bench.md`.
+    #[arg(
+        long,
+        value_name = "REPORT",
+        conflicts_with_all = [
+            "size", "files", "rounds", "dir", "file", "methods", "against", "compare",
+            "buffer_size", "fsync", "sparse", "encrypt",
+        ]
+    )]
+    pub from_json: Option<PathBuf>,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }

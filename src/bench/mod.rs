@@ -1,9 +1,11 @@
 //! `zcp bench`: runs this binary's own `zcp recv` and `zcp send` as two processes over loopback
 //! for each sender:receiver method pair (and, with `--compare`, nc, socat and iperf3), in
 //! interleaved rounds, and reports throughput, CPU, syscalls and memory per pair. This module
-//! owns the options and the order of runs; `run` times one run, `table` prints.
+//! owns the options and the order of runs; `run` times one run, `table` prints, `json` writes
+//! and reads back the report.
 
 mod http;
+mod json;
 mod peers;
 mod process;
 mod run;
@@ -83,6 +85,8 @@ pub struct BenchConfig {
     pub buffer_size: u64,
     /// Where to write the Markdown table, if anywhere.
     pub export_markdown: Option<PathBuf>,
+    /// Measure now, or read a saved report.
+    pub input: Input,
     /// One JSON object on stdout.
     pub json: bool,
     /// A progress bar on stderr.
@@ -91,6 +95,15 @@ pub struct BenchConfig {
     pub table: bool,
     /// What the rows compare.
     pub scenario: Scenario,
+}
+
+/// Where the results come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Runs measured now.
+    Measure,
+    /// A report saved from `zcp bench --json` (`--from-json`), read back.
+    Saved(PathBuf),
 }
 
 /// A sender:receiver pair of `--method` tokens, with or without `--encrypt`.
@@ -180,6 +193,7 @@ impl BenchConfig {
             against: args.against.as_deref().map(parse_against).transpose()?,
             buffer_size: args.buffer_size,
             export_markdown: args.export_markdown,
+            input: args.from_json.map_or(Input::Measure, Input::Saved),
             json: args.output.json,
             progress: !quiet && !args.output.json && io::stderr().is_terminal(),
             table: !quiet,
@@ -214,9 +228,18 @@ fn usage(message: String) -> anyhow::Error {
 /// (143), after its children exited and its temporary files were removed.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let cfg = BenchConfig::from_args(args)?;
+    if let Input::Saved(path) = &cfg.input {
+        // The run that measured them reported its failures; this only prints them again.
+        report(&cfg, &read_saved(path)?)?;
+        return Ok(ExitCode::Success);
+    }
     signals::install()?;
     match measure(&cfg) {
-        Ok(results) => report(&cfg, &results),
+        Ok(results) => {
+            report(&cfg, &results)?;
+            let failed = results.iter().any(Results::any_failed);
+            Ok(if failed { ExitCode::Failure } else { ExitCode::Success })
+        }
         Err(e) => match e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {
             Some(stop) => {
                 eprintln!("zcp: bench {stop}; its temporary files were removed");
@@ -492,9 +515,9 @@ fn run_once(ctx: &RunContext<'_>, what: &What, number: usize) -> anyhow::Result<
     }
 }
 
-/// Prints the tables, writes the Markdown, prints the JSON (one object; with several `--dir`,
-/// one object holding each directory's in `dirs`); exit code 1 if a contender failed.
-fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<ExitCode> {
+/// Prints the tables, writes the Markdown, prints the JSON (one object; with
+/// several `--dir`, one object holding each directory's in `dirs`).
+fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<()> {
     for results in all {
         if cfg.table {
             eprintln!("{}\n", table::human(results));
@@ -511,13 +534,22 @@ fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<ExitCode> {
     }
     if cfg.json {
         let text = match all {
-            [one] => table::json(one),
-            many => table::json_many(many),
+            [one] => json::text(one),
+            many => json::text_many(many),
         };
         crate::report::line_to_stdout(&text).context("writing the JSON results")?;
     }
-    let failed = all.iter().any(Results::any_failed);
-    Ok(if failed { ExitCode::Failure } else { ExitCode::Success })
+    Ok(())
+}
+
+/// The results of a report saved from `--json`; one that is not such a report is a usage
+/// error naming the file.
+fn read_saved(path: &Path) -> anyhow::Result<Vec<Results>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--from-json {}", path.display()))?;
+    json::parse(&text).map_err(|e| {
+        usage(format!("--from-json {}: not a zcp bench report: {e:#}", path.display()))
+    })
 }
 
 fn write_markdown(path: &Path, text: &str) -> anyhow::Result<()> {
