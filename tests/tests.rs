@@ -38,6 +38,7 @@ mod shell;
 mod sparse;
 mod strace;
 mod streams;
+mod svg;
 mod transfer;
 mod tree;
 mod usage;

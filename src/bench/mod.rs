@@ -2,8 +2,9 @@
 //! for each sender:receiver method pair (and, with `--compare`, nc, socat and iperf3), in
 //! interleaved rounds, and reports throughput, CPU, syscalls and memory per pair. This module
 //! owns the options and the order of runs; `run` times one run, `table` prints, `json` writes
-//! and reads back the report.
+//! and reads back the report, `chart` draws it.
 
+pub mod chart;
 mod http;
 mod json;
 mod peers;
@@ -85,6 +86,8 @@ pub struct BenchConfig {
     pub buffer_size: u64,
     /// Where to write the Markdown table, if anywhere.
     pub export_markdown: Option<PathBuf>,
+    /// Where to write the SVG chart, if anywhere.
+    pub export_svg: Option<PathBuf>,
     /// Measure now, or read a saved report.
     pub input: Input,
     /// One JSON object on stdout.
@@ -193,6 +196,7 @@ impl BenchConfig {
             against: args.against.as_deref().map(parse_against).transpose()?,
             buffer_size: args.buffer_size,
             export_markdown: args.export_markdown,
+            export_svg: args.export_svg,
             input: args.from_json.map_or(Input::Measure, Input::Saved),
             json: args.output.json,
             progress: !quiet && !args.output.json && io::stderr().is_terminal(),
@@ -228,6 +232,10 @@ fn usage(message: String) -> anyhow::Error {
 /// (143), after its children exited and its temporary files were removed.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let cfg = BenchConfig::from_args(args)?;
+    // Before minutes of measuring, not after.
+    for path in cfg.export_markdown.iter().chain(&cfg.export_svg) {
+        check_export_dir(path)?;
+    }
     if let Input::Saved(path) = &cfg.input {
         // The run that measured them reported its failures; this only prints them again.
         report(&cfg, &read_saved(path)?)?;
@@ -515,7 +523,7 @@ fn run_once(ctx: &RunContext<'_>, what: &What, number: usize) -> anyhow::Result<
     }
 }
 
-/// Prints the tables, writes the Markdown, prints the JSON (one object; with
+/// Prints the tables, writes the Markdown and the SVG, prints the JSON (one object; with
 /// several `--dir`, one object holding each directory's in `dirs`).
 fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<()> {
     for results in all {
@@ -530,7 +538,10 @@ fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<()> {
     }
     if let Some(path) = &cfg.export_markdown {
         let text: Vec<String> = all.iter().map(table::markdown).collect();
-        write_markdown(path, &text.join("\n"))?;
+        write_export(path, &text.join("\n"))?;
+    }
+    if let Some(path) = &cfg.export_svg {
+        write_export(path, &chart::svg(all)?)?;
     }
     if cfg.json {
         let text = match all {
@@ -552,8 +563,36 @@ fn read_saved(path: &Path) -> anyhow::Result<Vec<Results>> {
     })
 }
 
-fn write_markdown(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+/// The directory an export goes to, which must exist.
+fn export_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+fn check_export_dir(path: &Path) -> anyhow::Result<()> {
+    let dir = export_dir(path);
+    let meta = std::fs::metadata(dir).with_context(|| format!("writing {}", path.display()))?;
+    if !meta.is_dir() {
+        let why = format!("{} is not a directory", dir.display());
+        let err = io::Error::new(io::ErrorKind::NotADirectory, why);
+        return Err(anyhow::Error::from(err).context(format!("writing {}", path.display())));
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path` under a temporary name beside it and renames it into place, so that
+/// `path` never holds half a file.
+fn write_export(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let context = || format!("writing {}", path.display());
+    let mut file = tempfile::Builder::new()
+        .prefix(".zcp-bench-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(export_dir(path))
+        .with_context(context)?;
+    file.write_all(text.as_bytes()).with_context(context)?;
+    file.persist(path).map_err(|e| e.error).with_context(context)?;
+    Ok(())
 }
 
 /// `zcp bench …` as typed, quoting what a shell would split.

@@ -90,6 +90,11 @@ fn title(results: &Results) -> String {
 
 /// `1 GiB of random bytes, 5 rounds, loopback, copies in /tmp`.
 fn subject(results: &Results) -> String {
+    format!("{}, copies in {}", sent_and_rounds(results), results.dir)
+}
+
+/// `1 GiB of random bytes, 5 rounds, loopback`.
+pub fn sent_and_rounds(results: &Results) -> String {
     let total = format_size(results.file_bytes, BINARY);
     let file = match (&results.file, results.files, results.sparse_bytes) {
         (_, _, Some(apparent)) => format!(
@@ -106,10 +111,10 @@ fn subject(results: &Results) -> String {
         (None, None, None) => format!("{total} of random bytes"),
     };
     let rounds = if results.rounds == 1 { "round" } else { "rounds" };
-    format!("{file}, {} {rounds}, loopback, copies in {}", results.rounds, results.dir)
+    format!("{file}, {} {rounds}, loopback", results.rounds)
 }
 
-fn status(outcome: &Outcome) -> String {
+pub fn status(outcome: &Outcome) -> String {
     match outcome {
         Outcome::NotInstalled => "not installed".into(),
         Outcome::Failed { round, error } => format!("failed in round {round}: {error}"),
@@ -176,12 +181,12 @@ fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)
 }
 
-fn rate(bytes_per_s: f64) -> String {
+pub fn rate(bytes_per_s: f64) -> String {
     format!("{}/s", size(bytes_per_s as u64))
 }
 
 /// `1.10–1.40 GiB/s` when both ends share a unit, else both in full.
-fn range(min: f64, max: f64) -> String {
+pub fn range(min: f64, max: f64) -> String {
     let (lo, hi) = (size(min as u64), size(max as u64));
     match (lo.split_once(' '), hi.split_once(' ')) {
         (Some((lo_n, lo_unit)), Some((hi_n, hi_unit))) if lo_unit == hi_unit => {
