@@ -170,7 +170,11 @@ fn the_chart_has_a_bar_per_pair_and_directory_and_the_runs_numbers() {
         assert!(machine.contains(first[key].as_str().unwrap()), "{machine} lacks {key}");
     }
     assert!(machine.contains(&format!("{} cores", first["cores"])), "{machine}");
-    assert_eq!(caption("Command: "), format!("Command: {}", first["command"].as_str().unwrap()));
+    // The command line may be wrapped over several lines, up to the next part of the caption.
+    let from = texts.iter().position(|t| t.starts_with("Command: ")).expect("a command line");
+    let to = texts.iter().position(|t| t.starts_with("Throughput: ")).expect("the method");
+    let command = texts[from..to].join(" ");
+    assert_eq!(command, format!("Command: {}", first["command"].as_str().unwrap()));
     assert!(caption("zcp bench: ").contains("8 MiB of random bytes, 2 rounds"), "{texts:#?}");
 }
 
@@ -337,4 +341,31 @@ fn an_svg_onto_a_directory_leaves_no_temporary_file() {
         .stderr(contains("chart.svg"));
     let names: Vec<_> = fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["chart.svg"], "a temporary file was left beside it");
+}
+
+#[test]
+fn a_report_with_absurd_numbers_still_draws() {
+    let mut report = run().report.clone();
+    let pairs = report["dirs"][0]["pairs"].as_array_mut().unwrap();
+    let range = serde_json::json!({ "median": -5.0, "min": -10.0, "max": 1e300 });
+    pairs[0]["throughput_bytes_per_s"] = range;
+    pairs[0]["send"]["syscalls"] = 0.into();
+    pairs[1]["send"]["cpu_s_per_gib"] = 1e308.into();
+    pairs[1]["recv"]["syscalls"] = u64::MAX.into();
+    let dir = TempDir::new().unwrap();
+    let (json, svg) = (dir.path().join("absurd.json"), dir.path().join("absurd.svg"));
+    fs::write(&json, report.to_string()).unwrap();
+    Command::new(ZCP)
+        .args(["bench", "--quiet", "--from-json"])
+        .arg(&json)
+        .arg("--export-svg")
+        .arg(&svg)
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success();
+    let text = fs::read_to_string(&svg).unwrap();
+    let doc = parse(&text);
+    let width = |n: roxmltree::Node| n.attribute("width").and_then(|w| w.parse::<i64>().ok());
+    let widest = doc.descendants().filter(|n| n.has_tag_name("rect")).skip(1).filter_map(width);
+    assert!(widest.max().unwrap_or(0) < 1600, "a bar wider than the picture");
 }

@@ -32,6 +32,11 @@ const AXIS: i32 = 34;
 const CAPTION_LINE: i32 = 21;
 /// Where the log scale of syscalls starts.
 const LOG_FLOOR: f64 = 0.5;
+/// The largest value an axis reaches: plotters' search for ticks does not end on a range near
+/// `f64::MAX`, and a report read back may hold anything. Bars beyond end at the axis' end.
+const LARGEST: f64 = 1e100;
+/// Characters of a caption line, which fills the picture's width.
+const CAPTION_CHARS: usize = 200;
 /// Names longer than this many characters are cut, so they stay in their column.
 const NAME_CHARS: usize = 40;
 
@@ -183,7 +188,7 @@ fn names(root: &Area, lines: &[Line]) -> Drawn {
             Line::Dir(results) => {
                 let y = top + 4;
                 rule(root, y, MARGIN, WIDTH as i32 - MARGIN, RULE)?;
-                let text = format!("copies in {}", shown(&results.dir));
+                let text = cut(&format!("copies in {}", shown(&results.dir)), CAPTION_CHARS);
                 write(root, &text, (MARGIN, mid + 3), Look::DIR)?;
             }
             Line::Pair(row) => {
@@ -225,7 +230,8 @@ fn throughput(root: &Area, lines: &[Line], rows_h: i32) -> Drawn {
     let x_max = linear_max(top / unit, labels.fold(0.0, f64::max), THROUGHPUT.w);
     let label = |v: &f64| tick(*v);
     let chart = panel(root, THROUGHPUT, rows_h, x_max, &label, name)?;
-    let x = |v: f64| chart.backend_coord(&(v / unit, 0.0)).0;
+    // Values are kept in the axis' range: plotters overflows mapping one far beyond it.
+    let x = |v: f64| chart.backend_coord(&((v / unit).clamp(0.0, x_max), 0.0)).0;
     for (top, line) in placed(lines) {
         let Line::Pair(row) = line else { continue };
         let mid = TOP + top + ROW / 2;
@@ -272,7 +278,7 @@ fn cpu(root: &Area, lines: &[Line], rows_h: i32) -> Drawn {
     let x_max = linear_max(top, widest.fold(0.0, f64::max), CPU.w);
     let tick_label = |v: &f64| tick(*v);
     let chart = panel(root, CPU, rows_h, x_max, &tick_label, "s/GiB")?;
-    let x = |v: f64| chart.backend_coord(&(v, 0.0)).0;
+    let x = |v: f64| chart.backend_coord(&(v.clamp(0.0, x_max), 0.0)).0;
     for (top, _, s) in measured_rows(lines) {
         let mid = TOP + top + ROW / 2;
         let send = s.send.cpu_s_per_gib;
@@ -295,7 +301,7 @@ fn syscalls(root: &Area, lines: &[Line], rows_h: i32) -> Drawn {
         .build_cartesian_2d((LOG_FLOOR..x_max).log_scale(), f64::from(rows_h)..0.0)?;
     let label = |v: &f64| count_tick(*v);
     mesh(&mut chart, &label, "calls")?;
-    let x = |v: u64| chart.backend_coord(&(v.max(1) as f64, 0.0)).0;
+    let x = |v: u64| chart.backend_coord(&((v.max(1) as f64).min(x_max), 0.0)).0;
     let zero = chart.backend_coord(&(LOG_FLOOR, 0.0)).0;
     for (top, _, s) in measured_rows(lines) {
         let mid = TOP + top + ROW / 2;
@@ -374,12 +380,12 @@ where
 /// longest bar.
 fn linear_max(top: f64, label: f64, width: i32) -> f64 {
     let share = bar_share(label, width);
-    if top > 0.0 { top / share } else { 1.0 }
+    if top > 0.0 { top.min(LARGEST) / share } else { 1.0 }
 }
 
 /// The same for the log scale from `LOG_FLOOR`.
 fn log_max(top: f64, label: f64, width: i32) -> f64 {
-    let decades = (top.max(10.0) / LOG_FLOOR).log10() / bar_share(label, width);
+    let decades = (top.clamp(10.0, LARGEST) / LOG_FLOOR).log10() / bar_share(label, width);
     LOG_FLOOR * 10f64.powf(decades)
 }
 
@@ -418,12 +424,55 @@ fn count_tick(v: f64) -> String {
 /// The machine, the command and how the numbers were taken.
 fn caption(all: &[Results]) -> Vec<String> {
     let Some(first) = all.first() else { return Vec::new() };
-    vec![
-        format!("Machine: {}", shown(&first.machine.describe())),
-        format!("Command: {}", shown(&first.command)),
-        "Throughput: bytes over the wall time from starting the sender until both ends exited. \
-         CPU: user + system time of each process, per GiB. Syscalls: the data-path calls zcp's \
-         own reports count."
-            .to_string(),
-    ]
+    let machine = format!("Machine: {}", shown(&first.machine.describe()));
+    let command = format!("Command: {}", shown(&first.command));
+    let how = "Throughput: bytes over the wall time from starting the sender until both ends \
+               exited. CPU: user + system time of each process, per GiB. Syscalls: the data-path \
+               calls zcp's own reports count.";
+    [machine, command, how.to_string()].iter().flat_map(|line| wrap(line, CAPTION_CHARS)).collect()
+}
+
+/// `text` in lines of at most `max` characters, broken at spaces (a longer word is cut):
+/// joined with single spaces, the lines are `text` again.
+fn wrap(text: &str, max: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= max => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines.into_iter().map(|line| cut(&line, max)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_lines_join_back_to_the_text() {
+        assert_eq!(wrap("zcp bench --size 8M", 9), ["zcp bench", "--size 8M"]);
+        let command = "zcp bench --dir /a/very/long/path --dir /another --export-svg x.svg";
+        for max in [17, 20, 40, 200] {
+            let lines = wrap(command, max);
+            assert!(lines.iter().all(|l| l.chars().count() <= max), "{lines:?}");
+            assert_eq!(lines.join(" "), command);
+        }
+        assert_eq!(wrap("abcdefgh", 4), ["abc…"], "a longer word is cut");
+    }
+
+    #[test]
+    fn axes_leave_room_for_labels_and_stay_finite() {
+        assert_eq!(linear_max(0.0, 50.0, 500), 1.0);
+        assert!((linear_max(2.0, 100.0, 500) - 2.0 * 500.0 / 384.0).abs() < 1e-9);
+        assert_eq!(linear_max(1.0, 400.0, 500), 2.0, "the bar keeps half the panel");
+        assert!(linear_max(f64::MAX, 10.0, 500).is_finite());
+        assert!(log_max(u64::MAX as f64, 10.0, 300).is_finite());
+        assert_eq!(count_tick(10_000.0), "10k");
+        assert_eq!(tick(0.5), "0.5");
+        assert_eq!(tick(2.0), "2");
+    }
 }
