@@ -91,20 +91,20 @@ pub struct Look {
 }
 
 impl Look {
-    pub const TITLE: Look = Look::left(25.0, INK, FontStyle::Bold, VPos::Top);
-    pub const SUBTITLE: Look = Look::left(15.0, MUTED, FontStyle::Normal, VPos::Top);
-    pub const HEADER: Look = Look::left(17.0, INK, FontStyle::Bold, VPos::Center);
-    pub const NOTE: Look = Look::left(13.0, MUTED, FontStyle::Normal, VPos::Center);
-    pub const DIR: Look = Look::left(15.0, INK, FontStyle::Bold, VPos::Center);
-    pub const NAME: Look = Look::right(15.0, INK, FontStyle::Normal);
-    pub const DETAIL: Look = Look::right(12.5, MUTED, FontStyle::Normal);
-    pub const APART: Look = Look::right(13.0, MUTED, FontStyle::Italic);
-    pub const VALUE: Look = Look::left(14.0, INK, FontStyle::Bold, VPos::Center);
-    pub const SPREAD: Look = Look::left(12.0, MUTED, FontStyle::Normal, VPos::Center);
-    pub const COUNT: Look = Look::left(12.0, INK, FontStyle::Normal, VPos::Center);
-    pub const MISSING: Look = Look::left(13.0, MUTED, FontStyle::Italic, VPos::Center);
-    pub const TICK: Look = Look::left(12.0, MUTED, FontStyle::Normal, VPos::Center);
-    pub const CAPTION: Look = Look::left(13.0, MUTED, FontStyle::Normal, VPos::Center);
+    pub const TITLE: Look = Look::left(28.0, INK, FontStyle::Bold, VPos::Top);
+    pub const SUBTITLE: Look = Look::left(16.0, MUTED, FontStyle::Normal, VPos::Top);
+    pub const HEADER: Look = Look::left(19.0, INK, FontStyle::Bold, VPos::Center);
+    pub const NOTE: Look = Look::left(14.0, MUTED, FontStyle::Normal, VPos::Center);
+    pub const DIR: Look = Look::left(16.5, INK, FontStyle::Bold, VPos::Center);
+    pub const NAME: Look = Look::right(17.0, INK, FontStyle::Normal);
+    pub const DETAIL: Look = Look::right(13.5, MUTED, FontStyle::Normal);
+    pub const APART: Look = Look::right(14.0, MUTED, FontStyle::Italic);
+    pub const VALUE: Look = Look::left(15.5, INK, FontStyle::Bold, VPos::Center);
+    pub const SPREAD: Look = Look::left(13.0, MUTED, FontStyle::Normal, VPos::Center);
+    pub const COUNT: Look = Look::left(13.0, INK, FontStyle::Normal, VPos::Center);
+    pub const MISSING: Look = Look::left(14.0, MUTED, FontStyle::Italic, VPos::Center);
+    pub const TICK: Look = Look::left(13.0, MUTED, FontStyle::Normal, VPos::Center);
+    pub const CAPTION: Look = Look::left(14.0, MUTED, FontStyle::Normal, VPos::Center);
 
     const fn left(px: f64, color: RGBColor, style: FontStyle, v: VPos) -> Look {
         Look { px, color, style, h: HPos::Left, v }

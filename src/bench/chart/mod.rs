@@ -20,23 +20,23 @@ use marks::{
 const WIDTH: u32 = 1600;
 const MARGIN: i32 = 24;
 /// Right edge of the names column.
-const NAMES_RIGHT: i32 = 336;
+const NAMES_RIGHT: i32 = 372;
 /// Title, subtitle and the panels' headings, above the first row.
-const TOP: i32 = 150;
+const TOP: i32 = 166;
 /// Heights of a pair's row, of a directory's heading, of the line before the reference rows.
-const ROW: i32 = 50;
-const DIR_LINE: i32 = 38;
+const ROW: i32 = 56;
+const DIR_LINE: i32 = 42;
 const APART_LINE: i32 = 34;
 /// Below the rows: the x axes with their tick labels.
 const AXIS: i32 = 34;
-const CAPTION_LINE: i32 = 21;
+const CAPTION_LINE: i32 = 23;
 /// Where the log scale of syscalls starts.
 const LOG_FLOOR: f64 = 0.5;
 /// The largest value an axis reaches: plotters' search for ticks does not end on a range near
 /// `f64::MAX`, and a report read back may hold anything. Bars beyond end at the axis' end.
 const LARGEST: f64 = 1e100;
 /// Characters of a caption line, which fills the picture's width.
-const CAPTION_CHARS: usize = 200;
+const CAPTION_CHARS: usize = 220;
 /// Names longer than this many characters are cut, so they stay in their column.
 const NAME_CHARS: usize = 40;
 
@@ -47,9 +47,9 @@ struct Column {
     w: i32,
 }
 
-const THROUGHPUT: Column = Column { x: 360, w: 560 };
-const CPU: Column = Column { x: 956, w: 300 };
-const SYSCALLS: Column = Column { x: 1292, w: 284 };
+const THROUGHPUT: Column = Column { x: 396, w: 536 };
+const CPU: Column = Column { x: 964, w: 296 };
+const SYSCALLS: Column = Column { x: 1294, w: 282 };
 
 /// Bars of zcp's pairs, and of the ceiling and the other tools.
 const PAIR_FILL: Fill = Fill::Solid(RGBColor(0x00, 0x72, 0xb2));
@@ -159,7 +159,7 @@ fn heading(root: &Area, all: &[Results]) -> Drawn {
     write(root, &format!("zcp bench: {subject}"), (MARGIN, 22), Look::TITLE)?;
     let sub =
         "one row per sender:receiver pair or other tool, each end its own process, over loopback";
-    write(root, sub, (MARGIN, 56), Look::SUBTITLE)?;
+    write(root, sub, (MARGIN, 60), Look::SUBTITLE)?;
     let spread = match all.first().map_or(0, |r| r.rounds) {
         1 => "bar: the one round (more --rounds draw their spread)".to_string(),
         n => format!("bar: median · whisker: slowest–fastest of {n} rounds"),
@@ -170,12 +170,12 @@ fn heading(root: &Area, all: &[Results]) -> Drawn {
         (SYSCALLS, "Data-path syscalls", "sender (solid) / receiver (hatched), log".to_string()),
     ];
     for (column, title, how) in panels {
-        write(root, title, (column.x, TOP - 58), Look::HEADER)?;
-        write(root, &how, (column.x, TOP - 34), Look::NOTE)?;
+        write(root, title, (column.x, TOP - 66), Look::HEADER)?;
+        write(root, &how, (column.x, TOP - 40), Look::NOTE)?;
     }
     if all.iter().flat_map(|r| &r.rows).any(|r| r.kind != Kind::Zcp) {
         let hatched = "hatched, below the line: zcp's ceiling and other tools";
-        write(root, hatched, (THROUGHPUT.x, TOP - 16), Look::NOTE)?;
+        write(root, hatched, (THROUGHPUT.x, TOP - 20), Look::NOTE)?;
     }
     Ok(())
 }
@@ -193,9 +193,9 @@ fn names(root: &Area, lines: &[Line]) -> Drawn {
             }
             Line::Pair(row) => {
                 let detail = detail(row);
-                let y = if detail.is_empty() { mid } else { mid - 8 };
+                let y = if detail.is_empty() { mid } else { mid - 9 };
                 write(root, &cut(&shown(&row.name), NAME_CHARS), (NAMES_RIGHT, y), Look::NAME)?;
-                write(root, &detail, (NAMES_RIGHT, mid + 10), Look::DETAIL)?;
+                write(root, &detail, (NAMES_RIGHT, mid + 12), Look::DETAIL)?;
             }
             Line::Apart { ceiling } => {
                 dashed(root, mid, NAMES_RIGHT + 12, WIDTH as i32 - MARGIN)?;
@@ -241,14 +241,14 @@ fn throughput(root: &Area, lines: &[Line], rows_h: i32) -> Drawn {
             continue;
         };
         let fill = if row.kind == Kind::Zcp { PAIR_FILL } else { REFERENCE_FILL };
-        bar(root, (x(0.0), mid - 12), (x(s.median), mid + 12), fill)?;
+        bar(root, (x(0.0), mid - 14), (x(s.median), mid + 14), fill)?;
         if s.max > s.min {
             whisker(root, x(s.min), x(s.max), mid)?;
         }
         let end = x(s.max).max(x(s.median)) + 8;
         if s.max > s.min {
-            write(root, &rate_label(s), (end, mid - 7), Look::VALUE)?;
-            write(root, &spread_label(s), (end, mid + 10), Look::SPREAD)?;
+            write(root, &rate_label(s), (end, mid - 8), Look::VALUE)?;
+            write(root, &spread_label(s), (end, mid + 12), Look::SPREAD)?;
         } else {
             write(root, &rate_label(s), (end, mid), Look::VALUE)?;
         }
@@ -282,8 +282,8 @@ fn cpu(root: &Area, lines: &[Line], rows_h: i32) -> Drawn {
     for (top, _, s) in measured_rows(lines) {
         let mid = TOP + top + ROW / 2;
         let send = s.send.cpu_s_per_gib;
-        bar(root, (x(0.0), mid - 12), (x(send), mid + 12), CPU_SEND)?;
-        bar(root, (x(send), mid - 12), (x(total(s)), mid + 12), CPU_RECV)?;
+        bar(root, (x(0.0), mid - 14), (x(send), mid + 14), CPU_SEND)?;
+        bar(root, (x(send), mid - 14), (x(total(s)), mid + 14), CPU_RECV)?;
         write(root, &label(s), (x(total(s)) + 8, mid), Look::VALUE)?;
     }
     Ok(())
@@ -309,10 +309,10 @@ fn syscalls(root: &Area, lines: &[Line], rows_h: i32) -> Drawn {
             write(root, "not counted: not zcp", (SYSCALLS.x + 8, mid), Look::MISSING)?;
             continue;
         };
-        bar(root, (zero, mid - 13), (x(send), mid - 1), CALLS_SEND)?;
-        bar(root, (zero, mid + 1), (x(recv), mid + 13), CALLS_RECV)?;
-        write(root, &send.to_string(), (x(send) + 6, mid - 7), Look::COUNT)?;
-        write(root, &recv.to_string(), (x(recv) + 6, mid + 7), Look::COUNT)?;
+        bar(root, (zero, mid - 15), (x(send), mid - 1), CALLS_SEND)?;
+        bar(root, (zero, mid + 1), (x(recv), mid + 15), CALLS_RECV)?;
+        write(root, &send.to_string(), (x(send) + 6, mid - 8), Look::COUNT)?;
+        write(root, &recv.to_string(), (x(recv) + 6, mid + 8), Look::COUNT)?;
     }
     Ok(())
 }
