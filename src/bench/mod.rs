@@ -2,9 +2,10 @@
 //! for each sender:receiver method pair (and, with `--compare`, nc, socat and iperf3), in
 //! interleaved rounds, and reports throughput, CPU, syscalls and memory per pair. This module
 //! owns the options and the order of runs; `run` times one run, `table` prints, `json` writes
-//! and reads back the report, `chart` draws it.
+//! and reads back the report, `chart` draws it, `export` writes the files.
 
 pub mod chart;
+mod export;
 mod http;
 mod json;
 mod peers;
@@ -234,7 +235,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let cfg = BenchConfig::from_args(args)?;
     // Before minutes of measuring, not after.
     for path in cfg.export_markdown.iter().chain(&cfg.export_svg) {
-        check_export_dir(path)?;
+        export::check_dir(path)?;
     }
     if let Input::Saved(path) = &cfg.input {
         // The run that measured them reported its failures; this only prints them again.
@@ -538,10 +539,10 @@ fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<()> {
     }
     if let Some(path) = &cfg.export_markdown {
         let text: Vec<String> = all.iter().map(table::markdown).collect();
-        write_export(path, &text.join("\n"))?;
+        export::write(path, &text.join("\n"))?;
     }
     if let Some(path) = &cfg.export_svg {
-        write_export(path, &chart::svg(all)?)?;
+        export::write(path, &chart::svg(all)?)?;
     }
     if cfg.json {
         let text = match all {
@@ -561,38 +562,6 @@ fn read_saved(path: &Path) -> anyhow::Result<Vec<Results>> {
     json::parse(&text).map_err(|e| {
         usage(format!("--from-json {}: not a zcp bench report: {e:#}", path.display()))
     })
-}
-
-/// The directory an export goes to, which must exist.
-fn export_dir(path: &Path) -> &Path {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
-}
-
-fn check_export_dir(path: &Path) -> anyhow::Result<()> {
-    let dir = export_dir(path);
-    let meta = std::fs::metadata(dir).with_context(|| format!("writing {}", path.display()))?;
-    if !meta.is_dir() {
-        let why = format!("{} is not a directory", dir.display());
-        let err = io::Error::new(io::ErrorKind::NotADirectory, why);
-        return Err(anyhow::Error::from(err).context(format!("writing {}", path.display())));
-    }
-    Ok(())
-}
-
-/// Writes `text` to `path` under a temporary name beside it and renames it into place, so that
-/// `path` never holds half a file.
-fn write_export(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let context = || format!("writing {}", path.display());
-    let mut file = tempfile::Builder::new()
-        .prefix(".zcp-bench-")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(export_dir(path))
-        .with_context(context)?;
-    file.write_all(text.as_bytes()).with_context(context)?;
-    file.persist(path).map_err(|e| e.error).with_context(context)?;
-    Ok(())
 }
 
 /// `zcp bench …` as typed, quoting what a shell would split.
