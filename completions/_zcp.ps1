@@ -111,6 +111,8 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M')
             [CompletionResult]::new('--export-markdown', '--export-markdown', [CompletionResultType]::ParameterName, 'Also write the results as a Markdown table to FILE')
+            [CompletionResult]::new('--export-svg', '--export-svg', [CompletionResultType]::ParameterName, 'Also draw the results as one SVG picture to FILE (for slides, READMEs, CI artifacts)')
+            [CompletionResult]::new('--from-json', '--from-json', [CompletionResultType]::ParameterName, 'Measure nothing: read a report saved from `zcp bench --json` and print, export or draw it')
             [CompletionResult]::new('--events-fd', '--events-fd', [CompletionResultType]::ParameterName, 'Write the events to this open file descriptor instead of stdout (implies --events)')
             [CompletionResult]::new('--events-interval', '--events-interval', [CompletionResultType]::ParameterName, 'Seconds between progress events while bytes move')
             [CompletionResult]::new('--compare', '--compare', [CompletionResultType]::ParameterName, 'Also run netcat, socat -b 131072, iperf3 (memory to memory) and curl when installed, and zcp with --raw at both ends (no checksum: its paths'' ceiling); with --files, tar | nc')

@@ -79,7 +79,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__bench)
-            opts="-q -h --size --files --rounds --dir --file --methods --against --compare --buffer-size --fsync --sparse --encrypt --export-markdown --json --quiet --events --events-fd --events-interval --help"
+            opts="-q -h --size --files --rounds --dir --file --methods --against --compare --buffer-size --fsync --sparse --encrypt --export-markdown --export-svg --from-json --json --quiet --events --events-fd --events-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -118,6 +118,14 @@ _zcp() {
                     return 0
                     ;;
                 --export-markdown)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --export-svg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-json)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

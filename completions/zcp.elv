@@ -105,6 +105,8 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --against 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M'
             cand --export-markdown 'Also write the results as a Markdown table to FILE'
+            cand --export-svg 'Also draw the results as one SVG picture to FILE (for slides, READMEs, CI artifacts)'
+            cand --from-json 'Measure nothing: read a report saved from `zcp bench --json` and print, export or draw it'
             cand --events-fd 'Write the events to this open file descriptor instead of stdout (implies --events)'
             cand --events-interval 'Seconds between progress events while bytes move'
             cand --compare 'Also run netcat, socat -b 131072, iperf3 (memory to memory) and curl when installed, and zcp with --raw at both ends (no checksum: its paths'' ceiling); with --files, tar | nc'

@@ -102,6 +102,8 @@ complete -c zcp -n "__fish_zcp_using_subcommand bench" -l methods -d 'Sender:rec
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l against -d 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-markdown -d 'Also write the results as a Markdown table to FILE' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-svg -d 'Also draw the results as one SVG picture to FILE (for slides, READMEs, CI artifacts)' -r -F
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l from-json -d 'Measure nothing: read a report saved from `zcp bench --json` and print, export or draw it' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events-fd -d 'Write the events to this open file descriptor instead of stdout (implies --events)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events-interval -d 'Seconds between progress events while bytes move' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l compare -d 'Also run netcat, socat -b 131072, iperf3 (memory to memory) and curl when installed, and zcp with --raw at both ends (no checksum: its paths\' ceiling); with --files, tar | nc'

@@ -591,6 +591,39 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub export_markdown: Option<PathBuf>,
 
+    /// Also draw the results as one SVG picture to FILE (for slides, READMEs, CI artifacts)
+    ///
+    /// One self-contained picture, one panel per measure, one row per pair, grouped by --dir:
+    /// throughput as bars (the median) with a whisker from the slowest to the fastest round; CPU
+    /// seconds per GiB, split into the sender's share (solid) and the receiver's (hatched); and
+    /// the data-path syscalls of each end, on a log scale. The ceiling (--raw at both ends) and
+    /// the other tools of --compare are hatched and drawn below a line, apart from zcp's pairs.
+    /// A caption names the machine (CPU, cores, kernel), the file, the rounds and the command
+    /// line. Every number is printed beside its bar, and the text is text: selectable and
+    /// searchable, in the viewer's own sans-serif font; no scripts, no external files. The file
+    /// is written under a temporary name and renamed, so FILE is never half-written.
+    #[arg(long, value_name = "FILE")]
+    pub export_svg: Option<PathBuf>,
+
+    /// Measure nothing: read a report saved from `zcp bench --json` and print, export or draw it
+    ///
+    /// REPORT is what `zcp bench --json` printed (one directory's object, or the object holding
+    /// each --dir's). The results are printed again as the table, and with --export-svg,
+    /// --export-markdown or --json written as a fresh run's would be, with the machine and the
+    /// command line of the run that measured them. Exits 0 once they are written, whether or not
+    /// a pair failed in that run. A file that is not such a report is a usage error (exit 2).
+    /// Example, in CI: `zcp bench --json > bench.json`, then `zcp bench --from-json bench.json
+    /// --export-svg bench.svg`.
+    #[arg(
+        long,
+        value_name = "REPORT",
+        conflicts_with_all = [
+            "size", "files", "rounds", "dir", "file", "methods", "against", "compare",
+            "buffer_size", "fsync", "sparse", "encrypt",
+        ]
+    )]
+    pub from_json: Option<PathBuf>,
+
     #[command(flatten)]
     /// What is printed.
     pub output: OutputArgs,

@@ -153,6 +153,9 @@ fn compare_without_the_tools_shows_not_installed_rows() {
     // zcp's own ceiling needs no tool: `auto` with `--raw` at both ends, the copy verified.
     let ceiling = pair(&report, "auto:auto --raw (no checksum: ceiling)");
     assert_eq!(ceiling["status"], "ok", "{ceiling:#}");
+    // The chart sets it apart from zcp's pairs by this, as the peers.
+    assert_eq!(ceiling["kind"], "ceiling", "{ceiling:#}");
+    assert_eq!(pair(&report, "buffered:buffered")["kind"], "zcp", "{report:#}");
     assert_eq!(
         (&ceiling["send_path"], &ceiling["recv_path"]),
         (&"sendfile".into(), &"splice".into())
@@ -161,6 +164,7 @@ fn compare_without_the_tools_shows_not_installed_rows() {
     for name in PEERS {
         let p = pair(&report, name);
         assert_eq!(p["status"], "not installed", "{p:#}");
+        assert_eq!(p["kind"], "peer", "{p:#}");
         assert!(p["throughput_bytes_per_s"].is_null(), "{p:#}");
         let row = table.lines().find(|l| l.starts_with(name));
         assert!(
@@ -459,4 +463,72 @@ fn encrypt_adds_encrypted_pairs_and_socat_with_tls() {
         assert_eq!(pair(&report, name)["status"], "ok", "{name}: {report:#}");
     }
     assert_empty(dir.path());
+}
+
+#[test]
+fn a_saved_report_is_printed_again_as_it_was_measured() {
+    let (a, b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let out = TempDir::new().unwrap();
+    let assert = Command::new(ZCP)
+        .args(["bench", "--rounds", "2", "--json", "--size", "1M", "--methods", "splice:buffered"])
+        .arg("--dir")
+        .arg(a.path())
+        .arg("--dir")
+        .arg(b.path())
+        .timeout(LIMIT)
+        .assert()
+        .success();
+    let saved = out.path().join("bench.json");
+    fs::write(&saved, &assert.get_output().stdout).unwrap();
+    let md = out.path().join("again.md");
+    let again = Command::new(ZCP)
+        .args(["bench", "--json", "--from-json"])
+        .arg(&saved)
+        .arg("--export-markdown")
+        .arg(&md)
+        .timeout(LIMIT)
+        .assert()
+        .success();
+    assert_eq!(stdout_json(&again), stdout_json(&assert), "the same report, both directories");
+    let table = stderr(&again);
+    assert_eq!(table.matches("splice:buffered").count(), 2, "one table per directory: {table}");
+    let markdown = fs::read_to_string(&md).expect("the Markdown was written");
+    assert!(markdown.contains("| splice:buffered | splice | buffered |"), "{markdown}");
+    assert!(markdown.contains("`zcp bench --rounds 2 --json --size 1M"), "its command: {markdown}");
+}
+
+#[test]
+fn a_file_that_is_not_a_report_is_a_usage_error() {
+    let dir = TempDir::new().unwrap();
+    let (json, md) = (dir.path().join("notes.json"), dir.path().join("out.md"));
+    fs::write(&json, r#"{"pairs": "none"}"#).unwrap();
+    let assert = Command::new(ZCP)
+        .args(["bench", "--from-json"])
+        .arg(&json)
+        .arg("--export-markdown")
+        .arg(&md)
+        .timeout(LIMIT)
+        .assert()
+        .code(2)
+        .stderr(contains("notes.json: not a zcp bench report"));
+    assert_eq!(stderr(&assert).lines().count(), 1, "{}", stderr(&assert));
+    assert!(!md.exists(), "Markdown from no report");
+    let missing = dir.path().join("missing.json");
+    Command::new(ZCP)
+        .args(["bench", "--from-json"])
+        .arg(&missing)
+        .timeout(LIMIT)
+        .assert()
+        .code(7)
+        .stderr(contains("missing.json"));
+}
+
+#[test]
+fn from_json_measures_nothing_so_takes_no_measuring_options() {
+    Command::new(ZCP)
+        .args(["bench", "--from-json", "r.json", "--size", "8M"])
+        .timeout(LIMIT)
+        .assert()
+        .code(2)
+        .stderr(contains("--from-json").and(contains("--size")));
 }

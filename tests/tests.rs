@@ -50,6 +50,7 @@ mod shell;
 mod sparse;
 mod strace;
 mod streams;
+mod svg;
 mod swapped;
 mod transfer;
 mod tree;

@@ -1,9 +1,13 @@
 //! `zcp bench`: runs this binary's own `zcp recv` and `zcp send` as two processes over loopback
 //! for each sender:receiver method pair (and, with `--compare`, nc, socat and iperf3), in
 //! interleaved rounds, and reports throughput, CPU, syscalls and memory per pair. This module
-//! owns the options and the order of runs; `run` times one run, `table` prints.
+//! owns the options and the order of runs; `run` times one run, `table` prints, `json` writes
+//! and reads back the report, `chart` draws it, `export` writes the files.
 
+pub mod chart;
+mod export;
 mod http;
+mod json;
 mod peers;
 mod process;
 mod run;
@@ -84,6 +88,10 @@ pub struct BenchConfig {
     pub buffer_size: u64,
     /// Where to write the Markdown table, if anywhere.
     pub export_markdown: Option<PathBuf>,
+    /// Where to write the SVG chart, if anywhere.
+    pub export_svg: Option<PathBuf>,
+    /// Measure now, or read a saved report.
+    pub input: Input,
     /// One JSON object on stdout.
     pub json: bool,
     /// A progress bar on stderr.
@@ -92,6 +100,15 @@ pub struct BenchConfig {
     pub table: bool,
     /// What the rows compare.
     pub scenario: Scenario,
+}
+
+/// Where the results come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Runs measured now.
+    Measure,
+    /// A report saved from `zcp bench --json` (`--from-json`), read back.
+    Saved(PathBuf),
 }
 
 /// A sender:receiver pair of `--method` tokens, with or without `--encrypt`.
@@ -186,6 +203,8 @@ impl BenchConfig {
             against: args.against.as_deref().map(parse_against).transpose()?,
             buffer_size: args.buffer_size,
             export_markdown: args.export_markdown,
+            export_svg: args.export_svg,
+            input: args.from_json.map_or(Input::Measure, Input::Saved),
             json: args.output.json,
             progress: !quiet && !args.output.json && io::stderr().is_terminal(),
             table: !quiet,
@@ -220,9 +239,22 @@ fn usage(message: String) -> anyhow::Error {
 /// (143), after its children exited and its temporary files were removed.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let cfg = BenchConfig::from_args(args)?;
+    // Before minutes of measuring, not after.
+    for path in cfg.export_markdown.iter().chain(&cfg.export_svg) {
+        export::check_dir(path)?;
+    }
+    if let Input::Saved(path) = &cfg.input {
+        // The run that measured them reported its failures; this only prints them again.
+        report(&cfg, &read_saved(path)?)?;
+        return Ok(ExitCode::Success);
+    }
     signals::install()?;
     match measure(&cfg) {
-        Ok(results) => report(&cfg, &results),
+        Ok(results) => {
+            report(&cfg, &results)?;
+            let failed = results.iter().any(Results::any_failed);
+            Ok(if failed { ExitCode::Failure } else { ExitCode::Success })
+        }
         Err(e) => match e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {
             Some(stop) => {
                 terminal::line(format!("zcp: bench {stop}; its temporary files were removed"));
@@ -258,6 +290,7 @@ fn check_stop() -> anyhow::Result<()> {
 /// One contender and what its runs gave so far.
 struct Contender {
     name: String,
+    kind: Kind,
     what: What,
     samples: Vec<Sample>,
     failure: Option<(u32, String)>,
@@ -280,10 +313,7 @@ impl Contender {
             What::Zcp(_, _, Variant { source: Some((_, own)), .. }) => *own,
             _ => size,
         };
-        let kind = match self.what {
-            What::Zcp(..) => Kind::Zcp,
-            What::Peer(..) => Kind::Peer,
-        };
+        let kind = self.kind;
         let outcome = match (self.what, self.failure) {
             (What::Peer(_, None), _) => Outcome::NotInstalled,
             (_, Some((round, error))) => Outcome::Failed { round, error },
@@ -297,6 +327,7 @@ impl Contender {
 fn contenders(cfg: &BenchConfig, sparse: Option<&(PathBuf, u64)>) -> Vec<Contender> {
     let contender = |name: &str, what| Contender {
         name: name.to_string(),
+        kind: Kind::Zcp,
         what,
         samples: Vec::new(),
         failure: None,
@@ -322,24 +353,31 @@ fn contenders(cfg: &BenchConfig, sparse: Option<&(PathBuf, u64)>) -> Vec<Contend
         }
     }
     let plain = Variant::default;
-    let ours = cfg.pairs.iter().map(|p| (p.name(), What::Zcp(*p, None, plain())));
+    let ours = cfg.pairs.iter().map(|p| (p.name(), Kind::Zcp, What::Zcp(*p, None, plain())));
     let theirs = cfg.against.iter().flat_map(|(label, path)| {
         cfg.pairs.iter().map(move |p| {
-            (format!("{} @ {label}", p.name()), What::Zcp(*p, Some(path.clone()), plain()))
+            let what = What::Zcp(*p, Some(path.clone()), plain());
+            (format!("{} @ {label}", p.name()), Kind::Zcp, what)
         })
     });
     // What the zero-copy path reaches with no checksum at either end: the ceiling of `auto`.
     let raw =
         Variant { send_args: &["--raw"], recv_args: &["--raw"], output_file: true, ..plain() };
-    let ceiling =
-        (cfg.compare && cfg.files.is_none()).then(|| (CEILING.into(), What::Zcp(AUTO, None, raw)));
+    let ceiling = (cfg.compare && cfg.files.is_none())
+        .then(|| (CEILING.into(), Kind::Ceiling, What::Zcp(AUTO, None, raw)));
     let zcp = ours.chain(theirs).chain(ceiling);
     let peers: &[Peer] = if cfg.files.is_some() { &Peer::TREE } else { &Peer::FILE };
     let tls = (cfg.encrypt && cfg.files.is_none()).then_some(Peer::SocatTls);
     let peers = peers.iter().copied().chain(tls).filter(|_| cfg.compare);
-    let peers = peers.map(|p| (p.name().to_string(), What::Peer(p, p.locate())));
+    let peers = peers.map(|p| (p.name().to_string(), Kind::Peer, What::Peer(p, p.locate())));
     zcp.chain(peers)
-        .map(|(name, what)| Contender { name, what, samples: Vec::new(), failure: None })
+        .map(|(name, kind, what)| Contender {
+            name,
+            kind,
+            what,
+            samples: Vec::new(),
+            failure: None,
+        })
         .collect()
 }
 
@@ -492,9 +530,9 @@ fn run_once(ctx: &RunContext<'_>, what: &What, number: usize) -> anyhow::Result<
     }
 }
 
-/// Prints the tables, writes the Markdown, prints the JSON (one object; with several `--dir`,
-/// one object holding each directory's in `dirs`); exit code 1 if a contender failed.
-fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<ExitCode> {
+/// Prints the tables, writes the Markdown and the SVG, prints the JSON (one object; with
+/// several `--dir`, one object holding each directory's in `dirs`).
+fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<()> {
     for results in all {
         if cfg.table {
             terminal::lines(&format!("{}\n", table::human(results)));
@@ -507,21 +545,29 @@ fn report(cfg: &BenchConfig, all: &[Results]) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &cfg.export_markdown {
         let text: Vec<String> = all.iter().map(table::markdown).collect();
-        write_markdown(path, &text.join("\n"))?;
+        export::write(path, &text.join("\n"))?;
+    }
+    if let Some(path) = &cfg.export_svg {
+        export::write(path, &chart::svg(all)?)?;
     }
     if cfg.json {
         let text = match all {
-            [one] => table::json(one),
-            many => table::json_many(many),
+            [one] => json::text(one),
+            many => json::text_many(many),
         };
         crate::report::line_to_stdout(&text).context("writing the JSON results")?;
     }
-    let failed = all.iter().any(Results::any_failed);
-    Ok(if failed { ExitCode::Failure } else { ExitCode::Success })
+    Ok(())
 }
 
-fn write_markdown(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+/// The results of a report saved from `--json`; one that is not such a report is a usage
+/// error naming the file.
+fn read_saved(path: &Path) -> anyhow::Result<Vec<Results>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--from-json {}", path.display()))?;
+    json::parse(&text).map_err(|e| {
+        usage(format!("--from-json {}: not a zcp bench report: {e:#}", path.display()))
+    })
 }
 
 /// `zcp bench …` as typed, quoting what a shell would split.

@@ -45,10 +45,12 @@ pub struct Side {
     pub fallbacks: Vec<String>,
 }
 
-/// Whether a row is one of zcp's method pairs or another tool.
+/// Whether a row is one of zcp's method pairs, zcp's own ceiling, or another tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Zcp,
+    /// zcp with `--raw` at both ends: no protocol, no checksum; what its paths reach.
+    Ceiling,
     Peer,
 }
 

@@ -1,10 +1,8 @@
-//! All printing of benchmark results: the table a person reads on stderr, the README-ready
-//! Markdown table, and the one JSON object for stdout. It only formats `Results`.
+//! The benchmark's results as text for people: the table on stderr and the README-ready
+//! Markdown table (`json` writes the object for machines). It only formats `Results`.
 
+use super::stats::{Outcome, Results, Row, SideSummary};
 use humansize::{BINARY, format_size};
-use serde::Serialize;
-
-use super::stats::{Kind, Outcome, Results, Row, SideSummary, Summary};
 
 const HEADERS: [&str; 13] = [
     "pair",
@@ -92,6 +90,11 @@ fn title(results: &Results) -> String {
 
 /// `1 GiB of random bytes, 5 rounds, loopback, copies in /tmp`.
 fn subject(results: &Results) -> String {
+    format!("{}, copies in {}", sent_and_rounds(results), results.dir)
+}
+
+/// `1 GiB of random bytes, 5 rounds, loopback`.
+pub fn sent_and_rounds(results: &Results) -> String {
     let total = format_size(results.file_bytes, BINARY);
     let file = match (&results.file, results.files, results.sparse_bytes) {
         (_, _, Some(apparent)) => format!(
@@ -108,10 +111,10 @@ fn subject(results: &Results) -> String {
         (None, None, None) => format!("{total} of random bytes"),
     };
     let rounds = if results.rounds == 1 { "round" } else { "rounds" };
-    format!("{file}, {} {rounds}, loopback, copies in {}", results.rounds, results.dir)
+    format!("{file}, {} {rounds}, loopback", results.rounds)
 }
 
-fn status(outcome: &Outcome) -> String {
+pub fn status(outcome: &Outcome) -> String {
     match outcome {
         Outcome::NotInstalled => "not installed".into(),
         Outcome::Failed { round, error } => format!("failed in round {round}: {error}"),
@@ -178,12 +181,12 @@ fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)
 }
 
-fn rate(bytes_per_s: f64) -> String {
+pub fn rate(bytes_per_s: f64) -> String {
     format!("{}/s", size(bytes_per_s as u64))
 }
 
 /// `1.10–1.40 GiB/s` when both ends share a unit, else both in full.
-fn range(min: f64, max: f64) -> String {
+pub fn range(min: f64, max: f64) -> String {
     let (lo, hi) = (size(min as u64), size(max as u64));
     match (lo.split_once(' '), hi.split_once(' ')) {
         (Some((lo_n, lo_unit)), Some((hi_n, hi_unit))) if lo_unit == hi_unit => {
@@ -210,156 +213,4 @@ fn aligned(cells: &[String], widths: &[usize]) -> String {
         })
         .collect();
     format!("{}\n", padded.join("  ").trim_end())
-}
-
-/// The one JSON object for stdout; its keys are a contract.
-pub fn json(results: &Results) -> String {
-    let view = JsonResults {
-        machine: &results.machine.cpu,
-        arch: &results.machine.arch,
-        kernel: &results.machine.kernel,
-        cores: results.machine.cores,
-        file_bytes: results.file_bytes,
-        file: results.file.as_deref(),
-        files: results.files,
-        sparse_bytes: results.sparse_bytes,
-        dir: &results.dir,
-        rounds: results.rounds,
-        command: &results.command,
-        pairs: results.rows.iter().map(JsonPair::of).collect(),
-    };
-    crate::report::json_text(&view)
-}
-
-/// With several `--dir`: one object whose `dirs` holds each directory's object (as `json`).
-pub fn json_many(all: &[Results]) -> String {
-    let dirs: Vec<serde_json::Value> =
-        all.iter().filter_map(|r| serde_json::from_str(&json(r)).ok()).collect();
-    crate::report::json_text(&serde_json::json!({ "dirs": dirs }))
-}
-
-#[derive(Serialize)]
-struct JsonResults<'a> {
-    machine: &'a str,
-    arch: &'a str,
-    kernel: &'a str,
-    cores: usize,
-    file_bytes: u64,
-    file: Option<&'a str>,
-    files: Option<u64>,
-    sparse_bytes: Option<u64>,
-    dir: &'a str,
-    rounds: u32,
-    command: &'a str,
-    pairs: Vec<JsonPair<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonPair<'a> {
-    name: &'a str,
-    kind: &'static str,
-    /// `ok`, `failed` or `not installed`.
-    status: &'static str,
-    error: Option<&'a str>,
-    failed_round: Option<u32>,
-    send_path: Option<&'a str>,
-    recv_path: Option<&'a str>,
-    runs: usize,
-    throughput_bytes_per_s: Option<JsonRange>,
-    files_per_s: Option<f64>,
-    cpu_s_per_gib: Option<f64>,
-    cpu_s_per_gib_min: Option<f64>,
-    cpu_s_per_gib_max: Option<f64>,
-    context_switches: Option<u64>,
-    send: Option<JsonSide>,
-    recv: Option<JsonSide>,
-    ratio_to_buffered: Option<f64>,
-    fallbacks: Vec<&'a str>,
-    /// With `--sparse`: 512-byte blocks allocated to the source and to the copy.
-    source_blocks: Option<u64>,
-    copy_blocks: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct JsonRange {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-#[derive(Serialize)]
-struct JsonSide {
-    cpu_s_per_gib: f64,
-    syscalls: Option<u64>,
-    bytes_per_call: Option<f64>,
-    context_switches: u64,
-    peak_rss_bytes: u64,
-}
-
-impl<'a> JsonPair<'a> {
-    fn of(row: &'a Row) -> Self {
-        let mut pair = JsonPair {
-            name: &row.name,
-            kind: match row.kind {
-                Kind::Zcp => "zcp",
-                Kind::Peer => "peer",
-            },
-            status: "ok",
-            error: None,
-            failed_round: None,
-            send_path: None,
-            recv_path: None,
-            runs: 0,
-            throughput_bytes_per_s: None,
-            files_per_s: None,
-            cpu_s_per_gib: None,
-            cpu_s_per_gib_min: None,
-            cpu_s_per_gib_max: None,
-            context_switches: None,
-            send: None,
-            recv: None,
-            ratio_to_buffered: None,
-            fallbacks: Vec::new(),
-            source_blocks: None,
-            copy_blocks: None,
-        };
-        match &row.outcome {
-            Outcome::NotInstalled => pair.status = "not installed",
-            Outcome::Failed { round, error } => {
-                (pair.status, pair.error, pair.failed_round) =
-                    ("failed", Some(error.as_str()), Some(*round));
-            }
-            Outcome::Measured(s) => pair.measured(s),
-        }
-        pair
-    }
-
-    fn measured(&mut self, s: &'a Summary) {
-        self.send_path = s.send_path.as_deref();
-        self.recv_path = s.recv_path.as_deref();
-        self.runs = s.runs;
-        self.throughput_bytes_per_s = Some(JsonRange { median: s.median, min: s.min, max: s.max });
-        self.files_per_s = s.files_per_s;
-        self.cpu_s_per_gib = Some(s.cpu_s_per_gib);
-        (self.cpu_s_per_gib_min, self.cpu_s_per_gib_max) = (Some(s.cpu_min), Some(s.cpu_max));
-        self.context_switches = Some(s.switches);
-        self.send = Some(JsonSide::of(&s.send));
-        self.recv = Some(JsonSide::of(&s.recv));
-        self.ratio_to_buffered = s.ratio_to_buffered;
-        self.fallbacks = s.fallbacks.iter().map(String::as_str).collect();
-        self.source_blocks = s.blocks.map(|b| b.source);
-        self.copy_blocks = s.blocks.map(|b| b.copy);
-    }
-}
-
-impl JsonSide {
-    fn of(s: &SideSummary) -> Self {
-        JsonSide {
-            cpu_s_per_gib: s.cpu_s_per_gib,
-            syscalls: s.syscalls,
-            bytes_per_call: s.bytes_per_call,
-            context_switches: s.switches,
-            peak_rss_bytes: s.peak_rss,
-        }
-    }
 }

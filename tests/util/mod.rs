@@ -29,6 +29,7 @@ pub use proxy::{Fault, Proxy, ProxyLog};
 
 // The library items the tests use, in one place: when a module of `src/` moves, only these
 // lines change.
+pub use zcp::bench::chart::FILLS as CHART_FILLS;
 pub use zcp::cli::{Cli, RecvMethod, SendMethod};
 pub use zcp::copy::batch::SMALL_FILE;
 pub use zcp::error::ExitCode;
