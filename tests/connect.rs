@@ -94,6 +94,20 @@ pub(crate) fn connection_refused_exits_3_on_either_end() {
     assert_says(&received, "refused", "connecting receiver");
 }
 
+#[test]
+fn retries_that_all_fail_say_how_many_attempts_were_made() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join(NAME);
+    write_random_file(&src, 1000, 5);
+    let closed = ClosedPort::new();
+    let sent = send(&src, &closed.dest(), &["--retry", "2"]);
+    assert_exit(&sent, 3, "sender whose retries were refused");
+    assert_says(&sent, "gave up after 3 attempts (--retry 2)", "sender");
+    assert_says(&sent, "refused", "sender");
+    let once = send(&src, &closed.dest(), &[]);
+    assert!(!once.stderr.contains("attempts"), "one attempt is not a retry:\n{}", once.stderr);
+}
+
 /// A listener whose accept queue is full, so that a further SYN goes unanswered and a connect
 /// hangs until its timeout; `None` where the queue cannot be filled.
 fn unanswering_listener() -> Option<(TcpListener, Vec<TcpStream>)> {

@@ -120,6 +120,11 @@ pub fn connect(dest: &str, timeout: Duration, retries: u32) -> anyhow::Result<Tc
                 attempt += 1;
                 thread::sleep(Duration::from_secs(1));
             }
+            // The last error alone would read as a first try: say that --retry was spent.
+            Err(e) if attempt > 0 => {
+                let attempts = crate::units::counted(u64::from(attempt) + 1, "attempt");
+                return Err(e.context(format!("gave up after {attempts} (--retry {retries})")));
+            }
             Err(e) => return Err(e),
         }
     }
