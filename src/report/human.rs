@@ -156,6 +156,10 @@ fn batched_line(r: &Report) -> String {
         .iter()
         .filter(|f| !f.dir && f.data_path == Some(DataPath::Buffered) && f.bytes <= SMALL_FILE)
         .count();
+    if n == 0 {
+        // This end moved none of them in a batch (the peer may have): nothing true to say.
+        return String::new();
+    }
     let files = if n == 1 { "1 file".to_string() } else { format!("{n} files") };
     // Why: for small files the calls, not the bytes, are the cost (README, "Many files").
     format!(

@@ -332,10 +332,13 @@ impl Push<'_> {
         let moved = batch::append(&file, &display, size, &mut self.pending)?;
         self.pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: moved.xxh3 })));
         self.holds_data = true;
-        if self.pending.len() >= batch::BATCH {
+        // Under --limit-rate a batch is at most one paced call's worth, so the pace stays smooth.
+        let full = self.pacer.max_call().map_or(batch::BATCH, |m| m.min(batch::BATCH));
+        if self.pending.len() >= full {
             self.send_pending()?;
         }
         self.ui.position(self.total.bytes + moved.bytes);
+        self.pacer.pace(self.total.bytes + moved.bytes);
         Ok(moved)
     }
 
@@ -389,13 +392,14 @@ impl Push<'_> {
 }
 
 /// A file that goes batched, and its size: a small regular file from the walk (not standard
-/// input), sent whole, with no rate limit, and `--method` does not insist on a zero-copy path.
+/// input), sent whole, and `--method` does not insist on a zero-copy path. The receiver reads
+/// such files in batches whatever this end does (it knows them by size), so `--limit-rate`
+/// paces the batches rather than sending these files one call each.
 fn small_file<'a>(cfg: &SendConfig, item: &'a Item, answer: &Answer) -> Option<(&'a Path, u64)> {
     let size = item.entry.size.filter(|&s| s <= batch::SMALL_FILE)?;
     let Origin::Path(path) = &item.origin else { return None };
     let allowed = matches!(cfg.method, Method::Auto | Method::Only(DataPath::Buffered));
-    (allowed && cfg.limit_rate.is_none() && matches!(answer, Answer::Send { offset: 0 }))
-        .then_some((path.as_path(), size))
+    (allowed && matches!(answer, Answer::Send { offset: 0 })).then_some((path.as_path(), size))
 }
 
 fn open(item: &Item) -> anyhow::Result<Source> {
