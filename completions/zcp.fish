@@ -50,7 +50,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand send" -l events-fd -d 'Write the
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l events-interval -d 'Seconds between progress events while bytes move' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l http -d 'Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l keep-open -d 'With --http: keep serving until Ctrl-C, not only until every file was fetched once'
-complete -c zcp -n "__fish_zcp_using_subcommand send" -s L -l follow-symlinks -d 'Send what symlinks point to (by default they are skipped with a warning)'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -s L -l follow-symlinks -d 'Send what symlinks inside directories point to (by default they are skipped with a warning)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-resume -d 'Send every file whole, even where the receiver holds a matching partial copy'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-sparse -d 'Send holes of sparse files as zeros, as if the file were dense (it lands fully allocated)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'

@@ -211,8 +211,15 @@ pub struct SendArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Send what symlinks point to (by default they are skipped with a warning)
-    #[arg(long, short = 'L')]
+    /// Send what symlinks inside directories point to (by default they are skipped with a warning)
+    #[arg(
+        long,
+        short = 'L',
+        long_help = "Send what symlinks found inside directories point to, under the link's \
+                     name (a directory behind a link is walked too). By default they are \
+                     skipped with a warning naming each one. A symlink named on the command \
+                     line is always followed, as `cp -H` does."
+    )]
     pub follow_symlinks: bool,
 
     /// Send every file whole, even where the receiver holds a matching partial copy

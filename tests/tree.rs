@@ -249,6 +249,32 @@ fn follow_symlinks_sends_what_they_point_to() {
 }
 
 #[test]
+fn symlinks_named_on_the_command_line_are_followed_as_cp_does() {
+    // `cp -H`: a link the user names is what it points to, under the link's name; the links
+    // met inside the tree it leads to keep the tree's rule (skipped without -L).
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (tree, target, _) = tree_with_links(work.path());
+    let file_link = work.path().join("file-link");
+    symlink(tree.join("target.bin"), &file_link).expect("a link to a file");
+    let small_link = work.path().join("small-link");
+    fs::write(work.path().join("small.txt"), b"small\n").expect("a small file");
+    symlink("small.txt", &small_link).expect("a relative link to a small file");
+    let tree_link = work.path().join("tree-link");
+    symlink(&tree, &tree_link).expect("a link to a directory");
+
+    let (_, report, stderr) = session(&[&file_link, &small_link, &tree_link], &dst, &[]);
+    assert_file_holds(&dst.join("file-link"), &target, "the named link to a file");
+    assert_file_holds(&dst.join("small-link"), b"small\n", "the named link to a small file");
+    assert_file_holds(&dst.join("tree-link/target.bin"), &target, "the tree behind a named link");
+    assert!(fs::symlink_metadata(dst.join("file-link")).expect("landed").is_file());
+    assert!(!dst.join("tree-link/link").exists(), "a link inside the tree is still skipped");
+    assert!(warns_about(&stderr, "tree/link"), "the link inside is named:\n{stderr}");
+    assert!(!warns_about(&stderr, "file-link"), "the named link is not skipped:\n{stderr}");
+    assert_eq!(json_file(&report, "tree-link")["kind"], "dir", "{report:#}");
+}
+
+#[test]
 fn a_fifo_named_on_the_command_line_is_still_sent_as_a_stream() {
     // Inside a tree a FIFO is skipped (it may never end); named explicitly, it is read.
     let work = tempfile::tempdir().expect("tempdir");
