@@ -83,6 +83,8 @@ pub enum SessionError {
     MethodUnavailable { path: DataPath, errno: Option<i32>, reason: String },
     /// The source is a directory.
     IsADirectory(String),
+    /// Everything named on the command line was skipped: there is nothing to offer.
+    NothingToSend(String),
     /// The receiver refused an entry.
     Refused { name: String, reason: String },
     /// The file's checksum did not match.
@@ -108,6 +110,7 @@ impl fmt::Display for SessionError {
             SessionError::Usage(m)
             | SessionError::Auth(m)
             | SessionError::Encryption(m)
+            | SessionError::NothingToSend(m)
             | SessionError::Interrupted { message: m, .. } => f.write_str(m),
             SessionError::MethodUnavailable { path, errno, reason } => {
                 write!(f, "--method {path} cannot be used: {reason}")?;
@@ -182,7 +185,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
             SessionError::Encryption(_) => ExitCode::Encryption,
             SessionError::Interrupted { signal, .. } => ExitCode::stopped_by(*signal),
             SessionError::MethodUnavailable { .. } => ExitCode::Usage,
-            SessionError::IsADirectory(_) => ExitCode::Io,
+            SessionError::IsADirectory(_) | SessionError::NothingToSend(_) => ExitCode::Io,
             SessionError::Refused { .. } => ExitCode::Refused,
             SessionError::ChecksumMismatch { .. } => ExitCode::Checksum,
             SessionError::ConnectionLost { .. } => ExitCode::Connection,

@@ -56,6 +56,12 @@ impl Manifest {
                 m.add_top(path, follow)?;
             }
         }
+        if m.items.is_empty() && !paths.is_empty() {
+            // Exit 0 after sending nothing would pass a script that sent nothing; and failing
+            // here, before connecting, leaves a one-shot receiver for the next try.
+            let why = m.warnings.join("; ");
+            return Err(SessionError::NothingToSend(format!("nothing to send: {why}")).into());
+        }
         if m.items.len() > MAX_ENTRIES as usize {
             bail!("{} entries are more than one session takes ({MAX_ENTRIES})", m.items.len());
         }
