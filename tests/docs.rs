@@ -129,8 +129,9 @@ fn sources(dir: &Path) -> PathBuf {
     dir.join("big.iso")
 }
 
-#[test]
-fn readme_first_screen_runs_as_written() {
+/// The one runnable example of the first screen (its `cargo` lines left out), after checking
+/// that every `zcp` command on the first screen parses.
+fn try_it_script() -> String {
     let blocks = first_screen_blocks();
     assert!(blocks.len() >= 2, "the first screen shows install and try-it blocks: {blocks:?}");
     blocks.iter().flat_map(|b| b.lines()).for_each(assert_parses);
@@ -141,18 +142,50 @@ fn readme_first_screen_runs_as_written() {
         .map(|lines| lines.join("\n"))
         .collect();
     assert_eq!(runnable.len(), 1, "one runnable example on the first screen: {runnable:?}");
-    let script = &runnable[0];
+    let script = runnable.into_iter().next().unwrap_or_default();
     assert!(script.contains("zcp recv") && script.contains("zcp send"), "{script}");
+    script
+}
 
+#[test]
+fn readme_first_screen_runs_as_written() {
+    let script = try_it_script();
     let work = tempfile::tempdir().expect("tempdir");
     sources(work.path());
     let port = ClosedPort::new();
-    let script = to_address(script, &port.dest());
+    let script = to_address(&script, &port.dest());
     let ran = run(shell(&script, work.path(), &[]));
     assert_exit(&ran, 0, "the README's example");
     let incoming = work.path().join("incoming");
     assert_file_holds(&incoming.join("src/main.rs"), b"fn main() {}\n", "src/main.rs");
     assert_file_holds(&incoming.join("README.md"), b"# zcp\n", "README.md");
+}
+
+#[test]
+fn readme_first_screen_run_twice_names_a_few_refusals_and_counts_the_rest() {
+    const FILES: usize = 40;
+    let script = try_it_script();
+    let work = tempfile::tempdir().expect("tempdir");
+    sources(work.path());
+    for i in 0..FILES {
+        fs::write(work.path().join(format!("src/m{i:02}.rs")), b"// a module\n").expect("a file");
+    }
+    let first = run(shell(&to_address(&script, &ClosedPort::new().dest()), work.path(), &[]));
+    assert_exit(&first, 0, "the README's example, first run");
+    let again = run(shell(&to_address(&script, &ClosedPort::new().dest()), work.path(), &[]));
+    assert_exit(&again, 5, "the README's example run again (every file exists)");
+    // Both ends print to the one terminal: each names three refusals and counts the rest.
+    let refused = again.stderr.lines().filter(|l| l.trim_start().starts_with("refused ")).count();
+    assert_eq!(refused, 6, "three refusals named per end:\n{}", again.stderr);
+    let more = format!("and {} more refused (--json lists every one)", FILES + 2 - 3);
+    assert_eq!(again.stderr.matches(&more).count(), 2, "{more:?} per end:\n{}", again.stderr);
+    assert!(again.stderr.lines().count() < 25, "a flood:\n{}", again.stderr);
+    let hint = again.stderr.lines().filter(|l| l.contains("--force"));
+    assert!(
+        hint.clone().count() > 0 && hint.clone().all(|l| l.contains("the receiver's --force")),
+        "each hint names the end that has --force:\n{}",
+        again.stderr
+    );
 }
 
 #[test]

@@ -12,6 +12,9 @@ use crate::error::errno_name;
 use crate::protocol::SideStats;
 
 const GIB: f64 = (1u64 << 30) as f64;
+/// Refused entries named one per line; the rest are counted (a second run of the same tree
+/// would otherwise print a line per file), and `--json` names them all.
+const SHOWN_REFUSALS: usize = 3;
 
 impl Report {
     /// The summary for stderr: what moved, how fast and whether it checked out; then both
@@ -47,11 +50,15 @@ impl Report {
                 shown(dir)
             ));
         }
+        let mut refused = 0;
         for f in &self.files {
             let name = shown(&f.name);
             match (f.status, &f.reason, &f.saved_as) {
                 (Status::Refused, Some(r), _) => {
-                    line.push_str(&format!("\n  refused {name}: {}", shown(r)))
+                    refused += 1;
+                    if refused <= SHOWN_REFUSALS {
+                        line.push_str(&format!("\n  refused {name}: {}", shown(r)))
+                    }
                 }
                 (Status::ChecksumMismatch, _, _) => {
                     line.push_str(&format!("\n  checksum mismatch: {name} (not saved)"))
@@ -62,6 +69,10 @@ impl Report {
                 }
                 _ => {}
             }
+        }
+        if refused > SHOWN_REFUSALS {
+            let more = refused - SHOWN_REFUSALS;
+            line.push_str(&format!("\n  and {more} more refused (--json lists every one)"));
         }
         if let Some(mix) = mixed_paths(self) {
             let side = match self.role {
