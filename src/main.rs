@@ -8,8 +8,11 @@ use clap::Parser;
 use zcp::cli::{Cli, Command};
 use zcp::config::{Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
+use zcp::link::auth::Token;
+use zcp::link::net;
 use zcp::progress::Ui;
 use zcp::recv::Receiver;
+use zcp::report::advice::{self, PeerCommand, TokenHint};
 use zcp::report::{self, Report};
 use zcp::{raw, send, shell};
 
@@ -59,17 +62,10 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
     }
     let manifest = send::prepare(&cfg, &ui)?;
-    let token = cfg.token.as_ref().filter(|_| cfg.token_generated);
-    let announce = |addr: std::net::SocketAddr| {
+    let announce = |addr: SocketAddr| {
         listening(addr);
-        if let Some(t) = token.map(|t| t.reveal()) {
-            let port = addr.port();
-            // The command to copy: with --encrypt on one end only, the session fails (exit 9).
-            let flag = if cfg.net.encrypt { " --encrypt" } else { "" };
-            eprintln!(
-                "token {t} (on the receiver: ZCP_TOKEN={t} zcp recv{flag} --connect HOST:{port})"
-            );
-        }
+        let listener = Listener { token: cfg.token.as_ref(), generated: cfg.token_generated };
+        listener.advise(addr, PeerCommand::RecvConnect, cfg.net.encrypt, cfg.print);
     };
     let report = send::session(&cfg, &manifest, announce)?;
     Ok(finish(&report, cfg.print))
@@ -91,12 +87,9 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
     if let Some(addr) = addr {
         listening(addr);
     }
-    if let Some(token) = receiver.generated_token() {
-        let t = token.reveal();
-        let port = addr.map_or(7878, |a| a.port());
-        // The command to copy: with --encrypt on one end only, the session fails (exit 9).
-        let flag = if encrypt { " --encrypt" } else { "" };
-        eprintln!("token {t} (on the sender: ZCP_TOKEN={t} zcp send{flag} PATH HOST:{port})");
+    if let Some(addr) = addr {
+        let listener = Listener { token: receiver.token(), generated: receiver.token_generated() };
+        listener.advise(addr, PeerCommand::Send, encrypt, output);
     }
     if !receiver.authenticates() {
         Ui::hidden()
@@ -113,6 +106,32 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         eprintln!("served {served}, {} failed{how}", outcome.failed);
     }
     Ok(outcome.code)
+}
+
+/// A listening end's token, and whether it made it.
+struct Listener<'a> {
+    token: Option<&'a Token>,
+    generated: bool,
+}
+
+impl Listener<'_> {
+    /// Prints the token this end made, and the command its peer runs for each address it can
+    /// be reached at. A made token is printed even with --quiet: no one could use it otherwise.
+    fn advise(&self, bound: SocketAddr, peer: PeerCommand, encrypt: bool, output: Output) {
+        let hint = match self.token {
+            Some(t) if self.generated => TokenHint::Made(t.reveal()),
+            Some(_) => TokenHint::Given,
+            None => TokenHint::Off,
+        };
+        if let TokenHint::Made(t) = hint {
+            eprintln!("token {t}");
+        } else if !output.summary {
+            return;
+        }
+        for line in advice::peer_commands(peer, hint, encrypt, &net::reachable(bound)) {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// Prints a finished session's report and returns its exit code.

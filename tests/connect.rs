@@ -152,7 +152,8 @@ fn listening_sender_without_a_token_makes_one_for_the_receiver() {
     let (mut sender, addr) = listening_sender(src, &[(TOKEN_ENV, None)]);
     let line = sender.wait_line("token ");
     let token = line.split_whitespace().nth(1).expect("the token").to_string();
-    let advice = format!("ZCP_TOKEN={token} zcp recv --connect HOST:{}", addr.port());
+    let line = sender.wait_line("on the receiver: ");
+    let advice = format!("ZCP_TOKEN={token} zcp recv --connect {addr}");
     assert!(line.contains(&advice), "the advice names the receiver's command: {line}");
     fetch_from(sender, addr, &dst, &[(TOKEN_ENV, Some(&token))], &data);
 }

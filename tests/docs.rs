@@ -103,7 +103,7 @@ fn to_address(line: &str, dest: &str) -> String {
 
 /// `sh -ec SCRIPT` in `dir`, with this build's `zcp` first on PATH and no token in the
 /// environment (the scripts set their own), then `env`.
-fn shell(script: &str, dir: &Path, env: &[(&str, &str)]) -> Command {
+pub(crate) fn shell(script: &str, dir: &Path, env: &[(&str, &str)]) -> Command {
     let bin = Path::new(ZCP).parent().expect("the binary's directory");
     let mut path = OsString::from(bin);
     path.push(":");

@@ -99,9 +99,14 @@ impl Receiver {
         self.cfg.token.is_some()
     }
 
-    /// The token a sender needs, when this receiver made it up (and the user must be shown it).
-    pub fn generated_token(&self) -> Option<&Token> {
-        self.cfg.token.as_ref().filter(|_| self.cfg.token_generated)
+    /// The token a sender needs; `None` with `--no-auth`.
+    pub fn token(&self) -> Option<&Token> {
+        self.cfg.token.as_ref()
+    }
+
+    /// Whether this receiver made its token up (and the user must be shown it).
+    pub fn token_generated(&self) -> bool {
+        self.cfg.token_generated
     }
 
     /// Serves one session, or sessions until a signal with `--keep-open`. Each finished
