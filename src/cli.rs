@@ -58,15 +58,15 @@ pub enum Command {
 // (send, recv) or parses them (the others), so they cannot drift from the binary.
 const COMPLETION_INSTALL: &str = "\
 Install:
-  zcp completions bash > /etc/bash_completion.d/zcp                # bash
+  echo 'source <(zcp completions bash)' >> ~/.bashrc               # bash
   zcp completions zsh > \"${fpath[1]}/_zcp\"                        # zsh
-  zcp completions fish > ~/.config/fish/completions/zcp.fish      # fish
+  mkdir -p ~/.config/fish/completions && zcp completions fish > ~/.config/fish/completions/zcp.fish
   zcp completions elvish >> ~/.config/elvish/rc.elv                # elvish
   zcp completions powershell >> $PROFILE                           # PowerShell";
 
 const MAN_INSTALL: &str = "\
 Install:
-  zcp man > /usr/local/share/man/man1/zcp.1 && man zcp";
+  mkdir -p ~/.cargo/share/man/man1 && zcp man > ~/.cargo/share/man/man1/zcp.1  # found by PATH";
 
 const BENCH_EXAMPLES: &str = "\
 Examples:

@@ -129,21 +129,25 @@ fn sources(dir: &Path) -> PathBuf {
     dir.join("big.iso")
 }
 
-/// The one runnable example of the first screen (its `cargo` lines left out), after checking
-/// that every `zcp` command on the first screen parses.
-fn try_it_script() -> String {
+/// The lines of the first screen's `sh` block that contains `marker`, less those that run
+/// `cargo` (install, build, test), after checking that every `zcp` command on the first screen
+/// parses.
+fn first_screen_script(marker: &str) -> String {
     let blocks = first_screen_blocks();
     assert!(blocks.len() >= 2, "the first screen shows install and try-it blocks: {blocks:?}");
     blocks.iter().flat_map(|b| b.lines()).for_each(assert_parses);
-    let runnable: Vec<String> = blocks
-        .iter()
-        .map(|b| b.lines().filter(|l| !l.trim_start().starts_with("cargo ")).collect::<Vec<_>>())
-        .filter(|lines| lines.iter().any(|l| !l.trim().is_empty()))
-        .map(|lines| lines.join("\n"))
-        .collect();
-    assert_eq!(runnable.len(), 1, "one runnable example on the first screen: {runnable:?}");
-    let script = runnable.into_iter().next().unwrap_or_default();
-    assert!(script.contains("zcp recv") && script.contains("zcp send"), "{script}");
+    let mut found = blocks.iter().filter(|b| b.contains(marker));
+    let block = found.next().unwrap_or_else(|| panic!("no first-screen block has {marker:?}"));
+    assert!(found.next().is_none(), "one first-screen block has {marker:?}: {blocks:?}");
+    let lines: Vec<&str> =
+        block.lines().filter(|l| !l.trim_start().starts_with("cargo ")).collect();
+    lines.join("\n")
+}
+
+/// The Try-it example: a receiver and a sender.
+fn try_it_script() -> String {
+    let script = first_screen_script("zcp recv");
+    assert!(script.contains("zcp send"), "{script}");
     script
 }
 
@@ -159,6 +163,34 @@ fn readme_first_screen_runs_as_written() {
     let incoming = work.path().join("incoming");
     assert_file_holds(&incoming.join("src/main.rs"), b"fn main() {}\n", "src/main.rs");
     assert_file_holds(&incoming.join("README.md"), b"# zcp\n", "README.md");
+}
+
+#[test]
+fn readme_install_lines_work_in_a_fresh_home() {
+    let script = first_screen_script("cargo install");
+    let home = tempfile::tempdir().expect("a fresh HOME");
+    // What `cargo install` leaves: zcp in ~/.cargo/bin, which is on PATH.
+    let bin = subdir(&subdir(home.path(), ".cargo"), "bin");
+    std::os::unix::fs::symlink(ZCP, bin.join("zcp")).expect("zcp in ~/.cargo/bin");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let home_dir = home.path().to_string_lossy().into_owned();
+    let env = [("HOME", home_dir.as_str()), ("PATH", path.as_str())];
+    let ran = run(shell(&script, home.path(), &env));
+    assert_exit(&ran, 0, "the README's install lines");
+    let page = home.path().join(".cargo/share/man/man1/zcp.1");
+    assert!(page.is_file(), "no man page at {}", page.display());
+    let mut bash = Command::new("bash");
+    bash.args(["-c", ". ~/.bashrc; complete -p zcp"]).envs(env);
+    let bash = bash.output().expect("running bash");
+    let registered = String::from_utf8_lossy(&bash.stdout);
+    assert!(registered.contains(" zcp"), "bash has no completion for zcp: {bash:?}");
+    if let Some(why) = crate::util::unusable("man", &["--version"]) {
+        return crate::util::skip(&why);
+    }
+    let found = Command::new("man").args(["-w", "zcp"]).envs(env).env_remove("MANPATH").output();
+    let found = found.expect("running man -w");
+    let found = String::from_utf8_lossy(&found.stdout);
+    assert_eq!(found.trim(), page.display().to_string(), "man finds the page by PATH");
 }
 
 #[test]
