@@ -163,6 +163,15 @@ fn readme_first_screen_runs_as_written() {
     let incoming = work.path().join("incoming");
     assert_file_holds(&incoming.join("src/main.rs"), b"fn main() {}\n", "src/main.rs");
     assert_file_holds(&incoming.join("README.md"), b"# zcp\n", "README.md");
+    // The demo shows zero-copy at work, as the text under it says, beside the batched files.
+    let big = fs::read(work.path().join("big.bin")).expect("the demo's large file");
+    assert_file_holds(&incoming.join("big.bin"), &big, "big.bin");
+    for (end, path) in [("sent", "send: sendfile"), ("received", "recv: splice")] {
+        let summary = ran.stderr.split(&format!("\n{end} ")).nth(1).unwrap_or_default();
+        let second = summary.lines().nth(1).unwrap_or_default();
+        assert!(second.contains(path), "the {end} summary shows {path:?}:\n{}", ran.stderr);
+    }
+    assert!(ran.stderr.contains("went in batches"), "{}", ran.stderr);
 }
 
 #[test]
@@ -209,7 +218,7 @@ fn readme_first_screen_run_twice_names_a_few_refusals_and_counts_the_rest() {
     // Both ends print to the one terminal: each names three refusals and counts the rest.
     let refused = again.stderr.lines().filter(|l| l.trim_start().starts_with("refused ")).count();
     assert_eq!(refused, 6, "three refusals named per end:\n{}", again.stderr);
-    let more = format!("and {} more refused (--json lists every one)", FILES + 2 - 3);
+    let more = format!("and {} more refused (--json lists every one)", FILES + 3 - 3);
     assert_eq!(again.stderr.matches(&more).count(), 2, "{more:?} per end:\n{}", again.stderr);
     assert!(again.stderr.lines().count() < 25, "a flood:\n{}", again.stderr);
     let hint = again.stderr.lines().filter(|l| l.contains("--force"));
