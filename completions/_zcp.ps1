@@ -71,6 +71,7 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write: a directory (entries keep their relative paths; a missing one is created when the sender offers a directory or several entries, or PATH ends in `/`), the path of the one file to write, or `-` for standard output')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'Which data path writes the bytes')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)')
+            [CompletionResult]::new('--resume-wait', '--resume-wait', [CompletionResultType]::ParameterName, 'Without --keep-open: how long to wait for a sender cut off mid-transfer to come back and resume (0: exit at once)')
             [CompletionResult]::new('--max-conns', '--max-conns', [CompletionResultType]::ParameterName, 'With --keep-open: sessions served at once; the next sender is told "busy" (with --http: connections at once; the next gets 503)')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Refuse a session whose files add up to more than SIZE (e.g. 10G)')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)')

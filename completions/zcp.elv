@@ -66,6 +66,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --output 'Where to write: a directory (entries keep their relative paths; a missing one is created when the sender offers a directory or several entries, or PATH ends in `/`), the path of the one file to write, or `-` for standard output'
             cand --method 'Which data path writes the bytes'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)'
+            cand --resume-wait 'Without --keep-open: how long to wait for a sender cut off mid-transfer to come back and resume (0: exit at once)'
             cand --max-conns 'With --keep-open: sessions served at once; the next sender is told "busy" (with --http: connections at once; the next gets 503)'
             cand --max-size 'Refuse a session whose files add up to more than SIZE (e.g. 10G)'
             cand --token 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)'

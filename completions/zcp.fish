@@ -67,6 +67,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l method -d 'Which data p
 splice\t'splice(2) socket to pipe to file only'
 buffered\t'an explicit read/write loop through a buffer of --buffer-size'"
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l resume-wait -d 'Without --keep-open: how long to wait for a sender cut off mid-transfer to come back and resume (0: exit at once)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-conns -d 'With --keep-open: sessions served at once; the next sender is told "busy" (with --http: connections at once; the next gets 503)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-size -d 'Refuse a session whose files add up to more than SIZE (e.g. 10G)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token -d 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)' -r

@@ -300,6 +300,23 @@ pub struct RecvArgs {
     #[arg(long)]
     pub keep_open: bool,
 
+    /// Without --keep-open: how long to wait for a sender cut off mid-transfer to come back and
+    /// resume (0: exit at once)
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 600.0,
+        conflicts_with_all = ["keep_open", "connect", "http"],
+        long_help = "Without --keep-open: when the sender's session breaks off after data began \
+                     to flow (the sender was killed, interrupted or lost its connection), keep \
+                     listening this many seconds, with the same token, for a sender to run the \
+                     same command again: the files that arrived whole are skipped and the one \
+                     in progress resumes from its part file. Said on stderr when it starts; \
+                     with no sender by then the receiver exits with the broken session's code \
+                     (3). 0: exit at once."
+    )]
+    pub resume_wait: f64,
+
     /// With --keep-open: sessions served at once; the next sender is told "busy" (with --http:
     /// connections at once; the next gets 503)
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]

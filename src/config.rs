@@ -291,6 +291,9 @@ pub struct RecvConfig {
     /// Serve sessions until interrupted, up to `max_conns` at once.
     pub keep_open: bool,
     pub max_conns: u32,
+    /// Without `keep_open`: how long to wait for a sender cut off mid-transfer to come back;
+    /// `None`: exit at once.
+    pub resume_wait: Option<Duration>,
     /// Refuse sessions whose files add up to more.
     pub max_size: Option<u64>,
     /// Sync every file's data before it gets its name, and its directory after (`--fsync`).
@@ -346,6 +349,7 @@ impl RecvConfig {
             },
             keep_open: args.keep_open,
             max_conns: args.max_conns,
+            resume_wait: seconds("--resume-wait", args.resume_wait)?,
             max_size: args.max_size,
             fsync: args.fsync,
             token,
