@@ -237,6 +237,17 @@ fn a_one_shot_receiver_waits_for_its_killed_sender_and_the_same_command_resumes(
     });
 }
 
+#[test]
+fn a_sender_stopped_by_ctrl_c_says_to_run_the_same_command_and_it_resumes() {
+    comeback(|sender| {
+        sender.signal(nix::sys::signal::Signal::SIGINT);
+        let stopped = sender.wait();
+        util::assert_exit(&stopped, 130, "the interrupted sender");
+        util::assert_says(&stopped, "waits for this sender", "the interrupted sender");
+        util::assert_says(&stopped, "run the same command again to resume", "the sender");
+    });
+}
+
 /// A tree (a small file that lands whole, then a large one) sent slowly to a one-shot receiver
 /// and cut off by `cut` once the large file's part holds data; then the same command again,
 /// which must find the receiver waiting and resume.

@@ -27,7 +27,8 @@ use crate::link::tls::Tunnel;
 use crate::link::{handshake, net, tls};
 use crate::progress::Ui;
 use crate::protocol::{
-    self, Answer, EntryKind, FileEnd, Hello, Message, Offer, ProtocolError, VerdictStatus,
+    self, Answer, EntryKind, ErrorCode, FileEnd, Hello, Message, Offer, ProtocolError,
+    VerdictStatus,
 };
 use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Role, Status};
@@ -500,15 +501,26 @@ fn stopped(signal: nix::sys::signal::Signal, sent: u64, total: Option<u64>) -> S
     SessionError::Interrupted { signal, message }
 }
 
-/// Tells an interrupted user what was kept and how to go on.
+/// Tells a user whose transfer was stopped, at this end or the receiver's, what was kept and
+/// what to run to resume it.
 fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
     use crate::error::ExitCode;
+    let receiver_stopped = matches!(
+        err.downcast_ref::<SessionError>(),
+        Some(SessionError::Peer { code: ErrorCode::Interrupted, .. })
+    );
+    if receiver_stopped {
+        return err.context(
+            "the receiver was stopped and keeps what arrived: start it again with the same \
+             token, --output and --skip-existing, then run this same command to resume",
+        );
+    }
     if !matches!(crate::error::exit_code(&err), ExitCode::Interrupted | ExitCode::Terminated) {
         return err;
     }
     err.context(
-        "interrupted: the receiver keeps the files that arrived whole and the part of the one \
-         in progress; run the same command again to resume",
+        "interrupted: the receiver keeps what arrived and waits for this sender (unless it runs \
+         with --resume-wait 0): run the same command again to resume",
     )
 }
 
