@@ -15,7 +15,7 @@ Exit codes:
   4    peer is not zcp, or sent a malformed or truncated stream
   5    receiver refused the file (exists, unsafe name, not writable)
   6    checksum mismatch: nothing was put in place
-  7    local file error (not found, permission, disk full)
+  7    local file error (not found, permission, disk full), or nothing to send
   8    authentication failed: wrong or missing token
   9    --encrypt on one end only, or the encrypted stream was damaged
   130  interrupted (Ctrl-C); 143 for SIGTERM";

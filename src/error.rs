@@ -46,7 +46,7 @@ impl ExitCode {
         (ExitCode::Protocol, "peer is not zcp, or sent a malformed or truncated stream"),
         (ExitCode::Refused, "receiver refused the file (exists, unsafe name, not writable)"),
         (ExitCode::Checksum, "checksum mismatch: nothing was put in place"),
-        (ExitCode::Io, "local file error (not found, permission, disk full)"),
+        (ExitCode::Io, "local file error (not found, permission, disk full), or nothing to send"),
         (ExitCode::Auth, "authentication failed: wrong or missing token"),
         (ExitCode::Encryption, "--encrypt on one end only, or the encrypted stream was damaged"),
         (ExitCode::Interrupted, "interrupted (Ctrl-C)"),
