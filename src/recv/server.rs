@@ -171,6 +171,7 @@ impl Receiver {
                 }
                 if serving.comeback_until.is_some_and(|until| Instant::now() >= until) {
                     eprintln!("zcp: no sender came back within --resume-wait: giving up");
+                    lobby.close();
                     break;
                 }
                 match serving.listener(self).filter(|_| !one_shot_over) {
