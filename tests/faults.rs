@@ -166,6 +166,7 @@ fn cut_connection_fails_both_ends_then_resumes() {
     assert_exit(&sent, 3, "sender over a cut connection");
     assert_exit(&received, 3, "receiver over a cut connection");
     assert_says(&received, "connection lost", "receiver");
+    assert_says(&sent, "if it still runs, waits for this sender: run the same command", "sender");
     assert!(final_names(&dst).is_empty(), "a cut file appeared under its final name");
     let kept = std::fs::metadata(part_of(&dst, NAME)).map_or(0, |m| m.len());
     assert!(kept > 0, "no partial data kept after {cut} bytes");

@@ -501,8 +501,8 @@ fn stopped(signal: nix::sys::signal::Signal, sent: u64, total: Option<u64>) -> S
     SessionError::Interrupted { signal, message }
 }
 
-/// Tells a user whose transfer was stopped, at this end or the receiver's, what was kept and
-/// what to run to resume it.
+/// Tells a user whose transfer was stopped, at this end or the receiver's, or cut off, what
+/// was kept and what to run to resume it.
 fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
     use crate::error::ExitCode;
     let receiver_stopped = matches!(
@@ -515,13 +515,17 @@ fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
              token, --output and --skip-existing, then run this same command to resume",
         );
     }
-    if !matches!(crate::error::exit_code(&err), ExitCode::Interrupted | ExitCode::Terminated) {
-        return err;
+    match crate::error::exit_code(&err) {
+        ExitCode::Interrupted | ExitCode::Terminated => err.context(
+            "interrupted: the receiver keeps what arrived and waits for this sender (unless it \
+             runs with --resume-wait 0): run the same command again to resume",
+        ),
+        ExitCode::Connection => err.context(
+            "the connection broke: the receiver keeps what arrived and, if it still runs, waits \
+             for this sender: run the same command again to resume",
+        ),
+        _ => err,
     }
-    err.context(
-        "interrupted: the receiver keeps what arrived and waits for this sender (unless it runs \
-         with --resume-wait 0): run the same command again to resume",
-    )
 }
 
 /// How long a failed send looks for the receiver's reason, all reads together: a receiver that
