@@ -8,8 +8,6 @@ use clap::Parser;
 use zcp::cli::{Cli, Command};
 use zcp::config::{Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
-use zcp::link::auth::Token;
-use zcp::link::net;
 use zcp::progress::Ui;
 use zcp::recv::Receiver;
 use zcp::report::advice::{self, PeerCommand, TokenHint};
@@ -64,8 +62,8 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
     let manifest = send::prepare(&cfg, &ui)?;
     let announce = |addr: SocketAddr| {
         listening(addr);
-        let listener = Listener { token: cfg.token.as_ref(), generated: cfg.token_generated };
-        listener.advise(addr, PeerCommand::RecvConnect, cfg.net.encrypt, cfg.print);
+        let token = TokenHint::of(cfg.token.as_ref(), cfg.token_generated);
+        advice::print(PeerCommand::RecvConnect, token, cfg.net.encrypt, cfg.print, addr);
     };
     let report = send::session(&cfg, &manifest, announce)?;
     Ok(finish(&report, cfg.print))
@@ -88,8 +86,8 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         listening(addr);
     }
     if let Some(addr) = addr {
-        let listener = Listener { token: receiver.token(), generated: receiver.token_generated() };
-        listener.advise(addr, PeerCommand::Send, encrypt, output);
+        let token = TokenHint::of(receiver.token(), receiver.token_generated());
+        advice::print(PeerCommand::Send, token, encrypt, output, addr);
     }
     if !receiver.authenticates() {
         Ui::hidden()
@@ -106,32 +104,6 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
         eprintln!("served {served}, {} failed{how}", outcome.failed);
     }
     Ok(outcome.code)
-}
-
-/// A listening end's token, and whether it made it.
-struct Listener<'a> {
-    token: Option<&'a Token>,
-    generated: bool,
-}
-
-impl Listener<'_> {
-    /// Prints the token this end made, and the command its peer runs for each address it can
-    /// be reached at. A made token is printed even with --quiet: no one could use it otherwise.
-    fn advise(&self, bound: SocketAddr, peer: PeerCommand, encrypt: bool, output: Output) {
-        let hint = match self.token {
-            Some(t) if self.generated => TokenHint::Made(t.reveal()),
-            Some(_) => TokenHint::Given,
-            None => TokenHint::Off,
-        };
-        if let TokenHint::Made(t) = hint {
-            eprintln!("token {t}");
-        } else if !output.summary {
-            return;
-        }
-        for line in advice::peer_commands(peer, hint, encrypt, &net::reachable(bound)) {
-            eprintln!("{line}");
-        }
-    }
 }
 
 /// Prints a finished session's report and returns its exit code.

@@ -1,8 +1,12 @@
 //! The command a listening end prints for its peer, ready to paste: the token (the one this
-//! end made, or `$ZCP_TOKEN` for one the user gave), `FILE...` where the paths go, and an
-//! address the peer can reach. Only the text: the addresses come from `link::net::reachable`.
+//! end made, or `$ZCP_TOKEN` for one the user gave), `FILE...` where the paths go, and each
+//! address the peer can reach (`link::net::reachable`).
 
 use std::net::SocketAddr;
+
+use crate::config::Output;
+use crate::link::auth::Token;
+use crate::link::net;
 
 /// Which command the peer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +26,38 @@ pub enum TokenHint<'a> {
     Given,
     /// `--no-auth`: the peer must say it too.
     Off,
+}
+
+impl<'a> TokenHint<'a> {
+    /// The hint for a listening end's `token` (`None` with `--no-auth`), which it made itself
+    /// when `generated`.
+    pub fn of(token: Option<&'a Token>, generated: bool) -> TokenHint<'a> {
+        match token {
+            Some(t) if generated => TokenHint::Made(t.reveal()),
+            Some(_) => TokenHint::Given,
+            None => TokenHint::Off,
+        }
+    }
+}
+
+/// Prints, on stderr, the token this end made and then the peer's command for each address
+/// a listener bound to `bound` can be reached at. A made token and its commands are printed
+/// even with `--quiet`: no one could use the token otherwise.
+pub fn print(
+    peer: PeerCommand,
+    token: TokenHint<'_>,
+    encrypt: bool,
+    output: Output,
+    bound: SocketAddr,
+) {
+    if let TokenHint::Made(t) = token {
+        eprintln!("token {t}");
+    } else if !output.summary {
+        return;
+    }
+    for line in peer_commands(peer, token, encrypt, &net::reachable(bound)) {
+        eprintln!("{line}");
+    }
 }
 
 /// The peer's command for each address, one line each: "on the sender: ZCP_TOKEN=… zcp send
