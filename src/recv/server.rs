@@ -2,7 +2,8 @@
 //! lets each connection authenticate in a `Lobby` (a failed one is logged and ignored), serves
 //! the first authenticated sender or, with `--keep-open`, many at once (each on its own thread,
 //! at most `--max-conns`, the rest told "busy"), and stops cleanly on Ctrl-C or SIGTERM,
-//! telling every live sender.
+//! telling every live sender. A one-shot receiver whose sender was cut off waits for it to
+//! come back (`crate::manual::comeback`).
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
