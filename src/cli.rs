@@ -313,7 +313,8 @@ pub struct RecvArgs {
                      same command again: the files that arrived whole are skipped and the one \
                      in progress resumes from its part file. Said on stderr when it starts; \
                      with no sender by then the receiver exits with the broken session's code \
-                     (3). 0: exit at once."
+                     (3). Never with --output - (what went out cannot be taken back). 0: exit \
+                     at once."
     )]
     pub resume_wait: f64,
 

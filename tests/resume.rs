@@ -297,3 +297,20 @@ fn a_one_shot_receiver_gives_up_waiting_after_resume_wait() {
     util::assert_says(&received, "no sender came back within --resume-wait", "receiver");
     assert!(part.exists(), "the part file stays for a later resume");
 }
+
+#[test]
+fn a_receiver_writing_to_standard_output_does_not_wait_for_its_sender() {
+    // What went to standard output cannot be taken back: a second run would repeat it.
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = subdir(work.path(), "src").join(NAME);
+    write_source(&src, SMALLER);
+    let receiver = Receiver::start(Path::new("-"), &["--resume-wait", "120"]);
+    let sender = Process::spawn(slow_send(&src, &receiver.dest(), SMALLER));
+    // At least 3 s for the whole file: a second in, it is mid-transfer.
+    std::thread::sleep(Duration::from_secs(1));
+    drop(sender.kill());
+    let received = receiver.wait_for(Duration::from_secs(30));
+    util::assert_exit(&received, 3, "a receiver into standard output cut off");
+    assert!(!received.stderr.contains("--resume-wait"), "it waited:\n{}", received.stderr);
+    assert!(!received.stdout_bytes.is_empty(), "no data had arrived before the cut");
+}

@@ -12,7 +12,8 @@
 //!
 //! The session must have ended with a connection failure (exit 3) after data flowed. A refusal,
 //! a checksum mismatch, a local I/O error or a signal to the receiver itself ends the receiver
-//! as before: nothing is left that the same command could finish.
+//! as before: nothing is left that the same command could finish. Nor does a receiver into
+//! standard output wait: what it wrote cannot be taken back, and a second run would repeat it.
 //!
 //! ## The session that comes back
 //!

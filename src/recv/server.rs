@@ -238,9 +238,11 @@ impl Receiver {
 
     /// How long to wait for the sender of `ended` to come back: only for a one-shot receiver
     /// listening with `--resume-wait`, whose session broke off (a connection failure, exit 3)
-    /// after file data began to flow, so that something is left to resume.
+    /// after file data began to flow, so that something is left to resume. Not into standard
+    /// output: what went there cannot be taken back, and a second run would repeat it.
     fn comeback_wait(&self, ended: &Ended) -> Option<Duration> {
-        let wait = self.cfg.resume_wait.filter(|_| !self.cfg.keep_open)?;
+        let to_stdout = matches!(self.dest, Destination::Stdout);
+        let wait = self.cfg.resume_wait.filter(|_| !self.cfg.keep_open && !to_stdout)?;
         let broke = match &ended.result {
             Err(e) => crate::error::exit_code(e) == ExitCode::Connection,
             Ok(_) => false,
