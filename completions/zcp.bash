@@ -299,7 +299,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__recv)
-            opts="-o -q -h --listen --connect --http --output --method --buffer-size --force --skip-existing --checksum --mirror --fsync --keep-open --max-conns --max-size --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
+            opts="-o -q -h --listen --connect --http --output --method --buffer-size --force --skip-existing --checksum --mirror --fsync --keep-open --resume-wait --max-conns --max-size --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -326,6 +326,10 @@ _zcp() {
                     return 0
                     ;;
                 --buffer-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resume-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

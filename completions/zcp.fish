@@ -53,7 +53,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand send" -l events-fd -d 'Write the
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l events-interval -d 'Seconds between progress events while bytes move' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l http -d 'Serve the paths over HTTP/1.1 to curl, wget or a browser (GET, HEAD, Range), with the token as `Authorization: Bearer TOKEN`; ends once every file was fetched whole'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l keep-open -d 'With --http: keep serving until Ctrl-C, not only until every file was fetched once'
-complete -c zcp -n "__fish_zcp_using_subcommand send" -s L -l follow-symlinks -d 'Send what symlinks point to (by default they are skipped with a warning)'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -s L -l follow-symlinks -d 'Send what symlinks inside directories point to (by default they are skipped with a warning)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-resume -d 'Send every file whole, even where the receiver holds a matching partial copy'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-sparse -d 'Send holes of sparse files as zeros, as if the file were dense (it lands fully allocated)'
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l no-auth -d 'Turn authentication off on this end: anyone who can connect may write (wins over every token option)'
@@ -70,6 +70,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand recv" -l method -d 'Which data p
 splice\t'splice(2) socket to pipe to file only'
 buffered\t'an explicit read/write loop through a buffer of --buffer-size'"
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M (at most 16M)' -r
+complete -c zcp -n "__fish_zcp_using_subcommand recv" -l resume-wait -d 'Without --keep-open: how long to wait for a sender cut off mid-transfer to come back and resume (0: exit at once)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-conns -d 'With --keep-open: sessions served at once; the next sender is told "busy" (with --http: requests whose head arrived, at once; the next gets 503)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l max-size -d 'Refuse a session whose files add up to more than SIZE (e.g. 10G)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand recv" -l token -d 'The session token (prefer ZCP_TOKEN or --token-file: command lines show up in `ps`)' -r

@@ -15,7 +15,7 @@ Exit codes:
   4    peer is not zcp, or sent a malformed or truncated stream
   5    receiver refused the file (exists, unsafe name, not writable)
   6    checksum mismatch: nothing was put in place
-  7    local file error (not found, permission, disk full)
+  7    local file error (not found, permission, disk full), or nothing to send
   8    authentication failed: wrong or missing token
   9    --encrypt on one end only, or the encrypted stream was damaged
   130  interrupted (Ctrl-C); 143 for SIGTERM";
@@ -59,15 +59,15 @@ pub enum Command {
 // (send, recv) or parses them (the others), so they cannot drift from the binary.
 const COMPLETION_INSTALL: &str = "\
 Install:
-  zcp completions bash > /etc/bash_completion.d/zcp                # bash
+  echo 'source <(zcp completions bash)' >> ~/.bashrc               # bash
   zcp completions zsh > \"${fpath[1]}/_zcp\"                        # zsh
-  zcp completions fish > ~/.config/fish/completions/zcp.fish      # fish
+  mkdir -p ~/.config/fish/completions && zcp completions fish > ~/.config/fish/completions/zcp.fish
   zcp completions elvish >> ~/.config/elvish/rc.elv                # elvish
   zcp completions powershell >> $PROFILE                           # PowerShell";
 
 const MAN_INSTALL: &str = "\
 Install:
-  zcp man > /usr/local/share/man/man1/zcp.1 && man zcp";
+  mkdir -p ~/.cargo/share/man/man1 && zcp man > ~/.cargo/share/man/man1/zcp.1  # found by PATH";
 
 const BENCH_EXAMPLES: &str = "\
 Examples:
@@ -288,8 +288,15 @@ pub struct SendArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Send what symlinks point to (by default they are skipped with a warning)
-    #[arg(long, short = 'L')]
+    /// Send what symlinks inside directories point to (by default they are skipped with a warning)
+    #[arg(
+        long,
+        short = 'L',
+        long_help = "Send what symlinks found inside directories point to, under the link's \
+                     name (a directory behind a link is walked too). By default they are \
+                     skipped with a warning naming each one. A symlink named on the command \
+                     line is always followed, as `cp -H` does."
+    )]
     pub follow_symlinks: bool,
 
     /// Leave out what matches GLOB below the named directories (gitignore's rules; repeatable)
@@ -497,6 +504,24 @@ pub struct RecvArgs {
     /// accepting, tells running senders, keeps their part files and prints a summary.
     #[arg(long)]
     pub keep_open: bool,
+
+    /// Without --keep-open: how long to wait for a sender cut off mid-transfer to come back and
+    /// resume (0: exit at once)
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 600.0,
+        conflicts_with_all = ["keep_open", "connect", "http"],
+        long_help = "Without --keep-open: when the sender's session breaks off after data began \
+                     to flow (the sender was killed, interrupted or lost its connection), keep \
+                     listening this many seconds, with the same token, for a sender to run the \
+                     same command again: the files that arrived whole are skipped and the one \
+                     in progress resumes from its part file. Said on stderr when it starts; \
+                     with no sender by then the receiver exits with the broken session's code \
+                     (3). Never with --output - (what went out cannot be taken back). 0: exit \
+                     at once."
+    )]
+    pub resume_wait: f64,
 
     /// With --keep-open: sessions served at once; the next sender is told "busy" (with --http:
     /// requests whose head arrived, at once; the next gets 503)

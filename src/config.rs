@@ -347,6 +347,9 @@ pub struct RecvConfig {
     pub keep_open: bool,
     /// With `keep_open`: sessions at once (with `http`: connections at once).
     pub max_conns: u32,
+    /// Without `keep_open`: how long to wait for a sender cut off mid-transfer to come back;
+    /// `None`: exit at once.
+    pub resume_wait: Option<Duration>,
     /// Refuse sessions whose files add up to more.
     pub max_size: Option<u64>,
     /// Sync every file's data before it gets its name, and its directory after (`--fsync`).
@@ -409,6 +412,7 @@ impl RecvConfig {
             },
             keep_open: args.keep_open,
             max_conns: args.max_conns,
+            resume_wait: seconds("--resume-wait", args.resume_wait)?,
             max_size: args.max_size,
             fsync: args.fsync,
             mirror: args.mirror,

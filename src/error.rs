@@ -49,7 +49,7 @@ impl ExitCode {
         (ExitCode::Protocol, "peer is not zcp, or sent a malformed or truncated stream"),
         (ExitCode::Refused, "receiver refused the file (exists, unsafe name, not writable)"),
         (ExitCode::Checksum, "checksum mismatch: nothing was put in place"),
-        (ExitCode::Io, "local file error (not found, permission, disk full)"),
+        (ExitCode::Io, "local file error (not found, permission, disk full), or nothing to send"),
         (ExitCode::Auth, "authentication failed: wrong or missing token"),
         (ExitCode::Encryption, "--encrypt on one end only, or the encrypted stream was damaged"),
         (ExitCode::Interrupted, "interrupted (Ctrl-C)"),
@@ -98,6 +98,8 @@ pub enum SessionError {
     },
     /// The source is a directory.
     IsADirectory(String),
+    /// Everything named on the command line was skipped: there is nothing to offer.
+    NothingToSend(String),
     /// The receiver refused an entry.
     Refused {
         /// The entry's name.
@@ -141,6 +143,7 @@ impl fmt::Display for SessionError {
             SessionError::Usage(m)
             | SessionError::Auth(m)
             | SessionError::Encryption(m)
+            | SessionError::NothingToSend(m)
             | SessionError::Interrupted { message: m, .. } => f.write_str(m),
             SessionError::MethodUnavailable { path, errno, reason } => {
                 write!(f, "--method {path} cannot be used: {reason}")?;
@@ -241,7 +244,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
             SessionError::Encryption(_) => ExitCode::Encryption,
             SessionError::Interrupted { signal, .. } => ExitCode::stopped_by(*signal),
             SessionError::MethodUnavailable { .. } => ExitCode::Usage,
-            SessionError::IsADirectory(_) => ExitCode::Io,
+            SessionError::IsADirectory(_) | SessionError::NothingToSend(_) => ExitCode::Io,
             SessionError::Refused { .. } => ExitCode::Refused,
             SessionError::ChecksumMismatch { .. } => ExitCode::Checksum,
             SessionError::ConnectionLost { .. } => ExitCode::Connection,

@@ -10,6 +10,7 @@ use zcp::config::{Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
 use zcp::progress::Ui;
 use zcp::recv::{Outcome, Receiver};
+use zcp::report::advice::{self, PeerCommand, TokenHint};
 use zcp::report::{self, Report};
 use zcp::{raw, send, shell, terminal};
 
@@ -59,17 +60,10 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
     }
     let manifest = send::prepare(&cfg, &ui)?;
-    let token = cfg.token.as_ref().filter(|_| cfg.token_generated);
-    let announce = |addr: std::net::SocketAddr| {
+    let announce = |addr: SocketAddr| {
         listening(addr);
-        if let Some(t) = token.map(|t| t.reveal()) {
-            let port = addr.port();
-            // The command to copy: with --encrypt on one end only, the session fails (exit 9).
-            let flag = if cfg.net.encrypt { " --encrypt" } else { "" };
-            terminal::line(format!(
-                "token {t} (on the receiver: ZCP_TOKEN={t} zcp recv{flag} --connect HOST:{port})"
-            ));
-        }
+        let token = TokenHint::of(cfg.token.as_ref(), cfg.token_generated);
+        advice::print(PeerCommand::RecvConnect, token, cfg.net.encrypt, cfg.print.summary, addr);
     };
     let report = send::session(&cfg, &manifest, announce)?;
     Ok(finish(&report, cfg.print))
@@ -91,14 +85,9 @@ fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
     if let Some(addr) = addr {
         listening(addr);
     }
-    if let Some(token) = receiver.generated_token() {
-        let t = token.reveal();
-        let port = addr.map_or(7878, |a| a.port());
-        // The command to copy: with --encrypt on one end only, the session fails (exit 9).
-        let flag = if encrypt { " --encrypt" } else { "" };
-        terminal::line(format!(
-            "token {t} (on the sender: ZCP_TOKEN={t} zcp send{flag} PATH HOST:{port})"
-        ));
+    if let Some(addr) = addr {
+        let token = TokenHint::of(receiver.token(), receiver.token_generated());
+        advice::print(PeerCommand::Send, token, encrypt, output.summary, addr);
     }
     if !receiver.authenticates() {
         Ui::hidden()

@@ -97,9 +97,10 @@ fn generated_token_is_printed_and_works() {
     let mut receiver = Receiver::start_env(&dst, &[], &[(TOKEN_ENV, None)]);
     let line = receiver.process().wait_line("token ");
     let token = line.split_whitespace().nth(1).expect("a token after `token `").to_string();
+    let advice = receiver.process().wait_line("on the sender: ");
     assert!(
-        line.contains(&format!("ZCP_TOKEN={token}")),
-        "the token line tells the sender what to set: {line:?}"
+        advice.contains(&format!("ZCP_TOKEN={token} zcp send")),
+        "the next line tells the sender what to set: {advice:?}"
     );
     let sent = run(send_cmd(&[&src], &receiver.dest(), &[], &[(TOKEN_ENV, Some(&token))]));
     let received = receiver.wait();

@@ -455,3 +455,30 @@ fn small_files_go_through_part_files_where_no_unnamed_file_can_be_linked() {
     assert!((2..=4).contains(&tried), "linked files after the first failure:\n{trace}");
     assert_eq!(calls_returning(&trace, "renameat2", "0"), 100, "one rename per file:\n{trace}");
 }
+
+#[test]
+fn limit_rate_paces_the_batches_and_both_ends_count_them_alike() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = subdir(&src, "paced");
+    const SMALL: usize = 40;
+    for i in 0..SMALL {
+        fs::write(tree.join(format!("s{i:02}")), pseudo_random(60 << 10, 900 + i as u64))
+            .expect("a small file");
+    }
+    fs::write(tree.join("large"), pseudo_random(300_000, 899)).expect("a large file");
+    let receiver = Receiver::start(&dst, &[]);
+    let started = std::time::Instant::now();
+    let sent = send_paths(&[&tree], &receiver.dest(), &["--limit-rate", "4M"]);
+    let took = started.elapsed();
+    let received = receiver.wait();
+    assert_eq!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
+    assert_eq!(received.code(), Some(0), "receiver:\n{}", received.stderr);
+    assert_eq!(tree_listing(&dst.join("paced")), tree_listing(&tree));
+    let line = format!("{SMALL} files up to 64 KiB went in batches");
+    for (end, f) in [("sender", &sent), ("receiver", &received)] {
+        assert!(f.stderr.contains(&line), "{end} should say {line:?}:\n{}", f.stderr);
+    }
+    // 2.6 MiB at 4 MiB/s: the batches are paced too (a generous lower bound, no upper one).
+    assert!(took >= std::time::Duration::from_millis(400), "the paced tree took only {took:?}");
+}

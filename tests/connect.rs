@@ -94,6 +94,20 @@ pub(crate) fn connection_refused_exits_3_on_either_end() {
     assert_says(&received, "refused", "connecting receiver");
 }
 
+#[test]
+fn retries_that_all_fail_say_how_many_attempts_were_made() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join(NAME);
+    write_random_file(&src, 1000, 5);
+    let closed = ClosedPort::new();
+    let sent = send(&src, &closed.dest(), &["--retry", "2"]);
+    assert_exit(&sent, 3, "sender whose retries were refused");
+    assert_says(&sent, "gave up after 3 attempts (--retry 2)", "sender");
+    assert_says(&sent, "refused", "sender");
+    let once = send(&src, &closed.dest(), &[]);
+    assert!(!once.stderr.contains("attempts"), "one attempt is not a retry:\n{}", once.stderr);
+}
+
 /// A listener whose accept queue is full, so that a further SYN goes unanswered and a connect
 /// hangs until its timeout; `None` where the queue cannot be filled.
 fn unanswering_listener() -> Option<(TcpListener, Vec<TcpStream>)> {
@@ -138,7 +152,8 @@ fn listening_sender_without_a_token_makes_one_for_the_receiver() {
     let (mut sender, addr) = listening_sender(src, &[(TOKEN_ENV, None)]);
     let line = sender.wait_line("token ");
     let token = line.split_whitespace().nth(1).expect("the token").to_string();
-    let advice = format!("ZCP_TOKEN={token} zcp recv --connect HOST:{}", addr.port());
+    let line = sender.wait_line("on the receiver: ");
+    let advice = format!("ZCP_TOKEN={token} zcp recv --connect {addr}");
     assert!(line.contains(&advice), "the advice names the receiver's command: {line}");
     fetch_from(sender, addr, &dst, &[(TOKEN_ENV, Some(&token))], &data);
 }

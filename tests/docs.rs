@@ -103,7 +103,7 @@ fn to_address(line: &str, dest: &str) -> String {
 
 /// `sh -ec SCRIPT` in `dir`, with this build's `zcp` first on PATH and no token in the
 /// environment (the scripts set their own), then `env`.
-fn shell(script: &str, dir: &Path, env: &[(&str, &str)]) -> Command {
+pub(crate) fn shell(script: &str, dir: &Path, env: &[(&str, &str)]) -> Command {
     let bin = Path::new(ZCP).parent().expect("the binary's directory");
     let mut path = OsString::from(bin);
     path.push(":");
@@ -129,30 +129,104 @@ fn sources(dir: &Path) -> PathBuf {
     dir.join("big.iso")
 }
 
-#[test]
-fn readme_first_screen_runs_as_written() {
+/// The lines of the first screen's `sh` block that contains `marker`, less those that run
+/// `cargo` (install, build, test), after checking that every `zcp` command on the first screen
+/// parses.
+fn first_screen_script(marker: &str) -> String {
     let blocks = first_screen_blocks();
     assert!(blocks.len() >= 2, "the first screen shows install and try-it blocks: {blocks:?}");
     blocks.iter().flat_map(|b| b.lines()).for_each(assert_parses);
-    let runnable: Vec<String> = blocks
-        .iter()
-        .map(|b| b.lines().filter(|l| !l.trim_start().starts_with("cargo ")).collect::<Vec<_>>())
-        .filter(|lines| lines.iter().any(|l| !l.trim().is_empty()))
-        .map(|lines| lines.join("\n"))
-        .collect();
-    assert_eq!(runnable.len(), 1, "one runnable example on the first screen: {runnable:?}");
-    let script = &runnable[0];
-    assert!(script.contains("zcp recv") && script.contains("zcp send"), "{script}");
+    let mut found = blocks.iter().filter(|b| b.contains(marker));
+    let block = found.next().unwrap_or_else(|| panic!("no first-screen block has {marker:?}"));
+    assert!(found.next().is_none(), "one first-screen block has {marker:?}: {blocks:?}");
+    let lines: Vec<&str> =
+        block.lines().filter(|l| !l.trim_start().starts_with("cargo ")).collect();
+    lines.join("\n")
+}
 
+/// The Try-it example: a receiver and a sender.
+fn try_it_script() -> String {
+    let script = first_screen_script("zcp recv");
+    assert!(script.contains("zcp send"), "{script}");
+    script
+}
+
+#[test]
+fn readme_first_screen_runs_as_written() {
+    let script = try_it_script();
     let work = tempfile::tempdir().expect("tempdir");
     sources(work.path());
     let port = ClosedPort::new();
-    let script = to_address(script, &port.dest());
+    let script = to_address(&script, &port.dest());
     let ran = run(shell(&script, work.path(), &[]));
     assert_exit(&ran, 0, "the README's example");
     let incoming = work.path().join("incoming");
     assert_file_holds(&incoming.join("src/main.rs"), b"fn main() {}\n", "src/main.rs");
     assert_file_holds(&incoming.join("README.md"), b"# zcp\n", "README.md");
+    // The demo shows zero-copy at work, as the text under it says, beside the batched files.
+    let big = fs::read(work.path().join("big.bin")).expect("the demo's large file");
+    assert_file_holds(&incoming.join("big.bin"), &big, "big.bin");
+    for (end, path) in [("sent", "send: sendfile"), ("received", "recv: splice")] {
+        let summary = ran.stderr.split(&format!("\n{end} ")).nth(1).unwrap_or_default();
+        let second = summary.lines().nth(1).unwrap_or_default();
+        assert!(second.contains(path), "the {end} summary shows {path:?}:\n{}", ran.stderr);
+    }
+    assert!(ran.stderr.contains("went in batches"), "{}", ran.stderr);
+}
+
+#[test]
+fn readme_install_lines_work_in_a_fresh_home() {
+    let script = first_screen_script("cargo install");
+    let home = tempfile::tempdir().expect("a fresh HOME");
+    // What `cargo install` leaves: zcp in ~/.cargo/bin, which is on PATH.
+    let bin = subdir(&subdir(home.path(), ".cargo"), "bin");
+    std::os::unix::fs::symlink(ZCP, bin.join("zcp")).expect("zcp in ~/.cargo/bin");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let home_dir = home.path().to_string_lossy().into_owned();
+    let env = [("HOME", home_dir.as_str()), ("PATH", path.as_str())];
+    let ran = run(shell(&script, home.path(), &env));
+    assert_exit(&ran, 0, "the README's install lines");
+    let page = home.path().join(".cargo/share/man/man1/zcp.1");
+    assert!(page.is_file(), "no man page at {}", page.display());
+    let mut bash = Command::new("bash");
+    bash.args(["-c", ". ~/.bashrc; complete -p zcp"]).envs(env);
+    let bash = bash.output().expect("running bash");
+    let registered = String::from_utf8_lossy(&bash.stdout);
+    assert!(registered.contains(" zcp"), "bash has no completion for zcp: {bash:?}");
+    if let Some(why) = crate::util::unusable("man", &["--version"]) {
+        return crate::util::skip(&why);
+    }
+    let found = Command::new("man").args(["-w", "zcp"]).envs(env).env_remove("MANPATH").output();
+    let found = found.expect("running man -w");
+    let found = String::from_utf8_lossy(&found.stdout);
+    assert_eq!(found.trim(), page.display().to_string(), "man finds the page by PATH");
+}
+
+#[test]
+fn readme_first_screen_run_twice_names_a_few_refusals_and_counts_the_rest() {
+    const FILES: usize = 40;
+    let script = try_it_script();
+    let work = tempfile::tempdir().expect("tempdir");
+    sources(work.path());
+    for i in 0..FILES {
+        fs::write(work.path().join(format!("src/m{i:02}.rs")), b"// a module\n").expect("a file");
+    }
+    let first = run(shell(&to_address(&script, &ClosedPort::new().dest()), work.path(), &[]));
+    assert_exit(&first, 0, "the README's example, first run");
+    let again = run(shell(&to_address(&script, &ClosedPort::new().dest()), work.path(), &[]));
+    assert_exit(&again, 5, "the README's example run again (every file exists)");
+    // Both ends print to the one terminal: each names three refusals and counts the rest.
+    let refused = again.stderr.lines().filter(|l| l.trim_start().starts_with("refused ")).count();
+    assert_eq!(refused, 6, "three refusals named per end:\n{}", again.stderr);
+    let more = format!("and {} more refused (--json lists every one)", FILES + 3 - 3);
+    assert_eq!(again.stderr.matches(&more).count(), 2, "{more:?} per end:\n{}", again.stderr);
+    assert!(again.stderr.lines().count() < 25, "a flood:\n{}", again.stderr);
+    let hint = again.stderr.lines().filter(|l| l.contains("--force"));
+    assert!(
+        hint.clone().count() > 0 && hint.clone().all(|l| l.contains("the receiver's --force")),
+        "each hint names the end that has --force:\n{}",
+        again.stderr
+    );
 }
 
 #[test]

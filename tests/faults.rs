@@ -166,6 +166,7 @@ fn cut_connection_fails_both_ends_then_resumes() {
     assert_exit(&sent, 3, "sender over a cut connection");
     assert_exit(&received, 3, "receiver over a cut connection");
     assert_says(&received, "connection lost", "receiver");
+    assert_says(&sent, "if it still runs, waits for this sender: run the same command", "sender");
     assert!(final_names(&dst).is_empty(), "a cut file appeared under its final name");
     let kept = std::fs::metadata(part_of(&dst, NAME)).map_or(0, |m| m.len());
     assert!(kept > 0, "no partial data kept after {cut} bytes");
@@ -258,6 +259,10 @@ fn sigint_mid_transfer_exits_130_and_tells_the_sender() {
     assert_no_panic(&sent, "sender");
     assert_ne!(sent.code(), Some(0), "sender:\n{}", sent.stderr);
     assert_says(&sent, "receiver shut down", "sender");
+    // The sender learns how to resume: the receiver's end is where something must run.
+    let how = "start it again with the same token, --output and --skip-existing, then run this \
+               same command to resume";
+    assert_says(&sent, how, "sender");
     let kept = std::fs::metadata(part_of(&dst, NAME)).map_or(0, |m| m.len());
     assert!(kept > 0, "the part file is kept for a resume");
     assert!(final_names(&dst).is_empty(), "an interrupted file appeared under its final name");

@@ -330,7 +330,7 @@ fn max_size_bounds_standard_output_and_counts_holes_as_zeros() {
     assert_exit(&sent, 5, "sender");
     assert_exit(&received, 5, "receiver");
     for (f, who) in [(&sent, "sender"), (&received, "receiver")] {
-        assert_says(f, "session needs 64 GiB, more than --max-size 1 MiB", who);
+        assert_says(f, "session needs 64 GiB, more than the receiver's --max-size 1 MiB", who);
     }
     let written = written.load(Ordering::Relaxed);
     assert!(written <= MIB as u64, "{written} bytes written past --max-size 1M");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::util;
 use crate::util::{
-    Process, Receiver, json_file, json_str, json_u64, parse_json, pseudo_random, send_cmd,
+    Process, Receiver, SESSION, json_file, json_str, json_u64, parse_json, pseudo_random, send_cmd,
     send_paths, subdir, wait_until,
 };
 use serde_json::Value;
@@ -215,4 +215,102 @@ fn a_part_file_longer_than_the_source_is_started_over() {
     let report = parse_json(stdout, stderr);
     assert_eq!(report["files"][0]["resumed_from"], 0, "{report:#}");
     assert_eq!(report["files"][0]["bytes"], 1000, "{report:#}");
+}
+
+/// Sends `what` slowly to `dest` (at least 3 s for `size` bytes, in small buffered writes),
+/// the same command each time it is called.
+fn slow_send(what: &Path, dest: &str, size: u64) -> std::process::Command {
+    let rate = (size / 3).to_string();
+    let slow = ["--method", "buffered", "--buffer-size", "4K", "--limit-rate", &rate];
+    send_cmd(&[what], dest, &[&slow[..], &["--no-sparse"]].concat(), &[])
+}
+
+#[test]
+fn a_one_shot_receiver_waits_for_its_killed_sender_and_the_same_command_resumes() {
+    comeback(|sender| {
+        let killed = sender.kill();
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "the sender ended before the kill: {killed:#?}"
+        );
+    });
+}
+
+#[test]
+fn a_sender_stopped_by_ctrl_c_says_to_run_the_same_command_and_it_resumes() {
+    comeback(|sender| {
+        sender.signal(nix::sys::signal::Signal::SIGINT);
+        let stopped = sender.wait();
+        util::assert_exit(&stopped, 130, "the interrupted sender");
+        util::assert_says(&stopped, "waits for this sender", "the interrupted sender");
+        util::assert_says(&stopped, "run the same command again to resume", "the sender");
+    });
+}
+
+/// A tree (a small file that lands whole, then a large one) sent slowly to a one-shot receiver
+/// and cut off by `cut` once the large file's part holds data; then the same command again,
+/// which must find the receiver waiting and resume.
+fn comeback(cut: impl FnOnce(Process)) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src_root, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    let tree = subdir(&src_root, "tree");
+    fs::write(tree.join("a_small.txt"), b"small and first\n").expect("writing the small file");
+    write_source(&tree.join(NAME), SMALLER);
+    let part = dst.join("tree").join(format!(".{NAME}.zcp-part"));
+    let mut receiver = Receiver::start(&dst, &["--resume-wait", "120"]);
+    let sender = Process::spawn(slow_send(&tree, &receiver.dest(), SMALLER));
+    wait_until(Duration::from_secs(20), "data in the part file", || {
+        fs::metadata(&part).map_or(0, |m| m.len()) >= MIN_PART
+    });
+    cut(sender);
+    let waiting = receiver.process().wait_line_within("run the same command again", SESSION);
+    assert!(waiting.contains("--resume-wait"), "{waiting}");
+    assert!(receiver.process().running(), "the receiver exited instead of waiting");
+
+    let again = util::run(slow_send(&tree, &receiver.dest(), SMALLER));
+    let received = receiver.wait();
+    util::assert_exit(&again, 0, "the same command again");
+    util::assert_exit(&received, 0, "the receiver the sender came back to");
+    util::assert_says(&again, "resumed", "the sender that came back");
+    assert_same_file(&tree.join(NAME), &dst.join("tree").join(NAME), "the resumed file");
+    let small = fs::read(dst.join("tree/a_small.txt")).expect("the small file");
+    assert_eq!(small, b"small and first\n");
+    assert!(!part.exists(), "the part file is gone once the file is in place");
+}
+
+#[test]
+fn a_one_shot_receiver_gives_up_waiting_after_resume_wait() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    write_source(&src.join(NAME), SMALLER);
+    let part = dst.join(format!(".{NAME}.zcp-part"));
+    let mut receiver = Receiver::start(&dst, &["--resume-wait", "1"]);
+    let sender = Process::spawn(slow_send(&src.join(NAME), &receiver.dest(), SMALLER));
+    wait_until(Duration::from_secs(20), "data in the part file", || {
+        fs::metadata(&part).map_or(0, |m| m.len()) >= MIN_PART
+    });
+    drop(sender.kill());
+    receiver.process().wait_line_within("run the same command again", SESSION);
+    let received = receiver.wait();
+    util::assert_exit(&received, 3, "a receiver no sender came back to");
+    util::assert_says(&received, "no sender came back within --resume-wait", "receiver");
+    assert!(part.exists(), "the part file stays for a later resume");
+}
+
+#[test]
+fn a_receiver_writing_to_standard_output_does_not_wait_for_its_sender() {
+    // What went to standard output cannot be taken back: a second run would repeat it.
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = subdir(work.path(), "src").join(NAME);
+    write_source(&src, SMALLER);
+    let receiver = Receiver::start(Path::new("-"), &["--resume-wait", "120"]);
+    let sender = Process::spawn(slow_send(&src, &receiver.dest(), SMALLER));
+    // At least 3 s for the whole file: a second in, it is mid-transfer.
+    std::thread::sleep(Duration::from_secs(1));
+    drop(sender.kill());
+    let received = receiver.wait_for(Duration::from_secs(30));
+    util::assert_exit(&received, 3, "a receiver into standard output cut off");
+    assert!(!received.stderr.contains("--resume-wait"), "it waited:\n{}", received.stderr);
+    assert!(!received.stdout_bytes.is_empty(), "no data had arrived before the cut");
 }

@@ -83,7 +83,7 @@ fn skip_existing_on_a_nanosecond_file_system_refuses_a_file_whose_mtime_differs_
     let received = receiver.wait();
     util::assert_exit(&sent, 5, "sender");
     util::assert_exit(&received, 5, "receiver");
-    util::assert_says(&sent, "differs; use --force to overwrite", "sender");
+    util::assert_says(&sent, "differs; the receiver's --force overwrites it", "sender");
     assert_file_holds(&dst.join("conf"), b"version=1\n", "the existing file, untouched");
 }
 

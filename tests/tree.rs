@@ -7,6 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::util;
 use crate::util::{
     FifoWriter, Finished, Receiver, assert_file_holds, json_file, json_u64, parse_json,
     pseudo_random, send_paths, set_mode, set_mtime, subdir, tree_listing, write_random_file,
@@ -246,6 +247,52 @@ fn follow_symlinks_sends_what_they_point_to() {
     );
     assert!(!stderr.contains("symlink"), "no symlink was skipped:\n{stderr}");
     assert_eq!(json_file(&report, "tree/linkdir")["kind"], "dir", "{report:#}");
+}
+
+#[test]
+fn symlinks_named_on_the_command_line_are_followed_as_cp_does() {
+    // `cp -H`: a link the user names is what it points to, under the link's name; the links
+    // met inside the tree it leads to keep the tree's rule (skipped without -L).
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (tree, target, _) = tree_with_links(work.path());
+    let file_link = work.path().join("file-link");
+    symlink(tree.join("target.bin"), &file_link).expect("a link to a file");
+    let small_link = work.path().join("small-link");
+    fs::write(work.path().join("small.txt"), b"small\n").expect("a small file");
+    symlink("small.txt", &small_link).expect("a relative link to a small file");
+    let tree_link = work.path().join("tree-link");
+    symlink(&tree, &tree_link).expect("a link to a directory");
+
+    let (_, report, stderr) = session(&[&file_link, &small_link, &tree_link], &dst, &[]);
+    assert_file_holds(&dst.join("file-link"), &target, "the named link to a file");
+    assert_file_holds(&dst.join("small-link"), b"small\n", "the named link to a small file");
+    assert_file_holds(&dst.join("tree-link/target.bin"), &target, "the tree behind a named link");
+    assert!(fs::symlink_metadata(dst.join("file-link")).expect("landed").is_file());
+    assert!(!dst.join("tree-link/link").exists(), "a link inside the tree is still skipped");
+    assert!(warns_about(&stderr, "tree/link"), "the link inside is named:\n{stderr}");
+    assert!(!warns_about(&stderr, "file-link"), "the named link is not skipped:\n{stderr}");
+    assert_eq!(json_file(&report, "tree-link")["kind"], "dir", "{report:#}");
+}
+
+#[test]
+fn a_send_that_has_nothing_to_offer_fails_and_leaves_the_receiver_waiting() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let socket_path = work.path().join("sock");
+    let _socket = std::os::unix::net::UnixListener::bind(&socket_path).expect("a unix socket");
+    let mut receiver = Receiver::start(&dst, &[]);
+    let sent = send_paths(&[&socket_path], &receiver.dest(), &[]);
+    util::assert_exit(&sent, 7, "a sender with nothing to send");
+    util::assert_says(&sent, "nothing to send", "sender");
+    util::assert_says(&sent, "sock", "sender");
+    assert!(receiver.process().running(), "the one-shot receiver was used up by nothing");
+    let file = work.path().join("real.bin");
+    let data = write_random_file(&file, 5000, 11);
+    let sent = send_paths(&[&file], &receiver.dest(), &[]);
+    util::assert_exit(&sent, 0, "the next sender");
+    util::assert_exit(&receiver.wait(), 0, "the receiver");
+    assert_file_holds(&dst.join("real.bin"), &data, "the next sender's file");
 }
 
 #[test]

@@ -228,7 +228,8 @@ pub fn zcp(
     receiver
         .args(["recv", "--listen", "127.0.0.1:0", "--output"])
         .arg(if variant.output_file { copy.as_path() } else { out })
-        .args(["--method", pair.recv])
+        // A failed sender fails the round: nothing is to come back and resume.
+        .args(["--resume-wait", "0", "--method", pair.recv])
         .args(variant.recv_args)
         .args(&common)
         .env(TOKEN_ENV, ctx.token)

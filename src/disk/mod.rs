@@ -231,7 +231,7 @@ impl Destination {
                 if entry.kind == EntryKind::Dir {
                     return Err(Refusal::new(
                         RefuseCode::Unsupported,
-                        "--output names a file, not a directory",
+                        "the receiver's --output names a file, not a directory",
                     ));
                 }
                 let parent = path.parent().unwrap_or(Path::new(""));
@@ -265,7 +265,7 @@ impl Destination {
             EntryKind::File => Ok(Decision::Stdout),
             EntryKind::Dir => Err(Refusal::new(
                 RefuseCode::Unsupported,
-                "--output - takes one file, not a directory",
+                "the receiver's --output - takes one file, not a directory",
             )),
         }
     }
@@ -322,9 +322,9 @@ fn decide_file(
         }
         if !policy.force {
             let hint = if policy.skip_existing {
-                "differs; use --force to overwrite"
+                "differs; the receiver's --force overwrites it"
             } else {
-                "use --force to overwrite"
+                "the receiver's --force overwrites it"
             };
             return Err(Refusal::new(
                 RefuseCode::Exists,

@@ -257,7 +257,7 @@ impl Part<'_> {
             None => "a file appeared under that name during the transfer".to_string(),
         };
         format!(
-            "{why}; what arrived is kept in {}, --force replaces the file",
+            "{why}; what arrived is kept in {}, the receiver's --force replaces the file",
             self.shown().display()
         )
     }

@@ -159,6 +159,14 @@ impl Lobby {
         self.left.notify_all();
     }
 
+    /// Lets connections in again after `close`: a one-shot receiver awaiting a sender that
+    /// was cut off.
+    pub fn reopen(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.closed = false;
+        }
+    }
+
     fn leave(&self, id: u64) -> Exit {
         let Ok(mut state) = self.state.lock() else { return Exit::Closed };
         let pushed_out = state.waiting.iter().find(|w| w.id == id).and_then(|w| w.pushed_out);

@@ -123,6 +123,11 @@ pub fn connect(dest: &str, timeout: Duration, retries: u32) -> anyhow::Result<Tc
                 attempt += 1;
                 thread::sleep(Duration::from_secs(1));
             }
+            // The last error alone would read as a first try: say that --retry was spent.
+            Err(e) if attempt > 0 => {
+                let attempts = crate::units::counted(u64::from(attempt) + 1, "attempt");
+                return Err(e.context(format!("gave up after {attempts} (--retry {retries})")));
+            }
             Err(e) => return Err(e),
         }
     }
@@ -156,6 +161,43 @@ fn connect_once(dest: &str, timeout: Duration) -> anyhow::Result<TcpStream> {
         format!(" (also tried {})", failures.join("; "))
     };
     Err(anyhow::Error::from(last).context(format!("connecting to {dest}{also}")))
+}
+
+/// The addresses a peer can reach a listener bound to `bound` at, for the command printed for
+/// it: `bound` itself, or for a wildcard address each non-loopback address of an interface that
+/// is up (IPv4; IPv6 too on `[::]`, less link-local ones, which need a scope), in the kernel's
+/// order; the loopback address when the host has no other.
+pub fn reachable(bound: SocketAddr) -> Vec<SocketAddr> {
+    use nix::net::if_::InterfaceFlags;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    if !bound.ip().is_unspecified() {
+        return vec![bound];
+    }
+    let wanted = |ip: &IpAddr| match ip {
+        IpAddr::V4(ip) => !ip.is_loopback(),
+        IpAddr::V6(ip) => bound.is_ipv6() && !ip.is_loopback() && !ip.is_unicast_link_local(),
+    };
+    let mut found: Vec<SocketAddr> = nix::ifaddrs::getifaddrs()
+        .into_iter()
+        .flatten()
+        .filter(|i| i.flags.contains(InterfaceFlags::IFF_UP))
+        .filter_map(|i| {
+            let a = i.address?;
+            let ip = a.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()));
+            ip.or_else(|| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+        })
+        .filter(wanted)
+        .map(|ip| SocketAddr::new(ip, bound.port()))
+        .collect();
+    found.dedup();
+    if found.is_empty() {
+        let loopback = match bound {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        };
+        found.push(SocketAddr::new(loopback, bound.port()));
+    }
+    found
 }
 
 /// Waits up to `timeout` for a connection on `listener`; `None` when none came.

@@ -3,6 +3,7 @@
 //! source. The modules that implement a topic link here from their own short module docs.
 
 pub mod browser;
+pub mod comeback;
 pub mod datapaths;
 pub mod encryption;
 pub mod http;

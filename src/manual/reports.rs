@@ -104,13 +104,13 @@
 //!
 //! ```text
 //! {"v":1,"session":1,"t":0.00005,"event":"session_start","role":"send","entries":4,"files":2,"bytes":3146728}
-//! {"v":1,"session":1,"t":0.00009,"event":"file_refuse","index":3,"name":"t/taken","reason":"dst/t/taken exists (use --force to overwrite)"}
+//! {"v":1,"session":1,"t":0.00009,"event":"file_refuse","index":3,"name":"t/taken","reason":"dst/t/taken exists (the receiver's --force overwrites it)"}
 //! {"v":1,"session":1,"t":0.00014,"event":"file_resume","index":1,"name":"t/big","size":3145728,"offset":1048576}
 //! {"v":1,"session":1,"t":0.00139,"event":"progress","bytes":3145728,"total":3146728,"files_started":1,"files":2,"bytes_per_s":2154966515.4}
 //! {"v":1,"session":1,"t":0.27495,"event":"file_start","index":2,"name":"t/small","size":1000}
 //! {"v":1,"session":1,"t":0.27637,"event":"file_end","index":1,"name":"t/big","bytes":2097152,"resumed_from":1048576,"hole_bytes":0,"path":"sendfile","checksum":"ok","saved_as":null}
 //! {"v":1,"session":1,"t":0.27652,"event":"summary","report":{"role":"send","files_sent":2,"refused":1,"...":"as --json"}}
-//! {"v":1,"session":0,"t":0.27700,"event":"error","message":"receiver refused t/taken: dst/t/taken exists (use --force to overwrite)","exit_code":5}
+//! {"v":1,"session":0,"t":0.27700,"event":"error","message":"receiver refused t/taken: dst/t/taken exists (the receiver's --force overwrites it)","exit_code":5}
 //! ```
 //!
 //! `--events` and `--json` on stdout together are refused (exit 2): the `summary` event holds the

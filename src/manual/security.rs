@@ -30,8 +30,8 @@
 //!   end logs it as an ignored connection and goes on waiting; the greeting carries a NO_AUTH flag
 //!   for this).
 //! - Reverse mode (`zcp send --listen ADDR`, `zcp recv --connect HOST:PORT`): the listening sender
-//!   makes and prints the token when it has none, with the receiver's command
-//!   (`token … (on the receiver: ZCP_TOKEN=… zcp recv --connect HOST:PORT)`); a connecting receiver
+//!   makes and prints the token when it has none, then the receiver's command for each address
+//!   it can be reached at (`on the receiver: ZCP_TOKEN=… zcp recv --connect 10.0.0.5:7878`); a connecting receiver
 //!   without a token exits 8 at once, asking for the one the sender printed.
 //!
 //! Threat model: the token protects **who may write** through a receiver (and tells the sender it

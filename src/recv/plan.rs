@@ -24,7 +24,7 @@ pub(super) fn plan(entries: &[Entry], dest: &Destination, cfg: &RecvConfig) -> S
         let decision = if dest.single() && i > 0 {
             Err(Refusal::new(
                 RefuseCode::Unsupported,
-                "--output names one file, taken by the first entry",
+                "the receiver's --output names one file, taken by the first entry",
             ))
         } else if clashes.twice(i) {
             Err(Refusal::new(RefuseCode::Exists, "the offer names it twice"))
@@ -72,7 +72,11 @@ fn too_big(
     free: impl FnOnce() -> Option<u64>,
 ) -> Option<String> {
     if let Some(max) = max_size.filter(|&max| needed > max) {
-        return Some(format!("session needs {}, more than --max-size {}", size(needed), size(max)));
+        return Some(format!(
+            "session needs {}, more than the receiver's --max-size {}",
+            size(needed),
+            size(max)
+        ));
     }
     let free = free()?;
     (needed > free).then(|| format!("session needs {}, {} free", size(needed), size(free)))
@@ -256,7 +260,7 @@ mod tests {
         let free_never_asked =
             || -> Option<u64> { panic!("free space asked after --max-size refused") };
         let over = too_big(2 << 20, Some(1 << 20), free_never_asked).expect("over --max-size");
-        assert!(over.contains("more than --max-size 1 MiB"), "{over}");
+        assert!(over.contains("more than the receiver's --max-size 1 MiB"), "{over}");
         assert_eq!(too_big(1 << 20, Some(1 << 20), || Some(1 << 20)), None, "exactly fits");
         let full = too_big(5, None, || Some(4)).expect("more than free");
         assert_eq!(full, "session needs 5 B, 4 B free");

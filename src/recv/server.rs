@@ -2,7 +2,8 @@
 //! lets each connection authenticate in a `Lobby` (a failed one is logged and ignored), serves
 //! the first authenticated sender or, with `--keep-open`, many at once (each on its own thread,
 //! at most `--max-conns`, the rest told "busy"), and stops cleanly on Ctrl-C or SIGTERM,
-//! telling every live sender.
+//! telling every live sender. A one-shot receiver whose sender was cut off waits for it to
+//! come back (`crate::manual::comeback`).
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
@@ -39,12 +40,16 @@ pub struct Receiver {
     listener: Option<TcpListener>,
     dest: Destination,
     cfg: RecvConfig,
+    /// The options of a session that comes back after one was cut off (`--resume-wait`): the
+    /// files that arrived whole before the cut are skipped, not refused as existing.
+    comeback: RecvConfig,
 }
 
 /// How a receiver's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Outcome {
-    /// The exit code: the last failed session's (0 when none failed), or the signal's.
+    /// The exit code: the last failed session's (a one-shot receiver's: its last session's, so
+    /// a sender that came back and finished makes up for the cut one), or the signal's.
     pub code: ExitCode,
     /// Sessions that authenticated and ran.
     pub served: u64,
@@ -58,6 +63,9 @@ pub struct Outcome {
 #[derive(Default)]
 struct Tally {
     outcome: Outcome,
+    /// A one-shot receiver's code is its last session's: a sender that came back and finished
+    /// makes up for the session that was cut off.
+    last_wins: bool,
 }
 
 impl Tally {
@@ -66,6 +74,8 @@ impl Tally {
         self.outcome.served += 1;
         if code != ExitCode::Success {
             self.outcome.failed += 1;
+        }
+        if code != ExitCode::Success || self.last_wins {
             self.outcome.code = code;
         }
     }
@@ -90,7 +100,9 @@ impl Receiver {
             Link::Listen(addr) => Some(net::listen(addr)?),
             Link::Connect(_) => None,
         };
-        Ok(Receiver { listener, dest, cfg })
+        let mut comeback = cfg.clone();
+        comeback.policy.skip_existing = true;
+        Ok(Receiver { listener, dest, cfg, comeback })
     }
 
     /// The address actually bound (the real port when `--listen` asked for port 0).
@@ -107,14 +119,21 @@ impl Receiver {
         self.cfg.token.is_some()
     }
 
-    /// The token a sender needs, when this receiver made it up (and the user must be shown it).
-    pub fn generated_token(&self) -> Option<&Token> {
-        self.cfg.token.as_ref().filter(|_| self.cfg.token_generated)
+    /// The token a sender needs; `None` with `--no-auth`.
+    pub fn token(&self) -> Option<&Token> {
+        self.cfg.token.as_ref()
+    }
+
+    /// Whether this receiver made its token up (and the user must be shown it).
+    pub fn token_generated(&self) -> bool {
+        self.cfg.token_generated
     }
 
     /// Serves one session, or sessions until a signal with `--keep-open`. Each finished
     /// session's report (or error) goes to `done`, which returns its exit code. Connections
-    /// wait in a `Lobby` until they authenticate; only then do they count as sessions.
+    /// wait in a `Lobby` until they authenticate; only then do they count as sessions. A
+    /// one-shot receiver whose session was cut off mid-transfer listens again for
+    /// `--resume-wait`, for a sender to come back and resume.
     /// `stuck` is called when sessions stopped by a signal have not reported within
     /// `STOP_GRACE` (counted as failed, with how many), before the run waits for them: the
     /// caller may end the process there rather than wait on a call that does not return.
@@ -125,10 +144,9 @@ impl Receiver {
     ) -> anyhow::Result<Outcome> {
         signals::install()?;
         let (live, lobby) = (Live::default(), Lobby::default());
-        let (tx, rx) = mpsc::channel::<anyhow::Result<Report>>();
+        let (tx, rx) = mpsc::channel::<Ended>();
         thread::scope(|scope| {
-            let mut tally = Tally::default();
-            let mut stopped_listening = false;
+            let mut serving = Serving::new(!self.cfg.keep_open);
             if let Link::Connect(dest) = &self.cfg.net.link {
                 let socket =
                     net::connect(dest, self.cfg.net.connect_timeout, self.cfg.net.retries)?;
@@ -138,69 +156,123 @@ impl Receiver {
                 })?;
             }
             loop {
-                while let Ok(result) = rx.try_recv() {
-                    tally.count(done(result));
+                while let Ok(ended) = rx.try_recv() {
+                    self.ended(ended, &mut serving, (&live, &lobby), &mut done)?;
                 }
                 if let Some(signal) = signals::pending() {
                     lobby.close();
                     live.stop_all();
-                    tally.outcome.stopped_by = Some(signal);
+                    serving.tally.outcome.stopped_by = Some(signal);
                     break;
                 }
-                let one_shot_over = live.admitted() > 0 && !self.cfg.keep_open;
-                if one_shot_over && !stopped_listening {
-                    stopped_listening = true;
+                let one_shot_over = !self.cfg.keep_open && live.admitted() >= live.allowed();
+                if one_shot_over && !serving.stopped_listening {
+                    serving.stopped_listening = true;
+                    serving.comeback_until = None;
                     // No more connections: a sender that comes now is refused at once (or
                     // reset, if it was already queued) rather than left waiting for a greeting
                     // until this session ends.
-                    if let Some(listener) = &self.listener {
+                    if let Some(listener) = serving.listener(self) {
                         net::stop_listening(listener);
                     }
                 }
                 if one_shot_over {
                     lobby.close();
                     // Every admitted session reports once: when all have, none is left.
-                    if tally.outcome.served == live.admitted() {
+                    if serving.tally.outcome.served == live.admitted() {
                         break;
                     }
                 }
-                match self.listener.as_ref().filter(|_| !one_shot_over) {
+                if serving.comeback_until.is_some_and(|until| Instant::now() >= until) {
+                    crate::terminal::line(
+                        "zcp: no sender came back within --resume-wait: giving up",
+                    );
+                    lobby.close();
+                    break;
+                }
+                match serving.listener(self).filter(|_| !one_shot_over) {
                     Some(listener) => {
                         if let Some((socket, peer, ticket)) =
                             net::accept_into(listener, &lobby, TICK)?
                         {
                             let (tx, live) = (tx.clone(), &live);
                             net::connection_thread(scope, move || {
-                                if let Some(result) = self.welcome(socket, peer, ticket, live) {
-                                    let _ = tx.send(result);
+                                if let Some(ended) = self.welcome(socket, peer, ticket, live) {
+                                    let _ = tx.send(ended);
                                 }
                             })?;
                         }
                     }
                     // Nothing to accept: wait on the sessions, so the end is seen at once.
                     None => {
-                        if let Ok(result) = rx.recv_timeout(TICK) {
-                            tally.count(done(result));
+                        if let Ok(ended) = rx.recv_timeout(TICK) {
+                            self.ended(ended, &mut serving, (&live, &lobby), &mut done)?;
                         }
                     }
                 }
             }
             // Sessions cut short by a signal still report, then the run ends.
             let deadline = Instant::now() + STOP_GRACE;
-            while tally.outcome.served < live.admitted() {
+            while serving.tally.outcome.served < live.admitted() {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let Ok(result) = rx.recv_timeout(left) else { break };
-                tally.count(done(result));
+                let Ok(ended) = rx.recv_timeout(left) else { break };
+                serving.tally.count(done(ended.result));
             }
-            let unreported = live.admitted() - tally.outcome.served;
+            let unreported = live.admitted() - serving.tally.outcome.served;
             if unreported > 0 {
-                let mut outcome = tally.outcome;
+                let mut outcome = serving.tally.outcome;
                 (outcome.served, outcome.failed) =
                     (outcome.served + unreported, outcome.failed + unreported);
-                stuck(Tally { outcome }.finish(), unreported);
+                stuck(Tally { outcome, last_wins: false }.finish(), unreported);
             }
-            Ok(tally.finish())
+            Ok(serving.tally.finish())
         })
+    }
+
+    /// A session ended: `done` reports it. When it was this one-shot receiver's session and
+    /// it broke off mid-transfer, the receiver listens again (the first listener was shut) and
+    /// admits one more sender, for `--resume-wait`, saying so.
+    fn ended(
+        &self,
+        ended: Ended,
+        serving: &mut Serving,
+        (live, lobby): (&Live, &Lobby),
+        done: &mut impl FnMut(anyhow::Result<Report>) -> ExitCode,
+    ) -> anyhow::Result<()> {
+        let wait = self.comeback_wait(&ended);
+        serving.tally.count(done(ended.result));
+        let (Some(wait), Some(bound)) = (wait, self.local_addr()?) else { return Ok(()) };
+        // A session cut off at once may end before the loop shut the listener; else the shut
+        // one still holds the port, and the new one shares it (SO_REUSEADDR).
+        if serving.stopped_listening {
+            serving.rebound = None;
+            serving.rebound = Some(net::listen(&bound.to_string())?);
+            serving.stopped_listening = false;
+        }
+        serving.comeback_until = Some(Instant::now() + wait);
+        live.allow_one_more();
+        lobby.reopen();
+        let secs = wait.as_secs_f64();
+        crate::terminal::line(format!(
+            "zcp: waiting {secs:.0} s on {bound} for the sender to run the same command again \
+             and resume (the same token; --resume-wait; Ctrl-C to stop)"
+        ));
+        Ok(())
+    }
+
+    /// How long to wait for the sender of `ended` to come back: only for a one-shot receiver
+    /// listening with `--resume-wait`, whose session broke off (a connection failure, exit 3)
+    /// after file data began to flow, so that something is left to resume. Not into standard
+    /// output: what went there cannot be taken back, and a second run would repeat it.
+    fn comeback_wait(&self, ended: &Ended) -> Option<Duration> {
+        let to_stdout = matches!(self.dest, Destination::Stdout);
+        let wait = self.cfg.resume_wait.filter(|_| !self.cfg.keep_open && !to_stdout)?;
+        let broke = match &ended.result {
+            Err(e) => crate::error::exit_code(e) == ExitCode::Connection,
+            Ok(_) => false,
+        };
+        let listening = matches!(self.cfg.net.link, Link::Listen(_));
+        (listening && broke && ended.in_data && signals::pending().is_none()).then_some(wait)
     }
 
     /// An accepted connection: its handshake in the lobby, then, once the sender has
@@ -212,7 +284,7 @@ impl Receiver {
         peer: SocketAddr,
         ticket: Ticket<'_>,
         live: &Live,
-    ) -> Option<anyhow::Result<Report>> {
+    ) -> Option<Ended> {
         let greeted =
             ticket.greet(&mut socket, peer, |s| self.handshake(s, Direction::Accepted))?;
         let (limit, once) = match self.cfg.keep_open {
@@ -228,13 +300,7 @@ impl Receiver {
 
     /// The one connection of `--connect`, counted as a session from the start: a failed
     /// handshake fails the run.
-    fn dialed(
-        &self,
-        mut socket: TcpStream,
-        peer: &str,
-        live: &Live,
-        id: u64,
-    ) -> anyhow::Result<Report> {
+    fn dialed(&self, mut socket: TcpStream, peer: &str, live: &Live, id: u64) -> Ended {
         match self.handshake(&mut socket, Direction::Connected) {
             Ok(greeted) => {
                 // With --encrypt in user space the session now talks to the record layer.
@@ -242,8 +308,8 @@ impl Receiver {
                 self.session(socket, greeted, peer, live, id)
             }
             Err(e) => {
-                live.remove(id);
-                Err(e.context(format!("receiving from {peer}")))
+                let in_data = live.remove(id);
+                Ended { result: Err(e.context(format!("receiving from {peer}"))), in_data }
             }
         }
     }
@@ -271,11 +337,13 @@ impl Receiver {
         peer: &str,
         live: &Live,
         id: u64,
-    ) -> anyhow::Result<Report> {
-        let session = Session { cfg: &self.cfg, dest: &self.dest, encryption: tunnel.encryption() };
+    ) -> Ended {
+        // A one-shot receiver's later session is a sender that came back (`--resume-wait`).
+        let cfg = if !self.cfg.keep_open && id > 0 { &self.comeback } else { &self.cfg };
+        let session = Session { cfg, dest: &self.dest, encryption: tunnel.encryption() };
         let serve = || session.serve(socket, greeted, || live.started_data(id));
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve));
-        live.remove(id);
+        let in_data = live.remove(id);
         let served =
             served.unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")));
         // A signal shut the session's socket: what broke is the consequence, the signal the cause.
@@ -283,7 +351,37 @@ impl Receiver {
             (Err(e), Some(signal)) => Err(crate::error::stopped(&e, signal)),
             (served, _) => served,
         };
-        tunnel.conclude(served).with_context(|| format!("receiving from {peer}"))
+        let result = tunnel.conclude(served).with_context(|| format!("receiving from {peer}"));
+        Ended { result, in_data }
+    }
+}
+
+/// How a session ended, as the serving loop needs it.
+struct Ended {
+    result: anyhow::Result<Report>,
+    /// Whether file data had begun to flow: a break after that left something to resume.
+    in_data: bool,
+}
+
+/// The serving loop's state between ticks.
+struct Serving {
+    tally: Tally,
+    stopped_listening: bool,
+    /// The listener bound again while a sender cut off is awaited (the first one was shut).
+    rebound: Option<TcpListener>,
+    /// Until when a sender cut off mid-transfer may come back.
+    comeback_until: Option<Instant>,
+}
+
+impl Serving {
+    fn new(one_shot: bool) -> Serving {
+        let tally = Tally { last_wins: one_shot, ..Tally::default() };
+        Serving { tally, stopped_listening: false, rebound: None, comeback_until: None }
+    }
+
+    /// The listener that takes connections now.
+    fn listener<'a>(&'a self, receiver: &'a Receiver) -> Option<&'a TcpListener> {
+        self.rebound.as_ref().or(receiver.listener.as_ref())
     }
 }
 
@@ -307,6 +405,8 @@ struct Live {
     next: AtomicU64,
     /// Sessions ever admitted: a one-shot receiver ends once its one has.
     admitted: AtomicU64,
+    /// More sessions a one-shot receiver may admit than its first: senders that come back.
+    comebacks: AtomicU64,
 }
 
 /// A running session's socket, and whether file data flows on it yet.
@@ -331,7 +431,7 @@ impl Live {
     fn admit(&self, socket: &TcpStream, limit: usize, once: bool) -> Option<u64> {
         let socket = socket.try_clone().ok()?;
         let mut list = self.sessions.lock().ok()?;
-        if list.len() >= limit || (once && self.admitted() > 0) {
+        if list.len() >= limit || (once && self.admitted() >= self.allowed()) {
             return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
@@ -354,16 +454,28 @@ impl Live {
         self.admitted.load(Ordering::Acquire)
     }
 
+    /// How many sessions a one-shot receiver may admit in all.
+    fn allowed(&self) -> u64 {
+        1 + self.comebacks.load(Ordering::Acquire)
+    }
+
+    /// Lets a one-shot receiver admit one more session: its sender coming back.
+    fn allow_one_more(&self) {
+        self.comebacks.fetch_add(1, Ordering::AcqRel);
+    }
+
     fn started_data(&self, id: u64) {
         if let Ok(mut list) = self.sessions.lock() {
             list.iter_mut().filter(|s| s.id == id).for_each(|s| s.in_data = true);
         }
     }
 
-    fn remove(&self, id: u64) {
-        if let Ok(mut list) = self.sessions.lock() {
-            list.retain(|s| s.id != id);
-        }
+    /// Takes session `id` off the list; whether file data had begun to flow in it.
+    fn remove(&self, id: u64) -> bool {
+        let Ok(mut list) = self.sessions.lock() else { return false };
+        let in_data = list.iter().any(|s| s.id == id && s.in_data);
+        list.retain(|s| s.id != id);
+        in_data
     }
 
     /// Tells every sender that the receiver shuts down and unblocks the session threads;

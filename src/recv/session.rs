@@ -412,7 +412,7 @@ impl Session<'_> {
             match max {
                 Some(max) if written + n > max => Err(SessionError::Refused {
                     name: name.clone(),
-                    reason: format!("the session passed --max-size {}", size(max)),
+                    reason: format!("the session passed the receiver's --max-size {}", size(max)),
                 }
                 .into()),
                 _ => Ok(()),

@@ -12,6 +12,9 @@ use crate::role::Role;
 use crate::terminal::shown;
 
 const GIB: f64 = (1u64 << 30) as f64;
+/// Refused entries named one per line; the rest are counted (a second run of the same tree
+/// would otherwise print a line per file), and `--json` names them all.
+const SHOWN_REFUSALS: usize = 3;
 
 impl Report {
     /// The summary for stderr: what moved, how fast and whether it checked out; then both
@@ -51,19 +54,27 @@ impl Report {
             let n = self.removed.len();
             let s = if n == 1 { "entry" } else { "entries" };
             line.push_str(&format!("\n  removed {n} {s} not in the offer (--mirror)"));
-            for name in &self.removed {
+            for name in self.removed.iter().take(SHOWN_REFUSALS) {
                 line.push_str(&format!("\n  removed {}", shown(name)));
+            }
+            if n > SHOWN_REFUSALS {
+                let more = n - SHOWN_REFUSALS;
+                line.push_str(&format!("\n  and {more} more removed (--json lists every one)"));
             }
         }
         if self.excluded > 0 {
             let s = if self.excluded == 1 { "entry" } else { "entries" };
             line.push_str(&format!("\n  {} {s} excluded by filters", self.excluded));
         }
+        let mut refused = 0;
         for f in &self.files {
             let name = shown(&f.name);
             match (f.status, &f.reason, &f.saved_as) {
                 (Status::Refused, Some(r), _) => {
-                    line.push_str(&format!("\n  refused {name}: {}", shown(r)))
+                    refused += 1;
+                    if refused <= SHOWN_REFUSALS {
+                        line.push_str(&format!("\n  refused {name}: {}", shown(r)))
+                    }
                 }
                 (Status::ChecksumMismatch, _, _) => {
                     line.push_str(&format!("\n  checksum mismatch: {name} (not saved)"))
@@ -74,6 +85,10 @@ impl Report {
                 }
                 _ => {}
             }
+        }
+        if refused > SHOWN_REFUSALS {
+            let more = refused - SHOWN_REFUSALS;
+            line.push_str(&format!("\n  and {more} more refused (--json lists every one)"));
         }
         if let Some(mix) = mixed_paths(self) {
             let side = match self.role {
@@ -168,6 +183,10 @@ fn batched_line(r: &Report) -> String {
         .iter()
         .filter(|f| !f.dir && f.data_path == Some(DataPath::Buffered) && f.bytes <= SMALL_FILE)
         .count();
+    if n == 0 {
+        // This end moved none of them in a batch (the peer may have): nothing true to say.
+        return String::new();
+    }
     let files = if n == 1 { "1 file".to_string() } else { format!("{n} files") };
     // Why: for small files the calls, not the bytes, are the cost (README, "Many files").
     format!(

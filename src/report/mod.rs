@@ -1,6 +1,7 @@
 //! What a session reports, and all of its printing: the human summary for stderr (`human`) and
-//! the JSON object for stdout (`json`), the `--events` stream (`events`). Sessions return a `Report`; this module only formats it.
+//! the JSON object for stdout (`json`), the `--events` stream (`events`), the command a listening end prints for its peer (`advice`). Sessions return a `Report`; this module only formats it.
 
+pub mod advice;
 pub mod events;
 mod human;
 mod json;

@@ -67,6 +67,12 @@ impl Manifest {
                 m.add_top(path, follow)?;
             }
         }
+        if m.items.is_empty() && !paths.is_empty() {
+            // Exit 0 after sending nothing would pass a script that sent nothing; and failing
+            // here, before connecting, leaves a one-shot receiver for the next try.
+            let why = m.warnings.join("; ");
+            return Err(SessionError::NothingToSend(format!("nothing to send: {why}")).into());
+        }
         if m.items.len() > MAX_ENTRIES as usize {
             bail!("{} entries are more than one session takes ({MAX_ENTRIES})", m.items.len());
         }
@@ -89,29 +95,31 @@ impl Manifest {
         Ok(())
     }
 
+    /// A path named on the command line. A symlink there is followed, as `cp -H` does: the
+    /// user named what it points to. It is offered under the link's own name and read from
+    /// the target's real path, so that nothing later opens it through a link (symlinks met
+    /// inside a tree keep the rule of `--follow-symlinks`).
     fn add_top(&mut self, path: &Path, follow: bool) -> anyhow::Result<()> {
         let shown = path.display();
         let meta = fs::symlink_metadata(path).with_context(|| format!("reading {shown}"))?;
-        let meta = if meta.file_type().is_symlink() {
-            if !follow {
-                self.warnings.push(format!(
-                    "skipped symlink {shown} (use --follow-symlinks to send its target)"
-                ));
-                return Ok(());
-            }
-            fs::metadata(path).with_context(|| format!("following symlink {shown}"))?
-        } else {
-            meta
-        };
         let name = crate::copy::source::base_name(path)
             .with_context(|| format!("{shown}: no name to offer"))?;
+        let (path, meta) = if meta.file_type().is_symlink() {
+            let target =
+                fs::canonicalize(path).with_context(|| format!("following symlink {shown}"))?;
+            let meta =
+                fs::metadata(&target).with_context(|| format!("following symlink {shown}"))?;
+            (target, meta)
+        } else {
+            (path.to_path_buf(), meta)
+        };
         let ft = meta.file_type();
         if ft.is_dir() {
             let mut seen = HashSet::new();
-            return self.add_dir(path, name, &meta, follow, &mut seen);
+            return self.add_dir(&path, name, &meta, follow, &mut seen);
         }
         if ft.is_file() || ft.is_fifo() || ft.is_char_device() {
-            self.push_file(path, name, &meta);
+            self.push_file(&path, name, &meta);
         } else {
             self.warnings.push(format!("skipped {shown}: not a file, directory or pipe"));
         }

@@ -28,7 +28,8 @@ use crate::link::tls::Tunnel;
 use crate::link::{handshake, net, tls};
 use crate::progress::Ui;
 use crate::protocol::{
-    self, Answer, EntryKind, FileEnd, Hello, Message, Offer, ProtocolError, VerdictStatus,
+    self, Answer, EntryKind, ErrorCode, FileEnd, Hello, Message, Offer, ProtocolError,
+    VerdictStatus,
 };
 use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Status};
@@ -344,10 +345,13 @@ impl Push<'_> {
         let moved = batch::append(&file, &display, size, &mut self.pending)?;
         self.pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: moved.xxh3 })));
         self.holds_data = true;
-        if self.pending.len() >= batch::BATCH {
+        // Under --limit-rate a batch is at most one paced call's worth, so the pace stays smooth.
+        let full = self.pacer.max_call().map_or(batch::BATCH, |m| m.min(batch::BATCH));
+        if self.pending.len() >= full {
             self.send_pending()?;
         }
         self.ui.position(self.total.bytes + moved.bytes);
+        self.pacer.pace(self.total.bytes + moved.bytes);
         Ok(moved)
     }
 
@@ -401,13 +405,14 @@ impl Push<'_> {
 }
 
 /// A file that goes batched, and its size: a small regular file from the walk (not standard
-/// input), sent whole, with no rate limit, and `--method` does not insist on a zero-copy path.
+/// input), sent whole, and `--method` does not insist on a zero-copy path. The receiver reads
+/// such files in batches whatever this end does (it knows them by size), so `--limit-rate`
+/// paces the batches rather than sending these files one call each.
 fn small_file<'a>(cfg: &SendConfig, item: &'a Item, answer: &Answer) -> Option<(&'a Path, u64)> {
     let size = item.entry.size.filter(|&s| s <= batch::SMALL_FILE)?;
     let Origin::Path(path) = &item.origin else { return None };
     let allowed = matches!(cfg.method, Method::Auto | Method::Only(DataPath::Buffered));
-    (allowed && cfg.limit_rate.is_none() && matches!(answer, Answer::Send { offset: 0 }))
-        .then_some((path.as_path(), size))
+    (allowed && matches!(answer, Answer::Send { offset: 0 })).then_some((path.as_path(), size))
 }
 
 /// Opens an item's source when its turn comes (`follow`: `--follow-symlinks`).
@@ -512,16 +517,31 @@ fn stopped(signal: nix::sys::signal::Signal, sent: u64, total: Option<u64>) -> S
     SessionError::Interrupted { signal, message }
 }
 
-/// Tells an interrupted user what was kept and how to go on.
+/// Tells a user whose transfer was stopped, at this end or the receiver's, or cut off, what
+/// was kept and what to run to resume it.
 fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
     use crate::error::ExitCode;
-    if !matches!(crate::error::exit_code(&err), ExitCode::Interrupted | ExitCode::Terminated) {
-        return err;
+    let receiver_stopped = matches!(
+        err.downcast_ref::<SessionError>(),
+        Some(SessionError::Peer { code: ErrorCode::Interrupted, .. })
+    );
+    if receiver_stopped {
+        return err.context(
+            "the receiver was stopped and keeps what arrived: start it again with the same \
+             token, --output and --skip-existing, then run this same command to resume",
+        );
     }
-    err.context(
-        "interrupted: the receiver keeps the files that arrived whole and the part of the one \
-         in progress; run the same command again to resume",
-    )
+    match crate::error::exit_code(&err) {
+        ExitCode::Interrupted | ExitCode::Terminated => err.context(
+            "interrupted: the receiver keeps what arrived and waits for this sender (unless it \
+             runs with --resume-wait 0): run the same command again to resume",
+        ),
+        ExitCode::Connection => err.context(
+            "the connection broke: the receiver keeps what arrived and, if it still runs, waits \
+             for this sender: run the same command again to resume",
+        ),
+        _ => err,
+    }
 }
 
 /// The option that bounds each exchange that waits on the receiver, as errors name it.

@@ -301,7 +301,8 @@ fn parse_listening(line: &str) -> SocketAddr {
 }
 
 /// A `zcp recv --listen 127.0.0.1:0` child holding the test token (unless its arguments name
-/// their own authentication), with the address it printed. Killed on drop.
+/// their own authentication), with the address it printed, that exits when its one sender is
+/// cut off (`--resume-wait 0`, unless its arguments say otherwise). Killed on drop.
 pub struct Receiver {
     process: Process,
     addr: SocketAddr,
@@ -344,6 +345,13 @@ impl Receiver {
             ["recv", "--listen", "127.0.0.1:0", "--output"].map(OsString::from).to_vec();
         args.push(output.into());
         args.extend(extra.iter().map(OsString::from));
+        // A one-shot receiver whose sender is cut off exits at once, as the tests of a broken
+        // session expect, instead of waiting for the sender to come back; the tests of that
+        // wait give their own --resume-wait.
+        let waits = ["--resume-wait", "--keep-open", "--http"];
+        if !extra.iter().any(|a| waits.iter().any(|w| a.starts_with(w))) {
+            args.extend(["--resume-wait", "0"].map(OsString::from));
+        }
         let cmd = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut cmd = Command::new(program);
