@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             break
         }
         'zcp;send' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Send to this receiver too: repeat for several at once (then every positional is a path)')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to offer for standard input (`-`)')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'Which data path moves the bytes')

@@ -365,12 +365,16 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__send)
-            opts="-L -q -h --listen --http --keep-open --name --follow-symlinks --no-resume --no-sparse --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
+            opts="-L -q -h --to --listen --http --keep-open --name --follow-symlinks --no-resume --no-sparse --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

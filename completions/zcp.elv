@@ -31,6 +31,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'zcp;send'= {
+            cand --to 'Send to this receiver too: repeat for several at once (then every positional is a path)'
             cand --listen 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]'
             cand --name 'Name to offer for standard input (`-`)'
             cand --method 'Which data path moves the bytes'

@@ -33,6 +33,7 @@ complete -c zcp -n "__fish_zcp_needs_command" -f -a "doctor" -d 'Tell which data
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "man" -d 'Print the man page (roff) on stdout'
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l to -d 'Send to this receiver too: repeat for several at once (then every positional is a path)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l listen -d 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l name -d 'Name to offer for standard input (`-`)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l method -d 'Which data path moves the bytes' -r -f -a "auto\t'sendfile, falling back to splice, then buffered, saying why'

@@ -247,6 +247,23 @@ pub struct SendArgs {
     #[arg(value_name = "PATH", required = true, num_args = 1..)]
     pub args: Vec<PathBuf>,
 
+    /// Send to this receiver too: repeat for several at once (then every positional is a path)
+    ///
+    /// `zcp send ./dist --to a:7878 --to b:7878 --to c:7878` runs one session per receiver, at the
+    /// same time, each with its own handshake, plan, resume offsets and refusals (receivers may hold
+    /// different parts of the tree). Each file is read and hashed once for all of them: the first
+    /// session to reach a file starts its xxh3-128 on a thread the others share, and every session's
+    /// sendfile reads the same cached pages (files up to 64 KiB, which go in batches through user
+    /// space, are read per receiver). One receiver failing or refusing does not stop the others; the
+    /// summary gives one line per receiver and a total, --json one object with a `receivers` array
+    /// (address, exit code, that session's report or error), and --events tag each event with its
+    /// `receiver`. The exit code is the highest of the receivers' codes (0 only when every one
+    /// succeeded). Running the same command again completes every receiver: each resumes or skips
+    /// as a single send would. With --to the receiver's address is not also given last (exit 2).
+    /// Not with --listen, --http, --raw or standard input (exit 2).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["listen", "http", "raw"])]
+    pub to: Vec<String>,
+
     /// Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one;
     /// with --http, where to serve [default: 0.0.0.0:7878]
     #[arg(long, value_name = "ADDR")]

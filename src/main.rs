@@ -10,6 +10,7 @@ use zcp::config::{Output, RecvConfig, SendConfig};
 use zcp::error::{ExitCode, exit_code};
 use zcp::progress::Ui;
 use zcp::recv::Receiver;
+use zcp::report::star::StarReport;
 use zcp::report::{self, Report};
 use zcp::{raw, send, shell};
 
@@ -59,6 +60,10 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
     }
     let manifest = send::prepare(&cfg, &ui)?;
+    if !cfg.star.is_empty() {
+        let star = send::star::run(&cfg, &manifest)?;
+        return Ok(finish_star(&star, cfg.print));
+    }
     let token = cfg.token.as_ref().filter(|_| cfg.token_generated);
     let announce = |addr: std::net::SocketAddr| {
         listening(addr);
@@ -121,6 +126,19 @@ fn finish(report: &Report, output: Output) -> ExitCode {
     match report.failure() {
         Some(err) if code == ExitCode::Success => fail(&err.into()),
         _ => code,
+    }
+}
+
+/// Prints a star's summary and each failed receiver's error; the star's exit code.
+fn finish_star(star: &StarReport, output: Output) -> ExitCode {
+    for leg in &star.legs {
+        if let Some(error) = &leg.error {
+            eprintln!("zcp: to {}: {}", report::shown(&leg.receiver), report::shown(error));
+        }
+    }
+    match print(output, || star.human(), || star.json()) {
+        ExitCode::Success => star.code(),
+        failed => failed,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod events;
 mod human;
 mod json;
+pub mod star;
 
 pub use human::{cpu_per_gib, shown};
 pub use json::{json_text, line_to_stdout, to_stdout};
