@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Report, json_text, shown};
 use crate::error::ExitCode;
+use crate::protocol::SideStats;
 
 /// The outcome of a star.
 #[derive(Debug)]
@@ -15,6 +16,10 @@ pub struct StarReport {
     pub legs: Vec<LegReport>,
     /// What the checksums shared by every session took.
     pub hashed: HashedOnce,
+    /// What the whole star cost this process: wall time, CPU of every session and hash
+    /// thread together, peak memory. (Each receiver's own report counts the process's CPU
+    /// while that session ran, so those overlap.)
+    pub process: SideStats,
 }
 
 /// The outcome of the session with one receiver of a star.
@@ -85,6 +90,15 @@ impl StarReport {
             format_size(h.bytes, BINARY),
             crate::units::counted(h.calls, "read"),
         ));
+        let p = &self.process;
+        text.push_str(&format!(
+            "\n  in {:.2} s · cpu {:.2} s (user {:.2}, sys {:.2}) · peak rss {}",
+            p.elapsed_us as f64 / 1e6,
+            p.user_us.saturating_add(p.sys_us) as f64 / 1e6,
+            p.user_us as f64 / 1e6,
+            p.sys_us as f64 / 1e6,
+            format_size(p.peak_rss_kib.saturating_mul(1024), BINARY),
+        ));
         text
     }
 
@@ -115,6 +129,12 @@ impl StarReport {
                 "files": self.hashed.files,
                 "bytes": self.hashed.bytes,
                 "checksum_calls": self.hashed.calls,
+            },
+            "process": {
+                "elapsed_s": self.process.elapsed_us as f64 / 1e6,
+                "user_cpu_s": self.process.user_us as f64 / 1e6,
+                "sys_cpu_s": self.process.sys_us as f64 / 1e6,
+                "peak_rss_bytes": self.process.peak_rss_kib.saturating_mul(1024),
             },
         })
     }

@@ -7,6 +7,7 @@
 use std::thread;
 
 use crate::config::{Link, SendConfig};
+use crate::copy::Moved;
 use crate::error::{ExitCode, exit_code};
 use crate::protocol::EntryKind;
 use crate::report::events;
@@ -14,7 +15,7 @@ use crate::report::star::{LegReport, StarReport};
 use crate::send::digests::Digests;
 use crate::send::manifest::Manifest;
 use crate::send::{Leg, connected};
-use crate::sys::signals;
+use crate::sys::{rusage, signals};
 
 /// Sends `manifest` to every receiver of `cfg.star` at once and returns one result per
 /// receiver. Fails as a whole only before any session starts (a source that can be read once).
@@ -24,6 +25,7 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest) -> anyhow::Result<StarReport> 
     // their default action while the others still run (see `signals::restore`).
     signals::install()?;
     let digests = Digests::new(manifest.items.len());
+    let start = rusage::Snapshot::now();
     let legs = thread::scope(|scope| {
         let started: Vec<_> = cfg
             .star
@@ -39,8 +41,8 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest) -> anyhow::Result<StarReport> 
         started.into_iter().map(|(receiver, spawned)| joined(receiver, spawned)).collect()
     });
     signals::restore();
-    let hashed = digests.hashed();
-    Ok(StarReport { legs, hashed })
+    let process = start.side_stats(&Moved::default());
+    Ok(StarReport { legs, hashed: digests.hashed(), process })
 }
 
 /// The session with one `receiver`, run to its end, as a result.
