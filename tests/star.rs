@@ -289,3 +289,34 @@ fn ctrl_c_stops_every_session_cleanly_after_one_ended() {
     running.wait();
     assert!(fs::metadata(&part).is_ok_and(|m| m.len() > 0), "the part file is kept");
 }
+
+#[test]
+fn an_encrypted_star_and_a_sparse_file_arrive_intact() {
+    let work = tempfile::tempdir().unwrap();
+    // 16 MiB with data only at its start and end: the rest is a hole that never crosses.
+    let file = work.path().join("sparse.bin");
+    let data = crate::util::pseudo_random(1 << 20, 6);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = fs::File::create(&file).unwrap();
+        f.set_len(16 << 20).unwrap();
+        f.write_all_at(&data, 0).unwrap();
+        f.write_all_at(&data, (15 << 20) as u64).unwrap();
+    }
+    let dsts: Vec<_> = (0..2).map(|i| subdir(work.path(), &format!("dst{i}"))).collect();
+    let receivers: Vec<_> = dsts.iter().map(|d| Receiver::start(d, &["--encrypt"])).collect();
+    let to: Vec<String> = receivers.iter().map(Receiver::dest).collect();
+
+    let sent = star(&[&file], &to, &["--encrypt", "--json"]);
+    assert_exit(&sent, 0, "sender");
+    let json = sent.json();
+    for (receiver, dst) in receivers.into_iter().zip(&dsts) {
+        let address = receiver.dest();
+        assert_exit(&receiver.wait(), 0, "receiver");
+        let report = &leg(&json, &address)["report"];
+        assert!(report["encryption"].as_str().unwrap().starts_with("tls1.3"), "{report:#}");
+        assert_eq!(json_u64(report, "/hole_bytes"), 14 << 20, "{report:#}");
+        assert_file_holds(&dst.join("sparse.bin"), &fs::read(&file).unwrap(), &address);
+    }
+    assert_eq!(json_u64(&json, "/hashed_once/files"), 1, "{json:#}");
+}
