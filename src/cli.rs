@@ -235,7 +235,7 @@ pub struct NetArgs {
                             zcp send [OPTIONS] --listen <ADDR> <PATH>...")]
 pub struct SendArgs {
     /// Files and directories to send (directories recursively; `-` reads standard input), then
-    /// the receiver's address HOST:PORT, IP:PORT or `[IPv6]:PORT` (not with --listen)
+    /// the receiver's address HOST:PORT, IP:PORT or `[IPv6]:PORT` (not with --listen or --to)
     ///
     /// A PATH may be a regular file, a directory (recreated under the receiver's output directory with
     /// the same layout, like `cp -r`), a FIFO, a pseudo file such as /proc/cpuinfo, or `-` for standard
