@@ -106,6 +106,7 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--methods', '--methods', [CompletionResultType]::ParameterName, 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]')
             [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M')
+            [CompletionResult]::new('--star', '--star', [CompletionResultType]::ParameterName, 'Send one file to N receivers three ways: N `zcp send` one after another, N at once, and one star (`--to` N times) [--size default: 256M]')
             [CompletionResult]::new('--export-markdown', '--export-markdown', [CompletionResultType]::ParameterName, 'Also write the results as a Markdown table to FILE')
             [CompletionResult]::new('--events-fd', '--events-fd', [CompletionResultType]::ParameterName, 'Write the events to this open file descriptor instead of stdout (implies --events)')
             [CompletionResult]::new('--events-interval', '--events-interval', [CompletionResultType]::ParameterName, 'Seconds between progress events while bytes move')

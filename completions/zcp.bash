@@ -79,7 +79,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__bench)
-            opts="-q -h --size --files --rounds --dir --file --methods --against --compare --buffer-size --fsync --sparse --encrypt --export-markdown --json --quiet --events --events-fd --events-interval --help"
+            opts="-q -h --size --files --rounds --dir --file --methods --against --compare --buffer-size --fsync --sparse --encrypt --star --export-markdown --json --quiet --events --events-fd --events-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,6 +114,10 @@ _zcp() {
                     return 0
                     ;;
                 --buffer-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --star)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

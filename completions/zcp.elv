@@ -100,6 +100,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --methods 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]'
             cand --against 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M'
+            cand --star 'Send one file to N receivers three ways: N `zcp send` one after another, N at once, and one star (`--to` N times) [--size default: 256M]'
             cand --export-markdown 'Also write the results as a Markdown table to FILE'
             cand --events-fd 'Write the events to this open file descriptor instead of stdout (implies --events)'
             cand --events-interval 'Seconds between progress events while bytes move'

@@ -97,6 +97,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand bench" -l file -d 'Send this exi
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l methods -d 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l against -d 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M' -r
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l star -d 'Send one file to N receivers three ways: N `zcp send` one after another, N at once, and one star (`--to` N times) [--size default: 256M]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-markdown -d 'Also write the results as a Markdown table to FILE' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events-fd -d 'Write the events to this open file descriptor instead of stdout (implies --events)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l events-interval -d 'Seconds between progress events while bytes move' -r

@@ -526,6 +526,22 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with_all = ["fsync", "sparse"])]
     pub encrypt: bool,
 
+    /// Send one file to N receivers three ways: N `zcp send` one after another, N at once, and
+    /// one star (`--to` N times) [--size default: 256M]
+    ///
+    /// Each round runs the three ways in turn (interleaved), each to N fresh `zcp recv` on
+    /// loopback into --dir; the table gives the median wall time (from the first sender's start
+    /// to the last receiver's exit), the rate of all copies together, and each way's sender CPU
+    /// (every sender process together) and peak RSS. Loopback shares one machine's CPUs among
+    /// every end: it shows the sender's cost, not what one link per host would give.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=64),
+        conflicts_with_all = ["methods", "against", "compare", "fsync", "sparse", "files", "encrypt", "export_markdown"]
+    )]
+    pub star: Option<u32>,
+
     /// Also write the results as a Markdown table to FILE
     #[arg(long, value_name = "FILE")]
     pub export_markdown: Option<PathBuf>,
