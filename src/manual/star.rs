@@ -46,8 +46,10 @@
 //! Flat in the file size (nothing holds a file), and per receiver: a thread (its stack is
 //! touched only a few KiB deep), the batch buffer for small files (256 KiB, only while small
 //! files go), a splice pipe when that path is taken, and the socket's kernel buffers; per file
-//! in flight, one hash thread with a 256 KiB read buffer, shared. Measured peak RSS, 1 vs 4
-//! receivers: see the commit that added the star.
+//! in flight, one hash thread with a 256 KiB read buffer, shared. Measured (`zcp bench --star N
+//! --dir /dev/shm`, release build, 2 shared cores): the sender's peak RSS was 5.5 MiB to one
+//! receiver and 5.7-5.8 MiB to four, for a 256 MiB and a 1 GiB file alike: under 0.1 MiB per
+//! receiver, nothing per byte of file.
 //!
 //! # Not done
 //! No relay chain: the sender's own link carries every copy. A source of unknown length (a
