@@ -20,7 +20,8 @@
 //! wait, once; a thread that died leaves the slot failed, never hashing, so no one waits
 //! forever; a signal (Ctrl-C) ends the wait. Meanwhile every session's `sendfile` reads the
 //! same pages from the page cache, which the hash thread brought in: the file is read from disk
-//! once. The summary says `read and hashed once for 3 receivers: …`, and `--json` counts the
+//! once (while the file fits the page cache: a file larger than memory is read again by each
+//! session's `sendfile`, though still hashed once). The summary says `read and hashed once for 3 receivers: …`, and `--json` counts the
 //! reads in `hashed_once` (the sessions' own `checksum_syscalls` are then 0 for those files).
 //!
 //! What is still per receiver: files up to 64 KiB go in batches through user space and are
