@@ -231,8 +231,9 @@ fn a_star_refuses_what_it_cannot_do() {
     let file = work.path().join("f.bin");
     fs::write(&file, b"x").unwrap();
     let to = vec!["127.0.0.1:9".to_string()];
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["127.0.0.1:7878"], "looks like a receiver's address"),
+        (&["--to", "nonsense"], "--to takes HOST:PORT"),
         (&["--listen", "127.0.0.1:0"], "--listen"),
         (&["--raw"], "--raw"),
         (&["--to", "127.0.0.1:9"], "given twice"),
