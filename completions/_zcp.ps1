@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             break
         }
         'zcp;send' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Send to this receiver too: repeat for several at once (then every positional is a path)')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name to offer for standard input (`-`)')
             [CompletionResult]::new('--exclude', '--exclude', [CompletionResultType]::ParameterName, 'Leave out what matches GLOB below the named directories (gitignore''s rules; repeatable)')
@@ -111,6 +112,7 @@ Register-ArgumentCompleter -Native -CommandName 'zcp' -ScriptBlock {
             [CompletionResult]::new('--methods', '--methods', [CompletionResultType]::ParameterName, 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]')
             [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Buffer of the buffered path, e.g. 32K, 1M')
+            [CompletionResult]::new('--star', '--star', [CompletionResultType]::ParameterName, 'Send one file to N receivers three ways: N `zcp send` one after another, N at once, and one star (`--to` N times) [--size default: 256M]')
             [CompletionResult]::new('--export-markdown', '--export-markdown', [CompletionResultType]::ParameterName, 'Also write the results as a Markdown table to FILE')
             [CompletionResult]::new('--export-svg', '--export-svg', [CompletionResultType]::ParameterName, 'Also draw the results as one SVG picture to FILE (for slides, READMEs, CI artifacts)')
             [CompletionResult]::new('--from-json', '--from-json', [CompletionResultType]::ParameterName, 'Measure nothing: read a report saved from `zcp bench --json` and print, export or draw it')

@@ -79,7 +79,7 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__bench)
-            opts="-q -h --size --files --rounds --dir --file --methods --against --compare --buffer-size --fsync --sparse --encrypt --export-markdown --export-svg --from-json --json --quiet --events --events-fd --events-interval --help"
+            opts="-q -h --size --files --rounds --dir --file --methods --against --compare --buffer-size --fsync --sparse --encrypt --star --export-markdown --export-svg --from-json --json --quiet --events --events-fd --events-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,6 +114,10 @@ _zcp() {
                     return 0
                     ;;
                 --buffer-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --star)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -377,12 +381,16 @@ _zcp() {
             return 0
             ;;
         zcp__subcmd__send)
-            opts="-L -q -h --listen --http --keep-open --name --follow-symlinks --exclude --include --exclude-from --no-resume --no-sparse --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
+            opts="-L -q -h --to --listen --http --keep-open --name --follow-symlinks --exclude --include --exclude-from --no-resume --no-sparse --method --buffer-size --limit-rate --token --token-file --no-auth --connect-timeout --retry --idle-timeout --raw --encrypt --json --quiet --events --events-fd --events-interval --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -31,6 +31,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'zcp;send'= {
+            cand --to 'Send to this receiver too: repeat for several at once (then every positional is a path)'
             cand --listen 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]'
             cand --name 'Name to offer for standard input (`-`)'
             cand --exclude 'Leave out what matches GLOB below the named directories (gitignore''s rules; repeatable)'
@@ -105,6 +106,7 @@ set edit:completion:arg-completer[zcp] = {|@words|
             cand --methods 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]'
             cand --against 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others'
             cand --buffer-size 'Buffer of the buffered path, e.g. 32K, 1M'
+            cand --star 'Send one file to N receivers three ways: N `zcp send` one after another, N at once, and one star (`--to` N times) [--size default: 256M]'
             cand --export-markdown 'Also write the results as a Markdown table to FILE'
             cand --export-svg 'Also draw the results as one SVG picture to FILE (for slides, READMEs, CI artifacts)'
             cand --from-json 'Measure nothing: read a report saved from `zcp bench --json` and print, export or draw it'

@@ -33,6 +33,7 @@ complete -c zcp -n "__fish_zcp_needs_command" -f -a "doctor" -d 'Tell which data
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "man" -d 'Print the man page (roff) on stdout'
 complete -c zcp -n "__fish_zcp_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c zcp -n "__fish_zcp_using_subcommand send" -l to -d 'Send to this receiver too: repeat for several at once (then every positional is a path)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l listen -d 'Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one; with --http, where to serve [default: 0.0.0.0:7878]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l name -d 'Name to offer for standard input (`-`)' -r
 complete -c zcp -n "__fish_zcp_using_subcommand send" -l exclude -d 'Leave out what matches GLOB below the named directories (gitignore\'s rules; repeatable)' -r
@@ -102,6 +103,7 @@ complete -c zcp -n "__fish_zcp_using_subcommand bench" -l file -d 'Send this exi
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l methods -d 'Sender:receiver method pairs to compare, comma-separated [default: sendfile:splice,splice:splice,buffered:buffered; with --files: auto:auto,sendfile:splice,buffered:buffered]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l against -d 'Also run the same pairs with another zcp binary (e.g. an older build), as rows named `PAIR @ LABEL`, interleaved with the others' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l buffer-size -d 'Buffer of the buffered path, e.g. 32K, 1M' -r
+complete -c zcp -n "__fish_zcp_using_subcommand bench" -l star -d 'Send one file to N receivers three ways: N `zcp send` one after another, N at once, and one star (`--to` N times) [--size default: 256M]' -r
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-markdown -d 'Also write the results as a Markdown table to FILE' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l export-svg -d 'Also draw the results as one SVG picture to FILE (for slides, READMEs, CI artifacts)' -r -F
 complete -c zcp -n "__fish_zcp_using_subcommand bench" -l from-json -d 'Measure nothing: read a report saved from `zcp bench --json` and print, export or draw it' -r -F

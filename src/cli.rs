@@ -240,7 +240,7 @@ pub struct NetArgs {
                             zcp send [OPTIONS] --listen <ADDR> <PATH>...")]
 pub struct SendArgs {
     /// Files and directories to send (directories recursively; `-` reads standard input), then
-    /// the receiver's address HOST:PORT, IP:PORT or `[IPv6]:PORT` (not with --listen)
+    /// the receiver's address HOST:PORT, IP:PORT or `[IPv6]:PORT` (not with --listen or --to)
     ///
     /// A PATH may be a regular file, a directory (recreated under the receiver's output directory with
     /// the same layout, like `cp -r`), a FIFO, a pseudo file such as /proc/cpuinfo, or `-` for standard
@@ -251,6 +251,23 @@ pub struct SendArgs {
     /// address is tried in order, and the error names each one when all fail.
     #[arg(value_name = "PATH", required = true, num_args = 1..)]
     pub args: Vec<PathBuf>,
+
+    /// Send to this receiver too: repeat for several at once (then every positional is a path)
+    ///
+    /// `zcp send ./dist --to a:7878 --to b:7878 --to c:7878` runs one session per receiver, at the
+    /// same time, each with its own handshake, plan, resume offsets and refusals (receivers may hold
+    /// different parts of the tree). Each file is read and hashed once for all of them: the first
+    /// session to reach a file starts its xxh3-128 on a thread the others share, and every session's
+    /// sendfile reads the same cached pages (files up to 64 KiB, which go in batches through user
+    /// space, are read per receiver). One receiver failing or refusing does not stop the others; the
+    /// summary gives one line per receiver and a total, --json one object with a `receivers` array
+    /// (address, exit code, that session's report or error), and --events tag each event with its
+    /// `receiver`. The exit code is the highest of the receivers' codes (0 only when every one
+    /// succeeded). Running the same command again completes every receiver: each resumes or skips
+    /// as a single send would. With --to the receiver's address is not also given last (exit 2).
+    /// Not with --listen, --http, --raw or standard input (exit 2).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["listen", "http", "raw"])]
+    pub to: Vec<String>,
 
     /// Wait for a receiver to connect here (`zcp recv --connect`) instead of connecting to one;
     /// with --http, where to serve [default: 0.0.0.0:7878]
@@ -611,6 +628,22 @@ pub struct BenchArgs {
     /// OPENSSL: with the same TLS 1.3 suite
     #[arg(long, conflicts_with_all = ["fsync", "sparse"])]
     pub encrypt: bool,
+
+    /// Send one file to N receivers three ways: N `zcp send` one after another, N at once, and
+    /// one star (`--to` N times) [--size default: 256M]
+    ///
+    /// Each round runs the three ways in turn (interleaved), each to N fresh `zcp recv` on
+    /// loopback into --dir; the table gives the median wall time (from the first sender's start
+    /// to the last receiver's exit), the rate of all copies together, and each way's sender CPU
+    /// (every sender process together) and peak RSS. Loopback shares one machine's CPUs among
+    /// every end: it shows the sender's cost, not what one link per host would give.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=64),
+        conflicts_with_all = ["methods", "against", "compare", "fsync", "sparse", "files", "encrypt", "export_markdown"]
+    )]
+    pub star: Option<u32>,
 
     /// Also write the results as a Markdown table to FILE
     #[arg(long, value_name = "FILE")]

@@ -199,6 +199,9 @@ pub struct SendConfig {
     pub http: bool,
     /// With `http`: serve until interrupted, not only until every file was fetched once.
     pub keep_open: bool,
+    /// `--to`: the receivers of a star, one session each at once (`net.link` names the
+    /// first); empty for a single receiver.
+    pub star: Vec<String>,
 }
 
 /// Where `zcp send --http` serves when `--listen` is not given.
@@ -208,8 +211,11 @@ impl SendConfig {
     /// Validates `zcp send`'s arguments: the paths and the address, the token, the options that conflict.
     pub fn from_args(mut args: SendArgs) -> anyhow::Result<SendConfig> {
         let mut paths = std::mem::take(&mut args.args);
+        let star = star_receivers(&args.to, &paths)?;
         let link = match args.listen.take() {
             None if args.http => Link::Listen(HTTP_LISTEN.into()),
+            // Each session of the star connects to its own; this is the first.
+            None if !star.is_empty() => Link::Connect(star[0].clone()),
             Some(addr) => {
                 check_addr("--listen", &addr)?;
                 Link::Listen(addr)
@@ -256,6 +262,7 @@ impl SendConfig {
             paths,
             http: args.http,
             keep_open: args.keep_open,
+            star,
         })
     }
 }
@@ -306,6 +313,37 @@ fn filter_rules(args: &SendArgs) -> anyhow::Result<Vec<FilterRule>> {
     rules.extend(args.exclude.iter().map(|g| FilterRule::exclude(g)));
     rules.extend(args.include.iter().map(|g| FilterRule::include(g)));
     Ok(rules)
+}
+
+/// The receivers of a star (`--to`, each checked), empty without one. With `--to`, every
+/// positional is a path: an address given last as well is refused, not sent as a file.
+fn star_receivers(to: &[String], paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    if to.is_empty() {
+        return Ok(Vec::new());
+    }
+    for addr in to {
+        check_addr("--to", addr)?;
+    }
+    if let Some(dup) = to.iter().enumerate().find_map(|(i, a)| to[..i].contains(a).then_some(a)) {
+        return Err(usage_error(format!(
+            "--to {dup} is given twice: two sessions would write the same files"
+        )));
+    }
+    if let Some(last) = paths.last().map(|p| p.to_string_lossy())
+        && check_addr("", &last).is_ok()
+        && !std::path::Path::new(last.as_ref()).exists()
+    {
+        return Err(usage_error(format!(
+            "{last} looks like a receiver's address: with --to, give every receiver as \
+             --to HOST:PORT (the paths alone come before)"
+        )));
+    }
+    if paths.iter().any(|p| p.as_os_str() == "-") {
+        return Err(usage_error(
+            "--to sends to several receivers, and standard input (-) can be read only once".into(),
+        ));
+    }
+    Ok(to.to_vec())
 }
 
 /// The combinations of `zcp send` options that cannot work together, refused with the reason.

@@ -11,6 +11,7 @@ use zcp::error::{ExitCode, exit_code};
 use zcp::progress::Ui;
 use zcp::recv::{Outcome, Receiver};
 use zcp::report::advice::{self, PeerCommand, TokenHint};
+use zcp::report::star::StarReport;
 use zcp::report::{self, Report};
 use zcp::{raw, send, shell, terminal};
 
@@ -60,6 +61,10 @@ fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
         ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
     }
     let manifest = send::prepare(&cfg, &ui)?;
+    if !cfg.star.is_empty() {
+        let star = send::star::run(&cfg, &manifest)?;
+        return Ok(finish_star(&star, cfg.print));
+    }
     let announce = |addr: SocketAddr| {
         listening(addr);
         let token = TokenHint::of(cfg.token.as_ref(), cfg.token_generated);
@@ -128,6 +133,19 @@ fn finish(report: &Report, output: Output) -> ExitCode {
     match report.failure() {
         Some(err) if code == ExitCode::Success => fail(&err.into()),
         _ => code,
+    }
+}
+
+/// Prints a star's summary and each failed receiver's error; the star's exit code.
+fn finish_star(star: &StarReport, output: Output) -> ExitCode {
+    for leg in &star.legs {
+        if let Some(error) = &leg.error {
+            terminal::line(format!("zcp: to {}: {}", leg.receiver, error));
+        }
+    }
+    match print(output, || star.human(), || star.json()) {
+        ExitCode::Success => star.code(),
+        failed => failed,
     }
 }
 

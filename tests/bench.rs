@@ -532,3 +532,21 @@ fn from_json_measures_nothing_so_takes_no_measuring_options() {
         .code(2)
         .stderr(contains("--from-json").and(contains("--size")));
 }
+
+#[test]
+fn star_compares_three_ways_and_leaves_nothing_behind() {
+    let dir = TempDir::new().unwrap();
+    let ran = bench(dir.path(), &["--star", "2", "--size", "1M"]).success();
+    let json = stdout_json(&ran);
+    let names: Vec<&str> =
+        json["rows"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let expected =
+        ["2 zcp send, one after another", "2 zcp send at once", "1 zcp send --to x2 (star)"];
+    assert_eq!(names, expected, "{json:#}");
+    for row in json["rows"].as_array().unwrap() {
+        assert!(row["sender_cpu_s"].as_f64().unwrap() > 0.0, "{row:#}");
+        assert!(row["wall_s"].as_f64().unwrap() > 0.0, "{row:#}");
+    }
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "the workspace is removed");
+    bench(dir.path(), &["--star", "2", "--compare"]).code(2);
+}

@@ -48,6 +48,7 @@ mod review_findings;
 mod robustness;
 mod shell;
 mod sparse;
+mod star;
 mod strace;
 mod streams;
 mod svg;

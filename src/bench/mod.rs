@@ -11,6 +11,7 @@ mod json;
 mod peers;
 mod process;
 mod run;
+mod star;
 mod stats;
 mod table;
 mod workspace;
@@ -59,6 +60,8 @@ pub enum Scenario {
     Fsync,
     /// A sparse file, a dense one of its data, and the sparse one with `--no-sparse`.
     Sparse,
+    /// One file to this many receivers: one after another, at once, and as a star.
+    Star(u32),
 }
 
 /// Validated options of `zcp bench`.
@@ -153,13 +156,15 @@ impl Pair {
 impl BenchConfig {
     /// Validates `zcp bench`'s arguments into the runs to make.
     pub fn from_args(args: BenchArgs) -> anyhow::Result<BenchConfig> {
-        let scenario = match (args.fsync, args.sparse) {
-            (true, _) => Scenario::Fsync,
-            (_, true) => Scenario::Sparse,
+        let scenario = match (args.fsync, args.sparse, args.star) {
+            (true, _, _) => Scenario::Fsync,
+            (_, true, _) => Scenario::Sparse,
+            (_, _, Some(n)) => Scenario::Star(n),
             _ => Scenario::Methods,
         };
         let size = args.size.unwrap_or(match (scenario, args.files) {
             (Scenario::Sparse, _) => SPARSE_DATA,
+            (Scenario::Star(_), _) => star::FILE_SIZE,
             (_, Some(_)) => TREE_FILE_SIZE,
             (_, None) => FILE_SIZE,
         });
@@ -175,7 +180,7 @@ impl BenchConfig {
             Scenario::Methods => {
                 methods.split(',').map(Pair::parse).collect::<anyhow::Result<Vec<_>>>()?
             }
-            Scenario::Fsync | Scenario::Sparse => vec![AUTO],
+            Scenario::Fsync | Scenario::Sparse | Scenario::Star(_) => vec![AUTO],
         };
         if args.encrypt {
             let encrypted: Vec<Pair> = pairs.iter().map(|p| Pair { encrypt: true, ..*p }).collect();
@@ -249,12 +254,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     signals::install()?;
-    match measure(&cfg) {
-        Ok(results) => {
+    let measured = match cfg.scenario {
+        Scenario::Star(receivers) => star::run(&cfg, receivers),
+        _ => measure(&cfg).and_then(|results| {
             report(&cfg, &results)?;
             let failed = results.iter().any(Results::any_failed);
             Ok(if failed { ExitCode::Failure } else { ExitCode::Success })
-        }
+        }),
+    };
+    match measured {
+        Ok(code) => Ok(code),
         Err(e) => match e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {
             Some(stop) => {
                 terminal::line(format!("zcp: bench {stop}; its temporary files were removed"));
@@ -338,6 +347,8 @@ fn contenders(cfg: &BenchConfig, sparse: Option<&(PathBuf, u64)>) -> Vec<Contend
     };
     match cfg.scenario {
         Scenario::Methods => {}
+        // Its three ways are not method rows: `star` runs them.
+        Scenario::Star(_) => return Vec::new(),
         Scenario::Fsync => {
             return vec![
                 contender("recv", auto(&[], &[], None)),

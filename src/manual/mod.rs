@@ -14,4 +14,5 @@ pub mod protocol;
 pub mod reports;
 pub mod security;
 pub mod sparse;
+pub mod star;
 pub mod writing;

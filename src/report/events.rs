@@ -80,6 +80,9 @@ pub enum Event<'a> {
 struct Line<'a> {
     v: u32,
     session: u64,
+    /// The receiver a session of a star sends to (`--to`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver: Option<&'a str>,
     t: f64,
     #[serde(flatten)]
     event: &'a Event<'a>,
@@ -120,7 +123,14 @@ pub fn open(to: EventsTo) -> anyhow::Result<()> {
 /// session's error, a refused receiver), when the stream is open.
 pub fn failure(message: &str, exit_code: i32) {
     let Some(start) = OPENED.get() else { return };
-    write_event(0, start.elapsed(), &Event::Error { message, exit_code });
+    write_event((0, None), start.elapsed(), &Event::Error { message, exit_code });
+}
+
+/// An `error` event for the session of a star sending to `receiver` that failed (`session` 0
+/// when it failed before its plan), when the stream is open.
+pub fn receiver_failure(receiver: &str, message: &str, exit_code: i32) {
+    let Some(start) = OPENED.get() else { return };
+    write_event((0, Some(receiver)), start.elapsed(), &Event::Error { message, exit_code });
 }
 
 /// One session's events: numbered, timed from its start, progress rate-limited to the
@@ -132,6 +142,7 @@ pub struct Events {
 
 struct Session {
     number: u64,
+    receiver: Option<String>,
     start: Instant,
     interval: Duration,
     last_progress: Mutex<Option<Instant>>,
@@ -140,9 +151,19 @@ struct Session {
 impl Events {
     /// The events of a new session, when `to` asks for them.
     pub fn new(to: Option<EventsTo>) -> Events {
+        Events::tagged(to, None)
+    }
+
+    /// The events of a new session of a star, each tagged with its `receiver`.
+    pub fn for_receiver(to: Option<EventsTo>, receiver: &str) -> Events {
+        Events::tagged(to, Some(receiver.to_string()))
+    }
+
+    fn tagged(to: Option<EventsTo>, receiver: Option<String>) -> Events {
         let on = to.map(|to| {
             Arc::new(Session {
                 number: SESSIONS.fetch_add(1, Ordering::Relaxed) + 1,
+                receiver,
                 start: Instant::now(),
                 interval: to.interval,
                 last_progress: Mutex::new(None),
@@ -164,7 +185,8 @@ impl Events {
     /// Writes one event.
     pub fn emit(&self, event: &Event<'_>) {
         let Some(session) = &self.on else { return };
-        write_event(session.number, session.start.elapsed(), event);
+        let tag = (session.number, session.receiver.as_deref());
+        write_event(tag, session.start.elapsed(), event);
     }
 
     /// A `progress` event, when `interval` has passed since the last one (or `last` is set:
@@ -257,8 +279,8 @@ impl Events {
 }
 
 /// Formats one line of the stream and writes it.
-fn write_event(session: u64, t: Duration, event: &Event<'_>) {
-    let line = Line { v: SCHEMA_VERSION, session, t: t.as_secs_f64(), event };
+fn write_event((session, receiver): (u64, Option<&str>), t: Duration, event: &Event<'_>) {
+    let line = Line { v: SCHEMA_VERSION, session, receiver, t: t.as_secs_f64(), event };
     if let Ok(mut text) = serde_json::to_string(&line) {
         text.push('\n');
         write_line(text.as_bytes());

@@ -5,6 +5,7 @@ pub mod advice;
 pub mod events;
 mod human;
 mod json;
+pub mod star;
 
 pub use crate::terminal::shown;
 pub use human::cpu_per_gib;

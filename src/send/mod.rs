@@ -3,9 +3,11 @@
 //! back, and push each file by the chosen data path, resuming where the receiver holds a
 //! matching prefix; small files go in batches, many to one write.
 
+mod digests;
 pub mod filter;
 pub mod manifest;
 mod sparse;
+pub mod star;
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -34,6 +36,7 @@ use crate::protocol::{
 use crate::report::events::{Event, Events};
 use crate::report::{FileReport, Report, Status};
 use crate::role::Role;
+use crate::send::digests::Digests;
 use crate::send::manifest::{Item, Manifest, Origin};
 use crate::sys::{rusage, signals};
 use humansize::{BINARY, format_size};
@@ -74,6 +77,24 @@ pub fn session(
     manifest: &Manifest,
     listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<Report> {
+    connected(cfg, manifest, listening, None)
+}
+
+/// One session of a star: what it shares with the others, and whom it sends to.
+struct Leg<'a> {
+    /// The whole-file checksums, hashed once for every receiver.
+    digests: &'a Digests,
+    /// The receiver's address as given (`--to`), which tags its events.
+    receiver: &'a str,
+}
+
+/// `session`, alone or as one `leg` of a star.
+fn connected(
+    cfg: &SendConfig,
+    manifest: &Manifest,
+    listening: impl FnOnce(SocketAddr),
+    leg: Option<&Leg<'_>>,
+) -> anyhow::Result<Report> {
     let greet = |socket: &mut TcpStream, direction| {
         let tunnel = tls::open(socket, direction, cfg.net.encrypt, Role::Receiver)?;
         let hello = greet(cfg, socket, direction, &tunnel)?;
@@ -81,7 +102,7 @@ pub fn session(
     };
     let (socket, (tunnel, hello)) = net::establish(&cfg.net, listening, greet)?;
     let (name, encryption) = (tunnel.peer_name(&socket), tunnel.encryption());
-    tunnel.conclude(run(cfg, manifest, socket, Greeted { name, hello, encryption }))
+    tunnel.conclude(run(cfg, manifest, socket, Greeted { name, hello, encryption }, leg))
 }
 
 /// The sender's handshake on a connection made in `direction`: what `net::establish` runs.
@@ -122,6 +143,7 @@ fn run(
     manifest: &Manifest,
     mut socket: TcpStream,
     receiver: Greeted,
+    leg: Option<&Leg<'_>>,
 ) -> anyhow::Result<Report> {
     let answers = offer(&mut socket, manifest, cfg)?;
     peer::set_timeout(&socket, cfg.net.idle_timeout)?;
@@ -132,9 +154,13 @@ fn run(
     let idle = cfg.net.idle_timeout;
     // Ctrl-C now stops the transfer between calls, so the user learns what was kept.
     signals::install()?;
-    let events = Events::new(cfg.print.events);
+    let events = match leg {
+        Some(leg) => Events::for_receiver(cfg.print.events, leg.receiver),
+        None => Events::new(cfg.print.events),
+    };
     let sparse = cfg.sparse && receiver.hello.takes_sparse();
-    let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports, (&events, sparse));
+    let shared = Shared { events: &events, sparse, digests: leg.map(|l| l.digests) };
+    let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports, shared);
     signals::restore();
     let (total, mut pending) = pushed
         .map_err(|e| explain_idle(e, idle))
@@ -250,7 +276,7 @@ fn push_all(
     manifest: &Manifest,
     answers: &[Answer],
     reports: &mut [FileReport],
-    (events, sparse): (&Events, bool),
+    Shared { events, sparse, digests }: Shared<'_>,
 ) -> anyhow::Result<(Moved, Vec<u8>)> {
     let wanted: Vec<usize> = (0..answers.len())
         .filter(|&i| matches!(answers[i], Answer::Send { .. } | Answer::Resume { .. }))
@@ -268,6 +294,7 @@ fn push_all(
         total: Moved::default(),
         holds_data: false,
         sparse,
+        digests,
     };
     let (entries, files) = (answers.len(), wanted.len());
     events.emit(&Event::SessionStart { role: Role::Sender, entries, files, bytes: known });
@@ -319,6 +346,14 @@ fn push_all(
     Ok((push.total, push.pending))
 }
 
+/// What `push_all` is given besides the plan: the events, whether the receiver takes the
+/// sparse form, and in a star the checksums the sessions share.
+struct Shared<'a> {
+    events: &'a Events,
+    sparse: bool,
+    digests: Option<&'a Digests>,
+}
+
 /// Where `push_all` is: the socket, what waits to be written, the display, the pace.
 struct Push<'a> {
     socket: &'a mut TcpStream,
@@ -333,6 +368,8 @@ struct Push<'a> {
     holds_data: bool,
     /// Whether the receiver takes the sparse form (its greeting said so).
     sparse: bool,
+    /// In a star: the whole-file checksums, hashed once for every session.
+    digests: Option<&'a Digests>,
 }
 
 impl Push<'_> {
@@ -396,11 +433,39 @@ impl Push<'_> {
         }
         self.pending.extend(protocol::frame(&Message::FileStart { index: index as u32, offset }));
         self.send_pending()?;
-        let moved = self
-            .push(&source, offset, self.total.bytes, true)
+        let shared = self.digests.zip(source.size);
+        if let Some((digests, size)) = shared {
+            digests.start(index, &source.file, size);
+        }
+        let mut moved = self
+            .push(&source, offset, self.total.bytes, shared.is_none())
             .with_context(|| format!("sending {}", source.display))?;
+        if let Some((digests, size)) = shared {
+            moved.xxh3 = self.shared_digest(digests, index, &source, size)?;
+        }
         self.pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: moved.xxh3 })));
         Ok(moved)
+    }
+}
+
+impl Push<'_> {
+    /// The checksum a star's sessions share for entry `index`, once its thread is done; a
+    /// signal stops the wait.
+    fn shared_digest(
+        &self,
+        digests: &Digests,
+        index: usize,
+        source: &Source,
+        size: u64,
+    ) -> anyhow::Result<u128> {
+        let sent = self.total.bytes;
+        let mut check = || match signals::pending() {
+            Some(signal) => Err(stopped(signal, sent, None).into()),
+            None => Ok(()),
+        };
+        digests
+            .wait(index, &source.file, size, &mut check)
+            .with_context(|| format!("hashing {}", source.display))
     }
 }
 

@@ -28,7 +28,8 @@ impl Push<'_> {
 
     /// Sends one file in the sparse form: each run's header, then its data range by the
     /// configured data path (zero-copy per range); holes never cross. The checksum still
-    /// covers the whole file: the prefix and each range read back, each hole as zeros.
+    /// covers the whole file: the prefix and each range read back, each hole as zeros (in a
+    /// star, the digest the sessions share, which reads the holes back as zeros).
     pub(super) fn sparse(
         &mut self,
         index: usize,
@@ -42,8 +43,13 @@ impl Push<'_> {
         let mut hasher = Xxh3::new();
         let mut file = Moved::default();
         let hashing = |e| anyhow::Error::from(e).context(format!("hashing {}", source.display));
-        file.checksum_calls +=
-            copy::hash_prefix(&source.file, offset, &mut hasher).map_err(hashing)?;
+        let shared = self.digests.zip(source.size);
+        if let Some((digests, size)) = shared {
+            digests.start(index, &source.file, size);
+        } else {
+            file.checksum_calls +=
+                copy::hash_prefix(&source.file, offset, &mut hasher).map_err(hashing)?;
+        }
         for run in runs {
             // The header leaves first, so the receiver hashes the hole's zeros while this end
             // does (the two ends' hashing of holes is most of a sparse file's time).
@@ -60,11 +66,17 @@ impl Push<'_> {
                 .push(&window, run.at, self.total.bytes + file.bytes, false)
                 .with_context(|| format!("sending {}", source.display))?;
             file.absorb(moved);
-            let end = run.at + run.data;
-            file.checksum_calls +=
-                copy::hash_range(&source.file, run.at, end, &mut hasher).map_err(hashing)?;
+            if shared.is_none() {
+                let end = run.at + run.data;
+                file.checksum_calls +=
+                    copy::hash_range(&source.file, run.at, end, &mut hasher).map_err(hashing)?;
+            }
         }
-        (file.files, file.xxh3) = (1, hasher.digest128());
+        file.files = 1;
+        file.xxh3 = match shared {
+            Some((digests, size)) => self.shared_digest(digests, index, source, size)?,
+            None => hasher.digest128(),
+        };
         self.pending.extend(protocol::frame(&Message::FileEnd(FileEnd { xxh3: file.xxh3 })));
         Ok(file)
     }

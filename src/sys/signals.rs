@@ -14,10 +14,14 @@ static PENDING: AtomicUsize = AtomicUsize::new(0);
 static DEFAULT: AtomicBool = AtomicBool::new(false);
 /// Whether the handlers are registered; signal-hook adds an action per call, so only once.
 static INSTALLED: Mutex<bool> = Mutex::new(false);
+/// Callers of `install` that have not called `restore` yet: the sessions of a star install
+/// and restore each on its own thread, and one that ends must not take the flag from the rest.
+static USERS: AtomicUsize = AtomicUsize::new(0);
 
 /// Routes SIGINT and SIGTERM to the flag. Blocking calls they interrupt are restarted
 /// (signal-hook installs its handler with SA_RESTART), so loops see the flag at their next poll.
 pub fn install() -> anyhow::Result<()> {
+    USERS.fetch_add(1, Ordering::SeqCst);
     DEFAULT.store(false, Ordering::SeqCst);
     let mut installed = INSTALLED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !*installed {
@@ -33,9 +37,13 @@ pub fn install() -> anyhow::Result<()> {
 }
 
 /// Gives SIGINT and SIGTERM back their default action (end the process), for a process that
-/// installed the flag only to wait and now has nothing to stop cleanly.
+/// installed the flag only to wait and now has nothing to stop cleanly: once every caller of
+/// `install` has called it.
 pub fn restore() {
-    DEFAULT.store(true, Ordering::SeqCst);
+    let before = USERS.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    if before.unwrap_or(0) <= 1 {
+        DEFAULT.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The signal received since `install`, if any.
