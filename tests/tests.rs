@@ -11,6 +11,7 @@ mod disk_mutants;
 mod docs;
 mod doctor;
 mod durable;
+mod empty_root;
 mod encrypt;
 mod errors;
 mod events;

@@ -1,6 +1,8 @@
 //! What zcp asks of the operating system outside any transfer: signal handling (`signals`), a
-//! description of the machine (`machine`) and the CPU and memory a process used (`rusage`).
+//! description of the machine (`machine`), the CPU and memory a process used (`rusage`) and
+//! random bytes (`random`).
 
 pub mod machine;
+pub mod random;
 pub mod rusage;
 pub mod signals;

@@ -1,0 +1,154 @@
+//! The static binary alone in an empty directory under chroot(2), as on a scratch container or
+//! a bare host: no /dev, /proc or /etc. It sends and receives a file and a tree (also with
+//! `--encrypt`), serves `--http` to curl outside, runs `doctor`, and says plainly why a host
+//! name cannot resolve there. The binary is the one `ZCP_TEST_STATIC_BIN` names (`.ci/run`
+//! builds it); without it the tests skip, saying so.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{
+    Finished, Process, Receiver, TOKEN, assert_exit, assert_file_holds, assert_says, run,
+    send_paths, skip, tree_listing, unusable, write_random_file, zcp_command_via,
+};
+
+/// Names the static binary under test.
+const STATIC_BIN: &str = "ZCP_TEST_STATIC_BIN";
+
+/// Big enough for the zero-copy paths (and their pipes), not only the small-file batches.
+const BIG: usize = 3 << 20;
+
+/// A directory holding only the static binary, as `/zcp`, and what a test puts there: the
+/// whole file system of a zcp run under `chroot`.
+struct EmptyRoot {
+    dir: tempfile::TempDir,
+}
+
+impl EmptyRoot {
+    /// The root, or `None` after `skip` where there is no static binary or no chroot.
+    fn new() -> Option<EmptyRoot> {
+        let Some(bin) = std::env::var_os(STATIC_BIN) else {
+            skip(&format!(
+                "{STATIC_BIN} is not set: build the static binary (README \"Install\") and name \
+                 it there"
+            ));
+            return None;
+        };
+        if !nix::unistd::geteuid().is_root() {
+            skip("chroot(2) needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let zcp = dir.path().join("zcp");
+        fs::copy(&bin, &zcp)
+            .unwrap_or_else(|e| panic!("copying {STATIC_BIN}={}: {e}", Path::new(&bin).display()));
+        let root = EmptyRoot { dir };
+        if let Some(why) = unusable("chroot", &[root.path_str(), "/zcp", "--version"]) {
+            skip(&why);
+            return None;
+        }
+        Some(root)
+    }
+
+    fn path_str(&self) -> &str {
+        self.dir.path().to_str().expect("a UTF-8 temporary directory")
+    }
+
+    /// Where `inner` (an absolute path inside the root) is, seen from outside.
+    fn outside(&self, inner: &str) -> PathBuf {
+        self.dir.path().join(inner.trim_start_matches('/'))
+    }
+
+    /// `chroot ROOT /zcp ARGS…` with the test token.
+    fn zcp(&self, args: &[&str]) -> Command {
+        let program = [OsStr::new("chroot"), self.dir.path().as_os_str(), OsStr::new("/zcp")];
+        zcp_command_via(&program, args, &[])
+    }
+
+    /// A file of `BIG` bytes at `/data/big` and a small tree at `/data/tree`.
+    fn with_data(self) -> EmptyRoot {
+        fs::create_dir_all(self.outside("/data/tree/sub")).expect("creating /data/tree");
+        write_random_file(&self.outside("/data/big"), BIG, 1);
+        write_random_file(&self.outside("/data/tree/a"), 1000, 2);
+        write_random_file(&self.outside("/data/tree/sub/b"), 200_000, 3);
+        self
+    }
+
+    /// Asserts that `dir` holds `/data/big` and a copy of `/data/tree`.
+    fn assert_copied_to(&self, dir: &Path) {
+        let big = fs::read(self.outside("/data/big")).expect("reading /data/big");
+        assert_file_holds(&dir.join("big"), &big, "the big file");
+        assert_eq!(tree_listing(&dir.join("tree")), tree_listing(&self.outside("/data/tree")));
+        for name in ["a", "sub/b"] {
+            let sent = fs::read(self.outside("/data/tree").join(name)).expect("a tree file");
+            assert_file_holds(&dir.join("tree").join(name), &sent, name);
+        }
+    }
+}
+
+/// Asserts a clean end: `code`, no panic, and no bare errno where a cause should be named.
+#[track_caller]
+fn assert_clean(f: &Finished, code: i32, who: &str) {
+    assert_exit(f, code, who);
+    assert!(!f.stderr.contains("OS Error"), "{who} printed a bare errno:\n{}", f.stderr);
+}
+
+#[test]
+fn sends_a_file_and_a_tree_from_an_empty_root() {
+    let Some(root) = EmptyRoot::new().map(EmptyRoot::with_data) else { return };
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let receiver = Receiver::start(out.path(), &[]);
+    let dest = receiver.dest();
+    let sender = run(root.zcp(&["send", "/data/big", "/data/tree", &dest]));
+    assert_clean(&sender, 0, "the chrooted sender");
+    assert_exit(&receiver.wait(), 0, "the receiver");
+    root.assert_copied_to(out.path());
+}
+
+#[test]
+fn receives_a_file_and_a_tree_encrypted_in_an_empty_root() {
+    let Some(root) = EmptyRoot::new().map(EmptyRoot::with_data) else { return };
+    fs::create_dir(root.outside("/in")).expect("creating /in");
+    let args = ["recv", "--listen", "127.0.0.1:0", "--output", "/in", "--encrypt"];
+    let mut receiver = Process::spawn(root.zcp(&args));
+    let dest = receiver.listening().to_string();
+    let (big, tree) = (root.outside("/data/big"), root.outside("/data/tree"));
+    let sender = send_paths(&[&big, &tree], &dest, &["--encrypt"]);
+    assert_clean(&sender, 0, "the sender");
+    let received = receiver.wait();
+    assert_clean(&received, 0, "the chrooted receiver");
+    assert_says(&received, "tls1.3", "the chrooted receiver");
+    root.assert_copied_to(&root.outside("/in"));
+}
+
+#[test]
+fn serves_http_to_curl_outside_an_empty_root() {
+    let Some(root) = EmptyRoot::new().map(EmptyRoot::with_data) else { return };
+    if let Some(why) = unusable("curl", &["--version"]) {
+        return skip(&why);
+    }
+    let mut server =
+        Process::spawn(root.zcp(&["send", "--http", "/data/big", "--listen", "127.0.0.1:0"]));
+    let url = format!("http://{}/big", server.listening());
+    let fetched = root.dir.path().join("fetched");
+    let out = Command::new("curl")
+        .args(["-sS", "-f", "-H", &format!("Authorization: Bearer {TOKEN}"), "-o"])
+        .arg(&fetched)
+        .arg(&url)
+        .output()
+        .expect("running curl");
+    assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_clean(&server.wait(), 0, "the chrooted HTTP sender");
+    let big = fs::read(root.outside("/data/big")).expect("reading /data/big");
+    assert_file_holds(&fetched, &big, "the file curl fetched");
+}
+
+#[test]
+fn doctor_runs_in_an_empty_root() {
+    let Some(root) = EmptyRoot::new().map(EmptyRoot::with_data) else { return };
+    let f = run(root.zcp(&["doctor", "/data"]));
+    assert_clean(&f, 0, "doctor");
+    assert_says(&f, "/data: send by sendfile", "doctor");
+}
