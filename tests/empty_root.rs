@@ -152,3 +152,12 @@ fn doctor_runs_in_an_empty_root() {
     assert_clean(&f, 0, "doctor");
     assert_says(&f, "/data: send by sendfile", "doctor");
 }
+
+#[test]
+fn a_host_name_without_etc_is_a_clear_usage_error() {
+    let Some(root) = EmptyRoot::new().map(EmptyRoot::with_data) else { return };
+    let f = run(root.zcp(&["send", "/data/big", "localhost:9"]));
+    assert_clean(&f, 2, "a send to localhost");
+    assert_says(&f, "cannot resolve host localhost", "a send to localhost");
+    assert_says(&f, "give a numeric address", "a send to localhost");
+}
