@@ -96,6 +96,14 @@ fn assert_clean(f: &Finished, code: i32, who: &str) {
 }
 
 #[test]
+fn version_says_static() {
+    let Some(root) = EmptyRoot::new() else { return };
+    let f = run(root.zcp(&["--version"]));
+    assert_clean(&f, 0, "zcp --version");
+    assert!(f.stdout.contains(", static, "), "not a static build: {}", f.stdout);
+}
+
+#[test]
 fn sends_a_file_and_a_tree_from_an_empty_root() {
     let Some(root) = EmptyRoot::new().map(EmptyRoot::with_data) else { return };
     let out = tempfile::tempdir().expect("a temporary directory");

@@ -42,3 +42,4 @@ mod streams;
 mod transfer;
 mod tree;
 mod usage;
+mod version;
