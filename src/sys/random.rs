@@ -1,6 +1,7 @@
 //! Random bytes for tokens and session nonces, from the kernel's getrandom(2) as a system call.
 //! The `getrandom` crate finds glibc's wrapper with `dlsym`, which a static binary cannot do, and
-//! then reads /dev/urandom, which an empty chroot or a scratch container does not have.
+//! then reads /dev/urandom, which an empty chroot or a scratch container does not have (see
+//! [`crate::manual::static_build`]).
 
 use std::io;
 
