@@ -8,9 +8,11 @@ use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::util::{
-    Finished, Process, Receiver, TOKEN, assert_exit, assert_file_holds, assert_says, run,
+    Finished, Process, Receiver, STARTUP, TOKEN, assert_exit, assert_file_holds, assert_says, run,
     send_paths, skip, tree_listing, unusable, write_random_file, zcp_command_via,
 };
 
@@ -41,15 +43,30 @@ impl EmptyRoot {
             return None;
         }
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let zcp = dir.path().join("zcp");
-        fs::copy(&bin, &zcp)
-            .unwrap_or_else(|e| panic!("copying {STATIC_BIN}={}: {e}", Path::new(&bin).display()));
+        let bin = Path::new(&bin);
+        place(bin, &dir.path().join("zcp"))
+            .unwrap_or_else(|e| panic!("copying {STATIC_BIN}={}: {e}", bin.display()));
         let root = EmptyRoot { dir };
-        if let Some(why) = unusable("chroot", &[root.path_str(), "/zcp", "--version"]) {
+        if let Some(why) = root.unusable() {
             skip(&why);
             return None;
         }
         Some(root)
+    }
+
+    /// Why `chroot ROOT /zcp --version` fails, if it does. A copy's write descriptor, inherited
+    /// by a child that another test forks meanwhile, makes exec fail with "Text file busy"
+    /// until that child execs: that is waited out.
+    fn unusable(&self) -> Option<String> {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let why = unusable("chroot", &[self.path_str(), "/zcp", "--version"])?;
+            if !why.contains("Text file busy") || Instant::now() > deadline {
+                return Some(why);
+            }
+            // Polling for the other child's exec, bounded by the deadline above.
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn path_str(&self) -> &str {
@@ -86,6 +103,12 @@ impl EmptyRoot {
             assert_file_holds(&dir.join("tree").join(name), &sent, name);
         }
     }
+}
+
+/// Puts `bin` at `to`: a hard link, which opens nothing for writing, where both are on one file
+/// system, else a copy.
+fn place(bin: &Path, to: &Path) -> std::io::Result<()> {
+    fs::hard_link(bin, to).or_else(|_| fs::copy(bin, to).map(drop))
 }
 
 /// Asserts a clean end: `code`, no panic, and no bare errno where a cause should be named.
