@@ -1,8 +1,8 @@
 //! The static binary alone in an empty directory under chroot(2), as on a scratch container or
 //! a bare host: no /dev, /proc or /etc. It sends and receives a file and a tree (also with
 //! `--encrypt`), serves `--http` to curl outside, runs `doctor`, and says plainly why a host
-//! name cannot resolve there. The binary is the one `ZCP_TEST_STATIC_BIN` names (`.ci/run`
-//! builds it); without it the tests skip, saying so.
+//! name cannot resolve there and why `--events-fd` cannot work. The binary is the one
+//! `ZCP_TEST_STATIC_BIN` names (`.ci/run` builds it); without it the tests skip, saying so.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -191,4 +191,13 @@ fn a_host_name_without_etc_is_a_clear_usage_error() {
     assert_clean(&f, 2, "a send to localhost");
     assert_says(&f, "cannot resolve host localhost", "a send to localhost");
     assert_says(&f, "give a numeric address", "a send to localhost");
+}
+
+#[test]
+fn events_fd_without_dev_says_what_is_missing() {
+    let Some(root) = EmptyRoot::new().map(EmptyRoot::with_data) else { return };
+    // Descriptor 2 is open for writing: what is missing is /dev/fd, not the descriptor.
+    let f = run(root.zcp(&["send", "/data/big", "127.0.0.1:9", "--events-fd", "2"]));
+    assert_clean(&f, 2, "--events-fd in an empty root");
+    assert_says(&f, "--events-fd 2: there is no /dev/fd here", "--events-fd in an empty root");
 }

@@ -26,10 +26,11 @@
 //!   on file systems without `O_TMPFILE`.
 //! - **kTLS**: `--encrypt` seals records in user space when the kernel's `tls` module is not
 //!   loaded; a chroot cannot load it, since modprobe runs in the host's root.
-//! - **/dev**: only `--events-fd N`, which reopens `/dev/fd/N`, needs it.
+//! - **/dev**: only `--events-fd N` needs it, to reopen `/dev/fd/N`; without it, it says so.
 //!
 //! `tests/empty_root.rs` runs all of this under chroot(2): a file and a tree sent and received
-//! (also with `--encrypt`), `--http` fetched by curl from outside, `doctor`, a host name.
+//! (also with `--encrypt`), `--http` fetched by curl from outside, `doctor`, a host name,
+//! `--events-fd`.
 //!
 //! ## Static or dynamic: which ships
 //!
