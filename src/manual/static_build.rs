@@ -14,10 +14,12 @@
 //!   which fails in a static binary, and falls back to /dev/urandom; ring and the key
 //!   exchange already call the system call. /dev/urandom is read only where the kernel lacks
 //!   getrandom(2) or a seccomp filter refuses it, and a failure names both.
-//! - **Host names**: static glibc reads /etc/hosts and asks DNS itself, but cannot load the
-//!   NSS modules that /etc/nsswitch.conf may name (mdns, sss, systemd); those lookups fail.
-//!   Numeric addresses need nothing: they are parsed, never looked up. With neither
-//!   /etc/hosts nor /etc/resolv.conf, a failed lookup says to give a numeric address.
+//! - **Host names**: static glibc reads /etc/hosts and asks DNS itself, but an NSS module
+//!   that /etc/nsswitch.conf names (mdns, sss, systemd) is loaded with `dlopen`, and brings
+//!   the host's libc.so.6 along (strace shows both opened for a name /etc/hosts lacks). That
+//!   works where the host's glibc is the one linked in, and is undefined elsewhere. Numeric
+//!   addresses are parsed, never looked up, and need none of it. With neither /etc/hosts nor
+//!   /etc/resolv.conf, a failed lookup says to give a numeric address.
 //! - **/proc**: `doctor` prints "unknown" for the sysctls it reads there; the splice path's
 //!   pipe asks for 1 MiB and keeps what the kernel grants without /proc/sys/fs/pipe-max-size;
 //!   peak memory comes from getrusage(2) instead of VmHWM. A received file written unnamed
