@@ -37,9 +37,10 @@
 //! ## Static or dynamic: which ships
 //!
 //! The static one, as the copyable binary and inside the Debian package (which then depends
-//! on nothing). In the same interleaved run (`zcp bench --size 512M --rounds 5 --dir /dev/shm
-//! --methods sendfile:splice,buffered:buffered --encrypt --against static=STATIC_ZCP`, run by
-//! the dynamic build, on a shared 2-core VM), the CPU per GiB of each pair differs between the
-//! two builds by less than each pair's own spread across rounds: glibc's string and memory
+//! on nothing). In two interleaved runs of the release builds of one commit, each build
+//! driving one (`zcp bench --size 512M --rounds 5 --dir /dev/shm --methods
+//! sendfile:splice,buffered:buffered --encrypt --against OTHER=PATH`, on a shared 2-core VM),
+//! the CPU per GiB of each pair differs between the two builds by less than each pair's own
+//! spread across rounds, and the throughput medians go either way: glibc's string and memory
 //! functions are the same code either way, and the zero-copy paths spend their time in the
-//! kernel. The numbers are in the commit that added this note.
+//! kernel. The numbers are in the commits that added and revised this note.
