@@ -20,10 +20,14 @@ Exit codes:
   9    --encrypt on one end only, or the encrypted stream was damaged
   130  interrupted (Ctrl-C); 143 for SIGTERM";
 
+/// `zcp --version`: the version, the commit it was built from, static or dynamic, and the
+/// target (`src/build.rs` works them out). `-V` and the man page say the version alone.
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ZCP_BUILD"), ")");
+
 /// Move files between hosts over TCP with sendfile(2) and splice(2), and show which syscall path
 /// did the work.
 #[derive(Debug, Parser)]
-#[command(name = "zcp", version, after_help = EXIT_CODES, max_term_width = 100)]
+#[command(name = "zcp", version, long_version = LONG_VERSION, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     /// The subcommand to run.

@@ -230,3 +230,22 @@ fn no_auth_receiver_refuses_a_sender_that_did_not_say_no_auth() {
     ignored_line(&mut receiver, "did not say --no-auth");
     assert_nothing_written(&dst);
 }
+
+#[test]
+fn random_bytes_come_from_dev_urandom_where_getrandom_is_refused() {
+    if let Some(why) = util::unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return util::skip(&why);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst, data) = setup(work.path(), 100_000, 9);
+    // A seccomp filter that refuses getrandom(2) looks like this to the process.
+    let refused = ["strace", "-f", "-o", "/dev/null", "-e", "inject=getrandom:error=EPERM"];
+    let no_token: [EnvVar<'_>; 1] = [(TOKEN_ENV, None)];
+    let wrapper = refused.map(std::ffi::OsStr::new);
+    let mut receiver = Receiver::try_start_env(&wrapper, &dst, &[], &no_token)
+        .unwrap_or_else(|f| panic!("receiver without getrandom(2) did not start: {f:#?}"));
+    let line = receiver.process().wait_line("token ");
+    let token = line.split_whitespace().nth(1).expect("a token after `token `").to_string();
+    let sent = run(send_cmd(&[&src], &receiver.dest(), &[], &[(TOKEN_ENV, Some(&token))]));
+    assert_round_trip(&sent, &receiver.wait(), &dst, &data);
+}

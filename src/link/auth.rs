@@ -44,7 +44,7 @@ impl Token {
     /// A fresh random token: 20 characters of base32 (100 bits) in groups of four.
     pub fn generate() -> anyhow::Result<Token> {
         let mut raw = [0u8; 20];
-        getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("reading random bytes: {e}"))?;
+        crate::sys::random::fill(&mut raw).context("reading random bytes for a token")?;
         let chars: Vec<char> = raw.iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
         let groups: Vec<String> = chars.chunks(4).map(|c| c.iter().collect()).collect();
         Ok(Token(groups.join("-")))
@@ -238,7 +238,7 @@ fn mac_of(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
 /// A fresh nonce for one session.
 pub fn nonce() -> anyhow::Result<[u8; NONCE_LEN]> {
     let mut n = [0u8; NONCE_LEN];
-    getrandom::fill(&mut n).map_err(|e| anyhow::anyhow!("reading random bytes: {e}"))?;
+    crate::sys::random::fill(&mut n).context("reading random bytes for a nonce")?;
     Ok(n)
 }
 

@@ -315,7 +315,8 @@ fn resolve(dest: &str) -> anyhow::Result<Vec<SocketAddr>> {
         Err(e) => {
             let host = dest.rsplit_once(':').map_or(dest, |(h, _)| h);
             return Err(SessionError::Usage(format!(
-                "cannot resolve host {host} (in {dest}): {e}"
+                "cannot resolve host {host} (in {dest}): {e}{}",
+                no_resolver_hint()
             ))
             .into());
         }
@@ -324,6 +325,17 @@ fn resolve(dest: &str) -> anyhow::Result<Vec<SocketAddr>> {
         return Err(anyhow!("resolving {dest}: no addresses"));
     }
     Ok(addrs)
+}
+
+/// The reason a lookup fails on a system with no resolver files at all (an empty chroot, a
+/// scratch container), where only numeric addresses can work; empty elsewhere.
+fn no_resolver_hint() -> &'static str {
+    let missing = |path: &str| !std::path::Path::new(path).exists();
+    if missing("/etc/hosts") && missing("/etc/resolv.conf") {
+        " (there is no /etc/hosts or /etc/resolv.conf here: give a numeric address)"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]

@@ -15,4 +15,5 @@ pub mod reports;
 pub mod security;
 pub mod sparse;
 pub mod star;
+pub mod static_build;
 pub mod writing;

@@ -105,18 +105,25 @@ static CLOSED: AtomicBool = AtomicBool::new(false);
 pub fn open(to: EventsTo) -> anyhow::Result<()> {
     let stream = match to.fd {
         None => Stream::Stdout,
-        // Reopened through /dev/fd: the descriptor stays the caller's, and no unsafe is needed.
-        Some(fd) => Stream::Fd(
-            OpenOptions::new().append(true).open(format!("/dev/fd/{fd}")).map_err(|e| {
-                crate::error::SessionError::Usage(format!(
-                    "--events-fd {fd}: not open for writing ({e})"
-                ))
-            })?,
-        ),
+        Some(fd) => Stream::Fd(reopen(fd)?),
     };
     let _ = STREAM.set(Some(Mutex::new(stream)));
     let _ = OPENED.set(Instant::now());
     Ok(())
+}
+
+/// The caller's descriptor `fd`, reopened for appending through /dev/fd: the descriptor stays
+/// the caller's, and no unsafe is needed. An empty root (a chroot, a scratch container) has no
+/// /dev, which is said as such rather than as a descriptor that is not open.
+fn reopen(fd: i32) -> Result<File, crate::error::SessionError> {
+    let usage = |why: String| crate::error::SessionError::Usage(format!("--events-fd {fd}: {why}"));
+    OpenOptions::new().append(true).open(format!("/dev/fd/{fd}")).map_err(|e| {
+        if std::path::Path::new("/dev/fd").exists() {
+            usage(format!("not open for writing ({e})"))
+        } else {
+            usage("there is no /dev/fd here to reopen it through: use --events (stdout)".into())
+        }
+    })
 }
 
 /// An `error` event for a failure outside any session's own (`session` 0: connecting, a

@@ -135,6 +135,20 @@ pub fn zcp_command<S: AsRef<OsStr>>(args: &[S], env: &[EnvVar<'_>]) -> Command {
     cmd
 }
 
+/// `PROGRAM… ARGS…` with the test token like `zcp_command`, for a zcp that is not the binary
+/// under test or runs behind a wrapper: `["chroot", DIR, "/zcp"]`, say.
+pub fn zcp_command_via<S: AsRef<OsStr>>(
+    program: &[&OsStr],
+    args: &[S],
+    env: &[EnvVar<'_>],
+) -> Command {
+    let (first, rest) = program.split_first().expect("a program");
+    let mut cmd = Command::new(first);
+    cmd.args(rest).args(args);
+    set_auth_env(&mut cmd, args, env);
+    cmd
+}
+
 /// Waits until `ready` holds, polling every few milliseconds; panics with `what` after `limit`.
 pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
