@@ -1,5 +1,8 @@
-//! What the hostile review of the changes since 53b0825 found, each proved by a test that failed
-//! then, and passes since the fix.
+//! Putting a checked file in place when the world changed meanwhile: a name taken during the
+//! transfer (by a new file, or by a case twin on exFAT, ASCII or not) is refused for that file
+//! alone, with or without `--fsync`; EFBIG is blamed on a file size limit only where the part
+//! reached it; `--skip-existing` takes a coarse mtime as the same only where the file system
+//! keeps coarse mtimes.
 
 use std::ffi::OsStr;
 use std::fs;

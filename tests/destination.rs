@@ -1,12 +1,11 @@
-//! The receiver's disk code where `cargo mutants` found it untested: how many files a
-//! `--fsync` barrier holds under a given descriptor limit (the soft limit raised to the hard
-//! one first), counted in `syncfs` calls under strace; a missing `--output` a `--keep-open`
-//! receiver created for one session is found again as a directory by the next; a directory
-//! that cannot be made is refused with the code of its cause (`403`/`507` over HTTP); a bare
-//! file name as `--output` is a file in the receiver's working directory; a refused offer of
-//! nested files leaves none of the directories made for them; several files to an existing
-//! `--output` file are refused after the first; directories whose names share a prefix are
-//! finished in whatever order they were offered.
+//! The receiver's destination: how many files a `--fsync` barrier holds under a given
+//! descriptor limit (the soft limit raised to the hard one first), counted in `syncfs` calls
+//! under strace; a missing `--output` a `--keep-open` receiver created for one session is found
+//! again as a directory by the next; a directory that cannot be made is refused with the code
+//! of its cause (`403`/`507` over HTTP); a bare file name as `--output` is a file in the
+//! receiver's working directory; a refused offer of nested files leaves none of the directories
+//! made for them; several files to an existing `--output` file are refused after the first;
+//! directories whose names share a prefix are finished in whatever order they were offered.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
