@@ -1,5 +1,5 @@
 //! The data paths, in detail: what each one does, when `auto` falls back, how the checksum reads
-//! the bytes once more. The code is in `crate::copy` and `crate::checksum`.
+//! the bytes once more. The code is in `copy` and `checksum`.
 //!
 //! | path | sender | receiver | copies through user space |
 //! |---|---|---|---|

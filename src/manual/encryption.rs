@@ -1,5 +1,5 @@
 //! `--encrypt`: the tunnel, its threat model, kernel TLS and its cost. The code is in
-//! `crate::link::tls`, `ktls`, `pump` and `records`.
+//! `link::tls`, `ktls`, `pump` and `records`.
 //!
 //! ```sh
 //! zcp recv --encrypt --output ./incoming/          # prints the token and the sender's command
@@ -12,7 +12,7 @@
 //! certificates to manage: the listening end makes a fresh key per process, the connecting end
 //! accepts any key, and the token decides who the peer is: the SPAKE2 proofs run inside the tunnel
 //! and cover the TLS exporter (RFC 8446 §7.5), so a machine in the middle that terminates TLS
-//! towards each end cannot pass them (the argument is in `crate::manual::protocol`). The summary
+//! towards each end cannot pass them (the argument is in `manual::protocol`). The summary
 //! and `--json` name it:
 //!
 //! ```text

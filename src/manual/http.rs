@@ -1,5 +1,5 @@
 //! HTTP mode in detail: what `send --http` and `recv --http` do, with the kernel's account of each.
-//! The code is in `crate::http`.
+//! The code is in `http`.
 //!
 //! zcp grew from the way Go's `net/http` serves a static file: a regular file, a TCP socket, a
 //! `Content-Length` instead of chunked encoding, and the kernel's `sendfile(2)` does the copying.
@@ -62,7 +62,7 @@
 //!   (`413`), and the free space cannot be checked up front. A body with neither `Content-Length`
 //!   nor chunked coding gets `411`, one with both `400`. It ends after one upload landed (refused
 //!   or failed ones do not count) unless `--keep-open`.
-//!   With `--fsync` an upload is made durable as a zcp session's files are (see `crate::manual::writing`):
+//!   With `--fsync` an upload is made durable as a zcp session's files are (see `manual::writing`):
 //!   its data synced (`syncfs`) before the part file is renamed into place, then each directory
 //!   that gained a name synced (the file's, and the parents of directories made for it), before
 //!   the `201`. If a directory sync fails after the rename, the file stays in place and the answer
@@ -80,7 +80,7 @@
 //!   the network in clear**, unlike zcp's own handshake (SPAKE2): anyone who can read the traffic
 //!   can reuse it while the server runs. Use `--http` on trusted networks or through an SSH tunnel,
 //!   and a fresh token each time (the default). A browser, which cannot send the header, carries the token as
-//!   the first segment of the path, `/t/TOKEN/` (see `crate::manual::browser`).
+//!   the first segment of the path, `/t/TOKEN/` (see `manual::browser`).
 //! - Bounds: a request head of at most 16 KiB (`431`), arriving within 10 s (`408`); a malformed
 //!   one gets `400` and a log line; 16 requests at once for `send --http` and `--max-conns`
 //!   for `recv --http`, counted only once their whole head arrived (the next gets `503`), and at

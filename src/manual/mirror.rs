@@ -1,6 +1,6 @@
 //! Mirroring (`zcp recv --mirror`): what it removes, when, and why no removal can reach outside
-//! the destination. The code is in `crate::recv::mirror` (when and what) and
-//! `crate::disk::prune` (how).
+//! the destination. The code is in `recv::mirror` (when and what) and
+//! `disk::prune` (how).
 //!
 //! ## What and when
 //!

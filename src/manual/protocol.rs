@@ -1,5 +1,5 @@
 //! The zcp wire protocol, version 2: the byte layout, the handshake and the argument for why
-//! it holds. The code is in `crate::protocol` (encoding) and `crate::link` (the handshake).
+//! it holds. The code is in `protocol` (encoding) and `link` (the handshake).
 //!
 //! # Overview
 //!

@@ -1,5 +1,5 @@
 //! The reports: every key of `--json` and every event of `--events`, with examples. The code is in
-//! `crate::report`.
+//! `report`.
 //!
 //! The summary goes to stderr; `--json` prints one object on stdout (one per session with
 //! `--keep-open`). Example (`zcp send big.iso … --json`):
@@ -52,7 +52,7 @@
 //! |---|---|
 //! | `role` | `send` or `recv`: which end wrote the report |
 //! | `files[]` | per entry: `name` (relative path), `kind` (`file`/`dir`), `status` (`sent`, `created`, `skipped`, `refused`, `checksum_mismatch`), `bytes` moved now, `resumed_from`, `hole_bytes` (holes not sent), `path` (`null` when nothing moved), `checksum_ok` (`null` when nothing moved), `saved_as` (receiver only), `reason` (a refusal, or a note such as a resume that started over) |
-//! | `bytes`, `resumed_bytes`, `hole_bytes` | bytes moved in this session; bytes the receiver already held and kept; bytes of sparse files' holes, not sent (see `crate::manual::sparse`) |
+//! | `bytes`, `resumed_bytes`, `hole_bytes` | bytes moved in this session; bytes the receiver already held and kept; bytes of sparse files' holes, not sent (see `manual::sparse`) |
 //! | `files_sent`, `dirs`, `skipped`, `refused` | counts over `files[]` |
 //! | `removed` | receiver only, with `--mirror`: the entries removed because the offer does not hold them, a directory (ending in `/`) after its contents; empty otherwise |
 //! | `excluded` | entries the sender's `--exclude`/`--include`/`--exclude-from` left out of the offer (an excluded directory counts once); 0 on the receiver |
@@ -90,7 +90,7 @@
 //! |---|---|---|
 //! | `session_start` | `role` (`send`/`recv`), `entries` offered, `files` to move, `bytes` in all (`null` with a stream of unknown length) | once the plan is agreed; first |
 //! | `file_skip` | `index` (in the offer), `name` | after `session_start`, for each file the receiver already has (`--skip-existing`) |
-//! | `file_remove` | `name` (a directory ends in `/`) | receiver only, with `--mirror`: after the last `file_end`, for each entry removed because the offer does not hold it (see `crate::manual::mirror`) |
+//! | `file_remove` | `name` (a directory ends in `/`) | receiver only, with `--mirror`: after the last `file_end`, for each entry removed because the offer does not hold it (see `manual::mirror`) |
 //! | `file_refuse` | `index`, `name`, `reason` | after `session_start`, for each entry the receiver will not write; or in place of `file_end` for a file whose bytes moved and checked but whose name was taken when it was to be put in place (a file came under it meanwhile, or one differing only in case); for a batched small file, which is written after it is checked, after its `file_end` |
 //! | `file_start` | `index`, `name`, `size` (`null`: unknown) | as a file's bytes begin to move |
 //! | `file_resume` | `index`, `name`, `size`, `offset` | instead of `file_start`, when the receiver kept the first `offset` bytes |

@@ -1,5 +1,5 @@
 //! Authentication and receiver safety: who may write, and what holds whatever arrives on the
-//! socket. The wire-level argument is in `crate::manual::protocol`.
+//! socket. The wire-level argument is in `manual::protocol`.
 //!
 //! A `zcp recv` that writes to disk must not be an open door. Authentication is on by default:
 //!
@@ -11,7 +11,7 @@
 //!   shell profile can still be overridden.
 //! - Both ends prove the token with SPAKE2 (a password-authenticated key exchange, the `spake2`
 //!   crate) followed by key confirmation over the whole handshake (protocol version 2; the
-//!   argument is in `crate::manual::protocol`). The token never crosses the wire, and nothing that
+//!   argument is in `manual::protocol`). The token never crosses the wire, and nothing that
 //!   does lets anyone test token guesses offline: an attacker gets one guess per connection. The
 //!   proofs name each end's role and which end connected, so they cannot be reflected, replayed,
 //!   or relayed between two listening ends (`send --listen` and `recv --listen` with one token).
@@ -69,7 +69,7 @@
 //!   connections, any number, do not delay a real sender: behind 64 idle ones and an attacker
 //!   re-opening 20 or 200 a second, a send took 0.01–0.03 s, and an idle one was shut 1–18 ms
 //!   after a newcomer came. Only a peer that sends valid greetings 32 times a second can hold
-//!   every place. The argument: `crate::manual::lobby`. Only authenticated sessions count toward
+//!   every place. The argument: `manual::lobby`. Only authenticated sessions count toward
 //!   `--max-conns`; a sender that authenticates while all run is told "busy".
 //! - A name offered twice in one session is refused the second time, and so is a name inside a
 //!   file entry of the same offer (`a` and `a/b`, in either order: the later one), alone: the
@@ -93,7 +93,7 @@
 //!   one critical section under the part file's lock (`flock`). A resume's prefix is hashed under
 //!   the lock the writes and the rename are then done under, held until the name is in place; a
 //!   second session is refused for that file ("another session is writing it"), never made to
-//!   wait, so the file in place is always one sender's verified bytes (`crate::manual::locking`;
+//!   wait, so the file in place is always one sender's verified bytes (`manual::locking`;
 //!   a 45 s soak of senders killed with `-9` and sent again: 0 mismatches in 1,701 sessions).
 //! - `--max-size` bounds every output, standard output included, a hole counted as the zeros it
 //!   becomes; Ctrl-C or SIGTERM stops a receiver within one write, even one writing a long run of

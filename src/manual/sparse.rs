@@ -1,5 +1,5 @@
-//! Sparse files: how holes cross as their data only. The code is in `crate::copy::holes` and
-//! `crate::send::sparse`.
+//! Sparse files: how holes cross as their data only. The code is in `copy::holes` and
+//! `send::sparse`.
 //!
 //! A file with holes (a VM image, `truncate -s 3G`) crosses as its data only. Before sending a
 //! file larger than 64 KiB, the sender asks the kernel where its data lies (`lseek` with

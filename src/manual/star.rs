@@ -1,6 +1,6 @@
 //! One sender, several receivers (`zcp send PATH... --to A --to B …`): how a star shares one
 //! read and one hash of each file, what each receiver costs, and what it does not do. The code
-//! is in `crate::send::star` (the sessions) and `crate::send::digests` (the shared checksums).
+//! is in `send::star` (the sessions) and `send::digests` (the shared checksums).
 //!
 //! # Sessions
 //! Each receiver gets a whole session of its own, on a thread of its own: its connection, its

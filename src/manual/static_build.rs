@@ -10,7 +10,7 @@
 //! ## What it takes from the system, and what it does without
 //!
 //! - **Random bytes** (tokens, session nonces): getrandom(2) as a system call
-//!   ([`crate::sys::random`]). The `getrandom` crate looks glibc's wrapper up with `dlsym`,
+//!   (`sys::random`). The `getrandom` crate looks glibc's wrapper up with `dlsym`,
 //!   which fails in a static binary, and falls back to /dev/urandom; ring and the key
 //!   exchange already call the system call. /dev/urandom is read only where the kernel lacks
 //!   getrandom(2) or a seccomp filter refuses it, and a failure names both.

@@ -1,5 +1,5 @@
 //! Writing safely: part files, atomic placement, `--fsync`, and receiving onto file systems that
-//! lack what that uses. The code is in `crate::disk`.
+//! lack what that uses. The code is in `disk`.
 //!
 //! Each file is written to `.NAME.zcp-part` beside its target and renamed into place only after its
 //! checksum matched — without `--force` by `renameat2(RENAME_NOREPLACE)`, so a file that appeared
