@@ -15,14 +15,19 @@ use zcp::report::star::StarReport;
 use zcp::report::{self, Report};
 use zcp::{raw, send, shell, terminal};
 
-fn main() {
+fn main() -> process::ExitCode {
     ignore_sigxfsz();
     let cli = Cli::parse();
     let code = match run(cli.command) {
         Ok(code) => code,
         Err(err) => fail(&err),
     };
-    process::exit(code.code());
+    exit_status(code)
+}
+
+/// The process's exit status: every code of the table fits in the byte a process returns.
+fn exit_status(code: ExitCode) -> process::ExitCode {
+    process::ExitCode::from(u8::try_from(code.code()).unwrap_or(1))
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
