@@ -376,13 +376,14 @@ fn star_receivers(to: &[String], paths: &[PathBuf]) -> anyhow::Result<Vec<String
 /// The combinations of `zcp send` options that cannot work together, refused with the reason.
 fn refuse_send_conflicts(args: &SendArgs, paths: &[PathBuf]) -> anyhow::Result<()> {
     let stdin = paths.iter().filter(|p| p.as_os_str() == "-").count();
-    if stdin > 1 || (stdin == 1 && args.name.is_none()) {
-        return Err(usage_error("standard input (-) can be sent once, with --name NAME".into()));
-    }
+    // Before the rule for `-`, whose advice (`--name`) `--http` refuses.
     if args.http && stdin > 0 {
         return Err(usage_error(
             "--http serves files of known length, not standard input (-)".into(),
         ));
+    }
+    if stdin > 1 || (stdin == 1 && args.name.is_none()) {
+        return Err(usage_error("standard input (-) can be sent once, with --name NAME".into()));
     }
     if args.http {
         let no_sparse = "--no-sparse changes nothing: an HTTP body carries holes as zeros";

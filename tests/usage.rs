@@ -55,3 +55,12 @@ fn swapped_arguments_point_at_the_order() {
     assert_usage(&f, &["127.0.0.1:7878 looks like the receiver's address", "goes last"], "swapped");
     assert!(!f.stderr.contains("No such file"), "swapped arguments:\n{}", f.stderr);
 }
+
+/// `--http` serves files of known length: standard input is refused for what it is, not
+/// with advice (`--name`) that `--http` refuses in turn.
+#[test]
+fn http_refuses_standard_input_for_what_it_is() {
+    let f = send_from_a_dir(&["send", "--http", "--listen", "127.0.0.1:0", "-"]);
+    assert_usage(&f, &["--http serves files of known length, not standard input (-)"], "stdin");
+    assert!(!f.stderr.contains("--name"), "advice --http refuses:\n{}", f.stderr);
+}
