@@ -57,11 +57,6 @@ impl Output {
 
 /// The connection options given on the command line.
 fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
-    if args.raw && args.encrypt {
-        return Err(usage_error(
-            "--raw sends plain bytes for nc and socat: it cannot be combined with --encrypt".into(),
-        ));
-    }
     if let Link::Listen(addr) = &link {
         let connecting =
             [(args.retry > 0, "--retry"), (args.connect_timeout.is_some(), "--connect-timeout")];
@@ -111,31 +106,6 @@ fn check_dest(dest: &str, paths: &[PathBuf]) -> anyhow::Result<()> {
 fn usage_error(message: String) -> anyhow::Error {
     crate::error::SessionError::Usage(message).into()
 }
-
-/// Flags `--http` cannot honour are refused, never ignored: the first that is set of those
-/// both ends share (events, `--retry`, `--encrypt`), then of `also`, this end's own.
-/// (`--raw`, `--name`, `--no-resume`, `--connect` and `--skip-existing` clap refuses.)
-fn refuse_with_http(
-    output: &OutputArgs,
-    net: &NetArgs,
-    also: &[(bool, &str)],
-) -> anyhow::Result<()> {
-    let events = output.events || output.events_fd.is_some();
-    let shared =
-        [(events, HTTP_NO_EVENTS), (net.retry > 0, HTTP_NO_RETRY), (net.encrypt, HTTP_NO_ENCRYPT)];
-    match shared.iter().chain(also).find(|(set, _)| *set) {
-        Some((_, why)) => Err(usage_error(format!("--http: {why}"))),
-        None => Ok(()),
-    }
-}
-
-/// Why `--events` is refused with `--http`.
-const HTTP_NO_EVENTS: &str = "no --events yet (each request is one line on stderr, or with \
-                              --json one JSON object on stdout)";
-/// Why `--retry` is.
-const HTTP_NO_RETRY: &str = "--retry is for connecting, and --http listens";
-/// Why `--encrypt` is.
-const HTTP_NO_ENCRYPT: &str = "no --encrypt: HTTP mode speaks plain HTTP/1.1 (no TLS yet)";
 
 /// The token to prove or require, if any: `--no-auth` wins, then `--token-file`, then
 /// `--token` (or `ZCP_TOKEN`).
@@ -385,13 +355,6 @@ fn refuse_send_conflicts(args: &SendArgs, paths: &[PathBuf]) -> anyhow::Result<(
     if stdin > 1 || (stdin == 1 && args.name.is_none()) {
         return Err(usage_error("standard input (-) can be sent once, with --name NAME".into()));
     }
-    if args.http {
-        let no_sparse = "--no-sparse changes nothing: an HTTP body carries holes as zeros";
-        refuse_with_http(&args.output, &args.net, &[(args.no_sparse, no_sparse)])?;
-    }
-    if args.net.raw && (args.output.events || args.output.events_fd.is_some()) {
-        return Err(usage_error("--raw has no events: it moves plain bytes".into()));
-    }
     if args.net.raw && paths.len() != 1 {
         return Err(usage_error("--raw sends exactly one file".into()));
     }
@@ -558,22 +521,16 @@ fn refuse_recv_conflicts(args: &RecvArgs) -> anyhow::Result<()> {
             "--http writes each upload to a file: --output - cannot take it".into(),
         ));
     }
-    if args.http {
-        refuse_with_http(&args.output_args, &args.net, &[])?;
-    }
     if args.mirror && (stdout || args.output.is_file()) {
         return Err(usage_error(format!(
             "--mirror removes entries below a directory: --output {} is not one",
             args.output.display()
         )));
     }
-    if args.fsync && (stdout || args.net.raw) {
+    if args.fsync && stdout {
         return Err(usage_error(
-            "--fsync applies to files written under --output: not with --output - or --raw".into(),
+            "--fsync applies to files written under --output: not with --output -".into(),
         ));
-    }
-    if args.net.raw && (args.output_args.events || args.output_args.events_fd.is_some()) {
-        return Err(usage_error("--raw has no events: it moves plain bytes".into()));
     }
     // The trailing `/` says a directory, and no name travels in raw mode to put in it.
     if args.net.raw && args.output.as_os_str().as_encoded_bytes().ends_with(b"/") {
@@ -583,11 +540,6 @@ fn refuse_recv_conflicts(args: &RecvArgs) -> anyhow::Result<()> {
             args.output.display(),
             args.output.display()
         )));
-    }
-    if args.net.raw && args.keep_open {
-        return Err(usage_error(
-            "--raw receives one stream: it cannot be combined with --keep-open".into(),
-        ));
     }
     Ok(())
 }
@@ -779,8 +731,6 @@ mod tests {
             assert!(m.contains("--output - writes the file to standard output"), "{argv:?}: {m}");
         }
         assert!(recv(&["-o", "-"]).is_ok());
-        let m = usage_message(recv(&["--raw", "--keep-open"]));
-        assert!(m.contains("--raw receives one stream"), "{m}");
         let c = recv(&["--keep-open", "--json", "--max-conns", "3", "--max-size", "1K"]).unwrap();
         assert!(c.print.json);
         assert_eq!(c.mode, RecvMode::Session(Sessions::KeepOpen { max_conns: 3 }));
@@ -823,21 +773,6 @@ mod tests {
         assert_eq!(c.policy.umask, current_umask());
     }
 
-    #[test]
-    fn http_refuses_events_on_either_end() {
-        for argv in [
-            &["--http", "--listen", "127.0.0.1:0", "f", "--events"][..],
-            &["--http", "--listen", "127.0.0.1:0", "f", "--events-fd", "3"],
-        ] {
-            assert!(usage_message(send(argv)).contains("--http: no --events"), "{argv:?}");
-        }
-        for argv in [&["--http", "--events"][..], &["--http", "--events-fd", "3"]] {
-            assert!(usage_message(recv(argv)).contains("--http: no --events"), "{argv:?}");
-        }
-        assert!(send(&["--listen", "127.0.0.1:0", "f", "--events"]).is_ok());
-        assert!(recv(&["--events"]).is_ok());
-    }
-
     /// `--retry` and `--connect-timeout` on an end that listens would be ignored: refused.
     #[test]
     fn a_listening_end_refuses_the_connecting_options() {
@@ -864,19 +799,13 @@ mod tests {
     }
 
     #[test]
-    fn http_refuses_encrypt_on_either_end() {
-        let served = send(&["--http", "--listen", "127.0.0.1:0", "f", "--encrypt"]);
-        assert!(usage_message(served).contains("--http: no --encrypt"));
-        assert!(usage_message(recv(&["--http", "--encrypt"])).contains("--http: no --encrypt"));
+    fn what_http_and_raw_refuse_the_other_modes_take() {
+        assert!(send(&["--listen", "127.0.0.1:0", "f", "--events"]).is_ok());
+        assert!(recv(&["--events"]).is_ok());
         assert!(send(&["f", "127.0.0.1:1", "--encrypt"]).is_ok_and(|c| c.net.encrypt));
         assert!(recv(&["--encrypt"]).is_ok_and(|c| c.net.encrypt));
-    }
-
-    #[test]
-    fn http_refuses_no_sparse_when_serving() {
-        let served = send(&["--http", "--listen", "127.0.0.1:0", "f", "--no-sparse"]);
-        assert!(usage_message(served).contains("--no-sparse changes nothing"));
         assert!(send(&["f", "127.0.0.1:1", "--no-sparse"]).is_ok_and(|c| !c.sparse));
+        assert!(recv(&["--keep-open", "--fsync"]).is_ok_and(|c| c.fsync));
     }
 
     #[test]
@@ -890,14 +819,29 @@ mod tests {
 
     /// Refused by clap before a config is built (exit 2 with clap's usage line).
     #[test]
-    fn http_refuses_what_clap_knows_cannot_combine() {
+    fn http_and_raw_refuse_what_clap_knows_cannot_combine() {
         for argv in [
             &["recv", "--http", "--skip-existing"][..],
             &["recv", "--http", "--connect", "h:1"],
             &["recv", "--http", "--raw"],
+            &["recv", "--http", "--events"],
+            &["recv", "--http", "--events-fd", "3"],
+            &["recv", "--http", "--encrypt"],
             &["send", "--http", "--no-resume", "f"],
             &["send", "--http", "--name", "n", "-"],
             &["send", "--http", "--raw", "f"],
+            &["send", "--http", "f", "--events"],
+            &["send", "--http", "f", "--events-fd", "3"],
+            &["send", "--http", "f", "--encrypt"],
+            &["send", "--http", "f", "--no-sparse"],
+            &["recv", "--raw", "--encrypt"],
+            &["recv", "--raw", "--events"],
+            &["recv", "--raw", "--events-fd", "3"],
+            &["recv", "--raw", "--keep-open"],
+            &["recv", "--raw", "--fsync"],
+            &["send", "--raw", "f", "h:1", "--encrypt"],
+            &["send", "--raw", "f", "h:1", "--events"],
+            &["send", "--raw", "f", "h:1", "--events-fd", "3"],
         ] {
             let parsed = Cli::try_parse_from(std::iter::once("zcp").chain(argv.iter().copied()));
             let e = parsed.map(|_| ()).expect_err("a conflict");
