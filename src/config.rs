@@ -496,7 +496,9 @@ impl RecvConfig {
 /// The receiver's mode, from the flags that choose one (clap refuses `--http` with `--raw`).
 fn recv_mode(args: &RecvArgs) -> anyhow::Result<RecvMode> {
     let (keep_open, max_conns) = (args.keep_open, args.max_conns);
-    let resume_wait = seconds("--resume-wait", args.resume_wait)?;
+    // A receiver that fetches (`--connect`) has no port for a sender to come back to.
+    let resume_wait =
+        seconds("--resume-wait", args.resume_wait)?.filter(|_| args.connect.is_none());
     Ok(if args.http {
         RecvMode::Http(HttpAccept { keep_open, max_conns })
     } else if args.net.raw {
@@ -753,6 +755,8 @@ mod tests {
         assert_eq!(once.sessions_at_once(), 1);
         let at_once = recv(&["--resume-wait", "0"]).unwrap().mode;
         assert_eq!(at_once, RecvMode::Session(Sessions::Once { resume_wait: None }));
+        let fetching = recv(&["--connect", "h:1", "--token", "t"]).unwrap().mode;
+        assert_eq!(fetching, RecvMode::Session(Sessions::Once { resume_wait: None }));
         let many = recv(&["--keep-open", "--max-conns", "4"]).unwrap().mode;
         assert_eq!(many.sessions_at_once(), 4);
         assert_eq!(recv(&["--raw", "--max-conns", "4"]).unwrap().mode, RecvMode::Raw);

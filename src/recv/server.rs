@@ -268,21 +268,18 @@ impl Receiver {
     }
 
     /// How long to wait for the sender of `ended` to come back: only for a one-shot receiver
-    /// listening with `--resume-wait`, whose session broke off (a connection failure, exit 3)
-    /// after file data began to flow, so that something is left to resume. Not into standard
-    /// output: what went there cannot be taken back, and a second run would repeat it.
+    /// with `--resume-wait` (which only a listening one has), whose session broke off (a
+    /// connection failure, exit 3) after file data began to flow, so that something is left to
+    /// resume. Not into standard output: what went there cannot be taken back, and a second run
+    /// would repeat it.
     fn comeback_wait(&self, ended: &Ended) -> Option<Duration> {
-        let to_stdout = matches!(self.dest, Destination::Stdout);
         let Sessions::Once { resume_wait: Some(wait) } = self.sessions else { return None };
-        if to_stdout {
-            return None;
-        }
+        let to_stdout = matches!(self.dest, Destination::Stdout);
         let broke = match &ended.result {
             Err(e) => crate::error::exit_code(e) == ExitCode::Connection,
             Ok(_) => false,
         };
-        let listening = matches!(self.cfg.net.link, Link::Listen(_));
-        (listening && broke && ended.in_data && signals::pending().is_none()).then_some(wait)
+        (!to_stdout && broke && ended.in_data && signals::pending().is_none()).then_some(wait)
     }
 
     /// An accepted connection: its handshake in the lobby, then, once the sender has
