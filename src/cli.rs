@@ -219,8 +219,9 @@ pub struct NetArgs {
     ///
     /// One file, as plain bytes: `zcp recv --raw` takes `nc -N HOST PORT < FILE`, and `zcp send --raw`
     /// feeds `nc -l PORT > FILE`. There is no checksum, no authentication (anyone who reaches the port
-    /// may write), no resume and no sparse form; not with --encrypt, --events or --fsync (exit 2).
-    #[arg(long)]
+    /// may write), no resume and no sparse form. It moves one stream, with nothing around it: not
+    /// with --encrypt, --events, --keep-open or --fsync (exit 2).
+    #[arg(long, conflicts_with_all = ["encrypt", "events", "events_fd", "keep_open"])]
     pub raw: bool,
 
     /// Encrypt the connection with TLS 1.3, keyed to the token; both ends must say it (kernel
@@ -288,9 +289,11 @@ pub struct SendArgs {
     /// one line on stderr (with --json, one JSON object per request on stdout). It ends, exit 0, once
     /// every file was sent whole at least once (ranges add up; a HEAD does not count). Over plain HTTP
     /// the token crosses the network in clear: use it on trusted networks, with a fresh token each
-    /// time (the default). Not with --events, --retry, --no-sparse, --raw, --name or --no-resume
-    /// (exit 2). Bounds: a request head of at most 16 KiB (431) arriving within 10 s (408), 16
-    /// connections at once (the next gets 503), one request per connection.
+    /// time (the default). Not with --events (each request is one line on stderr, or with --json
+    /// one JSON object on stdout), --encrypt (plain HTTP/1.1, no TLS yet), --no-sparse (a body
+    /// carries holes as zeros), --retry, --raw, --name, --no-resume or standard input (exit 2).
+    /// Bounds: a request head of at most 16 KiB (431) arriving within 10 s (408), 16 connections at
+    /// once (the next gets 503), one request per connection.
     ///
     /// A browser, which cannot send that header, opens the URL printed at start instead:
     /// `http://HOST:PORT/t/TOKEN/`, the token as the first segment of the path (compared as the
@@ -298,7 +301,10 @@ pub struct SendArgs {
     /// for a client whose `Accept` header names `text/html` (browsers), and a plain list of URL
     /// paths, one a line, for others (curl and wget send `*/*`). Files carry a `Content-Type`
     /// from their extension.
-    #[arg(long, conflicts_with_all = ["raw", "name", "no_resume"])]
+    #[arg(
+        long,
+        conflicts_with_all = ["raw", "name", "no_resume", "no_sparse", "encrypt", "events", "events_fd"]
+    )]
     pub http: bool,
 
     /// With --http: keep serving until Ctrl-C, not only until every file was fetched once
@@ -429,8 +435,13 @@ pub struct RecvArgs {
     /// existing target (409 without --force) are checked before a byte is read; `Expect:
     /// 100-continue` gets its go-ahead only then. A chunked body (`curl -T -`) is spliced chunk by
     /// chunk. HTTP carries no checksum and no resume: a broken-off upload leaves nothing. With
-    /// --fsync an upload is made durable before the 201.
-    #[arg(long, conflicts_with_all = ["connect", "raw", "skip_existing"])]
+    /// --fsync an upload is made durable before the 201. Not with --events (each request is one
+    /// line on stderr, or with --json one JSON object on stdout), --encrypt (plain HTTP/1.1, no TLS
+    /// yet), --retry, --connect, --raw, --skip-existing or --output - (exit 2).
+    #[arg(
+        long,
+        conflicts_with_all = ["connect", "raw", "skip_existing", "encrypt", "events", "events_fd"]
+    )]
     pub http: bool,
 
     /// Where to write: a directory (entries keep their relative paths; a missing one is created
@@ -516,7 +527,7 @@ pub struct RecvArgs {
     /// sender's verdicts come after that, so `xxh3 ok` means the files survive a power loss. If a
     /// directory sync fails both ends exit 7 saying the files are in place but not known to be
     /// durable. Not with --output - or --raw (exit 2).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "raw")]
     pub fsync: bool,
 
     /// Keep serving after the first session, several at once

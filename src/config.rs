@@ -57,11 +57,6 @@ impl Output {
 
 /// The connection options given on the command line.
 fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
-    if args.raw && args.encrypt {
-        return Err(usage_error(
-            "--raw sends plain bytes for nc and socat: it cannot be combined with --encrypt".into(),
-        ));
-    }
     if let Link::Listen(addr) = &link {
         let connecting =
             [(args.retry > 0, "--retry"), (args.connect_timeout.is_some(), "--connect-timeout")];
@@ -77,7 +72,6 @@ fn net_config(args: &NetArgs, link: Link) -> anyhow::Result<NetConfig> {
         link,
         retries: args.retry,
         idle_timeout: seconds("--idle-timeout", args.idle_timeout)?,
-        raw: args.raw,
         encrypt: args.encrypt,
     })
 }
@@ -112,31 +106,6 @@ fn check_dest(dest: &str, paths: &[PathBuf]) -> anyhow::Result<()> {
 fn usage_error(message: String) -> anyhow::Error {
     crate::error::SessionError::Usage(message).into()
 }
-
-/// Flags `--http` cannot honour are refused, never ignored: the first that is set of those
-/// both ends share (events, `--retry`, `--encrypt`), then of `also`, this end's own.
-/// (`--raw`, `--name`, `--no-resume`, `--connect` and `--skip-existing` clap refuses.)
-fn refuse_with_http(
-    output: &OutputArgs,
-    net: &NetArgs,
-    also: &[(bool, &str)],
-) -> anyhow::Result<()> {
-    let events = output.events || output.events_fd.is_some();
-    let shared =
-        [(events, HTTP_NO_EVENTS), (net.retry > 0, HTTP_NO_RETRY), (net.encrypt, HTTP_NO_ENCRYPT)];
-    match shared.iter().chain(also).find(|(set, _)| *set) {
-        Some((_, why)) => Err(usage_error(format!("--http: {why}"))),
-        None => Ok(()),
-    }
-}
-
-/// Why `--events` is refused with `--http`.
-const HTTP_NO_EVENTS: &str = "no --events yet (each request is one line on stderr, or with \
-                              --json one JSON object on stdout)";
-/// Why `--retry` is.
-const HTTP_NO_RETRY: &str = "--retry is for connecting, and --http listens";
-/// Why `--encrypt` is.
-const HTTP_NO_ENCRYPT: &str = "no --encrypt: HTTP mode speaks plain HTTP/1.1 (no TLS yet)";
 
 /// The token to prove or require, if any: `--no-auth` wins, then `--token-file`, then
 /// `--token` (or `ZCP_TOKEN`).
@@ -195,13 +164,30 @@ pub struct SendConfig {
     pub net: NetConfig,
     /// What the session prints.
     pub print: Output,
+    /// Whom the paths go to, and how.
+    pub mode: SendMode,
+}
+
+/// How `zcp send` delivers the paths: the modes exclude each other, and each variant holds
+/// only its own options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendMode {
+    /// One session with one `zcp recv`, connecting to it or waiting for it (`net.link`).
+    Session,
+    /// `--to`: one session per receiver, all at once, each file read and hashed once
+    /// (`net.link` names the first).
+    Star(Vec<String>),
+    /// `--raw`: the one path as plain bytes, for `nc` and `socat`.
+    Raw,
     /// `--http`: serve the paths to HTTP clients instead of sending to a `zcp recv`.
-    pub http: bool,
-    /// With `http`: serve until interrupted, not only until every file was fetched once.
+    Http(HttpServe),
+}
+
+/// The options of `zcp send --http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpServe {
+    /// Serve until interrupted, not only until every file was fetched once (`--keep-open`).
     pub keep_open: bool,
-    /// `--to`: the receivers of a star, one session each at once (`net.link` names the
-    /// first); empty for a single receiver.
-    pub star: Vec<String>,
 }
 
 /// Where `zcp send --http` serves when `--listen` is not given.
@@ -211,21 +197,21 @@ impl SendConfig {
     /// Validates `zcp send`'s arguments: the paths and the address, the token, the options that conflict.
     pub fn from_args(mut args: SendArgs) -> anyhow::Result<SendConfig> {
         let mut paths = std::mem::take(&mut args.args);
-        let star = star_receivers(&args.to, &paths)?;
-        let link = match args.listen.take() {
-            None if args.http => Link::Listen(HTTP_LISTEN.into()),
+        let mode = send_mode(&args, &paths)?;
+        let link = match (args.listen.take(), &mode) {
+            (None, SendMode::Http(_)) => Link::Listen(HTTP_LISTEN.into()),
             // Each session of the star connects to its own; this is the first.
-            None if !star.is_empty() => Link::Connect(star[0].clone()),
-            Some(addr) => {
+            (None, SendMode::Star(to)) => Link::Connect(to[0].clone()),
+            (Some(addr), _) => {
                 check_addr("--listen", &addr)?;
                 Link::Listen(addr)
             }
-            None if paths.len() >= 2 => {
+            (None, _) if paths.len() >= 2 => {
                 let dest = paths.pop().unwrap_or_default().to_string_lossy().into_owned();
                 check_dest(&dest, &paths)?;
                 Link::Connect(dest)
             }
-            None => {
+            (None, _) => {
                 return Err(usage_error(
                     "give the receiver's HOST:PORT after the paths, or --listen ADDR".into(),
                 ));
@@ -235,7 +221,10 @@ impl SendConfig {
         let filters = filter_rules(&args)?;
         // The listening end makes the token when it has none, as `zcp recv` does.
         let (token, token_generated) = match token(&args.auth)? {
-            None if matches!(link, Link::Listen(_)) && !args.auth.no_auth && !args.net.raw => {
+            None if matches!(link, Link::Listen(_))
+                && !args.auth.no_auth
+                && mode != SendMode::Raw =>
+            {
                 (Some(Token::generate()?), true)
             }
             t => (t, false),
@@ -260,9 +249,7 @@ impl SendConfig {
             net: net_config(&args.net, link)?,
             print: Output::from_args(&args.output)?,
             paths,
-            http: args.http,
-            keep_open: args.keep_open,
-            star,
+            mode,
         })
     }
 }
@@ -315,12 +302,22 @@ fn filter_rules(args: &SendArgs) -> anyhow::Result<Vec<FilterRule>> {
     Ok(rules)
 }
 
-/// The receivers of a star (`--to`, each checked), empty without one. With `--to`, every
-/// positional is a path: an address given last as well is refused, not sent as a file.
+/// The sender's mode, from the flags that choose one (clap refuses any two together).
+fn send_mode(args: &SendArgs, paths: &[PathBuf]) -> anyhow::Result<SendMode> {
+    Ok(if args.http {
+        SendMode::Http(HttpServe { keep_open: args.keep_open })
+    } else if args.net.raw {
+        SendMode::Raw
+    } else if !args.to.is_empty() {
+        SendMode::Star(star_receivers(&args.to, paths)?)
+    } else {
+        SendMode::Session
+    })
+}
+
+/// The receivers of a star (`--to`, each checked). With `--to`, every positional is a path:
+/// an address given last as well is refused, not sent as a file.
 fn star_receivers(to: &[String], paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
-    if to.is_empty() {
-        return Ok(Vec::new());
-    }
     for addr in to {
         check_addr("--to", addr)?;
     }
@@ -349,20 +346,14 @@ fn star_receivers(to: &[String], paths: &[PathBuf]) -> anyhow::Result<Vec<String
 /// The combinations of `zcp send` options that cannot work together, refused with the reason.
 fn refuse_send_conflicts(args: &SendArgs, paths: &[PathBuf]) -> anyhow::Result<()> {
     let stdin = paths.iter().filter(|p| p.as_os_str() == "-").count();
-    if stdin > 1 || (stdin == 1 && args.name.is_none()) {
-        return Err(usage_error("standard input (-) can be sent once, with --name NAME".into()));
-    }
+    // Before the rule for `-`, whose advice (`--name`) `--http` refuses.
     if args.http && stdin > 0 {
         return Err(usage_error(
             "--http serves files of known length, not standard input (-)".into(),
         ));
     }
-    if args.http {
-        let no_sparse = "--no-sparse changes nothing: an HTTP body carries holes as zeros";
-        refuse_with_http(&args.output, &args.net, &[(args.no_sparse, no_sparse)])?;
-    }
-    if args.net.raw && (args.output.events || args.output.events_fd.is_some()) {
-        return Err(usage_error("--raw has no events: it moves plain bytes".into()));
+    if stdin > 1 || (stdin == 1 && args.name.is_none()) {
+        return Err(usage_error("standard input (-) can be sent once, with --name NAME".into()));
     }
     if args.net.raw && paths.len() != 1 {
         return Err(usage_error("--raw sends exactly one file".into()));
@@ -381,13 +372,6 @@ pub struct RecvConfig {
     pub buffer_size: usize,
     /// What to do with existing targets.
     pub policy: Policy,
-    /// Serve sessions until interrupted, up to `max_conns` at once.
-    pub keep_open: bool,
-    /// With `keep_open`: sessions at once (with `http`: connections at once).
-    pub max_conns: u32,
-    /// Without `keep_open`: how long to wait for a sender cut off mid-transfer to come back;
-    /// `None`: exit at once.
-    pub resume_wait: Option<Duration>,
     /// Refuse sessions whose files add up to more.
     pub max_size: Option<u64>,
     /// Sync every file's data before it gets its name, and its directory after (`--fsync`).
@@ -403,8 +387,55 @@ pub struct RecvConfig {
     pub net: NetConfig,
     /// What the sessions print.
     pub print: Output,
-    /// `--http`: accept uploads from HTTP clients (`PUT`) instead of zcp senders.
-    pub http: bool,
+    /// Whom the receiver takes files from, and for how long.
+    pub mode: RecvMode,
+}
+
+/// How `zcp recv` takes files: the modes exclude each other, and each variant holds only its
+/// own options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvMode {
+    /// Sessions with `zcp send`: one, or many with `--keep-open`.
+    Session(Sessions),
+    /// `--raw`: one stream of plain bytes, from `nc` or `socat`.
+    Raw,
+    /// `--http`: uploads from HTTP clients (`PUT`) instead of zcp senders.
+    Http(HttpAccept),
+}
+
+impl RecvMode {
+    /// Sessions with `zcp send` that may run at once.
+    pub fn sessions_at_once(&self) -> u32 {
+        match self {
+            RecvMode::Session(Sessions::KeepOpen { max_conns }) => *max_conns,
+            _ => 1,
+        }
+    }
+}
+
+/// How long a receiver of zcp sessions serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sessions {
+    /// One sender, then exit.
+    Once {
+        /// How long to wait for a sender cut off mid-transfer to come back (`--resume-wait`);
+        /// `None`: exit at once.
+        resume_wait: Option<Duration>,
+    },
+    /// Sessions until interrupted, up to `max_conns` at once (`--keep-open`).
+    KeepOpen {
+        /// Sessions at once (`--max-conns`).
+        max_conns: u32,
+    },
+}
+
+/// The options of `zcp recv --http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpAccept {
+    /// Take uploads until interrupted, not only until one landed (`--keep-open`).
+    pub keep_open: bool,
+    /// Requests whose head arrived served at once (`--max-conns`); the next gets 503.
+    pub max_conns: u32,
 }
 
 impl RecvConfig {
@@ -425,6 +456,7 @@ impl RecvConfig {
             None => (Some(Token::generate()?), true),
         };
         refuse_recv_conflicts(&args)?;
+        let mode = recv_mode(&args)?;
         let link = match args.connect {
             Some(dest) => {
                 check_addr("--connect", &dest)?;
@@ -448,9 +480,6 @@ impl RecvConfig {
                 compare_content: args.checksum,
                 umask: current_umask(),
             },
-            keep_open: args.keep_open,
-            max_conns: args.max_conns,
-            resume_wait: seconds("--resume-wait", args.resume_wait)?,
             max_size: args.max_size,
             fsync: args.fsync,
             mirror: args.mirror,
@@ -459,9 +488,26 @@ impl RecvConfig {
             net: net_config(&args.net, link)?,
             print: Output::from_args(&args.output_args)?,
             output: args.output,
-            http: args.http,
+            mode,
         })
     }
+}
+
+/// The receiver's mode, from the flags that choose one (clap refuses `--http` with `--raw`).
+fn recv_mode(args: &RecvArgs) -> anyhow::Result<RecvMode> {
+    let (keep_open, max_conns) = (args.keep_open, args.max_conns);
+    // A receiver that fetches (`--connect`) has no port for a sender to come back to.
+    let resume_wait =
+        seconds("--resume-wait", args.resume_wait)?.filter(|_| args.connect.is_none());
+    Ok(if args.http {
+        RecvMode::Http(HttpAccept { keep_open, max_conns })
+    } else if args.net.raw {
+        RecvMode::Raw
+    } else if keep_open {
+        RecvMode::Session(Sessions::KeepOpen { max_conns })
+    } else {
+        RecvMode::Session(Sessions::Once { resume_wait })
+    })
 }
 
 /// The combinations of `zcp recv` options that cannot work together, refused with the reason.
@@ -477,22 +523,16 @@ fn refuse_recv_conflicts(args: &RecvArgs) -> anyhow::Result<()> {
             "--http writes each upload to a file: --output - cannot take it".into(),
         ));
     }
-    if args.http {
-        refuse_with_http(&args.output_args, &args.net, &[])?;
-    }
     if args.mirror && (stdout || args.output.is_file()) {
         return Err(usage_error(format!(
             "--mirror removes entries below a directory: --output {} is not one",
             args.output.display()
         )));
     }
-    if args.fsync && (stdout || args.net.raw) {
+    if args.fsync && stdout {
         return Err(usage_error(
-            "--fsync applies to files written under --output: not with --output - or --raw".into(),
+            "--fsync applies to files written under --output: not with --output -".into(),
         ));
-    }
-    if args.net.raw && (args.output_args.events || args.output_args.events_fd.is_some()) {
-        return Err(usage_error("--raw has no events: it moves plain bytes".into()));
     }
     // The trailing `/` says a directory, and no name travels in raw mode to put in it.
     if args.net.raw && args.output.as_os_str().as_encoded_bytes().ends_with(b"/") {
@@ -502,11 +542,6 @@ fn refuse_recv_conflicts(args: &RecvArgs) -> anyhow::Result<()> {
             args.output.display(),
             args.output.display()
         )));
-    }
-    if args.net.raw && args.keep_open {
-        return Err(usage_error(
-            "--raw receives one stream: it cannot be combined with --keep-open".into(),
-        ));
     }
     Ok(())
 }
@@ -698,11 +733,36 @@ mod tests {
             assert!(m.contains("--output - writes the file to standard output"), "{argv:?}: {m}");
         }
         assert!(recv(&["-o", "-"]).is_ok());
-        let m = usage_message(recv(&["--raw", "--keep-open"]));
-        assert!(m.contains("--raw receives one stream"), "{m}");
         let c = recv(&["--keep-open", "--json", "--max-conns", "3", "--max-size", "1K"]).unwrap();
-        assert!(c.keep_open && c.print.json);
-        assert_eq!((c.max_conns, c.max_size), (3, Some(1024)));
+        assert!(c.print.json);
+        assert_eq!(c.mode, RecvMode::Session(Sessions::KeepOpen { max_conns: 3 }));
+        assert_eq!(c.max_size, Some(1024));
+    }
+
+    #[test]
+    fn each_mode_holds_its_own_options() {
+        assert_eq!(send(&["f", "h:1"]).unwrap().mode, SendMode::Session);
+        assert_eq!(send(&["--raw", "f", "h:1"]).unwrap().mode, SendMode::Raw);
+        let star = send(&["f", "--to", "a:1", "--to", "b:2"]).unwrap();
+        assert_eq!(star.mode, SendMode::Star(vec!["a:1".into(), "b:2".into()]));
+        assert_eq!(star.net.link, Link::Connect("a:1".into()));
+        let served = send(&["--http", "--keep-open", "f"]).unwrap();
+        assert_eq!(served.mode, SendMode::Http(HttpServe { keep_open: true }));
+        assert_eq!(served.net.link, Link::Listen(HTTP_LISTEN.into()));
+        let once = recv(&["--resume-wait", "2.5"]).unwrap().mode;
+        let resume_wait = Some(Duration::from_millis(2500));
+        assert_eq!(once, RecvMode::Session(Sessions::Once { resume_wait }));
+        assert_eq!(once.sessions_at_once(), 1);
+        let at_once = recv(&["--resume-wait", "0"]).unwrap().mode;
+        assert_eq!(at_once, RecvMode::Session(Sessions::Once { resume_wait: None }));
+        let fetching = recv(&["--connect", "h:1", "--token", "t"]).unwrap().mode;
+        assert_eq!(fetching, RecvMode::Session(Sessions::Once { resume_wait: None }));
+        let many = recv(&["--keep-open", "--max-conns", "4"]).unwrap().mode;
+        assert_eq!(many.sessions_at_once(), 4);
+        assert_eq!(recv(&["--raw", "--max-conns", "4"]).unwrap().mode, RecvMode::Raw);
+        let uploads = recv(&["--http", "--max-conns", "4"]).unwrap().mode;
+        assert_eq!(uploads, RecvMode::Http(HttpAccept { keep_open: false, max_conns: 4 }));
+        assert_eq!(uploads.sessions_at_once(), 1);
     }
 
     #[test]
@@ -715,21 +775,6 @@ mod tests {
         assert_eq!(c.method, Method::Only(DataPath::Splice));
         assert!(!c.policy.force && c.policy.skip_existing);
         assert_eq!(c.policy.umask, current_umask());
-    }
-
-    #[test]
-    fn http_refuses_events_on_either_end() {
-        for argv in [
-            &["--http", "--listen", "127.0.0.1:0", "f", "--events"][..],
-            &["--http", "--listen", "127.0.0.1:0", "f", "--events-fd", "3"],
-        ] {
-            assert!(usage_message(send(argv)).contains("--http: no --events"), "{argv:?}");
-        }
-        for argv in [&["--http", "--events"][..], &["--http", "--events-fd", "3"]] {
-            assert!(usage_message(recv(argv)).contains("--http: no --events"), "{argv:?}");
-        }
-        assert!(send(&["--listen", "127.0.0.1:0", "f", "--events"]).is_ok());
-        assert!(recv(&["--events"]).is_ok());
     }
 
     /// `--retry` and `--connect-timeout` on an end that listens would be ignored: refused.
@@ -758,39 +803,49 @@ mod tests {
     }
 
     #[test]
-    fn http_refuses_encrypt_on_either_end() {
-        let served = send(&["--http", "--listen", "127.0.0.1:0", "f", "--encrypt"]);
-        assert!(usage_message(served).contains("--http: no --encrypt"));
-        assert!(usage_message(recv(&["--http", "--encrypt"])).contains("--http: no --encrypt"));
+    fn what_http_and_raw_refuse_the_other_modes_take() {
+        assert!(send(&["--listen", "127.0.0.1:0", "f", "--events"]).is_ok());
+        assert!(recv(&["--events"]).is_ok());
         assert!(send(&["f", "127.0.0.1:1", "--encrypt"]).is_ok_and(|c| c.net.encrypt));
         assert!(recv(&["--encrypt"]).is_ok_and(|c| c.net.encrypt));
-    }
-
-    #[test]
-    fn http_refuses_no_sparse_when_serving() {
-        let served = send(&["--http", "--listen", "127.0.0.1:0", "f", "--no-sparse"]);
-        assert!(usage_message(served).contains("--no-sparse changes nothing"));
         assert!(send(&["f", "127.0.0.1:1", "--no-sparse"]).is_ok_and(|c| !c.sparse));
+        assert!(recv(&["--keep-open", "--fsync"]).is_ok_and(|c| c.fsync));
     }
 
     #[test]
     fn http_honours_fsync_and_the_other_receiver_options() {
         let cfg = recv(&["--http", "--fsync", "--force", "--max-size", "1M", "--keep-open"])
             .expect("recv --http --fsync");
-        assert!(cfg.http && cfg.fsync && cfg.policy.force && cfg.keep_open);
+        assert!(cfg.fsync && cfg.policy.force);
+        assert_eq!(cfg.mode, RecvMode::Http(HttpAccept { keep_open: true, max_conns: 16 }));
         assert_eq!(cfg.max_size, Some(1 << 20));
     }
 
     /// Refused by clap before a config is built (exit 2 with clap's usage line).
     #[test]
-    fn http_refuses_what_clap_knows_cannot_combine() {
+    fn http_and_raw_refuse_what_clap_knows_cannot_combine() {
         for argv in [
             &["recv", "--http", "--skip-existing"][..],
             &["recv", "--http", "--connect", "h:1"],
             &["recv", "--http", "--raw"],
+            &["recv", "--http", "--events"],
+            &["recv", "--http", "--events-fd", "3"],
+            &["recv", "--http", "--encrypt"],
             &["send", "--http", "--no-resume", "f"],
             &["send", "--http", "--name", "n", "-"],
             &["send", "--http", "--raw", "f"],
+            &["send", "--http", "f", "--events"],
+            &["send", "--http", "f", "--events-fd", "3"],
+            &["send", "--http", "f", "--encrypt"],
+            &["send", "--http", "f", "--no-sparse"],
+            &["recv", "--raw", "--encrypt"],
+            &["recv", "--raw", "--events"],
+            &["recv", "--raw", "--events-fd", "3"],
+            &["recv", "--raw", "--keep-open"],
+            &["recv", "--raw", "--fsync"],
+            &["send", "--raw", "f", "h:1", "--encrypt"],
+            &["send", "--raw", "f", "h:1", "--events"],
+            &["send", "--raw", "f", "h:1", "--events-fd", "3"],
         ] {
             let parsed = Cli::try_parse_from(std::iter::once("zcp").chain(argv.iter().copied()));
             let e = parsed.map(|_| ()).expect_err("a conflict");

@@ -6,7 +6,7 @@ use std::process;
 use clap::Parser;
 
 use zcp::cli::{Cli, Command};
-use zcp::config::{Output, RecvConfig, SendConfig};
+use zcp::config::{Output, RecvConfig, RecvMode, SendConfig, SendMode, Sessions};
 use zcp::error::{ExitCode, exit_code};
 use zcp::progress::Ui;
 use zcp::recv::{Outcome, Receiver};
@@ -15,14 +15,19 @@ use zcp::report::star::StarReport;
 use zcp::report::{self, Report};
 use zcp::{raw, send, shell, terminal};
 
-fn main() {
+fn main() -> process::ExitCode {
     ignore_sigxfsz();
     let cli = Cli::parse();
     let code = match run(cli.command) {
         Ok(code) => code,
         Err(err) => fail(&err),
     };
-    process::exit(code.code());
+    exit_status(code)
+}
+
+/// The process's exit status: every code of the table fits in the byte a process returns.
+fn exit_status(code: ExitCode) -> process::ExitCode {
+    process::ExitCode::from(u8::try_from(code.code()).unwrap_or(1))
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -49,43 +54,57 @@ fn listening(addr: SocketAddr) {
 
 fn run_send(cfg: SendConfig) -> anyhow::Result<ExitCode> {
     open_events(cfg.print)?;
+    match &cfg.mode {
+        SendMode::Http(serve) => zcp::http::serve(&cfg, *serve, listening),
+        SendMode::Raw => {
+            let report = raw::send(&cfg, listening)?;
+            Ok(print(cfg.print, || report.human(), || report.json()))
+        }
+        SendMode::Star(receivers) => {
+            let manifest = prepare(&cfg)?;
+            let star = send::star::run(&cfg, receivers, &manifest)?;
+            Ok(finish_star(&star, cfg.print))
+        }
+        SendMode::Session => {
+            let manifest = prepare(&cfg)?;
+            let announce = |addr: SocketAddr| {
+                listening(addr);
+                let token = TokenHint::of(cfg.token.as_ref(), cfg.token_generated);
+                let (encrypt, summary) = (cfg.net.encrypt, cfg.print.summary);
+                advice::print(PeerCommand::RecvConnect, token, encrypt, summary, addr);
+            };
+            let report = send::session(&cfg, &manifest, announce)?;
+            Ok(finish(&report, cfg.print))
+        }
+    }
+}
+
+/// Warns when authentication is off, then walks the paths for a protocol session.
+fn prepare(cfg: &SendConfig) -> anyhow::Result<send::manifest::Manifest> {
     let ui = Ui::hidden();
-    if cfg.http {
-        return zcp::http::serve(&cfg, listening);
-    }
-    if cfg.net.raw {
-        let report = raw::send(&cfg, listening)?;
-        return Ok(print(cfg.print, || report.human(), || report.json()));
-    }
     if cfg.no_auth {
         ui.warn("authentication is off (--no-auth): the receiver must run with --no-auth too");
     }
-    let manifest = send::prepare(&cfg, &ui)?;
-    if !cfg.star.is_empty() {
-        let star = send::star::run(&cfg, &manifest)?;
-        return Ok(finish_star(&star, cfg.print));
-    }
-    let announce = |addr: SocketAddr| {
-        listening(addr);
-        let token = TokenHint::of(cfg.token.as_ref(), cfg.token_generated);
-        advice::print(PeerCommand::RecvConnect, token, cfg.net.encrypt, cfg.print.summary, addr);
-    };
-    let report = send::session(&cfg, &manifest, announce)?;
-    Ok(finish(&report, cfg.print))
+    send::prepare(cfg, &ui)
 }
 
 fn run_recv(cfg: RecvConfig) -> anyhow::Result<ExitCode> {
-    if cfg.http {
-        return zcp::http::accept(&cfg, listening);
+    match cfg.mode {
+        RecvMode::Http(accept) => zcp::http::accept(&cfg, accept, listening),
+        RecvMode::Raw => {
+            let report = raw::recv(&cfg, listening)?;
+            Ok(print(cfg.print, || report.human(), || report.json()))
+        }
+        RecvMode::Session(sessions) => run_sessions(cfg, sessions),
     }
-    if cfg.net.raw {
-        let output = cfg.print;
-        let report = raw::recv(&cfg, listening)?;
-        return Ok(print(output, || report.human(), || report.json()));
-    }
-    let (output, keep_open, encrypt) = (cfg.print, cfg.keep_open, cfg.net.encrypt);
+}
+
+/// `zcp recv` taking zcp sessions: one, or many with `--keep-open`.
+fn run_sessions(cfg: RecvConfig, sessions: Sessions) -> anyhow::Result<ExitCode> {
+    let (output, encrypt) = (cfg.print, cfg.net.encrypt);
+    let keep_open = matches!(sessions, Sessions::KeepOpen { .. });
     open_events(output)?;
-    let receiver = Receiver::bind(cfg)?;
+    let receiver = Receiver::bind(cfg, sessions)?;
     let addr = receiver.local_addr()?;
     if let Some(addr) = addr {
         listening(addr);

@@ -231,7 +231,7 @@ fn reverse_mode_refuses_a_one_sided_encrypt_both_ways() {
 fn raw_mode_refuses_encrypt() {
     let out = run(zcp_command(&["recv", "--raw", "--encrypt", "--listen", "127.0.0.1:0"], &[]));
     assert_exit(&out, 2, "raw receiver");
-    assert_says(&out, "cannot be combined with --encrypt", "raw receiver");
+    assert_says(&out, "'--raw' cannot be used with '--encrypt'", "raw receiver");
 }
 
 #[test]

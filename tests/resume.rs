@@ -314,3 +314,29 @@ fn a_receiver_writing_to_standard_output_does_not_wait_for_its_sender() {
     assert!(!received.stderr.contains("--resume-wait"), "it waited:\n{}", received.stderr);
     assert!(!received.stdout_bytes.is_empty(), "no data had arrived before the cut");
 }
+
+#[test]
+fn a_receiver_that_fetched_does_not_wait_for_its_sender_to_come_back() {
+    // It has no port a sender could come back to: --resume-wait is for a listening receiver.
+    let work = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (subdir(work.path(), "src"), subdir(work.path(), "dst"));
+    write_source(&src.join(NAME), SMALLER);
+    let part = dst.join(format!(".{NAME}.zcp-part"));
+    let rate = (SMALLER / 3).to_string();
+    let slow = ["--method", "buffered", "--buffer-size", "4K", "--limit-rate", &rate];
+    let mut listening = util::zcp_command(&["send", "--listen", "127.0.0.1:0", "--no-sparse"], &[]);
+    listening.args(slow).arg(src.join(NAME));
+    let mut sender = Process::spawn(listening);
+    let addr = sender.listening().to_string();
+    let mut fetch = util::zcp_command(&["recv", "--connect", &addr, "--output"], &[]);
+    fetch.arg(&dst);
+    let receiver = Process::spawn(fetch);
+    wait_until(Duration::from_secs(20), "data in the part file", || {
+        fs::metadata(&part).map_or(0, |m| m.len()) >= MIN_PART
+    });
+    drop(sender.kill());
+    let received = receiver.wait_for(Duration::from_secs(30));
+    util::assert_exit(&received, 3, "a fetching receiver cut off");
+    assert!(!received.stderr.contains("--resume-wait"), "it waited:\n{}", received.stderr);
+    assert!(part.exists(), "the part file stays for a later resume");
+}

@@ -55,3 +55,33 @@ fn swapped_arguments_point_at_the_order() {
     assert_usage(&f, &["127.0.0.1:7878 looks like the receiver's address", "goes last"], "swapped");
     assert!(!f.stderr.contains("No such file"), "swapped arguments:\n{}", f.stderr);
 }
+
+/// Each mode refuses the options it cannot honour: exit 2, the first line naming both flags,
+/// before anything listens or connects.
+#[test]
+fn a_mode_refuses_the_options_it_cannot_honour() {
+    for (args, named) in [
+        (&["send", "--http", "a.txt", "--events"][..], ["'--http'", "'--events'"]),
+        (&["send", "--http", "a.txt", "--encrypt"], ["'--http'", "'--encrypt'"]),
+        (&["send", "--http", "a.txt", "--no-sparse"], ["'--http'", "'--no-sparse'"]),
+        (&["recv", "--http", "--events-fd", "3"], ["'--http'", "'--events-fd <FD>'"]),
+        (&["recv", "--http", "--encrypt"], ["'--http'", "'--encrypt'"]),
+        (&["send", "--raw", "a.txt", "127.0.0.1:1", "--events"], ["'--raw'", "'--events'"]),
+        (&["recv", "--raw", "--keep-open"], ["'--raw'", "'--keep-open'"]),
+        (&["recv", "--raw", "--fsync", "-o", "f"], ["'--fsync'", "'--raw'"]),
+    ] {
+        let f = send_from_a_dir(args);
+        let first = f.stderr.lines().next().unwrap_or_default();
+        assert_exit(&f, 2, &format!("{args:?}"));
+        assert!(named.iter().all(|flag| first.contains(flag)), "{args:?}:\n{}", f.stderr);
+    }
+}
+
+/// `--http` serves files of known length: standard input is refused for what it is, not
+/// with advice (`--name`) that `--http` refuses in turn.
+#[test]
+fn http_refuses_standard_input_for_what_it_is() {
+    let f = send_from_a_dir(&["send", "--http", "--listen", "127.0.0.1:0", "-"]);
+    assert_usage(&f, &["--http serves files of known length, not standard input (-)"], "stdin");
+    assert!(!f.stderr.contains("--name"), "advice --http refuses:\n{}", f.stderr);
+}

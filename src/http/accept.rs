@@ -17,7 +17,7 @@ use super::log::Entry as LogEntry;
 use super::request::Request;
 use super::response::{self, Response, refuse};
 use super::{Gate, Handled, header_option, run_server, url_host};
-use crate::config::{Link, RecvConfig};
+use crate::config::{HttpAccept, Link, RecvConfig};
 use crate::copy::{self, Framing, Incoming};
 use crate::disk::{self, Barrier, Decision, Destination, Listing, LockedPart, Target};
 use crate::error::{ExitCode, SessionError};
@@ -29,7 +29,11 @@ use crate::terminal;
 
 /// Takes uploads until one landed (or until a signal, with `--keep-open`). `listening` is told
 /// the address before the first accept.
-pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<ExitCode> {
+pub fn accept(
+    cfg: &RecvConfig,
+    http: HttpAccept,
+    listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<ExitCode> {
     let dest = Destination::resolve(&cfg.output)?;
     // A missing `--output DIR/` is made, as for `zcp recv`; a missing path without `/` is the
     // one file to write.
@@ -51,11 +55,12 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
     terminal::line(format!(
         "upload with: curl --fail-with-body -T FILE{header} http://{host}:{port}/"
     ));
-    let acceptor = Acceptor { cfg, dest, gate: Gate { token: cfg.token.clone() }, saved: 0.into() };
-    let code = run_server(&listener, cfg.max_conns as usize, |socket, peer, request| {
+    let gate = Gate { token: cfg.token.clone() };
+    let acceptor = Acceptor { cfg, http, dest, gate, saved: 0.into() };
+    let code = run_server(&listener, http.max_conns as usize, |socket, peer, request| {
         acceptor.handle(socket, peer, request)
     })?;
-    if cfg.print.summary && (cfg.keep_open || code != ExitCode::Success) {
+    if cfg.print.summary && (http.keep_open || code != ExitCode::Success) {
         let saved = acceptor.saved.load(Ordering::SeqCst);
         terminal::line(format!("received {}", crate::units::counted(saved, "upload")));
     }
@@ -64,6 +69,7 @@ pub fn accept(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::R
 
 struct Acceptor<'c> {
     cfg: &'c RecvConfig,
+    http: HttpAccept,
     dest: Destination,
     gate: Gate,
     saved: AtomicU64,
@@ -99,7 +105,7 @@ impl Acceptor<'_> {
         if saved {
             self.saved.fetch_add(1, Ordering::SeqCst);
         }
-        saved && !self.cfg.keep_open
+        saved && !self.http.keep_open
     }
 
     /// Checks the request, then receives its body; `Ok(false)` when it failed after the body
@@ -237,7 +243,7 @@ impl Acceptor<'_> {
         let placed = match self.cfg.fsync {
             false => target.part().commit(&part, file, force),
             true => {
-                let barrier = Barrier::new(force, self.cfg.max_conns);
+                let barrier = Barrier::new(force, self.http.max_conns);
                 let synced = target.part().prepare(&part, file).and_then(|()| {
                     barrier.hold_part(target, part)?;
                     made.iter().for_each(|dir| barrier.made_dir(dir));

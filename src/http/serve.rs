@@ -16,7 +16,7 @@ use super::log::Entry;
 use super::request::{ByteRange, RangeAsk, Request, TOKEN_PREFIX, range_of};
 use super::response::{self, Response, refuse};
 use super::{Admitted, Gate, Handled, header_option, run_server, url_host};
-use crate::config::{Link, SendConfig};
+use crate::config::{HttpServe, Link, SendConfig};
 use crate::copy::pace::Pacer;
 use crate::copy::source::{Listed, Source};
 use crate::copy::{self, Framing, Outgoing};
@@ -29,7 +29,11 @@ use crate::terminal;
 
 /// Serves `cfg.paths` until each file was fetched whole (or until a signal, with `--keep-open`).
 /// `listening` is told the address before the first accept.
-pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Result<ExitCode> {
+pub fn serve(
+    cfg: &SendConfig,
+    http: HttpServe,
+    listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<ExitCode> {
     let filter = crate::send::filter::Filter::new(&cfg.filters)?;
     let manifest = Manifest::build(&cfg.paths, None, cfg.follow_symlinks, filter)?;
     manifest.warnings.iter().for_each(|w| Ui::hidden().warn(w));
@@ -44,6 +48,7 @@ pub fn serve(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Re
     announce(cfg, &catalog, local);
     let server = Server {
         cfg,
+        http,
         gate: Gate { token: cfg.token.clone() },
         fetched: Mutex::new(vec![Coverage::default(); catalog.files.len()]),
         catalog,
@@ -127,6 +132,7 @@ impl Coverage {
 
 struct Server<'c> {
     cfg: &'c SendConfig,
+    http: HttpServe,
     gate: Gate,
     catalog: Catalog,
     fetched: Mutex<Vec<Coverage>>,
@@ -148,7 +154,7 @@ impl Server<'_> {
         let done = self.answer(&socket, &request, &mut entry);
         entry.print(self.cfg.print);
         response::close_gently(&socket);
-        done && !self.cfg.keep_open
+        done && !self.http.keep_open
     }
 
     fn answer(&self, socket: &TcpStream, request: &Request, entry: &mut Entry) -> bool {

@@ -37,8 +37,6 @@ pub struct NetConfig {
     pub retries: u32,
     /// Abort when no bytes move for this long; `None` waits forever.
     pub idle_timeout: Option<Duration>,
-    /// Plain bytes, no protocol.
-    pub raw: bool,
     /// TLS 1.3 under the handshake (`--encrypt`).
     pub encrypt: bool,
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::session::{SHUT_DOWN, Session};
-use crate::config::{Link, RecvConfig};
+use crate::config::{Link, RecvConfig, Sessions};
 use crate::disk::Destination;
 use crate::error::ExitCode;
 use crate::link::auth::{Direction, Token};
@@ -40,6 +40,8 @@ pub struct Receiver {
     listener: Option<TcpListener>,
     dest: Destination,
     cfg: RecvConfig,
+    /// One session or many (`--keep-open`).
+    sessions: Sessions,
     /// The options of a session that comes back after one was cut off (`--resume-wait`): the
     /// files that arrived whole before the cut are skipped, not refused as existing.
     comeback: RecvConfig,
@@ -93,7 +95,7 @@ impl Receiver {
     /// Checks `--output` and binds `--listen` (nothing is bound for `--connect`). Signals are
     /// routed to the stop flag from here on, so one that comes right after `listening on` is
     /// handled like any other instead of killing the process.
-    pub fn bind(cfg: RecvConfig) -> anyhow::Result<Receiver> {
+    pub fn bind(cfg: RecvConfig, sessions: Sessions) -> anyhow::Result<Receiver> {
         signals::install()?;
         let dest = Destination::resolve(&cfg.output)?;
         let listener = match &cfg.net.link {
@@ -102,7 +104,12 @@ impl Receiver {
         };
         let mut comeback = cfg.clone();
         comeback.policy.skip_existing = true;
-        Ok(Receiver { listener, dest, cfg, comeback })
+        Ok(Receiver { listener, dest, cfg, sessions, comeback })
+    }
+
+    /// Whether this receiver serves one sender (and one that comes back), not `--keep-open`.
+    fn once(&self) -> bool {
+        matches!(self.sessions, Sessions::Once { .. })
     }
 
     /// The address actually bound (the real port when `--listen` asked for port 0).
@@ -146,7 +153,7 @@ impl Receiver {
         let (live, lobby) = (Live::default(), Lobby::default());
         let (tx, rx) = mpsc::channel::<Ended>();
         thread::scope(|scope| {
-            let mut serving = Serving::new(!self.cfg.keep_open);
+            let mut serving = Serving::new(self.once());
             if let Link::Connect(dest) = &self.cfg.net.link {
                 let socket =
                     net::connect(dest, self.cfg.net.connect_timeout, self.cfg.net.retries)?;
@@ -165,7 +172,7 @@ impl Receiver {
                     serving.tally.outcome.stopped_by = Some(signal);
                     break;
                 }
-                let one_shot_over = !self.cfg.keep_open && live.admitted() >= live.allowed();
+                let one_shot_over = self.once() && live.admitted() >= live.allowed();
                 if one_shot_over && !serving.stopped_listening {
                     serving.stopped_listening = true;
                     serving.comeback_until = None;
@@ -261,18 +268,18 @@ impl Receiver {
     }
 
     /// How long to wait for the sender of `ended` to come back: only for a one-shot receiver
-    /// listening with `--resume-wait`, whose session broke off (a connection failure, exit 3)
-    /// after file data began to flow, so that something is left to resume. Not into standard
-    /// output: what went there cannot be taken back, and a second run would repeat it.
+    /// with `--resume-wait` (which only a listening one has), whose session broke off (a
+    /// connection failure, exit 3) after file data began to flow, so that something is left to
+    /// resume. Not into standard output: what went there cannot be taken back, and a second run
+    /// would repeat it.
     fn comeback_wait(&self, ended: &Ended) -> Option<Duration> {
+        let Sessions::Once { resume_wait: Some(wait) } = self.sessions else { return None };
         let to_stdout = matches!(self.dest, Destination::Stdout);
-        let wait = self.cfg.resume_wait.filter(|_| !self.cfg.keep_open && !to_stdout)?;
         let broke = match &ended.result {
             Err(e) => crate::error::exit_code(e) == ExitCode::Connection,
             Ok(_) => false,
         };
-        let listening = matches!(self.cfg.net.link, Link::Listen(_));
-        (listening && broke && ended.in_data && signals::pending().is_none()).then_some(wait)
+        (!to_stdout && broke && ended.in_data && signals::pending().is_none()).then_some(wait)
     }
 
     /// An accepted connection: its handshake in the lobby, then, once the sender has
@@ -287,12 +294,12 @@ impl Receiver {
     ) -> Option<Ended> {
         let greeted =
             ticket.greet(&mut socket, peer, |s| self.handshake(s, Direction::Accepted))?;
-        let (limit, once) = match self.cfg.keep_open {
-            true => (self.cfg.max_conns as usize, false),
-            false => (1, true),
+        let (limit, busy) = match self.sessions {
+            Sessions::KeepOpen { max_conns } => (max_conns as usize, Some(max_conns)),
+            Sessions::Once { .. } => (1, None),
         };
-        let Some(id) = live.admit(&socket, limit, once) else {
-            turn_away(socket, self.cfg.keep_open.then_some(self.cfg.max_conns));
+        let Some(id) = live.admit(&socket, limit, self.once()) else {
+            turn_away(socket, busy);
             return None;
         };
         Some(self.session(socket, greeted, &peer.to_string(), live, id))
@@ -339,7 +346,7 @@ impl Receiver {
         id: u64,
     ) -> Ended {
         // A one-shot receiver's later session is a sender that came back (`--resume-wait`).
-        let cfg = if !self.cfg.keep_open && id > 0 { &self.comeback } else { &self.cfg };
+        let cfg = if self.once() && id > 0 { &self.comeback } else { &self.cfg };
         let session = Session { cfg, dest: &self.dest, encryption: tunnel.encryption() };
         let serve = || session.serve(socket, greeted, || live.started_data(id));
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve));

@@ -194,7 +194,7 @@ impl Session<'_> {
 
     /// Sessions that may run at once, sharing the process's descriptors.
     fn sessions(&self) -> u32 {
-        if self.cfg.keep_open { self.cfg.max_conns } else { 1 }
+        self.cfg.mode.sessions_at_once()
     }
 
     /// Receives every planned file: small ones through the writer threads, the others off the

@@ -17,9 +17,13 @@ use crate::send::manifest::Manifest;
 use crate::send::{Leg, connected};
 use crate::sys::{rusage, signals};
 
-/// Sends `manifest` to every receiver of `cfg.star` at once and returns one result per
-/// receiver. Fails as a whole only before any session starts (a source that can be read once).
-pub fn run(cfg: &SendConfig, manifest: &Manifest) -> anyhow::Result<StarReport> {
+/// Sends `manifest` to every one of `receivers` at once and returns one result per receiver.
+/// Fails as a whole only before any session starts (a source that can be read once).
+pub fn run(
+    cfg: &SendConfig,
+    receivers: &[String],
+    manifest: &Manifest,
+) -> anyhow::Result<StarReport> {
     refuse_streams(manifest)?;
     // Held for the whole star, so that one session ending does not give the signals back
     // their default action while the others still run (see `signals::restore`).
@@ -27,8 +31,7 @@ pub fn run(cfg: &SendConfig, manifest: &Manifest) -> anyhow::Result<StarReport> 
     let digests = Digests::new(manifest.items.len());
     let start = rusage::Snapshot::now();
     let legs = thread::scope(|scope| {
-        let started: Vec<_> = cfg
-            .star
+        let started: Vec<_> = receivers
             .iter()
             .map(|receiver| {
                 let digests = &digests;
