@@ -453,3 +453,39 @@ fn a_sender_turned_away_as_busy_is_told_so_through_the_tunnel() {
     assert_exit(&recv.wait(), 143, "receiver");
     assert_file_holds(&dst.join(NAME), &data, "the first sender's file");
 }
+
+/// With records sealed in user space, the session's socket is its end of the record layer's
+/// Unix socket pair, and the zero-copy paths write into it as they write into TCP: strace shows
+/// `sendfile` to the pair's first descriptor.
+#[test]
+fn records_sealed_in_user_space_still_take_sendfile_into_the_session_socket() {
+    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return crate::util::skip(&why);
+    }
+    if let zcp::link::ktls::Support::Available(_) = zcp::link::ktls::probe(&loopback()) {
+        return skip_kernel_feature("the kernel seals records: no record layer in user space");
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (recv, src, data, dst) = setup(work.path(), 50);
+    let trace = work.path().join("strace.txt");
+    let trace_arg = trace.to_string_lossy().into_owned();
+    let cmd = crate::util::send_cmd(&[&src], &recv.dest(), &["--encrypt", "--json"], &[]);
+    let strace = ["strace", "-f", "-e", "trace=socketpair,sendfile", "-o", &trace_arg];
+    let sent = run(wrapped(&strace, &cmd));
+    assert_exit(&recv.wait(), 0, "receiver");
+    assert_exit(&sent, 0, "sender");
+    assert_file_holds(&dst.join(NAME), &data, "the transfer");
+    let report = sent.json();
+    assert_eq!(json_str(&report, "/encryption"), "tls1.3 (user space)");
+    assert_eq!(json_str(&report, "/send/path"), "sendfile");
+    let trace = std::fs::read_to_string(&trace).expect("the strace output");
+    let pair = trace
+        .lines()
+        .find_map(|l| {
+            l.split_once("socketpair(AF_UNIX, SOCK_STREAM")?.1.split_once(", [")?.1.split_once(',')
+        })
+        .map(|(first, _)| first.trim().to_string())
+        .unwrap_or_else(|| panic!("no Unix socket pair in the trace:\n{trace}"));
+    let into_pair = format!("sendfile({pair}, ");
+    assert!(trace.lines().any(|l| l.contains(&into_pair)), "no {into_pair}…) in:\n{trace}");
+}

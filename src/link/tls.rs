@@ -462,6 +462,24 @@ mod tests {
         (client, server)
     }
 
+    /// A failure of the encrypted stream is the cause of what the session saw: the session's
+    /// error reads first, the TLS reason after it, the exit code is the encryption one, and the
+    /// session's own error, whole, stays reachable.
+    #[test]
+    fn a_broken_stream_is_the_typed_cause_of_the_session_error() {
+        let seen = anyhow::anyhow!("connection reset by peer").context("receiving data.bin");
+        let why = "a TLS record did not authenticate".to_string();
+        let err = anyhow::Error::from(Broken { seen, cause: SessionError::Encryption(why) })
+            .context("receiving from 127.0.0.1:9");
+        assert_eq!(
+            format!("{err:#}"),
+            "receiving from 127.0.0.1:9: receiving data.bin: a TLS record did not authenticate"
+        );
+        assert_eq!(crate::error::exit_code(&err), crate::error::ExitCode::Encryption);
+        let broken = err.downcast_ref::<Broken>().expect("the typed error");
+        assert_eq!(format!("{:#}", broken.seen), "receiving data.bin: connection reset by peer");
+    }
+
     #[test]
     fn both_ends_agree_on_the_exporter_and_tls_1_3_with_aes_128_gcm_first() {
         let (client, server) = handshaken();
