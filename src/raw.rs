@@ -28,7 +28,7 @@ pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         Source::open(path)?
     };
     source.name = source.display.clone().into_bytes();
-    let (socket, ()) = net::establish(&cfg.net, listening, |_, _| Ok(()))?;
+    let socket = net::establish(&cfg.net, listening, |socket, _| Ok(socket))?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
     let start = rusage::Snapshot::now();
     let mut pacer = Pacer::new(cfg.limit_rate);
@@ -39,7 +39,7 @@ pub fn send(cfg: &SendConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
     };
     let out = Outgoing {
         source: &source,
-        socket: &socket,
+        socket: (&socket).into(),
         offset: 0,
         buffer_size: cfg.buffer_size,
         max_call,
@@ -87,7 +87,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         Ui::hidden()
             .warn("raw mode (--raw) has no authentication: anyone who can connect may write here");
     };
-    let (socket, ()) = net::establish(&cfg.net, listening, |_, _| Ok(()))?;
+    let socket = net::establish(&cfg.net, listening, |socket, _| Ok(socket))?;
     socket.set_read_timeout(cfg.net.idle_timeout).context("setting the socket read timeout")?;
     let start = rusage::Snapshot::now();
     let max = cfg.max_size;
@@ -107,7 +107,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
             // not resume, so it takes the plan's lock (if any) to write from the start.
             let part = target.part().open_planned(&name, 0, lock.take())?;
             let inc = Incoming {
-                socket: &socket,
+                socket: (&socket).into(),
                 file: &part,
                 framing: Framing::UntilClose,
                 offset: 0,
@@ -129,7 +129,7 @@ pub fn recv(cfg: &RecvConfig, listening: impl FnOnce(SocketAddr)) -> anyhow::Res
         _ => {
             let out = crate::disk::stdout()?;
             let inc = Incoming {
-                socket: &socket,
+                socket: (&socket).into(),
                 file: &out,
                 framing: Framing::UntilClose,
                 offset: 0,

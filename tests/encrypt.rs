@@ -11,6 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use zcp::copy::socket::Socket;
 
 use crate::util::{
     Fault, Process, Proxy, Receiver, Role, SESSION, assert_exit, assert_file_holds, assert_says,
@@ -288,21 +289,20 @@ impl TlsRelay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the relay");
         let addr = listener.local_addr().expect("relay address");
         let handle = thread::spawn(move || {
-            let (mut client, _) = listener.accept().expect("the sender");
-            let mut server = TcpStream::connect(upstream).expect("the receiver");
-            let to_sender = tls::open(&mut client, auth::Direction::Accepted, true, Role::Sender)
+            let (client, _) = listener.accept().expect("the sender");
+            let server = TcpStream::connect(upstream).expect("the receiver");
+            let to_sender = tls::open(client, auth::Direction::Accepted, true, Role::Sender)
                 .expect("TLS with the sender");
-            let to_receiver =
-                tls::open(&mut server, auth::Direction::Connected, true, Role::Receiver)
-                    .expect("TLS with the receiver");
-            for s in [&client, &server] {
+            let to_receiver = tls::open(server, auth::Direction::Connected, true, Role::Receiver)
+                .expect("TLS with the receiver");
+            for s in [to_sender.socket(), to_receiver.socket()] {
                 s.set_read_timeout(Some(SESSION)).expect("timeout");
             }
-            let back = ferry(&server, &client);
-            let _ = ferry(&client, &server).join();
+            let back = ferry(to_receiver.socket(), to_sender.socket());
+            let _ = ferry(to_sender.socket(), to_receiver.socket()).join();
             let _ = back.join();
-            let _ = to_sender.conclude(Ok(()));
-            let _ = to_receiver.conclude(Ok(()));
+            let _ = to_sender.close(Ok(()));
+            let _ = to_receiver.close(Ok(()));
         });
         TlsRelay { addr, handle }
     }
@@ -317,7 +317,7 @@ impl TlsRelay {
 }
 
 /// Copies `from` to `to` on a thread until `from` ends, then closes `to` (both directions).
-fn ferry(from: &TcpStream, to: &TcpStream) -> thread::JoinHandle<io::Result<u64>> {
+fn ferry(from: &Socket, to: &Socket) -> thread::JoinHandle<io::Result<u64>> {
     let (mut from, mut to) = (from.try_clone().expect("clone"), to.try_clone().expect("clone"));
     thread::spawn(move || {
         let mut buf = [0u8; 64 << 10];
@@ -372,19 +372,20 @@ fn a_peer_that_fails_inside_the_tunnel_and_stays_silent_holds_nothing() {
     let work = tempfile::tempdir().expect("tempdir");
     let mut recv = Receiver::start(&subdir(work.path(), "dst"), &["--encrypt", "--keep-open"]);
     let wire = TcpStream::connect(recv.addr()).expect("connecting");
-    let mut session = wire.try_clone().expect("clone");
-    let tunnel = tls::open(&mut session, auth::Direction::Connected, true, Role::Receiver)
+    let session = wire.try_clone().expect("clone");
+    let mut tunnel = tls::open(session, auth::Direction::Connected, true, Role::Receiver)
         .expect("TLS with the receiver");
     if matches!(tunnel.encryption(), zcp::datapath::Encryption::Tls { kernel: true, .. }) {
         return skip_kernel_feature("the receiver seals records in the kernel: no record layer");
     }
-    session.write_all(b"GET / HTTP/1.1\r\n\r\nnot a zcp greeting").expect("garbage");
+    let garbage = b"GET / HTTP/1.1\r\n\r\nnot a zcp greeting";
+    tunnel.socket_mut().write_all(garbage).expect("garbage");
     recv.process().wait_line("zcp: ignored a connection");
     let process = recv.process();
     crate::util::wait_until(SESSION, "the receiver's record layer to stop", || {
         process.threads_named("tls-in") + process.threads_named("tls-out") == 0
     });
-    drop((tunnel, session, wire));
+    drop((tunnel, wire));
 }
 
 /// A connection cut mid-stream without close_notify (a network failure, or an attacker's
@@ -451,4 +452,40 @@ fn a_sender_turned_away_as_busy_is_told_so_through_the_tunnel() {
     recv.process().signal(Signal::SIGTERM);
     assert_exit(&recv.wait(), 143, "receiver");
     assert_file_holds(&dst.join(NAME), &data, "the first sender's file");
+}
+
+/// With records sealed in user space, the session's socket is its end of the record layer's
+/// Unix socket pair, and the zero-copy paths write into it as they write into TCP: strace shows
+/// `sendfile` to the pair's first descriptor.
+#[test]
+fn records_sealed_in_user_space_still_take_sendfile_into_the_session_socket() {
+    if let Some(why) = unusable("strace", &["-f", "-o", "/dev/null", "true"]) {
+        return crate::util::skip(&why);
+    }
+    if let zcp::link::ktls::Support::Available(_) = zcp::link::ktls::probe(&loopback()) {
+        return skip_kernel_feature("the kernel seals records: no record layer in user space");
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (recv, src, data, dst) = setup(work.path(), 50);
+    let trace = work.path().join("strace.txt");
+    let trace_arg = trace.to_string_lossy().into_owned();
+    let cmd = crate::util::send_cmd(&[&src], &recv.dest(), &["--encrypt", "--json"], &[]);
+    let strace = ["strace", "-f", "-e", "trace=socketpair,sendfile", "-o", &trace_arg];
+    let sent = run(wrapped(&strace, &cmd));
+    assert_exit(&recv.wait(), 0, "receiver");
+    assert_exit(&sent, 0, "sender");
+    assert_file_holds(&dst.join(NAME), &data, "the transfer");
+    let report = sent.json();
+    assert_eq!(json_str(&report, "/encryption"), "tls1.3 (user space)");
+    assert_eq!(json_str(&report, "/send/path"), "sendfile");
+    let trace = std::fs::read_to_string(&trace).expect("the strace output");
+    let pair = trace
+        .lines()
+        .find_map(|l| {
+            l.split_once("socketpair(AF_UNIX, SOCK_STREAM")?.1.split_once(", [")?.1.split_once(',')
+        })
+        .map(|(first, _)| first.trim().to_string())
+        .unwrap_or_else(|| panic!("no Unix socket pair in the trace:\n{trace}"));
+    let into_pair = format!("sendfile({pair}, ");
+    assert!(trace.lines().any(|l| l.contains(&into_pair)), "no {into_pair}…) in:\n{trace}");
 }

@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +16,7 @@ use nix::sys::stat::Mode;
 
 use humansize::{BINARY, format_size};
 
+use super::socket::Stream;
 use super::source::changed;
 use super::{Moved, source_shrank};
 use crate::datapath::{DataPath, Fallback};
@@ -124,7 +124,7 @@ impl Opener {
 /// `Read` it offers the frame decoder plus the hold/release/allow steps of one batched file;
 /// they share one buffer and one cursor, so they stay one type.
 pub struct Inbox<'a> {
-    socket: &'a TcpStream,
+    socket: Stream<'a>,
     buf: Box<[u8]>,
     /// Start of the held body, if any (`pinned` bytes from here are kept until `release`).
     keep: usize,
@@ -140,7 +140,7 @@ pub struct Inbox<'a> {
 
 impl<'a> Inbox<'a> {
     /// An empty inbox over `socket`, allowed to read nothing ahead yet.
-    pub fn new(socket: &'a TcpStream) -> Inbox<'a> {
+    pub fn new(socket: Stream<'a>) -> Inbox<'a> {
         Inbox {
             socket,
             buf: vec![0u8; BATCH].into_boxed_slice(),
@@ -159,7 +159,7 @@ impl<'a> Inbox<'a> {
     }
 
     /// The socket, for the data paths that read it directly.
-    pub fn socket(&self) -> &'a TcpStream {
+    pub fn socket(&self) -> Stream<'a> {
         self.socket
     }
 
@@ -223,7 +223,7 @@ impl<'a> Inbox<'a> {
         let want = allowed.max(need.min(room));
         let n = loop {
             self.calls += 1;
-            match (&*self.socket).read(&mut self.buf[self.end..self.end + want]) {
+            match self.socket.read(&mut self.buf[self.end..self.end + want]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => break other?,
             }
@@ -243,7 +243,7 @@ impl Read for Inbox<'_> {
             if self.allowance == Some(0) {
                 // Nothing may be read ahead: read exactly what is asked, as a plain read would.
                 self.calls += 1;
-                return (&*self.socket).read(out);
+                return self.socket.read(out);
             }
             if self.refill(1)? == 0 {
                 return Ok(0);
@@ -260,7 +260,7 @@ impl Read for Inbox<'_> {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     /// A connected pair over loopback: (writer, reader).
     fn pair() -> (TcpStream, TcpStream) {
@@ -274,7 +274,7 @@ mod tests {
     fn never_reads_past_the_allowance() {
         let (mut w, r) = pair();
         w.write_all(b"0123456789abcdef").unwrap();
-        let mut inbox = Inbox::new(&r);
+        let mut inbox = Inbox::new(Stream::from(&r));
         inbox.allow(Some(4));
         let mut got = [0u8; 2];
         inbox.read_exact(&mut got).unwrap();
@@ -292,7 +292,7 @@ mod tests {
     fn held_bytes_survive_later_reads_and_compaction() {
         let (mut w, r) = pair();
         let body: Vec<u8> = (0..SMALL_FILE as usize).map(|i| (i % 251) as u8).collect();
-        let mut inbox = Inbox::new(&r);
+        let mut inbox = Inbox::new(Stream::from(&r));
         inbox.allow(None);
         // Fill most of the buffer first, so the body straddles its end.
         let filler = vec![7u8; BATCH - 100];
@@ -316,7 +316,7 @@ mod tests {
         let (mut w, r) = pair();
         w.write_all(b"abc").unwrap();
         drop(w);
-        let mut inbox = Inbox::new(&r);
+        let mut inbox = Inbox::new(Stream::from(&r));
         let err = inbox.hold(10).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert!(err.to_string().contains("3 of 10"), "{err}");

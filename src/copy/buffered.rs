@@ -109,7 +109,7 @@ pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
 
 /// The receiving end of the buffered path: socket, buffer, hasher and file.
 struct Sink<'a> {
-    socket: Counted<&'a std::net::TcpStream>,
+    socket: Counted<super::socket::Stream<'a>>,
     file: Counted<&'a std::fs::File>,
     /// `None` when no checksum is wanted (raw mode).
     hasher: Option<Xxh3>,

@@ -110,7 +110,7 @@ pub fn recv_sparse(
     // The buffer of `copy_in_order`, made once for all the runs of a file.
     let mut buf = Vec::new();
     while pos < size {
-        let (hole, data) = protocol::read_sparse_run(&mut &*inc.socket, size - pos)
+        let (hole, data) = protocol::read_sparse_run(&mut { inc.socket }, size - pos)
             .map_err(|e| lost(e.into(), file.bytes + file.holes, size - inc.offset))?;
         let base = file.bytes + file.holes;
         take_hole(inc, hole, &mut hasher, &mut |n| tick(base + n))?;

@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 
@@ -18,6 +17,7 @@ use super::mapped::MappedDigest;
 use super::{
     Attempt, Counted, DataPath, FileDigest, Framing, Incoming, Moved, Outgoing, Tick, source_shrank,
 };
+use crate::copy::socket::Stream;
 use crate::copy::source::{Source, SourceKind};
 use crate::error::SessionError;
 
@@ -442,7 +442,7 @@ impl Pipe {
     /// Splices exactly `n` bytes from this pipe into the socket.
     fn drain_to(
         &self,
-        socket: &TcpStream,
+        socket: Stream<'_>,
         mut n: usize,
         more: bool,
         calls: &mut u64,

@@ -13,15 +13,15 @@ mod mapped;
 pub mod pace;
 #[cfg(not(target_os = "linux"))]
 mod portable;
+pub mod socket;
 pub mod source;
 
-use std::fs::File;
-use std::io;
-use std::net::TcpStream;
-
+use crate::copy::socket::Stream;
 use crate::copy::source::Source;
 use crate::datapath::{DataPath, Fallback, Method};
 use crate::error::SessionError;
+use std::fs::File;
+use std::io;
 
 pub use hash::{FileDigest, hash_range};
 pub use holes::hash_prefix;
@@ -146,7 +146,7 @@ pub struct Outgoing<'a> {
     /// The file or stream to read.
     pub source: &'a Source,
     /// The connection to the receiver.
-    pub socket: &'a TcpStream,
+    pub socket: Stream<'a>,
     /// First byte to send; bytes before it are only hashed.
     pub offset: u64,
     /// Buffer of the buffered path.
@@ -169,7 +169,7 @@ impl Outgoing<'_> {
 /// Receiver side: where incoming bytes go.
 pub struct Incoming<'a> {
     /// The connection from the sender.
-    pub socket: &'a TcpStream,
+    pub socket: Stream<'a>,
     /// Where the bytes are written.
     pub file: &'a File,
     /// How the bytes are delimited on the socket.
@@ -290,7 +290,7 @@ pub(crate) fn source_shrank(display: &str, at: u64, size: u64) -> anyhow::Error 
 
 /// Reads the next chunk header of a chunked file; a connection closed between chunks is the
 /// same "connection lost" as one closed inside a chunk.
-pub(crate) fn next_chunk(socket: &mut Counted<&TcpStream>, received: u64) -> Result<u32, Attempt> {
+pub(crate) fn next_chunk(socket: &mut Counted<Stream<'_>>, received: u64) -> Result<u32, Attempt> {
     match crate::protocol::read_chunk_header(socket) {
         Ok(len) => Ok(len),
         Err(crate::protocol::ReadError::Protocol(crate::protocol::ProtocolError::Closed)) => {

@@ -90,7 +90,7 @@ fn send(path: &Path, method: Method) -> anyhow::Result<Moved> {
     // Raw: a source of unknown length (a procfs file) goes as plain bytes, no chunk headers.
     let out = Outgoing {
         source: &source,
-        socket: &client,
+        socket: (&client).into(),
         offset: 0,
         buffer_size: BUFFER,
         max_call: None,
@@ -120,7 +120,7 @@ fn recv(scratch: &Scratch, method: Method) -> anyhow::Result<Moved> {
         client.shutdown(Shutdown::Write)
     });
     let inc = Incoming {
-        socket: &server,
+        socket: (&server).into(),
         file: &scratch.file,
         framing: Framing::Sized(PROBE_BYTES),
         offset: 0,

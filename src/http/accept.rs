@@ -294,7 +294,7 @@ impl Acceptor<'_> {
             return chunked::receive(&sink, &mut tick);
         };
         let inc = Incoming {
-            socket,
+            socket: socket.into(),
             file: part,
             framing: Framing::Sized(length),
             offset: 0,

@@ -36,7 +36,7 @@ pub fn receive(sink: &Sink<'_>, tick: copy::Tick<'_>) -> anyhow::Result<Moved> {
         }
         tick(offset)?;
         let inc = Incoming {
-            socket: sink.socket,
+            socket: sink.socket.into(),
             file: sink.file,
             framing: Framing::Sized(size),
             offset,

@@ -313,7 +313,7 @@ impl Server<'_> {
         let mut pacer = Pacer::new(self.cfg.limit_rate);
         let out = Outgoing {
             source,
-            socket,
+            socket: socket.into(),
             offset: first,
             buffer_size: self.cfg.buffer_size,
             max_call: pacer.max_call(),

@@ -7,13 +7,13 @@
 //! security argument.
 
 use std::io::{self, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use super::auth::{self, Direction, End, Pake, Token};
 use super::peer::{self, Deadline, HANDSHAKE_TIMEOUT, unexpected};
+use crate::copy::socket::Socket;
 use crate::error::SessionError;
 use crate::protocol::{self, ErrorCode, Hello, Message, ProtocolError, ReadError};
 use crate::role::Role;
@@ -32,7 +32,7 @@ pub fn hello(auth: bool, nonce: [u8; 32]) -> Hello {
 /// `binding`: the TLS exporter value, inside an `--encrypt` tunnel; `within`: what is left of
 /// the handshake deadline (the TLS handshake took the rest).
 pub fn sender(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     direction: Direction,
     token: Option<&Token>,
     no_auth: bool,
@@ -95,7 +95,7 @@ fn greeting_failure(e: ReadError) -> anyhow::Error {
 /// first byte), answers, then authenticates as the end that connected or accepted
 /// (`direction`). Reads go through `deadline`, which the session goes on using for the offer.
 pub fn receiver(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     deadline: &mut Deadline,
     direction: Direction,
     token: Option<&Token>,
@@ -186,14 +186,14 @@ fn same_encryption(theirs: Hello, binding: Option<&[u8; 32]>, them: Role) -> any
 }
 
 /// Tells the peer why (`told`) and fails with an authentication error (`ours`).
-fn refuse(socket: &mut TcpStream, told: &str, ours: &str) -> anyhow::Result<()> {
+fn refuse(socket: &mut Socket, told: &str, ours: &str) -> anyhow::Result<()> {
     peer::fail_with(socket, ErrorCode::Auth, told);
     Err(SessionError::Auth(ours.to_string()).into())
 }
 
 /// SPAKE2 and the key confirmations, connecting end first.
 fn authenticate(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     deadline: &mut Deadline,
     token: &Token,
     end: End,
@@ -209,7 +209,7 @@ fn authenticate(
 /// The accepting end: sends its SPAKE2 message (which proves nothing and shows nothing), then
 /// proves itself only once the connecting end's proof checks; else tells it "wrong token".
 fn accept_proof(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     deadline: &mut Deadline,
     pake: Pake,
     them: Role,
@@ -236,7 +236,7 @@ fn accept_proof(
 /// The connecting end: answers the accepting end's SPAKE2 message with its own and its proof,
 /// in one write, then checks the accepting end's proof.
 fn prove_first(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     deadline: &mut Deadline,
     pake: Pake,
     them: Role,

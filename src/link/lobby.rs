@@ -187,9 +187,9 @@ impl Ticket<'_> {
     /// connection once the lobby is closed.
     pub fn greet<T>(
         self,
-        socket: &mut TcpStream,
+        socket: TcpStream,
         peer: SocketAddr,
-        handshake: impl FnOnce(&mut TcpStream) -> anyhow::Result<T>,
+        handshake: impl FnOnce(TcpStream) -> anyhow::Result<T>,
     ) -> Option<T> {
         let result = handshake(socket);
         match (result, self.lobby.leave(self.id)) {

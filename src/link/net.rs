@@ -44,21 +44,20 @@ pub struct NetConfig {
 /// How often a listening end waiting for its peer looks at signals and finished handshakes.
 const TICK: Duration = Duration::from_millis(50);
 
-/// The connection a one-peer end uses, with `greet` (the handshake) done on it: to `--connect`,
-/// or the first peer to reach `--listen` that `greet` accepts (`listening` is told the bound
-/// address first). Accepted connections run `greet` in a `Lobby`: one that fails is logged and
+/// What `greet` (the handshake, which takes the connection) made of the connection a one-peer
+/// end uses: to `--connect`, or the first peer to reach `--listen` that `greet` accepts
+/// (`listening` is told the bound address first). Accepted connections run `greet` in a `Lobby`: one that fails is logged and
 /// ignored, and the end goes on waiting. While it waits, Ctrl-C and SIGTERM end the wait with
 /// `SessionError::Interrupted`; once connected they act as usual.
 pub fn establish<T: Send>(
     net: &NetConfig,
     listening: impl FnOnce(SocketAddr),
-    greet: impl Fn(&mut TcpStream, Direction) -> anyhow::Result<T> + Sync,
-) -> anyhow::Result<(TcpStream, T)> {
+    greet: impl Fn(TcpStream, Direction) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<T> {
     match &net.link {
         Link::Connect(dest) => {
-            let mut socket = connect(dest, net.connect_timeout, net.retries)?;
-            let greeted = greet(&mut socket, Direction::Connected)?;
-            Ok((socket, greeted))
+            let socket = connect(dest, net.connect_timeout, net.retries)?;
+            greet(socket, Direction::Connected)
         }
         Link::Listen(addr) => {
             let listener = listen(addr)?;
@@ -75,8 +74,8 @@ pub fn establish<T: Send>(
 /// passes `greet`; the others still waiting are then shut.
 fn first_to_greet<T: Send>(
     listener: &TcpListener,
-    greet: &(impl Fn(&mut TcpStream, Direction) -> anyhow::Result<T> + Sync),
-) -> anyhow::Result<(TcpStream, T)> {
+    greet: &(impl Fn(TcpStream, Direction) -> anyhow::Result<T> + Sync),
+) -> anyhow::Result<T> {
     let lobby = Lobby::default();
     let (tx, rx) = mpsc::channel();
     thread::scope(|scope| {
@@ -89,12 +88,12 @@ fn first_to_greet<T: Send>(
                 break Err(SessionError::Interrupted { signal, message }.into());
             }
             match accept_into(listener, &lobby, TICK) {
-                Ok(Some((mut socket, peer, ticket))) => {
+                Ok(Some((socket, peer, ticket))) => {
                     let tx = tx.clone();
                     let started = connection_thread(scope, move || {
-                        let accepted = |s: &mut TcpStream| greet(s, Direction::Accepted);
-                        if let Some(greeted) = ticket.greet(&mut socket, peer, accepted) {
-                            let _ = tx.send((socket, greeted));
+                        let accepted = |s| greet(s, Direction::Accepted);
+                        if let Some(greeted) = ticket.greet(socket, peer, accepted) {
+                            let _ = tx.send(greeted);
                         }
                     });
                     if let Err(e) = started {

@@ -3,11 +3,12 @@
 //! an ERROR frame the peer can actually read.
 
 use std::io::{self, Read};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::copy::socket::Socket;
 use crate::error::SessionError;
 use crate::protocol::{self, ErrorCode, Message, ProtocolError, ReadError};
 
@@ -18,7 +19,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_secs(2);
 
 /// Reads the next message, turning an ERROR frame into `SessionError::Peer`.
-pub fn next_message(socket: &mut TcpStream, waiting_for: &str) -> anyhow::Result<Message> {
+pub fn next_message(socket: &mut Socket, waiting_for: &str) -> anyhow::Result<Message> {
     let timeout = socket.read_timeout().ok().flatten();
     from_peer(protocol::read_message(socket), waiting_for, timeout)
 }
@@ -51,15 +52,20 @@ fn from_peer(
 /// only for the time left, so a peer trickling a byte at a time cannot stretch the handshake
 /// past `HANDSHAKE_TIMEOUT`, whatever the per-read timeout.
 pub struct Deadline {
-    socket: TcpStream,
+    socket: Socket,
     until: Instant,
 }
 
 impl Deadline {
     /// A deadline `within` from now over a second handle on `socket`.
-    pub fn new(socket: &TcpStream, within: Duration) -> anyhow::Result<Deadline> {
+    pub fn new(socket: &Socket, within: Duration) -> anyhow::Result<Deadline> {
         let socket = socket.try_clone().context("duplicating the socket")?;
-        Ok(Deadline { socket, until: Instant::now() + within })
+        Ok(Deadline::on(socket, within))
+    }
+
+    /// A deadline `within` from now over `socket`, a handle of its own.
+    pub fn on(socket: Socket, within: Duration) -> Deadline {
+        Deadline { socket, until: Instant::now() + within }
     }
 
     /// The next message, turning an ERROR frame into `SessionError::Peer`.
@@ -74,7 +80,7 @@ impl Deadline {
 /// takes. An ERROR frame becomes `SessionError::Peer`; a frame that did not come whole in
 /// time, an error of kind `TimedOut` that says so.
 pub fn whole_message(
-    socket: &TcpStream,
+    socket: &Socket,
     within: Option<Duration>,
     named: &str,
     waiting_for: &str,
@@ -128,13 +134,13 @@ pub fn unexpected(expected: &'static str, got: &Message) -> anyhow::Error {
 }
 
 /// Sets or clears the read timeout.
-pub fn set_timeout(socket: &TcpStream, timeout: Option<Duration>) -> anyhow::Result<()> {
+pub fn set_timeout(socket: &Socket, timeout: Option<Duration>) -> anyhow::Result<()> {
     socket.set_read_timeout(timeout).context("setting the socket read timeout")
 }
 
 /// Tells the peer why this end gives up, then reads and discards for a moment so the peer gets
 /// to read the frame before the connection closes. Best effort: the peer may be gone already.
-pub fn fail_with(socket: &mut TcpStream, code: ErrorCode, message: &str) {
+pub fn fail_with(socket: &mut Socket, code: ErrorCode, message: &str) {
     let msg = Message::Error { code, message: message.to_string() };
     if protocol::write_message(socket, &msg).is_err() {
         return;
@@ -155,7 +161,7 @@ pub fn fail_with(socket: &mut TcpStream, code: ErrorCode, message: &str) {
 
 /// Whether the peer has sent something (while it should be silent): a sign it is giving up.
 #[cfg(unix)]
-pub fn peer_has_spoken(socket: &TcpStream) -> bool {
+pub fn peer_has_spoken(socket: &Socket) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];

@@ -1,17 +1,16 @@
 //! The user-space TLS record layer, for `--encrypt` where the kernel cannot seal records: the
-//! session keeps a TCP socket (the end of a private loopback connection), so every data path
-//! works unchanged, and two threads seal and open its records (`records`) on the network
-//! socket, one each way. Records carry 16 KiB (the TLS maximum); the sender reads up to 16 of
+//! session gets its end of a private Unix stream pair (`Socket::Local`), on which every data
+//! path works unchanged, and two threads seal and open its records (`records`) between the
+//! pair's other end and the network socket, one each way. Records carry 16 KiB (the TLS maximum); the sender reads up to 16 of
 //! them with one `readv` straight into their slots, seals them in place and writes them with one
 //! `write`; the receiver opens what one `read` brought in place and hands the plaintext over
 //! with one `writev`. A record that does not authenticate ends both directions and is
-//! remembered, so the session's error can name it (`Tunnel::conclude`).
+//! remembered, so the session's error can name it (`Channel::close`).
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::ops::Range;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,13 +71,15 @@ enum Way {
 }
 
 impl Pump {
-    /// Starts the record layer for `conn`, whose handshake is over, on the network socket
-    /// `wire`; `wire` is replaced by the session's end of a new loopback connection.
-    pub fn start(secrets: &ExtractedSecrets, wire: &mut TcpStream) -> anyhow::Result<Pump> {
+    /// Starts the record layer with the keys of a finished handshake on the network socket
+    /// `wire`, which it takes; returns it with the session's end of its socket pair.
+    pub fn start(
+        secrets: &ExtractedSecrets,
+        wire: TcpStream,
+    ) -> anyhow::Result<(Pump, UnixStream)> {
         let sealer = Sealer::new(secrets.tx.0, &secrets.tx.1).map_err(|e| anyhow!(e))?;
         let opener = Opener::new(secrets.rx.0, &secrets.rx.1).map_err(|e| anyhow!(e))?;
-        let (session, inner) = loopback_pair()?;
-        let wire = std::mem::replace(wire, session);
+        let (session, inner) = socket_pair()?;
         // The handshake's deadline must not outlive it: a peer may rightly be silent for a
         // long time (a receiver during the data). Idle limits apply to the session's socket.
         wire.set_read_timeout(None).context("clearing the socket's read timeout")?;
@@ -87,7 +88,7 @@ impl Pump {
         let (tx, done) = mpsc::channel();
         let outbound = spawn(Way::Out, &shared, &inner, &wire, &tx, None)?;
         let inbound = spawn(Way::In, &shared, &inner, &wire, &tx, Some(opener))?;
-        Ok(Pump { shared, wire: Wire(wire), outbound, inbound, done })
+        Ok((Pump { shared, wire: Wire(wire), outbound, inbound, done }, session))
     }
 
     /// Waits until what the session wrote is on the wire (the session must have closed its
@@ -128,13 +129,13 @@ impl Drop for Wire {
 fn spawn(
     way: Way,
     shared: &Arc<Shared>,
-    inner: &TcpStream,
+    inner: &UnixStream,
     wire: &TcpStream,
     done: &Sender<Way>,
     opener: Option<Opener>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let (shared, done) = (shared.clone(), done.clone());
-    let inner = inner.try_clone().context("duplicating the loopback socket")?;
+    let inner = inner.try_clone().context("duplicating the record layer's socket")?;
     let wire = wire.try_clone().context("duplicating the socket")?;
     let name = match way {
         Way::Out => "tls-out",
@@ -178,7 +179,7 @@ const SLOTS: usize = 16;
 /// `SLOTS` record slots, seals them in place and writes them at once (full records are as long
 /// as their slots, so the batch is contiguous). The session closing its socket sends
 /// close_notify and half-closes the wire.
-fn outbound(shared: &Shared, inner: &TcpStream, mut wire: &TcpStream) -> Result<(), Failure> {
+fn outbound(shared: &Shared, inner: &UnixStream, mut wire: &TcpStream) -> Result<(), Failure> {
     let mut batch = vec![0u8; SLOTS * MAX_RECORD];
     loop {
         let n = match read_into_slots(inner, &mut batch) {
@@ -205,7 +206,7 @@ fn outbound(shared: &Shared, inner: &TcpStream, mut wire: &TcpStream) -> Result<
 }
 
 /// One `readv` into the plaintext part of every slot of `batch`.
-fn read_into_slots(inner: &TcpStream, batch: &mut [u8]) -> io::Result<usize> {
+fn read_into_slots(inner: &UnixStream, batch: &mut [u8]) -> io::Result<usize> {
     let mut slices: Vec<IoSliceMut<'_>> = batch
         .chunks_mut(MAX_RECORD)
         .map(|slot| IoSliceMut::new(&mut slot[HEADER..HEADER + MAX_PLAIN]))
@@ -221,7 +222,7 @@ fn read_into_slots(inner: &TcpStream, batch: &mut [u8]) -> io::Result<usize> {
 fn inbound(
     shared: &Shared,
     mut opener: Opener,
-    mut inner: &TcpStream,
+    mut inner: &UnixStream,
     wire: &TcpStream,
 ) -> Result<(), Failure> {
     let mut buf = vec![0u8; SLOTS * MAX_RECORD + MAX_RECORD];
@@ -307,7 +308,7 @@ fn open_all(opener: &mut Opener, buf: &mut [u8]) -> Result<(Vec<Range<usize>>, u
 }
 
 /// Writes all of `slices` to `to`.
-fn write_all_vectored(to: &mut &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+fn write_all_vectored(to: &mut &UnixStream, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
     while !slices.is_empty() {
         match to.write_vectored(slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -353,11 +354,10 @@ fn linger(wire: &TcpStream) {
 }
 
 /// The session's socket and the record layer's, connected: an `AF_UNIX` stream pair, which
-/// costs less per byte than loopback TCP. The session holds its end as a `TcpStream`: every
-/// call the data paths and the session make on it (read, write, `sendfile`, `splice`, `poll`,
-/// `recv` flags, timeouts, `shutdown`) works the same on a Unix stream socket; `peer_addr`
-/// does not, so the tunnel names the network peer itself (`Tunnel::peer_name`).
-fn loopback_pair() -> anyhow::Result<(TcpStream, TcpStream)> {
+/// costs less per byte than loopback TCP. Every call the data paths and the session make on
+/// their end (read, write, `sendfile`, `splice`, `poll`, timeouts, `shutdown`) works the same
+/// on a Unix stream socket as on TCP.
+fn socket_pair() -> anyhow::Result<(UnixStream, UnixStream)> {
     use nix::sys::socket::{setsockopt, sockopt::SndBuf};
     let (session, inner) = UnixStream::pair().context("making the record layer's socket pair")?;
     for end in [&session, &inner] {
@@ -365,7 +365,7 @@ fn loopback_pair() -> anyhow::Result<(TcpStream, TcpStream)> {
         // that neither side blocks after every write (the kernel caps it at wmem_max).
         setsockopt(end, SndBuf, &PAIR_BUFFER).context("sizing the record layer's socket")?;
     }
-    Ok((TcpStream::from(OwnedFd::from(session)), TcpStream::from(OwnedFd::from(inner))))
+    Ok((session, inner))
 }
 
 #[cfg(test)]
@@ -442,7 +442,7 @@ mod tests {
     /// sent back, opened.
     fn answer_to(bytes: &[u8]) -> (String, Vec<(u8, Vec<u8>)>) {
         let (wire, mut peer) = tcp_pair();
-        let (_session, inner) = loopback_pair().unwrap();
+        let (_session, inner) = socket_pair().unwrap();
         let shared = Shared {
             sealer: Mutex::new(Sealer::new(0, &secrets()).unwrap()),
             failure: Mutex::new(None),

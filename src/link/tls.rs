@@ -5,8 +5,9 @@
 //! both ends (the argument is in `crate::manual::protocol`). After the handshake the keys go
 //! to the kernel (`ktls`) where it can take them, else the `pump` seals records in user space.
 
+use std::fmt;
 use std::io::Read;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use super::auth::Direction;
 use super::ktls::{self, CryptoInfo};
 use super::peer::{Deadline, HANDSHAKE_TIMEOUT};
 use super::pump::{Failure, Pump};
+use crate::copy::socket::Socket;
 use crate::datapath::Encryption;
 use crate::error::SessionError;
 use crate::protocol::{self, Hello, MAGIC, ProtocolError, TLS_HANDSHAKE};
@@ -40,38 +42,70 @@ const MAX_RECORD: usize = (1 << 14) + 256;
 const ED25519_SPKI: [u8; 12] =
     [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
-/// This end's side of the channel: the encryption the report names, the exporter value the
-/// token proofs cover (none without `--encrypt`), and the user-space record layer when the
-/// kernel does not seal records.
-pub struct Tunnel {
+/// A connection as the session uses it, under `--encrypt` or not: the socket the session
+/// reads and writes, the network peer's address, and what the TLS channel adds (the
+/// encryption the report names, the exporter value the token proofs cover). Where the kernel
+/// does not seal records, the record layer (`pump`) owns the TCP connection and the session's
+/// socket is its end of a Unix stream pair; else the socket is the TCP connection itself.
+pub struct Channel {
+    /// What the session reads and writes. Declared first, so it closes before the record
+    /// layer's network socket is shut.
+    socket: Socket,
+    /// The network peer, when the TCP connection could name it.
+    peer: Option<SocketAddr>,
     encryption: Encryption,
     binding: Option<[u8; BINDING_LEN]>,
+    /// The user-space record layer, when the kernel does not seal records.
     pump: Option<Pump>,
-    /// The network peer, when the session's socket is the loopback one.
-    peer: Option<String>,
     /// When the connection came: the whole handshake, TLS and token, has `HANDSHAKE_TIMEOUT`.
     opened: Instant,
 }
 
-impl Tunnel {
-    /// A plaintext connection.
-    pub fn plain() -> Tunnel {
-        let opened = Instant::now();
-        Tunnel { encryption: Encryption::None, binding: None, pump: None, peer: None, opened }
+/// The network peer of a channel, as messages name it.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(Option<SocketAddr>);
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("the peer"),
+        }
+    }
+}
+
+impl Channel {
+    /// A plaintext connection: the session reads and writes `socket` itself.
+    pub fn plain(socket: TcpStream) -> Channel {
+        let peer = socket.peer_addr().ok();
+        Channel {
+            socket: Socket::Tcp(socket),
+            peer,
+            encryption: Encryption::None,
+            binding: None,
+            pump: None,
+            opened: Instant::now(),
+        }
+    }
+
+    /// The socket the session reads and writes.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// The socket the session reads and writes, to write frames to.
+    pub fn socket_mut(&mut self) -> &mut Socket {
+        &mut self.socket
+    }
+
+    /// The network peer, for messages.
+    pub fn peer(&self) -> Peer {
+        Peer(self.peer)
     }
 
     /// What is left of the handshake's deadline for the token exchange inside the tunnel.
     pub fn time_left(&self) -> Duration {
         HANDSHAKE_TIMEOUT.saturating_sub(self.opened.elapsed())
-    }
-
-    /// The peer's address for messages: the network peer's, also when the session talks to
-    /// the record layer over loopback.
-    pub fn peer_name(&self, socket: &TcpStream) -> String {
-        match &self.peer {
-            Some(peer) => peer.clone(),
-            None => socket.peer_addr().map_or_else(|_| "the peer".to_string(), |a| a.to_string()),
-        }
     }
 
     /// The TLS exporter value the token proofs must cover, when encrypted.
@@ -84,16 +118,18 @@ impl Tunnel {
         self.encryption.clone()
     }
 
-    /// Ends the channel once the session is done with its socket (dropped it): waits for the
-    /// record layer to write what the session wrote, and puts a failure of the encrypted
-    /// stream (a record that did not authenticate) in place of the error the session saw.
-    pub fn conclude<T>(self, result: anyhow::Result<T>) -> anyhow::Result<T> {
-        let Some(pump) = self.pump else { return result };
+    /// Ends the channel with the session's `result`: closes the session's socket, waits for
+    /// the record layer to write what the session wrote, and, when the encrypted stream
+    /// failed (a record that did not authenticate), returns that failure as the cause of the
+    /// error the session saw. Other handles on the socket (the session's clones) must be
+    /// closed by then.
+    pub fn close<T>(self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        let Channel { socket, pump, .. } = self;
+        drop(socket);
+        let Some(pump) = pump else { return result };
         match (result, pump.finish()) {
-            // What the session saw (a reset, the end of the stream) follows from this.
-            (Err(e), Some(Failure::Tls(why))) => {
-                let outer = e.to_string();
-                Err(anyhow::Error::from(SessionError::Encryption(why)).context(outer))
+            (Err(seen), Some(Failure::Tls(why))) => {
+                Err(Broken { seen, cause: SessionError::Encryption(why) }.into())
             }
             // A socket error there is the session's own, seen from the other side.
             (result, _) => result,
@@ -101,59 +137,85 @@ impl Tunnel {
     }
 }
 
-/// Opens the channel on a fresh `socket` made in `direction`, when `encrypt`; `them` is the
-/// peer's role, for messages. The accepting end first writes a plaintext greeting with the
-/// ENCRYPT flag (so a plaintext peer learns at once that it must use `--encrypt`) and expects a
-/// TLS ClientHello; the connecting end expects that greeting and starts TLS. With keys in user
-/// space, `socket` is replaced by the session's end of a loopback connection to the record
-/// layer (the `pump` owns the network socket).
+/// A session's error whose cause is a failure of the encrypted stream: what the session saw
+/// (a reset, the end of the stream) follows from the record the record layer refused.
+#[derive(Debug)]
+pub struct Broken {
+    /// The error the session saw.
+    pub seen: anyhow::Error,
+    /// Why the encrypted stream failed.
+    pub cause: SessionError,
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.seen)
+    }
+}
+
+impl std::error::Error for Broken {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
+}
+
+/// Opens the channel on a fresh `socket` made in `direction`: plaintext, or TLS when
+/// `encrypt`; `them` is the peer's role, for messages. The accepting end first writes a
+/// plaintext greeting with the ENCRYPT flag (so a plaintext peer learns at once that it must
+/// use `--encrypt`) and expects a TLS ClientHello; the connecting end expects that greeting
+/// and starts TLS. With keys in user space the record layer takes `socket`, and the channel
+/// holds the session's end of the record layer's socket pair.
 pub fn open(
-    socket: &mut TcpStream,
+    mut socket: TcpStream,
     direction: Direction,
     encrypt: bool,
     them: Role,
-) -> anyhow::Result<Tunnel> {
+) -> anyhow::Result<Channel> {
     if !encrypt {
-        return Ok(Tunnel::plain());
+        return Ok(Channel::plain(socket));
     }
     let opened = Instant::now();
-    let mut deadline = Deadline::new(socket, HANDSHAKE_TIMEOUT)?;
+    let peer = socket.peer_addr().ok();
+    let wire = socket.try_clone().context("duplicating the socket")?;
+    let mut deadline = Deadline::on(Socket::Tcp(wire), HANDSHAKE_TIMEOUT);
     let mut conn: Connection = match direction {
         Direction::Connected => {
             let name = ServerName::try_from("zcp").context("naming the TLS server")?;
             let client =
                 rustls::ClientConnection::new(client_config()?, name).context("starting TLS")?;
             let mut conn = Connection::from(client);
-            write_pending(&mut conn, socket)?;
+            write_pending(&mut conn, &mut socket)?;
             conn
         }
         Direction::Accepted => {
-            protocol::write_hello(socket, Hello::ours().encrypting())
+            protocol::write_hello(&mut socket, Hello::ours().encrypting())
                 .context("sending the greeting")?;
             rustls::ServerConnection::new(server_config()?).context("starting TLS")?.into()
         }
     };
     match direction {
         Direction::Connected => expect_preface(&mut deadline, them)?,
-        Direction::Accepted => expect_client_hello(socket, them, HANDSHAKE_TIMEOUT)?,
+        Direction::Accepted => expect_client_hello(&socket, them, HANDSHAKE_TIMEOUT)?,
     }
-    handshake(&mut conn, socket, &mut deadline)?;
+    handshake(&mut conn, &mut socket, &mut deadline)?;
     let mut binding = [0u8; BINDING_LEN];
     conn.export_keying_material(&mut binding, EXPORTER_LABEL, None)
         .map_err(|e| anyhow!("deriving the channel binding: {e}"))?;
     let cipher = conn
         .negotiated_cipher_suite()
         .map_or_else(|| "unknown".to_string(), |s| format!("{:?}", s.suite()));
-    let peer = socket.peer_addr().ok().map(|a| a.to_string());
     let secrets = conn
         .dangerous_extract_secrets()
         .map_err(|e| anyhow!("taking the TLS keys from the handshake: {e}"))?;
-    let (kernel, fallback, pump) = match to_kernel(&secrets, socket)? {
-        None => (true, None, None),
-        Some(why) => (false, Some(why), Some(Pump::start(&secrets, socket)?)),
+    let (kernel, fallback, socket, pump) = match to_kernel(&secrets, &socket)? {
+        None => (true, None, Socket::Tcp(socket), None),
+        Some(why) => {
+            let (pump, session) = Pump::start(&secrets, socket)?;
+            (false, Some(why), Socket::Local(session), Some(pump))
+        }
     };
     let encryption = Encryption::Tls { kernel, cipher, fallback };
-    Ok(Tunnel { encryption, binding: Some(binding), pump, peer, opened })
+    Ok(Channel { socket, peer, encryption, binding: Some(binding), pump, opened })
 }
 
 /// Hands both directions' keys and sequence numbers to the kernel, so the session keeps the
@@ -398,6 +460,24 @@ mod tests {
             client.process_new_packets().unwrap();
         }
         (client, server)
+    }
+
+    /// A failure of the encrypted stream is the cause of what the session saw: the session's
+    /// error reads first, the TLS reason after it, the exit code is the encryption one, and the
+    /// session's own error, whole, stays reachable.
+    #[test]
+    fn a_broken_stream_is_the_typed_cause_of_the_session_error() {
+        let seen = anyhow::anyhow!("connection reset by peer").context("receiving data.bin");
+        let why = "a TLS record did not authenticate".to_string();
+        let err = anyhow::Error::from(Broken { seen, cause: SessionError::Encryption(why) })
+            .context("receiving from 127.0.0.1:9");
+        assert_eq!(
+            format!("{err:#}"),
+            "receiving from 127.0.0.1:9: receiving data.bin: a TLS record did not authenticate"
+        );
+        assert_eq!(crate::error::exit_code(&err), crate::error::ExitCode::Encryption);
+        let broken = err.downcast_ref::<Broken>().expect("the typed error");
+        assert_eq!(format!("{:#}", broken.seen), "receiving data.bin: connection reset by peer");
     }
 
     #[test]

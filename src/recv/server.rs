@@ -16,12 +16,13 @@ use anyhow::Context;
 
 use super::session::{SHUT_DOWN, Session};
 use crate::config::{Link, RecvConfig, Sessions};
+use crate::copy::socket::Socket;
 use crate::disk::Destination;
 use crate::error::ExitCode;
 use crate::link::auth::{Direction, Token};
 use crate::link::lobby::{Lobby, Ticket};
 use crate::link::peer::Deadline;
-use crate::link::tls::{self, Tunnel};
+use crate::link::tls::{self, Channel};
 use crate::link::{handshake, net, peer};
 use crate::protocol::{self, ErrorCode, Message};
 use crate::report::Report;
@@ -157,7 +158,8 @@ impl Receiver {
             if let Link::Connect(dest) = &self.cfg.net.link {
                 let socket =
                     net::connect(dest, self.cfg.net.connect_timeout, self.cfg.net.retries)?;
-                let (tx, live, id) = (tx.clone(), &live, live.add(&socket));
+                let connection = socket.try_clone().map(Socket::Tcp);
+                let (tx, live, id) = (tx.clone(), &live, live.add(connection.ok()));
                 net::connection_thread(scope, move || {
                     let _ = tx.send(self.dialed(socket, dest, live, id));
                 })?;
@@ -287,32 +289,33 @@ impl Receiver {
     /// it never became a session.
     fn welcome(
         &self,
-        mut socket: TcpStream,
+        socket: TcpStream,
         peer: SocketAddr,
         ticket: Ticket<'_>,
         live: &Live,
     ) -> Option<Ended> {
-        let greeted =
-            ticket.greet(&mut socket, peer, |s| self.handshake(s, Direction::Accepted))?;
+        let (greeted, channel) =
+            ticket.greet(socket, peer, |s| self.handshake(s, Direction::Accepted))?;
         let (limit, busy) = match self.sessions {
             Sessions::KeepOpen { max_conns } => (max_conns as usize, Some(max_conns)),
             Sessions::Once { .. } => (1, None),
         };
-        let Some(id) = live.admit(&socket, limit, self.once()) else {
-            turn_away(socket, busy);
+        let Some(id) = live.admit(channel.socket(), limit, self.once()) else {
+            turn_away(channel, busy);
             return None;
         };
-        Some(self.session(socket, greeted, &peer.to_string(), live, id))
+        Some(self.session((greeted, channel), &peer.to_string(), live, id))
     }
 
     /// The one connection of `--connect`, counted as a session from the start: a failed
     /// handshake fails the run.
-    fn dialed(&self, mut socket: TcpStream, peer: &str, live: &Live, id: u64) -> Ended {
-        match self.handshake(&mut socket, Direction::Connected) {
+    fn dialed(&self, socket: TcpStream, peer: &str, live: &Live, id: u64) -> Ended {
+        match self.handshake(socket, Direction::Connected) {
             Ok(greeted) => {
-                // With --encrypt in user space the session now talks to the record layer.
-                live.rebind(id, &socket);
-                self.session(socket, greeted, peer, live, id)
+                // A signal now stops the session through the channel's socket, which is not
+                // the connection when the record layer runs in user space.
+                live.rebind(id, greeted.1.socket());
+                self.session(greeted, peer, live, id)
             }
             Err(e) => {
                 let in_data = live.remove(id);
@@ -321,34 +324,34 @@ impl Receiver {
         }
     }
 
-    /// The receiver's handshake, inside a TLS tunnel with `--encrypt` (`tls::open` may swap
-    /// `socket` for its loopback end); the deadline it ran against goes on to bound the offer.
+    /// The receiver's handshake on the `channel` `tls::open` makes of `socket` (inside TLS
+    /// with `--encrypt`); the deadline it ran against goes on to bound the offer.
     fn handshake(
         &self,
-        socket: &mut TcpStream,
+        socket: TcpStream,
         direction: Direction,
-    ) -> anyhow::Result<(Deadline, Tunnel)> {
-        let tunnel = tls::open(socket, direction, self.cfg.net.encrypt, Role::Sender)?;
-        let mut deadline = Deadline::new(socket, tunnel.time_left())?;
-        let (token, binding) = (self.cfg.token.as_ref(), tunnel.binding());
-        handshake::receiver(socket, &mut deadline, direction, token, binding)?;
-        Ok((deadline, tunnel))
+    ) -> anyhow::Result<(Deadline, Channel)> {
+        let mut channel = tls::open(socket, direction, self.cfg.net.encrypt, Role::Sender)?;
+        let mut deadline = Deadline::new(channel.socket(), channel.time_left())?;
+        let (token, binding) = (self.cfg.token.as_ref(), channel.binding().copied());
+        let socket = channel.socket_mut();
+        handshake::receiver(socket, &mut deadline, direction, token, binding.as_ref())?;
+        Ok((deadline, channel))
     }
 
     /// One session on its own thread. A session that panics still ends as a session: counted,
     /// reported, gone from the live list (else a one-shot receiver would wait for it forever).
     fn session(
         &self,
-        socket: TcpStream,
-        (greeted, tunnel): (Deadline, Tunnel),
+        (greeted, mut channel): (Deadline, Channel),
         peer: &str,
         live: &Live,
         id: u64,
     ) -> Ended {
         // A one-shot receiver's later session is a sender that came back (`--resume-wait`).
         let cfg = if self.once() && id > 0 { &self.comeback } else { &self.cfg };
-        let session = Session { cfg, dest: &self.dest, encryption: tunnel.encryption() };
-        let serve = || session.serve(socket, greeted, || live.started_data(id));
+        let session = Session { cfg, dest: &self.dest, encryption: channel.encryption() };
+        let serve = || session.serve(channel.socket_mut(), greeted, || live.started_data(id));
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve));
         let in_data = live.remove(id);
         let served =
@@ -358,7 +361,7 @@ impl Receiver {
             (Err(e), Some(signal)) => Err(crate::error::stopped(&e, signal)),
             (served, _) => served,
         };
-        let result = tunnel.conclude(served).with_context(|| format!("receiving from {peer}"));
+        let result = channel.close(served).with_context(|| format!("receiving from {peer}"));
         Ended { result, in_data }
     }
 }
@@ -394,7 +397,7 @@ impl Serving {
 
 /// Tells an authenticated sender that came while this receiver serves all it may (`max`
 /// sessions with `--keep-open`, else its one sender) that it must try later.
-fn turn_away(mut socket: TcpStream, max: Option<u32>) {
+fn turn_away(mut channel: Channel, max: Option<u32>) {
     let why = match max {
         Some(max) => {
             let running = crate::units::counted(u64::from(max), "session");
@@ -402,7 +405,7 @@ fn turn_away(mut socket: TcpStream, max: Option<u32>) {
         }
         None => "receiver busy: it serves another sender and then exits".to_string(),
     };
-    peer::fail_with(&mut socket, ErrorCode::Busy, &why);
+    peer::fail_with(channel.socket_mut(), ErrorCode::Busy, &why);
 }
 
 /// The sessions running now, so a signal can tell each sender and unblock its thread.
@@ -419,15 +422,15 @@ struct Live {
 /// A running session's socket, and whether file data flows on it yet.
 struct LiveSession {
     id: u64,
-    socket: TcpStream,
+    socket: Socket,
     in_data: bool,
 }
 
 impl Live {
-    /// Counts a session in unconditionally (the one of `--connect`).
-    fn add(&self, socket: &TcpStream) -> u64 {
+    /// Counts a session in unconditionally (the one of `--connect`, on its `connection`).
+    fn add(&self, connection: Option<Socket>) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        if let (Ok(socket), Ok(mut list)) = (socket.try_clone(), self.sessions.lock()) {
+        if let (Some(socket), Ok(mut list)) = (connection, self.sessions.lock()) {
             list.push(LiveSession { id, socket, in_data: false });
         }
         self.admitted.fetch_add(1, Ordering::AcqRel);
@@ -435,7 +438,7 @@ impl Live {
     }
 
     /// Counts a session in when fewer than `limit` run (and, `once`, none ran before).
-    fn admit(&self, socket: &TcpStream, limit: usize, once: bool) -> Option<u64> {
+    fn admit(&self, socket: &Socket, limit: usize, once: bool) -> Option<u64> {
         let socket = socket.try_clone().ok()?;
         let mut list = self.sessions.lock().ok()?;
         if list.len() >= limit || (once && self.admitted() >= self.allowed()) {
@@ -447,9 +450,9 @@ impl Live {
         Some(id)
     }
 
-    /// Points session `id` at `socket`, the one its frames now go through (`tls::open` may
-    /// have swapped it for the record layer's loopback end).
-    fn rebind(&self, id: u64, socket: &TcpStream) {
+    /// Points session `id`, counted in on its connection, at `socket`, the channel's socket
+    /// its frames go through (the record layer's Unix socket when it runs in user space).
+    fn rebind(&self, id: u64, socket: &Socket) {
         if let (Ok(socket), Ok(mut list)) = (socket.try_clone(), self.sessions.lock())
             && let Some(session) = list.iter_mut().find(|s| s.id == id)
         {
@@ -490,7 +493,7 @@ impl Live {
     fn stop_all(&self) {
         // Handles are taken out of the lock first: a write to a peer that stopped reading may
         // block (up to a second), and session threads must still be able to leave the list.
-        let sockets: Vec<(TcpStream, bool)> = match self.sessions.lock() {
+        let sockets: Vec<(Socket, bool)> = match self.sessions.lock() {
             Ok(list) => {
                 list.iter().filter_map(|s| Some((s.socket.try_clone().ok()?, s.in_data))).collect()
             }

@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io;
-use std::net::TcpStream;
 use std::thread;
 
 use anyhow::Context;
@@ -14,6 +13,7 @@ use super::mirror;
 use super::plan::{self, SessionPlan, read_ahead, size};
 use crate::config::RecvConfig;
 use crate::copy::batch::{self, Inbox};
+use crate::copy::socket::{Socket, Stream};
 use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::{DataPath, Encryption, Method};
 use crate::disk::writer::{Job, Writer};
@@ -43,7 +43,7 @@ impl Session<'_> {
     /// plan is sent and file data may flow.
     pub fn serve(
         &self,
-        mut socket: TcpStream,
+        socket: &mut Socket,
         mut handshake: peer::Deadline,
         data_starts: impl FnOnce(),
     ) -> anyhow::Result<Report> {
@@ -51,11 +51,11 @@ impl Session<'_> {
         socket.set_write_timeout(self.cfg.net.idle_timeout).context("setting the write timeout")?;
         let offer = match handshake.next_message("the sender's offer") {
             Ok(Message::Offer(offer)) => offer,
-            Ok(other) => return Err(tell_peer(&mut socket, unexpected("OFFER", &other))),
-            Err(e) => return Err(tell_peer(&mut socket, e)),
+            Ok(other) => return Err(tell_peer(socket, unexpected("OFFER", &other))),
+            Err(e) => return Err(tell_peer(socket, e)),
         };
         if let Err(e) = plan::check_bounds(&offer.entries) {
-            return Err(tell_peer(&mut socket, e.into()));
+            return Err(tell_peer(socket, e.into()));
         }
         match self.dest.directory_for(&offer.entries) {
             Ok(None) => self.serve_offer(socket, offer, None, data_starts),
@@ -65,7 +65,7 @@ impl Session<'_> {
                 let created = created.then(|| self.cfg.output.display().to_string());
                 session.serve_offer(socket, offer, created, data_starts)
             }
-            Err(e) => Err(tell_peer(&mut socket, e)),
+            Err(e) => Err(tell_peer(socket, e)),
         }
     }
 
@@ -73,17 +73,17 @@ impl Session<'_> {
     /// output directory this session created, for the report.
     fn serve_offer(
         &self,
-        mut socket: TcpStream,
+        socket: &mut Socket,
         offer: protocol::Offer,
         created: Option<String>,
         data_starts: impl FnOnce(),
     ) -> anyhow::Result<Report> {
         let mut plan = plan::plan(&offer.entries, self.dest, self.cfg);
-        protocol::write_plan(&mut socket, plan.answers()).context("sending the plan")?;
-        peer::set_timeout(&socket, self.cfg.net.idle_timeout)?;
+        protocol::write_plan(socket, plan.answers()).context("sending the plan")?;
+        peer::set_timeout(socket, self.cfg.net.idle_timeout)?;
         data_starts();
         let start = rusage::Snapshot::now();
-        let mut inbox = Inbox::new(&socket);
+        let mut inbox = Inbox::new(socket.stream());
         let barrier = self.cfg.fsync.then(|| Barrier::new(self.cfg.policy.force, self.sessions()));
         let events = Events::new(self.cfg.print.events);
         let received =
@@ -94,7 +94,7 @@ impl Session<'_> {
             received.and_then(|t| barrier.as_ref().map_or(Ok(()), Barrier::flush).map(|_| t));
         let total = match placed {
             Ok(total) => total,
-            Err(e) => return Err(tell_peer(&mut socket, self.explain_idle(e))),
+            Err(e) => return Err(tell_peer(socket, self.explain_idle(e))),
         };
         // Only the directories this session created or found: a refused one (unsafe name, a
         // symlink in the way) has nothing to finish, and must not fail the session.
@@ -113,7 +113,7 @@ impl Session<'_> {
         {
             // Every file already has its name: say so, and that --fsync's promise does not hold.
             let e = e.context("the files are in place, but not known to be durable (--fsync)");
-            return Err(tell_peer(&mut socket, e));
+            return Err(tell_peer(socket, e));
         }
         // Files the barrier could not name (the name was taken meanwhile): refused alone.
         let refused = barrier.as_ref().map(Barrier::take_refused).unwrap_or_default();
@@ -126,7 +126,7 @@ impl Session<'_> {
         let removed = self.mirror(&offer.entries, &plan, &events)?;
         let stats = start.side_stats(&total);
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
-        protocol::write_message(&mut socket, &Message::Summary(summary))
+        protocol::write_message(socket, &Message::Summary(summary))
             .context("sending the summary")?;
         let report = Report {
             role: Role::Receiver,
@@ -476,7 +476,7 @@ impl Session<'_> {
     /// output) by the configured method, in the sparse form when `sparse`.
     fn receive_into(
         &self,
-        socket: &TcpStream,
+        socket: Stream<'_>,
         entry: &Entry,
         out: &File,
         (offset, sparse): (u64, bool),
@@ -659,7 +659,7 @@ pub(super) const SHUT_DOWN: &str = "receiver shut down";
 
 /// Tells the sender why this end gives up, when the sender can still hear it, and passes the
 /// error on.
-fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
+fn tell_peer(socket: &mut Socket, err: anyhow::Error) -> anyhow::Error {
     let code = match exit_code(&err) {
         // Stopped by a signal mid-file: told as every sender is at a stop (`stop_all`).
         ExitCode::Interrupted | ExitCode::Terminated => {

@@ -10,7 +10,7 @@ mod sparse;
 pub mod star;
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,13 +20,14 @@ use anyhow::Context;
 use crate::config::SendConfig;
 use crate::copy::batch;
 use crate::copy::pace::Pacer;
+use crate::copy::socket::Socket;
 use crate::copy::source::{Listed, Source};
 use crate::copy::{self, Counted, Framing, Moved, Outgoing};
-use crate::datapath::{DataPath, Encryption, Method};
+use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
 use crate::link::auth::Direction;
 use crate::link::peer::{self, HANDSHAKE_TIMEOUT, unexpected};
-use crate::link::tls::Tunnel;
+use crate::link::tls::Channel;
 use crate::link::{handshake, net, tls};
 use crate::progress::Ui;
 use crate::protocol::{
@@ -95,58 +96,45 @@ fn connected(
     listening: impl FnOnce(SocketAddr),
     leg: Option<&Leg<'_>>,
 ) -> anyhow::Result<Report> {
-    let greet = |socket: &mut TcpStream, direction| {
-        let tunnel = tls::open(socket, direction, cfg.net.encrypt, Role::Receiver)?;
-        let hello = greet(cfg, socket, direction, &tunnel)?;
-        Ok((tunnel, hello))
+    let greet = |socket, direction| {
+        let mut channel = tls::open(socket, direction, cfg.net.encrypt, Role::Receiver)?;
+        let hello = greet(cfg, &mut channel, direction)?;
+        Ok((channel, hello))
     };
-    let (socket, (tunnel, hello)) = net::establish(&cfg.net, listening, greet)?;
-    let (name, encryption) = (tunnel.peer_name(&socket), tunnel.encryption());
-    tunnel.conclude(run(cfg, manifest, socket, Greeted { name, hello, encryption }, leg))
+    let (mut channel, hello) = net::establish(&cfg.net, listening, greet)?;
+    let ran = run(cfg, manifest, &mut channel, hello, leg);
+    channel.close(ran)
 }
 
 /// The sender's handshake on a connection made in `direction`: what `net::establish` runs.
 /// A connection this end made names its peer; an accepted one is logged with it already.
 /// Returns the receiver's greeting (whether it takes the sparse form). With `--encrypt` it runs
-/// inside the `tunnel`, which `tls::open` made first.
-fn greet(
-    cfg: &SendConfig,
-    socket: &mut TcpStream,
-    direction: Direction,
-    tunnel: &Tunnel,
-) -> anyhow::Result<Hello> {
-    let (token, channel) = (cfg.token.as_ref(), (tunnel.binding(), tunnel.time_left()));
-    let greeted = handshake::sender(socket, direction, token, cfg.no_auth, channel);
+/// inside the TLS `channel`, which `tls::open` made first.
+fn greet(cfg: &SendConfig, channel: &mut Channel, direction: Direction) -> anyhow::Result<Hello> {
+    let (token, binding, within) =
+        (cfg.token.as_ref(), channel.binding().copied(), channel.time_left());
+    let socket = channel.socket_mut();
+    let greeted =
+        handshake::sender(socket, direction, token, cfg.no_auth, (binding.as_ref(), within));
     match direction {
-        Direction::Connected => {
-            greeted.with_context(|| format!("greeting {}", tunnel.peer_name(socket)))
-        }
+        Direction::Connected => greeted.with_context(|| format!("greeting {}", channel.peer())),
         Direction::Accepted => greeted,
     }
 }
 
-/// The receiver as the handshake left it.
-struct Greeted {
-    /// What errors call it: its address (with `--encrypt` in user space the session's socket
-    /// is a local one, so the tunnel names it).
-    name: String,
-    /// Its greeting, saying what it takes (the sparse form).
-    hello: Hello,
-    /// The channel's protection, for the report.
-    encryption: Encryption,
-}
-
-/// Runs one session over `socket`, greeted already (see `greet`), and returns both ends'
-/// report.
+/// Runs one session over `channel`, greeted already (see `greet`; `hello` is the receiver's
+/// greeting, saying what it takes), and returns both ends' report.
 fn run(
     cfg: &SendConfig,
     manifest: &Manifest,
-    mut socket: TcpStream,
-    receiver: Greeted,
+    channel: &mut Channel,
+    hello: Hello,
     leg: Option<&Leg<'_>>,
 ) -> anyhow::Result<Report> {
-    let answers = offer(&mut socket, manifest, cfg)?;
-    peer::set_timeout(&socket, cfg.net.idle_timeout)?;
+    let (receiver, encryption) = (channel.peer(), channel.encryption());
+    let socket = channel.socket_mut();
+    let answers = offer(socket, manifest, cfg)?;
+    peer::set_timeout(socket, cfg.net.idle_timeout)?;
     socket.set_write_timeout(cfg.net.idle_timeout).context("setting the socket write timeout")?;
     let start = rusage::Snapshot::now();
     let mut reports: Vec<FileReport> =
@@ -158,21 +146,21 @@ fn run(
         Some(leg) => Events::for_receiver(cfg.print.events, leg.receiver),
         None => Events::new(cfg.print.events),
     };
-    let sparse = cfg.sparse && receiver.hello.takes_sparse();
+    let sparse = cfg.sparse && hello.takes_sparse();
     let shared = Shared { events: &events, sparse, digests: leg.map(|l| l.digests) };
-    let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports, shared);
+    let pushed = push_all(socket, cfg, manifest, &answers, &mut reports, shared);
     signals::restore();
     let (total, mut pending) = pushed
         .map_err(|e| explain_idle(e, idle))
-        .with_context(|| format!("sending to {}", receiver.name))
+        .with_context(|| format!("sending to {receiver}"))
         .map_err(explain_interrupt)?;
     let stats = start.side_stats(&total);
     pending.extend(protocol::frame(&Message::Finish(stats.clone())));
     if let Err(e) = socket.write_all(&pending) {
         let e = explain_idle(anyhow::Error::from(e).context("sending statistics"), idle);
-        return Err(peer_reason(&mut socket).unwrap_or(e));
+        return Err(peer_reason(socket).unwrap_or(e));
     }
-    let summary = match peer::whole_message(&socket, idle, IDLE, "the receiver's summary")? {
+    let summary = match peer::whole_message(socket, idle, IDLE, "the receiver's summary")? {
         Message::Summary(s) => s,
         other => return Err(unexpected("SUMMARY", &other)),
     };
@@ -207,7 +195,7 @@ fn run(
         send: stats,
         recv: summary.stats,
         created: None,
-        encryption: receiver.encryption,
+        encryption,
         excluded: manifest.excluded,
         removed: Vec::new(),
     };
@@ -232,7 +220,7 @@ fn initial_report(item: &Item, answer: &Answer) -> FileReport {
 
 /// Offers the whole manifest and returns the receiver's answer for each entry.
 fn offer(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     manifest: &Manifest,
     cfg: &SendConfig,
 ) -> anyhow::Result<Vec<Answer>> {
@@ -271,7 +259,7 @@ fn offer(
 /// with that file's FILE_START. What is still gathered at the end is returned for the caller to
 /// send along with FINISH.
 fn push_all(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     cfg: &SendConfig,
     manifest: &Manifest,
     answers: &[Answer],
@@ -356,7 +344,7 @@ struct Shared<'a> {
 
 /// Where `push_all` is: the socket, what waits to be written, the display, the pace.
 struct Push<'a> {
-    socket: &'a mut TcpStream,
+    socket: &'a mut Socket,
     cfg: &'a SendConfig,
     /// Frames and small files gathered for the next write.
     pending: Vec<u8>,
@@ -534,7 +522,7 @@ impl Push<'_> {
 
 /// Moves one file's bytes, watching for the receiver giving up; if it did, its reason is the error.
 fn push(
-    socket: &mut TcpStream,
+    socket: &mut Socket,
     cfg: &SendConfig,
     source: &Source,
     (offset, base, checksum): (u64, u64, bool),
@@ -542,7 +530,7 @@ fn push(
     pacer: &mut Pacer,
 ) -> anyhow::Result<Moved> {
     let mut next_watch = WATCH_EVERY;
-    let watched: &TcpStream = socket;
+    let watched: &Socket = socket;
     let max_call = pacer.max_call();
     let total = source.size.map(|s| base + s.saturating_sub(offset));
     let mut tick = |moved: u64| -> anyhow::Result<()> {
@@ -561,7 +549,7 @@ fn push(
     };
     let out = Outgoing {
         source,
-        socket: watched,
+        socket: watched.stream(),
         offset,
         buffer_size: cfg.buffer_size,
         max_call,
@@ -618,7 +606,7 @@ const REASON_WITHIN: Duration = Duration::from_secs(2);
 
 /// After a failed send, the receiver's ERROR frame if it sent one within `REASON_WITHIN` (it
 /// explains the failure better than "broken pipe").
-pub fn peer_reason(socket: &mut TcpStream) -> Option<anyhow::Error> {
+pub fn peer_reason(socket: &mut Socket) -> Option<anyhow::Error> {
     let mut deadline = peer::Deadline::new(socket, REASON_WITHIN).ok()?;
     loop {
         match protocol::read_message(&mut deadline) {
