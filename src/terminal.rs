@@ -32,20 +32,28 @@ pub fn shown(text: &str) -> Cow<'_, str> {
 /// Writes `text` to stderr as one line, every control character in it escaped (a line break
 /// too: a peer's text cannot start a line of its own).
 pub fn line(text: impl Display) {
-    let text = text.to_string();
-    #[allow(clippy::disallowed_macros)]
-    {
-        eprintln!("{}", shown(&text));
-    }
+    line_block(&shown(&text.to_string()));
 }
 
 /// Writes `text`, lines zcp built (a session's summary), to stderr: the line breaks stay,
 /// any other control character is escaped. Peer text inside is escaped where it was put in
-/// (`shown`), line breaks included; this is the net under it.
+/// (`shown`), line breaks included; this is the net under it. The block goes out in one
+/// write, so two processes sharing a terminal (a receiver and a sender on one machine) do not
+/// interleave their summaries line by line.
 pub fn lines(text: &str) {
-    for one in text.split('\n') {
-        line(one);
-    }
+    let block: Vec<Cow<'_, str>> = text.split('\n').map(shown).collect();
+    line_block(&block.join("\n"));
+}
+
+/// Writes an already escaped block and its final line break with one `write(2)` (`eprintln!`
+/// writes the text and the line break apart, so another process's line could come between).
+fn line_block(block: &str) {
+    use std::io::Write;
+    let mut out = String::with_capacity(block.len() + 1);
+    out.push_str(block);
+    out.push('\n');
+    // A closed or full stderr has nowhere to be reported.
+    let _ = std::io::stderr().lock().write_all(out.as_bytes());
 }
 
 #[cfg(test)]
