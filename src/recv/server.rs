@@ -143,29 +143,29 @@ impl Receiver {
         stuck: impl FnOnce(Outcome, u64),
     ) -> anyhow::Result<Outcome> {
         signals::install()?;
-        let (live, lobby) = (Live::default(), Lobby::default());
+        let (running, lobby) = (Running::default(), Lobby::default());
         let (tx, rx) = mpsc::channel::<Ended>();
         thread::scope(|scope| {
             let mut serving = Serving::new(!self.cfg.keep_open);
             if let Link::Connect(dest) = &self.cfg.net.link {
                 let socket =
                     net::connect(dest, self.cfg.net.connect_timeout, self.cfg.net.retries)?;
-                let (tx, live, id) = (tx.clone(), &live, live.add(&socket));
+                let (tx, running, id) = (tx.clone(), &running, running.add(&socket));
                 net::connection_thread(scope, move || {
-                    let _ = tx.send(self.dialed(socket, dest, live, id));
+                    let _ = tx.send(self.dialed(socket, dest, running, id));
                 })?;
             }
             loop {
                 while let Ok(ended) = rx.try_recv() {
-                    self.ended(ended, &mut serving, (&live, &lobby), &mut done)?;
+                    self.ended(ended, &mut serving, (&running, &lobby), &mut done)?;
                 }
                 if let Some(signal) = signals::pending() {
                     lobby.close();
-                    live.stop_all();
+                    running.stop_all();
                     serving.tally.outcome.stopped_by = Some(signal);
                     break;
                 }
-                let one_shot_over = !self.cfg.keep_open && live.admitted() >= live.allowed();
+                let one_shot_over = !self.cfg.keep_open && running.admitted() >= running.allowed();
                 if one_shot_over && !serving.stopped_listening {
                     serving.stopped_listening = true;
                     serving.comeback_until = None;
@@ -179,7 +179,7 @@ impl Receiver {
                 if one_shot_over {
                     lobby.close();
                     // Every admitted session reports once: when all have, none is left.
-                    if serving.tally.outcome.served == live.admitted() {
+                    if serving.tally.outcome.served == running.admitted() {
                         break;
                     }
                 }
@@ -195,9 +195,9 @@ impl Receiver {
                         if let Some((socket, peer, ticket)) =
                             net::accept_into(listener, &lobby, TICK)?
                         {
-                            let (tx, live) = (tx.clone(), &live);
+                            let (tx, running) = (tx.clone(), &running);
                             net::connection_thread(scope, move || {
-                                if let Some(ended) = self.welcome(socket, peer, ticket, live) {
+                                if let Some(ended) = self.welcome(socket, peer, ticket, running) {
                                     let _ = tx.send(ended);
                                 }
                             })?;
@@ -206,19 +206,19 @@ impl Receiver {
                     // Nothing to accept: wait on the sessions, so the end is seen at once.
                     None => {
                         if let Ok(ended) = rx.recv_timeout(TICK) {
-                            self.ended(ended, &mut serving, (&live, &lobby), &mut done)?;
+                            self.ended(ended, &mut serving, (&running, &lobby), &mut done)?;
                         }
                     }
                 }
             }
             // Sessions cut short by a signal still report, then the run ends.
             let deadline = Instant::now() + STOP_GRACE;
-            while serving.tally.outcome.served < live.admitted() {
+            while serving.tally.outcome.served < running.admitted() {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let Ok(ended) = rx.recv_timeout(left) else { break };
                 serving.tally.count(done(ended.result));
             }
-            let unreported = live.admitted() - serving.tally.outcome.served;
+            let unreported = running.admitted() - serving.tally.outcome.served;
             if unreported > 0 {
                 let mut outcome = serving.tally.outcome;
                 (outcome.served, outcome.failed) =
@@ -236,7 +236,7 @@ impl Receiver {
         &self,
         ended: Ended,
         serving: &mut Serving,
-        (live, lobby): (&Live, &Lobby),
+        (running, lobby): (&Running, &Lobby),
         done: &mut impl FnMut(anyhow::Result<Report>) -> ExitCode,
     ) -> anyhow::Result<()> {
         let wait = self.comeback_wait(&ended);
@@ -250,7 +250,7 @@ impl Receiver {
             serving.stopped_listening = false;
         }
         serving.comeback_until = Some(Instant::now() + wait);
-        live.allow_one_more();
+        running.allow_one_more();
         lobby.reopen();
         let secs = wait.as_secs_f64();
         crate::terminal::line(format!(
@@ -283,7 +283,7 @@ impl Receiver {
         mut socket: TcpStream,
         peer: SocketAddr,
         ticket: Ticket<'_>,
-        live: &Live,
+        running: &Running,
     ) -> Option<Ended> {
         let greeted =
             ticket.greet(&mut socket, peer, |s| self.handshake(s, Direction::Accepted))?;
@@ -291,24 +291,24 @@ impl Receiver {
             true => (self.cfg.max_conns as usize, false),
             false => (1, true),
         };
-        let Some(id) = live.admit(&socket, limit, once) else {
+        let Some(id) = running.admit(&socket, limit, once) else {
             turn_away(socket, self.cfg.keep_open.then_some(self.cfg.max_conns));
             return None;
         };
-        Some(self.session(socket, greeted, &peer.to_string(), live, id))
+        Some(self.session(socket, greeted, &peer.to_string(), running, id))
     }
 
     /// The one connection of `--connect`, counted as a session from the start: a failed
     /// handshake fails the run.
-    fn dialed(&self, mut socket: TcpStream, peer: &str, live: &Live, id: u64) -> Ended {
+    fn dialed(&self, mut socket: TcpStream, peer: &str, running: &Running, id: u64) -> Ended {
         match self.handshake(&mut socket, Direction::Connected) {
             Ok(greeted) => {
                 // With --encrypt in user space the session now talks to the record layer.
-                live.rebind(id, &socket);
-                self.session(socket, greeted, peer, live, id)
+                running.rebind(id, &socket);
+                self.session(socket, greeted, peer, running, id)
             }
             Err(e) => {
-                let in_data = live.remove(id);
+                let in_data = running.remove(id);
                 Ended { result: Err(e.context(format!("receiving from {peer}"))), in_data }
             }
         }
@@ -329,21 +329,21 @@ impl Receiver {
     }
 
     /// One session on its own thread. A session that panics still ends as a session: counted,
-    /// reported, gone from the live list (else a one-shot receiver would wait for it forever).
+    /// reported, off the running list (else a one-shot receiver would wait for it forever).
     fn session(
         &self,
         socket: TcpStream,
         (greeted, tunnel): (Deadline, Tunnel),
         peer: &str,
-        live: &Live,
+        running: &Running,
         id: u64,
     ) -> Ended {
         // A one-shot receiver's later session is a sender that came back (`--resume-wait`).
         let cfg = if !self.cfg.keep_open && id > 0 { &self.comeback } else { &self.cfg };
         let session = Session { cfg, dest: &self.dest, encryption: tunnel.encryption() };
-        let serve = || session.serve(socket, greeted, || live.started_data(id));
+        let serve = || session.serve(socket, greeted, || running.started_data(id));
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve));
-        let in_data = live.remove(id);
+        let in_data = running.remove(id);
         let served =
             served.unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")));
         // A signal shut the session's socket: what broke is the consequence, the signal the cause.
@@ -400,8 +400,8 @@ fn turn_away(mut socket: TcpStream, max: Option<u32>) {
 
 /// The sessions running now, so a signal can tell each sender and unblock its thread.
 #[derive(Default)]
-struct Live {
-    sessions: Mutex<Vec<LiveSession>>,
+struct Running {
+    sessions: Mutex<Vec<RunningSession>>,
     next: AtomicU64,
     /// Sessions ever admitted: a one-shot receiver ends once its one has.
     admitted: AtomicU64,
@@ -410,18 +410,18 @@ struct Live {
 }
 
 /// A running session's socket, and whether file data flows on it yet.
-struct LiveSession {
+struct RunningSession {
     id: u64,
     socket: TcpStream,
     in_data: bool,
 }
 
-impl Live {
+impl Running {
     /// Counts a session in unconditionally (the one of `--connect`).
     fn add(&self, socket: &TcpStream) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         if let (Ok(socket), Ok(mut list)) = (socket.try_clone(), self.sessions.lock()) {
-            list.push(LiveSession { id, socket, in_data: false });
+            list.push(RunningSession { id, socket, in_data: false });
         }
         self.admitted.fetch_add(1, Ordering::AcqRel);
         id
@@ -435,7 +435,7 @@ impl Live {
             return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        list.push(LiveSession { id, socket, in_data: false });
+        list.push(RunningSession { id, socket, in_data: false });
         self.admitted.fetch_add(1, Ordering::AcqRel);
         Some(id)
     }
