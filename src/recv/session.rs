@@ -16,8 +16,8 @@ use crate::config::RecvConfig;
 use crate::copy::batch::{self, Inbox};
 use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::{DataPath, Encryption, Method};
-use crate::disk::writer::{Job, Writer};
-use crate::disk::{self, Barrier, Decision, Destination, LockedPart, Refusal, Target};
+use crate::disk::writer::{Job, Writer, Written};
+use crate::disk::{self, Barrier, Decision, Destination, LockedPart, NameTaken, Refusal, Target};
 use crate::error::{ExitCode, SessionError, exit_code, refusal_reason};
 use crate::link::peer::{self, unexpected};
 use crate::progress::Ui;
@@ -222,31 +222,27 @@ impl Session<'_> {
         });
         plan.reports.iter().enumerate().for_each(|(i, r)| events.planned(i, r));
         let force = self.cfg.policy.force;
-        // Small files whose name was taken when they were written (a file came under it): each
-        // is refused alone, and the session goes on.
-        let taken: std::sync::Mutex<Vec<(Target, String)>> = std::sync::Mutex::default();
         let write = |job: &Job<'_>| match barrier {
-            Some(barrier) => disk::hold_small(job.target, &job.body, job.entry, force, barrier),
-            None => disk::write_small(job.target, &job.body, job.entry, force).or_else(|e| {
-                let reason = refusal_reason(&e).ok_or(e)?;
-                taken
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("a writer thread failed"))?
-                    .push((job.target.clone(), reason));
-                Ok(0)
-            }),
+            Some(barrier) => disk::hold_small(job.target, &job.body, job.entry, force, barrier)
+                .map(|calls| Written::Placed { calls }),
+            // A small file whose name was taken when it was written (a file came under it) is
+            // refused alone, and the session goes on.
+            None => match disk::write_small(job.target, &job.body, job.entry, force) {
+                Ok(calls) => Ok(Written::Placed { calls }),
+                Err(e) => Ok(Written::NameTaken { reason: refusal_reason(&e).ok_or(e)? }),
+            },
         };
-        let total = thread::scope(|scope| {
+        let (total, taken) = thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
             let mut live = Live { ui: &mut ui, barrier, events };
             let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut live);
             // Wait for the queued files whatever happened: they are whole and checked.
             let written = writer.finish();
             let mut total = received?;
-            total.calls += written?;
-            anyhow::Ok(total)
+            let written = written?;
+            total.calls += written.calls;
+            anyhow::Ok((total, written.refused))
         })?;
-        let taken = taken.into_inner().map_err(|_| anyhow::anyhow!("a writer thread failed"))?;
         refuse_written(plan, taken, events);
         ui.finish();
         Ok(total)
@@ -259,7 +255,7 @@ impl Session<'_> {
         entries: &'env [Entry],
         wanted: &[usize],
         plan: &'env mut SessionPlan,
-        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<u64> + Sync>,
+        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<Written> + Sync>,
         live: &mut Live<'_>,
     ) -> anyhow::Result<Moved> {
         let SessionPlan { decisions, reports, verdicts } = plan;
@@ -338,7 +334,7 @@ impl Session<'_> {
         entry: &'env Entry,
         decision: &'env Result<Decision, Refusal>,
         offset: u64,
-        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<u64> + Sync>,
+        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<Written> + Sync>,
     ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
         let name = String::from_utf8_lossy(&entry.name).into_owned();
         let (Ok(Decision::Receive { target, .. }), 0) = (decision, offset) else {
@@ -601,8 +597,8 @@ fn refused_at_commit(e: anyhow::Error, report: &mut FileReport) -> anyhow::Resul
 /// Turns each file of `refused`, written and checked but not put in place (its name was taken
 /// meanwhile), into a refusal for its reason: its verdict and report, and a `file_refuse`
 /// event after its `file_end`.
-fn refuse_written(plan: &mut SessionPlan, refused: Vec<(Target, String)>, events: &Events) {
-    for (target, reason) in refused {
+fn refuse_written(plan: &mut SessionPlan, refused: Vec<NameTaken>, events: &Events) {
+    for NameTaken { target, reason } in refused {
         let Some(index) = plan.index_of(&target) else { continue };
         if let Some(report) = plan.refuse_written(index, reason) {
             events.file_end(index, report);
