@@ -11,7 +11,7 @@ use std::thread;
 use anyhow::Context;
 
 use super::mirror;
-use super::plan::{self, SessionPlan, read_ahead, size};
+use super::plan::{self, SessionPlan, Way, read_ahead, size};
 use crate::config::RecvConfig;
 use crate::copy::batch::{self, Inbox};
 use crate::copy::{self, Framing, Incoming, Moved};
@@ -207,13 +207,11 @@ impl Session<'_> {
         barrier: Option<&Barrier>,
         events: &Events,
     ) -> anyhow::Result<Moved> {
-        let wanted: Vec<usize> = plan.wanted();
-        let known =
-            wanted.iter().try_fold(0u64, |sum, &i| entries[i].size.map(|s| sum.saturating_add(s)));
+        let turns = Turns::new(entries, plan, self.cfg.method);
+        let files = turns.wanted.len();
+        let known = turns.known_bytes(entries);
         // With --keep-open, sessions at once each have a bar, stacked (`progress::bars`).
-        let mut ui =
-            Ui::new(self.cfg.print, known, wanted.len() as u64).with_events(events.clone());
-        let files = wanted.len();
+        let mut ui = Ui::new(self.cfg.print, known, files as u64).with_events(events.clone());
         events.emit(&Event::SessionStart {
             role: Role::Receiver,
             entries: entries.len(),
@@ -221,263 +219,55 @@ impl Session<'_> {
             bytes: known,
         });
         plan.reports.iter().enumerate().for_each(|(i, r)| events.planned(i, r));
+        let write = |job: &Job<'_>| self.write_small(job, barrier);
+        let SessionPlan { decisions, reports, verdicts } = plan;
+        let landed = thread::scope(|scope| {
+            let intake = Intake {
+                session: self,
+                batch_reads: BatchReads { from: inbox.calls },
+                inbox,
+                entries,
+                decisions,
+                reports,
+                verdicts,
+                turns,
+                writer: Writer::new(scope, &write),
+                outlets: Outlets { ui: &mut ui, barrier, events },
+                total: Moved::default(),
+            };
+            intake.run()
+        })?;
+        refuse_written(plan, landed.refused, events);
+        ui.finish();
+        Ok(landed.moved)
+    }
+
+    /// Writes one small file for the writer threads (with `--fsync`, holds it for `barrier`).
+    /// A file whose name was taken when it was written (a file came under it) is refused
+    /// alone, and the session goes on.
+    fn write_small(&self, job: &Job<'_>, barrier: Option<&Barrier>) -> anyhow::Result<Written> {
         let force = self.cfg.policy.force;
-        let write = |job: &Job<'_>| match barrier {
+        match barrier {
             Some(barrier) => disk::hold_small(job.target, &job.body, job.entry, force, barrier)
                 .map(|calls| Written::Placed { calls }),
-            // A small file whose name was taken when it was written (a file came under it) is
-            // refused alone, and the session goes on.
             None => match disk::write_small(job.target, &job.body, job.entry, force) {
                 Ok(calls) => Ok(Written::Placed { calls }),
                 Err(e) => Ok(Written::NameTaken { reason: refusal_reason(&e).ok_or(e)? }),
             },
-        };
-        let (total, taken) = thread::scope(|scope| {
-            let mut writer = Writer::new(scope, &write);
-            let mut live = Live { ui: &mut ui, barrier, events };
-            let received = self.receive_each(inbox, entries, &wanted, plan, &mut writer, &mut live);
-            // Wait for the queued files whatever happened: they are whole and checked.
-            let written = writer.finish();
-            let mut total = received?;
-            let written = written?;
-            total.calls += written.calls;
-            anyhow::Ok((total, written.refused))
-        })?;
-        refuse_written(plan, taken, events);
-        ui.finish();
-        Ok(total)
-    }
-
-    /// The loop of `receive_all`.
-    fn receive_each<'env>(
-        &self,
-        inbox: &mut Inbox<'_>,
-        entries: &'env [Entry],
-        wanted: &[usize],
-        plan: &'env mut SessionPlan,
-        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<Written> + Sync>,
-        live: &mut Live<'_>,
-    ) -> anyhow::Result<Moved> {
-        let SessionPlan { decisions, reports, verdicts } = plan;
-        let small: Vec<bool> = wanted
-            .iter()
-            .map(|&i| plan::batched(self.cfg.method, &entries[i], &decisions[i]))
-            .collect();
-        let ahead = read_ahead(wanted, &small, entries);
-        let mut total = Moved::default();
-        inbox.allow(ahead[0]);
-        // Reads of the read-ahead that may have carried small files' bytes start here: a read
-        // that brings only a spliced file's frames is not a data call, one that brings a batch
-        // is, whichever file's frame asked for it.
-        let mut data_reads_from = inbox.calls;
-        for (k, &index) in wanted.iter().enumerate() {
-            let entry = &entries[index];
-            let (offset, sparse) = self.file_start(inbox, index)?;
-            let name = String::from_utf8_lossy(&entry.name);
-            live.ui.file(&name);
-            live.ui.begin(index, &name, entry.size, offset);
-            let decision = &decisions[index];
-            let (moved, report, verdict) = if small[k] {
-                if sparse {
-                    let why = format!("{name} comes in the sparse form, but it is batched");
-                    return Err(ProtocolError::Malformed(why).into());
-                }
-                let mut file = self.receive_small(inbox, entry, decision, offset, writer)?;
-                file.0.calls += inbox.calls - data_reads_from;
-                data_reads_from = inbox.calls;
-                file
-            } else {
-                // Its bytes come straight from the socket; the read-ahead takes up again
-                // after them, with its FILE_END (and, usually in the same read, the next
-                // batch: that read counts as the batch's).
-                inbox.allow(ahead[k + 1].map(|a| a + protocol::FILE_END_FRAME as u64));
-                let before_end = inbox.calls;
-                let start = (offset, sparse);
-                let file = self.receive_file(inbox, entry, decision, start, &total, live)?;
-                let next_small = small.get(k + 1).copied().unwrap_or(false);
-                data_reads_from = if next_small { before_end } else { inbox.calls };
-                file
-            };
-            live.ui.skip(moved.holes);
-            total.absorb(moved);
-            live.ui.position(total.bytes);
-            live.events.file_end(index, &report);
-            reports[index] = report;
-            verdicts.push(verdict);
-        }
-        if small.contains(&true) && self.cfg.method == Method::Auto {
-            total.absorb_fallback(batch::recv_reason());
-        }
-        Ok(total)
-    }
-
-    /// Reads FILE_START (or SPARSE_START) for the file due (`index`) and returns the offset
-    /// it is sent from, and whether in the sparse form.
-    fn file_start(&self, inbox: &mut Inbox<'_>, index: usize) -> anyhow::Result<(u64, bool)> {
-        match peer::next_message_from(inbox, self.cfg.net.idle_timeout, "the next file")? {
-            Message::FileStart { index: i, offset } if i as usize == index => Ok((offset, false)),
-            Message::SparseStart { index: i, offset } if i as usize == index => Ok((offset, true)),
-            Message::FileStart { index: i, .. } | Message::SparseStart { index: i, .. } => {
-                Err(ProtocolError::Malformed(format!("file #{i} sent where #{index} was due"))
-                    .into())
-            }
-            other => Err(unexpected("FILE_START", &other)),
         }
     }
 
-    /// Receives one batched file: its bytes come from the read-ahead and are checked against
-    /// its FILE_END digest before anything is written, so a damaged file never touches the
-    /// disk; then the writer puts them in a file with one `write`.
-    fn receive_small<'env>(
-        &self,
-        inbox: &mut Inbox<'_>,
-        entry: &'env Entry,
-        decision: &'env Result<Decision, Refusal>,
-        offset: u64,
-        writer: &mut Writer<'_, 'env, impl Fn(&Job<'env>) -> anyhow::Result<Written> + Sync>,
-    ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
-        let name = String::from_utf8_lossy(&entry.name).into_owned();
-        let (Ok(Decision::Receive { target, .. }), 0) = (decision, offset) else {
-            let why = format!("{name} was not planned to be sent from offset {offset}");
-            return Err(ProtocolError::Malformed(why).into());
-        };
-        let size = entry.size.unwrap_or(0);
-        if let Err(e) = inbox.hold(size as usize) {
-            return Err(match e.kind() {
-                io::ErrorKind::UnexpectedEof => SessionError::ConnectionLost {
-                    received: inbox.unread() as u64,
-                    expected: Some(size),
-                }
-                .into(),
-                _ => anyhow::Error::from(e).context(format!("receiving {name}")),
-            });
-        }
-        let idle = self.cfg.net.idle_timeout;
-        let end = match peer::next_message_from(inbox, idle, "the file's checksum")? {
-            Message::FileEnd(end) => end,
-            other => return Err(unexpected("FILE_END", &other)),
-        };
-        let xxh3 = crate::checksum::xxh3_128(inbox.held());
-        let moved = Moved {
-            data_path: DataPath::Buffered,
-            bytes: size,
-            files: 1,
-            xxh3,
-            ..Moved::default()
-        };
-        let mut report = FileReport::new(name, false, Status::Sent);
-        (report.bytes, report.data_path) = (size, Some(DataPath::Buffered));
-        let verdict = if xxh3 == end.xxh3 {
-            writer.write(Job { target, entry, body: inbox.held().to_vec() })?;
-            report.saved_as = Some(target.shown().display().to_string());
-            Verdict { status: VerdictStatus::Ok, detail: String::new() }
-        } else {
-            mismatch(&mut report)
-        };
-        inbox.release();
-        Ok((moved, report, verdict))
-    }
-
-    /// Receives one file from `offset`, checks it and puts it in place (or drops it).
-    fn receive_file(
-        &self,
-        inbox: &mut Inbox<'_>,
-        entry: &Entry,
-        decision: &Result<Decision, Refusal>,
-        (offset, sparse): (u64, bool),
-        before: &Moved,
-        live: &Live<'_>,
-    ) -> anyhow::Result<(Moved, FileReport, Verdict)> {
-        let ui = &*live.ui;
-        let name = String::from_utf8_lossy(&entry.name).into_owned();
-        if !inbox.is_empty() {
-            let why = format!("bytes of {name} arrived before its turn");
-            return Err(ProtocolError::Malformed(why).into());
-        }
-        let socket = inbox.socket();
-        // `n` counts this file's holes too: as zeros, they are written (onto standard output)
-        // or they are the file's size all the same.
-        let (base, written, max) = (before.bytes, before.bytes + before.holes, self.cfg.max_size);
-        let mut tick = |n: u64| -> anyhow::Result<()> {
-            if let Some(signal) = signals::pending() {
-                // The receiver names the signal around this (`Receiver::session`).
-                let message = format!("cut off after {}", size(n));
-                return Err(SessionError::Interrupted { signal, message }.into());
-            }
-            ui.position(base + n);
-            match max {
-                Some(max) if written + n > max => Err(SessionError::Refused {
-                    name: name.clone(),
-                    reason: format!("the session passed the receiver's --max-size {}", size(max)),
-                }
-                .into()),
-                _ => Ok(()),
-            }
-        };
-        let (moved, part) = match decision {
-            // The sender's file hashes as the one here (FILE_END says so again): nothing came.
-            Ok(Decision::Compare { size, xxh3, .. }) if offset == *size => {
-                (Moved { xxh3: *xxh3, ..Moved::default() }, None)
-            }
-            Ok(Decision::Compare { target, .. }) if offset == 0 => {
-                let part = target.part().open_locked(&name, 0)?;
-                let moved = self
-                    .receive_into(socket, entry, &part, (0, sparse), &mut tick)
-                    .map_err(|e| part_failed(e, target, &part, &name))?;
-                (moved, Some((target, part)))
-            }
-            Ok(Decision::Receive { target, offset: planned, lock, .. }) => {
-                if offset != 0 && offset != *planned {
-                    let why =
-                        format!("{name}: sender resumed at {offset}, the plan said {planned}");
-                    return Err(ProtocolError::Malformed(why).into());
-                }
-                let part = target.part().open_planned(&name, offset, lock.take())?;
-                let moved = self
-                    .receive_into(socket, entry, &part, (offset, sparse), &mut tick)
-                    .map_err(|e| part_failed(e, target, &part, &name))?;
-                (moved, Some((target, part)))
-            }
-            Ok(Decision::Stdout) if offset == 0 => {
-                let out = crate::disk::stdout()?;
-                let moved = self
-                    .receive_into(socket, entry, &out, (0, sparse), &mut tick)
-                    .with_context(|| format!("writing {name} to standard output"))?;
-                (moved, None)
-            }
-            _ => {
-                let why = format!("{name} was not planned to be sent from offset {offset}");
-                return Err(ProtocolError::Malformed(why).into());
-            }
-        };
-        let idle = self.cfg.net.idle_timeout;
-        let end = match peer::next_message_from(inbox, idle, "the file's checksum")? {
-            Message::FileEnd(end) => end,
-            other => return Err(unexpected("FILE_END", &other)),
-        };
-        let mut report = FileReport::new(name, false, Status::Sent);
-        (report.bytes, report.data_path, report.resumed_from, report.holes) =
-            (moved.bytes, Some(moved.data_path), offset, moved.holes);
-        let matched = end.xxh3 == moved.xxh3;
-        if let (Ok(Decision::Compare { target, xxh3, .. }), true) = (decision, matched)
-            && let Some(verdict) = self.compared(target, *xxh3, &moved, &mut report)
-        {
-            return Ok((moved, report, verdict));
-        }
-        let verdict = self.conclude(entry, matched, part, &mut report, live.barrier)?;
-        Ok((moved, report, verdict))
-    }
-
-    /// Moves one file's bytes from the socket into `out` (a part file at `offset`, or standard
-    /// output) by the configured method, in the sparse form when `sparse`.
+    /// Moves one file's bytes from the socket into `out` (a part file at the start's offset,
+    /// or standard output) by the configured method, in the form the sender chose.
     fn receive_into(
         &self,
         socket: &TcpStream,
         entry: &Entry,
         out: &File,
-        (offset, sparse): (u64, bool),
+        start: FileStart,
         tick: copy::Tick<'_>,
     ) -> anyhow::Result<Moved> {
+        let offset = start.offset;
         let framing = Framing::of(entry.size, offset, false);
         let positioned =
             matches!(self.dest, Destination::Directory { .. } | Destination::File { .. });
@@ -490,47 +280,16 @@ impl Session<'_> {
             buffer_size: self.cfg.buffer_size,
             checksum: true,
         };
-        match (sparse, entry.size) {
-            (false, _) => copy::recv(&inc, self.cfg.method, tick),
-            (true, Some(size)) => copy::holes::recv_sparse(&inc, self.cfg.method, size, tick),
-            (true, None) => {
+        match (start.form, entry.size) {
+            (Form::Plain, _) => copy::recv(&inc, self.cfg.method, tick),
+            (Form::Sparse, Some(size)) => {
+                copy::holes::recv_sparse(&inc, self.cfg.method, size, tick)
+            }
+            (Form::Sparse, None) => {
                 let why = "a file of unknown size cannot come in the sparse form";
                 Err(ProtocolError::Malformed(why.into()).into())
             }
         }
-    }
-
-    /// Puts a verified file in place (with `--fsync`: hands it to the barrier that will), or
-    /// drops a damaged one, and says which.
-    fn conclude(
-        &self,
-        entry: &Entry,
-        matched: bool,
-        part: Option<(&Target, LockedPart)>,
-        report: &mut FileReport,
-        barrier: Option<&Barrier>,
-    ) -> anyhow::Result<Verdict> {
-        if !matched {
-            if let Some((target, _)) = part {
-                target.part().discard();
-            }
-            return Ok(mismatch(report));
-        }
-        if let Some((target, file)) = part {
-            match barrier {
-                Some(barrier) => {
-                    target.part().prepare(&file, entry)?;
-                    barrier.hold_part(target, file)?;
-                }
-                None => {
-                    if let Err(e) = target.part().commit(&file, entry, self.cfg.policy.force) {
-                        return refused_at_commit(e, report);
-                    }
-                }
-            }
-            report.saved_as = Some(target.shown().display().to_string());
-        }
-        Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
     }
 
     /// The verdict on a file compared by content (`--checksum`) whose bytes, if any came,
@@ -576,11 +335,420 @@ impl Session<'_> {
     }
 }
 
-/// Where the receiving loop shows progress, and holds verified files for `--fsync`.
-struct Live<'a> {
+/// The files whose bytes come, in the order they come, and how each comes.
+struct Turns {
+    /// Their entries' indices.
+    wanted: Vec<usize>,
+    /// How each comes off the socket.
+    ways: Vec<Way>,
+    /// How far the read-ahead may read from each one's FILE_START (`plan::read_ahead`).
+    ahead: Vec<Option<u64>>,
+}
+
+impl Turns {
+    fn new(entries: &[Entry], plan: &SessionPlan, method: Method) -> Turns {
+        let wanted = plan.wanted();
+        let ways: Vec<Way> =
+            wanted.iter().map(|&i| plan::way(method, &entries[i], &plan.decisions[i])).collect();
+        let ahead = read_ahead(&wanted, &ways, entries);
+        Turns { wanted, ways, ahead }
+    }
+
+    /// The bytes the wanted files hold, when every size is known.
+    fn known_bytes(&self, entries: &[Entry]) -> Option<u64> {
+        let mut sizes = self.wanted.iter().map(|&i| entries[i].size);
+        sizes.try_fold(0u64, |sum, size| size.map(|s| sum.saturating_add(s)))
+    }
+}
+
+/// Where the receive loop's results go besides the plan: the progress bar, the `--fsync`
+/// barrier that holds verified files until their data is synced, and the events.
+struct Outlets<'a> {
     ui: &'a mut Ui,
     barrier: Option<&'a Barrier>,
     events: &'a Events,
+}
+
+/// Which of the read-ahead's `read` calls are data calls: those that may have carried batched
+/// files' bytes. A read that brings only a spliced file's frames is not one; a read that
+/// brings a batch is, whichever file's frame asked for it.
+struct BatchReads {
+    /// The first read not yet counted.
+    from: u64,
+}
+
+impl BatchReads {
+    /// The reads since the last count, which brought the batched file just read.
+    fn charge(&mut self, inbox: &Inbox<'_>) -> u64 {
+        let reads = inbox.calls - self.from;
+        self.from = inbox.calls;
+        reads
+    }
+
+    /// After a spliced file whose FILE_END was read from read `end_from` on: those reads are
+    /// the next file's when it is batched (they brought its batch), else no data call's.
+    fn after_spliced(&mut self, end_from: u64, next: Option<Way>, inbox: &Inbox<'_>) {
+        self.from = if next == Some(Way::Batched) { end_from } else { inbox.calls };
+    }
+}
+
+/// The receive loop of one session. It owns its parts — the read-ahead over the socket, the
+/// plan's entries and what it records of them, the turns, the writer threads, the outlets —
+/// takes the wanted files in turn, and hands each to the way it comes.
+struct Intake<'scope, 'env, 'sock, W> {
+    session: &'scope Session<'scope>,
+    inbox: &'scope mut Inbox<'sock>,
+    entries: &'env [Entry],
+    decisions: &'env [Result<Decision, Refusal>],
+    reports: &'scope mut [FileReport],
+    verdicts: &'scope mut Vec<Verdict>,
+    turns: Turns,
+    writer: Writer<'scope, 'env, W>,
+    outlets: Outlets<'scope>,
+    /// What the files received so far moved.
+    total: Moved,
+    batch_reads: BatchReads,
+}
+
+/// What the receive loop brought in.
+struct Landed {
+    /// The bytes and calls of every file.
+    moved: Moved,
+    /// The small files written and checked whose names were taken meanwhile.
+    refused: Vec<NameTaken>,
+}
+
+/// One file received: what it moved, its report, and the verdict the sender is told.
+struct Received {
+    moved: Moved,
+    report: FileReport,
+    verdict: Verdict,
+}
+
+/// Where a file starts, as its FILE_START or SPARSE_START said.
+#[derive(Clone, Copy)]
+struct FileStart {
+    /// The offset its bytes come from.
+    offset: u64,
+    form: Form,
+}
+
+/// The form a file's bytes come in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Every byte.
+    Plain,
+    /// Its data ranges only, the holes left out (`copy::holes`).
+    Sparse,
+}
+
+/// Whether a file's bytes hash to the digest its FILE_END carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Digest {
+    Matches,
+    Differs,
+}
+
+/// A part file that took a file's bytes, and where it is to go.
+struct PartFile<'t> {
+    target: &'t Target,
+    file: LockedPart,
+}
+
+/// A spliced file's bytes, once they came: what they moved, and the part file that holds
+/// them (none on standard output, or when nothing came).
+struct Arrived<'t> {
+    moved: Moved,
+    part: Option<PartFile<'t>>,
+}
+
+impl<'scope, 'env, W> Intake<'scope, 'env, '_, W>
+where
+    W: Fn(&Job<'env>) -> anyhow::Result<Written> + Sync,
+{
+    /// Receives every wanted file, then waits for the writer threads whatever happened: the
+    /// files queued are whole and checked.
+    fn run(mut self) -> anyhow::Result<Landed> {
+        let received = self.receive_each();
+        let written = self.writer.finish();
+        received?;
+        let written = written?;
+        self.total.calls += written.calls;
+        Ok(Landed { moved: self.total, refused: written.refused })
+    }
+
+    fn receive_each(&mut self) -> anyhow::Result<()> {
+        self.inbox.allow(self.turns.ahead[0]);
+        for turn in 0..self.turns.wanted.len() {
+            let index = self.turns.wanted[turn];
+            let file = self.receive_one(turn, index)?;
+            self.record(index, file);
+        }
+        if self.turns.ways.contains(&Way::Batched) && self.session.cfg.method == Method::Auto {
+            self.total.absorb_fallback(batch::recv_reason());
+        }
+        Ok(())
+    }
+
+    /// Receives file `index`, the `turn`th wanted: its FILE_START, then its bytes the way
+    /// they come.
+    fn receive_one(&mut self, turn: usize, index: usize) -> anyhow::Result<Received> {
+        let entry = &self.entries[index];
+        let start = self.file_start(index)?;
+        let name = String::from_utf8_lossy(&entry.name);
+        self.outlets.ui.file(&name);
+        self.outlets.ui.begin(index, &name, entry.size, start.offset);
+        match self.turns.ways[turn] {
+            Way::Batched if start.form == Form::Sparse => {
+                let why = format!("{name} comes in the sparse form, but it is batched");
+                Err(ProtocolError::Malformed(why).into())
+            }
+            Way::Batched => {
+                let mut file = self.receive_small(index, start.offset)?;
+                file.moved.calls += self.batch_reads.charge(self.inbox);
+                Ok(file)
+            }
+            Way::Spliced => self.receive_spliced(turn, index, start),
+        }
+    }
+
+    /// Counts a received file in, and records its report and verdict.
+    fn record(&mut self, index: usize, file: Received) {
+        let Received { moved, report, verdict } = file;
+        self.outlets.ui.skip(moved.holes);
+        self.total.absorb(moved);
+        self.outlets.ui.position(self.total.bytes);
+        self.outlets.events.file_end(index, &report);
+        self.reports[index] = report;
+        self.verdicts.push(verdict);
+    }
+
+    /// Reads FILE_START (or SPARSE_START) for the file due (`index`): where it starts.
+    fn file_start(&mut self, index: usize) -> anyhow::Result<FileStart> {
+        let idle = self.session.cfg.net.idle_timeout;
+        let at = |offset, form| Ok(FileStart { offset, form });
+        match peer::next_message_from(self.inbox, idle, "the next file")? {
+            Message::FileStart { index: i, offset } if i as usize == index => {
+                at(offset, Form::Plain)
+            }
+            Message::SparseStart { index: i, offset } if i as usize == index => {
+                at(offset, Form::Sparse)
+            }
+            Message::FileStart { index: i, .. } | Message::SparseStart { index: i, .. } => {
+                Err(ProtocolError::Malformed(format!("file #{i} sent where #{index} was due"))
+                    .into())
+            }
+            other => Err(unexpected("FILE_START", &other)),
+        }
+    }
+
+    /// Reads the FILE_END that follows a file's bytes.
+    fn file_end(&mut self) -> anyhow::Result<protocol::FileEnd> {
+        let idle = self.session.cfg.net.idle_timeout;
+        match peer::next_message_from(self.inbox, idle, "the file's checksum")? {
+            Message::FileEnd(end) => Ok(end),
+            other => Err(unexpected("FILE_END", &other)),
+        }
+    }
+
+    /// Receives one batched file: its bytes come from the read-ahead and are checked against
+    /// its FILE_END digest before anything is written, so a damaged file never touches the
+    /// disk; then the writer puts them in a file with one `write`.
+    fn receive_small(&mut self, index: usize, offset: u64) -> anyhow::Result<Received> {
+        let entries = self.entries;
+        let entry = &entries[index];
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        let (Ok(Decision::Receive { target, .. }), 0) = (&self.decisions[index], offset) else {
+            let why = format!("{name} was not planned to be sent from offset {offset}");
+            return Err(ProtocolError::Malformed(why).into());
+        };
+        let size = entry.size.unwrap_or(0);
+        self.hold(size, &name)?;
+        let end = self.file_end()?;
+        let xxh3 = crate::checksum::xxh3_128(self.inbox.held());
+        let moved = Moved {
+            data_path: DataPath::Buffered,
+            bytes: size,
+            files: 1,
+            xxh3,
+            ..Moved::default()
+        };
+        let mut report = FileReport::new(name, false, Status::Sent);
+        (report.bytes, report.data_path) = (size, Some(DataPath::Buffered));
+        let verdict = if xxh3 == end.xxh3 {
+            self.writer.write(Job { target, entry, body: self.inbox.held().to_vec() })?;
+            report.saved_as = Some(target.shown().display().to_string());
+            Verdict { status: VerdictStatus::Ok, detail: String::new() }
+        } else {
+            mismatch(&mut report)
+        };
+        self.inbox.release();
+        Ok(Received { moved, report, verdict })
+    }
+
+    /// Holds a batched file's `size` bytes in the read-ahead.
+    fn hold(&mut self, size: u64, name: &str) -> anyhow::Result<()> {
+        let Err(e) = self.inbox.hold(size as usize) else { return Ok(()) };
+        Err(match e.kind() {
+            io::ErrorKind::UnexpectedEof => SessionError::ConnectionLost {
+                received: self.inbox.unread() as u64,
+                expected: Some(size),
+            }
+            .into(),
+            _ => anyhow::Error::from(e).context(format!("receiving {name}")),
+        })
+    }
+
+    /// Receives a spliced file: the read-ahead stops at its bytes, which come straight from
+    /// the socket; it takes up again after them, with its FILE_END (and, usually in the same
+    /// read, the next batch: that read counts as the batch's).
+    fn receive_spliced(
+        &mut self,
+        turn: usize,
+        index: usize,
+        start: FileStart,
+    ) -> anyhow::Result<Received> {
+        let next_ahead = self.turns.ahead[turn + 1];
+        self.inbox.allow(next_ahead.map(|a| a + protocol::FILE_END_FRAME as u64));
+        let end_from = self.inbox.calls;
+        let file = self.receive_file(index, start)?;
+        let next = self.turns.ways.get(turn + 1).copied();
+        self.batch_reads.after_spliced(end_from, next, self.inbox);
+        Ok(file)
+    }
+
+    /// Receives one file from its start, checks it and puts it in place (or drops it).
+    fn receive_file(&mut self, index: usize, start: FileStart) -> anyhow::Result<Received> {
+        let (entries, decisions) = (self.entries, self.decisions);
+        let (entry, decision) = (&entries[index], &decisions[index]);
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        if !self.inbox.is_empty() {
+            let why = format!("bytes of {name} arrived before its turn");
+            return Err(ProtocolError::Malformed(why).into());
+        }
+        let Arrived { moved, part } = self.receive_bytes(entry, decision, start, &name)?;
+        let end = self.file_end()?;
+        let mut report = FileReport::new(name, false, Status::Sent);
+        (report.bytes, report.data_path, report.resumed_from, report.holes) =
+            (moved.bytes, Some(moved.data_path), start.offset, moved.holes);
+        let digest = if end.xxh3 == moved.xxh3 { Digest::Matches } else { Digest::Differs };
+        if let (Ok(Decision::Compare { target, xxh3, .. }), Digest::Matches) = (decision, digest)
+            && let Some(verdict) = self.session.compared(target, *xxh3, &moved, &mut report)
+        {
+            return Ok(Received { moved, report, verdict });
+        }
+        let verdict = self.conclude(entry, digest, part, &mut report)?;
+        Ok(Received { moved, report, verdict })
+    }
+
+    /// Moves a spliced file's bytes off the socket to where its decision says: its part file
+    /// (a new one, or the one resumed), or standard output; nothing when a compared file's
+    /// sender found it the same.
+    fn receive_bytes(
+        &self,
+        entry: &Entry,
+        decision: &'env Result<Decision, Refusal>,
+        start: FileStart,
+        name: &str,
+    ) -> anyhow::Result<Arrived<'env>> {
+        let socket = self.inbox.socket();
+        let mut tick = self.tick(name);
+        let offset = start.offset;
+        let into_part = |target: &'env Target, file: LockedPart, tick: copy::Tick<'_>| match self
+            .session
+            .receive_into(socket, entry, &file, start, tick)
+        {
+            Ok(moved) => Ok(Arrived { moved, part: Some(PartFile { target, file }) }),
+            Err(e) => Err(part_failed(e, target, &file, name)),
+        };
+        match decision {
+            // The sender's file hashes as the one here (FILE_END says so again): nothing came.
+            Ok(Decision::Compare { size, xxh3, .. }) if offset == *size => {
+                Ok(Arrived { moved: Moved { xxh3: *xxh3, ..Moved::default() }, part: None })
+            }
+            Ok(Decision::Compare { target, .. }) if offset == 0 => {
+                into_part(target, target.part().open_locked(name, 0)?, &mut tick)
+            }
+            Ok(Decision::Receive { target, offset: planned, lock, .. }) => {
+                if offset != 0 && offset != *planned {
+                    let why =
+                        format!("{name}: sender resumed at {offset}, the plan said {planned}");
+                    return Err(ProtocolError::Malformed(why).into());
+                }
+                into_part(target, target.part().open_planned(name, offset, lock.take())?, &mut tick)
+            }
+            Ok(Decision::Stdout) if offset == 0 => {
+                let out = crate::disk::stdout()?;
+                let moved = self
+                    .session
+                    .receive_into(socket, entry, &out, start, &mut tick)
+                    .with_context(|| format!("writing {name} to standard output"))?;
+                Ok(Arrived { moved, part: None })
+            }
+            _ => {
+                let why = format!("{name} was not planned to be sent from offset {offset}");
+                Err(ProtocolError::Malformed(why).into())
+            }
+        }
+    }
+
+    /// What a data path calls as a file's bytes move (`n` of them so far, its holes counted
+    /// too: as zeros, they are written onto standard output, or they are the file's size all
+    /// the same): stops at a signal or past `--max-size`, and moves the bar.
+    fn tick<'t>(&'t self, name: &'t str) -> impl FnMut(u64) -> anyhow::Result<()> + 't {
+        let (ui, max) = (&*self.outlets.ui, self.session.cfg.max_size);
+        let (base, written) = (self.total.bytes, self.total.bytes + self.total.holes);
+        move |n: u64| {
+            if let Some(signal) = signals::pending() {
+                // The receiver names the signal around this (`Receiver::session`).
+                let message = format!("cut off after {}", size(n));
+                return Err(SessionError::Interrupted { signal, message }.into());
+            }
+            ui.position(base + n);
+            match max {
+                Some(max) if written + n > max => Err(SessionError::Refused {
+                    name: name.to_string(),
+                    reason: format!("the session passed the receiver's --max-size {}", size(max)),
+                }
+                .into()),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    /// Puts a verified file in place (with `--fsync`: hands it to the barrier that will), or
+    /// drops a damaged one, and says which.
+    fn conclude(
+        &self,
+        entry: &Entry,
+        digest: Digest,
+        part: Option<PartFile<'_>>,
+        report: &mut FileReport,
+    ) -> anyhow::Result<Verdict> {
+        let Some(PartFile { target, file }) = part else {
+            return Ok(match digest {
+                Digest::Matches => Verdict { status: VerdictStatus::Ok, detail: String::new() },
+                Digest::Differs => mismatch(report),
+            });
+        };
+        if digest == Digest::Differs {
+            target.part().discard();
+            return Ok(mismatch(report));
+        }
+        match self.outlets.barrier {
+            Some(barrier) => {
+                target.part().prepare(&file, entry)?;
+                barrier.hold_part(target, file)?;
+            }
+            None => {
+                if let Err(e) = target.part().commit(&file, entry, self.session.cfg.policy.force) {
+                    return refused_at_commit(e, report);
+                }
+            }
+        }
+        report.saved_as = Some(target.shown().display().to_string());
+        Ok(Verdict { status: VerdictStatus::Ok, detail: String::new() })
+    }
 }
 
 /// A verified file whose name was taken when it was to be put in place (a file came under it
