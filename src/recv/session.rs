@@ -96,18 +96,7 @@ impl Session<'_> {
             Ok(total) => total,
             Err(e) => return Err(tell_peer(&mut socket, self.explain_idle(e))),
         };
-        // Only the directories this session created or found: a refused one (unsafe name, a
-        // symlink in the way) has nothing to finish, and must not fail the session.
-        let dirs = offer.entries.iter().zip(&plan.decisions).rev();
-        let made = dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true })));
-        self.dest.finish_dirs(made.map(|(entry, _)| entry), self.cfg.policy)?;
-        if let Some(errno) = self.dest.modes_refused() {
-            Ui::hidden().warn(&format!(
-                "{}: the file system keeps no Unix modes (chmod: {}): what landed has the modes it gives",
-                self.cfg.output.display(),
-                errno.desc()
-            ));
-        }
+        self.finish_dirs(&offer.entries, &plan)?;
         if let Some(barrier) = &barrier
             && let Err(e) = self.sync_dirs(barrier, &offer.entries, &plan, created.is_some())
         {
@@ -118,11 +107,7 @@ impl Session<'_> {
         // Files the barrier could not name (the name was taken meanwhile): refused alone.
         let refused = barrier.as_ref().map(Barrier::take_refused).unwrap_or_default();
         refuse_written(&mut plan, refused, &events);
-        let idle = self.cfg.net.idle_timeout;
-        let sender = match peer::next_message_from(&mut inbox, idle, "the sender's statistics")? {
-            Message::Finish(stats) => stats,
-            other => return Err(unexpected("FINISH", &other)),
-        };
+        let sender = self.sender_stats(&mut inbox)?;
         let removed = self.mirror(&offer.entries, &plan, &events)?;
         let stats = start.side_stats(&total);
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
@@ -140,6 +125,32 @@ impl Session<'_> {
         };
         events.finished(&report);
         Ok(report)
+    }
+
+    /// Gives the directories this session created their modes and times, and says when the
+    /// file system keeps no modes. Only those: a refused one (unsafe name, a symlink in the
+    /// way) has nothing to finish, and must not fail the session.
+    fn finish_dirs(&self, entries: &[Entry], plan: &SessionPlan) -> anyhow::Result<()> {
+        let dirs = entries.iter().zip(&plan.decisions).rev();
+        let made = dirs.filter(|(_, d)| matches!(d, Ok(Decision::Dir { created: true })));
+        self.dest.finish_dirs(made.map(|(entry, _)| entry), self.cfg.policy)?;
+        if let Some(errno) = self.dest.modes_refused() {
+            Ui::hidden().warn(&format!(
+                "{}: the file system keeps no Unix modes (chmod: {}): what landed has the modes it gives",
+                self.cfg.output.display(),
+                errno.desc()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the sender's FINISH, which carries its statistics.
+    fn sender_stats(&self, inbox: &mut Inbox<'_>) -> anyhow::Result<protocol::SideStats> {
+        let idle = self.cfg.net.idle_timeout;
+        match peer::next_message_from(inbox, idle, "the sender's statistics")? {
+            Message::Finish(stats) => Ok(stats),
+            other => Err(unexpected("FINISH", &other)),
+        }
     }
 
     /// `--mirror`, after every file landed and the sender finished: removes what the offer
