@@ -123,7 +123,8 @@ struct Outlets<'a> {
 
 /// Which of the read-ahead's `read` calls are data calls: those that may have carried batched
 /// files' bytes. A read that brings only a spliced file's frames is not one; a read that
-/// brings a batch is, whichever file's frame asked for it.
+/// brings a batch is, whichever file's frame asked for it. It reads the inbox's count of
+/// `read` calls made so far.
 struct BatchReads {
     /// The first read not yet counted.
     from: u64,
@@ -131,16 +132,16 @@ struct BatchReads {
 
 impl BatchReads {
     /// The reads since the last count, which brought the batched file just read.
-    fn charge(&mut self, inbox: &Inbox<'_>) -> u64 {
-        let reads = inbox.calls - self.from;
-        self.from = inbox.calls;
+    fn charge(&mut self, calls: u64) -> u64 {
+        let reads = calls - self.from;
+        self.from = calls;
         reads
     }
 
     /// After a spliced file whose FILE_END was read from read `end_from` on: those reads are
     /// the next file's when it is batched (they brought its batch), else no data call's.
-    fn after_spliced(&mut self, end_from: u64, next: Option<Way>, inbox: &Inbox<'_>) {
-        self.from = if next == Some(Way::Batched) { end_from } else { inbox.calls };
+    fn after_spliced(&mut self, end_from: u64, next: Option<Way>, calls: u64) {
+        self.from = if next == Some(Way::Batched) { end_from } else { calls };
     }
 }
 
@@ -258,7 +259,7 @@ where
             }
             Way::Batched => {
                 let mut file = self.receive_small(index, start.offset)?;
-                file.moved.calls += self.batch_reads.charge(self.inbox);
+                file.moved.calls += self.batch_reads.charge(self.inbox.calls);
                 Ok(file)
             }
             Way::Spliced => self.receive_spliced(turn, index, start),
@@ -366,7 +367,7 @@ where
         let end_from = self.inbox.calls;
         let file = self.receive_file(index, start)?;
         let next = self.turns.ways.get(turn + 1).copied();
-        self.batch_reads.after_spliced(end_from, next, self.inbox);
+        self.batch_reads.after_spliced(end_from, next, self.inbox.calls);
         Ok(file)
     }
 
@@ -635,4 +636,24 @@ fn file_size_limit() -> Option<u64> {
     use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
     let (soft, _) = getrlimit(Resource::RLIMIT_FSIZE).ok()?;
     (soft != RLIM_INFINITY).then_some(soft)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BatchReads, Way};
+
+    #[test]
+    fn the_reads_that_end_a_spliced_file_count_only_when_a_batch_follows() {
+        let mut reads = BatchReads { from: 0 };
+        assert_eq!(reads.charge(2), 2, "the first batched file: every read so far");
+        assert_eq!(reads.charge(2), 0, "a file already in the read-ahead took no read");
+        // A spliced file whose FILE_END came in reads 5 and 6, which also brought a batch.
+        reads.after_spliced(5, Some(Way::Batched), 7);
+        assert_eq!(reads.charge(7), 2, "the reads that brought the batch are its");
+        // One whose FILE_END reads brought only the next spliced file's frame.
+        reads.after_spliced(9, Some(Way::Spliced), 10);
+        assert_eq!(reads.charge(10), 0, "frames of spliced files are no data calls");
+        reads.after_spliced(12, None, 13);
+        assert_eq!(reads.charge(13), 0, "nothing follows the last file");
+    }
 }
