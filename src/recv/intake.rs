@@ -145,9 +145,10 @@ impl BatchReads {
     }
 }
 
-/// The receive loop of one session. It owns its parts — the read-ahead over the socket, the
-/// plan's entries and what it records of them, the turns, the writer threads, the outlets —
-/// takes the wanted files in turn, and hands each to the way it comes.
+/// The receive loop of one session. It owns its parts (the read-ahead over the socket, the
+/// plan's entries and what it records of them, the turns, the writer threads, the outlets),
+/// takes the wanted files in turn, and hands each to the way it comes. `'scope` is the writer
+/// threads' scope, `'env` what they borrow (the entries and decisions), `'sock` the socket.
 struct Intake<'scope, 'env, 'sock, W> {
     cfg: &'scope RecvConfig,
     dest: &'scope Destination,
@@ -231,6 +232,7 @@ where
         Ok(Landed { moved: self.total, refused: written.refused })
     }
 
+    /// The loop: each wanted file in turn, received and recorded.
     fn receive_each(&mut self) -> anyhow::Result<()> {
         self.inbox.allow(self.turns.ahead[0]);
         for turn in 0..self.turns.wanted.len() {
