@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
-use super::Destination;
 use super::dirs::Walk;
 use super::part::LockedPart;
 use super::target::Target;
 use super::unnamed;
+use super::{Destination, NameTaken};
 use crate::protocol::Entry;
 
 /// Files held at most, before any barrier: each holds a descriptor (and its part file's lock).
@@ -41,7 +41,7 @@ pub struct Barrier {
     /// Whether any file got its name here (`--output FILE`: its directory is then synced).
     placed: AtomicBool,
     /// Files refused at the barrier (their name was taken meanwhile), and why.
-    refused: Mutex<Vec<(Target, String)>>,
+    refused: Mutex<Vec<NameTaken>>,
 }
 
 impl Barrier {
@@ -130,7 +130,7 @@ impl Barrier {
             if let Err(e) = placed {
                 // A name taken meanwhile refuses that file alone; anything else ends the session.
                 let reason = crate::error::refusal_reason(&e).ok_or(e)?;
-                self.refused.lock().map_err(|_| poisoned())?.push((target, reason));
+                self.refused.lock().map_err(|_| poisoned())?.push(NameTaken { target, reason });
                 continue;
             }
             self.placed.store(true, Ordering::Relaxed);
@@ -140,7 +140,7 @@ impl Barrier {
     }
 
     /// The files refused at the barriers so far (see `flush`), and why.
-    pub fn take_refused(&self) -> Vec<(Target, String)> {
+    pub fn take_refused(&self) -> Vec<NameTaken> {
         self.refused.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
     }
 

@@ -100,6 +100,16 @@ impl Refusal {
     }
 }
 
+/// A file written and checked but not put in place: its name was taken meanwhile (a file came
+/// under it during the transfer). It alone is refused; the session goes on.
+#[derive(Debug)]
+pub struct NameTaken {
+    /// Where it was to go.
+    pub target: Target,
+    /// The refusal in words, shown on both ends.
+    pub reason: String,
+}
+
 /// What the receiver decided for one entry.
 #[derive(Debug)]
 pub enum Decision {

@@ -1,14 +1,15 @@
 //! Writes verified small files on two threads of their own, so that creating files, the
 //! receiver's costliest work in a tree of small files (a create, a write, a link and a close
 //! each, all in the kernel), overlaps reading and checking the next ones. Where and how a file is
-//! written is `dest`'s business; this only queues the work and brings its failures back.
+//! written is `dest`'s business; this only queues the work and brings its failures and refusals
+//! back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, Scope, ScopedJoinHandle};
 
-use crate::disk::Target;
+use crate::disk::{NameTaken, Target};
 use crate::protocol::Entry;
 
 /// Threads that write. Two measured 20% faster than one on a tree of 4 KiB files (the kernel's
@@ -31,8 +32,38 @@ pub struct Job<'a> {
     pub body: Vec<u8>,
 }
 
+/// What became of one written file, short of a failure that ends the session.
+pub enum Written {
+    /// Written (in place, or held for `--fsync`'s barrier) in this many `write` calls.
+    Placed {
+        /// The `write` calls it took.
+        calls: u64,
+    },
+    /// Written and checked, but its name was taken meanwhile: refused alone, for this reason.
+    NameTaken {
+        /// The refusal in words.
+        reason: String,
+    },
+}
+
+/// What the writing threads did, once every queued file is written.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// The `write` calls they took.
+    pub calls: u64,
+    /// The files they refused, their names taken meanwhile.
+    pub refused: Vec<NameTaken>,
+}
+
+impl Finished {
+    fn add(&mut self, other: Finished) {
+        self.calls += other.calls;
+        self.refused.extend(other.refused);
+    }
+}
+
 /// The writing threads of one session, started with its first file. `write` writes one job and
-/// returns the `write` calls it took.
+/// says what became of it.
 pub struct Writer<'scope, 'env, F> {
     scope: &'scope Scope<'scope, 'env>,
     write: &'env F,
@@ -43,14 +74,14 @@ pub struct Writer<'scope, 'env, F> {
 
 struct Running<'scope, 'env> {
     queue: SyncSender<Vec<Job<'env>>>,
-    threads: Vec<ScopedJoinHandle<'scope, anyhow::Result<u64>>>,
+    threads: Vec<ScopedJoinHandle<'scope, anyhow::Result<Finished>>>,
     /// Set by a thread whose write failed: the others stop, and so does the session.
     failed: Arc<AtomicBool>,
 }
 
 impl<'scope, 'env, F> Writer<'scope, 'env, F>
 where
-    F: Fn(&Job<'env>) -> anyhow::Result<u64> + Sync,
+    F: Fn(&Job<'env>) -> anyhow::Result<Written> + Sync,
 {
     /// A writer whose threads live in `scope` and write each file with `write`.
     pub fn new(scope: &'scope Scope<'scope, 'env>, write: &'env F) -> Self {
@@ -68,19 +99,19 @@ where
         self.hand_over()
     }
 
-    /// Waits until every queued file is written; returns the `write` calls they took, or the
-    /// first failure.
-    pub fn finish(&mut self) -> anyhow::Result<u64> {
+    /// Waits until every queued file is written; returns what the threads did, or the first
+    /// failure.
+    pub fn finish(&mut self) -> anyhow::Result<Finished> {
         if !self.group.is_empty() {
             self.hand_over()?;
         }
-        let Some(Running { queue, threads, .. }) = self.running.take() else { return Ok(0) };
+        let mut finished = Finished::default();
+        let Some(Running { queue, threads, .. }) = self.running.take() else { return Ok(finished) };
         drop(queue);
-        let mut calls = 0;
         let mut first_error = None;
         for thread in threads {
             match thread.join() {
-                Ok(Ok(n)) => calls += n,
+                Ok(Ok(done)) => finished.add(done),
                 Ok(Err(e)) => first_error = first_error.or(Some(e)),
                 Err(_) => {
                     let e = anyhow::anyhow!("the file writer failed unexpectedly");
@@ -88,7 +119,7 @@ where
                 }
             }
         }
-        first_error.map_or(Ok(calls), Err)
+        first_error.map_or(Ok(finished), Err)
     }
 
     /// Sends the group gathered so far to the threads.
@@ -137,21 +168,24 @@ where
 fn work<'env>(
     groups: &Mutex<Receiver<Vec<Job<'env>>>>,
     failed: &AtomicBool,
-    write: &(impl Fn(&Job<'env>) -> anyhow::Result<u64> + Sync),
-) -> anyhow::Result<u64> {
-    let mut calls = 0;
+    write: &(impl Fn(&Job<'env>) -> anyhow::Result<Written> + Sync),
+) -> anyhow::Result<Finished> {
+    let mut done = Finished::default();
     loop {
         let next = match groups.lock() {
             Ok(queue) => queue.recv(),
             Err(_) => return Err(anyhow::anyhow!("the file writers' queue was poisoned")),
         };
-        let Ok(group) = next else { return Ok(calls) };
+        let Ok(group) = next else { return Ok(done) };
         for job in &group {
             if failed.load(Ordering::Relaxed) {
-                return Ok(calls);
+                return Ok(done);
             }
             match write(job) {
-                Ok(n) => calls += n,
+                Ok(Written::Placed { calls }) => done.calls += calls,
+                Ok(Written::NameTaken { reason }) => {
+                    done.refused.push(NameTaken { target: job.target.clone(), reason });
+                }
                 Err(e) => {
                     failed.store(true, Ordering::Relaxed);
                     return Err(e);
@@ -169,7 +203,7 @@ mod tests {
     use std::thread;
     use std::time::{Duration, Instant};
 
-    use super::{GROUP_FILES, Job, Writer};
+    use super::{GROUP_FILES, Job, Writer, Written};
     use crate::disk::Target;
     use crate::disk::dirs::Dirs;
     use crate::protocol::{Entry, EntryKind};
@@ -198,7 +232,7 @@ mod tests {
         let written = Mutex::new(0usize);
         let write = |_: &Job<'_>| {
             *written.lock().expect("the count") += 1;
-            anyhow::Ok(2)
+            anyhow::Ok(Written::Placed { calls: 2 })
         };
         thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
@@ -212,7 +246,7 @@ mod tests {
             assert!(writer.group.is_empty(), "a group of 32 files was kept back");
             assert!(writer.running.is_some(), "no thread took the group");
             writer.write(Job { target: &target, entry: &entry, body: vec![7] }).expect("the 33rd");
-            assert_eq!(writer.finish().expect("writing"), 2 * (GROUP_FILES as u64 + 1));
+            assert_eq!(writer.finish().expect("writing").calls, 2 * (GROUP_FILES as u64 + 1));
         });
         assert_eq!(*written.lock().expect("the count"), GROUP_FILES + 1, "files written");
     }
@@ -220,7 +254,7 @@ mod tests {
     #[test]
     fn a_group_goes_to_the_threads_once_it_holds_256_kib() {
         let (target, entry) = (target(), entry());
-        let write = |job: &Job<'_>| anyhow::Ok(job.body.len() as u64);
+        let write = |job: &Job<'_>| anyhow::Ok(Written::Placed { calls: job.body.len() as u64 });
         thread::scope(|scope| {
             let mut writer = Writer::new(scope, &write);
             let job = Job { target: &target, entry: &entry, body: vec![1; (256 << 10) - 1] };
@@ -229,7 +263,7 @@ mod tests {
             writer.write(Job { target: &target, entry: &entry, body: vec![2] }).expect("queueing");
             assert!(writer.group.is_empty(), "a group of 256 KiB was kept back");
             assert_eq!(writer.group_bytes, 0, "the next group starts empty");
-            assert_eq!(writer.finish().expect("writing"), 256 << 10);
+            assert_eq!(writer.finish().expect("writing").calls, 256 << 10);
         });
     }
 
@@ -238,7 +272,7 @@ mod tests {
         let (target, entry) = (target(), entry());
         let write = |job: &Job<'_>| match job.body.as_slice() {
             b"bad" => Err(anyhow::anyhow!("writing f: disk on fire")),
-            _ => anyhow::Ok(1),
+            _ => anyhow::Ok(Written::Placed { calls: 1 }),
         };
         let job = |body: &[u8]| Job { target: &target, entry: &entry, body: body.to_vec() };
         thread::scope(|scope| {
@@ -260,5 +294,26 @@ mod tests {
             assert!(format!("{err:#}").contains("disk on fire"), "{err:#}");
             assert!(writer.running.is_none(), "the writer stopped");
         });
+    }
+
+    #[test]
+    fn a_file_whose_name_was_taken_comes_back_refused_and_the_others_are_written() {
+        let (target, entry) = (target(), entry());
+        let write = |job: &Job<'_>| match job.body.as_slice() {
+            b"taken" => anyhow::Ok(Written::NameTaken { reason: "f appeared".into() }),
+            _ => anyhow::Ok(Written::Placed { calls: 1 }),
+        };
+        let job = |body: &[u8]| Job { target: &target, entry: &entry, body: body.to_vec() };
+        let finished = thread::scope(|scope| {
+            let mut writer = Writer::new(scope, &write);
+            for body in [&b"good"[..], b"taken", b"good"] {
+                writer.write(job(body)).expect("queueing a file");
+            }
+            writer.finish().expect("a taken name does not fail the writer")
+        });
+        assert_eq!(finished.calls, 2, "the other files were written");
+        let refused: Vec<_> = finished.refused.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(refused, ["f appeared"]);
+        assert_eq!(finished.refused[0].target.shown(), target.shown());
     }
 }

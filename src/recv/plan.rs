@@ -90,26 +90,37 @@ fn bytes_needed(files: impl Iterator<Item = (Option<u64>, u64)>) -> u64 {
         .fold(0, u64::saturating_add)
 }
 
-/// Whether a file comes batched: small, of known size, new (no part file of an earlier
-/// transfer to reuse or remove), and `--method` does not insist on splice.
-pub(super) fn batched(method: Method, entry: &Entry, decision: &Result<Decision, Refusal>) -> bool {
-    matches!(method, Method::Auto | Method::Only(DataPath::Buffered))
+/// How a file's bytes come off the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Way {
+    /// In the read-ahead with its neighbours, then handed to the writer threads.
+    Batched,
+    /// By the configured data path, straight into its part file (or standard output).
+    Spliced,
+}
+
+/// How a file comes: batched when it is small, of known size, new (no part file of an
+/// earlier transfer to reuse or remove), and `--method` does not insist on splice.
+pub(super) fn way(method: Method, entry: &Entry, decision: &Result<Decision, Refusal>) -> Way {
+    let batched = matches!(method, Method::Auto | Method::Only(DataPath::Buffered))
         && entry.size.is_some_and(|s| s <= SMALL_FILE)
-        && matches!(decision, Ok(Decision::Receive { offset: 0, part: false, .. }))
+        && matches!(decision, Ok(Decision::Receive { offset: 0, part: false, .. }));
+    if batched { Way::Batched } else { Way::Spliced }
 }
 
 /// For each wanted file, from its FILE_START on, how many bytes the read-ahead may take: the
 /// frames and bytes of the run of batched files it starts, then the FILE_START of the next
 /// file that is spliced (whose bytes must stay in the socket); `None` when none follows.
-pub(super) fn read_ahead(wanted: &[usize], small: &[bool], entries: &[Entry]) -> Vec<Option<u64>> {
+pub(super) fn read_ahead(wanted: &[usize], ways: &[Way], entries: &[Entry]) -> Vec<Option<u64>> {
     let frames = (protocol::FILE_START_FRAME + protocol::FILE_END_FRAME) as u64;
     let mut ahead = vec![None; wanted.len() + 1];
     for k in (0..wanted.len()).rev() {
-        ahead[k] = if small[k] {
-            let size = entries[wanted[k]].size.unwrap_or(0);
-            ahead[k + 1].map(|a| a + frames + size)
-        } else {
-            Some(protocol::FILE_START_FRAME as u64)
+        ahead[k] = match ways[k] {
+            Way::Batched => {
+                let size = entries[wanted[k]].size.unwrap_or(0);
+                ahead[k + 1].map(|a| a + frames + size)
+            }
+            Way::Spliced => Some(protocol::FILE_START_FRAME as u64),
         };
     }
     ahead
@@ -270,9 +281,9 @@ mod tests {
     #[test]
     fn only_small_new_files_of_known_size_come_batched() {
         let new = Ok(Decision::Stdout);
-        assert!(!batched(Method::Auto, &file(10), &new), "standard output is never batched");
+        assert_eq!(way(Method::Auto, &file(10), &new), Way::Spliced, "standard output");
         let refused = Err(Refusal::new(RefuseCode::Exists, "x"));
-        assert!(!batched(Method::Auto, &file(10), &refused));
+        assert_eq!(way(Method::Auto, &file(10), &refused), Way::Spliced);
     }
 
     #[test]
@@ -280,7 +291,8 @@ mod tests {
         let entries = [file(100), file(200), file(1 << 20), file(50)];
         let start = protocol::FILE_START_FRAME as u64;
         let frames = start + protocol::FILE_END_FRAME as u64;
-        let ahead = read_ahead(&[0, 1, 2, 3], &[true, true, false, true], &entries);
+        let ways = [Way::Batched, Way::Batched, Way::Spliced, Way::Batched];
+        let ahead = read_ahead(&[0, 1, 2, 3], &ways, &entries);
         assert_eq!(ahead[2], Some(start), "a spliced file: only its FILE_START");
         assert_eq!(ahead[1], Some(start + frames + 200));
         assert_eq!(ahead[0], Some(start + 2 * frames + 300));

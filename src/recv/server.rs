@@ -2,7 +2,7 @@
 //! lets each connection authenticate in a `Lobby` (a failed one is logged and ignored), serves
 //! the first authenticated sender or, with `--keep-open`, many at once (each on its own thread,
 //! at most `--max-conns`, the rest told "busy"), and stops cleanly on Ctrl-C or SIGTERM,
-//! telling every live sender. A one-shot receiver whose sender was cut off waits for it to
+//! telling every running sender. A one-shot receiver whose sender was cut off waits for it to
 //! come back (`crate::manual::comeback`).
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -151,7 +151,7 @@ impl Receiver {
         stuck: impl FnOnce(Outcome, u64),
     ) -> anyhow::Result<Outcome> {
         signals::install()?;
-        let (live, lobby) = (Live::default(), Lobby::default());
+        let (running, lobby) = (Running::default(), Lobby::default());
         let (tx, rx) = mpsc::channel::<Ended>();
         thread::scope(|scope| {
             let mut serving = Serving::new(self.once());
@@ -159,22 +159,22 @@ impl Receiver {
                 let socket =
                     net::connect(dest, self.cfg.net.connect_timeout, self.cfg.net.retries)?;
                 let connection = socket.try_clone().map(Socket::Tcp);
-                let (tx, live, id) = (tx.clone(), &live, live.add(connection.ok()));
+                let (tx, running, id) = (tx.clone(), &running, running.add(connection.ok()));
                 net::connection_thread(scope, move || {
-                    let _ = tx.send(self.dialed(socket, dest, live, id));
+                    let _ = tx.send(self.dialed(socket, dest, running, id));
                 })?;
             }
             loop {
                 while let Ok(ended) = rx.try_recv() {
-                    self.ended(ended, &mut serving, (&live, &lobby), &mut done)?;
+                    self.ended(ended, &mut serving, (&running, &lobby), &mut done)?;
                 }
                 if let Some(signal) = signals::pending() {
                     lobby.close();
-                    live.stop_all();
+                    running.stop_all();
                     serving.tally.outcome.stopped_by = Some(signal);
                     break;
                 }
-                let one_shot_over = self.once() && live.admitted() >= live.allowed();
+                let one_shot_over = self.once() && running.admitted() >= running.allowed();
                 if one_shot_over && !serving.stopped_listening {
                     serving.stopped_listening = true;
                     serving.comeback_until = None;
@@ -188,7 +188,7 @@ impl Receiver {
                 if one_shot_over {
                     lobby.close();
                     // Every admitted session reports once: when all have, none is left.
-                    if serving.tally.outcome.served == live.admitted() {
+                    if serving.tally.outcome.served == running.admitted() {
                         break;
                     }
                 }
@@ -204,9 +204,9 @@ impl Receiver {
                         if let Some((socket, peer, ticket)) =
                             net::accept_into(listener, &lobby, TICK)?
                         {
-                            let (tx, live) = (tx.clone(), &live);
+                            let (tx, running) = (tx.clone(), &running);
                             net::connection_thread(scope, move || {
-                                if let Some(ended) = self.welcome(socket, peer, ticket, live) {
+                                if let Some(ended) = self.welcome(socket, peer, ticket, running) {
                                     let _ = tx.send(ended);
                                 }
                             })?;
@@ -215,19 +215,19 @@ impl Receiver {
                     // Nothing to accept: wait on the sessions, so the end is seen at once.
                     None => {
                         if let Ok(ended) = rx.recv_timeout(TICK) {
-                            self.ended(ended, &mut serving, (&live, &lobby), &mut done)?;
+                            self.ended(ended, &mut serving, (&running, &lobby), &mut done)?;
                         }
                     }
                 }
             }
             // Sessions cut short by a signal still report, then the run ends.
             let deadline = Instant::now() + STOP_GRACE;
-            while serving.tally.outcome.served < live.admitted() {
+            while serving.tally.outcome.served < running.admitted() {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let Ok(ended) = rx.recv_timeout(left) else { break };
                 serving.tally.count(done(ended.result));
             }
-            let unreported = live.admitted() - serving.tally.outcome.served;
+            let unreported = running.admitted() - serving.tally.outcome.served;
             if unreported > 0 {
                 let mut outcome = serving.tally.outcome;
                 (outcome.served, outcome.failed) =
@@ -245,7 +245,7 @@ impl Receiver {
         &self,
         ended: Ended,
         serving: &mut Serving,
-        (live, lobby): (&Live, &Lobby),
+        (running, lobby): (&Running, &Lobby),
         done: &mut impl FnMut(anyhow::Result<Report>) -> ExitCode,
     ) -> anyhow::Result<()> {
         let wait = self.comeback_wait(&ended);
@@ -259,7 +259,7 @@ impl Receiver {
             serving.stopped_listening = false;
         }
         serving.comeback_until = Some(Instant::now() + wait);
-        live.allow_one_more();
+        running.allow_one_more();
         lobby.reopen();
         let secs = wait.as_secs_f64();
         crate::terminal::line(format!(
@@ -292,7 +292,7 @@ impl Receiver {
         socket: TcpStream,
         peer: SocketAddr,
         ticket: Ticket<'_>,
-        live: &Live,
+        running: &Running,
     ) -> Option<Ended> {
         let (greeted, channel) =
             ticket.greet(socket, peer, |s| self.handshake(s, Direction::Accepted))?;
@@ -300,25 +300,25 @@ impl Receiver {
             Sessions::KeepOpen { max_conns } => (max_conns as usize, Some(max_conns)),
             Sessions::Once { .. } => (1, None),
         };
-        let Some(id) = live.admit(channel.socket(), limit, self.once()) else {
+        let Some(id) = running.admit(channel.socket(), limit, self.once()) else {
             turn_away(channel, busy);
             return None;
         };
-        Some(self.session((greeted, channel), &peer.to_string(), live, id))
+        Some(self.session((greeted, channel), &peer.to_string(), running, id))
     }
 
     /// The one connection of `--connect`, counted as a session from the start: a failed
     /// handshake fails the run.
-    fn dialed(&self, socket: TcpStream, peer: &str, live: &Live, id: u64) -> Ended {
+    fn dialed(&self, socket: TcpStream, peer: &str, running: &Running, id: u64) -> Ended {
         match self.handshake(socket, Direction::Connected) {
             Ok(greeted) => {
                 // A signal now stops the session through the channel's socket, which is not
                 // the connection when the record layer runs in user space.
-                live.rebind(id, greeted.1.socket());
-                self.session(greeted, peer, live, id)
+                running.rebind(id, greeted.1.socket());
+                self.session(greeted, peer, running, id)
             }
             Err(e) => {
-                let in_data = live.remove(id);
+                let in_data = running.remove(id);
                 Ended { result: Err(e.context(format!("receiving from {peer}"))), in_data }
             }
         }
@@ -340,20 +340,20 @@ impl Receiver {
     }
 
     /// One session on its own thread. A session that panics still ends as a session: counted,
-    /// reported, gone from the live list (else a one-shot receiver would wait for it forever).
+    /// reported, off the running list (else a one-shot receiver would wait for it forever).
     fn session(
         &self,
         (greeted, mut channel): (Deadline, Channel),
         peer: &str,
-        live: &Live,
+        running: &Running,
         id: u64,
     ) -> Ended {
         // A one-shot receiver's later session is a sender that came back (`--resume-wait`).
         let cfg = if self.once() && id > 0 { &self.comeback } else { &self.cfg };
         let session = Session { cfg, dest: &self.dest, encryption: channel.encryption() };
-        let serve = || session.serve(channel.socket_mut(), greeted, || live.started_data(id));
+        let serve = || session.serve(channel.socket_mut(), greeted, || running.started_data(id));
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve));
-        let in_data = live.remove(id);
+        let in_data = running.remove(id);
         let served =
             served.unwrap_or_else(|_| Err(anyhow::anyhow!("the session failed unexpectedly")));
         // A signal shut the session's socket: what broke is the consequence, the signal the cause.
@@ -410,8 +410,8 @@ fn turn_away(mut channel: Channel, max: Option<u32>) {
 
 /// The sessions running now, so a signal can tell each sender and unblock its thread.
 #[derive(Default)]
-struct Live {
-    sessions: Mutex<Vec<LiveSession>>,
+struct Running {
+    sessions: Mutex<Vec<RunningSession>>,
     next: AtomicU64,
     /// Sessions ever admitted: a one-shot receiver ends once its one has.
     admitted: AtomicU64,
@@ -420,18 +420,18 @@ struct Live {
 }
 
 /// A running session's socket, and whether file data flows on it yet.
-struct LiveSession {
+struct RunningSession {
     id: u64,
     socket: Socket,
     in_data: bool,
 }
 
-impl Live {
+impl Running {
     /// Counts a session in unconditionally (the one of `--connect`, on its `connection`).
     fn add(&self, connection: Option<Socket>) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         if let (Some(socket), Ok(mut list)) = (connection, self.sessions.lock()) {
-            list.push(LiveSession { id, socket, in_data: false });
+            list.push(RunningSession { id, socket, in_data: false });
         }
         self.admitted.fetch_add(1, Ordering::AcqRel);
         id
@@ -445,7 +445,7 @@ impl Live {
             return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        list.push(LiveSession { id, socket, in_data: false });
+        list.push(RunningSession { id, socket, in_data: false });
         self.admitted.fetch_add(1, Ordering::AcqRel);
         Some(id)
     }
