@@ -777,3 +777,34 @@ fn the_printed_upload_command_shows_the_servers_reason() {
     assert_eq!(fs::read(dst.join("taken.bin")).expect("target"), b"mine", "overwritten");
     drop(receiver);
 }
+
+/// An upload whose name is taken while its body arrives (another program wrote a file there)
+/// is refused, `409`, with or without `--fsync`: the other file stays as it is and no part
+/// file is left. With `--fsync` the barrier that gives the name must report the refusal too,
+/// not answer `201` with nothing put in place.
+#[test]
+fn an_upload_whose_name_is_taken_meanwhile_is_refused_with_or_without_fsync() {
+    for extra in [&[][..], &["--fsync"]] {
+        let work = tempfile::tempdir().expect("tempdir");
+        let dst = subdir(work.path(), "dst");
+        let (receiver, addr) = accept_into(&[], &dst, extra);
+        let mut socket = TcpStream::connect(addr).expect("connecting");
+        let len = 64 * 1024;
+        let head = format!(
+            "PUT /taken.bin HTTP/1.1\r\nHost: x\r\n{}\r\nContent-Length: {len}\r\n\r\n",
+            bearer(TOKEN)
+        );
+        socket.write_all(head.as_bytes()).expect("head");
+        socket.write_all(&[7u8; 1000]).expect("some of the body");
+        let part = dst.join(".taken.bin.zcp-part");
+        wait_until(STARTUP, "the part file", || part.exists());
+        fs::write(dst.join("taken.bin"), b"written meanwhile").expect("a file under the name");
+        socket.write_all(&vec![7u8; len - 1000]).expect("the rest of the body");
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).expect("the answer");
+        assert!(answer.starts_with("HTTP/1.1 409"), "{extra:?}: {answer}");
+        assert_file_holds(&dst.join("taken.bin"), b"written meanwhile", "the other file");
+        assert!(!part.exists(), "{extra:?}: the part file was kept");
+        receiver.kill();
+    }
+}

@@ -247,7 +247,17 @@ impl Acceptor<'_> {
                 let synced = target.part().prepare(&part, file).and_then(|()| {
                     barrier.hold_part(target, part)?;
                     made.iter().for_each(|dir| barrier.made_dir(dir));
-                    barrier.finish(&self.dest)
+                    barrier.finish(&self.dest)?;
+                    // The barrier files a name taken meanwhile away as a refusal of that file
+                    // alone; for an upload of one file that is the answer.
+                    match barrier.take_refused().into_iter().next() {
+                        Some(taken) => Err(SessionError::Refused {
+                            name: taken.target.shown().display().to_string(),
+                            reason: taken.reason,
+                        }
+                        .into()),
+                        None => Ok(()),
+                    }
                 });
                 match synced {
                     Err(e) if barrier.placed() => return Err(e.context(NotDurable)),
