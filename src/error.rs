@@ -119,6 +119,9 @@ pub enum SessionError {
         /// Bytes the file has, when known.
         expected: Option<u64>,
     },
+    /// The receiver went away mid-transfer (its socket turned readable: closed or reset)
+    /// without saying why in an ERROR frame.
+    PeerStopped,
     /// The peer sent an ERROR frame.
     Peer {
         /// The class the peer gave, which decides the exit code.
@@ -170,6 +173,7 @@ impl fmt::Display for SessionError {
             SessionError::ConnectionLost { received, expected } => {
                 write!(f, "connection lost after {}", how_far(*received, *expected))
             }
+            SessionError::PeerStopped => f.write_str("the receiver stopped the transfer"),
             SessionError::Peer { message, .. } => write!(f, "peer reported: {message}"),
         }
     }
@@ -247,7 +251,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
             SessionError::IsADirectory(_) | SessionError::NothingToSend(_) => ExitCode::Io,
             SessionError::Refused { .. } => ExitCode::Refused,
             SessionError::ChecksumMismatch { .. } => ExitCode::Checksum,
-            SessionError::ConnectionLost { .. } => ExitCode::Connection,
+            SessionError::ConnectionLost { .. } | SessionError::PeerStopped => ExitCode::Connection,
             SessionError::Peer { code: ErrorCode::Io, .. } => ExitCode::Io,
             SessionError::Peer { code: ErrorCode::Interrupted | ErrorCode::Busy, .. } => {
                 ExitCode::Connection

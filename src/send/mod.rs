@@ -397,8 +397,7 @@ impl Push<'_> {
     /// gathered is written twice.
     fn send_pending(&mut self) -> anyhow::Result<()> {
         if self.holds_data && peer::peer_has_spoken(self.socket) {
-            let stopped = anyhow::anyhow!("the receiver stopped the transfer");
-            return Err(peer_reason(self.socket).unwrap_or(stopped));
+            return Err(peer_reason(self.socket).unwrap_or(SessionError::PeerStopped.into()));
         }
         let mut counted = Counted::new(&*self.socket);
         let written = counted.write_all(&self.pending);
@@ -554,7 +553,7 @@ fn push(
         if moved >= next_watch {
             next_watch = moved + WATCH_EVERY;
             if peer::peer_has_spoken(watched) {
-                return Err(io::Error::other("the receiver stopped the transfer").into());
+                return Err(SessionError::PeerStopped.into());
             }
         }
         Ok(())
