@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::io;
+use std::net::TcpStream;
+use std::time::Duration;
 
 use humansize::{BINARY, format_size};
 
@@ -70,6 +72,17 @@ impl ExitCode {
     }
 }
 
+/// Which wait ran out in an idle timeout, as its error names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// The peer's next handshake message did not come within the handshake's timeout.
+    Handshake,
+    /// No byte arrived within `--idle-timeout`.
+    Read,
+    /// The receiver took no byte within `--idle-timeout`.
+    Write,
+}
+
 /// Failures that sessions and the exit code need to tell apart.
 #[derive(Debug)]
 pub enum SessionError {
@@ -122,6 +135,13 @@ pub enum SessionError {
     /// The receiver went away mid-transfer (its socket turned readable: closed or reset)
     /// without saying why in an ERROR frame.
     PeerStopped,
+    /// A read or write on the socket hit its timeout: the peer moved nothing for that long.
+    Idle {
+        /// Which wait ran out.
+        stall: Stall,
+        /// How long it waited.
+        timeout: Duration,
+    },
     /// The peer sent an ERROR frame.
     Peer {
         /// The class the peer gave, which decides the exit code.
@@ -174,6 +194,16 @@ impl fmt::Display for SessionError {
                 write!(f, "connection lost after {}", how_far(*received, *expected))
             }
             SessionError::PeerStopped => f.write_str("the receiver stopped the transfer"),
+            SessionError::Idle { stall, timeout } => {
+                let secs = timeout.as_secs_f64();
+                match stall {
+                    Stall::Handshake => write!(f, "nothing arrived for {secs} s"),
+                    Stall::Read => write!(f, "no data for {secs} s (--idle-timeout)"),
+                    Stall::Write => {
+                        write!(f, "the receiver took no data for {secs} s (--idle-timeout)")
+                    }
+                }
+            }
             SessionError::Peer { message, .. } => write!(f, "peer reported: {message}"),
         }
     }
@@ -181,24 +211,38 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
-/// `err` with its root cause (a bare "resource temporarily unavailable", say) replaced by
-/// `cause`, its contexts kept: "writing x: no data for 30 s (--idle-timeout)".
-pub fn with_root(err: &anyhow::Error, cause: io::Error) -> anyhow::Error {
-    let texts: Vec<String> = err.chain().map(ToString::to_string).collect();
-    let contexts = texts[..texts.len().saturating_sub(1)].join(": ");
-    let root = anyhow::Error::from(cause);
-    if contexts.is_empty() { root } else { root.context(contexts) }
+impl SessionError {
+    /// `e`, from a read (`Stall::Read`) or a write (`Stall::Write`) on the blocking `socket`:
+    /// a call that hit the socket's timeout (`EAGAIN`) is `SessionError::Idle`, carried in an
+    /// `io::Error` of kind `TimedOut`; any other error is returned as it was.
+    pub fn idle_on(e: io::Error, socket: &TcpStream, stall: Stall) -> io::Error {
+        if e.kind() != io::ErrorKind::WouldBlock {
+            return e;
+        }
+        let timeout = match stall {
+            Stall::Write => socket.write_timeout(),
+            Stall::Handshake | Stall::Read => socket.read_timeout(),
+        };
+        match timeout {
+            Ok(Some(timeout)) => {
+                io::Error::new(io::ErrorKind::TimedOut, SessionError::Idle { stall, timeout })
+            }
+            _ => e,
+        }
+    }
 }
 
-/// The error of an idle timeout of `timeout` on this end, worded as `what` ("no data", "the
-/// receiver took no data"), in place of `err`'s bare root; keeps the `WouldBlock` kind.
-pub fn idle_timeout(
-    err: &anyhow::Error,
-    what: &str,
-    timeout: std::time::Duration,
-) -> anyhow::Error {
-    let text = format!("{what} for {} s (--idle-timeout)", timeout.as_secs_f64());
-    with_root(err, io::Error::new(io::ErrorKind::WouldBlock, text))
+/// The idle timeout anywhere in `err`'s chain, raised where a read or write hit it.
+pub fn idle_in(err: &anyhow::Error) -> Option<&SessionError> {
+    err.chain().filter_map(session_error).find(|e| matches!(e, SessionError::Idle { .. }))
+}
+
+/// `cause` as a `SessionError`, also when an `io::Error` carries it (a data path's read or
+/// write that hit the socket's timeout).
+fn session_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a SessionError> {
+    cause
+        .downcast_ref::<SessionError>()
+        .or_else(|| cause.downcast_ref::<io::Error>()?.get_ref()?.downcast_ref::<SessionError>())
 }
 
 /// How far a file got: `780.00 MiB of 1.91 GiB`, or `780.00 MiB` when its size is unknown.
@@ -241,7 +285,7 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
 }
 
 fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
-    if let Some(e) = cause.downcast_ref::<SessionError>() {
+    if let Some(e) = session_error(cause) {
         return Some(match e {
             SessionError::Usage(_) => ExitCode::Usage,
             SessionError::Auth(_) => ExitCode::Auth,
@@ -251,7 +295,9 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
             SessionError::IsADirectory(_) | SessionError::NothingToSend(_) => ExitCode::Io,
             SessionError::Refused { .. } => ExitCode::Refused,
             SessionError::ChecksumMismatch { .. } => ExitCode::Checksum,
-            SessionError::ConnectionLost { .. } | SessionError::PeerStopped => ExitCode::Connection,
+            SessionError::ConnectionLost { .. }
+            | SessionError::PeerStopped
+            | SessionError::Idle { .. } => ExitCode::Connection,
             SessionError::Peer { code: ErrorCode::Io, .. } => ExitCode::Io,
             SessionError::Peer { code: ErrorCode::Interrupted | ErrorCode::Busy, .. } => {
                 ExitCode::Connection
@@ -279,8 +325,9 @@ fn classify_io(e: &io::Error) -> ExitCode {
     use io::ErrorKind::*;
     match e.kind() {
         ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected
-        | TimedOut | WouldBlock | HostUnreachable | NetworkUnreachable | AddrInUse
-        | AddrNotAvailable => ExitCode::Connection,
+        | TimedOut | HostUnreachable | NetworkUnreachable | AddrInUse | AddrNotAvailable => {
+            ExitCode::Connection
+        }
         _ => ExitCode::Io,
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::error::SessionError;
+use crate::error::{SessionError, Stall};
 use crate::protocol::{self, ErrorCode, Message, ProtocolError, ReadError};
 
 /// How long a peer may take to greet and to answer before the data flows.
@@ -106,17 +106,15 @@ impl Read for Deadline {
     }
 }
 
-/// The error for a failed read while `waiting_for` something; a read that hit the socket's
-/// `timeout` says so, in seconds, and keeps its `WouldBlock` kind for the callers that name it.
+/// The error for a failed read while `waiting_for` something. A read of the blocking socket
+/// that hit its `timeout` (`EAGAIN`, unless the reader already told it as an idle timeout) is
+/// `SessionError::Idle`: nothing arrived for that long.
 pub fn read_failure(e: ReadError, waiting_for: &str, timeout: Option<Duration>) -> anyhow::Error {
     let context = format!("waiting for {waiting_for}");
     match (e, timeout) {
-        (ReadError::Io(e), Some(t)) if e.kind() == io::ErrorKind::WouldBlock => {
-            anyhow::Error::from(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("nothing arrived for {} s", t.as_secs_f64()),
-            ))
-            .context(context)
+        (ReadError::Io(e), Some(timeout)) if e.kind() == io::ErrorKind::WouldBlock => {
+            anyhow::Error::from(SessionError::Idle { stall: Stall::Handshake, timeout })
+                .context(context)
         }
         (e, _) => anyhow::Error::from(e).context(context),
     }

@@ -18,7 +18,7 @@ use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::{DataPath, Encryption, Method};
 use crate::disk::writer::{Job, Writer};
 use crate::disk::{self, Barrier, Decision, Destination, LockedPart, Refusal, Target};
-use crate::error::{ExitCode, SessionError, exit_code, refusal_reason};
+use crate::error::{ExitCode, SessionError, exit_code, idle_in, refusal_reason};
 use crate::link::peer::{self, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{
@@ -570,12 +570,11 @@ impl Session<'_> {
         Some(Verdict { status: VerdictStatus::Failed, detail: reason })
     }
 
-    /// Names an idle timeout as such instead of "resource temporarily unavailable".
+    /// Says what an idle timeout left behind.
     fn explain_idle(&self, err: anyhow::Error) -> anyhow::Error {
-        match (is_idle(&err), self.cfg.net.idle_timeout) {
-            (true, Some(t)) => crate::error::idle_timeout(&err, "no data", t)
-                .context("the sender stalled; partial files kept"),
-            _ => err,
+        match idle_in(&err) {
+            Some(_) => err.context("the sender stalled; partial files kept"),
+            None => err,
         }
     }
 }
@@ -670,20 +669,11 @@ fn tell_peer(socket: &mut TcpStream, err: anyhow::Error) -> anyhow::Error {
         ExitCode::Protocol => Some(ErrorCode::Protocol),
         ExitCode::Refused => Some(ErrorCode::Limit),
         // The receiver broke the session off: the sender exits 3 (a timeout), not 5.
-        ExitCode::Connection if is_idle(&err) => Some(ErrorCode::Interrupted),
+        ExitCode::Connection if idle_in(&err).is_some() => Some(ErrorCode::Interrupted),
         _ => None,
     };
     if let Some(code) = code {
         peer::fail_with(socket, code, &format!("receiver: {err:#}"));
     }
     err
-}
-
-/// A read or write that hit the socket's timeout: `WouldBlock` from std, `EAGAIN` from a
-/// splice.
-fn is_idle(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock)
-            || c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EAGAIN)
-    })
 }

@@ -9,7 +9,7 @@ pub mod manifest;
 mod sparse;
 pub mod star;
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use crate::config::SendConfig;
 use crate::copy::batch;
 use crate::copy::pace::Pacer;
 use crate::copy::source::{Listed, Source};
-use crate::copy::{self, Counted, Framing, Moved, Outgoing};
+use crate::copy::{self, Counted, Framing, Moved, Outgoing, Timed};
 use crate::datapath::{DataPath, Encryption, Method};
 use crate::error::SessionError;
 use crate::link::auth::Direction;
@@ -163,13 +163,12 @@ fn run(
     let pushed = push_all(&mut socket, cfg, manifest, &answers, &mut reports, shared);
     signals::restore();
     let (total, mut pending) = pushed
-        .map_err(|e| explain_idle(e, idle))
         .with_context(|| format!("sending to {}", receiver.name))
         .map_err(explain_interrupt)?;
     let stats = start.side_stats(&total);
     pending.extend(protocol::frame(&Message::Finish(stats.clone())));
-    if let Err(e) = socket.write_all(&pending) {
-        let e = explain_idle(anyhow::Error::from(e).context("sending statistics"), idle);
+    if let Err(e) = Timed::writing(&socket).write_all(&pending) {
+        let e = anyhow::Error::from(e).context("sending statistics");
         return Err(peer_reason(&mut socket).unwrap_or(e));
     }
     let summary = match peer::whole_message(&socket, idle, IDLE, "the receiver's summary")? {
@@ -399,7 +398,7 @@ impl Push<'_> {
         if self.holds_data && peer::peer_has_spoken(self.socket) {
             return Err(peer_reason(self.socket).unwrap_or(SessionError::PeerStopped.into()));
         }
-        let mut counted = Counted::new(&*self.socket);
+        let mut counted = Counted::new(Timed::writing(self.socket));
         let written = counted.write_all(&self.pending);
         if self.holds_data {
             self.total.calls += counted.calls;
@@ -627,19 +626,5 @@ pub fn peer_reason(socket: &mut TcpStream) -> Option<anyhow::Error> {
             Ok(_) => continue,
             Err(_) => return None,
         }
-    }
-}
-
-/// Names the idle timeout when the receiver took no data for that long (a write that timed
-/// out), instead of "resource temporarily unavailable".
-fn explain_idle(err: anyhow::Error, idle: Option<Duration>) -> anyhow::Error {
-    let timed_out = err.chain().any(|c| {
-        c.downcast_ref::<io::Error>().is_some_and(|e| {
-            matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-        }) || c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EAGAIN)
-    });
-    match (timed_out, idle) {
-        (true, Some(t)) => crate::error::idle_timeout(&err, "the receiver took no data", t),
-        _ => err,
     }
 }
