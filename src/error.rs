@@ -135,6 +135,13 @@ pub enum SessionError {
     /// The receiver went away mid-transfer (its socket turned readable: closed or reset)
     /// without saying why in an ERROR frame.
     PeerStopped,
+    /// The system refused to start a thread (`EAGAIN`: out of tasks or memory).
+    ThreadRefused {
+        /// Which thread, as the error names it ("the checksum thread").
+        thread: &'static str,
+        /// What the system answered.
+        cause: io::Error,
+    },
     /// A read or write on the socket hit its timeout: the peer moved nothing for that long.
     Idle {
         /// Which wait ran out.
@@ -194,6 +201,9 @@ impl fmt::Display for SessionError {
                 write!(f, "connection lost after {}", how_far(*received, *expected))
             }
             SessionError::PeerStopped => f.write_str("the receiver stopped the transfer"),
+            SessionError::ThreadRefused { thread, cause } => {
+                write!(f, "starting {thread}: {cause}")
+            }
             SessionError::Idle { stall, timeout } => {
                 let secs = timeout.as_secs_f64();
                 match stall {
@@ -294,6 +304,8 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
             SessionError::MethodUnavailable { .. } => ExitCode::Usage,
             SessionError::IsADirectory(_) | SessionError::NothingToSend(_) => ExitCode::Io,
             SessionError::Refused { .. } => ExitCode::Refused,
+            // Not one of the documented classes: the machine, not the peer or a file.
+            SessionError::ThreadRefused { .. } => ExitCode::Failure,
             SessionError::ChecksumMismatch { .. } => ExitCode::Checksum,
             SessionError::ConnectionLost { .. }
             | SessionError::PeerStopped
