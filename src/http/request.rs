@@ -45,6 +45,8 @@ impl std::fmt::Display for HeadError {
     }
 }
 
+impl std::error::Error for HeadError {}
+
 /// One request head, reduced to what zcp acts on.
 #[derive(Debug, Default)]
 pub struct Request {
@@ -126,7 +128,7 @@ pub fn take_line(socket: &TcpStream, max: usize) -> anyhow::Result<Vec<u8>> {
         };
         if let Some(lf) = end {
             line.extend_from_slice(&seen[..lf]);
-            consume(socket, lf + 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+            consume(socket, lf + 1)?;
             line.truncate(line.len().saturating_sub(1));
             return Ok(line);
         }
@@ -134,7 +136,7 @@ pub fn take_line(socket: &TcpStream, max: usize) -> anyhow::Result<Vec<u8>> {
             anyhow::bail!("a chunk header line longer than {max} bytes");
         }
         line.extend_from_slice(seen);
-        consume(socket, n).map_err(|e| anyhow::anyhow!("{e}"))?;
+        consume(socket, n)?;
     }
 }
 
