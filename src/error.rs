@@ -81,6 +81,9 @@ pub enum Stall {
     Read,
     /// The receiver took no byte within `--idle-timeout`.
     Write,
+    /// The peer's next message did not arrive whole within `--idle-timeout`, however it
+    /// trickled.
+    Whole,
 }
 
 /// Failures that sessions and the exit code need to tell apart.
@@ -212,6 +215,9 @@ impl fmt::Display for SessionError {
                     Stall::Write => {
                         write!(f, "the receiver took no data for {secs} s (--idle-timeout)")
                     }
+                    Stall::Whole => {
+                        write!(f, "it did not arrive whole within {secs} s (--idle-timeout)")
+                    }
                 }
             }
             SessionError::Peer { message, .. } => write!(f, "peer reported: {message}"),
@@ -231,7 +237,7 @@ impl SessionError {
         }
         let timeout = match stall {
             Stall::Write => socket.write_timeout(),
-            Stall::Handshake | Stall::Read => socket.read_timeout(),
+            Stall::Handshake | Stall::Read | Stall::Whole => socket.read_timeout(),
         };
         match timeout {
             Ok(Some(timeout)) => {

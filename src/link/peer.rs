@@ -68,15 +68,13 @@ impl Deadline {
     }
 }
 
-/// Reads the next message, which must arrive whole within `within` (the limit `named` so,
-/// `--idle-timeout`): one deadline for the whole frame, so a peer trickling it a byte at a
-/// time cannot stretch the wait, as it could a limit per read. `None` waits as long as it
-/// takes. An ERROR frame becomes `SessionError::Peer`; a frame that did not come whole in
-/// time, an error of kind `TimedOut` that says so.
+/// Reads the next message, which must arrive whole within `within` (`--idle-timeout`): one
+/// deadline for the whole frame, so a peer trickling it a byte at a time cannot stretch the
+/// wait, as it could a limit per read. `None` waits as long as it takes. An ERROR frame
+/// becomes `SessionError::Peer`; a frame that did not come whole in time, `SessionError::Idle`.
 pub fn whole_message(
     socket: &TcpStream,
     within: Option<Duration>,
-    named: &str,
     waiting_for: &str,
 ) -> anyhow::Result<Message> {
     let Some(within) = within else {
@@ -86,10 +84,8 @@ pub fn whole_message(
     let mut deadline = Deadline::new(socket, within)?;
     match protocol::read_message(&mut deadline) {
         Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-            let secs = within.as_secs_f64();
-            let late = format!("it did not arrive whole within {secs} s ({named})");
-            Err(anyhow::Error::from(io::Error::new(io::ErrorKind::TimedOut, late))
-                .context(format!("waiting for {waiting_for}")))
+            let late = SessionError::Idle { stall: Stall::Whole, timeout: within };
+            Err(anyhow::Error::from(late).context(format!("waiting for {waiting_for}")))
         }
         read => from_peer(read, waiting_for, Some(within)),
     }

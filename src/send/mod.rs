@@ -171,7 +171,7 @@ fn run(
         let e = anyhow::Error::from(e).context("sending statistics");
         return Err(peer_reason(&mut socket).unwrap_or(e));
     }
-    let summary = match peer::whole_message(&socket, idle, IDLE, "the receiver's summary")? {
+    let summary = match peer::whole_message(&socket, idle, "the receiver's summary")? {
         Message::Summary(s) => s,
         other => return Err(unexpected("SUMMARY", &other)),
     };
@@ -241,7 +241,7 @@ fn offer(
     // Deciding resumes hashes partial files: allow the idle timeout for the answer, and at
     // least the handshake's.
     let within = cfg.net.idle_timeout.map(|t| t.max(HANDSHAKE_TIMEOUT));
-    let plan = match peer::whole_message(socket, within, IDLE, "the receiver's plan")? {
+    let plan = match peer::whole_message(socket, within, "the receiver's plan")? {
         Message::Plan(plan) if plan.answers.len() == manifest.items.len() => plan,
         other => return Err(unexpected("PLAN with one answer per entry", &other)),
     };
@@ -606,9 +606,6 @@ fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
         _ => err,
     }
 }
-
-/// The option that bounds each exchange that waits on the receiver, as errors name it.
-const IDLE: &str = "--idle-timeout";
 
 /// How long a failed send looks for the receiver's reason, all reads together: a receiver that
 /// sends frames forever must not hold the sender.
