@@ -333,7 +333,8 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
         });
     }
     if let Some(errno) = cause.downcast_ref::<nix::errno::Errno>() {
-        // The zero-copy paths fail with a bare errno (sendfile: EPIPE when the peer is gone).
+        // The data paths convert their errnos to `io::Error` where the call returns; some of
+        // the destination's code (`disk`) still passes nix's errno up as it is.
         return Some(classify_io(&io::Error::from(*errno)));
     }
     cause.downcast_ref::<io::Error>().map(classify_io)
