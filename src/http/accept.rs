@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use humansize::{BINARY, format_size};
 
-use super::chunked;
+use super::chunked::{self, MalformedBody};
 use super::log::Entry as LogEntry;
 use super::request::Request;
 use super::response::{self, Response, refuse};
@@ -333,11 +333,12 @@ fn failure_status(e: &anyhow::Error) -> Option<u16> {
         Some(SessionError::ConnectionLost { .. } | SessionError::Interrupted { .. }) => None,
         Some(SessionError::Refused { .. }) => Some(409),
         _ if e.downcast_ref::<OverMaxSize>().is_some() => Some(413),
+        _ if e.downcast_ref::<MalformedBody>().is_some() => Some(400),
         _ => match e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
             Some(std::io::ErrorKind::AlreadyExists) => Some(409),
             Some(std::io::ErrorKind::StorageFull) => Some(507),
             Some(_) => Some(500),
-            // A malformed chunked body.
+            // Not a file's failure, and not typed: told as the request's fault, as before.
             None => Some(400),
         },
     }

@@ -5,8 +5,6 @@
 use std::fs::File;
 use std::net::TcpStream;
 
-use anyhow::bail;
-
 use super::request::take_line;
 use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::Method;
@@ -15,6 +13,18 @@ use crate::datapath::Method;
 const MAX_LINE: usize = 4096;
 /// Most trailer lines after the last chunk.
 const MAX_TRAILERS: usize = 64;
+
+/// A chunked body that breaks RFC 9112's rules (answered `400`), and how.
+#[derive(Debug)]
+pub struct MalformedBody(pub String);
+
+impl std::fmt::Display for MalformedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MalformedBody {}
 
 /// Where a chunked body goes and how.
 pub struct Sink<'a> {
@@ -48,7 +58,8 @@ pub fn receive(sink: &Sink<'_>, tick: copy::Tick<'_>) -> anyhow::Result<Moved> {
         total.absorb(moved);
         offset += size;
         if !take_line(sink.socket, MAX_LINE)?.is_empty() {
-            bail!("malformed chunked body: no CRLF after a chunk's data");
+            let why = "malformed chunked body: no CRLF after a chunk's data";
+            return Err(MalformedBody(why.into()).into());
         }
     }
 }
@@ -61,7 +72,10 @@ fn chunk_size(line: &[u8]) -> anyhow::Result<u64> {
     let digit = line.first().is_some_and(u8::is_ascii_hexdigit);
     match httparse::parse_chunk_size(&framed) {
         Ok(httparse::Status::Complete((used, size))) if digit && used == framed.len() => Ok(size),
-        _ => bail!("malformed chunk size {:?}", String::from_utf8_lossy(line)),
+        _ => {
+            let why = format!("malformed chunk size {:?}", String::from_utf8_lossy(line));
+            Err(MalformedBody(why).into())
+        }
     }
 }
 
@@ -72,7 +86,8 @@ fn trailers(socket: &TcpStream) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    bail!("more than {MAX_TRAILERS} trailer lines after a chunked body")
+    let why = format!("more than {MAX_TRAILERS} trailer lines after a chunked body");
+    Err(MalformedBody(why).into())
 }
 
 #[cfg(test)]

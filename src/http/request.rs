@@ -6,6 +6,8 @@ use std::io::{self, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use super::chunked::MalformedBody;
+
 /// Largest request head accepted (request line and headers); a larger one gets `431`.
 pub const MAX_HEAD: usize = 16 << 10;
 /// Most headers one request may carry.
@@ -114,7 +116,10 @@ pub fn take_line(socket: &TcpStream, max: usize) -> anyhow::Result<Vec<u8>> {
     let mut peeked = vec![0u8; max + 2];
     loop {
         let n = match socket.peek(&mut peeked[..max + 2 - line.len()]) {
-            Ok(0) => anyhow::bail!("the client closed in the middle of a chunked body"),
+            Ok(0) => {
+                let why = "the client closed in the middle of a chunked body";
+                return Err(MalformedBody(why.into()).into());
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(anyhow::Error::from(e).context("reading a chunk header")),
@@ -133,7 +138,8 @@ pub fn take_line(socket: &TcpStream, max: usize) -> anyhow::Result<Vec<u8>> {
             return Ok(line);
         }
         if line.len() + n > max {
-            anyhow::bail!("a chunk header line longer than {max} bytes");
+            let why = format!("a chunk header line longer than {max} bytes");
+            return Err(MalformedBody(why).into());
         }
         line.extend_from_slice(seen);
         consume(socket, n)?;
