@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::chunked::MalformedBody;
+use crate::error::{SessionError, Stall};
 
 /// Largest request head accepted (request line and headers); a larger one gets `431`.
 pub const MAX_HEAD: usize = 16 << 10;
@@ -122,7 +123,10 @@ pub fn take_line(socket: &TcpStream, max: usize) -> anyhow::Result<Vec<u8>> {
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(anyhow::Error::from(e).context("reading a chunk header")),
+            Err(e) => {
+                let e = SessionError::idle_on(e, socket, Stall::Read);
+                return Err(anyhow::Error::from(e).context("reading a chunk header"));
+            }
         };
         let seen = &peeked[..n];
         // A CR that ended the bytes consumed so far pairs with an LF first in this peek.
