@@ -1,5 +1,6 @@
 //! Failure classes and their exit codes, kept in one place, and the typed errors that sessions
-//! branch on. Every other failure is an `anyhow` chain, classified here by its root cause.
+//! branch on, raised where the fact is known (`crate::manual::failures`). Every other failure
+//! is an `anyhow` chain, classified here by its root cause.
 
 use std::fmt;
 use std::io;
@@ -369,5 +370,24 @@ mod tests {
         assert_eq!(exit_code(&interrupted), ExitCode::Interrupted);
         let reset = anyhow::Error::from(io::Error::from(io::ErrorKind::ConnectionReset));
         assert_eq!(stopped(&reset, Signal::SIGTERM).to_string(), "stopped by SIGTERM");
+    }
+
+    #[test]
+    fn only_a_raised_idle_timeout_reads_as_a_broken_connection() {
+        // EAGAIN from anything but a socket's timeout (a refused thread, say) is no idle peer.
+        let eagain = anyhow::Error::from(io::Error::from(io::ErrorKind::WouldBlock));
+        assert_eq!(exit_code(&eagain), ExitCode::Io);
+        assert!(idle_in(&eagain).is_none());
+        let timeout = std::time::Duration::from_secs(30);
+        let idle = SessionError::Idle { stall: Stall::Write, timeout };
+        let carried = anyhow::Error::from(io::Error::new(io::ErrorKind::TimedOut, idle))
+            .context("sendfile")
+            .context("sending to host");
+        assert_eq!(exit_code(&carried), ExitCode::Connection);
+        assert!(idle_in(&carried).is_some());
+        assert_eq!(
+            format!("{carried:#}"),
+            "sending to host: sendfile: the receiver took no data for 30 s (--idle-timeout)"
+        );
     }
 }
