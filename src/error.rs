@@ -82,6 +82,9 @@ pub enum Stall {
     Read,
     /// The receiver took no byte within `--idle-timeout`.
     Write,
+    /// The sender took none of the receiver's reply (its plan, its summary) within
+    /// `--idle-timeout`.
+    Reply,
     /// The peer's next message did not arrive whole within `--idle-timeout`, however it
     /// trickled.
     Whole,
@@ -216,6 +219,9 @@ impl fmt::Display for SessionError {
                     Stall::Write => {
                         write!(f, "the receiver took no data for {secs} s (--idle-timeout)")
                     }
+                    Stall::Reply => {
+                        write!(f, "the sender took no data for {secs} s (--idle-timeout)")
+                    }
                     Stall::Whole => {
                         write!(f, "it did not arrive whole within {secs} s (--idle-timeout)")
                     }
@@ -237,7 +243,7 @@ impl SessionError {
             return e;
         }
         let timeout = match stall {
-            Stall::Write => socket.write_timeout(),
+            Stall::Write | Stall::Reply => socket.write_timeout(),
             Stall::Handshake | Stall::Read | Stall::Whole => socket.read_timeout(),
         };
         match timeout {

@@ -246,8 +246,8 @@ fn choose(
     Err(anyhow::anyhow!("no data path could serve"))
 }
 
-/// A socket whose reads (`Stall::Read`) or writes (`Stall::Write`) that hit its timeout fail
-/// as `SessionError::Idle`, told where the fact is known.
+/// A socket whose reads (`Stall::Read`) or writes (`Stall::Write`, `Stall::Reply`) that hit
+/// its timeout fail as `SessionError::Idle`, told where the fact is known.
 pub struct Timed<'a> {
     socket: &'a TcpStream,
     stall: Stall,
@@ -262,6 +262,12 @@ impl<'a> Timed<'a> {
     /// Writes to `socket`, whose timeout is an idle timeout.
     pub fn writing(socket: &'a TcpStream) -> Timed<'a> {
         Timed { socket, stall: Stall::Write }
+    }
+
+    /// The receiver's replies to `socket` (its plan, its summary), whose timeout is an idle
+    /// timeout.
+    pub fn replying(socket: &'a TcpStream) -> Timed<'a> {
+        Timed { socket, stall: Stall::Reply }
     }
 
     /// `e`, returned by a call on this socket, as `SessionError::idle_on` tells it.

@@ -12,10 +12,10 @@
 //! known, never inferred later from an `io::ErrorKind`:
 //!
 //! - `Idle { stall, timeout }`: a read or write of the blocking socket hit its timeout. The data
-//!   paths, the receiver's read-ahead and the sender's frame writes go through `copy::Timed`,
-//!   which asks the socket for its timeout when a call answers `EAGAIN` and raises `Idle`
-//!   there (carried in an `io::Error` of kind `TimedOut` through the `io::Read`/`io::Write`
-//!   interfaces). The handshake's reads raise it in `link::peer`, and a message that does not
+//!   paths, the receiver's read-ahead and replies, and the sender's frame writes go through
+//!   `copy::Timed`, which asks the socket for its timeout when a call answers `EAGAIN` and
+//!   raises `Idle` there (carried in an `io::Error` of kind `TimedOut` through the
+//!   `io::Read`/`io::Write` interfaces). The handshake's reads raise it in `link::peer`, and a message that does not
 //!   arrive whole in time in `peer::whole_message`. Both ends use the same variant: the
 //!   receiver answers the sender `Interrupted` when it sees one, and either end exits 3.
 //! - `PeerStopped`: the sender saw the receiver's socket turn readable mid-transfer and no

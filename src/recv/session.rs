@@ -14,7 +14,7 @@ use super::mirror;
 use super::plan::{self, SessionPlan, read_ahead, size};
 use crate::config::RecvConfig;
 use crate::copy::batch::{self, Inbox};
-use crate::copy::{self, Framing, Incoming, Moved};
+use crate::copy::{self, Framing, Incoming, Moved, Timed};
 use crate::datapath::{DataPath, Encryption, Method};
 use crate::disk::writer::{Job, Writer};
 use crate::disk::{self, Barrier, Decision, Destination, LockedPart, Refusal, Target};
@@ -79,7 +79,8 @@ impl Session<'_> {
         data_starts: impl FnOnce(),
     ) -> anyhow::Result<Report> {
         let mut plan = plan::plan(&offer.entries, self.dest, self.cfg);
-        protocol::write_plan(&mut socket, plan.answers()).context("sending the plan")?;
+        protocol::write_plan(&mut Timed::replying(&socket), plan.answers())
+            .context("sending the plan")?;
         peer::set_timeout(&socket, self.cfg.net.idle_timeout)?;
         data_starts();
         let start = rusage::Snapshot::now();
@@ -126,7 +127,7 @@ impl Session<'_> {
         let removed = self.mirror(&offer.entries, &plan, &events)?;
         let stats = start.side_stats(&total);
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
-        protocol::write_message(&mut socket, &Message::Summary(summary))
+        protocol::write_message(&mut Timed::replying(&socket), &Message::Summary(summary))
             .context("sending the summary")?;
         let report = Report {
             role: Role::Receiver,
