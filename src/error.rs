@@ -1,8 +1,11 @@
 //! Failure classes and their exit codes, kept in one place, and the typed errors that sessions
-//! branch on. Every other failure is an `anyhow` chain, classified here by its root cause.
+//! branch on, raised where the fact is known (`crate::manual::failures`). Every other failure
+//! is an `anyhow` chain, classified here by its root cause.
 
 use std::fmt;
 use std::io;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
 use humansize::{BINARY, format_size};
 
@@ -70,6 +73,23 @@ impl ExitCode {
     }
 }
 
+/// Which wait ran out in an idle timeout, as its error names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// The peer's next handshake message did not come within the handshake's timeout.
+    Handshake,
+    /// No byte arrived within `--idle-timeout`.
+    Read,
+    /// The receiver took no byte within `--idle-timeout`.
+    Write,
+    /// The sender took none of the receiver's reply (its plan, its summary) within
+    /// `--idle-timeout`.
+    Reply,
+    /// The peer's next message did not arrive whole within `--idle-timeout`, however it
+    /// trickled.
+    Whole,
+}
+
 /// Failures that sessions and the exit code need to tell apart.
 #[derive(Debug)]
 pub enum SessionError {
@@ -118,6 +138,23 @@ pub enum SessionError {
         received: u64,
         /// Bytes the file has, when known.
         expected: Option<u64>,
+    },
+    /// The receiver went away mid-transfer (its socket turned readable: closed or reset)
+    /// without saying why in an ERROR frame.
+    PeerStopped,
+    /// The system refused to start a thread (`EAGAIN`: out of tasks or memory).
+    ThreadRefused {
+        /// Which thread, as the error names it ("the checksum thread").
+        thread: &'static str,
+        /// What the system answered.
+        cause: io::Error,
+    },
+    /// A read or write on the socket hit its timeout: the peer moved nothing for that long.
+    Idle {
+        /// Which wait ran out.
+        stall: Stall,
+        /// How long it waited.
+        timeout: Duration,
     },
     /// The peer sent an ERROR frame.
     Peer {
@@ -170,6 +207,26 @@ impl fmt::Display for SessionError {
             SessionError::ConnectionLost { received, expected } => {
                 write!(f, "connection lost after {}", how_far(*received, *expected))
             }
+            SessionError::PeerStopped => f.write_str("the receiver stopped the transfer"),
+            SessionError::ThreadRefused { thread, cause } => {
+                write!(f, "starting {thread}: {cause}")
+            }
+            SessionError::Idle { stall, timeout } => {
+                let secs = timeout.as_secs_f64();
+                match stall {
+                    Stall::Handshake => write!(f, "nothing arrived for {secs} s"),
+                    Stall::Read => write!(f, "no data for {secs} s (--idle-timeout)"),
+                    Stall::Write => {
+                        write!(f, "the receiver took no data for {secs} s (--idle-timeout)")
+                    }
+                    Stall::Reply => {
+                        write!(f, "the sender took no data for {secs} s (--idle-timeout)")
+                    }
+                    Stall::Whole => {
+                        write!(f, "it did not arrive whole within {secs} s (--idle-timeout)")
+                    }
+                }
+            }
             SessionError::Peer { message, .. } => write!(f, "peer reported: {message}"),
         }
     }
@@ -177,24 +234,44 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
-/// `err` with its root cause (a bare "resource temporarily unavailable", say) replaced by
-/// `cause`, its contexts kept: "writing x: no data for 30 s (--idle-timeout)".
-pub fn with_root(err: &anyhow::Error, cause: io::Error) -> anyhow::Error {
-    let texts: Vec<String> = err.chain().map(ToString::to_string).collect();
-    let contexts = texts[..texts.len().saturating_sub(1)].join(": ");
-    let root = anyhow::Error::from(cause);
-    if contexts.is_empty() { root } else { root.context(contexts) }
+impl SessionError {
+    /// `e`, from a read (`Stall::Read`) or a write (`Stall::Write`) on the blocking `socket`:
+    /// a call that hit the socket's timeout (`EAGAIN`) is `SessionError::Idle`, carried in an
+    /// `io::Error` of kind `TimedOut`; any other error is returned as it was.
+    pub fn idle_on(e: io::Error, socket: BorrowedFd<'_>, stall: Stall) -> io::Error {
+        use nix::sys::socket::{getsockopt, sockopt};
+        use nix::sys::time::TimeValLike;
+        if e.kind() != io::ErrorKind::WouldBlock {
+            return e;
+        }
+        // The socket's own timeout (SO_SNDTIMEO or SO_RCVTIMEO), a TCP connection's or the
+        // session's end of the record layer's Unix pair alike.
+        let timeout = match stall {
+            Stall::Write | Stall::Reply => getsockopt(&socket, sockopt::SendTimeout),
+            Stall::Handshake | Stall::Read | Stall::Whole => {
+                getsockopt(&socket, sockopt::ReceiveTimeout)
+            }
+        };
+        match timeout.map(|t| Duration::from_micros(t.num_microseconds().max(0) as u64)) {
+            Ok(timeout) if !timeout.is_zero() => {
+                io::Error::new(io::ErrorKind::TimedOut, SessionError::Idle { stall, timeout })
+            }
+            _ => e,
+        }
+    }
 }
 
-/// The error of an idle timeout of `timeout` on this end, worded as `what` ("no data", "the
-/// receiver took no data"), in place of `err`'s bare root; keeps the `WouldBlock` kind.
-pub fn idle_timeout(
-    err: &anyhow::Error,
-    what: &str,
-    timeout: std::time::Duration,
-) -> anyhow::Error {
-    let text = format!("{what} for {} s (--idle-timeout)", timeout.as_secs_f64());
-    with_root(err, io::Error::new(io::ErrorKind::WouldBlock, text))
+/// The idle timeout anywhere in `err`'s chain, raised where a read or write hit it.
+pub fn idle_in(err: &anyhow::Error) -> Option<&SessionError> {
+    err.chain().filter_map(session_error).find(|e| matches!(e, SessionError::Idle { .. }))
+}
+
+/// `cause` as a `SessionError`, also when an `io::Error` carries it (a data path's read or
+/// write that hit the socket's timeout).
+fn session_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a SessionError> {
+    cause
+        .downcast_ref::<SessionError>()
+        .or_else(|| cause.downcast_ref::<io::Error>()?.get_ref()?.downcast_ref::<SessionError>())
 }
 
 /// How far a file got: `780.00 MiB of 1.91 GiB`, or `780.00 MiB` when its size is unknown.
@@ -237,7 +314,7 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
 }
 
 fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
-    if let Some(e) = cause.downcast_ref::<SessionError>() {
+    if let Some(e) = session_error(cause) {
         return Some(match e {
             SessionError::Usage(_) => ExitCode::Usage,
             SessionError::Auth(_) => ExitCode::Auth,
@@ -246,8 +323,12 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
             SessionError::MethodUnavailable { .. } => ExitCode::Usage,
             SessionError::IsADirectory(_) | SessionError::NothingToSend(_) => ExitCode::Io,
             SessionError::Refused { .. } => ExitCode::Refused,
+            // Not one of the documented classes: the machine, not the peer or a file.
+            SessionError::ThreadRefused { .. } => ExitCode::Failure,
             SessionError::ChecksumMismatch { .. } => ExitCode::Checksum,
-            SessionError::ConnectionLost { .. } => ExitCode::Connection,
+            SessionError::ConnectionLost { .. }
+            | SessionError::PeerStopped
+            | SessionError::Idle { .. } => ExitCode::Connection,
             SessionError::Peer { code: ErrorCode::Io, .. } => ExitCode::Io,
             SessionError::Peer { code: ErrorCode::Interrupted | ErrorCode::Busy, .. } => {
                 ExitCode::Connection
@@ -265,7 +346,8 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitCode> {
         });
     }
     if let Some(errno) = cause.downcast_ref::<nix::errno::Errno>() {
-        // The zero-copy paths fail with a bare errno (sendfile: EPIPE when the peer is gone).
+        // The data paths convert their errnos to `io::Error` where the call returns; some of
+        // the destination's code (`disk`) still passes nix's errno up as it is.
         return Some(classify_io(&io::Error::from(*errno)));
     }
     cause.downcast_ref::<io::Error>().map(classify_io)
@@ -275,8 +357,9 @@ fn classify_io(e: &io::Error) -> ExitCode {
     use io::ErrorKind::*;
     match e.kind() {
         ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected
-        | TimedOut | WouldBlock | HostUnreachable | NetworkUnreachable | AddrInUse
-        | AddrNotAvailable => ExitCode::Connection,
+        | TimedOut | HostUnreachable | NetworkUnreachable | AddrInUse | AddrNotAvailable => {
+            ExitCode::Connection
+        }
         _ => ExitCode::Io,
     }
 }
@@ -299,5 +382,24 @@ mod tests {
         assert_eq!(exit_code(&interrupted), ExitCode::Interrupted);
         let reset = anyhow::Error::from(io::Error::from(io::ErrorKind::ConnectionReset));
         assert_eq!(stopped(&reset, Signal::SIGTERM).to_string(), "stopped by SIGTERM");
+    }
+
+    #[test]
+    fn only_a_raised_idle_timeout_reads_as_a_broken_connection() {
+        // EAGAIN from anything but a socket's timeout (a refused thread, say) is no idle peer.
+        let eagain = anyhow::Error::from(io::Error::from(io::ErrorKind::WouldBlock));
+        assert_eq!(exit_code(&eagain), ExitCode::Io);
+        assert!(idle_in(&eagain).is_none());
+        let timeout = std::time::Duration::from_secs(30);
+        let idle = SessionError::Idle { stall: Stall::Write, timeout };
+        let carried = anyhow::Error::from(io::Error::new(io::ErrorKind::TimedOut, idle))
+            .context("sendfile")
+            .context("sending to host");
+        assert_eq!(exit_code(&carried), ExitCode::Connection);
+        assert!(idle_in(&carried).is_some());
+        assert_eq!(
+            format!("{carried:#}"),
+            "sending to host: sendfile: the receiver took no data for 30 s (--idle-timeout)"
+        );
     }
 }

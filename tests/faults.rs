@@ -130,6 +130,25 @@ fn idle_timeout_during_data_keeps_the_part_file() {
     }
 }
 
+/// A sender that stops reading while the receiver writes its plan (here a long one: every
+/// entry refused for want of space, each with its reason) leaves the receiver at
+/// `--idle-timeout`, told as the idle timeout it is: exit 3, named, nothing written.
+#[test]
+fn a_sender_that_does_not_read_the_plan_is_an_idle_timeout() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (recv, mut client) = hostile_setup(work.path(), &["--idle-timeout", "1"]);
+    let entries: Vec<_> =
+        (0..300_000).map(|i| file_entry(format!("f{i:06}").as_bytes(), Some(1 << 50))).collect();
+    let offer = Message::Offer(protocol::Offer { entries });
+    protocol::write_message(&mut client, &offer).expect("sending the offer");
+    // Then nothing is read: the plan, tens of MiB, fills both socket buffers.
+    let received = recv.wait_for(Duration::from_secs(60));
+    drop(client);
+    assert_exit(&received, 3, "receiver");
+    assert_says(&received, "sending the plan: the sender took no data for 1 s", "receiver");
+    assert!(dir_names(work.path()).is_empty(), "nothing may be written");
+}
+
 /// A 16 MiB source and an empty destination below `work`.
 fn big_source(work: &Path, seed: u64) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
     let (src_dir, dst) = (subdir(work, "src"), subdir(work, "dst"));

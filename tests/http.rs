@@ -729,6 +729,34 @@ fn a_stalled_upload_body_ends_at_the_idle_timeout_and_leaves_nothing() {
     drop(socket);
 }
 
+/// An upload that stalls, inside its body or between two chunks, is told as the idle timeout it
+/// is, by name, in the server's line and the answer, not as the socket's bare "resource
+/// temporarily unavailable".
+#[test]
+fn a_stalled_upload_names_the_idle_timeout() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = subdir(work.path(), "dst");
+    let (mut receiver, addr) = accept_into(&[], &dst, &["--idle-timeout", "1"]);
+    let framings = [
+        ("sized.bin", "Content-Length: 1000\r\n\r\n0123456789"),
+        ("chunked.bin", "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"),
+    ];
+    for (name, rest) in framings {
+        let mut socket = TcpStream::connect(addr).expect("connecting");
+        socket.set_read_timeout(Some(crate::util::SESSION)).expect("timeout");
+        let head = format!("PUT /{name} HTTP/1.1\r\nHost: x\r\n{}\r\n{rest}", bearer(TOKEN));
+        socket.write_all(head.as_bytes()).expect("head and the first bytes");
+        let line = receiver.wait_line_within(&format!("PUT /{name}"), crate::util::SESSION);
+        assert!(line.contains("no data for 1 s (--idle-timeout)"), "{line}");
+        let mut answer = String::new();
+        let _ = socket.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 500 "), "{name}: {answer:?}");
+        assert!(answer.contains("--idle-timeout"), "{name}: {answer:?}");
+    }
+    assert!(receiver.running(), "a stalled upload ended the server");
+    assert!(fs::read_dir(&dst).expect("dst").next().is_none(), "a stalled upload left a file");
+}
+
 /// `sh -c SCRIPT` in `dir` without the test token in its environment.
 fn sh_in(dir: &Path, script: &str) -> Output {
     let mut cmd = Command::new("sh");

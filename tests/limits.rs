@@ -246,7 +246,8 @@ fn a_listening_sender_out_of_threads_says_so_instead_of_panicking() {
 }
 
 /// A sender refused the thread that hashes a large file beside `sendfile` names that, rather
-/// than reading as a receiver that stalled; nothing lands under the final name.
+/// than reading as a receiver that stalled, and exits 1 as every refused thread does (not 7:
+/// no local file failed); nothing lands under the final name.
 #[test]
 fn a_sender_refused_its_checksum_thread_says_so() {
     let Some((_cgroup, wrapper)) = one_task_cgroup() else { return };
@@ -257,12 +258,13 @@ fn a_sender_refused_its_checksum_thread_says_so() {
     let sent = run(in_cgroup(&wrapper, &cmd));
     let received = recv.wait();
     assert_refused_a_thread(&sent, "starting the checksum thread: Resource", "sender");
+    assert_exit(&sent, 1, "sender");
     assert_ne!(received.code(), Some(0), "receiver:\n{}", received.stderr);
     assert!(final_names(&dst).is_empty(), "a file landed");
 }
 
 /// With `--encrypt` in user space the record layer's threads are the first the sender starts:
-/// refused, it says so, rather than reading as a receiver that stalled.
+/// refused, it says so and exits 1, rather than reading as a receiver that stalled (exit 3).
 #[test]
 fn an_encrypting_sender_refused_its_tls_threads_says_so() {
     let Some((_cgroup, wrapper)) = one_task_cgroup() else { return };
@@ -274,6 +276,7 @@ fn an_encrypting_sender_refused_its_tls_threads_says_so() {
     // The failed handshake does not end the one-shot receiver (a stranger's would not either).
     recv.kill();
     assert_refused_a_thread(&sent, "starting the TLS thread: Resource", "sender");
+    assert_exit(&sent, 1, "sender");
     assert!(final_names(&dst).is_empty(), "a file landed");
 }
 

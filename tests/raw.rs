@@ -3,7 +3,10 @@
 //! Skipped, with the reason printed, where no OpenBSD netcat is installed.
 
 use std::fs::File;
+use std::io::Write;
+use std::net::TcpStream;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::util::{
     Process, STARTUP, assert_exit, assert_file_holds, assert_says, json_str, run, send_cmd, skip,
@@ -112,4 +115,25 @@ fn a_raw_receiver_warns_at_start_that_anyone_may_write() {
     let line = recv.wait_line_within("anyone who can connect may write here", STARTUP);
     assert!(line.starts_with("zcp: warning: "), "{line}");
     recv.kill();
+}
+
+/// A raw receiver whose sender goes quiet gives up at `--idle-timeout` and names it, as a
+/// protocol session does, instead of the socket's bare "resource temporarily unavailable";
+/// nothing lands under the final name.
+#[test]
+fn a_raw_sender_gone_quiet_is_named_an_idle_timeout() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("out.bin");
+    let args = ["recv", "--raw", "--listen", "127.0.0.1:0", "--idle-timeout", "1", "--output"];
+    let mut cmd = zcp_command(&args, &[]);
+    cmd.arg(&out);
+    let mut recv = Process::spawn(cmd);
+    let mut quiet = TcpStream::connect(recv.listening()).expect("connecting");
+    quiet.write_all(b"first bytes, then nothing").expect("sending the first bytes");
+    let received = recv.wait_for(Duration::from_secs(20));
+    drop(quiet);
+    assert_exit(&received, 3, "raw receiver");
+    assert_says(&received, "no data for 1 s (--idle-timeout)", "raw receiver");
+    assert!(!received.stderr.contains("os error"), "raw receiver:\n{}", received.stderr);
+    assert!(!out.exists(), "a stalled stream landed under the final name");
 }

@@ -18,7 +18,7 @@ use humansize::{BINARY, format_size};
 
 use super::socket::Stream;
 use super::source::changed;
-use super::{Moved, source_shrank};
+use super::{Moved, Timed, source_shrank};
 use crate::datapath::{DataPath, Fallback};
 
 /// Files up to this size are batched.
@@ -223,7 +223,7 @@ impl<'a> Inbox<'a> {
         let want = allowed.max(need.min(room));
         let n = loop {
             self.calls += 1;
-            match self.socket.read(&mut self.buf[self.end..self.end + want]) {
+            match Timed::reading(self.socket).read(&mut self.buf[self.end..self.end + want]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => break other?,
             }
@@ -243,7 +243,7 @@ impl Read for Inbox<'_> {
             if self.allowance == Some(0) {
                 // Nothing may be read ahead: read exactly what is asked, as a plain read would.
                 self.calls += 1;
-                return self.socket.read(out);
+                return Timed::reading(self.socket).read(out);
             }
             if self.refill(1)? == 0 {
                 return Ok(0);

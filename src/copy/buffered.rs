@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use crate::checksum::Xxh3;
 
-use super::{Attempt, Counted, Framing, Incoming, Moved, Outgoing, Tick, hash_prefix};
+use super::{Attempt, Counted, Framing, Incoming, Moved, Outgoing, Tick, Timed, hash_prefix};
 use crate::datapath::DataPath;
 use crate::error::SessionError;
 
@@ -22,7 +22,7 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
         file.seek(SeekFrom::Start(out.offset))?;
         moved.calls += 1;
     }
-    let mut socket = Counted::new(out.socket);
+    let mut socket = Counted::new(Timed::writing(out.socket));
     match (out.framing, out.source.size) {
         (Framing::Sized(_), Some(size)) => {
             let mut buf = vec![0u8; out.buffer_size];
@@ -78,7 +78,7 @@ pub(super) fn send(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
 /// Receives a file's bytes through a buffer into `inc.file`, hashing what passes.
 pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt> {
     let mut sink = Sink {
-        socket: Counted::new(inc.socket),
+        socket: Counted::new(Timed::reading(inc.socket)),
         file: Counted::new(inc.file),
         hasher: inc.checksum.then(Xxh3::new),
         buf: vec![0u8; inc.buffer_size],
@@ -109,7 +109,7 @@ pub(super) fn recv(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, Attempt>
 
 /// The receiving end of the buffered path: socket, buffer, hasher and file.
 struct Sink<'a> {
-    socket: Counted<super::socket::Stream<'a>>,
+    socket: Counted<Timed<'a>>,
     file: Counted<&'a std::fs::File>,
     /// `None` when no checksum is wanted (raw mode).
     hasher: Option<Xxh3>,

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 
 use crate::checksum::Xxh3;
+use crate::error::SessionError;
 
 /// Bytes read per `pread`: large enough to amortise the call, small enough to stay in L2.
 const HASH_BUFFER: usize = 256 << 10;
@@ -71,9 +72,12 @@ impl BackgroundHash {
         let handle = thread::Builder::new()
             .name("zcp-hash".into())
             .spawn(move || hash_until_stopped(&file, len, &stop))
-            // As `Other`: the system refuses a thread with EAGAIN, whose kind (`WouldBlock`)
-            // would read as a socket's timeout, i.e. a receiver that stalled.
-            .map_err(|e| io::Error::other(format!("starting the checksum thread: {e}")))?;
+            .map_err(|cause| {
+                io::Error::other(SessionError::ThreadRefused {
+                    thread: "the checksum thread",
+                    cause,
+                })
+            })?;
         Ok(Self { abandoned, handle: Some(handle) })
     }
 

@@ -10,7 +10,7 @@ use crate::checksum::Xxh3;
 use anyhow::Context;
 
 use super::source::Source;
-use super::{Counted, Framing, Incoming, Moved, Tick, hash_range};
+use super::{Counted, Framing, Incoming, Moved, Tick, Timed, hash_range};
 use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
 use crate::protocol;
@@ -110,8 +110,9 @@ pub fn recv_sparse(
     // The buffer of `copy_in_order`, made once for all the runs of a file.
     let mut buf = Vec::new();
     while pos < size {
-        let (hole, data) = protocol::read_sparse_run(&mut { inc.socket }, size - pos)
-            .map_err(|e| lost(e.into(), file.bytes + file.holes, size - inc.offset))?;
+        let (hole, data) =
+            protocol::read_sparse_run(&mut Timed::reading(inc.socket), size - pos)
+                .map_err(|e| lost(e.into(), file.bytes + file.holes, size - inc.offset))?;
         let base = file.bytes + file.holes;
         take_hole(inc, hole, &mut hasher, &mut |n| tick(base + n))?;
         (pos, file.holes) = (pos + hole, file.holes + hole);
@@ -159,7 +160,7 @@ fn copy_in_order(
     tick: Tick<'_>,
 ) -> anyhow::Result<Moved> {
     buf.resize(inc.buffer_size.max(4096), 0);
-    let (mut socket, mut out) = (Counted::new(inc.socket), Counted::new(inc.file));
+    let (mut socket, mut out) = (Counted::new(Timed::reading(inc.socket)), Counted::new(inc.file));
     let mut done = 0u64;
     while done < data {
         let want = (data - done).min(buf.len() as u64) as usize;

@@ -15,7 +15,8 @@ use nix::unistd::pipe2;
 
 use super::mapped::MappedDigest;
 use super::{
-    Attempt, Counted, DataPath, FileDigest, Framing, Incoming, Moved, Outgoing, Tick, source_shrank,
+    Attempt, Counted, DataPath, FileDigest, Framing, Incoming, Moved, Outgoing, Tick, Timed,
+    source_shrank,
 };
 use crate::copy::socket::Stream;
 use crate::copy::source::{Source, SourceKind};
@@ -63,7 +64,10 @@ pub(super) fn send_sendfile(out: &Outgoing<'_>, tick: Tick<'_>) -> Result<Moved,
                     format!("the kernel cannot sendfile from {}", describe(src)),
                 ));
             }
-            Err(e) => return Err(Attempt::Failed(anyhow::Error::from(e).context("sendfile"))),
+            Err(e) => {
+                let e = Timed::writing(out.socket).failed(e);
+                return Err(Attempt::Failed(anyhow::Error::from(e).context("sendfile")));
+            }
         }
         // Hash only once the path is known to work: a fallback would hash on its own.
         if hash.is_none() {
@@ -136,6 +140,7 @@ fn splice_sized(
                 ));
             }
             Err(e) => {
+                let e = std::io::Error::from(e);
                 return Err(Attempt::Failed(anyhow::Error::from(e).context("splice from file")));
             }
         };
@@ -163,7 +168,7 @@ fn splice_chunked(
     let room = mirror.as_ref().map_or(pipe.capacity, |m| pipe.capacity.min(m.capacity));
     let mut hasher = Xxh3::new();
     let mut buf = if out.checksum { vec![0u8; MIRROR_BUFFER] } else { Vec::new() };
-    let mut socket = Counted::new(out.socket);
+    let mut socket = Counted::new(Timed::writing(out.socket));
     loop {
         moved.calls += 1;
         let n = match splice(
@@ -184,6 +189,7 @@ fn splice_chunked(
                 ));
             }
             Err(e) => {
+                let e = std::io::Error::from(e);
                 return Err(Attempt::Failed(anyhow::Error::from(e).context("splice from source")));
             }
         };
@@ -227,7 +233,7 @@ pub(super) fn recv_splice(inc: &Incoming<'_>, tick: Tick<'_>) -> Result<Moved, A
         Framing::Sized(len) => writer.run(len, Some(len), tick)?,
         Framing::UntilClose => writer.run(u64::MAX, None, tick)?,
         Framing::Chunked => {
-            let mut socket = Counted::new(inc.socket);
+            let mut socket = Counted::new(Timed::reading(inc.socket));
             loop {
                 let len = super::next_chunk(&mut socket, writer.moved.bytes)?;
                 if len == 0 {
@@ -254,7 +260,9 @@ fn probe_splice_write(pipe: &Pipe, inc: &Incoming<'_>) -> Result<(), Attempt> {
         Err(e) if refuses(e) => {
             Err(unsupported(Some(e), "the destination does not take splice writes".into()))
         }
-        Err(e) => Err(Attempt::Failed(anyhow::Error::from(e).context("splice probe"))),
+        Err(e) => Err(Attempt::Failed(
+            anyhow::Error::from(std::io::Error::from(e)).context("splice probe"),
+        )),
     }
 }
 
@@ -375,7 +383,9 @@ impl SpliceWriter<'_> {
                 }
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Attempt::Failed(std::io::Error::from(e).into())),
+                Err(e) => {
+                    return Err(Attempt::Failed(Timed::reading(self.inc.socket).failed(e).into()));
+                }
             };
             self.checksum.before_write(self.pipe, n)?;
             self.write_out(n)?;
@@ -460,7 +470,7 @@ impl Pipe {
                 }
                 Ok(k) => n -= k,
                 Err(Errno::EINTR) => {}
-                Err(e) => return Err(Attempt::Failed(std::io::Error::from(e).into())),
+                Err(e) => return Err(Attempt::Failed(Timed::writing(socket).failed(e).into())),
             }
         }
         Ok(())
@@ -481,7 +491,10 @@ impl Pipe {
             match tee(&source.read, &self.write, n, SpliceFFlags::empty()) {
                 Ok(k) => break k,
                 Err(Errno::EINTR) => {}
-                Err(e) => return Err(Attempt::Failed(anyhow::Error::from(e).context("tee"))),
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    return Err(Attempt::Failed(anyhow::Error::from(e).context("tee")));
+                }
             }
         };
         if copied != n {
@@ -500,7 +513,7 @@ impl Pipe {
                 Err(Errno::EINTR) => {}
                 Err(e) => {
                     return Err(Attempt::Failed(
-                        anyhow::Error::from(e).context("reading tee copy"),
+                        anyhow::Error::from(std::io::Error::from(e)).context("reading tee copy"),
                     ));
                 }
             }

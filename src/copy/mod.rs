@@ -19,7 +19,7 @@ pub mod source;
 use crate::copy::socket::Stream;
 use crate::copy::source::Source;
 use crate::datapath::{DataPath, Fallback, Method};
-use crate::error::SessionError;
+use crate::error::{SessionError, Stall};
 use std::fs::File;
 use std::io;
 
@@ -246,6 +246,53 @@ fn choose(
     Err(anyhow::anyhow!("no data path could serve"))
 }
 
+/// A socket whose reads (`Stall::Read`) or writes (`Stall::Write`, `Stall::Reply`) that hit
+/// its timeout fail as `SessionError::Idle`, told where the fact is known.
+pub struct Timed<'a> {
+    socket: Stream<'a>,
+    stall: Stall,
+}
+
+impl<'a> Timed<'a> {
+    /// Reads from `socket`, whose timeout is an idle timeout.
+    pub fn reading(socket: impl Into<Stream<'a>>) -> Timed<'a> {
+        Timed { socket: socket.into(), stall: Stall::Read }
+    }
+
+    /// Writes to `socket`, whose timeout is an idle timeout.
+    pub fn writing(socket: impl Into<Stream<'a>>) -> Timed<'a> {
+        Timed { socket: socket.into(), stall: Stall::Write }
+    }
+
+    /// The receiver's replies to `socket` (its plan, its summary), whose timeout is an idle
+    /// timeout.
+    pub fn replying(socket: impl Into<Stream<'a>>) -> Timed<'a> {
+        Timed { socket: socket.into(), stall: Stall::Reply }
+    }
+
+    /// `e`, returned by a call on this socket, as `SessionError::idle_on` tells it.
+    pub fn failed(&self, e: impl Into<io::Error>) -> io::Error {
+        use std::os::fd::AsFd;
+        SessionError::idle_on(e.into(), self.socket.as_fd(), self.stall)
+    }
+}
+
+impl io::Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        io::Read::read(&mut self.socket, buf).map_err(|e| self.failed(e))
+    }
+}
+
+impl io::Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::Write::write(&mut self.socket, buf).map_err(|e| self.failed(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A reader or writer that counts its `read`/`write`/`lseek` calls, as strace would.
 pub(crate) struct Counted<T> {
     inner: T,
@@ -290,7 +337,7 @@ pub(crate) fn source_shrank(display: &str, at: u64, size: u64) -> anyhow::Error 
 
 /// Reads the next chunk header of a chunked file; a connection closed between chunks is the
 /// same "connection lost" as one closed inside a chunk.
-pub(crate) fn next_chunk(socket: &mut Counted<Stream<'_>>, received: u64) -> Result<u32, Attempt> {
+pub(crate) fn next_chunk(socket: &mut Counted<Timed<'_>>, received: u64) -> Result<u32, Attempt> {
     match crate::protocol::read_chunk_header(socket) {
         Ok(len) => Ok(len),
         Err(crate::protocol::ReadError::Protocol(crate::protocol::ProtocolError::Closed)) => {

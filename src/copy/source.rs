@@ -138,7 +138,9 @@ impl Source {
             }
             // A regular file: O_NONBLOCK means nothing to it, but the data paths should not see it.
             let blocking = nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty());
-            nix::fcntl::fcntl(&file, blocking).with_context(|| format!("opening {display}"))?;
+            nix::fcntl::fcntl(&file, blocking)
+                .map_err(std::io::Error::from)
+                .with_context(|| format!("opening {display}"))?;
         }
         Source::of(file, path, display)
     }

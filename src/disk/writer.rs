@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, Scope, ScopedJoinHandle};
 
 use crate::disk::{NameTaken, Target};
+use crate::error::SessionError;
 use crate::protocol::Entry;
 
 /// Threads that write. Two measured 20% faster than one on a tree of 4 KiB files (the kernel's
@@ -152,10 +153,9 @@ where
                 .spawn_scoped(self.scope, move || work(&groups, &failed, write));
             match spawned {
                 Ok(thread) => threads.push(thread),
-                Err(e) if threads.is_empty() => {
-                    // As text: the system refuses a thread with EAGAIN, whose `io::Error` would
-                    // read as a socket's timeout (a sender that stalled, exit 3).
-                    return Err(anyhow::anyhow!("starting a thread to write files: {e}"));
+                Err(cause) if threads.is_empty() => {
+                    let thread = "a thread to write files";
+                    return Err(SessionError::ThreadRefused { thread, cause }.into());
                 }
                 Err(_) => break,
             }

@@ -176,10 +176,8 @@ fn errno_of(err: &anyhow::Error) -> Option<i32> {
         if let Some(SessionError::MethodUnavailable { errno, .. }) = cause.downcast_ref() {
             return *errno;
         }
-        if let Some(e) = cause.downcast_ref::<io::Error>() {
-            return e.raw_os_error();
-        }
-        cause.downcast_ref::<nix::errno::Errno>().map(|e| *e as i32)
+        // The data paths return their errnos as `io::Error`, converted where the call returns.
+        cause.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error)
     })
 }
 

@@ -14,6 +14,7 @@ use humansize::{BINARY, format_size};
 
 use super::chunked;
 use super::log::Entry as LogEntry;
+use super::request::MalformedBody;
 use super::request::Request;
 use super::response::{self, Response, refuse};
 use super::{Gate, Handled, header_option, run_server, url_host};
@@ -349,11 +350,12 @@ fn failure_status(e: &anyhow::Error) -> Option<u16> {
         Some(SessionError::ConnectionLost { .. } | SessionError::Interrupted { .. }) => None,
         Some(SessionError::Refused { .. }) => Some(409),
         _ if e.downcast_ref::<OverMaxSize>().is_some() => Some(413),
+        _ if e.downcast_ref::<MalformedBody>().is_some() => Some(400),
         _ => match e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
             Some(std::io::ErrorKind::AlreadyExists) => Some(409),
             Some(std::io::ErrorKind::StorageFull) => Some(507),
             Some(_) => Some(500),
-            // A malformed chunked body.
+            // Not a file's failure, and not typed: told as the request's fault, as before.
             None => Some(400),
         },
     }

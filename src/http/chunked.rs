@@ -5,9 +5,7 @@
 use std::fs::File;
 use std::net::TcpStream;
 
-use anyhow::bail;
-
-use super::request::take_line;
+use super::request::{MalformedBody, take_line};
 use crate::copy::{self, Framing, Incoming, Moved};
 use crate::datapath::Method;
 
@@ -48,7 +46,8 @@ pub fn receive(sink: &Sink<'_>, tick: copy::Tick<'_>) -> anyhow::Result<Moved> {
         total.absorb(moved);
         offset += size;
         if !take_line(sink.socket, MAX_LINE)?.is_empty() {
-            bail!("malformed chunked body: no CRLF after a chunk's data");
+            let why = "malformed chunked body: no CRLF after a chunk's data";
+            return Err(MalformedBody(why.into()).into());
         }
     }
 }
@@ -61,7 +60,10 @@ fn chunk_size(line: &[u8]) -> anyhow::Result<u64> {
     let digit = line.first().is_some_and(u8::is_ascii_hexdigit);
     match httparse::parse_chunk_size(&framed) {
         Ok(httparse::Status::Complete((used, size))) if digit && used == framed.len() => Ok(size),
-        _ => bail!("malformed chunk size {:?}", String::from_utf8_lossy(line)),
+        _ => {
+            let why = format!("malformed chunk size {:?}", String::from_utf8_lossy(line));
+            Err(MalformedBody(why).into())
+        }
     }
 }
 
@@ -72,7 +74,8 @@ fn trailers(socket: &TcpStream) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    bail!("more than {MAX_TRAILERS} trailer lines after a chunked body")
+    let why = format!("more than {MAX_TRAILERS} trailer lines after a chunked body");
+    Err(MalformedBody(why).into())
 }
 
 #[cfg(test)]

@@ -21,9 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use std::time::Duration;
 
-use anyhow::Context;
-
-use crate::error::ExitCode;
+use crate::error::{ExitCode, SessionError};
 use crate::link::auth::Token;
 use crate::link::net;
 use crate::sys::signals;
@@ -185,7 +183,10 @@ where
                         done.store(true, Ordering::SeqCst);
                     }
                 })
-                .context("starting a connection thread")?;
+                .map_err(|cause| SessionError::ThreadRefused {
+                    thread: "a connection thread",
+                    cause,
+                })?;
         }
         // Heads still arriving will not be served: their threads end now, not in 10 s.
         heads.close();

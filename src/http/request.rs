@@ -6,6 +6,8 @@ use std::io::{self, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::error::{SessionError, Stall};
+
 /// Largest request head accepted (request line and headers); a larger one gets `431`.
 pub const MAX_HEAD: usize = 16 << 10;
 /// Most headers one request may carry.
@@ -44,6 +46,8 @@ impl std::fmt::Display for HeadError {
         }
     }
 }
+
+impl std::error::Error for HeadError {}
 
 /// One request head, reduced to what zcp acts on.
 #[derive(Debug, Default)]
@@ -104,6 +108,18 @@ pub fn read_head(socket: &TcpStream, within: Duration) -> Result<Request, HeadEr
     }
 }
 
+/// A chunked body that breaks RFC 9112's rules (answered `400`), and how.
+#[derive(Debug)]
+pub struct MalformedBody(pub String);
+
+impl std::fmt::Display for MalformedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MalformedBody {}
+
 /// Reads one CRLF-ended line of at most `max` bytes (without its CRLF), consuming nothing
 /// after it: what follows stays on the socket for the data paths. The socket's read timeout
 /// applies to each wait.
@@ -112,10 +128,16 @@ pub fn take_line(socket: &TcpStream, max: usize) -> anyhow::Result<Vec<u8>> {
     let mut peeked = vec![0u8; max + 2];
     loop {
         let n = match socket.peek(&mut peeked[..max + 2 - line.len()]) {
-            Ok(0) => anyhow::bail!("the client closed in the middle of a chunked body"),
+            Ok(0) => {
+                let why = "the client closed in the middle of a chunked body";
+                return Err(MalformedBody(why.into()).into());
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(anyhow::Error::from(e).context("reading a chunk header")),
+            Err(e) => {
+                let e = SessionError::idle_on(e, std::os::fd::AsFd::as_fd(socket), Stall::Read);
+                return Err(anyhow::Error::from(e).context("reading a chunk header"));
+            }
         };
         let seen = &peeked[..n];
         // A CR that ended the bytes consumed so far pairs with an LF first in this peek.
@@ -126,15 +148,16 @@ pub fn take_line(socket: &TcpStream, max: usize) -> anyhow::Result<Vec<u8>> {
         };
         if let Some(lf) = end {
             line.extend_from_slice(&seen[..lf]);
-            consume(socket, lf + 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+            consume(socket, lf + 1)?;
             line.truncate(line.len().saturating_sub(1));
             return Ok(line);
         }
         if line.len() + n > max {
-            anyhow::bail!("a chunk header line longer than {max} bytes");
+            let why = format!("a chunk header line longer than {max} bytes");
+            return Err(MalformedBody(why).into());
         }
         line.extend_from_slice(seen);
-        consume(socket, n).map_err(|e| anyhow::anyhow!("{e}"))?;
+        consume(socket, n)?;
     }
 }
 

@@ -240,15 +240,16 @@ pub fn stop_listening(listener: &TcpListener) {
 
 /// Starts the thread of one connection. A system out of threads refuses it (EAGAIN): that ends
 /// the caller's run with a one-line error (exit 1) instead of the panic of `Scope::spawn`;
-/// threads already running finish first. As text, since an `io::Error` of that kind would read as a
-/// socket's timeout.
+/// threads already running finish first.
 pub fn connection_thread<'scope>(
     scope: &'scope thread::Scope<'scope, '_>,
     work: impl FnOnce() + Send + 'scope,
 ) -> anyhow::Result<()> {
     match thread::Builder::new().name("zcp-conn".into()).spawn_scoped(scope, work) {
         Ok(_) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("starting a thread for a connection: {e}")),
+        Err(cause) => {
+            Err(SessionError::ThreadRefused { thread: "a thread for a connection", cause }.into())
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::copy::socket::Socket;
-use crate::error::SessionError;
+use crate::error::{SessionError, Stall};
 use crate::protocol::{self, ErrorCode, Message, ProtocolError, ReadError};
 
 /// How long a peer may take to greet and to answer before the data flows.
@@ -74,15 +74,13 @@ impl Deadline {
     }
 }
 
-/// Reads the next message, which must arrive whole within `within` (the limit `named` so,
-/// `--idle-timeout`): one deadline for the whole frame, so a peer trickling it a byte at a
-/// time cannot stretch the wait, as it could a limit per read. `None` waits as long as it
-/// takes. An ERROR frame becomes `SessionError::Peer`; a frame that did not come whole in
-/// time, an error of kind `TimedOut` that says so.
+/// Reads the next message, which must arrive whole within `within` (`--idle-timeout`): one
+/// deadline for the whole frame, so a peer trickling it a byte at a time cannot stretch the
+/// wait, as it could a limit per read. `None` waits as long as it takes. An ERROR frame
+/// becomes `SessionError::Peer`; a frame that did not come whole in time, `SessionError::Idle`.
 pub fn whole_message(
     socket: &Socket,
     within: Option<Duration>,
-    named: &str,
     waiting_for: &str,
 ) -> anyhow::Result<Message> {
     let Some(within) = within else {
@@ -92,10 +90,8 @@ pub fn whole_message(
     let mut deadline = Deadline::new(socket, within)?;
     match protocol::read_message(&mut deadline) {
         Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-            let secs = within.as_secs_f64();
-            let late = format!("it did not arrive whole within {secs} s ({named})");
-            Err(anyhow::Error::from(io::Error::new(io::ErrorKind::TimedOut, late))
-                .context(format!("waiting for {waiting_for}")))
+            let late = SessionError::Idle { stall: Stall::Whole, timeout: within };
+            Err(anyhow::Error::from(late).context(format!("waiting for {waiting_for}")))
         }
         read => from_peer(read, waiting_for, Some(within)),
     }
@@ -112,17 +108,15 @@ impl Read for Deadline {
     }
 }
 
-/// The error for a failed read while `waiting_for` something; a read that hit the socket's
-/// `timeout` says so, in seconds, and keeps its `WouldBlock` kind for the callers that name it.
+/// The error for a failed read while `waiting_for` something. A read of the blocking socket
+/// that hit its `timeout` (`EAGAIN`, unless the reader already told it as an idle timeout) is
+/// `SessionError::Idle`: nothing arrived for that long.
 pub fn read_failure(e: ReadError, waiting_for: &str, timeout: Option<Duration>) -> anyhow::Error {
     let context = format!("waiting for {waiting_for}");
     match (e, timeout) {
-        (ReadError::Io(e), Some(t)) if e.kind() == io::ErrorKind::WouldBlock => {
-            anyhow::Error::from(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("nothing arrived for {} s", t.as_secs_f64()),
-            ))
-            .context(context)
+        (ReadError::Io(e), Some(timeout)) if e.kind() == io::ErrorKind::WouldBlock => {
+            anyhow::Error::from(SessionError::Idle { stall: Stall::Handshake, timeout })
+                .context(context)
         }
         (e, _) => anyhow::Error::from(e).context(context),
     }

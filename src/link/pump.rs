@@ -23,6 +23,7 @@ use rustls::ExtractedSecrets;
 use super::records::{
     ALERT, APPLICATION_DATA, CLOSE_NOTIFY, HEADER, MAX_PLAIN, MAX_RECORD, OpenError, Opener, Sealer,
 };
+use crate::error::SessionError;
 
 /// Send buffer of each end of the session's socket pair.
 const PAIR_BUFFER: usize = 1 << 20;
@@ -155,7 +156,7 @@ fn spawn(
             }
             let _ = done.send(way);
         })
-        .context("starting the TLS thread")
+        .map_err(|cause| SessionError::ThreadRefused { thread: "the TLS thread", cause }.into())
 }
 
 /// Keeps the first failure, except that a failure of the TLS stream replaces a socket error:

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod comeback;
 pub mod datapaths;
 pub mod encryption;
+pub mod failures;
 pub mod http;
 pub mod lobby;
 pub mod locking;

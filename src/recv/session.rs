@@ -3,19 +3,18 @@
 //! others by the configured data path straight into their part files), each checked against
 //! its digest and put in place, then the summary.
 
-use std::io;
-
 use anyhow::Context;
 
 use super::intake::{self, refuse_written};
 use super::mirror;
 use super::plan::{self, SessionPlan};
 use crate::config::RecvConfig;
+use crate::copy::Timed;
 use crate::copy::batch::Inbox;
 use crate::copy::socket::Socket;
 use crate::datapath::Encryption;
 use crate::disk::{self, Barrier, Decision, Destination};
-use crate::error::{ExitCode, exit_code};
+use crate::error::{ExitCode, exit_code, idle_in};
 use crate::link::peer::{self, unexpected};
 use crate::progress::Ui;
 use crate::protocol::{self, Entry, ErrorCode, Message, Summary};
@@ -74,7 +73,8 @@ impl Session<'_> {
         data_starts: impl FnOnce(),
     ) -> anyhow::Result<Report> {
         let mut plan = plan::plan(&offer.entries, self.dest, self.cfg);
-        protocol::write_plan(socket, plan.answers()).context("sending the plan")?;
+        protocol::write_plan(&mut Timed::replying(socket.stream()), plan.answers())
+            .context("sending the plan")?;
         peer::set_timeout(socket, self.cfg.net.idle_timeout)?;
         data_starts();
         let start = rusage::Snapshot::now();
@@ -113,7 +113,7 @@ impl Session<'_> {
         let removed = self.mirror(&offer.entries, &plan, &events)?;
         let stats = start.side_stats(&total);
         let summary = Summary { verdicts: plan.verdicts.clone(), stats: stats.clone() };
-        protocol::write_message(socket, &Message::Summary(summary))
+        protocol::write_message(&mut Timed::replying(socket.stream()), &Message::Summary(summary))
             .context("sending the summary")?;
         let report = Report {
             role: Role::Receiver,
@@ -210,12 +210,11 @@ impl Session<'_> {
         self.cfg.mode.sessions_at_once()
     }
 
-    /// Names an idle timeout as such instead of "resource temporarily unavailable".
+    /// Says what an idle timeout left behind.
     fn explain_idle(&self, err: anyhow::Error) -> anyhow::Error {
-        match (is_idle(&err), self.cfg.net.idle_timeout) {
-            (true, Some(t)) => crate::error::idle_timeout(&err, "no data", t)
-                .context("the sender stalled; partial files kept"),
-            _ => err,
+        match idle_in(&err) {
+            Some(_) => err.context("the sender stalled; partial files kept"),
+            None => err,
         }
     }
 }
@@ -236,20 +235,11 @@ fn tell_peer(socket: &mut Socket, err: anyhow::Error) -> anyhow::Error {
         ExitCode::Protocol => Some(ErrorCode::Protocol),
         ExitCode::Refused => Some(ErrorCode::Limit),
         // The receiver broke the session off: the sender exits 3 (a timeout), not 5.
-        ExitCode::Connection if is_idle(&err) => Some(ErrorCode::Interrupted),
+        ExitCode::Connection if idle_in(&err).is_some() => Some(ErrorCode::Interrupted),
         _ => None,
     };
     if let Some(code) = code {
         peer::fail_with(socket, code, &format!("receiver: {err:#}"));
     }
     err
-}
-
-/// A read or write that hit the socket's timeout: `WouldBlock` from std, `EAGAIN` from a
-/// splice.
-fn is_idle(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock)
-            || c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EAGAIN)
-    })
 }

@@ -9,7 +9,7 @@ pub mod manifest;
 mod sparse;
 pub mod star;
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use crate::copy::batch;
 use crate::copy::pace::Pacer;
 use crate::copy::socket::Socket;
 use crate::copy::source::{Listed, Source};
-use crate::copy::{self, Counted, Framing, Moved, Outgoing};
+use crate::copy::{self, Counted, Framing, Moved, Outgoing, Timed};
 use crate::datapath::{DataPath, Method};
 use crate::error::SessionError;
 use crate::link::auth::Direction;
@@ -150,17 +150,15 @@ fn run(
     let shared = Shared { events: &events, sparse, digests: leg.map(|l| l.digests) };
     let pushed = push_all(socket, cfg, manifest, &answers, &mut reports, shared);
     signals::restore();
-    let (total, mut pending) = pushed
-        .map_err(|e| explain_idle(e, idle))
-        .with_context(|| format!("sending to {receiver}"))
-        .map_err(explain_interrupt)?;
+    let (total, mut pending) =
+        pushed.with_context(|| format!("sending to {receiver}")).map_err(explain_interrupt)?;
     let stats = start.side_stats(&total);
     pending.extend(protocol::frame(&Message::Finish(stats.clone())));
-    if let Err(e) = socket.write_all(&pending) {
-        let e = explain_idle(anyhow::Error::from(e).context("sending statistics"), idle);
+    if let Err(e) = Timed::writing(socket.stream()).write_all(&pending) {
+        let e = anyhow::Error::from(e).context("sending statistics");
         return Err(peer_reason(socket).unwrap_or(e));
     }
-    let summary = match peer::whole_message(socket, idle, IDLE, "the receiver's summary")? {
+    let summary = match peer::whole_message(socket, idle, "the receiver's summary")? {
         Message::Summary(s) => s,
         other => return Err(unexpected("SUMMARY", &other)),
     };
@@ -230,7 +228,7 @@ fn offer(
     // Deciding resumes hashes partial files: allow the idle timeout for the answer, and at
     // least the handshake's.
     let within = cfg.net.idle_timeout.map(|t| t.max(HANDSHAKE_TIMEOUT));
-    let plan = match peer::whole_message(socket, within, IDLE, "the receiver's plan")? {
+    let plan = match peer::whole_message(socket, within, "the receiver's plan")? {
         Message::Plan(plan) if plan.answers.len() == manifest.items.len() => plan,
         other => return Err(unexpected("PLAN with one answer per entry", &other)),
     };
@@ -385,10 +383,9 @@ impl Push<'_> {
     /// gathered is written twice.
     fn send_pending(&mut self) -> anyhow::Result<()> {
         if self.holds_data && peer::peer_has_spoken(self.socket) {
-            let stopped = anyhow::anyhow!("the receiver stopped the transfer");
-            return Err(peer_reason(self.socket).unwrap_or(stopped));
+            return Err(peer_reason(self.socket).unwrap_or(SessionError::PeerStopped.into()));
         }
-        let mut counted = Counted::new(&*self.socket);
+        let mut counted = Counted::new(Timed::writing(self.socket.stream()));
         let written = counted.write_all(&self.pending);
         if self.holds_data {
             self.total.calls += counted.calls;
@@ -542,7 +539,7 @@ fn push(
         if moved >= next_watch {
             next_watch = moved + WATCH_EVERY;
             if peer::peer_has_spoken(watched) {
-                return Err(io::Error::other("the receiver stopped the transfer").into());
+                return Err(SessionError::PeerStopped.into());
             }
         }
         Ok(())
@@ -597,9 +594,6 @@ fn explain_interrupt(err: anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// The option that bounds each exchange that waits on the receiver, as errors name it.
-const IDLE: &str = "--idle-timeout";
-
 /// How long a failed send looks for the receiver's reason, all reads together: a receiver that
 /// sends frames forever must not hold the sender.
 const REASON_WITHIN: Duration = Duration::from_secs(2);
@@ -616,19 +610,5 @@ pub fn peer_reason(socket: &mut Socket) -> Option<anyhow::Error> {
             Ok(_) => continue,
             Err(_) => return None,
         }
-    }
-}
-
-/// Names the idle timeout when the receiver took no data for that long (a write that timed
-/// out), instead of "resource temporarily unavailable".
-fn explain_idle(err: anyhow::Error, idle: Option<Duration>) -> anyhow::Error {
-    let timed_out = err.chain().any(|c| {
-        c.downcast_ref::<io::Error>().is_some_and(|e| {
-            matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-        }) || c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::EAGAIN)
-    });
-    match (timed_out, idle) {
-        (true, Some(t)) => crate::error::idle_timeout(&err, "the receiver took no data", t),
-        _ => err,
     }
 }
