@@ -550,3 +550,26 @@ fn star_compares_three_ways_and_leaves_nothing_behind() {
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "the workspace is removed");
     bench(dir.path(), &["--star", "2", "--compare"]).code(2);
 }
+
+/// `--against` an older build: one from before `--resume-wait` (a stand-in that refuses the
+/// option, as clap would, and runs this zcp otherwise) still runs every round.
+#[test]
+fn against_a_build_without_resume_wait_runs_its_rounds() {
+    let dir = TempDir::new().unwrap();
+    let old = dir.path().join("zcp-old");
+    let script = format!(
+        "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = --resume-wait ] && {{ echo \"error: unexpected \
+         argument '--resume-wait' found\" >&2; exit 2; }}; done\n\
+         [ \"$1 $2\" = \"recv --help\" ] && {{ {ZCP} recv --help | grep -v resume-wait; exit 0; }}\n\
+         exec {ZCP} \"$@\"\n"
+    );
+    fs::write(&old, script).unwrap();
+    fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let against = format!("old={}", old.display());
+    let with_old =
+        bench(dir.path(), &["--size", "1M", "--methods", "sendfile:splice", "--against", &against])
+            .success();
+    let report = stdout_json(&with_old);
+    let row = pair(&report, "sendfile:splice @ old");
+    assert_eq!(row["status"], "ok", "{row:#}");
+}

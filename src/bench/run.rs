@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -228,8 +229,8 @@ pub fn zcp(
     receiver
         .args(["recv", "--listen", "127.0.0.1:0", "--output"])
         .arg(if variant.output_file { copy.as_path() } else { out })
-        // A failed sender fails the round: nothing is to come back and resume.
-        .args(["--resume-wait", "0", "--method", pair.recv])
+        .args(no_comeback(ctx.zcp))
+        .args(["--method", pair.recv])
         .args(variant.recv_args)
         .args(&common)
         .env(TOKEN_ENV, ctx.token)
@@ -250,6 +251,25 @@ pub fn zcp(
         recv.fallbacks.extend(encryption_note(&run.received, "recv")?);
     }
     Ok(Sample { throughput: ctx.rate(run.wall), cpu: run.cpu(), send, recv, blocks })
+}
+
+/// `--resume-wait 0` where `zcp` takes it: a failed sender fails the round, and nothing is to
+/// come back and resume. A build from before the option (`--against` an older binary) is
+/// asked once, by its `recv --help`, and gets nothing.
+fn no_comeback(zcp: &Path) -> &'static [&'static str] {
+    static TAKES: Mutex<Vec<(PathBuf, bool)>> = Mutex::new(Vec::new());
+    let Ok(mut known) = TAKES.lock() else { return &[] };
+    let takes = match known.iter().find(|(path, _)| path == zcp) {
+        Some(&(_, takes)) => takes,
+        None => {
+            let help = Command::new(zcp).args(["recv", "--help"]).output();
+            let takes =
+                help.is_ok_and(|h| String::from_utf8_lossy(&h.stdout).contains("--resume-wait"));
+            known.push((zcp.to_path_buf(), takes));
+            takes
+        }
+    };
+    if takes { &["--resume-wait", "0"] } else { &[] }
 }
 
 /// For an `--encrypt` run: why the kernel did not seal records, if it did not; an error when
