@@ -137,7 +137,7 @@ fn auto_receiver_writes_the_data_with_splice() {
     let data = write_random_file(&src, SIZE, 98);
     let dst = util::subdir(work.path(), "dst");
     let log = work.path().join("recv.strace");
-    let args = strace_args(&log, "splice,tee,read,write,recvfrom,mmap,madvise,munmap");
+    let args = strace_args(&log, "splice,tee,read,write,recvfrom,mmap,madvise,munmap,ftruncate");
     let wrapper: Vec<&OsStr> =
         std::iter::once(OsStr::new("strace")).chain(args.iter().map(OsString::as_os_str)).collect();
     let receiver = Receiver::try_start_env(&wrapper, &dst, &["--json"], &[])
@@ -156,8 +156,8 @@ fn auto_receiver_writes_the_data_with_splice() {
     // Every byte is spliced twice: socket to pipe, then pipe to file.
     assert_eq!(splice.bytes(), 2 * SIZE as i64, "splice should move the whole file: {splice:?}");
     assert_eq!(report["recv"]["syscalls"], splice.calls, "report vs strace: {splice:?}");
-    // The checksum is taken from a read-only shared mapping of the file just written (issue
-    // no tee'd copy, and read(2) sees only start-up files (libraries, /proc/self/status).
+    // The checksum is taken from a read-only shared mapping of the file just written: no
+    // tee'd copy, and read(2) sees only start-up files (libraries, /proc/self/status).
     let (tee, read) = (traced(&trace, "tee"), traced(&trace, "read"));
     assert_eq!(tee.calls, 0, "no tee'd copy for the checksum: {tee:?}");
     assert!((0..65536).contains(&read.bytes()), "no read(2) of the data: {read:?}");
@@ -173,6 +173,10 @@ fn auto_receiver_writes_the_data_with_splice() {
     // std's `TcpStream` reads with recv(2), which strace shows as recvfrom: frames only.
     let frames = traced(&trace, "recvfrom");
     assert!(frames.bytes() < (SIZE / 4) as i64, "the data went through recvfrom: {frames:?}");
+    // A new part file is empty: truncating it to 0 would make ext4 write its data back when it
+    // is closed (auto_da_alloc), a stall of the receiver's last moment.
+    let truncated = traced(&trace, "ftruncate");
+    assert_eq!(truncated.calls, 0, "a new part file was truncated: {truncated:?}");
 }
 
 #[test]

@@ -296,7 +296,14 @@ impl Part<'_> {
             }
             None => self.lock_for_writing().map_err(|r| refused(r.reason))?,
         };
-        part.set_len(offset).with_context(|| format!("truncating {}", self.shown().display()))?;
+        // A part file of that length already is left as it is: a new one is empty, and ext4
+        // writes a file's data back when it is closed after a truncation to 0 (auto_da_alloc),
+        // which stalled every receive into ext4 at its end.
+        let shown = || self.shown().display().to_string();
+        let len = part.metadata().with_context(|| format!("checking {}", shown()))?.len();
+        if len != offset {
+            part.set_len(offset).with_context(|| format!("truncating {}", shown()))?;
+        }
         Ok(part)
     }
 
