@@ -103,7 +103,7 @@ fn url(addr: SocketAddr, path: &str) -> String {
 }
 
 /// Sends raw bytes as a request and returns all the server answered.
-fn raw_request(addr: SocketAddr, bytes: &[u8]) -> String {
+pub(crate) fn raw_request(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut socket = TcpStream::connect(addr).expect("connecting");
     socket.set_read_timeout(Some(STARTUP)).expect("timeout");
     socket.write_all(bytes).expect("sending the request");

@@ -3,7 +3,7 @@
 //! and text from a client that never showed the token reaches the terminal escaped.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{Process, STARTUP, TOKEN, skip, subdir, unusable, zcp_command};
+use crate::http::raw_request;
+use crate::util::{Process, TOKEN, skip, subdir, unusable, zcp_command};
 
 /// Slow heads held open at once: as many as the slots `send --http` (and `recv --http` by
 /// default) answers requests in.
@@ -32,16 +33,6 @@ fn accept_into(dir: &Path, extra: &[&str]) -> (Process, SocketAddr) {
     args.push(dir.as_os_str().to_owned());
     args.extend(extra.iter().map(OsString::from));
     start(&args)
-}
-
-/// Sends `bytes` as a request and returns all the server answered.
-fn raw_request(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut socket = TcpStream::connect(addr).expect("connecting");
-    socket.set_read_timeout(Some(STARTUP)).expect("timeout");
-    socket.write_all(bytes).expect("sending the request");
-    let mut answer = Vec::new();
-    let _ = socket.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// An upload of `body` to `path` with the test token.
