@@ -121,7 +121,7 @@ fn header_option(token: Option<&Token>, generated: bool) -> String {
 /// runs as it is on a host of the same network; `HOST` when there is none.
 fn url_host(addr: SocketAddr) -> String {
     let ip = match addr.ip() {
-        ip if ip.is_unspecified() => interface_ip(addr.is_ipv6()),
+        ip if ip.is_unspecified() => interface_ip(addr),
         ip => Some(ip),
     };
     match ip {
@@ -131,25 +131,12 @@ fn url_host(addr: SocketAddr) -> String {
     }
 }
 
-/// The first non-loopback address of an interface that is up: IPv4, or (`v6`, listening on
-/// `[::]`) IPv6 when there is no IPv4 one. Link-local IPv6 addresses need a scope in a URL and
-/// are passed over.
-fn interface_ip(v6: bool) -> Option<IpAddr> {
-    use nix::net::if_::InterfaceFlags;
-    let addrs: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
-        .ok()?
-        .filter(|i| i.flags.contains(InterfaceFlags::IFF_UP))
-        .filter_map(|i| {
-            let a = i.address?;
-            let ip = a.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()));
-            ip.or_else(|| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
-        })
-        .filter(|ip| !ip.is_loopback())
-        .collect();
-    let v4 = addrs.iter().find(|ip| ip.is_ipv4());
-    let global_v6 =
-        || addrs.iter().find(|ip| matches!(ip, IpAddr::V6(a) if !a.is_unicast_link_local()));
-    v4.or_else(|| if v6 { global_v6() } else { None }).copied()
+/// The first address a listener on the wildcard `bound` can be reached at (`net::reachable`,
+/// as the commands a zcp session prints), IPv4 first; `None` when the host has only loopback.
+fn interface_ip(bound: SocketAddr) -> Option<IpAddr> {
+    let found = net::reachable(bound);
+    let first = found.iter().find(|a| a.is_ipv4()).or(found.first());
+    first.map(SocketAddr::ip).filter(|ip| !ip.is_loopback())
 }
 
 /// How a connection handler ended: whether the server's work is done now.
