@@ -278,6 +278,22 @@ fn chromium_renders_the_chart_to_a_png() {
     assert!(bytes.len() > 40 << 10, "the PNG has {} bytes: nothing drawn?", bytes.len());
 }
 
+/// The SVG `zcp bench --from-json` draws from `report`, saved to a file, within `limit`.
+fn drawn(report: &Value, limit: Duration) -> String {
+    let dir = TempDir::new().unwrap();
+    let (json, svg) = (dir.path().join("report.json"), dir.path().join("chart.svg"));
+    fs::write(&json, report.to_string()).unwrap();
+    Command::new(ZCP)
+        .args(["bench", "--quiet", "--from-json"])
+        .arg(&json)
+        .arg("--export-svg")
+        .arg(&svg)
+        .timeout(limit)
+        .assert()
+        .success();
+    fs::read_to_string(&svg).unwrap()
+}
+
 #[test]
 fn text_from_a_peer_is_escaped_in_the_chart() {
     let mut report = run().report.clone();
@@ -287,18 +303,7 @@ fn text_from_a_peer_is_escaped_in_the_chart() {
     peer["status"] = "failed".into();
     peer["failed_round"] = 1.into();
     peer["error"] = hostile.into();
-    let dir = TempDir::new().unwrap();
-    let (json, svg) = (dir.path().join("hostile.json"), dir.path().join("hostile.svg"));
-    fs::write(&json, report.to_string()).unwrap();
-    Command::new(ZCP)
-        .args(["bench", "--quiet", "--from-json"])
-        .arg(&json)
-        .arg("--export-svg")
-        .arg(&svg)
-        .timeout(LIMIT)
-        .assert()
-        .success();
-    let text = fs::read_to_string(&svg).unwrap();
+    let text = drawn(&report, LIMIT);
     assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "a control character in the SVG");
     let doc = parse(&text);
     let texts = texts(&doc);
@@ -352,18 +357,7 @@ fn a_report_with_absurd_numbers_still_draws() {
     pairs[0]["send"]["syscalls"] = 0.into();
     pairs[1]["send"]["cpu_s_per_gib"] = 1e308.into();
     pairs[1]["recv"]["syscalls"] = u64::MAX.into();
-    let dir = TempDir::new().unwrap();
-    let (json, svg) = (dir.path().join("absurd.json"), dir.path().join("absurd.svg"));
-    fs::write(&json, report.to_string()).unwrap();
-    Command::new(ZCP)
-        .args(["bench", "--quiet", "--from-json"])
-        .arg(&json)
-        .arg("--export-svg")
-        .arg(&svg)
-        .timeout(Duration::from_secs(60))
-        .assert()
-        .success();
-    let text = fs::read_to_string(&svg).unwrap();
+    let text = drawn(&report, Duration::from_secs(60));
     let doc = parse(&text);
     let width = |n: roxmltree::Node| n.attribute("width").and_then(|w| w.parse::<i64>().ok());
     let widest = doc.descendants().filter(|n| n.has_tag_name("rect")).skip(1).filter_map(width);
