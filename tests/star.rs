@@ -321,4 +321,7 @@ fn an_encrypted_star_and_a_sparse_file_arrive_intact() {
         assert_file_holds(&dst.join("sparse.bin"), &fs::read(&file).unwrap(), &address);
     }
     assert_eq!(json_u64(&json, "/hashed_once/files"), 1, "{json:#}");
+    // Its 14 MiB hole is hashed as zeros without reading it: 2 MiB of data in 256 KiB reads.
+    let calls = json_u64(&json, "/hashed_once/checksum_calls");
+    assert!(calls <= 16, "the hole was read to hash it: {calls} reads");
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::checksum::Xxh3;
 use crate::copy;
+use crate::copy::holes::Run;
 use crate::report::star::HashedOnce;
 
 /// Bytes hashed between two looks at whether the star is over.
@@ -148,21 +149,34 @@ impl Drop for Digests {
 /// Hashes `file` up to `size` and publishes the digest (or why not) in the slot.
 fn hash_into(mut publish: Publish, file: &File, size: u64, over: &AtomicBool, hashed: &Hashed) {
     let mut hasher = Xxh3::new();
-    let (mut pos, mut calls) = (0u64, 0u64);
-    while pos < size {
-        if over.load(Ordering::Acquire) {
-            publish.state = Some(State::Failed("the star ended".into()));
+    let mut calls = 0u64;
+    // Holes are hashed as the zeros they read as, without reading them, as a single send does.
+    let runs = match copy::holes::runs(file, 0, size) {
+        Ok(Some(runs)) => runs,
+        Ok(None) => vec![Run { hole: 0, at: 0, data: size }],
+        Err(e) => {
+            publish.state = Some(State::Failed(format!("finding the file's holes: {e}")));
             return;
         }
-        let end = size.min(pos + STEP);
-        match copy::hash_range(file, pos, end, &mut hasher) {
-            Ok(n) => calls += n,
-            Err(e) => {
-                publish.state = Some(State::Failed(format!("computing the checksum: {e}")));
+    };
+    for run in runs {
+        hasher.update_zeros(run.hole);
+        let (mut pos, data_end) = (run.at, run.at + run.data);
+        while pos < data_end {
+            if over.load(Ordering::Acquire) {
+                publish.state = Some(State::Failed("the star ended".into()));
                 return;
             }
+            let end = data_end.min(pos + STEP);
+            match copy::hash_range(file, pos, end, &mut hasher) {
+                Ok(n) => calls += n,
+                Err(e) => {
+                    publish.state = Some(State::Failed(format!("computing the checksum: {e}")));
+                    return;
+                }
+            }
+            pos = end;
         }
-        pos = end;
     }
     hashed.files.fetch_add(1, Ordering::Relaxed);
     hashed.bytes.fetch_add(size, Ordering::Relaxed);
